@@ -1,0 +1,141 @@
+// Qwen2 decoder-only LM in LibTorch, written to read side by side with Hugging Face's
+// modeling_qwen2.py. Module and parameter names equal HF's state-dict keys
+// (model.layers.0.self_attn.q_proj.weight, ...), so checkpoints load by name.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <vector>
+
+#include "c3/model/qwen2_config.h"
+
+namespace c3 {
+
+// Keys and values of every layer, preallocated and grown by doubling, so decoding appends
+// in place. Keys are stored after RoPE, as HF does.
+struct KVCache {
+  std::vector<at::Tensor> keys;    // per layer [B, KV, capacity, D]
+  std::vector<at::Tensor> values;  // per layer [B, KV, capacity, D]
+  int64_t length = 0;              // filled positions (the same for every row of the batch)
+
+  int64_t capacity() const { return keys.empty() ? 0 : keys[0].size(2); }
+  void reset() { keys.clear(), values.clear(), length = 0; }
+};
+
+class Qwen2RMSNormImpl : public torch::nn::Module {
+ public:
+  Qwen2RMSNormImpl(int64_t hidden_size, double eps);
+  at::Tensor forward(const at::Tensor& x);
+  at::Tensor weight;
+  double eps;
+};
+TORCH_MODULE(Qwen2RMSNorm);
+
+// inv_freq stays fp32 whatever the model's dtype (it is not a registered buffer, so
+// module->to(bf16) leaves it alone); cos/sin are computed in fp32 and cast to the activations.
+class Qwen2RotaryEmbedding {
+ public:
+  Qwen2RotaryEmbedding(int64_t head_dim, double theta);
+  // position_ids [B, T] -> (cos, sin), each [B, T, head_dim] in `dtype`.
+  std::pair<at::Tensor, at::Tensor> forward(const at::Tensor& position_ids, at::ScalarType dtype);
+
+ private:
+  at::Tensor inv_freq_;
+};
+
+// Attention mask and flags shared by every layer of one forward.
+struct AttentionMask {
+  at::Tensor allowed;  // bool [B or 1, 1, T, S], or undefined
+  bool causal = false;
+};
+
+class Qwen2AttentionImpl : public torch::nn::Module {
+ public:
+  explicit Qwen2AttentionImpl(const Qwen2Config& config);
+  // x [B, T, hidden]; cos/sin [B, T, D]; cache: this layer's slot (index) or nullptr.
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                     const AttentionMask& mask, KVCache* cache, int64_t layer);
+  torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+
+ private:
+  int64_t num_heads_, num_kv_heads_, head_dim_;
+  double scaling_;
+};
+TORCH_MODULE(Qwen2Attention);
+
+class Qwen2MLPImpl : public torch::nn::Module {
+ public:
+  explicit Qwen2MLPImpl(const Qwen2Config& config);
+  at::Tensor forward(const at::Tensor& x);  // down(silu(gate(x)) * up(x))
+  torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+};
+TORCH_MODULE(Qwen2MLP);
+
+class Qwen2DecoderLayerImpl : public torch::nn::Module {
+ public:
+  Qwen2DecoderLayerImpl(const Qwen2Config& config, int64_t layer_idx);
+  at::Tensor forward(const at::Tensor& h, const at::Tensor& cos, const at::Tensor& sin,
+                     const AttentionMask& mask, KVCache* cache);
+  Qwen2Attention self_attn{nullptr};
+  Qwen2MLP mlp{nullptr};
+  Qwen2RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
+
+ private:
+  int64_t layer_idx_;
+};
+TORCH_MODULE(Qwen2DecoderLayer);
+
+// The transformer body: embeddings, decoder layers, final RMSNorm.
+class Qwen2ModelImpl : public torch::nn::Module {
+ public:
+  explicit Qwen2ModelImpl(const Qwen2Config& config);
+
+  // inputs_embeds [B, T, hidden] (C3 overwrites slot rows before calling this).
+  // attention_mask: [B, past + T] of 1 (token) / 0 (padding), HF-style, or undefined (no padding).
+  //   Batches are right-padded; with a cache, padded cache slots stay masked.
+  // position_ids: [B, T], or undefined: counted from the mask (cumsum - 1), else past..past+T-1.
+  // cache: appended in place when given.
+  // Returns the final hidden states after the final RMSNorm, [B, T, hidden].
+  at::Tensor forward(const at::Tensor& inputs_embeds, const at::Tensor& attention_mask = {},
+                     const at::Tensor& position_ids = {}, KVCache* cache = nullptr);
+
+  torch::nn::Embedding embed_tokens{nullptr};
+  torch::nn::ModuleList layers;
+  Qwen2RMSNorm norm{nullptr};
+
+ private:
+  void ensure_capacity(KVCache& cache, int64_t batch, int64_t needed, const at::Tensor& like) const;
+  Qwen2Config config_;
+  Qwen2RotaryEmbedding rotary_emb_;
+};
+TORCH_MODULE(Qwen2Model);
+
+class Qwen2ForCausalLMImpl : public torch::nn::Module {
+ public:
+  explicit Qwen2ForCausalLMImpl(const Qwen2Config& config);
+
+  const Qwen2Config& config() const { return config_; }
+  at::Tensor embed(const at::Tensor& input_ids);              // [B, T] -> [B, T, hidden]
+  at::Tensor logits(const at::Tensor& hidden_states);         // in the model's dtype
+  const at::Tensor& output_embedding() const;                 // lm_head weight (tied or not)
+
+  // input_ids [B, T] -> logits [B, T, vocab]; same mask/position/cache semantics as the body.
+  at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask = {},
+                     const at::Tensor& position_ids = {}, KVCache* cache = nullptr);
+
+  // HF's _init_weights: normal(0, initializer_range) for linear and embedding weights, zero
+  // biases, unit RMSNorm weights.
+  void init_weights(uint64_t seed);
+
+  Qwen2Model model{nullptr};
+  torch::nn::Linear lm_head{nullptr};  // null when tie_word_embeddings
+
+ private:
+  Qwen2Config config_;
+};
+TORCH_MODULE(Qwen2ForCausalLM);
+
+at::ScalarType scalar_type_from_name(const std::string& name);  // "bfloat16"/"bf16" -> kBFloat16
+std::string scalar_type_name(at::ScalarType type);                // kBFloat16 -> "bfloat16"
+
+}  // namespace c3

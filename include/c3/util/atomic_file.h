@@ -1,0 +1,58 @@
+// Outputs are never half-written: data goes to a temporary file beside the target, is fsynced,
+// and is renamed over the target only on commit(). Destroying an uncommitted AtomicFile (an error,
+// an exception) removes the temporary, so a failed run leaves no partial output behind.
+#pragma once
+
+#include <cstddef>
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+namespace c3 {
+
+class AtomicFile {
+ public:
+  explicit AtomicFile(std::filesystem::path target);
+  ~AtomicFile();
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+
+  void write(const void* data, std::size_t size);
+  void write(std::string_view text) { write(text.data(), text.size()); }
+  // fsync, rename over the target, fsync the directory.
+  void commit();
+
+  const std::filesystem::path& target() const { return target_; }
+
+ private:
+  std::filesystem::path target_;
+  std::filesystem::path temp_;
+  int fd_ = -1;
+  bool committed_ = false;
+};
+
+void write_file_atomically(const std::filesystem::path& target, std::string_view contents);
+
+// A folder that appears complete or not at all: files are written into a hidden sibling folder,
+// which commit() renames to the target. An existing target is replaced only when `overwrite`.
+class AtomicDirectory {
+ public:
+  AtomicDirectory(std::filesystem::path target, bool overwrite);
+  ~AtomicDirectory();
+  AtomicDirectory(const AtomicDirectory&) = delete;
+  AtomicDirectory& operator=(const AtomicDirectory&) = delete;
+
+  // Where to write the contents before commit().
+  const std::filesystem::path& staging() const { return staging_; }
+  void commit();
+
+ private:
+  std::filesystem::path target_;
+  std::filesystem::path staging_;
+  bool overwrite_;
+  bool committed_ = false;
+};
+
+std::string read_text_file(const std::filesystem::path& path);
+
+}  // namespace c3

@@ -1,0 +1,139 @@
+// c3: one binary, subcommands registered in src/cli/cmd_*.cpp.
+#include <c10/util/Exception.h>
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+#include <set>
+
+#include "c3/torch_compat.h"
+#include "c3/util/error.h"
+#include "c3/util/runtime.h"
+#include "c3/version.h"
+#include "command.h"
+
+namespace c3::cli {
+
+std::vector<CommandFactory>& command_registry() {
+  static std::vector<CommandFactory> registry;
+  return registry;
+}
+
+CLI::Option* Options::add(CLI::App& app, const std::string& flag, const std::string& key,
+                          nlohmann::json default_value, const std::string& help, std::vector<std::string> choices) {
+  config_.declare(key, default_value, help, choices);
+  texts_.push_back(std::make_unique<std::string>());
+  std::string description = help + " [" + key + ", default " + default_value.dump() + "]";
+  CLI::Option* opt = app.add_option(flag, *texts_.back(), description);
+  bound_.emplace_back(key, opt);
+  return opt;
+}
+
+void Options::apply() {
+  for (size_t i = 0; i < bound_.size(); ++i) {
+    const auto& [key, opt] = bound_[i];
+    if (opt->count() > 0) config_.set_text(key, *texts_[i], opt->get_name());
+  }
+}
+
+namespace {
+
+std::string version_text() {
+  return std::string("c3 ") + C3_VERSION + "\nLibTorch " + compat::torch_version() +
+         "\nCUDA available: " + (cuda_available() ? "yes" : "no") + "\nBLAS: " + blas_backend() + "\n";
+}
+
+int run_cli(int argc, char** argv) {
+  CLI::App app{"c3: Context Cascade Compression (compress text into latent vectors and reconstruct it)", "c3"};
+  app.fallthrough();  // global options may follow the subcommand
+
+  Config config;
+  Options options(config);
+  std::vector<std::string> config_files, assignments;
+  bool dump_config = false;
+  app.add_flag_callback("--version", [] { throw CLI::CallForVersion(version_text(), 0); },
+                        "Print c3's version, the LibTorch version and whether CUDA is available");
+  app.add_option("--config", config_files, "JSON config file(s), merged in order over the defaults")
+      ->check(CLI::ExistingFile);
+  app.add_option("--set", assignments, "Override one config key: section.key=value (repeatable)");
+  app.add_flag("--dump-config", dump_config, "Print the merged, validated config as JSON and exit");
+  options.add(app, "--log-level", "runtime.log_level", "info", "Log level",
+              {"trace", "debug", "info", "warn", "error", "off"});
+  options.add(app, "--log-file", "runtime.log_file", "", "Also append logs to this file");
+  options.add(app, "--threads", "runtime.threads", 0, "CPU threads for LibTorch and OpenBLAS (0 = all cores)");
+  options.add(app, "--device", "runtime.device", "auto", "Device to run on", {"cpu", "cuda", "auto"});
+
+  // Each command owns the config sections it declares; --dump-config shows those and runtime's.
+  std::vector<std::unique_ptr<Command>> commands;
+  std::vector<std::pair<CLI::App*, std::set<std::string>>> owned;
+  for (const auto& factory : command_registry()) {
+    commands.push_back(factory());
+    Command& cmd = *commands.back();
+    CLI::App* sub = app.add_subcommand(cmd.name(), cmd.summary());
+    const auto before = config.dump();
+    cmd.setup(*sub, options);
+    std::set<std::string> sections;
+    const auto after = config.dump();
+    for (auto it = after.begin(); it != after.end(); ++it) {
+      if (!before.contains(it.key()) || before[it.key()].size() != it.value().size()) sections.insert(it.key());
+    }
+    owned.emplace_back(sub, sections);
+  }
+  app.require_subcommand(1);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForVersion& e) {
+    std::cout << e.what();
+    return 0;
+  } catch (const CLI::Success& e) {  // --help
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    spdlog::error("{} (run 'c3 --help' for usage)", e.what());
+    return 2;
+  }
+
+  for (const auto& file : config_files) config.merge_file(file);
+  for (const auto& a : assignments) config.set_assignment(a);
+  options.apply();
+
+  size_t active = 0;
+  while (active < owned.size() && !owned[active].first->parsed()) ++active;
+  if (dump_config) {
+    nlohmann::json all = config.dump(), shown = nlohmann::json::object();
+    shown["runtime"] = all["runtime"];
+    for (const auto& section : owned[active].second) shown[section] = all[section];
+    std::cout << shown.dump(2) << "\n";
+    return 0;
+  }
+
+  configure_logging(config.get<std::string>("runtime.log_level"), config.get<std::string>("runtime.log_file"));
+  Runtime runtime;
+  runtime.threads = configure_threads(config.get<int>("runtime.threads"));
+  runtime.device = resolve_device(config.get<std::string>("runtime.device"));
+  spdlog::debug("c3 {}: LibTorch {}, device {}, {} threads", C3_VERSION, compat::torch_version(),
+                runtime.device.str(), runtime.threads);
+  return commands[active]->run(config, runtime);
+}
+
+}  // namespace
+}  // namespace c3::cli
+
+int main(int argc, char** argv) {
+  spdlog::set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%^%l%$] %v");
+  try {
+    return c3::cli::run_cli(argc, argv);
+  } catch (const c3::UsageError& e) {
+    spdlog::error("{}", e.what());
+    return 2;
+  } catch (const c3::Error& e) {
+    spdlog::error("{}", e.what());
+    return 1;
+  } catch (const c10::Error& e) {
+    std::string msg = e.what_without_backtrace();
+    spdlog::error("{}", msg.substr(0, msg.find('\n')));
+    return 1;
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,246 @@
+#include "c3/model/qwen2.h"
+
+#include "c3/torch_compat.h"
+#include "c3/util/error.h"
+
+namespace c3 {
+namespace {
+
+namespace nn = torch::nn;
+
+nn::Linear linear(int64_t in, int64_t out, bool bias) {
+  return nn::Linear(nn::LinearOptions(in, out).bias(bias));
+}
+
+// HF's rotate_half: dimension i pairs with i + d/2.
+at::Tensor rotate_half(const at::Tensor& x) {
+  const int64_t half = x.size(-1) / 2;
+  return at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+}
+
+}  // namespace
+
+// ---- RMSNorm: fp32 variance, cast back to the input dtype, then multiply by the weight.
+Qwen2RMSNormImpl::Qwen2RMSNormImpl(int64_t hidden_size, double eps_) : eps(eps_) {
+  weight = register_parameter("weight", torch::ones({hidden_size}));
+}
+
+at::Tensor Qwen2RMSNormImpl::forward(const at::Tensor& x) {
+  const auto input_dtype = x.scalar_type();
+  at::Tensor h = x.to(at::kFloat);
+  const at::Tensor variance = h.pow(2).mean(-1, /*keepdim=*/true);
+  h = h * at::rsqrt(variance + eps);
+  return weight * h.to(input_dtype);
+}
+
+// ---- RoPE
+Qwen2RotaryEmbedding::Qwen2RotaryEmbedding(int64_t head_dim, double theta) {
+  // inv_freq[j] = theta^(-2j/d), computed as HF does: int64 arange -> float -> pow in fp32.
+  at::Tensor exponent = torch::arange(0, head_dim, 2, torch::kInt64).to(at::kFloat) / static_cast<double>(head_dim);
+  inv_freq_ = 1.0 / torch::pow(torch::scalar_tensor(theta, at::kFloat), exponent);
+}
+
+std::pair<at::Tensor, at::Tensor> Qwen2RotaryEmbedding::forward(const at::Tensor& position_ids,
+                                                                 at::ScalarType dtype) {
+  if (inv_freq_.device() != position_ids.device()) inv_freq_ = inv_freq_.to(position_ids.device());
+  const at::Tensor freqs = position_ids.to(at::kFloat).unsqueeze(-1) * inv_freq_;  // [B, T, D/2]
+  const at::Tensor emb = at::cat({freqs, freqs}, -1);
+  return {emb.cos().to(dtype), emb.sin().to(dtype)};
+}
+
+// ---- Attention
+Qwen2AttentionImpl::Qwen2AttentionImpl(const Qwen2Config& c)
+    : num_heads_(c.num_attention_heads),
+      num_kv_heads_(c.num_key_value_heads),
+      head_dim_(c.head_dim),
+      scaling_(1.0 / std::sqrt(static_cast<double>(c.head_dim))) {
+  q_proj = register_module("q_proj", linear(c.hidden_size, num_heads_ * head_dim_, true));
+  k_proj = register_module("k_proj", linear(c.hidden_size, num_kv_heads_ * head_dim_, true));
+  v_proj = register_module("v_proj", linear(c.hidden_size, num_kv_heads_ * head_dim_, true));
+  o_proj = register_module("o_proj", linear(num_heads_ * head_dim_, c.hidden_size, false));
+}
+
+at::Tensor Qwen2AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                                       const AttentionMask& mask, KVCache* cache, int64_t layer) {
+  const int64_t b = x.size(0), t = x.size(1);
+  at::Tensor q = q_proj(x).view({b, t, num_heads_, head_dim_}).transpose(1, 2);
+  at::Tensor k = k_proj(x).view({b, t, num_kv_heads_, head_dim_}).transpose(1, 2);
+  at::Tensor v = v_proj(x).view({b, t, num_kv_heads_, head_dim_}).transpose(1, 2);
+
+  const at::Tensor c = cos.unsqueeze(1), s = sin.unsqueeze(1);  // broadcast over heads
+  q = q * c + rotate_half(q) * s;
+  k = k * c + rotate_half(k) * s;
+
+  if (cache) {
+    const int64_t past = cache->length;
+    cache->keys[layer].narrow(2, past, t).copy_(k);
+    cache->values[layer].narrow(2, past, t).copy_(v);
+    k = cache->keys[layer].narrow(2, 0, past + t);
+    v = cache->values[layer].narrow(2, 0, past + t);
+  }
+  at::Tensor out = compat::attention(q, k, v, mask.allowed, mask.causal, scaling_);
+  out = out.transpose(1, 2).reshape({b, t, num_heads_ * head_dim_});
+  return o_proj(out);
+}
+
+// ---- MLP
+Qwen2MLPImpl::Qwen2MLPImpl(const Qwen2Config& c) {
+  gate_proj = register_module("gate_proj", linear(c.hidden_size, c.intermediate_size, false));
+  up_proj = register_module("up_proj", linear(c.hidden_size, c.intermediate_size, false));
+  down_proj = register_module("down_proj", linear(c.intermediate_size, c.hidden_size, false));
+}
+
+at::Tensor Qwen2MLPImpl::forward(const at::Tensor& x) {
+  return down_proj(at::silu(gate_proj(x)) * up_proj(x));
+}
+
+// ---- Decoder layer (pre-norm)
+Qwen2DecoderLayerImpl::Qwen2DecoderLayerImpl(const Qwen2Config& c, int64_t layer_idx) : layer_idx_(layer_idx) {
+  self_attn = register_module("self_attn", Qwen2Attention(c));
+  mlp = register_module("mlp", Qwen2MLP(c));
+  input_layernorm = register_module("input_layernorm", Qwen2RMSNorm(c.hidden_size, c.rms_norm_eps));
+  post_attention_layernorm =
+      register_module("post_attention_layernorm", Qwen2RMSNorm(c.hidden_size, c.rms_norm_eps));
+}
+
+at::Tensor Qwen2DecoderLayerImpl::forward(const at::Tensor& h, const at::Tensor& cos, const at::Tensor& sin,
+                                          const AttentionMask& mask, KVCache* cache) {
+  at::Tensor x = h + self_attn(input_layernorm(h), cos, sin, mask, cache, layer_idx_);
+  return x + mlp(post_attention_layernorm(x));
+}
+
+// ---- Body
+Qwen2ModelImpl::Qwen2ModelImpl(const Qwen2Config& c)
+    : config_(c), rotary_emb_(c.head_dim, c.rope_theta) {
+  embed_tokens = register_module("embed_tokens", nn::Embedding(c.vocab_size, c.hidden_size));
+  layers = register_module("layers", nn::ModuleList());
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers->push_back(Qwen2DecoderLayer(c, i));
+  norm = register_module("norm", Qwen2RMSNorm(c.hidden_size, c.rms_norm_eps));
+}
+
+void Qwen2ModelImpl::ensure_capacity(KVCache& cache, int64_t batch, int64_t needed, const at::Tensor& like) const {
+  if (!cache.keys.empty() && cache.keys[0].size(0) != batch)
+    throw Error("KV cache holds batch " + std::to_string(cache.keys[0].size(0)) + ", input has batch " +
+                std::to_string(batch));
+  if (cache.capacity() >= needed) return;
+  int64_t capacity = std::max<int64_t>(64, cache.capacity());
+  while (capacity < needed) capacity *= 2;
+  const auto opts = like.options();
+  const std::vector<int64_t> shape{batch, config_.num_key_value_heads, capacity, config_.head_dim};
+  for (int64_t l = 0; l < config_.num_hidden_layers; ++l) {
+    at::Tensor k = at::empty(shape, opts), v = at::empty(shape, opts);
+    if (cache.length > 0) {
+      k.narrow(2, 0, cache.length).copy_(cache.keys[l].narrow(2, 0, cache.length));
+      v.narrow(2, 0, cache.length).copy_(cache.values[l].narrow(2, 0, cache.length));
+    }
+    if (cache.keys.size() <= static_cast<size_t>(l)) {
+      cache.keys.push_back(k), cache.values.push_back(v);
+    } else {
+      cache.keys[l] = k, cache.values[l] = v;
+    }
+  }
+}
+
+at::Tensor Qwen2ModelImpl::forward(const at::Tensor& inputs_embeds, const at::Tensor& attention_mask,
+                                   const at::Tensor& position_ids, KVCache* cache) {
+  const int64_t b = inputs_embeds.size(0), t = inputs_embeds.size(1);
+  const int64_t past = cache ? cache->length : 0, total = past + t;
+  const auto device = inputs_embeds.device();
+  if (attention_mask.defined() && (attention_mask.dim() != 2 || attention_mask.size(0) != b ||
+                                   attention_mask.size(1) != total))
+    throw Error("attention_mask must be [batch, past + new] = [" + std::to_string(b) + ", " +
+                std::to_string(total) + "]");
+
+  at::Tensor positions = position_ids;
+  if (!positions.defined()) {
+    if (attention_mask.defined()) {
+      positions = (attention_mask.to(at::kLong).cumsum(-1) - 1).clamp_min(0).narrow(1, past, t);
+    } else {
+      positions = torch::arange(past, total, torch::TensorOptions().dtype(at::kLong).device(device))
+                      .unsqueeze(0)
+                      .expand({b, t});
+    }
+  }
+  auto [cos, sin] = rotary_emb_.forward(positions, inputs_embeds.scalar_type());
+
+  AttentionMask mask;
+  if (attention_mask.defined()) {
+    // Key j is visible to query i (absolute index past + i) when j <= past + i and j is a real
+    // token. The diagonal stays visible even for padding queries, so no row is fully masked
+    // (their outputs are ignored; this only keeps softmax finite).
+    const auto idx = torch::TensorOptions().dtype(at::kLong).device(device);
+    const at::Tensor query_pos = torch::arange(past, total, idx).unsqueeze(1);  // [T, 1]
+    const at::Tensor key_pos = torch::arange(0, total, idx).unsqueeze(0);       // [1, S]
+    const at::Tensor key_valid = attention_mask.to(at::kBool).view({b, 1, 1, total});
+    mask.allowed = ((key_pos <= query_pos) & key_valid) | (key_pos == query_pos);
+  } else if (t > 1 && past > 0) {
+    const auto idx = torch::TensorOptions().dtype(at::kLong).device(device);
+    mask.allowed = (torch::arange(0, total, idx).unsqueeze(0) <= torch::arange(past, total, idx).unsqueeze(1))
+                       .view({1, 1, t, total});
+  } else {
+    mask.causal = t > 1;  // a single new token sees every cached key
+  }
+
+  if (cache) ensure_capacity(*cache, b, total, inputs_embeds);
+  at::Tensor h = inputs_embeds;
+  for (const auto& layer : *layers) h = layer->as<Qwen2DecoderLayer>()->forward(h, cos, sin, mask, cache);
+  if (cache) cache->length = total;
+  return norm(h);
+}
+
+// ---- Causal LM
+Qwen2ForCausalLMImpl::Qwen2ForCausalLMImpl(const Qwen2Config& c) : config_(c) {
+  model = register_module("model", Qwen2Model(c));
+  if (!c.tie_word_embeddings) lm_head = register_module("lm_head", linear(c.hidden_size, c.vocab_size, false));
+}
+
+at::Tensor Qwen2ForCausalLMImpl::embed(const at::Tensor& input_ids) { return model->embed_tokens(input_ids); }
+
+const at::Tensor& Qwen2ForCausalLMImpl::output_embedding() const {
+  return lm_head ? lm_head->weight : model->embed_tokens->weight;
+}
+
+at::Tensor Qwen2ForCausalLMImpl::logits(const at::Tensor& hidden_states) {
+  return torch::nn::functional::linear(hidden_states, output_embedding());
+}
+
+at::Tensor Qwen2ForCausalLMImpl::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
+                                         const at::Tensor& position_ids, KVCache* cache) {
+  return logits(model->forward(embed(input_ids), attention_mask, position_ids, cache));
+}
+
+void Qwen2ForCausalLMImpl::init_weights(uint64_t seed) {
+  torch::NoGradGuard no_grad;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  for (auto& item : named_parameters()) {
+    at::Tensor& p = item.value();
+    const std::string& name = item.key();
+    at::Tensor values;
+    if (name.size() >= 4 && name.compare(name.size() - 4, 4, "bias") == 0) {
+      values = at::zeros(p.sizes(), at::kFloat);
+    } else if (name.find("norm") != std::string::npos) {
+      values = at::ones(p.sizes(), at::kFloat);
+    } else {
+      values = at::normal(0.0, config_.initializer_range, p.sizes(), gen);
+    }
+    p.copy_(values);
+  }
+}
+
+at::ScalarType scalar_type_from_name(const std::string& name) {
+  if (name == "float32" || name == "fp32" || name == "float") return at::kFloat;
+  if (name == "bfloat16" || name == "bf16") return at::kBFloat16;
+  if (name == "float16" || name == "fp16" || name == "half") return at::kHalf;
+  throw UsageError("unknown dtype '" + name + "' (choose float32, bfloat16 or float16)");
+}
+
+std::string scalar_type_name(at::ScalarType type) {
+  switch (type) {
+    case at::kFloat: return "float32";
+    case at::kBFloat16: return "bfloat16";
+    case at::kHalf: return "float16";
+    default: return c10::toString(type);
+  }
+}
+
+}  // namespace c3

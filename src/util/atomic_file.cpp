@@ -1,0 +1,151 @@
+#include "c3/util/atomic_file.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "c3/util/error.h"
+
+namespace fs = std::filesystem;
+
+namespace c3 {
+namespace {
+
+std::string unique_suffix() {
+  static std::mt19937_64 rng{std::random_device{}()};
+  std::ostringstream s;
+  s << ".tmp-" << ::getpid() << "-" << std::hex << (rng() & 0xffffffu);
+  return s.str();
+}
+
+std::string errno_text() { return std::strerror(errno); }
+
+void fsync_directory(const fs::path& dir) {
+  int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
+
+}  // namespace
+
+AtomicFile::AtomicFile(fs::path target) : target_(std::move(target)) {
+  temp_ = target_;
+  temp_ += unique_suffix();
+  fd_ = ::open(temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd_ < 0) fail_file(target_.string(), "cannot create: " + errno_text());
+}
+
+AtomicFile::~AtomicFile() {
+  if (fd_ >= 0) ::close(fd_);
+  if (!committed_) {
+    std::error_code ec;
+    fs::remove(temp_, ec);
+  }
+}
+
+void AtomicFile::write(const void* data, std::size_t size) {
+  const char* p = static_cast<const char*>(data);
+  while (size > 0) {
+    ssize_t n = ::write(fd_, p, size);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      fail_file(target_.string(), "write failed: " + errno_text());
+    }
+    p += n;
+    size -= static_cast<std::size_t>(n);
+  }
+}
+
+void AtomicFile::commit() {
+  if (::fsync(fd_) != 0) fail_file(target_.string(), "fsync failed: " + errno_text());
+  if (::close(fd_) != 0) {
+    fd_ = -1;
+    fail_file(target_.string(), "close failed: " + errno_text());
+  }
+  fd_ = -1;
+  if (::rename(temp_.c_str(), target_.c_str()) != 0) {
+    fail_file(target_.string(), "rename failed: " + errno_text());
+  }
+  committed_ = true;
+  fsync_directory(target_.parent_path());
+}
+
+void write_file_atomically(const fs::path& target, std::string_view contents) {
+  AtomicFile file(target);
+  file.write(contents);
+  file.commit();
+}
+
+AtomicDirectory::AtomicDirectory(fs::path target, bool overwrite)
+    : target_(std::move(target)), overwrite_(overwrite) {
+  if (target_.filename().empty()) target_ = target_.parent_path();  // "out/" -> "out"
+  std::error_code ec;
+  if (fs::exists(target_, ec) && !overwrite_) {
+    fail_file(target_.string(), "already exists (pass --force to replace it)");
+  }
+  fs::path parent = target_.parent_path();
+  if (!parent.empty()) {
+    fs::create_directories(parent, ec);
+    if (ec) fail_file(parent.string(), "cannot create folder: " + ec.message());
+  }
+  staging_ = parent / ("." + target_.filename().string() + unique_suffix());
+  fs::create_directory(staging_, ec);
+  if (ec) fail_file(staging_.string(), "cannot create folder: " + ec.message());
+}
+
+AtomicDirectory::~AtomicDirectory() {
+  if (!committed_) {
+    std::error_code ec;
+    fs::remove_all(staging_, ec);
+  }
+}
+
+void AtomicDirectory::commit() {
+  for (const auto& entry : fs::directory_iterator(staging_)) {
+    if (entry.is_regular_file()) {
+      int fd = ::open(entry.path().c_str(), O_RDONLY);
+      if (fd >= 0) {
+        ::fsync(fd);
+        ::close(fd);
+      }
+    }
+  }
+  fsync_directory(staging_);
+  std::error_code ec;
+  fs::path old;
+  if (fs::exists(target_, ec)) {
+    if (!overwrite_) fail_file(target_.string(), "already exists (pass --force to replace it)");
+    old = target_.parent_path() / ("." + target_.filename().string() + unique_suffix() + ".old");
+    fs::rename(target_, old, ec);
+    if (ec) fail_file(target_.string(), "cannot move the old folder aside: " + ec.message());
+  }
+  fs::rename(staging_, target_, ec);
+  if (ec) {
+    if (!old.empty()) fs::rename(old, target_, ec);
+    fail_file(target_.string(), "cannot rename the finished folder into place");
+  }
+  committed_ = true;
+  fsync_directory(target_.parent_path());
+  if (!old.empty()) fs::remove_all(old, ec);
+}
+
+std::string read_text_file(const fs::path& path) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) fail_file(path.string(), "no such file");
+  if (fs::is_directory(path, ec)) fail_file(path.string(), "is a folder, expected a file");
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail_file(path.string(), "cannot open for reading");
+  std::ostringstream s;
+  s << in.rdbuf();
+  if (in.bad()) fail_file(path.string(), "read failed");
+  return s.str();
+}
+
+}  // namespace c3

@@ -1,0 +1,131 @@
+#include "c3/util/config.h"
+
+#include "c3/util/atomic_file.h"
+#include "c3/util/error.h"
+
+using nlohmann::json;
+
+namespace c3 {
+namespace {
+
+const char* type_name(const json& v) {
+  if (v.is_boolean()) return "a boolean";
+  if (v.is_number_integer()) return "an integer";
+  if (v.is_number()) return "a number";
+  if (v.is_string()) return "a string";
+  if (v.is_array()) return "a list";
+  if (v.is_object()) return "an object";
+  return "null";
+}
+
+bool same_type(const json& expected, const json& got) {
+  if (expected.is_number_integer()) return got.is_number_integer();
+  if (expected.is_number()) return got.is_number();
+  return expected.type() == got.type();
+}
+
+}  // namespace
+
+void Config::declare(const std::string& key, json default_value, std::string help,
+                     std::vector<std::string> choices) {
+  if (key.find('.') == std::string::npos) throw Error("config key '" + key + "' must be section.name");
+  values_[key] = default_value;
+  specs_[key] = Spec{std::move(default_value), std::move(help), std::move(choices)};
+}
+
+json Config::checked(const std::string& key, json value, const std::string& source) const {
+  const std::string where = source.empty() ? "" : source + ": ";
+  auto it = specs_.find(key);
+  if (it == specs_.end()) throw UsageError(where + "unknown config key '" + key + "'");
+  const Spec& spec = it->second;
+  if (!same_type(spec.default_value, value))
+    throw UsageError(where + "config key '" + key + "' must be " + type_name(spec.default_value) + ", got " +
+                     value.dump());
+  if (spec.default_value.is_number_float()) value = value.get<double>();
+  if (!spec.choices.empty()) {
+    bool ok = false;
+    for (const auto& c : spec.choices) ok = ok || value == c;
+    if (!ok) {
+      std::string list;
+      for (const auto& c : spec.choices) list += (list.empty() ? "" : ", ") + c;
+      throw UsageError(where + "config key '" + key + "' must be one of " + list + ", got " + value.dump());
+    }
+  }
+  return value;
+}
+
+void Config::set(const std::string& key, json value, const std::string& source) {
+  values_[key] = checked(key, std::move(value), source);
+}
+
+void Config::merge_json(const json& values, const std::string& source) {
+  if (!values.is_object()) throw UsageError(source + ": a config file must be a JSON object of sections");
+  for (auto s = values.begin(); s != values.end(); ++s) {
+    if (!s.value().is_object()) {
+      throw UsageError(source + ": '" + s.key() + "' must be a section (an object of keys)");
+    }
+    for (auto k = s.value().begin(); k != s.value().end(); ++k) set(s.key() + "." + k.key(), k.value(), source);
+  }
+}
+
+void Config::merge_file(const std::string& path) {
+  std::string text;
+  try {
+    text = read_text_file(path);
+  } catch (const Error& e) {
+    throw UsageError(e.what());
+  }
+  json values;
+  try {
+    values = json::parse(text);
+  } catch (const json::parse_error& e) {
+    throw UsageError(path + ": invalid JSON (" + e.what() + ")");
+  }
+  merge_json(values, path);
+}
+
+void Config::set_text(const std::string& key, const std::string& text, const std::string& source) {
+  auto it = specs_.find(key);
+  if (it == specs_.end()) throw UsageError(source + ": unknown config key '" + key + "'");
+  if (it->second.default_value.is_string()) {
+    set(key, text, source);
+    return;
+  }
+  json value;
+  try {
+    value = json::parse(text);
+  } catch (const json::parse_error&) {
+    throw UsageError(source + ": config key '" + key + "' must be " + type_name(it->second.default_value) +
+                     ", got '" + text + "'");
+  }
+  set(key, std::move(value), source);
+}
+
+void Config::set_assignment(const std::string& assignment) {
+  const auto eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0)
+    throw UsageError("--set " + assignment + ": expected section.key=value");
+  set_text(assignment.substr(0, eq), assignment.substr(eq + 1), "--set");
+}
+
+const json& Config::at(const std::string& key) const {
+  auto it = values_.find(key);
+  if (it == values_.end()) throw Error("internal: config key '" + key + "' was never declared");
+  return it->second;
+}
+
+json Config::dump() const {
+  json out = json::object();
+  for (const auto& [key, value] : values_) {
+    const auto dot = key.find('.');
+    out[key.substr(0, dot)][key.substr(dot + 1)] = value;
+  }
+  return out;
+}
+
+std::string Config::help(const std::string& key) const {
+  auto it = specs_.find(key);
+  return it == specs_.end() ? "" : it->second.help;
+}
+
+}  // namespace c3

@@ -1,0 +1,69 @@
+#include "c3/util/runtime.h"
+
+#include <dlfcn.h>
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include <thread>
+
+#include "c3/util/error.h"
+
+namespace c3 {
+
+void configure_logging(const std::string& level, const std::string& log_file) {
+  std::vector<spdlog::sink_ptr> sinks;
+  sinks.push_back(std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
+  if (!log_file.empty()) {
+    try {
+      sinks.push_back(std::make_shared<spdlog::sinks::basic_file_sink_mt>(log_file, /*truncate=*/false));
+    } catch (const spdlog::spdlog_ex& e) {
+      throw UsageError(log_file + ": cannot open log file (" + e.what() + ")");
+    }
+  }
+  auto logger = std::make_shared<spdlog::logger>("c3", sinks.begin(), sinks.end());
+  logger->set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%^%l%$] %v");
+  const auto lvl = spdlog::level::from_str(level);
+  if (lvl == spdlog::level::off && level != "off")
+    throw UsageError("--log-level " + level + ": choose trace, debug, info, warn, error or off");
+  logger->set_level(lvl);
+  logger->flush_on(spdlog::level::warn);
+  spdlog::set_default_logger(logger);
+}
+
+int configure_threads(int requested) {
+  if (requested < 0) throw UsageError("--threads must be 0 (all cores) or positive");
+  int n = requested > 0 ? requested : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  at::set_num_threads(n);
+  // OpenBLAS keeps its own pool; size it to match, looked up at run time because LibTorch reaches
+  // BLAS through the libblas.so.3 alternative (OpenBLAS or the reference BLAS).
+  using SetThreads = void (*)(int);
+  if (auto fn = reinterpret_cast<SetThreads>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) fn(n);
+  return n;
+}
+
+c10::Device resolve_device(const std::string& name) {
+  if (name == "cpu") return c10::Device(c10::kCPU);
+  if (name == "cuda" || name == "auto") {
+    if (cuda_available()) return c10::Device(c10::kCUDA, 0);
+    if (name == "cuda") throw UsageError("--device cuda: this LibTorch build has no usable CUDA device");
+    return c10::Device(c10::kCPU);
+  }
+  throw UsageError("--device " + name + ": choose cpu, cuda or auto");
+}
+
+bool cuda_available() { return torch::cuda::is_available(); }
+
+std::string blas_backend() {
+  using GetConfig = char* (*)();
+  if (auto fn = reinterpret_cast<GetConfig>(::dlsym(RTLD_DEFAULT, "openblas_get_config"))) {
+    return std::string("OpenBLAS (") + fn() + ")";
+  }
+  const std::string config = at::show_config();
+  if (config.find("BLAS_INFO=mkl") != std::string::npos) return "MKL";
+  if (::dlsym(RTLD_DEFAULT, "sgemm_")) return "reference BLAS (install libopenblas0-pthread: ~75x faster)";
+  return "unknown";
+}
+
+}  // namespace c3
