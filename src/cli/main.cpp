@@ -119,8 +119,9 @@ int run_cli(int argc, char** argv) {
 }  // namespace c3::cli
 
 int main(int argc, char** argv) {
-  spdlog::set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%^%l%$] %v");
   try {
+    c3::configure_logging("info", "");  // stderr from the start: stdout is for results
+
     return c3::cli::run_cli(argc, argv);
   } catch (const c3::UsageError& e) {
     spdlog::error("{}", e.what());

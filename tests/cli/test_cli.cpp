@@ -1,0 +1,148 @@
+// Drives the real `c3` binary: exit codes, one-line errors, config priority, outputs.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <nlohmann/json.hpp>
+
+#include "c3/model/qwen2_config.h"
+#include "test_support.h"
+
+namespace c3 {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using testing::HasSubstr;
+
+struct Result {
+  int code;
+  std::string out, err;
+};
+
+Result c3(const std::string& args, const test::TempDir& dir) {
+  const auto out = dir / ".stdout", err = dir / ".stderr";
+  const std::string cmd = "cd '" + dir.path().string() + "' && '" C3_BINARY "' " + args + " >'" + out.string() +
+                          "' 2>'" + err.string() + "' </dev/null";
+  const int status = std::system(cmd.c_str());
+  Result r{WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), test::read_bytes(out),
+           test::read_bytes(err)};
+  fs::remove(out);
+  fs::remove(err);
+  return r;
+}
+
+int lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
+
+TEST(Cli, VersionAndHelp) {
+  test::TempDir dir;
+  auto r = c3("--version", dir);
+  EXPECT_EQ(r.code, 0);
+  EXPECT_THAT(r.out, HasSubstr("c3 0."));
+  EXPECT_THAT(r.out, HasSubstr("LibTorch "));
+  EXPECT_THAT(r.out, HasSubstr("CUDA available: "));
+  r = c3("--help", dir);
+  EXPECT_EQ(r.code, 0);
+  EXPECT_THAT(r.out, HasSubstr("info"));
+  EXPECT_THAT(r.out, HasSubstr("init"));
+  EXPECT_THAT(r.out, HasSubstr("--threads"));
+  r = c3("", dir);
+  EXPECT_EQ(r.code, 2) << "a subcommand is required";
+  r = c3("frobnicate", dir);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(lines(r.err), 1) << r.err;
+}
+
+TEST(Cli, DumpConfigMergesDefaultsFileSetAndFlagsInThatOrder) {
+  test::TempDir dir;
+  test::write_bytes(dir / "run.json", R"({"init": {"seed": 5, "preset": "0.5b"}, "runtime": {"threads": 3}})");
+  auto r = c3("--config run.json --set init.seed=6 init out --dump-config --threads 2", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  json cfg = json::parse(r.out);
+  EXPECT_EQ(cfg["init"]["seed"], 6);           // --set beats the file
+  EXPECT_EQ(cfg["init"]["preset"], "0.5b");    // file beats the default
+  EXPECT_EQ(cfg["runtime"]["threads"], 2);     // the flag beats the file
+  EXPECT_EQ(cfg["init"]["dtype"], "float32");  // default
+  EXPECT_FALSE(fs::exists(dir / "out")) << "--dump-config does no work";
+  // The dump feeds back in as a config file.
+  test::write_bytes(dir / "dumped.json", r.out);
+  auto again = c3("--config dumped.json init out --dump-config", dir);
+  EXPECT_EQ(json::parse(again.out), cfg);
+}
+
+TEST(Cli, ConfigErrorsAreOneLineUsageErrors) {
+  test::TempDir dir;
+  test::write_bytes(dir / "bad.json", R"({"init": {"sed": 5}})");
+  auto r = c3("--config bad.json init out", dir);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("bad.json"));
+  EXPECT_THAT(r.err, HasSubstr("init.sed"));
+  EXPECT_EQ(lines(r.err), 1) << r.err;
+  r = c3("--set init.seed=x init out", dir);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("init.seed"));
+  r = c3("--device tpu init out", dir);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("runtime.device"));
+  EXPECT_FALSE(fs::exists(dir / "out"));
+}
+
+TEST(Cli, InitThenInfo) {
+  test::TempDir dir;
+  auto r = c3("--log-level warn init --preset tiny --seed 3 --max-shard-bytes 100000 model", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(dir / "model" / "model.safetensors.index.json"));
+  r = c3("info --json model", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  json info = json::parse(r.out);
+  EXPECT_EQ(info["parameters"], Qwen2Config::preset("tiny").parameter_count());
+  EXPECT_EQ(info["model_type"], "qwen2");
+  EXPECT_GT(info["files"].size(), 1u);
+  r = c3("info model", dir);
+  EXPECT_EQ(r.code, 0);
+  EXPECT_THAT(r.out, HasSubstr("tied embeddings"));
+  EXPECT_THAT(r.out, HasSubstr("memory, train"));
+  // An existing output is not overwritten without --force, and nothing half-written appears.
+  r = c3("init model", dir);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, HasSubstr("already exists"));
+  r = c3("--log-level off init --force --seed 4 model", dir);
+  EXPECT_EQ(r.code, 0);
+  EXPECT_TRUE(r.err.empty());
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir.path()), fs::directory_iterator()), 1) << "no temporaries left";
+}
+
+TEST(Cli, BadCheckpointsFailWithOneLineNamingTheFile) {
+  test::TempDir dir;
+  ASSERT_EQ(c3("init model", dir).code, 0);
+  // Truncate the weights: the error names the file, no crash, exit 1.
+  const auto weights = dir / "model" / "model.safetensors";
+  fs::resize_file(weights, fs::file_size(weights) - 10);
+  auto r = c3("info model", dir);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, HasSubstr(weights.filename().string()));
+  EXPECT_EQ(lines(r.err), 1) << r.err;
+  test::write_bytes(weights, "garbage");
+  r = c3("info model", dir);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(lines(r.err), 1) << r.err;
+  r = c3("info does-not-exist", dir);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, HasSubstr("does-not-exist"));
+  test::write_bytes(dir / "hf.json", R"({"hidden_size": 64})");
+  r = c3("init --model-config hf.json m2", dir);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, HasSubstr("hf.json"));
+  EXPECT_EQ(lines(r.err), 1) << r.err;
+  EXPECT_FALSE(fs::exists(dir / "m2"));
+}
+
+TEST(Cli, LogFileReceivesTheLog) {
+  test::TempDir dir;
+  auto r = c3("--log-file run.log init model", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(test::read_bytes(dir / "run.log"), HasSubstr("wrote model"));
+}
+
+}  // namespace
+}  // namespace c3

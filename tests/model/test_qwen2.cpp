@@ -1,0 +1,250 @@
+#include "c3/model/qwen2.h"
+
+#include <gtest/gtest.h>
+
+#include "c3/model/qwen2_io.h"
+#include "test_support.h"
+
+namespace c3 {
+namespace {
+
+using test::DeviceDtype;
+
+// Larger init than HF's 0.02 so activations (and differences) are not vanishingly small.
+Qwen2ForCausalLM make_model(bool tied, uint64_t seed, double init = 0.2) {
+  Qwen2Config c = test::tiny_config(tied);
+  c.initializer_range = init;
+  Qwen2ForCausalLM m(c);
+  m->init_weights(seed);
+  // Non-trivial biases and norm weights, so their handling is visible in the outputs.
+  torch::NoGradGuard g;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed + 1);
+  for (auto& p : m->named_parameters()) {
+    if (p.key().find("bias") != std::string::npos || p.key().find("norm") != std::string::npos)
+      p.value().add_(at::normal(0.0, 0.1, p.value().sizes(), gen));
+  }
+  return m;
+}
+
+double rel_err(const torch::Tensor& got, const torch::Tensor& want) {
+  return (got.to(torch::kDouble) - want.to(torch::kDouble)).abs().max().item<double>() /
+         want.to(torch::kDouble).abs().max().item<double>();
+}
+
+double tolerance(torch::Dtype dtype) { return dtype == torch::kFloat32 ? 2e-5 : 4e-2; }
+
+// ---- An independent float64 re-statement of modeling_qwen2.py for one unpadded sequence:
+// per-head loops, RoPE written out as the rotation of (x_i, x_{i+d/2}) pairs, explicit softmax.
+torch::Tensor naive_logits(Qwen2ForCausalLM& m, const torch::Tensor& ids) {
+  const Qwen2Config& c = m->config();
+  std::map<std::string, torch::Tensor> w;
+  for (const auto& p : m->named_parameters()) w[p.key()] = p.value().detach().to(torch::kDouble);
+  auto rms = [&](const torch::Tensor& x, const torch::Tensor& g) {
+    return x / torch::sqrt(x.pow(2).mean(-1, true) + c.rms_norm_eps) * g;
+  };
+  const int64_t T = ids.size(0), d = c.head_dim, half = d / 2;
+  const int64_t group = c.num_attention_heads / c.num_key_value_heads;
+  auto pos = torch::arange(T, torch::kDouble).unsqueeze(1);
+  auto inv = torch::pow(c.rope_theta, -2.0 * torch::arange(half, torch::kDouble) / d).unsqueeze(0);
+  auto cos = torch::cos(pos * inv), sin = torch::sin(pos * inv);  // [T, d/2]
+  auto rope = [&](const torch::Tensor& x) {                         // [T, d]
+    auto a = x.narrow(1, 0, half), b = x.narrow(1, half, half);
+    return torch::cat({a * cos - b * sin, b * cos + a * sin}, 1);
+  };
+  torch::Tensor h = w["model.embed_tokens.weight"].index_select(0, ids);
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    auto x = rms(h, w[p + "input_layernorm.weight"]);
+    auto q = torch::matmul(x, w[p + "self_attn.q_proj.weight"].t()) + w[p + "self_attn.q_proj.bias"];
+    auto k = torch::matmul(x, w[p + "self_attn.k_proj.weight"].t()) + w[p + "self_attn.k_proj.bias"];
+    auto v = torch::matmul(x, w[p + "self_attn.v_proj.weight"].t()) + w[p + "self_attn.v_proj.bias"];
+    std::vector<torch::Tensor> heads;
+    for (int64_t hh = 0; hh < c.num_attention_heads; ++hh) {
+      const int64_t kvh = hh / group;  // repeat-interleave: heads 0,1 -> kv 0; heads 2,3 -> kv 1
+      auto qh = rope(q.narrow(1, hh * d, d)), kh = rope(k.narrow(1, kvh * d, d));
+      auto vh = v.narrow(1, kvh * d, d);
+      auto scores = torch::matmul(qh, kh.t()) / std::sqrt(static_cast<double>(d));
+      scores = scores.masked_fill(torch::ones({T, T}, torch::kBool).triu(1), -INFINITY);
+      heads.push_back(torch::matmul(torch::softmax(scores, -1), vh));
+    }
+    h = h + torch::matmul(torch::cat(heads, 1), w[p + "self_attn.o_proj.weight"].t());
+    x = rms(h, w[p + "post_attention_layernorm.weight"]);
+    auto gate = torch::matmul(x, w[p + "mlp.gate_proj.weight"].t());
+    auto up = torch::matmul(x, w[p + "mlp.up_proj.weight"].t());
+    h = h + torch::matmul(gate * torch::sigmoid(gate) * up, w[p + "mlp.down_proj.weight"].t());
+  }
+  h = rms(h, w["model.norm.weight"]);
+  const auto& out = c.tie_word_embeddings ? w["model.embed_tokens.weight"] : w["lm_head.weight"];
+  return torch::matmul(h, out.t());
+}
+
+TEST(Qwen2, MatchesAnIndependentFloat64Restatement) {
+  torch::NoGradGuard g;
+  for (bool tied : {true, false}) {
+    auto m = make_model(tied, 3);
+    auto ids = torch::randint(0, m->config().vocab_size, {11}, torch::kLong);
+    auto ref = naive_logits(m, ids);
+    auto got = m->forward(ids.unsqueeze(0)).squeeze(0);
+    EXPECT_LT(rel_err(got, ref), 1e-5) << (tied ? "tied" : "untied");
+  }
+}
+
+TEST(Qwen2, RotaryFrequenciesStayFloat32InABfloat16Model) {
+  Qwen2RotaryEmbedding rope(16, 1e6);
+  auto pos = torch::tensor({{0, 1, 1000}}, torch::kLong);
+  auto [cos, sin] = rope.forward(pos, torch::kBFloat16);
+  EXPECT_EQ(cos.scalar_type(), torch::kBFloat16);
+  // angle = 1000 * theta^(-2j/d), computed in fp32 before the cast: j = 1 -> 1000 * 1e6^(-1/8).
+  const double angle = 1000.0 * std::pow(1e6, -2.0 / 16);
+  EXPECT_NEAR(sin[0][2][1].item<float>(), std::sin(angle), 1e-2);
+  EXPECT_NEAR(cos[0][2][1 + 8].item<float>(), std::cos(angle), 1e-2);  // second half repeats the first
+}
+
+TEST(Qwen2, RMSNormCastsBackBeforeTheWeight) {
+  Qwen2RMSNorm norm(4, 1e-6);
+  torch::NoGradGuard g;
+  norm->weight.fill_(3.0);
+  norm->to(torch::kBFloat16);
+  auto x = torch::tensor({{1.0, 2.0, 3.0, 4.01}}, torch::kBFloat16);
+  auto xf = x.to(torch::kFloat);
+  auto expect = (3.0 * (xf * torch::rsqrt(xf.pow(2).mean(-1, true) + 1e-6)).to(torch::kBFloat16)).to(torch::kFloat);
+  EXPECT_TRUE(torch::equal(norm(x).to(torch::kFloat), expect));
+}
+
+class Qwen2DeviceDtype : public testing::TestWithParam<DeviceDtype> {
+ protected:
+  Qwen2ForCausalLM model(bool tied = true) {
+    auto m = make_model(tied, 7);
+    m->to(GetParam().device, GetParam().dtype);
+    return m;
+  }
+  torch::Tensor ids(int64_t b, int64_t t, int64_t vocab) {
+    return torch::randint(0, vocab, {b, t}, torch::kLong).to(GetParam().device);
+  }
+};
+
+TEST_P(Qwen2DeviceDtype, IncrementalDecodingWithTheCacheMatchesAFullForward) {
+  torch::NoGradGuard g;
+  torch::manual_seed(1);
+  auto m = model();
+  auto x = ids(2, 80, m->config().vocab_size);  // crosses the cache's first growth (64)
+  auto full = m->forward(x);
+  KVCache cache;
+  std::vector<torch::Tensor> parts{m->forward(x.narrow(1, 0, 20), {}, {}, &cache)};
+  parts.push_back(m->forward(x.narrow(1, 20, 30), {}, {}, &cache));  // chunked prefill after a prefix
+  for (int64_t t = 50; t < 80; ++t) parts.push_back(m->forward(x.narrow(1, t, 1), {}, {}, &cache));
+  EXPECT_EQ(cache.length, 80);
+  EXPECT_LT(rel_err(torch::cat(parts, 1), full), tolerance(GetParam().dtype));
+}
+
+TEST_P(Qwen2DeviceDtype, RightPaddedBatchMatchesEachSequenceAlone) {
+  torch::NoGradGuard g;
+  torch::manual_seed(2);
+  auto m = model();
+  const std::vector<int64_t> lengths{9, 5, 1};
+  const int64_t T = 9, B = 3;
+  auto x = ids(B, T, m->config().vocab_size);
+  auto mask = torch::zeros({B, T}, torch::kLong);
+  for (int64_t b = 0; b < B; ++b) mask[b].narrow(0, 0, lengths[b]).fill_(1);
+  mask = mask.to(GetParam().device);
+  auto batched = m->forward(x, mask);
+  for (int64_t b = 0; b < B; ++b) {
+    auto alone = m->forward(x[b].narrow(0, 0, lengths[b]).unsqueeze(0));
+    EXPECT_LT(rel_err(batched[b].narrow(0, 0, lengths[b]), alone[0]), tolerance(GetParam().dtype)) << "row " << b;
+  }
+}
+
+TEST_P(Qwen2DeviceDtype, RightPaddedBatchDecodesWithTheCacheLikeEachSequenceAlone) {
+  torch::NoGradGuard g;
+  torch::manual_seed(3);
+  auto m = model(/*tied=*/false);
+  const std::vector<int64_t> lengths{6, 3};
+  const int64_t T = 6, B = 2, steps = 4, V = m->config().vocab_size;
+  auto x = ids(B, T, V);
+  auto next = ids(B, steps, V);
+  auto mask = torch::zeros({B, T}, torch::kLong).to(GetParam().device);
+  for (int64_t b = 0; b < B; ++b) mask[b].narrow(0, 0, lengths[b]).fill_(1);
+  KVCache cache;
+  m->forward(x, mask, {}, &cache);
+  std::vector<torch::Tensor> batched;
+  for (int64_t s = 0; s < steps; ++s) {
+    mask = torch::cat({mask, torch::ones({B, 1}, mask.options())}, 1);
+    batched.push_back(m->forward(next.narrow(1, s, 1), mask, {}, &cache));
+  }
+  for (int64_t b = 0; b < B; ++b) {
+    auto seq = torch::cat({x[b].narrow(0, 0, lengths[b]), next[b]}).unsqueeze(0);
+    auto alone = m->forward(seq).narrow(1, lengths[b], steps)[0];
+    auto got = torch::cat(batched, 1)[b];
+    EXPECT_LT(rel_err(got, alone), tolerance(GetParam().dtype)) << "row " << b;
+  }
+}
+
+TEST_P(Qwen2DeviceDtype, SavedCheckpointLoadsBackWithTheSameOutputs) {
+  torch::NoGradGuard g;
+  for (bool tied : {true, false}) {
+    test::TempDir dir;
+    auto m = model(tied);
+    SaveOptions save;
+    save.max_shard_bytes = 40000;  // several shards + index
+    save_qwen2(m, dir / "ckpt", save);
+    EXPECT_TRUE(std::filesystem::exists(dir / "ckpt" / "model.safetensors.index.json"));
+    LoadOptions load;
+    load.device = GetParam().device;
+    auto back = load_qwen2(dir / "ckpt", load);
+    EXPECT_EQ(back->parameters().front().scalar_type(), GetParam().dtype) << "default: the stored dtype";
+    EXPECT_EQ(back->config().tie_word_embeddings, tied);
+    auto x = ids(1, 7, m->config().vocab_size);
+    EXPECT_TRUE(torch::equal(back->forward(x), m->forward(x)));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(DeviceDtype, Qwen2DeviceDtype, testing::ValuesIn(test::device_dtype_params()),
+                         test::param_name);
+
+TEST(Qwen2, ParameterCountMatchesTheConfigAndTiedModelsStoreNoLmHead) {
+  for (bool tied : {true, false}) {
+    auto m = make_model(tied, 1);
+    int64_t n = 0;
+    bool has_lm_head = false;
+    for (const auto& p : m->named_parameters()) {
+      n += p.value().numel();
+      has_lm_head = has_lm_head || p.key() == "lm_head.weight";
+    }
+    EXPECT_EQ(n, m->config().parameter_count());
+    EXPECT_EQ(has_lm_head, !tied);
+  }
+  EXPECT_EQ(Qwen2Config::preset("0.5b").parameter_count(), 494032768);  // Qwen2.5-0.5B's published count
+}
+
+TEST(Qwen2, InputsEmbedsPathEqualsTheTokenPath) {
+  torch::NoGradGuard g;
+  auto m = make_model(true, 5);
+  auto x = torch::randint(0, m->config().vocab_size, {2, 6}, torch::kLong);
+  auto via_embeds = m->logits(m->model->forward(m->embed(x)));
+  EXPECT_TRUE(torch::equal(via_embeds, m->forward(x)));
+  // Overwriting rows of inputs_embeds (as C3 does with its slots) changes those positions onward only.
+  auto e = m->embed(x);
+  e[0][3] = torch::randn({m->config().hidden_size});
+  auto changed = m->logits(m->model->forward(e));
+  EXPECT_TRUE(torch::equal(changed[0].narrow(0, 0, 3), via_embeds[0].narrow(0, 0, 3)));
+  EXPECT_FALSE(torch::allclose(changed[0][3], via_embeds[0][3]));
+}
+
+TEST(Qwen2, ReferenceFixtureHelperDetectsAMismatch) {
+  torch::NoGradGuard g;
+  test::TempDir dir;
+  auto m = make_model(true, 9);
+  auto x = torch::randint(0, m->config().vocab_size, {2, 5}, torch::kLong);
+  auto mask = torch::ones({2, 5}, torch::kLong);
+  mask[1][4] = 0;
+  auto logits = m->forward(x, mask);
+  test::write_reference_fixture(dir / "ok", m, x, mask, logits);
+  auto ok = test::compare_with_reference_fixture(dir / "ok", torch::kFloat32, torch::kCPU);
+  EXPECT_LT(ok.max_abs_diff, 1e-6 * ok.max_abs_ref);
+  test::write_reference_fixture(dir / "bad", m, x, mask, logits + 0.01);
+  auto bad = test::compare_with_reference_fixture(dir / "bad", torch::kFloat32, torch::kCPU);
+  EXPECT_GT(bad.max_abs_diff, 0.009);
+}
+
+}  // namespace
+}  // namespace c3
