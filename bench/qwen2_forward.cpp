@@ -1,0 +1,129 @@
+// Qwen2 forward throughput on this machine: prefill (full forward) and cached decoding, for small
+// configurations, side by side across dtypes and thread counts. Prints a table (and --json rows).
+//   bench_qwen2_forward [--quick] [--json FILE]
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "c3/model/qwen2.h"
+#include "c3/torch_compat.h"
+#include "c3/util/runtime.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Case {
+  std::string model;
+  c3::Qwen2Config config;
+  std::string mode;  // "prefill" or "decode"
+  int64_t batch, prompt, steps;
+  at::ScalarType dtype;
+  int threads;
+};
+
+// Median seconds of `fn` over repeats (after one warm-up), at least `min_repeats`, up to ~budget.
+template <typename F>
+double median_seconds(F&& fn, int min_repeats, double budget_s) {
+  fn();
+  std::vector<double> times;
+  const auto start = Clock::now();
+  while (static_cast<int>(times.size()) < min_repeats ||
+         (std::chrono::duration<double>(Clock::now() - start).count() < budget_s && times.size() < 50)) {
+    const auto t0 = Clock::now();
+    fn();
+    times.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
+double run_case(const Case& c, double budget_s) {
+  c3::configure_threads(c.threads);
+  torch::NoGradGuard no_grad;
+  c3::Qwen2ForCausalLM model(c.config);
+  model->init_weights(0);
+  model->to(c.dtype);
+  const auto ids = torch::randint(0, c.config.vocab_size, {c.batch, c.prompt}, torch::kLong);
+  if (c.mode == "prefill") {
+    const double s = median_seconds([&] { model->forward(ids); }, 3, budget_s);
+    return static_cast<double>(c.batch * c.prompt) / s;
+  }
+  // decode: prefill once per repeat, then `steps` single-token steps with the cache; only the
+  // steps are timed.
+  double total = 0;
+  int runs = 0;
+  const auto next = torch::randint(0, c.config.vocab_size, {c.batch, 1}, torch::kLong);
+  median_seconds(
+      [&] {
+        c3::KVCache cache;
+        model->forward(ids, {}, {}, &cache);
+        const auto t0 = Clock::now();
+        for (int64_t s = 0; s < c.steps; ++s) model->forward(next, {}, {}, &cache);
+        total += std::chrono::duration<double>(Clock::now() - t0).count();
+        ++runs;
+      },
+      2, budget_s);
+  return static_cast<double>(c.batch * c.steps * runs) / total;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool quick = false;
+  std::string json_path;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--quick") quick = true;
+    else if (a == "--json" && i + 1 < argc) json_path = argv[++i];
+    else {
+      std::fprintf(stderr, "usage: %s [--quick] [--json FILE]\n", argv[0]);
+      return 2;
+    }
+  }
+  const int cores = c3::configure_threads(0);
+  const double budget = quick ? 0.3 : 2.0;
+
+  c3::Qwen2Config tiny = c3::Qwen2Config::preset("tiny");
+  c3::Qwen2Config small = c3::Qwen2Config::preset("0.5b");  // Qwen2.5-0.5B geometry, 4 of 24 layers
+  small.num_hidden_layers = 4;
+  std::vector<Case> cases;
+  for (int threads : {1, cores}) {
+    cases.push_back({"tiny", tiny, "prefill", 4, 256, 0, at::kFloat, threads});
+    cases.push_back({"tiny", tiny, "decode", 4, 64, 64, at::kFloat, threads});
+    cases.push_back({"0.5b-4L", small, "prefill", 1, 256, 0, at::kFloat, threads});
+    cases.push_back({"0.5b-4L", small, "decode", 1, 128, quick ? 8 : 32, at::kFloat, threads});
+    if (threads == cores) cases.push_back({"0.5b-4L", small, "prefill", 1, 256, 0, at::kBFloat16, threads});
+  }
+  if (cores == 1) cases.resize(cases.size() / 2);
+
+  std::printf("Qwen2 forward on CPU: LibTorch %s, BLAS %s, %d cores\n", c3::compat::torch_version().c_str(),
+              c3::blas_backend().c_str(), cores);
+  std::printf("%-8s %-7s %-8s %-6s %-14s %7s %12s %10s\n", "model", "mode", "dtype", "batch", "prompt+steps",
+              "threads", "tokens/s", "vs 1 thr");
+  nlohmann::json rows = nlohmann::json::array();
+  std::map<std::string, double> single;
+  for (const auto& c : cases) {
+    const double tps = run_case(c, budget);
+    const std::string key = c.model + c.mode + c3::scalar_type_name(c.dtype);
+    if (c.threads == 1) single[key] = tps;
+    char ratio[32] = "";
+    if (single.count(key)) std::snprintf(ratio, sizeof ratio, "%.2fx", tps / single[key]);
+    const std::string shape = std::to_string(c.prompt) + (c.steps ? "+" + std::to_string(c.steps) : "");
+    std::printf("%-8s %-7s %-8s %-6lld %-14s %7d %12.1f %10s\n", c.model.c_str(), c.mode.c_str(),
+                c3::scalar_type_name(c.dtype).c_str(), static_cast<long long>(c.batch), shape.c_str(), c.threads,
+                tps, ratio);
+    std::fflush(stdout);
+    rows.push_back({{"model", c.model}, {"mode", c.mode}, {"dtype", c3::scalar_type_name(c.dtype)},
+                    {"batch", c.batch}, {"prompt", c.prompt}, {"steps", c.steps}, {"threads", c.threads},
+                    {"tokens_per_second", tps}, {"parameters", c.config.parameter_count()}});
+  }
+  if (!json_path.empty()) std::ofstream(json_path) << rows.dump(2) << "\n";
+  return 0;
+}
