@@ -1,5 +1,7 @@
 // Qwen2 forward throughput on this machine: prefill (full forward) and cached decoding, for small
-// configurations, side by side across dtypes and thread counts. Prints a table (and --json rows).
+// configurations, side by side across dtypes and thread counts, then LibTorch-threads x
+// OpenBLAS-threads splits under both OpenMP wait policies (each in a child process, since libgomp
+// reads the policy only at start). Prints tables (and --json rows).
 //   bench_qwen2_forward [--quick] [--json FILE]
 #include <torch/torch.h>
 
@@ -8,7 +10,9 @@
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "c3/model/qwen2.h"
@@ -26,6 +30,7 @@ struct Case {
   int64_t batch, prompt, steps;
   at::ScalarType dtype;
   int threads;
+  int blas_threads = 0;  // 0: same as threads (what c3 does)
 };
 
 // Median seconds of `fn` over repeats (after one warm-up), at least `min_repeats`, up to ~budget.
@@ -46,6 +51,7 @@ double median_seconds(F&& fn, int min_repeats, double budget_s) {
 
 double run_case(const Case& c, double budget_s) {
   c3::configure_threads(c.threads);
+  if (c.blas_threads > 0) c3::set_blas_threads(c.blas_threads);
   torch::NoGradGuard no_grad;
   c3::Qwen2ForCausalLM model(c.config);
   model->init_weights(0);
@@ -73,38 +79,67 @@ double run_case(const Case& c, double budget_s) {
   return static_cast<double>(c.batch * c.steps * runs) / total;
 }
 
+std::vector<Case> split_cases(int cores, const c3::Qwen2Config& small) {
+  std::vector<Case> out;
+  for (auto [torch_threads, blas_threads] : {std::pair{cores, 1}, std::pair{1, cores}, std::pair{cores, cores}}) {
+    out.push_back({"0.5b-4L", small, "prefill", 1, 256, 0, at::kFloat, torch_threads, blas_threads});
+    out.push_back({"0.5b-4L", small, "decode", 1, 128, 16, at::kFloat, torch_threads, blas_threads});
+  }
+  return out;
+}
+
+// Runs the split cases in a child process under `policy` ("" = unset); returns tokens/s per case.
+std::vector<double> run_splits_in_child(const char* self, const std::string& policy, bool quick) {
+  const std::string env = policy.empty() ? "env -u OMP_WAIT_POLICY " : "env OMP_WAIT_POLICY=" + policy + " ";
+  const std::string cmd = env + "'" + self + "' --split-child" + (quick ? " --quick" : "");
+  std::vector<double> out;
+  if (FILE* p = ::popen(cmd.c_str(), "r")) {
+    double v;
+    while (std::fscanf(p, "%lf", &v) == 1) out.push_back(v);
+    ::pclose(p);
+  }
+  return out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool quick = false;
+  bool quick = false, split_child = false;
   std::string json_path;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--quick") quick = true;
+    else if (a == "--split-child") split_child = true;
     else if (a == "--json" && i + 1 < argc) json_path = argv[++i];
     else {
       std::fprintf(stderr, "usage: %s [--quick] [--json FILE]\n", argv[0]);
       return 2;
     }
   }
-  const int cores = c3::configure_threads(0);
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const double budget = quick ? 0.3 : 2.0;
-
   c3::Qwen2Config tiny = c3::Qwen2Config::preset("tiny");
   c3::Qwen2Config small = c3::Qwen2Config::preset("0.5b");  // Qwen2.5-0.5B geometry, 4 of 24 layers
   small.num_hidden_layers = 4;
+
+  if (split_child) {
+    for (const auto& c : split_cases(cores, small)) std::printf("%.3f\n", run_case(c, budget));
+    return 0;
+  }
+  c3::reexec_with_passive_openmp(argv);  // the main table runs as c3 does
+
   std::vector<Case> cases;
   for (int threads : {1, cores}) {
     cases.push_back({"tiny", tiny, "prefill", 4, 256, 0, at::kFloat, threads});
     cases.push_back({"tiny", tiny, "decode", 4, 64, 64, at::kFloat, threads});
     cases.push_back({"0.5b-4L", small, "prefill", 1, 256, 0, at::kFloat, threads});
     cases.push_back({"0.5b-4L", small, "decode", 1, 128, quick ? 8 : 32, at::kFloat, threads});
-    if (threads == cores) cases.push_back({"0.5b-4L", small, "prefill", 1, 256, 0, at::kBFloat16, threads});
+    cases.push_back({"0.5b-4L", small, "prefill", 1, 256, 0, at::kBFloat16, threads});
   }
   if (cores == 1) cases.resize(cases.size() / 2);
 
-  std::printf("Qwen2 forward on CPU: LibTorch %s, BLAS %s, %d cores\n", c3::compat::torch_version().c_str(),
-              c3::blas_backend().c_str(), cores);
+  std::printf("Qwen2 forward on CPU: LibTorch %s, BLAS %s, %d cores, OMP_WAIT_POLICY=%s\n",
+              c3::compat::torch_version().c_str(), c3::blas_backend().c_str(), cores, std::getenv("OMP_WAIT_POLICY"));
   std::printf("%-8s %-7s %-8s %-6s %-14s %7s %12s %10s\n", "model", "mode", "dtype", "batch", "prompt+steps",
               "threads", "tokens/s", "vs 1 thr");
   nlohmann::json rows = nlohmann::json::array();
@@ -122,7 +157,28 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
     rows.push_back({{"model", c.model}, {"mode", c.mode}, {"dtype", c3::scalar_type_name(c.dtype)},
                     {"batch", c.batch}, {"prompt", c.prompt}, {"steps", c.steps}, {"threads", c.threads},
-                    {"tokens_per_second", tps}, {"parameters", c.config.parameter_count()}});
+                    {"omp_wait_policy", "PASSIVE"}, {"tokens_per_second", tps},
+                    {"parameters", c.config.parameter_count()}});
+  }
+
+  if (cores > 1) {
+    const auto splits = split_cases(cores, small);
+    const auto spin = run_splits_in_child(argv[0], "", quick);
+    const auto passive = run_splits_in_child(argv[0], "PASSIVE", quick);
+    std::printf("\nThread split, 0.5b-4L float32 (c3: torch = blas = --threads, OMP_WAIT_POLICY=PASSIVE):\n");
+    std::printf("%-7s %-12s %-13s %-12s %16s %16s %9s\n", "mode", "prompt+steps", "torch threads", "blas threads",
+                "spin tokens/s", "passive tokens/s", "passive/spin");
+    for (size_t i = 0; i < splits.size() && i < spin.size() && i < passive.size(); ++i) {
+      const Case& c = splits[i];
+      const std::string shape = std::to_string(c.prompt) + (c.steps ? "+" + std::to_string(c.steps) : "");
+      std::printf("%-7s %-12s %-13d %-12d %16.1f %16.1f %8.2fx\n", c.mode.c_str(), shape.c_str(), c.threads,
+                  c.blas_threads, spin[i], passive[i], passive[i] / spin[i]);
+      for (const auto& [policy, tps] : {std::pair{"spin", spin[i]}, std::pair{"PASSIVE", passive[i]}})
+        rows.push_back({{"model", c.model}, {"mode", c.mode}, {"dtype", "float32"}, {"batch", c.batch},
+                        {"prompt", c.prompt}, {"steps", c.steps}, {"threads", c.threads},
+                        {"blas_threads", c.blas_threads}, {"omp_wait_policy", policy}, {"tokens_per_second", tps},
+                        {"parameters", c.config.parameter_count()}});
+    }
   }
   if (!json_path.empty()) std::ofstream(json_path) << rows.dump(2) << "\n";
   return 0;

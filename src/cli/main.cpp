@@ -22,7 +22,10 @@ CLI::Option* Options::add(CLI::App& app, const std::string& flag, const std::str
                           nlohmann::json default_value, const std::string& help, std::vector<std::string> choices) {
   config_.declare(key, default_value, help, choices);
   texts_.push_back(std::make_unique<std::string>());
-  std::string description = help + " [" + key + ", default " + default_value.dump() + "]";
+  std::string allowed;
+  for (const auto& c : choices) allowed += (allowed.empty() ? "" : "|") + c;
+  std::string description = help + (allowed.empty() ? "" : " (" + allowed + ")") + " [" + key + ", default " +
+                            default_value.dump() + "]";
   CLI::Option* opt = app.add_option(flag, *texts_.back(), description);
   bound_.emplace_back(key, opt);
   return opt;
@@ -88,7 +91,15 @@ int run_cli(int argc, char** argv) {
   } catch (const CLI::Success& e) {  // --help
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    spdlog::error("{} (run 'c3 --help' for usage)", e.what());
+    // CLI11 reports a misspelt subcommand as "a subcommand is required": name the word instead.
+    const auto extra = app.remaining();
+    if (!extra.empty() && extra.front().rfind("-", 0) != 0 && app.get_subcommands().empty()) {
+      std::string names;
+      for (const auto& cmd : commands) names += (names.empty() ? "" : ", ") + cmd->name();
+      spdlog::error("unknown subcommand '{}' (choose from {}; run 'c3 --help' for usage)", extra.front(), names);
+    } else {
+      spdlog::error("{} (run 'c3 --help' for usage)", e.what());
+    }
     return 2;
   }
 
@@ -106,12 +117,14 @@ int run_cli(int argc, char** argv) {
     return 0;
   }
 
+  if (commands[active]->computes() && config.get<int>("runtime.threads") != 1) reexec_with_passive_openmp(argv);
   configure_logging(config.get<std::string>("runtime.log_level"), config.get<std::string>("runtime.log_file"));
   Runtime runtime;
   runtime.threads = configure_threads(config.get<int>("runtime.threads"));
   runtime.device = resolve_device(config.get<std::string>("runtime.device"));
-  spdlog::debug("c3 {}: LibTorch {}, device {}, {} threads", C3_VERSION, compat::torch_version(),
-                runtime.device.str(), runtime.threads);
+  const char* wait_policy = std::getenv("OMP_WAIT_POLICY");
+  spdlog::debug("c3 {}: LibTorch {}, device {}, {} threads, OMP_WAIT_POLICY={}", C3_VERSION,
+                compat::torch_version(), runtime.device.str(), runtime.threads, wait_policy ? wait_policy : "(unset)");
   return commands[active]->run(config, runtime);
 }
 

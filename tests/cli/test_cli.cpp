@@ -20,9 +20,9 @@ struct Result {
   std::string out, err;
 };
 
-Result c3(const std::string& args, const test::TempDir& dir) {
+Result c3(const std::string& args, const test::TempDir& dir, const std::string& env = "env -u OMP_WAIT_POLICY") {
   const auto out = dir / ".stdout", err = dir / ".stderr";
-  const std::string cmd = "cd '" + dir.path().string() + "' && '" C3_BINARY "' " + args + " >'" + out.string() +
+  const std::string cmd = "cd '" + dir.path().string() + "' && " + env + " '" C3_BINARY "' " + args + " >'" + out.string() +
                           "' 2>'" + err.string() + "' </dev/null";
   const int status = std::system(cmd.c_str());
   Result r{WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), test::read_bytes(out),
@@ -50,7 +50,11 @@ TEST(Cli, VersionAndHelp) {
   EXPECT_EQ(r.code, 2) << "a subcommand is required";
   r = c3("frobnicate", dir);
   EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("unknown subcommand 'frobnicate'"));
   EXPECT_EQ(lines(r.err), 1) << r.err;
+  r = c3("--threads 1 --log-level debug init --help", dir);
+  EXPECT_EQ(r.code, 0);
+  EXPECT_THAT(r.out, HasSubstr("(float32|bfloat16|float16)"));
 }
 
 TEST(Cli, DumpConfigMergesDefaultsFileSetAndFlagsInThatOrder) {
@@ -135,6 +139,22 @@ TEST(Cli, BadCheckpointsFailWithOneLineNamingTheFile) {
   EXPECT_THAT(r.err, HasSubstr("hf.json"));
   EXPECT_EQ(lines(r.err), 1) << r.err;
   EXPECT_FALSE(fs::exists(dir / "m2"));
+}
+
+TEST(Cli, ThreadsAndDeviceAreApplied) {
+  test::TempDir dir;
+  auto r = c3("--threads 1 --device cpu --log-level debug init model", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("device cpu, 1 threads, OMP_WAIT_POLICY=(unset)")) << "one thread: no re-exec";
+  // More threads: c3 re-executes itself with passive OpenMP workers, unless the user chose a policy.
+  r = c3("--threads 2 --log-level debug init --force model", dir);
+  EXPECT_THAT(r.err, HasSubstr("2 threads, OMP_WAIT_POLICY=PASSIVE"));
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 3) << "logs once, not once per exec: " << r.err;
+  r = c3("--threads 2 --log-level debug init --force model", dir, "env OMP_WAIT_POLICY=ACTIVE");
+  EXPECT_THAT(r.err, HasSubstr("2 threads, OMP_WAIT_POLICY=ACTIVE"));
+  r = c3("--threads -1 init model2", dir);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("--threads"));
 }
 
 TEST(Cli, LogFileReceivesTheLog) {
