@@ -91,6 +91,11 @@ const fs::path& CheckpointDir::file_of(const std::string& name) const {
   return it->second.reader->path();
 }
 
+void CheckpointDir::evict(const std::string& name) const {
+  auto it = index_.find(name);
+  if (it != index_.end()) it->second.reader->evict(*it->second.info);
+}
+
 std::vector<fs::path> CheckpointDir::files() const {
   std::vector<fs::path> out;
   for (const auto& s : shards_) out.push_back(s->path());

@@ -215,6 +215,16 @@ const TensorInfo& SafetensorsReader::at(const std::string& name) const {
   return *t;
 }
 
+void SafetensorsReader::evict(const TensorInfo& tensor) const {
+  if (!map_ || tensor.nbytes() == 0) return;
+  const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto base = reinterpret_cast<std::uintptr_t>(map_);
+  // Only whole pages inside the tensor, so neighbours are untouched.
+  const std::uintptr_t begin = (reinterpret_cast<std::uintptr_t>(tensor.data) + page - 1) / page * page;
+  const std::uintptr_t end = (reinterpret_cast<std::uintptr_t>(tensor.data) + tensor.nbytes()) / page * page;
+  if (end > begin && begin >= base) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
 std::string safetensors_header(const std::vector<TensorBytes>& tensors,
                                const std::map<std::string, std::string>& metadata,
                                std::vector<std::size_t>* order) {

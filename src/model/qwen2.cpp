@@ -6,12 +6,6 @@
 namespace c3 {
 namespace {
 
-namespace nn = torch::nn;
-
-nn::Linear linear(int64_t in, int64_t out, bool bias) {
-  return nn::Linear(nn::LinearOptions(in, out).bias(bias));
-}
-
 // HF's rotate_half: dimension i pairs with i + d/2.
 at::Tensor rotate_half(const at::Tensor& x) {
   const int64_t half = x.size(-1) / 2;
@@ -21,8 +15,8 @@ at::Tensor rotate_half(const at::Tensor& x) {
 }  // namespace
 
 // ---- RMSNorm: fp32 variance, cast back to the input dtype, then multiply by the weight.
-Qwen2RMSNormImpl::Qwen2RMSNormImpl(int64_t hidden_size, double eps_) : eps(eps_) {
-  weight = register_parameter("weight", torch::ones({hidden_size}));
+Qwen2RMSNormImpl::Qwen2RMSNormImpl(int64_t hidden_size, double eps_, const at::TensorOptions& options) : eps(eps_) {
+  weight = register_parameter("weight", at::ones({hidden_size}, options));
 }
 
 at::Tensor Qwen2RMSNormImpl::forward(const at::Tensor& x) {
@@ -49,15 +43,15 @@ std::pair<at::Tensor, at::Tensor> Qwen2RotaryEmbedding::forward(const at::Tensor
 }
 
 // ---- Attention
-Qwen2AttentionImpl::Qwen2AttentionImpl(const Qwen2Config& c)
+Qwen2AttentionImpl::Qwen2AttentionImpl(const Qwen2Config& c, const at::TensorOptions& o)
     : num_heads_(c.num_attention_heads),
       num_kv_heads_(c.num_key_value_heads),
       head_dim_(c.head_dim),
       scaling_(1.0 / std::sqrt(static_cast<double>(c.head_dim))) {
-  q_proj = register_module("q_proj", linear(c.hidden_size, num_heads_ * head_dim_, true));
-  k_proj = register_module("k_proj", linear(c.hidden_size, num_kv_heads_ * head_dim_, true));
-  v_proj = register_module("v_proj", linear(c.hidden_size, num_kv_heads_ * head_dim_, true));
-  o_proj = register_module("o_proj", linear(num_heads_ * head_dim_, c.hidden_size, false));
+  q_proj = register_module("q_proj", Linear(c.hidden_size, num_heads_ * head_dim_, true, o));
+  k_proj = register_module("k_proj", Linear(c.hidden_size, num_kv_heads_ * head_dim_, true, o));
+  v_proj = register_module("v_proj", Linear(c.hidden_size, num_kv_heads_ * head_dim_, true, o));
+  o_proj = register_module("o_proj", Linear(num_heads_ * head_dim_, c.hidden_size, false, o));
 }
 
 at::Tensor Qwen2AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
@@ -84,10 +78,10 @@ at::Tensor Qwen2AttentionImpl::forward(const at::Tensor& x, const at::Tensor& co
 }
 
 // ---- MLP
-Qwen2MLPImpl::Qwen2MLPImpl(const Qwen2Config& c) {
-  gate_proj = register_module("gate_proj", linear(c.hidden_size, c.intermediate_size, false));
-  up_proj = register_module("up_proj", linear(c.hidden_size, c.intermediate_size, false));
-  down_proj = register_module("down_proj", linear(c.intermediate_size, c.hidden_size, false));
+Qwen2MLPImpl::Qwen2MLPImpl(const Qwen2Config& c, const at::TensorOptions& o) {
+  gate_proj = register_module("gate_proj", Linear(c.hidden_size, c.intermediate_size, false, o));
+  up_proj = register_module("up_proj", Linear(c.hidden_size, c.intermediate_size, false, o));
+  down_proj = register_module("down_proj", Linear(c.intermediate_size, c.hidden_size, false, o));
 }
 
 at::Tensor Qwen2MLPImpl::forward(const at::Tensor& x) {
@@ -95,12 +89,13 @@ at::Tensor Qwen2MLPImpl::forward(const at::Tensor& x) {
 }
 
 // ---- Decoder layer (pre-norm)
-Qwen2DecoderLayerImpl::Qwen2DecoderLayerImpl(const Qwen2Config& c, int64_t layer_idx) : layer_idx_(layer_idx) {
-  self_attn = register_module("self_attn", Qwen2Attention(c));
-  mlp = register_module("mlp", Qwen2MLP(c));
-  input_layernorm = register_module("input_layernorm", Qwen2RMSNorm(c.hidden_size, c.rms_norm_eps));
+Qwen2DecoderLayerImpl::Qwen2DecoderLayerImpl(const Qwen2Config& c, int64_t layer_idx, const at::TensorOptions& o)
+    : layer_idx_(layer_idx) {
+  self_attn = register_module("self_attn", Qwen2Attention(c, o));
+  mlp = register_module("mlp", Qwen2MLP(c, o));
+  input_layernorm = register_module("input_layernorm", Qwen2RMSNorm(c.hidden_size, c.rms_norm_eps, o));
   post_attention_layernorm =
-      register_module("post_attention_layernorm", Qwen2RMSNorm(c.hidden_size, c.rms_norm_eps));
+      register_module("post_attention_layernorm", Qwen2RMSNorm(c.hidden_size, c.rms_norm_eps, o));
 }
 
 at::Tensor Qwen2DecoderLayerImpl::forward(const at::Tensor& h, const at::Tensor& cos, const at::Tensor& sin,
@@ -110,12 +105,12 @@ at::Tensor Qwen2DecoderLayerImpl::forward(const at::Tensor& h, const at::Tensor&
 }
 
 // ---- Body
-Qwen2ModelImpl::Qwen2ModelImpl(const Qwen2Config& c)
+Qwen2ModelImpl::Qwen2ModelImpl(const Qwen2Config& c, const at::TensorOptions& o)
     : config_(c), rotary_emb_(c.head_dim, c.rope_theta) {
-  embed_tokens = register_module("embed_tokens", nn::Embedding(c.vocab_size, c.hidden_size));
-  layers = register_module("layers", nn::ModuleList());
-  for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers->push_back(Qwen2DecoderLayer(c, i));
-  norm = register_module("norm", Qwen2RMSNorm(c.hidden_size, c.rms_norm_eps));
+  embed_tokens = register_module("embed_tokens", Embedding(c.vocab_size, c.hidden_size, o));
+  layers = register_module("layers", torch::nn::ModuleList());
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers->push_back(Qwen2DecoderLayer(c, i, o));
+  norm = register_module("norm", Qwen2RMSNorm(c.hidden_size, c.rms_norm_eps, o));
 }
 
 void Qwen2ModelImpl::ensure_capacity(KVCache& cache, int64_t batch, int64_t needed, const at::Tensor& like) const {
@@ -189,9 +184,9 @@ at::Tensor Qwen2ModelImpl::forward(const at::Tensor& inputs_embeds, const at::Te
 }
 
 // ---- Causal LM
-Qwen2ForCausalLMImpl::Qwen2ForCausalLMImpl(const Qwen2Config& c) : config_(c) {
-  model = register_module("model", Qwen2Model(c));
-  if (!c.tie_word_embeddings) lm_head = register_module("lm_head", linear(c.hidden_size, c.vocab_size, false));
+Qwen2ForCausalLMImpl::Qwen2ForCausalLMImpl(const Qwen2Config& c, const at::TensorOptions& o) : config_(c) {
+  model = register_module("model", Qwen2Model(c, o));
+  if (!c.tie_word_embeddings) lm_head = register_module("lm_head", Linear(c.hidden_size, c.vocab_size, false, o));
 }
 
 at::Tensor Qwen2ForCausalLMImpl::embed(const at::Tensor& input_ids) { return model->embed_tokens(input_ids); }
@@ -201,7 +196,7 @@ const at::Tensor& Qwen2ForCausalLMImpl::output_embedding() const {
 }
 
 at::Tensor Qwen2ForCausalLMImpl::logits(const at::Tensor& hidden_states) {
-  return torch::nn::functional::linear(hidden_states, output_embedding());
+  return at::linear(hidden_states, output_embedding());
 }
 
 at::Tensor Qwen2ForCausalLMImpl::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,

@@ -67,6 +67,17 @@ at::Tensor load_tensor(const io::TensorInfo& info, at::ScalarType type, const at
   return staging.to(device, type);
 }
 
+void copy_tensor(at::Tensor& destination, const io::TensorInfo& info, const std::string& file) {
+  const at::ScalarType stored = to_scalar_type(info.dtype, file + ": tensor '" + info.name + "'");
+  const auto address = reinterpret_cast<std::uintptr_t>(info.data);
+  if (address % c10::elementSize(stored) == 0) {
+    // Aligned: read straight from the mapping (copy_ only reads the source).
+    destination.copy_(at::from_blob(const_cast<std::uint8_t*>(info.data), info.shape, at::TensorOptions().dtype(stored)));
+  } else {
+    destination.copy_(load_tensor(info, stored, at::kCPU, file));
+  }
+}
+
 void load_parameters(torch::nn::Module& module, const io::CheckpointDir& ckpt, const LoadOptions& options) {
   torch::NoGradGuard no_grad;
   std::set<std::string> used;
@@ -81,7 +92,8 @@ void load_parameters(torch::nn::Module& module, const io::CheckpointDir& ckpt, c
     if (info.shape != to_vector(param.sizes()))
       fail_file(file, "tensor '" + name + "' has shape " + io::shape_string(info.shape) +
                           " but the model expects " + io::shape_string(to_vector(param.sizes())));
-    param.copy_(load_tensor(info, param.scalar_type(), param.device(), file));
+    copy_tensor(param, info, file);
+    ckpt.evict(name);
     used.insert(name);
   }
   for (const std::string& name : ckpt.tensor_names()) {
@@ -98,8 +110,7 @@ Qwen2ForCausalLM load_qwen2(const fs::path& dir, const LoadOptions& options) {
   io::CheckpointDir ckpt(dir);
   Qwen2Config config = Qwen2Config::from_json(ckpt.config(), ckpt.config_path().string());
   const at::ScalarType type = options.dtype ? *options.dtype : scalar_type_from_name(config.dtype);
-  Qwen2ForCausalLM model(config);
-  model->to(options.device, type);
+  Qwen2ForCausalLM model(config, at::TensorOptions().dtype(type).device(options.device));
   LoadOptions opts = options;
   // A tied checkpoint may still carry lm_head.weight (HF ignores it); the model has no such tensor.
   if (config.tie_word_embeddings) opts.ignore_prefixes.push_back(options.prefix + "lm_head.");

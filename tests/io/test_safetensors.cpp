@@ -121,6 +121,16 @@ TEST(Safetensors, RoundTripsEveryDtype) {
   EXPECT_EQ(r.metadata().at("k"), "v");
 }
 
+TEST(Safetensors, EvictedTensorsStayReadable) {
+  TempDir dir;
+  std::vector<float> big(1 << 16);
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<float>(i);
+  c3::io::write_safetensors(dir / "big.safetensors", {{"x", DType::F32, {1 << 16}, big.data(), big.size() * 4}});
+  SafetensorsReader r(dir / "big.safetensors");
+  r.evict(r.at("x"));
+  EXPECT_EQ(std::memcmp(r.at("x").data, big.data(), big.size() * 4), 0);
+}
+
 TEST(Safetensors, EmptyAndZeroSizedTensors) {
   TempDir dir;
   std::vector<c3::io::TensorBytes> tensors{{"empty", DType::F32, {0, 4}, nullptr, 0}};

@@ -166,6 +166,24 @@ TEST(CheckpointLoading, MissingUnexpectedAndMisshapedTensorsAreNamed) {
   EXPECT_NO_THROW(load_qwen2(dir / "f", ignore));
 }
 
+TEST(CheckpointLoading, UnalignedTensorsCopyCorrectly) {
+  // A U8 byte first puts the F32 tensor at an odd address in the mapping.
+  test::TempDir dir;
+  std::string header = R"({"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"b":{"dtype":"F32","shape":[2],"data_offsets":[1,9]}})";
+  header.append((8 - header.size() % 8) % 8, ' ');
+  std::string bytes(8, '\0');
+  for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>((header.size() >> (8 * i)) & 0xff);
+  const float values[2] = {1.25f, -3.5f};
+  bytes += header + std::string(1, '\x07') + std::string(reinterpret_cast<const char*>(values), 8);
+  test::write_bytes(dir / "u.safetensors", bytes);
+  io::SafetensorsReader r(dir / "u.safetensors");
+  ASSERT_NE(reinterpret_cast<std::uintptr_t>(r.at("b").data) % 4, 0u);
+  auto dst = torch::zeros({2}, torch::kFloat64);
+  copy_tensor(dst, r.at("b"), "u.safetensors");
+  EXPECT_EQ(dst[0].item<double>(), 1.25);
+  EXPECT_EQ(dst[1].item<double>(), -3.5);
+}
+
 TEST(CheckpointLoading, BrokenFoldersGiveOneLineErrors) {
   test::TempDir dir;
   expect_error([&] { io::CheckpointDir c(dir / "nope"); }, {"nope", "no such folder"});

@@ -30,6 +30,7 @@ class CheckpointDir {
   bool contains(const std::string& name) const { return index_.count(name) > 0; }
   const TensorInfo& tensor(const std::string& name) const;        // throws naming the folder
   const std::filesystem::path& file_of(const std::string& name) const;
+  void evict(const std::string& name) const;  // see SafetensorsReader::evict
   std::vector<std::filesystem::path> files() const;
 
   // Tokenizer files present beside the weights (tokenizer.json, vocab.json, ...).

@@ -52,6 +52,9 @@ class SafetensorsReader {
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   const TensorInfo* find(const std::string& name) const;
   const TensorInfo& at(const std::string& name) const;  // throws naming the file
+  // Lets the kernel drop the pages holding `tensor` from memory once it has been copied out; the
+  // data stays valid (an unmodified private mapping re-reads the file on the next access).
+  void evict(const TensorInfo& tensor) const;
 
  private:
   std::filesystem::path path_;

@@ -7,6 +7,7 @@
 
 #include <vector>
 
+#include "c3/model/layers.h"
 #include "c3/model/qwen2_config.h"
 
 namespace c3 {
@@ -24,7 +25,7 @@ struct KVCache {
 
 class Qwen2RMSNormImpl : public torch::nn::Module {
  public:
-  Qwen2RMSNormImpl(int64_t hidden_size, double eps);
+  Qwen2RMSNormImpl(int64_t hidden_size, double eps, const at::TensorOptions& options = {});
   at::Tensor forward(const at::Tensor& x);
   at::Tensor weight;
   double eps;
@@ -51,11 +52,11 @@ struct AttentionMask {
 
 class Qwen2AttentionImpl : public torch::nn::Module {
  public:
-  explicit Qwen2AttentionImpl(const Qwen2Config& config);
+  Qwen2AttentionImpl(const Qwen2Config& config, const at::TensorOptions& options);
   // x [B, T, hidden]; cos/sin [B, T, D]; cache: this layer's slot (index) or nullptr.
   at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
                      const AttentionMask& mask, KVCache* cache, int64_t layer);
-  torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+  Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
 
  private:
   int64_t num_heads_, num_kv_heads_, head_dim_;
@@ -65,15 +66,15 @@ TORCH_MODULE(Qwen2Attention);
 
 class Qwen2MLPImpl : public torch::nn::Module {
  public:
-  explicit Qwen2MLPImpl(const Qwen2Config& config);
+  Qwen2MLPImpl(const Qwen2Config& config, const at::TensorOptions& options);
   at::Tensor forward(const at::Tensor& x);  // down(silu(gate(x)) * up(x))
-  torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+  Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
 };
 TORCH_MODULE(Qwen2MLP);
 
 class Qwen2DecoderLayerImpl : public torch::nn::Module {
  public:
-  Qwen2DecoderLayerImpl(const Qwen2Config& config, int64_t layer_idx);
+  Qwen2DecoderLayerImpl(const Qwen2Config& config, int64_t layer_idx, const at::TensorOptions& options);
   at::Tensor forward(const at::Tensor& h, const at::Tensor& cos, const at::Tensor& sin,
                      const AttentionMask& mask, KVCache* cache);
   Qwen2Attention self_attn{nullptr};
@@ -88,7 +89,7 @@ TORCH_MODULE(Qwen2DecoderLayer);
 // The transformer body: embeddings, decoder layers, final RMSNorm.
 class Qwen2ModelImpl : public torch::nn::Module {
  public:
-  explicit Qwen2ModelImpl(const Qwen2Config& config);
+  Qwen2ModelImpl(const Qwen2Config& config, const at::TensorOptions& options);
 
   // inputs_embeds [B, T, hidden] (C3 overwrites slot rows before calling this).
   // attention_mask: [B, past + T] of 1 (token) / 0 (padding), HF-style, or undefined (no padding).
@@ -99,7 +100,7 @@ class Qwen2ModelImpl : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& inputs_embeds, const at::Tensor& attention_mask = {},
                      const at::Tensor& position_ids = {}, KVCache* cache = nullptr);
 
-  torch::nn::Embedding embed_tokens{nullptr};
+  Embedding embed_tokens{nullptr};
   torch::nn::ModuleList layers;
   Qwen2RMSNorm norm{nullptr};
 
@@ -112,7 +113,9 @@ TORCH_MODULE(Qwen2Model);
 
 class Qwen2ForCausalLMImpl : public torch::nn::Module {
  public:
-  explicit Qwen2ForCausalLMImpl(const Qwen2Config& config);
+  // Parameters are allocated with `options` (dtype, device) and left uninitialised: call
+  // init_weights() or load a checkpoint (load_qwen2) before use.
+  explicit Qwen2ForCausalLMImpl(const Qwen2Config& config, const at::TensorOptions& options = {});
 
   const Qwen2Config& config() const { return config_; }
   at::Tensor embed(const at::Tensor& input_ids);              // [B, T] -> [B, T, hidden]
@@ -128,7 +131,7 @@ class Qwen2ForCausalLMImpl : public torch::nn::Module {
   void init_weights(uint64_t seed);
 
   Qwen2Model model{nullptr};
-  torch::nn::Linear lm_head{nullptr};  // null when tie_word_embeddings
+  Linear lm_head{nullptr};  // null when tie_word_embeddings
 
  private:
   Qwen2Config config_;

@@ -32,6 +32,9 @@ struct LoadOptions {
   std::string prefix;
 };
 
+// Copies a stored tensor into `destination` (same shape; any dtype or device), converting on the way.
+void copy_tensor(at::Tensor& destination, const io::TensorInfo& info, const std::string& file);
+
 // Fills every parameter of `module` from `ckpt`: a missing tensor, an unexpected one or a shape
 // mismatch throws c3::Error naming the tensor, the file and both shapes.
 void load_parameters(torch::nn::Module& module, const io::CheckpointDir& ckpt, const LoadOptions& options);

@@ -1,0 +1,28 @@
+// Linear and Embedding whose parameters are allocated directly with the requested dtype and
+// device and left uninitialised: a checkpoint load or init_weights fills them. (torch::nn's
+// versions allocate fp32 on the CPU and run Kaiming init first, which costs 2x the fp32 model in
+// memory and time for weights that are immediately overwritten.)
+#pragma once
+
+#include <torch/torch.h>
+
+namespace c3 {
+
+class LinearImpl : public torch::nn::Module {
+ public:
+  LinearImpl(int64_t in_features, int64_t out_features, bool bias, const at::TensorOptions& options);
+  at::Tensor forward(const at::Tensor& x);  // x @ weight^T + bias
+  at::Tensor weight;                        // [out, in], as HF stores it
+  at::Tensor bias;                          // [out] or undefined
+};
+TORCH_MODULE(Linear);
+
+class EmbeddingImpl : public torch::nn::Module {
+ public:
+  EmbeddingImpl(int64_t num_embeddings, int64_t dim, const at::TensorOptions& options);
+  at::Tensor forward(const at::Tensor& ids);
+  at::Tensor weight;  // [num_embeddings, dim]
+};
+TORCH_MODULE(Embedding);
+
+}  // namespace c3
