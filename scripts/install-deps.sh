@@ -7,6 +7,7 @@ pkgs=(
   libtorch-dev libopenblas0-pthread
   libsentencepiece-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev
+  libpcre2-dev libutf8proc-dev
 )
 missing=()
 for p in "${pkgs[@]}"; do

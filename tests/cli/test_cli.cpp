@@ -23,7 +23,8 @@ struct Result {
 Result c3(const std::string& args, const test::TempDir& dir, const std::string& env = "env -u OMP_WAIT_POLICY") {
   const auto out = dir / ".stdout", err = dir / ".stderr";
   const std::string cmd = "cd '" + dir.path().string() + "' && " + env + " '" C3_BINARY "' " + args + " >'" + out.string() +
-                          "' 2>'" + err.string() + "' </dev/null";
+                          "' 2>'" + err.string() + "'" +
+                          (args.find('<') == std::string::npos ? " </dev/null" : "");
   const int status = std::system(cmd.c_str());
   Result r{WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), test::read_bytes(out),
            test::read_bytes(err)};
@@ -155,6 +156,60 @@ TEST(Cli, ThreadsAndDeviceAreApplied) {
   r = c3("--threads -1 init model2", dir);
   EXPECT_EQ(r.code, 2);
   EXPECT_THAT(r.err, HasSubstr("--threads"));
+}
+
+TEST(Cli, TokenizeEncodesCountsDecodesAndReportsBadInput) {
+  test::TempDir dir;
+  const std::string tok = "--tokenizer '" C3_TEST_DATA "/qwen2-tokenizer/vocab.json'";
+  test::write_bytes(dir / "in.txt", "hello   world");
+  auto r = c3("tokenize " + tok + " in.txt", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "14990 256 1879\n");
+  r = c3("tokenize " + tok + " - < in.txt", dir);
+  EXPECT_EQ(r.out, "14990 256 1879\n") << "stdin";
+  r = c3("tokenize " + tok + " --count in.txt", dir);
+  EXPECT_EQ(r.out, "3\n");
+  r = c3("tokenize " + tok + " --json in.txt", dir);
+  EXPECT_EQ(json::parse(r.out), (json{{"ids", {14990, 256, 1879}}, {"count", 3}}));
+  test::write_bytes(dir / "ids.txt", " 14990 256\n1879 ");
+  r = c3("tokenize " + tok + " --decode ids.txt", dir);
+  EXPECT_EQ(r.out, "hello   world");
+  test::write_bytes(dir / "bad-ids.txt", "14990 x1");
+  r = c3("tokenize " + tok + " --decode bad-ids.txt", dir);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, HasSubstr("bad-ids.txt: 'x1' is not a token id"));
+  r = c3("tokenize --tokenizer nowhere in.txt", dir);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, HasSubstr("nowhere"));
+  EXPECT_EQ(lines(r.err), 1) << r.err;
+  r = c3("tokenize " + tok + " missing.txt", dir);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, HasSubstr("missing.txt"));
+  r = c3("tokenize " + tok + " --count --decode in.txt", dir);
+  EXPECT_EQ(r.code, 2);
+}
+
+TEST(Cli, TokenizerTrainWritesASentencePieceModelThatTokenizeUses) {
+  test::TempDir dir;
+  std::string corpus;
+  for (int i = 0; i < 200; ++i) corpus += "line " + std::to_string(i) + " of a small training corpus for c3\n";
+  test::write_bytes(dir / "corpus.txt", corpus);
+  auto r = c3("--log-level warn tokenizer train --input corpus.txt --vocab-size 320 -o spm", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(dir / "spm" / "tokenizer.model"));
+  test::write_bytes(dir / "t.txt", "<|im_start|>line 7<|im_end|>");
+  r = c3("tokenize --tokenizer spm t.txt", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  test::write_bytes(dir / "ids.txt", r.out);
+  r = c3("tokenize --tokenizer spm --decode ids.txt", dir);
+  EXPECT_EQ(r.out, "<|im_start|>line 7<|im_end|>");
+  r = c3("tokenizer train --input corpus.txt --vocab-size 5 -o spm2", dir);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_FALSE(fs::exists(dir / "spm2"));
+  r = c3("tokenizer train --input corpus.txt --vocab-size 100000 -o spm3", dir);
+  EXPECT_EQ(r.code, 1) << "sentencepiece's own error, reported";
+  EXPECT_EQ(lines(r.err), 2) << r.err;  // the info line, then the error
+  EXPECT_FALSE(fs::exists(dir / "spm3"));
 }
 
 TEST(Cli, LogFileReceivesTheLog) {

@@ -1,0 +1,38 @@
+// One interface over both tokenizer kinds c3 uses: Qwen2's byte-level BPE (released models) and
+// sentencepiece (models trained from scratch). The rest of c3 sees only this.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace c3 {
+
+class Tokenizer {
+ public:
+  virtual ~Tokenizer() = default;
+  // No BOS/EOS is added. Bytes that are not valid UTF-8 are replaced by U+FFFD (and a warning
+  // is logged once per process).
+  virtual std::vector<int32_t> encode(std::string_view text) const = 0;
+  // Ids back to text; ill-formed UTF-8 in the result is replaced by U+FFFD. An id outside the
+  // vocabulary throws c3::Error.
+  virtual std::string decode(const std::vector<int32_t>& ids, bool skip_special = false) const = 0;
+  // The id of a token spelled as it appears in text ("<|im_end|>", "<imgpad>"), if it is one token.
+  virtual std::optional<int32_t> token_id(std::string_view token) const = 0;
+  virtual int64_t vocab_size() const = 0;  // largest id + 1
+  virtual std::string kind() const = 0;    // "byte-level-bpe" or "sentencepiece"
+  virtual std::string source() const = 0;  // the file(s) it was loaded from
+};
+
+// `path`: a checkpoint or tokenizer folder, or one tokenizer file. A folder is searched in this
+// order: tokenizer.json, vocab.json + merges.txt, qwen.tiktoken, tokenizer.model.
+std::unique_ptr<Tokenizer> load_tokenizer(const std::filesystem::path& path);
+
+// The special tokens of the released C3 prompt template, which any c3 tokenizer must have.
+const std::vector<std::string>& c3_special_tokens();
+
+}  // namespace c3

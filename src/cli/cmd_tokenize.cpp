@@ -1,0 +1,79 @@
+// c3 tokenize: text -> ids (or ids -> text) with a checkpoint's tokenizer, for shell scripts and
+// for checking compression ratios.
+#include <iostream>
+#include <iterator>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "c3/tokenizer/tokenizer.h"
+#include "c3/util/atomic_file.h"
+#include "c3/util/error.h"
+#include "command.h"
+
+namespace c3::cli {
+
+class TokenizeCommand : public Command {
+ public:
+  std::string name() const override { return "tokenize"; }
+  std::string summary() const override { return "Print the token ids of a text (or, with --decode, the text of ids)"; }
+  bool computes() const override { return false; }
+  void setup(CLI::App& app, Options&) override {
+    app.add_option("--tokenizer", tokenizer_, "Checkpoint folder, tokenizer folder or tokenizer file")->required();
+    app.add_option("input", input_, "Input file; - or none for standard input");
+    auto* count = app.add_flag("--count", count_, "Print only the number of tokens");
+    auto* decode = app.add_flag("--decode", decode_, "Read whitespace-separated ids and print their text");
+    app.add_flag("--json", json_, "Print one JSON object with ids and count (or text)");
+    app.add_flag("--skip-special", skip_special_, "With --decode: leave out special tokens");
+    count->excludes(decode);
+  }
+  int run(const Config&, const Runtime&) override {
+    const std::string source = input_ == "-" ? "<stdin>" : input_;
+    std::string text;
+    if (input_ == "-") {
+      text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+    } else {
+      text = read_text_file(input_);
+    }
+    const auto tokenizer = load_tokenizer(tokenizer_);
+    if (decode_) {
+      std::vector<int32_t> ids;
+      std::istringstream in(text);
+      std::string word;
+      while (in >> word) {
+        size_t used = 0;
+        long long id = -1;
+        try {
+          id = std::stoll(word, &used);
+        } catch (...) {
+        }
+        if (used != word.size() || id < 0 || id > INT32_MAX) fail_file(source, "'" + word + "' is not a token id");
+        ids.push_back(static_cast<int32_t>(id));
+      }
+      const std::string out = tokenizer->decode(ids, skip_special_);
+      if (json_) std::cout << nlohmann::json{{"text", out}, {"count", ids.size()}}.dump() << "\n";
+      else std::cout << out;
+      return 0;
+    }
+    const auto ids = tokenizer->encode(text);
+    if (json_) {
+      nlohmann::json j = {{"count", ids.size()}};
+      if (!count_) j["ids"] = ids;
+      std::cout << j.dump() << "\n";
+    } else if (count_) {
+      std::cout << ids.size() << "\n";
+    } else {
+      std::string line;
+      for (size_t i = 0; i < ids.size(); ++i) line += (i ? " " : "") + std::to_string(ids[i]);
+      std::cout << line << "\n";
+    }
+    return 0;
+  }
+
+ private:
+  std::string tokenizer_, input_ = "-";
+  bool count_ = false, decode_ = false, json_ = false, skip_special_ = false;
+};
+
+C3_REGISTER_COMMAND(TokenizeCommand);
+
+}  // namespace c3::cli

@@ -1,0 +1,276 @@
+// Loading ByteLevelBpe from the three file layouts checkpoints carry.
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <sstream>
+
+#include "c3/io/checkpoint_dir.h"
+#include "c3/tokenizer/bpe.h"
+#include "c3/tokenizer/unicode.h"
+#include "c3/util/atomic_file.h"
+#include "c3/util/error.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace c3 {
+namespace {
+
+// vocab object (spelled token -> id) -> raw token bytes by id.
+std::vector<std::string> read_vocab(const json& vocab, const std::string& file,
+                                    std::unordered_map<std::string, int32_t>* spelled_ids) {
+  if (!vocab.is_object()) fail_file(file, "vocabulary is not a JSON object of token -> id");
+  std::vector<std::string> tokens;
+  for (auto it = vocab.begin(); it != vocab.end(); ++it) {
+    if (!it.value().is_number_integer() || it.value().get<int64_t>() < 0 || it.value().get<int64_t>() > INT32_MAX)
+      fail_file(file, "token '" + it.key() + "' has id " + it.value().dump() + ", expected a non-negative integer");
+    const auto id = it.value().get<int32_t>();
+    std::string bytes;
+    if (!unicode::unicode_to_bytes(it.key(), &bytes) || bytes.empty())
+      fail_file(file, "token '" + it.key() + "' is not spelled in the byte-level alphabet");
+    if (static_cast<size_t>(id) >= tokens.size()) tokens.resize(id + 1);
+    if (!tokens[id].empty()) fail_file(file, "id " + std::to_string(id) + " is given to two tokens");
+    tokens[id] = bytes;
+    (*spelled_ids)[it.key()] = id;
+  }
+  return tokens;
+}
+
+// One merge, spelled "left right" or ["left", "right"] -> ids.
+std::pair<int32_t, int32_t> merge_ids(const std::string& left, const std::string& right,
+                                      const std::unordered_map<std::string, int32_t>& ids, const std::string& where) {
+  auto l = ids.find(left), r = ids.find(right);
+  if (l == ids.end()) fail_file(where, "merge names '" + left + "', which is not in the vocabulary");
+  if (r == ids.end()) fail_file(where, "merge names '" + right + "', which is not in the vocabulary");
+  if (!ids.count(left + right)) fail_file(where, "merge '" + left + " " + right + "' produces a token missing from the vocabulary");
+  return {l->second, r->second};
+}
+
+std::vector<AddedToken> read_added_tokens(const json& list, const std::string& file) {
+  std::vector<AddedToken> out;
+  if (!list.is_array()) fail_file(file, "added_tokens is not a list");
+  for (const auto& t : list) {
+    if (!t.is_object() || !t.contains("id") || !t["id"].is_number_integer() || !t.contains("content") ||
+        !t["content"].is_string())
+      fail_file(file, "added token entry needs an integer id and a string content: " + t.dump());
+    out.push_back({t["content"].get<std::string>(), t["id"].get<int32_t>(), t.value("special", false)});
+  }
+  return out;
+}
+
+// The regex of a HF pre_tokenizer, or an error for a layout c3 does not reproduce.
+std::string pattern_of(const json& pre, const std::string& file) {
+  if (pre.is_null()) fail_file(file, "no pre_tokenizer: byte-level BPE needs one");
+  const std::string type = pre.value("type", "");
+  if (type == "ByteLevel") {
+    if (pre.value("add_prefix_space", false)) fail_file(file, "ByteLevel add_prefix_space=true is not supported");
+    return pre.value("use_regex", true) ? kGpt2Pattern : "[\\s\\S]+";
+  }
+  if (type == "Split") {
+    if (!pre.contains("pattern") || !pre["pattern"].contains("Regex"))
+      fail_file(file, "Split pre-tokenizer without a Regex pattern is not supported");
+    if (pre.value("behavior", "Isolated") != "Isolated" || pre.value("invert", false))
+      fail_file(file, "Split pre-tokenizer behaviour other than Isolated is not supported");
+    return pre["pattern"]["Regex"].get<std::string>();
+  }
+  if (type == "Sequence") {
+    std::string pattern;
+    for (const auto& p : pre.value("pretokenizers", json::array())) {
+      if (p.value("type", "") == "ByteLevel") {
+        if (p.value("use_regex", true)) {
+          if (!pattern.empty()) fail_file(file, "two regex pre-tokenizers in sequence are not supported");
+          pattern = kGpt2Pattern;
+        }
+        if (p.value("add_prefix_space", false)) fail_file(file, "ByteLevel add_prefix_space=true is not supported");
+      } else {
+        if (!pattern.empty()) fail_file(file, "two regex pre-tokenizers in sequence are not supported");
+        pattern = pattern_of(p, file);
+      }
+    }
+    if (pattern.empty()) fail_file(file, "pre_tokenizer sequence has no splitting step");
+    return pattern;
+  }
+  fail_file(file, "pre_tokenizer type '" + type + "' is not supported");
+}
+
+bool wants_nfc(const json& normalizer, const std::string& file) {
+  if (normalizer.is_null()) return false;
+  const std::string type = normalizer.value("type", "");
+  if (type == "NFC") return true;
+  if (type == "Sequence" && normalizer.value("normalizers", json::array()).empty()) return false;
+  fail_file(file, "normalizer '" + type + "' is not supported (only NFC or none)");
+}
+
+std::string base64_decode(std::string_view in, const std::string& where) {
+  static const std::array<int, 256> table = [] {
+    std::array<int, 256> t{};
+    t.fill(-1);
+    const char* alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (int i = 0; i < 64; ++i) t[static_cast<unsigned char>(alphabet[i])] = i;
+    return t;
+  }();
+  if (in.empty() || in.size() % 4 != 0) fail_file(where, "bad base64 '" + std::string(in) + "'");
+  std::string out;
+  for (size_t i = 0; i < in.size(); i += 4) {
+    int v[4];
+    for (int k = 0; k < 4; ++k) {
+      const char c = in[i + k];
+      const bool pad_ok = c == '=' && i + 4 == in.size() && k >= 2 && (k == 3 || in[i + 3] == '=');
+      v[k] = c == '=' && pad_ok ? 0 : table[static_cast<unsigned char>(c)];
+      if (v[k] < 0 || (c == '=' && !pad_ok)) fail_file(where, "bad base64 '" + std::string(in) + "'");
+    }
+    out += static_cast<char>((v[0] << 2) | (v[1] >> 4));
+    if (in[i + 2] != '=') out += static_cast<char>(((v[1] & 15) << 4) | (v[2] >> 2));
+    if (in[i + 3] != '=') out += static_cast<char>(((v[2] & 3) << 6) | v[3]);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::unique_ptr<ByteLevelBpe> ByteLevelBpe::from_tokenizer_json(const fs::path& path) {
+  const std::string file = path.string();
+  const json doc = io::read_json_file(path);
+  if (!doc.is_object() || !doc.contains("model") || !doc["model"].is_object())
+    fail_file(file, "no 'model' object: not a Hugging Face tokenizer.json");
+  const json& model = doc["model"];
+  if (model.value("type", "BPE") != "BPE") fail_file(file, "model type '" + model.value("type", "") + "' is not BPE");
+  if (model.value("ignore_merges", false)) fail_file(file, "ignore_merges=true is not supported");
+  std::unordered_map<std::string, int32_t> ids;
+  auto tokens = read_vocab(model.value("vocab", json()), file, &ids);
+  std::vector<std::pair<int32_t, int32_t>> merges;
+  const json list = model.value("merges", json::array());
+  if (!list.is_array()) fail_file(file, "model.merges is not a list");
+  for (size_t i = 0; i < list.size(); ++i) {
+    const json& m = list[i];
+    const std::string where = file + ": merge " + std::to_string(i);
+    if (m.is_string()) {
+      const std::string s = m.get<std::string>();
+      const auto space = s.find(' ');
+      if (space == std::string::npos || s.find(' ', space + 1) != std::string::npos)
+        fail_file(where, "'" + s + "' is not 'left right'");
+      merges.push_back(merge_ids(s.substr(0, space), s.substr(space + 1), ids, where));
+    } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
+      merges.push_back(merge_ids(m[0].get<std::string>(), m[1].get<std::string>(), ids, where));
+    } else {
+      fail_file(where, "is neither 'left right' nor [left, right]");
+    }
+  }
+  auto added = read_added_tokens(doc.value("added_tokens", json::array()), file);
+  return std::make_unique<ByteLevelBpe>(std::move(tokens), merges, std::move(added),
+                                        pattern_of(doc.value("pre_tokenizer", json()), file),
+                                        wants_nfc(doc.value("normalizer", json()), file), file);
+}
+
+std::unique_ptr<ByteLevelBpe> ByteLevelBpe::from_vocab_merges(const fs::path& vocab_path, const fs::path& merges_path) {
+  std::unordered_map<std::string, int32_t> ids;
+  auto tokens = read_vocab(io::read_json_file(vocab_path), vocab_path.string(), &ids);
+  std::istringstream lines(read_text_file(merges_path));
+  std::vector<std::pair<int32_t, int32_t>> merges;
+  std::string line;
+  for (size_t n = 1; std::getline(lines, line); ++n) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if ((n == 1 && line.rfind("#version", 0) == 0) || line.empty()) continue;
+    const std::string where = merges_path.string() + ":" + std::to_string(n);
+    const auto space = line.find(' ');
+    if (space == std::string::npos || line.find(' ', space + 1) != std::string::npos)
+      fail_file(where, "expected 'left right', got '" + line + "'");
+    merges.push_back(merge_ids(line.substr(0, space), line.substr(space + 1), ids, where));
+  }
+  // Added tokens: tokenizer_config.json's added_tokens_decoder (with special flags), then
+  // added_tokens.json (content -> id; not special unless the config says so).
+  std::vector<AddedToken> added;
+  const fs::path dir = vocab_path.parent_path();
+  std::error_code ec;
+  if (fs::exists(dir / "tokenizer_config.json", ec)) {
+    const auto cfg = io::read_json_file(dir / "tokenizer_config.json");
+    const json decoder = cfg.value("added_tokens_decoder", json::object());
+    for (auto it = decoder.begin(); it != decoder.end(); ++it) {
+      if (!it.value().contains("content") || !it.value()["content"].is_string())
+        fail_file((dir / "tokenizer_config.json").string(), "added_tokens_decoder." + it.key() + " has no content");
+      int32_t id = 0;
+      try {
+        id = std::stoi(it.key());
+      } catch (...) {
+        fail_file((dir / "tokenizer_config.json").string(), "added_tokens_decoder key '" + it.key() + "' is not an id");
+      }
+      added.push_back({it.value()["content"].get<std::string>(), id, it.value().value("special", false)});
+    }
+  }
+  if (fs::exists(dir / "added_tokens.json", ec)) {
+    const auto map = io::read_json_file(dir / "added_tokens.json");
+    if (!map.is_object()) fail_file((dir / "added_tokens.json").string(), "is not an object of token -> id");
+    for (auto it = map.begin(); it != map.end(); ++it) {
+      if (!it.value().is_number_integer())
+        fail_file((dir / "added_tokens.json").string(), "'" + it.key() + "' has a non-integer id");
+      bool known = false;
+      for (const auto& a : added) known = known || a.content == it.key();
+      if (!known) added.push_back({it.key(), it.value().get<int32_t>(), false});
+    }
+  }
+  return std::make_unique<ByteLevelBpe>(std::move(tokens), merges, std::move(added), kQwen2Pattern, true,
+                                        vocab_path.string() + " + " + merges_path.filename().string());
+}
+
+std::unique_ptr<ByteLevelBpe> ByteLevelBpe::from_tiktoken(const fs::path& path) {
+  const std::string file = path.string();
+  std::istringstream lines(read_text_file(path));
+  std::vector<std::string> tokens;
+  std::unordered_map<std::string, int32_t> index;
+  std::string line;
+  for (size_t n = 1; std::getline(lines, line); ++n) {
+    if (line.empty()) continue;
+    const std::string where = file + ":" + std::to_string(n);
+    const auto space = line.find(' ');
+    if (space == std::string::npos) fail_file(where, "expected 'base64 rank'");
+    const std::string bytes = base64_decode(std::string_view(line).substr(0, space), where);
+    int64_t rank = -1;
+    try {
+      size_t used = 0;
+      rank = std::stoll(line.substr(space + 1), &used);
+      if (used != line.size() - space - 1) rank = -1;
+    } catch (...) {
+    }
+    if (rank < 0 || rank > INT32_MAX) fail_file(where, "bad rank '" + line.substr(space + 1) + "'");
+    if (static_cast<size_t>(rank) >= tokens.size()) tokens.resize(rank + 1);
+    if (!tokens[rank].empty()) fail_file(where, "rank " + std::to_string(rank) + " appears twice");
+    if (!index.emplace(bytes, static_cast<int32_t>(rank)).second) fail_file(where, "token appears twice");
+    tokens[rank] = bytes;
+  }
+  // tiktoken merges whichever adjacent pair forms the lowest-ranked token; as merges, a token of
+  // rank r is the pair that byte-level BPE restricted to ranks < r leaves it in (how HF converts).
+  std::vector<std::pair<int32_t, int32_t>> merges;
+  std::vector<int32_t> parts;
+  for (size_t rank = 0; rank < tokens.size(); ++rank) {
+    const std::string& t = tokens[rank];
+    if (t.size() < 2) continue;
+    parts.clear();
+    for (unsigned char c : t) {
+      auto it = index.find(std::string(1, static_cast<char>(c)));
+      if (it == index.end()) fail_file(file, "no token for byte " + std::to_string(c));
+      parts.push_back(it->second);
+    }
+    while (parts.size() > 2) {
+      int32_t best = INT32_MAX;
+      size_t at = 0;
+      for (size_t i = 0; i + 1 < parts.size(); ++i) {
+        auto it = index.find(tokens[parts[i]] + tokens[parts[i + 1]]);
+        if (it != index.end() && it->second < best && static_cast<size_t>(it->second) < rank) best = it->second, at = i;
+      }
+      if (best == INT32_MAX) break;
+      parts[at] = best;
+      parts.erase(parts.begin() + static_cast<std::ptrdiff_t>(at) + 1);
+    }
+    if (parts.size() == 2) merges.emplace_back(parts[0], parts[1]);
+  }
+  // The special-token table of the released C3 (GOT-OCR2.0) tokenizer.
+  std::vector<AddedToken> added{{"<|endoftext|>", 151643, true}, {"<|im_start|>", 151644, true},
+                                {"<|im_end|>", 151645, true}};
+  for (int i = 0; i <= 204; ++i) added.push_back({"<|extra_" + std::to_string(i) + "|>", 151646 + i, true});
+  int32_t id = 151851;
+  for (const char* t : {"<ref>", "</ref>", "<box>", "</box>", "<quad>", "</quad>", "<img>", "</img>", "<imgpad>"})
+    added.push_back({t, id++, true});
+  return std::make_unique<ByteLevelBpe>(std::move(tokens), merges, std::move(added), kQwen2Pattern, true, file);
+}
+
+}  // namespace c3
