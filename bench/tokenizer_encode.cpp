@@ -4,6 +4,8 @@
 // N MB (default 8). "cold" encodes the prose once with a freshly loaded tokenizer (empty
 // pre-token cache); "warm" is the steady state over the whole N MB. sentencepiece is trained by
 // c3 on the same prose (BPE), so both read text they can tokenize well.
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>

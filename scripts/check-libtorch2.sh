@@ -33,5 +33,5 @@ mapfile -t sources < <(git ls-files 'src/*.cpp' 'bench/*.cpp' 'tests/*.cpp')
 echo "check-libtorch2: ${#sources[@]} sources against LibTorch $version headers" >&2
 printf '%s\n' "${sources[@]}" | xargs -P "$(nproc)" -I{} sh -c \
   'g++ -std=c++17 -fsyntax-only -w -DUSE_C10D_GLOO -I "$0" -I "$0/torch/csrc/api/include" -I include \
-     -I "$1/include" -I src -I tests/support -DC3_BINARY=\"c3\" {} || { echo "FAILED: {}" >&2; exit 255; }' "$inc" "$build" || exit 1
+     -I "$1/include" -I src -I tests/support -DC3_BINARY=\"c3\" -DC3_TEST_DATA=\"data\" -DC3_SPM_SHIM_BUILD_PATH=\"lib\" {} || { echo "FAILED: {}" >&2; exit 255; }' "$inc" "$build" || exit 1
 echo "check-libtorch2: all ${#sources[@]} sources compile against LibTorch $version" >&2

@@ -2,10 +2,8 @@
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <atomic>
 #include <climits>
 
 #include "c3/tokenizer/unicode.h"
@@ -89,12 +87,7 @@ std::vector<std::pair<int32_t, int32_t>> ByteLevelBpe::merges() const {
 
 std::vector<int32_t> ByteLevelBpe::encode(std::string_view text) const {
   std::string repaired;
-  if (!unicode::is_valid_utf8(text)) {
-    static std::atomic<bool> warned{false};
-    if (!warned.exchange(true)) spdlog::warn("input is not valid UTF-8: ill-formed bytes replaced by U+FFFD");
-    repaired = unicode::replace_invalid_utf8(text);
-    text = repaired;
-  }
+  text = unicode::valid_utf8_or_repaired(text, repaired);
   std::vector<int32_t> out;
   out.reserve(text.size() / 3 + 4);
   size_t segment = 0, pos = 0;

@@ -4,7 +4,6 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <sstream>
 
 #include "c3/tokenizer/unicode.h"
@@ -109,12 +108,7 @@ SentencePieceTokenizer::~SentencePieceTokenizer() {
 
 std::vector<int32_t> SentencePieceTokenizer::encode(std::string_view text) const {
   std::string repaired;
-  if (!unicode::is_valid_utf8(text)) {
-    static std::atomic<bool> warned{false};
-    if (!warned.exchange(true)) spdlog::warn("input is not valid UTF-8: ill-formed bytes replaced by U+FFFD");
-    repaired = unicode::replace_invalid_utf8(text);
-    text = repaired;
-  }
+  text = unicode::valid_utf8_or_repaired(text, repaired);
   std::vector<int32_t> ids;
   std::string error;
   if (spm().encode(handle_, text.data(), text.size(), append_ids, &ids, append_bytes, &error) != 0)

@@ -1,6 +1,9 @@
 #include "c3/tokenizer/unicode.h"
 
+#include <spdlog/spdlog.h>
 #include <utf8proc.h>
+
+#include <atomic>
 
 #include <cstdlib>
 #include <unordered_map>
@@ -123,6 +126,14 @@ std::string replace_invalid_utf8(std::string_view s) {
     }
   }
   return out;
+}
+
+std::string_view valid_utf8_or_repaired(std::string_view text, std::string& storage) {
+  if (is_valid_utf8(text)) return text;
+  static std::atomic<bool> warned{false};
+  if (!warned.exchange(true)) spdlog::warn("input is not valid UTF-8: ill-formed bytes replaced by U+FFFD");
+  storage = replace_invalid_utf8(text);
+  return storage;
 }
 
 std::string nfc(std::string_view s) {

@@ -3,6 +3,7 @@
 // (PCRE2 with Unicode classes), bytes, then merges applied lowest rank first.
 #pragma once
 
+#include <array>
 #include <filesystem>
 #include <memory>
 #include <mutex>

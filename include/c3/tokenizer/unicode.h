@@ -19,6 +19,10 @@ bool is_valid_utf8(std::string_view s);
 // bytes.decode("utf-8", errors="replace") does, and so what HF's decode returns).
 std::string replace_invalid_utf8(std::string_view s);
 
+// The tokenizers' input policy: `text` itself when it is valid UTF-8, else a repaired copy kept
+// in `storage` (ill-formed bytes -> U+FFFD), with one warning per process.
+std::string_view valid_utf8_or_repaired(std::string_view text, std::string& storage);
+
 // NFC normalisation of valid UTF-8.
 std::string nfc(std::string_view s);
 
