@@ -126,7 +126,13 @@ void ByteLevelBpe::encode_ordinary(std::string_view text, std::vector<int32_t>& 
   size_t offset = 0, covered = 0;
   while (offset < text.size()) {
     const int rc = pcre2_match(regex_->code, subject, text.size(), offset, PCRE2_NO_UTF_CHECK, md, nullptr);
-    if (rc < 0) break;
+    if (rc == PCRE2_ERROR_NOMATCH) break;
+    if (rc < 0) {  // e.g. JIT stack exhausted: never drop text silently
+      pcre2_match_data_free(md);
+      PCRE2_UCHAR msg[256];
+      pcre2_get_error_message(rc, msg, sizeof msg);
+      throw Error(source_ + ": pre-tokenizer regex failed: " + reinterpret_cast<char*>(msg));
+    }
     const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
     if (ov[0] > covered) bpe(text.substr(covered, ov[0] - covered), out);  // unmatched span: its own piece
     if (ov[1] == ov[0]) {  // empty match: step over one character
