@@ -33,6 +33,17 @@ struct Case {
   int blas_threads = 0;  // 0: same as threads (what c3 does)
 };
 
+std::string shape_label(const Case& c) {
+  return std::to_string(c.prompt) + (c.steps ? "+" + std::to_string(c.steps) : "");
+}
+
+nlohmann::json row(const Case& c, double tokens_per_second, const std::string& wait_policy) {
+  return {{"model", c.model}, {"mode", c.mode}, {"dtype", c3::scalar_type_name(c.dtype)},
+          {"batch", c.batch}, {"prompt", c.prompt}, {"steps", c.steps}, {"threads", c.threads},
+          {"blas_threads", c.blas_threads > 0 ? c.blas_threads : c.threads}, {"omp_wait_policy", wait_policy},
+          {"tokens_per_second", tokens_per_second}, {"parameters", c.config.parameter_count()}};
+}
+
 // Median seconds of `fn` over repeats (after one warm-up), at least `min_repeats`, up to ~budget.
 template <typename F>
 double median_seconds(F&& fn, int min_repeats, double budget_s) {
@@ -150,15 +161,11 @@ int main(int argc, char** argv) {
     if (c.threads == 1) single[key] = tps;
     char ratio[32] = "";
     if (single.count(key)) std::snprintf(ratio, sizeof ratio, "%.2fx", tps / single[key]);
-    const std::string shape = std::to_string(c.prompt) + (c.steps ? "+" + std::to_string(c.steps) : "");
     std::printf("%-8s %-7s %-8s %-6lld %-14s %7d %12.1f %10s\n", c.model.c_str(), c.mode.c_str(),
-                c3::scalar_type_name(c.dtype).c_str(), static_cast<long long>(c.batch), shape.c_str(), c.threads,
-                tps, ratio);
+                c3::scalar_type_name(c.dtype).c_str(), static_cast<long long>(c.batch), shape_label(c).c_str(),
+                c.threads, tps, ratio);
     std::fflush(stdout);
-    rows.push_back({{"model", c.model}, {"mode", c.mode}, {"dtype", c3::scalar_type_name(c.dtype)},
-                    {"batch", c.batch}, {"prompt", c.prompt}, {"steps", c.steps}, {"threads", c.threads},
-                    {"omp_wait_policy", "PASSIVE"}, {"tokens_per_second", tps},
-                    {"parameters", c.config.parameter_count()}});
+    rows.push_back(row(c, tps, "PASSIVE"));
   }
 
   if (cores > 1) {
@@ -170,14 +177,10 @@ int main(int argc, char** argv) {
                 "spin tokens/s", "passive tokens/s", "passive/spin");
     for (size_t i = 0; i < splits.size() && i < spin.size() && i < passive.size(); ++i) {
       const Case& c = splits[i];
-      const std::string shape = std::to_string(c.prompt) + (c.steps ? "+" + std::to_string(c.steps) : "");
-      std::printf("%-7s %-12s %-13d %-12d %16.1f %16.1f %8.2fx\n", c.mode.c_str(), shape.c_str(), c.threads,
-                  c.blas_threads, spin[i], passive[i], passive[i] / spin[i]);
-      for (const auto& [policy, tps] : {std::pair{"spin", spin[i]}, std::pair{"PASSIVE", passive[i]}})
-        rows.push_back({{"model", c.model}, {"mode", c.mode}, {"dtype", "float32"}, {"batch", c.batch},
-                        {"prompt", c.prompt}, {"steps", c.steps}, {"threads", c.threads},
-                        {"blas_threads", c.blas_threads}, {"omp_wait_policy", policy}, {"tokens_per_second", tps},
-                        {"parameters", c.config.parameter_count()}});
+      std::printf("%-7s %-12s %-13d %-12d %16.1f %16.1f %8.2fx\n", c.mode.c_str(), shape_label(c).c_str(),
+                  c.threads, c.blas_threads, spin[i], passive[i], passive[i] / spin[i]);
+      rows.push_back(row(c, spin[i], "spin"));
+      rows.push_back(row(c, passive[i], "PASSIVE"));
     }
   }
   if (!json_path.empty()) std::ofstream(json_path) << rows.dump(2) << "\n";

@@ -15,9 +15,6 @@ namespace c3::compat {
 
 inline std::string torch_version() { return TORCH_VERSION; }
 
-// Fused scaled_dot_product_attention exists from 2.0 (flash backend from 2.2); 1.13 has none.
-constexpr bool kHasFusedAttention = C3_TORCH_AT_LEAST(2, 0);
-
 // Softmax attention with HF Qwen2's numerics: scores * scale, fp32 softmax, cast back.
 //   q: [B, H, T, D]; k, v: [B, KV, S, D] with H a multiple of KV (grouped-query attention: query
 //   head j reads kv head j / (H / KV), i.e. repeat-interleave).
@@ -26,25 +23,23 @@ constexpr bool kHasFusedAttention = C3_TORCH_AT_LEAST(2, 0);
 // Every query row must allow at least one key (the caller guarantees it), so no row is all -inf.
 inline at::Tensor attention(const at::Tensor& q, at::Tensor k, at::Tensor v, const at::Tensor& allowed,
                             bool causal, double scale) {
+  // Fused scaled_dot_product_attention with a `scale` argument exists from 2.1 (flash backend from
+  // 2.2), its enable_gqa (which maps heads as repeat-interleave does) from 2.5; 1.13 has neither.
   const int64_t groups = q.size(1) / k.size(1);
+  if (groups > 1 && !C3_TORCH_AT_LEAST(2, 5)) {  // HF's repeat_kv
+    k = k.repeat_interleave(groups, 1);
+    v = v.repeat_interleave(groups, 1);
+  }
+#if C3_TORCH_AT_LEAST(2, 1)
+  c10::optional<at::Tensor> mask;
+  if (allowed.defined()) mask = allowed;
+  const bool is_causal = causal && !allowed.defined();
 #if C3_TORCH_AT_LEAST(2, 5)
-  c10::optional<at::Tensor> mask;
-  if (allowed.defined()) mask = allowed;
-  return at::scaled_dot_product_attention(q, k, v, mask, 0.0, causal && !allowed.defined(), scale,
-                                          /*enable_gqa=*/groups > 1);
-#elif C3_TORCH_AT_LEAST(2, 1)
-  if (groups > 1) {
-    k = k.repeat_interleave(groups, 1);
-    v = v.repeat_interleave(groups, 1);
-  }
-  c10::optional<at::Tensor> mask;
-  if (allowed.defined()) mask = allowed;
-  return at::scaled_dot_product_attention(q, k, v, mask, 0.0, causal && !allowed.defined(), scale);
+  return at::scaled_dot_product_attention(q, k, v, mask, 0.0, is_causal, scale, /*enable_gqa=*/groups > 1);
 #else
-  if (groups > 1) {
-    k = k.repeat_interleave(groups, 1);
-    v = v.repeat_interleave(groups, 1);
-  }
+  return at::scaled_dot_product_attention(q, k, v, mask, 0.0, is_causal, scale);
+#endif
+#else
   at::Tensor scores = at::matmul(q, k.transpose(-2, -1)) * scale;
   at::Tensor mask = allowed;
   if (!mask.defined() && causal) {

@@ -159,21 +159,21 @@ at::Tensor Qwen2ModelImpl::forward(const at::Tensor& inputs_embeds, const at::Te
   auto [cos, sin] = rotary_emb_.forward(positions, inputs_embeds.scalar_type());
 
   AttentionMask mask;
-  if (attention_mask.defined()) {
-    // Key j is visible to query i (absolute index past + i) when j <= past + i and j is a real
-    // token. The diagonal stays visible even for padding queries, so no row is fully masked
-    // (their outputs are ignored; this only keeps softmax finite).
+  if (attention_mask.defined() || (t > 1 && past > 0)) {
+    // Key j is visible to query i (absolute index past + i) when j <= past + i, and, with padding,
+    // when j is a real token. The diagonal stays visible even for padding queries, so no row is
+    // fully masked (their outputs are ignored; this only keeps softmax finite).
     const auto idx = torch::TensorOptions().dtype(at::kLong).device(device);
     const at::Tensor query_pos = torch::arange(past, total, idx).unsqueeze(1);  // [T, 1]
     const at::Tensor key_pos = torch::arange(0, total, idx).unsqueeze(0);       // [1, S]
-    const at::Tensor key_valid = attention_mask.to(at::kBool).view({b, 1, 1, total});
-    mask.allowed = ((key_pos <= query_pos) & key_valid) | (key_pos == query_pos);
-  } else if (t > 1 && past > 0) {
-    const auto idx = torch::TensorOptions().dtype(at::kLong).device(device);
-    mask.allowed = (torch::arange(0, total, idx).unsqueeze(0) <= torch::arange(past, total, idx).unsqueeze(1))
-                       .view({1, 1, t, total});
+    at::Tensor allowed = (key_pos <= query_pos).view({1, 1, t, total});
+    if (attention_mask.defined()) {
+      const at::Tensor key_valid = attention_mask.to(at::kBool).view({b, 1, 1, total});
+      allowed = (allowed & key_valid) | (key_pos == query_pos);
+    }
+    mask.allowed = allowed;
   } else {
-    mask.causal = t > 1;  // a single new token sees every cached key
+    mask.causal = t > 1;  // no cache: top-left causal; a single new token sees every cached key
   }
 
   if (cache) ensure_capacity(*cache, b, total, inputs_embeds);

@@ -118,6 +118,20 @@ Qwen2ForCausalLM load_qwen2(const fs::path& dir, const LoadOptions& options) {
   return model;
 }
 
+void write_tensors(const fs::path& file, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+                   const std::map<std::string, std::string>& metadata) {
+  std::vector<at::Tensor> keep;  // contiguous CPU copies stay alive while writing
+  keep.reserve(tensors.size());
+  std::vector<io::TensorBytes> entries;
+  for (const auto& [name, tensor] : tensors) {
+    keep.push_back(tensor.detach().to(at::kCPU).contiguous());
+    const at::Tensor& t = keep.back();
+    entries.push_back({name, to_dtype(t.scalar_type()), to_vector(t.sizes()), t.data_ptr(),
+                       static_cast<size_t>(t.numel() * t.element_size())});
+  }
+  io::write_safetensors(file, entries, metadata);
+}
+
 void write_safetensors_shards(const std::vector<std::pair<std::string, at::Tensor>>& tensors,
                               const fs::path& dir, std::uint64_t max_shard_bytes) {
   // Greedy in order, as HF's split_torch_state_dict_into_shards: a tensor larger than the limit
@@ -137,16 +151,12 @@ void write_safetensors_shards(const std::vector<std::pair<std::string, at::Tenso
     char name[64];
     std::snprintf(name, sizeof name, "model-%05zu-of-%05zu.safetensors", s + 1, shards.size());
     const std::string file = shards.size() == 1 ? io::CheckpointDir::kSingleFile : name;
-    std::vector<at::Tensor> keep;  // contiguous CPU copies stay alive while writing
-    std::vector<io::TensorBytes> entries;
+    std::vector<std::pair<std::string, at::Tensor>> shard;
     for (size_t i : shards[s]) {
-      keep.push_back(tensors[i].second.detach().to(at::kCPU).contiguous());
-      const at::Tensor& t = keep.back();
-      entries.push_back({tensors[i].first, to_dtype(t.scalar_type()), to_vector(t.sizes()), t.data_ptr(),
-                         static_cast<size_t>(t.numel() * t.element_size())});
+      shard.push_back(tensors[i]);
       weight_map[tensors[i].first] = file;
     }
-    io::write_safetensors(dir / file, entries, metadata);
+    write_tensors(dir / file, shard, metadata);
   }
   if (shards.size() > 1) {
     nlohmann::json index = {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};

@@ -60,19 +60,9 @@ void write_reference_fixture(const fs::path& dir, Qwen2ForCausalLM& model, const
                              const torch::Tensor& attention_mask, const torch::Tensor& logits) {
   fs::create_directories(dir);
   save_qwen2(model, dir / "model");
-  std::vector<std::pair<std::string, at::Tensor>> tensors{
-      {"input_ids", input_ids.to(torch::kLong)},
-      {"attention_mask", attention_mask.to(torch::kLong)},
-      {"logits", logits.to(torch::kFloat)}};
-  std::vector<at::Tensor> keep;
-  std::vector<io::TensorBytes> entries;
-  for (auto& [name, t] : tensors) {
-    keep.push_back(t.contiguous().cpu());
-    const auto& k = keep.back();
-    entries.push_back({name, to_dtype(k.scalar_type()), std::vector<int64_t>(k.sizes().begin(), k.sizes().end()),
-                       k.data_ptr(), static_cast<size_t>(k.numel() * k.element_size())});
-  }
-  io::write_safetensors(dir / "reference.safetensors", entries);
+  write_tensors(dir / "reference.safetensors", {{"input_ids", input_ids.to(torch::kLong)},
+                                                {"attention_mask", attention_mask.to(torch::kLong)},
+                                                {"logits", logits.to(torch::kFloat)}});
 }
 
 ParityResult compare_with_reference_fixture(const fs::path& dir, torch::Dtype dtype, torch::Device device) {

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -50,6 +51,10 @@ struct SaveOptions {
 // Writes config.json and model.safetensors (or model-0000i-of-0000n.safetensors shards and
 // model.safetensors.index.json). The folder appears complete or not at all.
 void save_qwen2(Qwen2ForCausalLM& model, const std::filesystem::path& dir, const SaveOptions& options = {});
+
+// Writes named tensors (on any device) into one safetensors file, atomically.
+void write_tensors(const std::filesystem::path& file, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+                   const std::map<std::string, std::string>& metadata = {});
 
 // Writes the named tensors into `dir` (already existing), sharded as HF does.
 void write_safetensors_shards(const std::vector<std::pair<std::string, at::Tensor>>& tensors,
