@@ -26,7 +26,8 @@ class Options {
   explicit Options(Config& config) : config_(config) {}
   Config& config() { return config_; }
 
-  // Declares `key` with `default_value` and adds `flag` (e.g. "--lr") that sets it.
+  // Declares `key` with `default_value` and adds `flag` (e.g. "--lr") that sets it. For a list
+  // key (array default) the flag takes one or more values and may be repeated.
   CLI::Option* add(CLI::App& app, const std::string& flag, const std::string& key, nlohmann::json default_value,
                    const std::string& help, std::vector<std::string> choices = {});
   // Applies the flags that were given, in command-line order.
@@ -36,6 +37,7 @@ class Options {
   Config& config_;
   std::vector<std::pair<std::string, CLI::Option*>> bound_;
   std::vector<std::unique_ptr<std::string>> texts_;
+  std::vector<std::unique_ptr<std::vector<std::string>>> lists_;  // parallel to texts_ (array keys)
 };
 
 class Command {

@@ -26,7 +26,9 @@ CLI::Option* Options::add(CLI::App& app, const std::string& flag, const std::str
   for (const auto& c : choices) allowed += (allowed.empty() ? "" : "|") + c;
   std::string description = help + (allowed.empty() ? "" : " (" + allowed + ")") + " [" + key + ", default " +
                             default_value.dump() + "]";
-  CLI::Option* opt = app.add_option(flag, *texts_.back(), description);
+  lists_.push_back(default_value.is_array() ? std::make_unique<std::vector<std::string>>() : nullptr);
+  CLI::Option* opt = lists_.back() ? app.add_option(flag, *lists_.back(), description)
+                                   : app.add_option(flag, *texts_.back(), description);
   bound_.emplace_back(key, opt);
   return opt;
 }
@@ -34,7 +36,12 @@ CLI::Option* Options::add(CLI::App& app, const std::string& flag, const std::str
 void Options::apply() {
   for (size_t i = 0; i < bound_.size(); ++i) {
     const auto& [key, opt] = bound_[i];
-    if (opt->count() > 0) config_.set_text(key, *texts_[i], opt->get_name());
+    if (opt->count() == 0) continue;
+    if (lists_[i]) {
+      config_.set(key, nlohmann::json(*lists_[i]), opt->get_name());
+    } else {
+      config_.set_text(key, *texts_[i], opt->get_name());
+    }
   }
 }
 

@@ -102,13 +102,17 @@ std::vector<fs::path> CheckpointDir::files() const {
   return out;
 }
 
+const std::vector<std::string>& tokenizer_file_names() {
+  static const std::vector<std::string> names{
+      "tokenizer.json", "vocab.json",    "merges.txt",      "added_tokens.json", "tokenizer_config.json",
+      "special_tokens_map.json", "qwen.tiktoken", "tokenizer.model", "tokenizer.vocab"};
+  return names;
+}
+
 std::vector<std::string> CheckpointDir::tokenizer_files() const {
-  static const char* const kKnown[] = {"tokenizer.json",   "vocab.json",         "merges.txt",
-                                       "added_tokens.json", "tokenizer_config.json",
-                                       "special_tokens_map.json", "qwen.tiktoken", "tokenizer.model"};
   std::vector<std::string> found;
   std::error_code ec;
-  for (const char* name : kKnown)
+  for (const std::string& name : tokenizer_file_names())
     if (fs::exists(dir_ / name, ec)) found.emplace_back(name);
   return found;
 }

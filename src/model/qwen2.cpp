@@ -1,5 +1,6 @@
 #include "c3/model/qwen2.h"
 
+#include "c3/model/recompute.h"
 #include "c3/torch_compat.h"
 #include "c3/util/error.h"
 
@@ -178,7 +179,14 @@ at::Tensor Qwen2ModelImpl::forward(const at::Tensor& inputs_embeds, const at::Te
 
   if (cache) ensure_capacity(*cache, b, total, inputs_embeds);
   at::Tensor h = inputs_embeds;
-  for (const auto& layer : *layers) h = layer->as<Qwen2DecoderLayer>()->forward(h, cos, sin, mask, cache);
+  for (const auto& layer : *layers) {
+    auto* block = layer->as<Qwen2DecoderLayer>();
+    if (gradient_checkpointing && !cache) {
+      h = recompute([block, cos, sin, mask](const at::Tensor& x) { return block->forward(x, cos, sin, mask, nullptr); }, h);
+    } else {
+      h = block->forward(h, cos, sin, mask, cache);
+    }
+  }
   if (cache) cache->length = total;
   return norm(h);
 }

@@ -1,3 +1,4 @@
+#include "c3/io/checkpoint_dir.h"
 #include "c3/tokenizer/bpe.h"
 #include "c3/tokenizer/sentencepiece.h"
 #include "c3/tokenizer/tokenizer.h"
@@ -32,6 +33,22 @@ std::unique_ptr<Tokenizer> load_tokenizer(const fs::path& path) {
   if (ext == ".tiktoken") return ByteLevelBpe::from_tiktoken(path);
   if (ext == ".model") return std::make_unique<SentencePieceTokenizer>(path);
   fail_file(path.string(), "not a tokenizer file (expected tokenizer.json, vocab.json, merges.txt, *.tiktoken or *.model)");
+}
+
+void copy_tokenizer_files(const fs::path& source, const fs::path& destination) {
+  std::error_code ec;
+  std::vector<fs::path> files;
+  if (fs::is_directory(source, ec)) {
+    for (const std::string& name : io::tokenizer_file_names())
+      if (fs::exists(source / name, ec)) files.push_back(source / name);
+    if (files.empty()) fail_file(source.string(), "no tokenizer files in this folder");
+  } else {
+    files.push_back(source);
+  }
+  for (const fs::path& file : files) {
+    fs::copy_file(file, destination / file.filename(), fs::copy_options::overwrite_existing, ec);
+    if (ec) fail_file(file.string(), "cannot copy into " + destination.string() + ": " + ec.message());
+  }
 }
 
 }  // namespace c3

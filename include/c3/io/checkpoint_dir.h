@@ -47,6 +47,9 @@ class CheckpointDir {
   std::unordered_map<std::string, Entry> index_;
 };
 
+// The files a tokenizer may consist of, as they are named inside a checkpoint folder.
+const std::vector<std::string>& tokenizer_file_names();
+
 nlohmann::json read_json_file(const std::filesystem::path& path);
 
 }  // namespace c3::io

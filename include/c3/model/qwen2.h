@@ -104,6 +104,10 @@ class Qwen2ModelImpl : public torch::nn::Module {
   torch::nn::ModuleList layers;
   Qwen2RMSNorm norm{nullptr};
 
+  // Recompute each decoder layer's activations in backward instead of keeping them (training on
+  // long inputs). Has no effect without grad or with a KV cache.
+  bool gradient_checkpointing = false;
+
  private:
   void ensure_capacity(KVCache& cache, int64_t batch, int64_t needed, const at::Tensor& like) const;
   Qwen2Config config_;

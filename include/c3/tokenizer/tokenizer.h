@@ -32,6 +32,10 @@ class Tokenizer {
 // order: tokenizer.json, vocab.json + merges.txt, qwen.tiktoken, tokenizer.model.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::filesystem::path& path);
 
+// Copies the tokenizer files of `source` (a folder: every known tokenizer file in it; a file: that
+// file) into the folder `destination`.
+void copy_tokenizer_files(const std::filesystem::path& source, const std::filesystem::path& destination);
+
 // The special tokens of the released C3 prompt template, which any c3 tokenizer must have.
 const std::vector<std::string>& c3_special_tokens();
 

@@ -1,0 +1,71 @@
+// Training data: documents read from JSONL / the authors' conversations JSON / .txt files, cut
+// into samples of a target token range (or packed when short), split for validation, and visited
+// in a seeded order that a saved position restores exactly.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "c3/tokenizer/tokenizer.h"
+
+namespace c3 {
+
+struct Document {
+  std::string text;
+  std::string origin;  // "FILE:LINE", "FILE#ITEM" or "FILE", for error messages
+};
+
+// `path` may be: a .jsonl file (one JSON object per line with a string field `text_field`), a
+// .json file (the authors' list of {"conversations": [{"from": "context", "value": TEXT}, ...]},
+// or a list of objects with `text_field`), a .txt file (one document), or a folder (every .txt
+// file under it, in sorted order). Errors name the file (and line).
+std::vector<Document> read_documents(const std::filesystem::path& path, const std::string& text_field = "text");
+
+struct SampleOptions {
+  int64_t min_tokens = 256;  // target range for pieces cut from long documents
+  int64_t max_tokens = 1024;
+  bool split_long = true;    // cut documents longer than max_tokens (else: error)
+  bool pack_short = false;   // join consecutive documents shorter than min_tokens (with a blank line)
+  int64_t limit_tokens = 0;  // hard limit the model's window imposes (0: none)
+  uint64_t seed = 0;         // draws the piece lengths
+};
+
+struct Sample {
+  std::string text;
+  std::vector<int32_t> ids;  // tokenizer.encode(text)
+  std::string origin;
+};
+
+std::vector<Sample> make_samples(const std::vector<Document>& documents, const Tokenizer& tokenizer,
+                                 const SampleOptions& options);
+
+// Moves a seeded random `count` samples out of `samples` into the returned validation set.
+std::vector<Sample> split_validation(std::vector<Sample>& samples, int64_t count, uint64_t seed);
+
+// A deterministic endless stream of sample indices: epoch e visits a permutation drawn from
+// (seed, e). With several data-parallel ranks each global micro-batch is world x batch
+// consecutive indices of that stream, and rank r takes its r-th slice.
+class Sampler {
+ public:
+  Sampler(int64_t dataset_size, uint64_t seed, int64_t rank = 0, int64_t world = 1);
+  std::vector<int64_t> next(int64_t batch);  // for this rank; advances by world x batch
+  int64_t consumed() const { return consumed_; }  // stream position (all ranks)
+  void set_consumed(int64_t consumed) { consumed_ = consumed; }
+  int64_t epoch() const { return consumed_ / size_; }
+
+ private:
+  int64_t index_at(int64_t position);
+  int64_t size_;
+  uint64_t seed_;
+  int64_t rank_, world_;
+  int64_t consumed_ = 0;
+  int64_t perm_epoch_ = -1;
+  std::vector<int64_t> perm_;
+};
+
+// Seeded Fisher-Yates with our own uniform draw, so orders are the same on every platform.
+std::vector<int64_t> seeded_permutation(int64_t n, uint64_t seed);
+
+}  // namespace c3

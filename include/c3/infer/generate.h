@@ -1,0 +1,45 @@
+// Greedy reconstruction as the authors generate (spec section 2): greedy decoding with a KV
+// cache, no-repeat n-gram blocking over the whole sequence (prompt + generated), stop at <|im_end|>.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "c3/model/c3_model.h"
+#include "c3/model/c3_prompt.h"
+#include "c3/tokenizer/tokenizer.h"
+
+namespace c3 {
+
+struct GenerateOptions {
+  int64_t max_new_tokens = 4096;
+  int64_t no_repeat_ngram_size = 20;  // 0 disables
+};
+
+// Bans every token that would complete an n-gram already present in the sequence.
+class NoRepeatNgram {
+ public:
+  explicit NoRepeatNgram(int64_t n) : n_(n) {}
+  void append(int32_t token);  // extends the sequence
+  std::vector<int32_t> banned() const;  // tokens banned for the next position
+
+ private:
+  int64_t n_;
+  std::vector<int32_t> sequence_;
+  std::unordered_map<std::string, std::vector<int32_t>> next_;  // (n-1)-gram bytes -> followers
+};
+
+// Reconstructs each text's ids from its latents [N, decoder hidden] (one sequence at a time).
+// Returns the generated ids without the closing <|im_end|>.
+std::vector<int32_t> greedy_generate(C3Model& model, const C3Prompt& prompt, const at::Tensor& latents,
+                                     const GenerateOptions& options);
+
+// Compress + reconstruct texts, decoded as the spec says (strip, drop a trailing <|im_end|>).
+std::vector<std::string> reconstruct_texts(C3Model& model, const C3Prompt& prompt, const Tokenizer& tokenizer,
+                                           const std::vector<const std::vector<int32_t>*>& texts,
+                                           const GenerateOptions& options);
+
+}  // namespace c3

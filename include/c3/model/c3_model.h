@@ -1,0 +1,79 @@
+// The C3 model as the authors built it (spec section 1): an encoder LLM reads
+// TEXT <img> <imgpad>xN </img> with the N slots holding the learned context query Q; its
+// final-norm states at the slots, through a linear projector, overwrite the N <imgpad> slots of the
+// decoder's prompt, and the decoder LLM reconstructs TEXT.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "c3/model/layers.h"
+#include "c3/model/qwen2.h"
+#include "c3/model/qwen2_config.h"
+
+namespace c3 {
+
+struct C3Config {
+  Qwen2Config encoder;
+  Qwen2Config decoder;
+  int64_t latent_tokens = 32;  // N, "latent_token_len"
+
+  // config.json at the root of a C3 checkpoint: the decoder's Qwen2 keys plus model_type "C3",
+  // latent_token_len and contexts_compression_llm_hidden_size.
+  nlohmann::json root_config_json() const;
+  int64_t parameter_count() const;
+};
+
+// The modules a training config can freeze or give their own learning rate.
+enum class C3Part { encoder, query, projector, decoder };
+const std::vector<C3Part>& all_c3_parts();
+std::string c3_part_name(C3Part part);  // "encoder", "query", "projector", "decoder"
+
+class C3ModelImpl : public torch::nn::Module {
+ public:
+  // Parameters are allocated uninitialised: call init_weights() or load a checkpoint.
+  C3ModelImpl(const C3Config& config, const at::TensorOptions& options = {});
+
+  const C3Config& config() const { return config_; }
+
+  // Encoder side. ids/mask [B, T] (right-padded), slots bool [B, T] with exactly N true per row.
+  // Returns the projected latents [B, N, decoder hidden].
+  at::Tensor compress(const at::Tensor& ids, const at::Tensor& mask, const at::Tensor& slots);
+
+  // Decoder input embeddings: the decoder's token embeddings with the N slot rows of each row
+  // replaced by that row's latents. ids/slots [B, T]; latents [B, N, decoder hidden].
+  at::Tensor decoder_embeds(const at::Tensor& ids, const at::Tensor& slots, const at::Tensor& latents);
+
+  // Both LLMs as HF initialises them; Q and the projector normal(0, initializer_range), zero bias.
+  void init_weights(uint64_t seed);
+  void set_gradient_checkpointing(bool on);
+
+  // Parameters of one part, with the names they have inside the module.
+  std::vector<std::pair<std::string, at::Tensor>> part_parameters(C3Part part);
+
+  Qwen2ForCausalLM encoder{nullptr};  // "llm1" in the checkpoint
+  Qwen2ForCausalLM decoder{nullptr};
+  at::Tensor query;                   // [N, encoder hidden], "model.Q.weight"
+  Linear projector{nullptr};          // "model.mm_projector.{weight,bias}"
+
+ private:
+  C3Config config_;
+};
+TORCH_MODULE(C3Model);
+
+// Where a parameter of C3ModelImpl lives in the released checkpoint layout.
+struct CheckpointName {
+  bool encoder;      // true: in llm1/, false: at the root
+  std::string name;  // tensor name in that folder
+};
+CheckpointName checkpoint_name(const std::string& module_name);
+
+// Fills Q rows [0, rows) untouched and the rest normal(0, std) from `seed`: used when a checkpoint
+// is loaded with a different N (explicitly allowed).
+at::Tensor resize_query(const at::Tensor& stored, int64_t rows, double std, uint64_t seed);
+
+}  // namespace c3

@@ -1,0 +1,57 @@
+// Token layout of C3's two inputs (spec section 1) and the padded batches built from them.
+//   encoder: TEXT <img> <imgpad>xN </img>
+//   decoder: the prompt template with <img> <imgpad>xN </img> at {latents} and the instruction at
+//            {instruction}; for training, TEXT <|im_end|> follows and only that is supervised.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "c3/tokenizer/tokenizer.h"
+
+namespace c3 {
+
+// The authors' "mpt" conversation template; {latents} and {instruction} are filled in.
+extern const char* const kDefaultPromptTemplate;
+extern const char* const kDefaultInstruction;  // "Repeat the text: "
+inline constexpr int64_t kIgnoreIndex = -100;
+
+class C3Prompt {
+ public:
+  // Special-token ids are resolved by string from `tokenizer`; a missing one is an error naming
+  // the tokenizer's files. The template must contain {latents} exactly once.
+  C3Prompt(const Tokenizer& tokenizer, int64_t latent_tokens, const std::string& prompt_template = kDefaultPromptTemplate,
+           const std::string& instruction = kDefaultInstruction);
+
+  int64_t latent_tokens() const { return latent_tokens_; }
+  std::vector<int32_t> encoder_ids(const std::vector<int32_t>& text) const;  // TEXT <img> pad*N </img>
+  const std::vector<int32_t>& decoder_prompt() const { return decoder_prompt_; }
+  int64_t encoder_extra_tokens() const { return latent_tokens_ + 2; }
+  int64_t decoder_extra_tokens() const { return static_cast<int64_t>(decoder_prompt_.size()) + 1; }  // + <|im_end|>
+  int32_t im_end() const { return im_end_; }
+  int32_t imgpad() const { return imgpad_; }
+
+ private:
+  int64_t latent_tokens_;
+  int32_t img_, img_end_, imgpad_, im_end_;
+  std::vector<int32_t> decoder_prompt_;
+};
+
+// A right-padded batch for C3Model (ids/masks int64, slots bool, labels int64 with kIgnoreIndex).
+struct C3Batch {
+  at::Tensor encoder_ids, encoder_mask, encoder_slots;  // [B, Te]
+  at::Tensor decoder_ids, decoder_mask, decoder_slots;  // [B, Td]
+  at::Tensor labels;                                    // [B, Td], aligned with decoder_ids (unshifted)
+  int64_t supervised_tokens = 0;                        // labels != kIgnoreIndex after the shift
+  int64_t size() const { return encoder_ids.size(0); }
+  C3Batch to(const at::Device& device) const;
+};
+
+// with_answers: the decoder sequence is prompt + TEXT + <|im_end|> with TEXT and <|im_end|>
+// supervised (training); otherwise it is the prompt alone (generation) and labels are undefined.
+C3Batch make_c3_batch(const C3Prompt& prompt, const std::vector<const std::vector<int32_t>*>& texts, bool with_answers);
+
+}  // namespace c3

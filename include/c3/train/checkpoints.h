@@ -1,0 +1,48 @@
+// Training checkpoints in an output folder: OUTPUT/checkpoint-STEP/ is a complete C3 model in the
+// released layout (loadable by c3 and by the authors' code) plus training_state/ (optimizer
+// moments and fp32 master weights, step, data position, resolved config). Each folder is written
+// under a hidden name and renamed into place, so one that exists is complete.
+#pragma once
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "c3/model/c3_model.h"
+#include "c3/train/optimizer.h"
+
+namespace c3 {
+
+inline constexpr const char* kTrainingStateDir = "training_state";
+
+struct TrainingState {
+  int64_t step = 0;              // completed training steps (updates and skipped ones)
+  int64_t optimizer_steps = 0;   // updates AdamW applied (its bias correction counts these)
+  int64_t consumed = 0;          // sampler position
+  int64_t bad_steps_in_row = 0;  // consecutive non-finite steps
+  int64_t skipped_steps = 0;     // all skipped updates
+  int64_t tokens_seen = 0;
+  double elapsed_seconds = 0;
+  nlohmann::json config;         // the resolved config the run was started with
+  nlohmann::json to_json() const;
+  static TrainingState from_json(const nlohmann::json& j, const std::string& source);
+};
+
+std::filesystem::path checkpoint_path(const std::filesystem::path& output, int64_t step);
+
+// Complete checkpoints in `output`, oldest first.
+std::vector<std::filesystem::path> list_checkpoints(const std::filesystem::path& output);
+
+void save_training_checkpoint(const std::filesystem::path& dir, C3Model& model, const AdamW& optimizer,
+                              const TrainingState& state, const std::filesystem::path& tokenizer_source);
+
+// Reads training_state/ of `dir` into `optimizer` and returns the state (the model is loaded
+// separately with load_c3).
+TrainingState load_training_state(const std::filesystem::path& dir, AdamW& optimizer, const at::Device& device);
+
+// Removes all but the newest `keep` checkpoints.
+void prune_checkpoints(const std::filesystem::path& output, int64_t keep);
+
+}  // namespace c3

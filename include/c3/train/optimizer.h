@@ -1,0 +1,65 @@
+// AdamW over named parameter groups, each with its own learning-rate multiplier, with fp32
+// master weights and fp32 moments whatever the parameters' dtype (bf16 training keeps its
+// precision in the optimizer, as DeepSpeed's mixed precision does). The update is
+// torch::optim::AdamW's, step for step (tests use that as the oracle). State is plain named
+// tensors, saved and restored with the training checkpoint.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace c3 {
+
+struct AdamWOptions {
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0.0;
+};
+
+struct ParamGroup {
+  std::string name;
+  std::vector<std::pair<std::string, at::Tensor>> params;  // unique names across groups
+  double lr_scale = 1.0;
+  // HF Trainer's convention: biases and norm weights (1-D tensors) are never decayed.
+  bool decay_vectors = false;
+};
+
+class AdamW {
+ public:
+  AdamW(std::vector<ParamGroup> groups, AdamWOptions options);
+
+  // One update at base learning rate `lr` (each group uses lr * lr_scale) from the parameters'
+  // current .grad (which may be any dtype); parameters without a gradient are skipped.
+  void step(double lr);
+  void zero_grad();  // drops the gradients (sets them undefined)
+  int64_t steps() const { return steps_; }
+
+  // Total L2 norm of all gradients (fp32), and in-place scaling of all gradients.
+  double grad_norm() const;
+  void scale_grads(double factor);
+
+  // exp_avg.NAME, exp_avg_sq.NAME and, for non-fp32 parameters, master.NAME.
+  std::vector<std::pair<std::string, at::Tensor>> state() const;
+  // Restores state() output; a missing or mis-shaped tensor throws c3::Error naming it.
+  void load_state(const std::map<std::string, at::Tensor>& tensors, int64_t steps, const std::string& source);
+
+  const std::vector<ParamGroup>& groups() const { return groups_; }
+
+ private:
+  struct Slot {
+    at::Tensor param, master, exp_avg, exp_avg_sq;  // master aliases param when it is fp32
+    std::string name;
+    double lr_scale;
+    bool decay;
+  };
+  std::vector<ParamGroup> groups_;
+  std::vector<Slot> slots_;
+  AdamWOptions options_;
+  int64_t steps_ = 0;
+};
+
+}  // namespace c3

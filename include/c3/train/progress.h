@@ -1,0 +1,32 @@
+// Training progress: a one-line status (step, loss, lr, grad norm, tokens/s, ETA) redrawn in
+// place on a terminal and never written into pipes; log lines through spdlog; every logged record
+// also appended to metrics.jsonl.
+#pragma once
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace c3 {
+
+class TrainProgress {
+ public:
+  // keep_up_to_step: on resume, records of later steps (from the interrupted run) are dropped.
+  TrainProgress(const std::filesystem::path& metrics_file, bool status_line, int64_t keep_up_to_step);
+  ~TrainProgress();
+
+  void status(const std::string& line);          // terminal only
+  void record(const nlohmann::json& metrics, const std::string& log_line);  // jsonl + spdlog
+
+ private:
+  void clear_status();
+  std::ofstream metrics_;
+  std::filesystem::path path_;
+  bool status_line_;
+  bool status_shown_ = false;
+};
+
+std::string format_duration(double seconds);  // "1:02:03" / "2:03"
+
+}  // namespace c3

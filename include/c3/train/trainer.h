@@ -1,0 +1,73 @@
+// `c3 train`: end-to-end C3 training (spec section 3). Builds the model (two Hugging Face Qwen2
+// checkpoints, a C3 checkpoint, or from scratch), the data, AdamW with per-part learning rates,
+// and runs the loop with gradient accumulation, clipping, non-finite guards, periodic validation
+// (loss and greedy reconstruction precision), checkpoints and resume.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "c3/data/dataset.h"
+#include "c3/model/c3_model.h"
+#include "c3/train/communicator.h"
+#include "c3/train/optimizer.h"
+
+namespace c3 {
+
+struct TrainSettings {
+  // Model. Either `checkpoint` (a C3 folder: warm start), or `encoder` and `decoder`, each a Hugging
+  // Face Qwen2 folder (pretrained) or an architecture for training from scratch: a config.json file
+  // or "preset:NAME" (tiny, 0.5b, 1.5b, 3b), whose vocabulary is resized to the tokenizer's.
+  std::string checkpoint, encoder, decoder;
+  std::string tokenizer;  // default: the checkpoint / decoder folder
+  int64_t latent_tokens = 32;
+  bool resize_latents = false;
+  std::string prompt_template, instruction;
+  std::string dtype = "auto";  // auto (bf16 on CUDA, fp32 on CPU) | float32 | bfloat16
+  bool gradient_checkpointing = false;
+  uint64_t init_seed = 0;
+
+  // Data.
+  std::vector<std::string> train_files;
+  std::string validation_file;   // else `validation_samples` are split off the training data
+  int64_t validation_samples = 16;
+  std::string text_field = "text";
+  SampleOptions sampling;
+  int64_t max_length = 8192;     // longest encoder or decoder sequence
+  uint64_t data_seed = 0;
+
+  // Optimisation.
+  double lr = 1e-5;
+  AdamWOptions adamw;
+  std::string schedule = "cosine";
+  double warmup_ratio = 0.01;
+  int64_t warmup_steps = -1;  // >= 0 overrides warmup_ratio
+  double clip_norm = 1.0;     // 0: no clipping
+  std::vector<std::string> frozen;                 // part names
+  std::map<std::string, double> lr_scale;          // part name -> multiplier
+  int64_t batch_size = 2, grad_accum = 16;
+  int64_t steps = 0;     // 0: from epochs
+  double epochs = 5.0;
+  int64_t max_bad_steps = 10;
+  int64_t loss_chunk = 2048;
+
+  // Output and monitoring.
+  std::string output;
+  int64_t save_every = 500, keep_checkpoints = 3;
+  int64_t log_every = 10, eval_every = 500;
+  int64_t eval_precision_samples = 4;
+  int64_t eval_max_new_tokens = 0;  // 0: the sample's length + 32
+  bool progress = true;             // status line (only ever on a terminal)
+
+  nlohmann::json resolved_config;   // saved with every checkpoint
+};
+
+// Returns the exit code: 0 done, 128+signal when stopped by SIGINT/SIGTERM (after saving).
+int train(const TrainSettings& settings, const at::Device& device, Communicator& comm);
+
+}  // namespace c3

@@ -1,0 +1,265 @@
+#include "c3/data/dataset.h"
+
+#include <algorithm>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "c3/util/atomic_file.h"
+#include "c3/util/error.h"
+
+namespace fs = std::filesystem;
+
+namespace c3 {
+namespace {
+
+bool has_extension(const fs::path& path, const std::string& ext) { return path.extension() == ext; }
+
+std::vector<Document> read_jsonl(const fs::path& path, const std::string& field) {
+  std::ifstream in(path);
+  if (!in) fail_file(path.string(), "cannot open for reading");
+  std::vector<Document> docs;
+  std::string line;
+  for (int64_t number = 1; std::getline(in, line); ++number) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const std::string where = path.string() + ":" + std::to_string(number);
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(line);
+    } catch (const nlohmann::json::exception& e) {
+      fail_file(where, std::string("not valid JSON (") + e.what() + ")");
+    }
+    if (!j.is_object() || !j.contains(field) || !j[field].is_string())
+      fail_file(where, "expected an object with a string field \"" + field + "\"");
+    docs.push_back({j[field].get<std::string>(), where});
+  }
+  if (in.bad()) fail_file(path.string(), "read error");
+  return docs;
+}
+
+std::vector<Document> read_json(const fs::path& path, const std::string& field) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(read_text_file(path));
+  } catch (const nlohmann::json::exception& e) {
+    fail_file(path.string(), std::string("not valid JSON (") + e.what() + ")");
+  }
+  if (!j.is_array()) fail_file(path.string(), "expected a JSON list of samples");
+  std::vector<Document> docs;
+  for (size_t i = 0; i < j.size(); ++i) {
+    const std::string where = path.string() + "#" + std::to_string(i);
+    const auto& item = j[i];
+    if (item.is_object() && item.contains("conversations") && item["conversations"].is_array()) {
+      const nlohmann::json* context = nullptr;
+      for (const auto& turn : item["conversations"])
+        if (turn.is_object() && turn.value("from", "") == "context" && turn.contains("value") && turn["value"].is_string())
+          context = &turn["value"];
+      if (!context) fail_file(where, "conversation has no {\"from\": \"context\", \"value\": TEXT} turn");
+      docs.push_back({context->get<std::string>(), where});
+    } else if (item.is_object() && item.contains(field) && item[field].is_string()) {
+      docs.push_back({item[field].get<std::string>(), where});
+    } else {
+      fail_file(where, "expected {\"conversations\": [...]} or an object with a string field \"" + field + "\"");
+    }
+  }
+  return docs;
+}
+
+// A piece of a document: its text and an estimate of its token count.
+struct Unit {
+  std::string text;
+  int64_t tokens;
+};
+
+// Splits `text` after each occurrence of `separator`, keeping it with the piece before.
+std::vector<std::string> split_keep(const std::string& text, char separator) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find(separator, start);
+    end = end == std::string::npos ? text.size() : end + 1;
+    parts.push_back(text.substr(start, end - start));
+    start = end;
+  }
+  return parts;
+}
+
+class Cutter {
+ public:
+  Cutter(const Tokenizer& tokenizer, const SampleOptions& options)
+      : tokenizer_(tokenizer), options_(options), rng_(options.seed) {}
+
+  // Cuts `text` (longer than max_tokens) into pieces: lines are kept whole when they fit, else
+  // words, else the tokens of a single giant word.
+  std::vector<std::string> cut(const std::string& text) {
+    std::vector<Unit> units;
+    for (auto& line : split_keep(text, '\n')) add_units(line, units);
+    std::vector<std::string> pieces;
+    std::string current;
+    int64_t current_tokens = 0, target = draw_target();
+    for (auto& unit : units) {
+      if (!current.empty() && current_tokens + unit.tokens > options_.max_tokens) {
+        pieces.push_back(std::move(current));
+        current.clear(), current_tokens = 0, target = draw_target();
+      }
+      current += unit.text, current_tokens += unit.tokens;
+      if (current_tokens >= target) {
+        pieces.push_back(std::move(current));
+        current.clear(), current_tokens = 0, target = draw_target();
+      }
+    }
+    if (!current.empty()) pieces.push_back(std::move(current));
+    return pieces;
+  }
+
+  // Last resort for a piece whose exact count is over the hard limit: cut its tokens.
+  std::vector<std::vector<int32_t>> cut_ids(const std::vector<int32_t>& ids, int64_t limit) const {
+    std::vector<std::vector<int32_t>> out;
+    for (size_t start = 0; start < ids.size(); start += limit)
+      out.emplace_back(ids.begin() + start, ids.begin() + std::min(ids.size(), start + limit));
+    return out;
+  }
+
+ private:
+  int64_t draw_target() {
+    const auto span = static_cast<uint64_t>(options_.max_tokens - options_.min_tokens + 1);
+    return options_.min_tokens + static_cast<int64_t>(rng_() % span);
+  }
+
+  void add_units(const std::string& line, std::vector<Unit>& units) {
+    const int64_t n = static_cast<int64_t>(tokenizer_.encode(line).size());
+    if (n <= options_.max_tokens) return units.push_back({line, n});
+    for (auto& word : split_keep(line, ' ')) {
+      const auto ids = tokenizer_.encode(word);
+      if (static_cast<int64_t>(ids.size()) <= options_.max_tokens) {
+        units.push_back({word, static_cast<int64_t>(ids.size())});
+        continue;
+      }
+      for (const auto& part : cut_ids(ids, options_.max_tokens))
+        units.push_back({tokenizer_.decode(part), static_cast<int64_t>(part.size())});
+    }
+  }
+
+  const Tokenizer& tokenizer_;
+  const SampleOptions& options_;
+  std::mt19937_64 rng_;
+};
+
+}  // namespace
+
+std::vector<Document> read_documents(const fs::path& path, const std::string& text_field) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) fail_file(path.string(), "no such file or folder");
+  if (fs::is_directory(path, ec)) {
+    std::vector<fs::path> files;
+    for (auto it = fs::recursive_directory_iterator(path, ec); !ec && it != fs::recursive_directory_iterator();
+         it.increment(ec))
+      if (it->is_regular_file() && has_extension(it->path(), ".txt")) files.push_back(it->path());
+    if (ec) fail_file(path.string(), "cannot list the folder: " + ec.message());
+    if (files.empty()) fail_file(path.string(), "folder has no .txt files");
+    std::sort(files.begin(), files.end());
+    std::vector<Document> docs;
+    for (const auto& file : files) docs.push_back({read_text_file(file), file.string()});
+    return docs;
+  }
+  if (has_extension(path, ".jsonl")) return read_jsonl(path, text_field);
+  if (has_extension(path, ".json")) return read_json(path, text_field);
+  if (has_extension(path, ".txt")) return {{read_text_file(path), path.string()}};
+  fail_file(path.string(), "unknown data format (expected .jsonl, .json, .txt or a folder of .txt files)");
+}
+
+std::vector<Sample> make_samples(const std::vector<Document>& documents, const Tokenizer& tokenizer,
+                                 const SampleOptions& options) {
+  if (options.min_tokens <= 0 || options.max_tokens < options.min_tokens)
+    throw UsageError("data.min_tokens and data.max_tokens must satisfy 0 < min <= max (got " +
+                     std::to_string(options.min_tokens) + ", " + std::to_string(options.max_tokens) + ")");
+  if (options.limit_tokens > 0 && options.split_long && options.max_tokens > options.limit_tokens)
+    throw UsageError("data.max_tokens (" + std::to_string(options.max_tokens) + ") is more than the " +
+                     std::to_string(options.limit_tokens) + " text tokens that fit in the window (data.max_length)");
+  Cutter cutter(tokenizer, options);
+  std::vector<Sample> samples;
+  auto emit = [&](const std::string& text, std::vector<int32_t> ids, const std::string& origin) {
+    if (ids.empty()) return;
+    if (options.limit_tokens > 0 && static_cast<int64_t>(ids.size()) > options.limit_tokens) {
+      if (!options.split_long)
+        fail_file(origin, "sample has " + std::to_string(ids.size()) + " tokens, more than the " +
+                              std::to_string(options.limit_tokens) +
+                              " that fit in the window (raise data.max_length or set data.split_long=true)");
+      for (auto& part : cutter.cut_ids(ids, options.limit_tokens)) samples.push_back({tokenizer.decode(part), part, origin});
+      return;
+    }
+    samples.push_back({text, std::move(ids), origin});
+  };
+  std::string packed, packed_origin;
+  auto flush_packed = [&] {
+    if (!packed.empty()) emit(packed, tokenizer.encode(packed), packed_origin);
+    packed.clear(), packed_origin.clear();
+  };
+  for (const auto& doc : documents) {
+    auto ids = tokenizer.encode(doc.text);
+    const auto n = static_cast<int64_t>(ids.size());
+    if (n == 0) continue;
+    if (n > options.max_tokens && options.split_long) {
+      flush_packed();
+      for (auto& piece : cutter.cut(doc.text)) emit(piece, tokenizer.encode(piece), doc.origin);
+    } else if (n < options.min_tokens && options.pack_short) {
+      const std::string joined = packed.empty() ? doc.text : packed + "\n\n" + doc.text;
+      if (!packed.empty() && static_cast<int64_t>(tokenizer.encode(joined).size()) > options.max_tokens) {
+        flush_packed();
+        packed = doc.text, packed_origin = doc.origin;
+      } else {
+        packed = joined;
+        if (packed_origin.empty()) packed_origin = doc.origin;
+      }
+      if (static_cast<int64_t>(tokenizer.encode(packed).size()) >= options.min_tokens) flush_packed();
+    } else {
+      flush_packed();
+      emit(doc.text, std::move(ids), doc.origin);
+    }
+  }
+  flush_packed();
+  return samples;
+}
+
+std::vector<Sample> split_validation(std::vector<Sample>& samples, int64_t count, uint64_t seed) {
+  if (count <= 0) return {};
+  if (count >= static_cast<int64_t>(samples.size()))
+    throw UsageError("validation would take " + std::to_string(count) + " of only " + std::to_string(samples.size()) +
+                     " samples, leaving none to train on");
+  const auto perm = seeded_permutation(static_cast<int64_t>(samples.size()), seed ^ 0x9e3779b97f4a7c15ull);
+  std::vector<bool> chosen(samples.size(), false);
+  for (int64_t i = 0; i < count; ++i) chosen[perm[i]] = true;
+  std::vector<Sample> train, valid;
+  for (size_t i = 0; i < samples.size(); ++i) (chosen[i] ? valid : train).push_back(std::move(samples[i]));
+  samples = std::move(train);
+  return valid;
+}
+
+std::vector<int64_t> seeded_permutation(int64_t n, uint64_t seed) {
+  std::vector<int64_t> perm(n);
+  for (int64_t i = 0; i < n; ++i) perm[i] = i;
+  std::mt19937_64 rng(seed);
+  for (int64_t i = n - 1; i > 0; --i) std::swap(perm[i], perm[rng() % static_cast<uint64_t>(i + 1)]);
+  return perm;
+}
+
+Sampler::Sampler(int64_t dataset_size, uint64_t seed, int64_t rank, int64_t world)
+    : size_(dataset_size), seed_(seed), rank_(rank), world_(world) {
+  if (dataset_size <= 0) throw Error("cannot sample from an empty dataset");
+  if (world <= 0 || rank < 0 || rank >= world) throw Error("invalid data-parallel rank/world");
+}
+
+int64_t Sampler::index_at(int64_t position) {
+  const int64_t epoch = position / size_;
+  if (epoch != perm_epoch_) perm_ = seeded_permutation(size_, seed_ + static_cast<uint64_t>(epoch)), perm_epoch_ = epoch;
+  return perm_[position % size_];
+}
+
+std::vector<int64_t> Sampler::next(int64_t batch) {
+  std::vector<int64_t> out;
+  for (int64_t i = 0; i < batch; ++i) out.push_back(index_at(consumed_ + rank_ * batch + i));
+  consumed_ += world_ * batch;
+  return out;
+}
+
+}  // namespace c3

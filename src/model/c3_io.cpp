@@ -1,0 +1,151 @@
+#include "c3/model/c3_io.h"
+
+#include <spdlog/spdlog.h>
+
+#include "c3/io/checkpoint_dir.h"
+#include "c3/tokenizer/tokenizer.h"
+#include "c3/util/atomic_file.h"
+#include "c3/util/error.h"
+
+namespace fs = std::filesystem;
+
+namespace c3 {
+namespace {
+
+constexpr const char* kQuery = "model.Q.weight";
+
+// The vocabulary size a checkpoint really has is the number of rows it stores (the released C3
+// decoder has 151860 rows whatever its config says).
+void vocab_from_shapes(Qwen2Config& config, const io::CheckpointDir& ckpt) {
+  const std::string name = "model.embed_tokens.weight";
+  if (ckpt.contains(name)) config.vocab_size = ckpt.tensor(name).shape.at(0);
+}
+
+Qwen2Config qwen2_config_of(const io::CheckpointDir& ckpt) {
+  Qwen2Config config = Qwen2Config::from_json(ckpt.config(), ckpt.config_path().string());
+  vocab_from_shapes(config, ckpt);
+  for (const char* key : {"latent_token_len", "contexts_compression_llm_hidden_size", "model_type", "architectures"})
+    config.extra.erase(key);
+  return config;
+}
+
+at::TensorOptions options_for(const C3LoadOptions& options, const Qwen2Config& config) {
+  const at::ScalarType type = options.dtype ? *options.dtype : scalar_type_from_name(config.dtype);
+  return at::TensorOptions().dtype(type).device(options.device);
+}
+
+void copy_checked(at::Tensor& destination, const io::CheckpointDir& ckpt, const std::string& name) {
+  if (!ckpt.contains(name)) fail_file(ckpt.dir().string(), "missing tensor '" + name + "'");
+  const io::TensorInfo& info = ckpt.tensor(name);
+  const std::vector<int64_t> want(destination.sizes().begin(), destination.sizes().end());
+  if (info.shape != want)
+    fail_file(ckpt.file_of(name).string(), "tensor '" + name + "' has shape " + io::shape_string(info.shape) +
+                                                " but the model expects " + io::shape_string(want));
+  copy_tensor(destination, info, ckpt.file_of(name).string());
+}
+
+void load_qwen2_parameters(Qwen2ForCausalLM& model, const io::CheckpointDir& ckpt, std::vector<std::string> ignore) {
+  LoadOptions opts;
+  opts.ignore_prefixes = std::move(ignore);
+  if (model->config().tie_word_embeddings) opts.ignore_prefixes.push_back("lm_head.");
+  load_parameters(*model, ckpt, opts);
+}
+
+}  // namespace
+
+bool is_c3_checkpoint(const fs::path& dir) {
+  std::error_code ec;
+  if (!fs::exists(dir / io::CheckpointDir::kConfigFile, ec)) return false;
+  const auto config = io::read_json_file(dir / io::CheckpointDir::kConfigFile);
+  return config.is_object() && config.value("model_type", std::string()) == "C3";
+}
+
+C3Config read_c3_config(const fs::path& dir) {
+  if (!is_c3_checkpoint(dir)) fail_file((dir / io::CheckpointDir::kConfigFile).string(), "not a C3 checkpoint (model_type is not \"C3\")");
+  io::CheckpointDir root(dir), llm1(dir / kEncoderSubdir);
+  C3Config config;
+  config.decoder = qwen2_config_of(root);
+  config.encoder = qwen2_config_of(llm1);
+  if (!root.contains(kQuery)) fail_file(dir.string(), std::string("missing tensor '") + kQuery + "'");
+  const auto& q = root.tensor(kQuery).shape;
+  if (q.size() != 2 || q[1] != config.encoder.hidden_size)
+    fail_file(root.file_of(kQuery).string(), std::string("'") + kQuery + "' has shape " + io::shape_string(q) +
+                                                 " but the encoder in llm1/ has hidden size " +
+                                                 std::to_string(config.encoder.hidden_size));
+  config.latent_tokens = q[0];
+  const auto stated = root.config().value("latent_token_len", config.latent_tokens);
+  if (stated != config.latent_tokens)
+    spdlog::warn("{}: config.json says latent_token_len {} but {} has {} rows; using {}", dir.string(), stated, kQuery,
+                 config.latent_tokens, config.latent_tokens);
+  return config;
+}
+
+C3Model load_c3(const fs::path& dir, const C3LoadOptions& options) {
+  C3Config config = read_c3_config(dir);
+  const int64_t stored_n = config.latent_tokens;
+  const int64_t wanted_n = options.latent_tokens.value_or(stored_n);
+  if (wanted_n != stored_n && !options.allow_resize_latents)
+    throw UsageError(dir.string() + ": the checkpoint has " + std::to_string(stored_n) +
+                     " latent tokens but the config asks for " + std::to_string(wanted_n) +
+                     " (set model.resize_latents=true to re-initialise the context query Q)");
+  config.latent_tokens = wanted_n;
+  C3Model model(config, options_for(options, config.decoder));
+  io::CheckpointDir root(dir), llm1(dir / kEncoderSubdir);
+  load_qwen2_parameters(model->decoder, root, {"model.Q.", "model.mm_projector."});
+  load_qwen2_parameters(model->encoder, llm1, {});
+  torch::NoGradGuard no_grad;
+  copy_checked(model->projector->weight, root, "model.mm_projector.weight");
+  copy_checked(model->projector->bias, root, "model.mm_projector.bias");
+  if (wanted_n == stored_n) {
+    copy_checked(model->query, root, kQuery);
+  } else {
+    at::Tensor stored = load_tensor(root.tensor(kQuery), at::kFloat, at::kCPU, root.file_of(kQuery).string());
+    model->query.copy_(resize_query(stored, wanted_n, config.encoder.initializer_range, options.seed));
+    spdlog::warn("{}: latent tokens changed from {} to {}: Q rows 0..{} kept from the checkpoint, {} new rows drawn "
+                 "from normal(0, {}) with seed {}",
+                 dir.string(), stored_n, wanted_n, std::min(stored_n, wanted_n) - 1,
+                 std::max<int64_t>(0, wanted_n - stored_n), config.encoder.initializer_range, options.seed);
+  }
+  return model;
+}
+
+C3Model c3_from_qwen2(const fs::path& encoder_dir, const fs::path& decoder_dir, const C3LoadOptions& options) {
+  io::CheckpointDir enc(encoder_dir), dec(decoder_dir);
+  C3Config config;
+  config.encoder = qwen2_config_of(enc);
+  config.decoder = qwen2_config_of(dec);
+  config.latent_tokens = options.latent_tokens.value_or(32);
+  C3Model model(config, options_for(options, config.decoder));
+  model->init_weights(options.seed);  // Q and projector; both LLMs are overwritten next
+  load_qwen2_parameters(model->encoder, enc, {});
+  load_qwen2_parameters(model->decoder, dec, {});
+  return model;
+}
+
+void write_c3(C3Model& model, const fs::path& dir, std::optional<at::ScalarType> dtype, std::uint64_t max_shard_bytes) {
+  std::vector<std::pair<std::string, at::Tensor>> root, encoder;
+  at::ScalarType stored = at::kFloat;
+  for (const auto& item : model->named_parameters(/*recurse=*/true)) {
+    at::Tensor t = item.value().detach();
+    if (dtype) t = t.to(*dtype);
+    stored = t.scalar_type();
+    const CheckpointName where = checkpoint_name(item.key());
+    (where.encoder ? encoder : root).emplace_back(where.name, t);
+  }
+  C3Config config = model->config();
+  config.encoder.dtype = config.decoder.dtype = scalar_type_name(stored);
+  fs::create_directories(dir / kEncoderSubdir);
+  write_safetensors_shards(root, dir, max_shard_bytes);
+  write_file_atomically(dir / io::CheckpointDir::kConfigFile, config.root_config_json().dump(2) + "\n");
+  write_safetensors_shards(encoder, dir / kEncoderSubdir, max_shard_bytes);
+  write_file_atomically(dir / kEncoderSubdir / io::CheckpointDir::kConfigFile, config.encoder.to_json().dump(2) + "\n");
+}
+
+void save_c3(C3Model& model, const fs::path& dir, const SaveOptions& options, const fs::path& tokenizer_source) {
+  AtomicDirectory out(dir, options.overwrite);
+  write_c3(model, out.staging(), options.dtype, options.max_shard_bytes);
+  if (!tokenizer_source.empty()) copy_tokenizer_files(tokenizer_source, out.staging());
+  out.commit();
+}
+
+}  // namespace c3

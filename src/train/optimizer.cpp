@@ -1,0 +1,93 @@
+#include "c3/train/optimizer.h"
+
+#include <cmath>
+
+#include "c3/util/error.h"
+
+namespace c3 {
+
+AdamW::AdamW(std::vector<ParamGroup> groups, AdamWOptions options) : groups_(std::move(groups)), options_(options) {
+  torch::NoGradGuard no_grad;
+  for (const auto& group : groups_) {
+    for (const auto& [name, param] : group.params) {
+      Slot slot;
+      slot.name = name;
+      slot.param = param;
+      slot.master = param.scalar_type() == at::kFloat ? param : param.detach().to(at::kFloat);
+      slot.exp_avg = at::zeros_like(slot.master);
+      slot.exp_avg_sq = at::zeros_like(slot.master);
+      slot.lr_scale = group.lr_scale;
+      slot.decay = options_.weight_decay != 0.0 && (param.dim() >= 2 || group.decay_vectors);
+      slots_.push_back(std::move(slot));
+    }
+  }
+}
+
+void AdamW::step(double lr) {
+  torch::NoGradGuard no_grad;
+  ++steps_;
+  const double bias_correction1 = 1.0 - std::pow(options_.beta1, static_cast<double>(steps_));
+  const double bias_correction2 = 1.0 - std::pow(options_.beta2, static_cast<double>(steps_));
+  for (Slot& s : slots_) {
+    const at::Tensor& grad_any = s.param.grad();
+    if (!grad_any.defined()) continue;
+    const at::Tensor grad = grad_any.to(at::kFloat);
+    const double group_lr = lr * s.lr_scale;
+    if (s.decay) s.master.mul_(1.0 - group_lr * options_.weight_decay);
+    s.exp_avg.mul_(options_.beta1).add_(grad, 1.0 - options_.beta1);
+    s.exp_avg_sq.mul_(options_.beta2).addcmul_(grad, grad, 1.0 - options_.beta2);
+    const at::Tensor denom = (s.exp_avg_sq.sqrt() / std::sqrt(bias_correction2)).add_(options_.eps);
+    s.master.addcdiv_(s.exp_avg, denom, -group_lr / bias_correction1);
+    if (!s.master.is_same(s.param)) s.param.copy_(s.master);
+  }
+}
+
+void AdamW::zero_grad() {
+  for (Slot& s : slots_) s.param.mutable_grad() = at::Tensor();
+}
+
+double AdamW::grad_norm() const {
+  std::vector<at::Tensor> norms;
+  for (const Slot& s : slots_)
+    if (s.param.grad().defined()) norms.push_back(s.param.grad().to(at::kFloat).norm());
+  if (norms.empty()) return 0.0;
+  return at::stack(norms).norm().item<double>();
+}
+
+void AdamW::scale_grads(double factor) {
+  torch::NoGradGuard no_grad;
+  for (Slot& s : slots_)
+    if (s.param.grad().defined()) s.param.mutable_grad().mul_(factor);
+}
+
+std::vector<std::pair<std::string, at::Tensor>> AdamW::state() const {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (const Slot& s : slots_) {
+    out.emplace_back("exp_avg." + s.name, s.exp_avg);
+    out.emplace_back("exp_avg_sq." + s.name, s.exp_avg_sq);
+    if (!s.master.is_same(s.param)) out.emplace_back("master." + s.name, s.master);
+  }
+  return out;
+}
+
+void AdamW::load_state(const std::map<std::string, at::Tensor>& tensors, int64_t steps, const std::string& source) {
+  torch::NoGradGuard no_grad;
+  auto restore = [&](at::Tensor& destination, const std::string& key) {
+    auto it = tensors.find(key);
+    if (it == tensors.end()) fail_file(source, "missing optimizer tensor '" + key + "'");
+    if (it->second.sizes() != destination.sizes())
+      fail_file(source, "optimizer tensor '" + key + "' does not match the model's shape");
+    destination.copy_(it->second);
+  };
+  for (Slot& s : slots_) {
+    restore(s.exp_avg, "exp_avg." + s.name);
+    restore(s.exp_avg_sq, "exp_avg_sq." + s.name);
+    if (!s.master.is_same(s.param)) {
+      restore(s.master, "master." + s.name);
+      s.param.copy_(s.master);
+    }
+  }
+  steps_ = steps;
+}
+
+}  // namespace c3

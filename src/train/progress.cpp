@@ -1,0 +1,70 @@
+#include "c3/train/progress.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <sstream>
+
+#include "c3/util/atomic_file.h"
+#include "c3/util/error.h"
+
+namespace fs = std::filesystem;
+
+namespace c3 {
+
+TrainProgress::TrainProgress(const fs::path& metrics_file, bool status_line, int64_t keep_up_to_step)
+    : path_(metrics_file), status_line_(status_line && isatty(STDERR_FILENO)) {
+  std::error_code ec;
+  if (fs::exists(metrics_file, ec)) {
+    // Drop what the interrupted run logged after its last checkpoint, so the file reads as one run.
+    std::istringstream lines(read_text_file(metrics_file));
+    std::string kept, line;
+    while (std::getline(lines, line)) {
+      try {
+        const auto j = nlohmann::json::parse(line);
+        if (j.value("step", int64_t{0}) <= keep_up_to_step) kept += line + "\n";
+      } catch (const nlohmann::json::exception&) {
+        // a line cut short by a crash
+      }
+    }
+    write_file_atomically(metrics_file, kept);
+  }
+  metrics_.open(metrics_file, std::ios::app);
+  if (!metrics_) fail_file(metrics_file.string(), "cannot open for appending");
+}
+
+TrainProgress::~TrainProgress() { clear_status(); }
+
+void TrainProgress::clear_status() {
+  if (status_shown_) std::fputs("\r\033[K", stderr), std::fflush(stderr);
+  status_shown_ = false;
+}
+
+void TrainProgress::status(const std::string& line) {
+  if (!status_line_) return;
+  std::fprintf(stderr, "\r\033[K%s", line.c_str());
+  std::fflush(stderr);
+  status_shown_ = true;
+}
+
+void TrainProgress::record(const nlohmann::json& metrics, const std::string& log_line) {
+  metrics_ << metrics.dump() << "\n";
+  metrics_.flush();
+  clear_status();
+  if (!log_line.empty()) spdlog::info("{}", log_line);
+}
+
+std::string format_duration(double seconds) {
+  if (!(seconds >= 0) || seconds > 1e8) return "?";
+  const auto s = static_cast<int64_t>(seconds + 0.5);
+  char buf[32];
+  if (s >= 3600)
+    std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", static_cast<long long>(s / 3600),
+                  static_cast<long long>(s / 60 % 60), static_cast<long long>(s % 60));
+  else
+    std::snprintf(buf, sizeof buf, "%lld:%02lld", static_cast<long long>(s / 60), static_cast<long long>(s % 60));
+  return buf;
+}
+
+}  // namespace c3

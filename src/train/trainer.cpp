@@ -1,0 +1,396 @@
+#include "c3/train/trainer.h"
+
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+
+#include "c3/infer/generate.h"
+#include "c3/eval/word_metrics.h"
+#include "c3/io/checkpoint_dir.h"
+#include "c3/model/c3_io.h"
+#include "c3/model/c3_loss.h"
+#include "c3/model/c3_prompt.h"
+#include "c3/train/checkpoints.h"
+#include "c3/train/progress.h"
+#include "c3/train/schedule.h"
+#include "c3/util/atomic_file.h"
+#include "c3/util/error.h"
+
+namespace fs = std::filesystem;
+
+namespace c3 {
+namespace {
+
+std::atomic<int> g_stop_signal{0};
+extern "C" void on_stop_signal(int signal) { g_stop_signal.store(signal); }
+
+// SIGINT/SIGTERM only raise a flag: the step in flight finishes, then the loop saves and exits.
+class StopSignals {
+ public:
+  StopSignals() {
+    g_stop_signal.store(0);
+    struct sigaction action {};
+    action.sa_handler = on_stop_signal;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGINT, &action, &old_int_);
+    sigaction(SIGTERM, &action, &old_term_);
+  }
+  ~StopSignals() {
+    sigaction(SIGINT, &old_int_, nullptr);
+    sigaction(SIGTERM, &old_term_, nullptr);
+  }
+  int received() const { return g_stop_signal.load(); }
+
+ private:
+  struct sigaction old_int_ {}, old_term_ {};
+};
+
+bool is_dir(const std::string& path) {
+  std::error_code ec;
+  return !path.empty() && fs::is_directory(path, ec);
+}
+
+Qwen2Config architecture(const std::string& spec, int64_t vocab_size, const std::string& key) {
+  Qwen2Config config;
+  if (spec.rfind("preset:", 0) == 0) {
+    config = Qwen2Config::preset(spec.substr(7));
+  } else {
+    std::error_code ec;
+    if (!fs::is_regular_file(spec, ec))
+      throw UsageError(key + " '" + spec + "' is neither a checkpoint folder, a config.json file nor preset:NAME");
+    config = Qwen2Config::from_json(io::read_json_file(spec), spec);
+  }
+  config.vocab_size = vocab_size;
+  return config;
+}
+
+C3Model build_model(const TrainSettings& s, const Tokenizer& tokenizer, at::ScalarType dtype, const at::Device& device,
+                    const fs::path& resume_dir) {
+  C3LoadOptions options;
+  options.dtype = dtype;
+  options.device = device;
+  options.latent_tokens = s.latent_tokens;
+  options.seed = s.init_seed;
+  if (!resume_dir.empty()) {
+    spdlog::info("resuming from {}", resume_dir.string());
+    return load_c3(resume_dir, options);
+  }
+  if (!s.checkpoint.empty()) {
+    spdlog::info("warm start from the C3 checkpoint {}", s.checkpoint);
+    options.allow_resize_latents = s.resize_latents;
+    return load_c3(s.checkpoint, options);
+  }
+  if (s.encoder.empty() || s.decoder.empty())
+    throw UsageError("set model.checkpoint (a C3 folder), or both model.encoder and model.decoder");
+  if (is_dir(s.encoder) && is_dir(s.decoder)) {
+    spdlog::info("encoder from {}, decoder from {}; Q and projector initialised with seed {}", s.encoder, s.decoder,
+                 s.init_seed);
+    return c3_from_qwen2(s.encoder, s.decoder, options);
+  }
+  if (is_dir(s.encoder) || is_dir(s.decoder))
+    throw UsageError("model.encoder and model.decoder must both be checkpoint folders or both be architectures");
+  C3Config config;
+  config.encoder = architecture(s.encoder, tokenizer.vocab_size(), "model.encoder");
+  config.decoder = architecture(s.decoder, tokenizer.vocab_size(), "model.decoder");
+  config.latent_tokens = s.latent_tokens;
+  spdlog::info("training from scratch ({} parameters, seed {})", config.parameter_count(), s.init_seed);
+  C3Model model(config, at::TensorOptions().dtype(dtype).device(device));
+  model->init_weights(s.init_seed);
+  return model;
+}
+
+std::vector<const std::vector<int32_t>*> ids_of(const std::vector<Sample>& samples, const std::vector<int64_t>& index) {
+  std::vector<const std::vector<int32_t>*> out;
+  for (int64_t i : index) out.push_back(&samples[i].ids);
+  return out;
+}
+
+struct Validation {
+  double loss = 0;
+  double precision = 0;
+  int64_t precision_samples = 0;
+};
+
+Validation validate(C3Model& model, const C3Prompt& prompt, const Tokenizer& tokenizer,
+                    const std::vector<Sample>& samples, const TrainSettings& s, const at::Device& device) {
+  torch::NoGradGuard no_grad;
+  Validation v;
+  double loss = 0;
+  int64_t tokens = 0;
+  for (size_t start = 0; start < samples.size(); start += s.batch_size) {
+    std::vector<int64_t> index;
+    for (size_t i = start; i < std::min(samples.size(), start + s.batch_size); ++i) index.push_back(i);
+    const auto out = c3_loss(model, make_c3_batch(prompt, ids_of(samples, index), true).to(device), s.loss_chunk);
+    loss += out.loss_sum.item<double>(), tokens += out.tokens;
+  }
+  v.loss = tokens ? loss / tokens : 0.0;
+  v.precision_samples = std::min<int64_t>(s.eval_precision_samples, samples.size());
+  for (int64_t i = 0; i < v.precision_samples; ++i) {
+    GenerateOptions gen;
+    gen.max_new_tokens = s.eval_max_new_tokens > 0 ? s.eval_max_new_tokens
+                                                   : static_cast<int64_t>(samples[i].ids.size()) + 32;
+    const auto out = reconstruct_texts(model, prompt, tokenizer, {&samples[i].ids}, gen);
+    v.precision += word_precision(tokenizer.decode(samples[i].ids), out[0]);
+  }
+  if (v.precision_samples) v.precision /= v.precision_samples;
+  return v;
+}
+
+std::vector<Sample> load_samples(const std::vector<std::string>& files, const TrainSettings& s,
+                                 const Tokenizer& tokenizer, const SampleOptions& options) {
+  std::vector<Document> docs;
+  for (const auto& file : files) {
+    auto more = read_documents(file, s.text_field);
+    docs.insert(docs.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
+  }
+  return make_samples(docs, tokenizer, options);
+}
+
+std::string joined(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& item : items) out += (out.empty() ? "" : ", ") + item;
+  return out;
+}
+
+// Config keys whose values differ between a checkpoint's run and this one (runtime.* excluded).
+std::vector<std::string> changed_keys(const nlohmann::json& before, const nlohmann::json& now) {
+  std::vector<std::string> out;
+  if (!before.is_object() || !now.is_object()) return out;
+  for (auto section = now.begin(); section != now.end(); ++section) {
+    if (section.key() == "runtime" || !section.value().is_object()) continue;
+    for (auto key = section.value().begin(); key != section.value().end(); ++key) {
+      const auto& old = before.value(section.key(), nlohmann::json::object());
+      if (!old.contains(key.key()) || old[key.key()] != key.value()) out.push_back(section.key() + "." + key.key());
+    }
+  }
+  return out;
+}
+
+void check_settings(const TrainSettings& s) {
+  if (s.output.empty()) throw UsageError("train.output is required (the folder for checkpoints and logs)");
+  if (s.train_files.empty()) throw UsageError("data.train is empty: give at least one training file or folder");
+  if (s.batch_size <= 0 || s.grad_accum <= 0) throw UsageError("train.batch_size and train.grad_accum must be positive");
+  if (s.steps < 0 || (s.steps == 0 && !(s.epochs > 0))) throw UsageError("set train.steps > 0 or train.epochs > 0");
+  if (!(s.lr >= 0)) throw UsageError("optim.lr must be >= 0");
+  if (!(s.clip_norm >= 0)) throw UsageError("optim.clip_norm must be >= 0");
+  if (s.adamw.beta1 < 0 || s.adamw.beta1 >= 1 || s.adamw.beta2 < 0 || s.adamw.beta2 >= 1)
+    throw UsageError("optim.beta1 and optim.beta2 must be in [0, 1)");
+  if (!(s.adamw.eps > 0)) throw UsageError("optim.eps must be positive");
+  if (s.save_every <= 0 || s.log_every <= 0) throw UsageError("train.save_every and train.log_every must be positive");
+  if (s.max_bad_steps <= 0) throw UsageError("train.max_bad_steps must be positive");
+  for (const auto& [part, scale] : s.lr_scale)
+    if (!(scale >= 0)) throw UsageError("optim.lr_scale_" + part + " must be >= 0");
+}
+
+}  // namespace
+
+int train(const TrainSettings& s, const at::Device& device, Communicator& comm) {
+  check_settings(s);
+  StopSignals signals;
+  const fs::path output(s.output);
+  std::error_code ec;
+  fs::create_directories(output, ec);
+  if (ec) fail_file(output.string(), "cannot create the output folder: " + ec.message());
+
+  const auto checkpoints = list_checkpoints(output);
+  const fs::path resume_dir = checkpoints.empty() ? fs::path() : checkpoints.back();
+  fs::path tokenizer_source = s.tokenizer;
+  if (!resume_dir.empty()) tokenizer_source = resume_dir;
+  else if (tokenizer_source.empty() && !s.checkpoint.empty()) tokenizer_source = s.checkpoint;
+  else if (tokenizer_source.empty() && is_dir(s.decoder)) tokenizer_source = s.decoder;
+  if (tokenizer_source.empty()) throw UsageError("model.tokenizer is required when training from scratch");
+  const auto tokenizer = load_tokenizer(tokenizer_source);
+
+  const at::ScalarType dtype = s.dtype == "auto" ? (device.is_cuda() ? at::kBFloat16 : at::kFloat)
+                                                 : scalar_type_from_name(s.dtype);
+  C3Model model = build_model(s, *tokenizer, dtype, device, resume_dir);
+  model->set_gradient_checkpointing(s.gradient_checkpointing);
+  const C3Config& config = model->config();
+  if (tokenizer->vocab_size() > std::min(config.encoder.vocab_size, config.decoder.vocab_size))
+    fail_file(tokenizer->source(), "the tokenizer has " + std::to_string(tokenizer->vocab_size()) +
+                                       " ids but the model's embedding tables have " +
+                                       std::to_string(std::min(config.encoder.vocab_size, config.decoder.vocab_size)) + " rows");
+  const C3Prompt prompt(*tokenizer, config.latent_tokens, s.prompt_template, s.instruction);
+
+  // Data: every text must fit both windows with the prompt around it.
+  SampleOptions sampling = s.sampling;
+  sampling.limit_tokens = s.max_length - std::max(prompt.encoder_extra_tokens(), prompt.decoder_extra_tokens());
+  sampling.seed = s.data_seed;
+  if (sampling.limit_tokens <= 0)
+    throw UsageError("data.max_length " + std::to_string(s.max_length) + " leaves no room for text after the " +
+                     std::to_string(prompt.decoder_extra_tokens()) + "-token decoder prompt");
+  std::vector<Sample> train_samples = load_samples(s.train_files, s, *tokenizer, sampling);
+  std::vector<Sample> valid_samples = s.validation_file.empty()
+                                          ? split_validation(train_samples, s.validation_samples, s.data_seed)
+                                          : load_samples({s.validation_file}, s, *tokenizer, sampling);
+  if (train_samples.empty()) fail_file(joined(s.train_files), "no training samples (the files hold no text)");
+  int64_t train_tokens = 0;
+  for (const auto& sample : train_samples) train_tokens += static_cast<int64_t>(sample.ids.size());
+  spdlog::info("data: {} training samples ({} tokens), {} validation samples", train_samples.size(), train_tokens,
+               valid_samples.size());
+
+  // Optimizer over the trainable parts.
+  std::vector<ParamGroup> groups;
+  for (C3Part part : all_c3_parts()) {
+    const std::string name = c3_part_name(part);
+    const bool frozen = std::find(s.frozen.begin(), s.frozen.end(), name) != s.frozen.end();
+    auto params = model->part_parameters(part);
+    for (auto& [pname, p] : params) p.requires_grad_(!frozen);
+    if (frozen) continue;
+    auto scale = s.lr_scale.find(name);
+    groups.push_back({name, params, scale == s.lr_scale.end() ? 1.0 : scale->second, false});
+  }
+  for (const auto& name : s.frozen) {
+    bool known = false;
+    for (C3Part part : all_c3_parts()) known = known || c3_part_name(part) == name;
+    if (!known) throw UsageError("optim.frozen: unknown part '" + name + "' (choose encoder, query, projector, decoder)");
+  }
+  if (groups.empty()) throw UsageError("optim.frozen freezes every part: nothing to train");
+  AdamW optimizer(groups, s.adamw);
+
+  const int64_t samples_per_step = s.batch_size * s.grad_accum * comm.world_size();
+  LrSchedule schedule;
+  schedule.kind = s.schedule;
+  schedule.lr = s.lr;
+  schedule.total_steps = s.steps > 0 ? s.steps
+                                     : static_cast<int64_t>(std::ceil(s.epochs * static_cast<double>(train_samples.size()) /
+                                                                      static_cast<double>(samples_per_step)));
+  schedule.warmup_steps = s.warmup_steps >= 0 ? s.warmup_steps : warmup_steps_from_ratio(s.warmup_ratio, schedule.total_steps);
+  schedule.factor(0);  // validates the kind
+
+  Sampler sampler(static_cast<int64_t>(train_samples.size()), s.data_seed, comm.rank(), comm.world_size());
+  TrainingState state;
+  state.config = s.resolved_config;
+  if (!resume_dir.empty()) {
+    state = load_training_state(resume_dir, optimizer, device);
+    sampler.set_consumed(state.consumed);
+    const auto changed = changed_keys(state.config, s.resolved_config);
+    if (!changed.empty()) spdlog::warn("resuming with config keys that differ from the checkpoint's: {}", joined(changed));
+    state.config = s.resolved_config;
+    spdlog::info("resumed at step {} of {} (epoch {})", state.step, schedule.total_steps, sampler.epoch());
+  } else {
+    std::vector<at::Tensor> params;
+    for (auto& p : model->parameters()) params.push_back(p);
+    comm.broadcast(params);
+  }
+  const bool main = comm.is_main();
+  if (main) write_file_atomically(output / "train_config.json", s.resolved_config.dump(2) + "\n");
+  TrainProgress progress(output / "metrics.jsonl", s.progress && main, state.step);
+  spdlog::info("training {} steps: {} samples per step ({} per micro-batch x {} accumulation x {} ranks), lr {} ({}, "
+               "{} warmup steps), dtype {}, device {}",
+               schedule.total_steps, samples_per_step, s.batch_size, s.grad_accum, comm.world_size(), s.lr, s.schedule,
+               schedule.warmup_steps, scalar_type_name(dtype), device.str());
+
+  auto save = [&](int64_t step) {
+    if (main) {
+      const fs::path dir = checkpoint_path(output, step);
+      save_training_checkpoint(dir, model, optimizer, state, tokenizer_source);
+      prune_checkpoints(output, s.keep_checkpoints);
+      spdlog::info("saved {}", dir.string());
+    }
+    comm.barrier();
+  };
+  auto evaluate = [&] {
+    if (!main || valid_samples.empty() || s.eval_every <= 0) return;
+    const Validation v = validate(model, prompt, *tokenizer, valid_samples, s, device);
+    progress.record({{"type", "validation"}, {"step", state.step}, {"validation_loss", v.loss},
+                     {"validation_precision", v.precision}, {"precision_samples", v.precision_samples}},
+                    fmt::format("step {} : validation loss {:.4f} : reconstruction precision {:.1f}% ({} samples)",
+                                state.step, v.loss, 100 * v.precision, v.precision_samples));
+  };
+
+  if (state.step == 0) evaluate();
+  using clock = std::chrono::steady_clock;
+  auto window_start = clock::now();
+  double window_loss = 0, window_loss_tokens = 0, step_seconds_ema = 0;
+  int64_t window_tokens = 0, window_steps = 0;
+  int64_t last_saved = resume_dir.empty() ? -1 : state.step;
+  while (state.step < schedule.total_steps && !signals.received()) {
+    const auto step_start = clock::now();
+    optimizer.zero_grad();
+    std::vector<C3Batch> micro;
+    int64_t local_supervised = 0;
+    for (int64_t a = 0; a < s.grad_accum; ++a) {
+      micro.push_back(make_c3_batch(prompt, ids_of(train_samples, sampler.next(s.batch_size)), true));
+      local_supervised += micro.back().supervised_tokens;
+    }
+    // Mean over every supervised token of the whole (accumulated, all-rank) batch.
+    const double global_supervised = comm.all_reduce_sum(static_cast<double>(local_supervised));
+    double loss_sum = 0;
+    for (const C3Batch& cpu_batch : micro) {
+      const C3Batch batch = cpu_batch.to(device);
+      const C3LossOutput out = c3_loss(model, batch, s.loss_chunk);
+      (out.loss_sum / global_supervised).backward();
+      loss_sum += out.loss_sum.item<double>();
+      window_tokens += cpu_batch.encoder_mask.sum().item<int64_t>() + cpu_batch.decoder_mask.sum().item<int64_t>();
+    }
+    std::vector<at::Tensor> grads;
+    for (const auto& group : optimizer.groups())
+      for (const auto& [name, p] : group.params)
+        if (p.grad().defined()) grads.push_back(p.grad());
+    comm.all_reduce_sum(grads);
+    const double loss = comm.all_reduce_sum(loss_sum) / global_supervised;
+    const double grad_norm = optimizer.grad_norm();
+    const double lr = schedule.at(state.step);
+    const bool finite = std::isfinite(loss) && std::isfinite(grad_norm);
+    if (finite) {
+      state.bad_steps_in_row = 0;
+      if (s.clip_norm > 0 && grad_norm > s.clip_norm) optimizer.scale_grads(s.clip_norm / (grad_norm + 1e-6));
+      optimizer.step(lr);
+      window_loss += loss_sum, window_loss_tokens += global_supervised;
+    } else {
+      ++state.bad_steps_in_row, ++state.skipped_steps;
+      spdlog::warn("step {}: non-finite {} ({}); update skipped ({} in a row)", state.step + 1,
+                   std::isfinite(loss) ? "gradient" : "loss", std::isfinite(loss) ? grad_norm : loss,
+                   state.bad_steps_in_row);
+    }
+    optimizer.zero_grad();
+    ++state.step, ++window_steps;
+    state.optimizer_steps = optimizer.steps();
+    state.consumed = sampler.consumed();
+    const double step_seconds = std::chrono::duration<double>(clock::now() - step_start).count();
+    state.elapsed_seconds += step_seconds;
+    step_seconds_ema = step_seconds_ema == 0 ? step_seconds : 0.9 * step_seconds_ema + 0.1 * step_seconds;
+    if (state.bad_steps_in_row >= s.max_bad_steps) {
+      const auto saved = list_checkpoints(output);
+      throw Error("stopping at step " + std::to_string(state.step) + ": non-finite loss or gradient in " +
+                  std::to_string(state.bad_steps_in_row) + " consecutive steps (lower optim.lr?); last checkpoint: " +
+                  (saved.empty() ? std::string("none") : saved.back().string()));
+    }
+
+    const double eta = step_seconds_ema * static_cast<double>(schedule.total_steps - state.step);
+    progress.status(fmt::format("step {}/{} | loss {:.4f} | lr {:.2e} | gnorm {:.3f} | {:.0f} tok/s | ETA {}", state.step,
+                                schedule.total_steps, loss, lr, grad_norm,
+                                window_tokens / std::max(1e-9, std::chrono::duration<double>(clock::now() - window_start).count()),
+                                format_duration(eta)));
+    if (state.step % s.log_every == 0 || state.step == schedule.total_steps) {
+      const double seconds = std::chrono::duration<double>(clock::now() - window_start).count();
+      const double tokens_per_second = static_cast<double>(window_tokens) * comm.world_size() / std::max(1e-9, seconds);
+      const double mean_loss = window_loss_tokens > 0 ? window_loss / window_loss_tokens : loss;
+      state.tokens_seen += window_tokens * comm.world_size();
+      progress.record({{"type", "train"}, {"step", state.step}, {"epoch", static_cast<double>(state.consumed) / train_samples.size()},
+                       {"loss", mean_loss}, {"lr", lr}, {"grad_norm", grad_norm}, {"tokens_per_second", tokens_per_second},
+                       {"tokens_seen", state.tokens_seen}, {"skipped_steps", state.skipped_steps},
+                       {"elapsed_seconds", state.elapsed_seconds}},
+                      fmt::format("step {}/{} : epoch {:.2f} : loss {:.4f} : lr {:.3e} : gnorm {:.3f} : {:.0f} tok/s : ETA {}",
+                                  state.step, schedule.total_steps, static_cast<double>(state.consumed) / train_samples.size(),
+                                  mean_loss, lr, grad_norm, tokens_per_second, format_duration(eta)));
+      window_start = clock::now(), window_loss = window_loss_tokens = 0, window_tokens = 0, window_steps = 0;
+    }
+    if (s.eval_every > 0 && state.step % s.eval_every == 0) evaluate();
+    if (state.step % s.save_every == 0) save(state.step), last_saved = state.step;
+  }
+  if (last_saved != state.step) save(state.step);
+  if (const int signal = signals.received()) {
+    spdlog::warn("stopped by signal {} at step {}; resume by running the same command again", signal, state.step);
+    return 128 + signal;
+  }
+  if (s.eval_every > 0 && state.step % s.eval_every != 0) evaluate();
+  spdlog::info("done: {} steps, model in {}", state.step, checkpoint_path(output, state.step).string());
+  return 0;
+}
+
+}  // namespace c3
