@@ -224,8 +224,8 @@ std::vector<Sample> make_samples(const std::vector<Document>& documents, const T
 std::vector<Sample> split_validation(std::vector<Sample>& samples, int64_t count, uint64_t seed) {
   if (count <= 0) return {};
   if (count >= static_cast<int64_t>(samples.size()))
-    throw UsageError("validation would take " + std::to_string(count) + " of only " + std::to_string(samples.size()) +
-                     " samples, leaving none to train on");
+    throw UsageError("data.validation_samples is " + std::to_string(count) + " but the training data has only " +
+                     std::to_string(samples.size()) + " samples (lower it, or give data.validation)");
   const auto perm = seeded_permutation(static_cast<int64_t>(samples.size()), seed ^ 0x9e3779b97f4a7c15ull);
   std::vector<bool> chosen(samples.size(), false);
   for (int64_t i = 0; i < count; ++i) chosen[perm[i]] = true;

@@ -133,7 +133,9 @@ Validation validate(C3Model& model, const C3Prompt& prompt, const Tokenizer& tok
     gen.max_new_tokens = s.eval_max_new_tokens > 0 ? s.eval_max_new_tokens
                                                    : static_cast<int64_t>(samples[i].ids.size()) + 32;
     const auto out = reconstruct_texts(model, prompt, tokenizer, {&samples[i].ids}, gen);
-    v.precision += word_precision(tokenizer.decode(samples[i].ids), out[0]);
+    const std::string truth = tokenizer.decode(samples[i].ids);
+    v.precision += word_precision(truth, out[0]);
+    spdlog::debug("validation sample {}: expected {:?} got {:?}", i, truth, out[0]);
   }
   if (v.precision_samples) v.precision /= v.precision_samples;
   return v;
@@ -171,6 +173,8 @@ std::vector<std::string> changed_keys(const nlohmann::json& before, const nlohma
 
 void check_settings(const TrainSettings& s) {
   if (s.output.empty()) throw UsageError("train.output is required (the folder for checkpoints and logs)");
+  if (s.checkpoint.empty() && (s.encoder.empty() || s.decoder.empty()))
+    throw UsageError("set model.checkpoint (a C3 folder), or both model.encoder and model.decoder");
   if (s.train_files.empty()) throw UsageError("data.train is empty: give at least one training file or folder");
   if (s.batch_size <= 0 || s.grad_accum <= 0) throw UsageError("train.batch_size and train.grad_accum must be positive");
   if (s.steps < 0 || (s.steps == 0 && !(s.epochs > 0))) throw UsageError("set train.steps > 0 or train.epochs > 0");
@@ -191,9 +195,6 @@ int train(const TrainSettings& s, const at::Device& device, Communicator& comm) 
   check_settings(s);
   StopSignals signals;
   const fs::path output(s.output);
-  std::error_code ec;
-  fs::create_directories(output, ec);
-  if (ec) fail_file(output.string(), "cannot create the output folder: " + ec.message());
 
   const auto checkpoints = list_checkpoints(output);
   const fs::path resume_dir = checkpoints.empty() ? fs::path() : checkpoints.back();
@@ -223,10 +224,10 @@ int train(const TrainSettings& s, const at::Device& device, Communicator& comm) 
     throw UsageError("data.max_length " + std::to_string(s.max_length) + " leaves no room for text after the " +
                      std::to_string(prompt.decoder_extra_tokens()) + "-token decoder prompt");
   std::vector<Sample> train_samples = load_samples(s.train_files, s, *tokenizer, sampling);
+  if (train_samples.empty()) fail_file(joined(s.train_files), "no training samples (the files hold no text)");
   std::vector<Sample> valid_samples = s.validation_file.empty()
                                           ? split_validation(train_samples, s.validation_samples, s.data_seed)
                                           : load_samples({s.validation_file}, s, *tokenizer, sampling);
-  if (train_samples.empty()) fail_file(joined(s.train_files), "no training samples (the files hold no text)");
   int64_t train_tokens = 0;
   for (const auto& sample : train_samples) train_tokens += static_cast<int64_t>(sample.ids.size());
   spdlog::info("data: {} training samples ({} tokens), {} validation samples", train_samples.size(), train_tokens,
@@ -277,6 +278,10 @@ int train(const TrainSettings& s, const at::Device& device, Communicator& comm) 
     comm.broadcast(params);
   }
   const bool main = comm.is_main();
+  // Created only now, so that bad input leaves no output folder behind.
+  std::error_code ec;
+  fs::create_directories(output, ec);
+  if (ec) fail_file(output.string(), "cannot create the output folder: " + ec.message());
   if (main) write_file_atomically(output / "train_config.json", s.resolved_config.dump(2) + "\n");
   TrainProgress progress(output / "metrics.jsonl", s.progress && main, state.step);
   spdlog::info("training {} steps: {} samples per step ({} per micro-batch x {} accumulation x {} ranks), lr {} ({}, "

@@ -1,7 +1,14 @@
 // Drives the real `c3` binary: exit codes, one-line errors, config priority, outputs.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
 #include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -34,6 +41,12 @@ Result c3(const std::string& args, const test::TempDir& dir, const std::string& 
 }
 
 int lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
+
+int count(const std::string& s, const std::string& what) {
+  int n = 0;
+  for (size_t at = s.find(what); at != std::string::npos; at = s.find(what, at + 1)) ++n;
+  return n;
+}
 
 TEST(Cli, VersionAndHelp) {
   test::TempDir dir;
@@ -217,6 +230,112 @@ TEST(Cli, LogFileReceivesTheLog) {
   auto r = c3("--log-file run.log init model", dir);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(test::read_bytes(dir / "run.log"), HasSubstr("wrote model"));
+}
+
+// A small from-scratch training setup: data, tokenizer and the flags every train run here shares.
+struct TrainFixture {
+  test::TempDir dir;
+  TrainFixture() {
+    test::write_jsonl(dir / "train.jsonl", test::random_texts(24, 8, 5));
+    test::train_test_tokenizer(test::random_texts(300, 10, 6), dir / "tok", 500);
+  }
+  std::string args(const std::string& output, int steps) const {
+    return "--threads 1 train --encoder preset:tiny --decoder preset:tiny --tokenizer tok --data train.jsonl -o " +
+           output + " --latent-tokens 4 --batch-size 4 --grad-accum 1 --steps " + std::to_string(steps) +
+           " --set train.log_every=1 --set train.eval_every=0 --set data.validation_samples=2";
+  }
+};
+
+TEST(CliTrain, TrainsSavesTheReleasedLayoutAndLogsJson) {
+  TrainFixture f;
+  auto r = c3(f.args("out", 3) + " --set train.save_every=2 --set train.keep_checkpoints=1", f.dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "") << "stdout stays clean";
+  EXPECT_EQ(r.err.find('\r'), std::string::npos) << "no status line in a pipe";
+  EXPECT_THAT(r.err, HasSubstr("step 3/3"));
+  EXPECT_FALSE(fs::exists(f.dir / "out" / "checkpoint-2")) << "keep_checkpoints=1 pruned it";
+  const fs::path ckpt = f.dir / "out" / "checkpoint-3";
+  EXPECT_TRUE(fs::exists(ckpt / "model.safetensors"));
+  EXPECT_TRUE(fs::exists(ckpt / "llm1" / "model.safetensors"));
+  EXPECT_TRUE(fs::exists(ckpt / "tokenizer.model"));
+  EXPECT_TRUE(fs::exists(ckpt / "training_state" / "optimizer.safetensors"));
+  std::ifstream metrics(f.dir / "out" / "metrics.jsonl");
+  std::string line;
+  int records = 0;
+  while (std::getline(metrics, line)) {
+    const auto j = json::parse(line);
+    EXPECT_TRUE(j.contains("loss") && j.contains("lr") && j.contains("grad_norm") && j.contains("tokens_per_second"));
+    ++records;
+  }
+  EXPECT_EQ(records, 3);
+  r = c3("info out/checkpoint-3", f.dir);
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("llm1"));
+  // The run's folder holds the resolved config, which reproduces the run.
+  EXPECT_EQ(json::parse(test::read_bytes(f.dir / "out" / "train_config.json"))["model"]["latent_tokens"], 4);
+  r = c3("--config out/train_config.json train --dump-config", f.dir);
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["train"]["steps"], 3);
+}
+
+TEST(CliTrain, SigtermFinishesTheStepSavesAndExits143ThenResumes) {
+  TrainFixture f;
+  const std::string command = std::string("exec '") + C3_BINARY + "' " + f.args("run", 100000) +
+                              " --set train.save_every=100000 2>stderr.txt";
+  pid_t pid = 0;
+  const std::string shell = "cd '" + f.dir.path().string() + "' && " + command;
+  const char* argv[] = {"/bin/sh", "-c", shell.c_str(), nullptr};
+  ASSERT_EQ(posix_spawn(&pid, "/bin/sh", nullptr, nullptr, const_cast<char* const*>(argv), environ), 0);
+  // Wait until training is under way (a few steps logged), then ask it to stop.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (lines(test::read_bytes(f.dir / "run" / "metrics.jsonl")) < 3 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_EQ(kill(pid, SIGTERM), 0);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 128 + SIGTERM) << test::read_bytes(f.dir / "stderr.txt");
+  const int logged = lines(test::read_bytes(f.dir / "run" / "metrics.jsonl"));
+  const fs::path saved = f.dir / "run" / ("checkpoint-" + std::to_string(logged));
+  EXPECT_TRUE(fs::exists(saved / "training_state" / "state.json")) << "saved at the step it stopped at";
+  EXPECT_THAT(test::read_bytes(f.dir / "stderr.txt"), HasSubstr("stopped by signal 15"));
+  // The same command resumes from there.
+  auto r = c3(f.args("run", logged + 2), f.dir);
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("resumed at step " + std::to_string(logged)));
+  EXPECT_EQ(lines(test::read_bytes(f.dir / "run" / "metrics.jsonl")), logged + 2);
+}
+
+TEST(CliTrain, BadInputIsOneLineAndLeavesNoOutput) {
+  TrainFixture f;
+  test::write_bytes(f.dir / "broken.jsonl", "{\"text\": \"fine\"}\n{\"text\": \n");
+  test::write_bytes(f.dir / "empty.jsonl", "");
+  const std::string base = "--threads 1 train --encoder preset:tiny --decoder preset:tiny --tokenizer tok -o out --steps 2 ";
+  struct Case {
+    std::string args, message;
+    int code;
+  };
+  const std::vector<Case> cases{
+      {base + "--data missing.jsonl", "missing.jsonl: no such file", 1},
+      {base + "--data broken.jsonl", "broken.jsonl:2: not valid JSON", 1},
+      {base + "--data empty.jsonl", "empty.jsonl: no training samples", 1},
+      {base + "--data train.jsonl --lr -3", "optim.lr must be >= 0", 2},
+      {base + "--data train.jsonl --batch-size abc", "must be an integer", 2},
+      {base + "--data train.jsonl --set data.max_length=50", "leaves no room for text", 2},
+      {base + "--data train.jsonl --set optim.frozen='[\"decoder\",\"encoder\",\"query\",\"projector\"]'",
+       "nothing to train", 2},
+      {base + "--data train.jsonl --set optim.schedule=step", "optim.schedule", 2},
+      {"--threads 1 train --checkpoint tok --data train.jsonl -o out", "not a C3 checkpoint", 1},
+      {"--threads 1 train --data train.jsonl -o out", "model.checkpoint", 2},
+  };
+  for (const auto& c : cases) {
+    const auto r = c3(c.args, f.dir);
+    EXPECT_EQ(r.code, c.code) << c.args << "\n" << r.err;
+    EXPECT_THAT(r.err, HasSubstr(c.message)) << c.args;
+    EXPECT_EQ(count(r.err, "[error]"), 1) << r.err;
+    EXPECT_EQ(lines(r.err.substr(r.err.find("[error]"))), 1) << "the error is one line, and the last";
+    EXPECT_FALSE(fs::exists(f.dir / "out")) << c.args;
+  }
 }
 
 }  // namespace

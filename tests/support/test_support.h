@@ -9,7 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "c3/model/c3_model.h"
 #include "c3/model/qwen2.h"
+#include "c3/tokenizer/tokenizer.h"
 
 namespace c3::test {
 
@@ -51,5 +53,30 @@ void write_reference_fixture(const std::filesystem::path& dir, Qwen2ForCausalLM&
                              const torch::Tensor& logits);
 ParityResult compare_with_reference_fixture(const std::filesystem::path& dir, torch::Dtype dtype,
                                             torch::Device device);
+
+// A tokenizer for model tests that needs no files: the C3 special tokens are ids 0..5, then one
+// id per byte (6 + byte). vocab_size() == 262.
+class ByteTokenizer : public Tokenizer {
+ public:
+  std::vector<int32_t> encode(std::string_view text) const override;
+  std::string decode(const std::vector<int32_t>& ids, bool skip_special = false) const override;
+  std::optional<int32_t> token_id(std::string_view token) const override;
+  int64_t vocab_size() const override { return 262; }
+  std::string kind() const override { return "test-bytes"; }
+  std::string source() const override { return "<test byte tokenizer>"; }
+};
+
+// Two tiny Qwen2s (encoder 2 layers, decoder 2 layers, vocab 262) with `latent_tokens` slots.
+C3Config tiny_c3_config(int64_t latent_tokens = 4);
+
+// Texts of `words` pseudo-words each, drawn from a fixed pool (seeded): data a model can only
+// reconstruct by reading it, since the words carry no pattern.
+std::vector<std::string> random_texts(int count, int words, uint64_t seed);
+
+// Writes `texts` as JSONL ({"text": ...} per line).
+void write_jsonl(const std::filesystem::path& file, const std::vector<std::string>& texts);
+
+// Trains a small sentencepiece tokenizer (with the C3 special tokens) on `texts` into `dir`.
+void train_test_tokenizer(const std::vector<std::string>& texts, const std::filesystem::path& dir, int vocab_size = 300);
 
 }  // namespace c3::test

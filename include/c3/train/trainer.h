@@ -14,6 +14,7 @@
 
 #include "c3/data/dataset.h"
 #include "c3/model/c3_model.h"
+#include "c3/model/c3_prompt.h"
 #include "c3/train/communicator.h"
 #include "c3/train/optimizer.h"
 
@@ -27,7 +28,8 @@ struct TrainSettings {
   std::string tokenizer;  // default: the checkpoint / decoder folder
   int64_t latent_tokens = 32;
   bool resize_latents = false;
-  std::string prompt_template, instruction;
+  std::string prompt_template = kDefaultPromptTemplate;
+  std::string instruction = kDefaultInstruction;
   std::string dtype = "auto";  // auto (bf16 on CUDA, fp32 on CPU) | float32 | bfloat16
   bool gradient_checkpointing = false;
   uint64_t init_seed = 0;

@@ -1,0 +1,250 @@
+// The C3 wiring (spec section 1): prompt layout, slot overwrites, labels, loss, gradients,
+// recomputation, and the released checkpoint layout.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "c3/io/checkpoint_dir.h"
+#include "c3/model/c3_io.h"
+#include "c3/model/c3_loss.h"
+#include "c3/model/c3_prompt.h"
+#include "c3/util/error.h"
+#include "test_support.h"
+
+namespace c3 {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::HasSubstr;
+
+const test::ByteTokenizer kTokenizer;
+
+std::vector<int32_t> ids(const std::string& text) { return kTokenizer.encode(text); }
+
+C3Model tiny_model(int64_t n = 4, at::ScalarType dtype = at::kFloat, at::Device device = at::kCPU, uint64_t seed = 1) {
+  C3Model model(test::tiny_c3_config(n), at::TensorOptions().dtype(dtype).device(device));
+  model->init_weights(seed);
+  return model;
+}
+
+TEST(C3Prompt, LayoutMatchesTheSpec) {
+  const C3Prompt prompt(kTokenizer, 3);
+  const auto& p = prompt.decoder_prompt();
+  const std::string expected =
+      "<|im_start|>system\nYou should follow the instructions carefully and explain your answers in detail.<|im_end|>"
+      "<|im_start|>user\n<img><imgpad><imgpad><imgpad></img>\nRepeat the text: <|im_end|><|im_start|>assistant\n";
+  EXPECT_EQ(kTokenizer.decode(p), expected);
+  EXPECT_EQ(kTokenizer.decode(prompt.encoder_ids(ids("abc"))), "abc<img><imgpad><imgpad><imgpad></img>");
+  EXPECT_THROW(C3Prompt(kTokenizer, 3, "no slots here"), UsageError);
+  EXPECT_THROW(C3Prompt(kTokenizer, 3, "{latents}{latents}"), UsageError);
+  const C3Prompt custom(kTokenizer, 2, "Q:{latents}|{instruction}|", "Say it: ");
+  EXPECT_EQ(kTokenizer.decode(custom.decoder_prompt()), "Q:<img><imgpad><imgpad></img>|Say it: |");
+}
+
+TEST(C3Prompt, BatchSlotsAndLabels) {
+  const C3Prompt prompt(kTokenizer, 2);
+  const auto a = ids("hello"), b = ids("hi");
+  const C3Batch batch = make_c3_batch(prompt, {&a, &b}, true);
+  const int64_t p = static_cast<int64_t>(prompt.decoder_prompt().size());
+  ASSERT_EQ(batch.encoder_ids.size(1), 5 + 4);
+  ASSERT_EQ(batch.decoder_ids.size(1), p + 5 + 1);
+  // Encoder: slots right after <img>, per row; padding masked.
+  EXPECT_TRUE(batch.encoder_slots[0].nonzero().view(-1).equal(at::tensor({6, 7}, at::kLong)));
+  EXPECT_TRUE(batch.encoder_slots[1].nonzero().view(-1).equal(at::tensor({3, 4}, at::kLong)));
+  EXPECT_EQ(batch.encoder_mask[1].sum().item<int64_t>(), 2 + 4);
+  EXPECT_EQ(batch.encoder_ids[1][2].item<int64_t>(), *kTokenizer.token_id("<img>"));
+  EXPECT_EQ(batch.encoder_ids[1][5].item<int64_t>(), *kTokenizer.token_id("</img>"));
+  // Decoder: the same slot positions in every row, inside the prompt.
+  EXPECT_EQ(batch.decoder_slots.sum().item<int64_t>(), 4);
+  EXPECT_TRUE(batch.decoder_ids.index({batch.decoder_slots}).eq(prompt.imgpad()).all().item<bool>());
+  // Labels: only TEXT and the closing <|im_end|>.
+  const at::Tensor supervised = batch.labels.ne(kIgnoreIndex);
+  EXPECT_EQ(supervised.sum().item<int64_t>(), 6 + 3);
+  EXPECT_EQ(batch.supervised_tokens, 6 + 3);
+  EXPECT_FALSE(supervised.narrow(1, 0, p).any().item<bool>()) << "nothing in the prompt is supervised";
+  EXPECT_EQ(kTokenizer.decode({batch.labels[1][p].item<int32_t>(), batch.labels[1][p + 1].item<int32_t>(),
+                               batch.labels[1][p + 2].item<int32_t>()}),
+            "hi<|im_end|>");
+  EXPECT_EQ(batch.labels[1][p + 3].item<int64_t>(), kIgnoreIndex) << "padding is not supervised";
+  EXPECT_EQ(batch.decoder_mask[1].sum().item<int64_t>(), p + 3);
+}
+
+class C3ModelTest : public testing::TestWithParam<test::DeviceDtype> {};
+
+TEST_P(C3ModelTest, SlotsAreOverwrittenWhereTheSpecSays) {
+  const auto [device, dtype] = GetParam();
+  C3Model model = tiny_model(3, dtype, device);
+  torch::NoGradGuard no_grad;
+  const C3Prompt prompt(kTokenizer, 3);
+  const auto a = ids("the cat"), b = ids("a dog sat");
+  const C3Batch batch = make_c3_batch(prompt, {&a, &b}, true).to(device);
+
+  // Restated by hand: embed, put Q row i in slot i of each row, run the body, take the slots.
+  at::Tensor embeds = model->encoder->embed(batch.encoder_ids);
+  for (int64_t r = 0; r < 2; ++r) {
+    const int64_t first = (r == 0 ? 7 : 9) + 1;  // after the text and <img>
+    for (int64_t i = 0; i < 3; ++i) embeds[r][first + i] = model->query[i];
+  }
+  const at::Tensor hidden = model->encoder->model->forward(embeds, batch.encoder_mask);
+  at::Tensor states = at::stack({hidden[0].narrow(0, 8, 3), hidden[1].narrow(0, 10, 3)});
+  const at::Tensor expected = model->projector(states);
+  const at::Tensor latents = model->compress(batch.encoder_ids, batch.encoder_mask, batch.encoder_slots);
+  ASSERT_EQ(latents.sizes(), (std::vector<int64_t>{2, 3, 96}));
+  EXPECT_TRUE(latents.equal(expected));
+
+  const at::Tensor dec = model->decoder_embeds(batch.decoder_ids, batch.decoder_slots, latents);
+  const at::Tensor plain = model->decoder->embed(batch.decoder_ids);
+  const at::Tensor slots = batch.decoder_slots;
+  EXPECT_TRUE(dec.index({slots}).equal(latents.reshape({6, 96})));
+  EXPECT_TRUE(dec.index({slots.logical_not()}).equal(plain.index({slots.logical_not()})))
+      << "every other row keeps its token embedding (<img> and </img> included)";
+}
+
+TEST_P(C3ModelTest, LossIsTheMeanCrossEntropyOverSupervisedTokens) {
+  const auto [device, dtype] = GetParam();
+  C3Model model = tiny_model(3, dtype, device);
+  const C3Prompt prompt(kTokenizer, 3);
+  const auto a = ids("the cat"), b = ids("a dog sat");
+  const C3Batch batch = make_c3_batch(prompt, {&a, &b}, true).to(device);
+  torch::NoGradGuard no_grad;
+  const C3LossOutput out = c3_loss(model, batch, /*chunk_rows=*/4);
+  const at::Tensor logits = model->decoder->logits(out.decoder_hidden).to(at::kFloat);
+  const int64_t t = logits.size(1);
+  const at::Tensor naive = at::cross_entropy_loss(logits.narrow(1, 0, t - 1).reshape({-1, logits.size(2)}),
+                                                  batch.labels.narrow(1, 1, t - 1).reshape(-1), {},
+                                                  at::Reduction::Mean, kIgnoreIndex);
+  EXPECT_EQ(out.tokens, 7 + 9 + 2);
+  EXPECT_NEAR((out.loss_sum / out.tokens).item<double>(), naive.item<double>(), dtype == at::kFloat ? 1e-5 : 1e-2);
+  EXPECT_TRUE(std::isfinite(out.loss_sum.item<double>()));
+}
+
+INSTANTIATE_TEST_SUITE_P(DeviceDtype, C3ModelTest, testing::ValuesIn(test::device_dtype_params()), test::param_name);
+
+std::map<std::string, at::Tensor> gradients_of(C3Model& model, bool checkpointing, int64_t chunk) {
+  model->zero_grad();
+  model->set_gradient_checkpointing(checkpointing);
+  const C3Prompt prompt(kTokenizer, 2);
+  const auto a = ids("one two"), b = ids("three four five");
+  const C3LossOutput out = c3_loss(model, make_c3_batch(prompt, {&a, &b}, true), chunk);
+  (out.loss_sum / out.tokens).backward();
+  std::map<std::string, at::Tensor> grads;
+  for (const auto& item : model->named_parameters()) {
+    if (item.value().grad().defined()) grads[item.key()] = item.value().grad().clone();
+  }
+  return grads;
+}
+
+TEST(C3Model, GradientsReachEveryPartAndRecomputationChangesNothing) {
+  C3Model model = tiny_model(2);
+  const auto plain = gradients_of(model, false, 0);
+  ASSERT_EQ(plain.size(), model->parameters().size()) << "every parameter gets a gradient";
+  for (C3Part part : all_c3_parts()) {
+    double norm = 0;
+    for (const auto& [name, p] : model->part_parameters(part)) norm += plain.at(name).norm().item<double>();
+    EXPECT_GT(norm, 0) << c3_part_name(part);
+  }
+  EXPECT_GT(plain.at("llm1.model.embed_tokens.weight").norm().item<double>(), 0) << "encoder embeddings train";
+  const auto recomputed = gradients_of(model, true, 5);
+  ASSERT_EQ(recomputed.size(), plain.size());
+  for (const auto& [name, g] : plain)
+    EXPECT_TRUE(at::allclose(recomputed.at(name), g, 1e-5, 1e-7)) << name << " differs with recomputation";
+}
+
+TEST(C3Model, FrozenPartsGetNoGradient) {
+  C3Model model = tiny_model(2);
+  for (auto& [name, p] : model->part_parameters(C3Part::decoder)) p.requires_grad_(false);
+  const auto grads = gradients_of(model, true, 3);
+  for (const auto& [name, p] : model->part_parameters(C3Part::decoder)) EXPECT_EQ(grads.count(name), 0u) << name;
+  EXPECT_EQ(grads.count("Q"), 1u);
+  EXPECT_EQ(grads.count("llm1.model.norm.weight"), 1u);
+}
+
+TEST(C3Checkpoint, ReleasedLayoutRoundTripsBitIdentically) {
+  test::TempDir dir;
+  C3Model model = tiny_model(4);
+  save_c3(model, dir / "c3", {}, "");
+  // The authors' layout: decoder + Q + projector at the root, encoder in llm1/.
+  io::CheckpointDir root(dir / "c3"), llm1(dir / "c3" / "llm1");
+  EXPECT_EQ(root.config()["model_type"], "C3");
+  EXPECT_EQ(root.config()["latent_token_len"], 4);
+  EXPECT_EQ(root.config()["contexts_compression_llm_hidden_size"], 64);
+  EXPECT_EQ(root.config()["hidden_size"], 96);
+  EXPECT_EQ(llm1.config()["model_type"], "qwen2");
+  EXPECT_EQ(root.tensor("model.Q.weight").shape, (std::vector<int64_t>{4, 64}));
+  EXPECT_EQ(root.tensor("model.mm_projector.weight").shape, (std::vector<int64_t>{96, 64}));
+  EXPECT_EQ(root.tensor("model.mm_projector.bias").shape, (std::vector<int64_t>{96}));
+  EXPECT_TRUE(root.contains("model.layers.1.mlp.down_proj.weight"));
+  EXPECT_FALSE(root.contains("lm_head.weight")) << "tied decoders store no lm_head";
+  EXPECT_TRUE(llm1.contains("model.embed_tokens.weight"));
+  EXPECT_FALSE(llm1.contains("model.Q.weight"));
+  EXPECT_TRUE(is_c3_checkpoint(dir / "c3"));
+
+  C3Model loaded = load_c3(dir / "c3");
+  const auto a = model->named_parameters(), b = loaded->named_parameters();
+  ASSERT_EQ(a.size(), b.size());
+  for (const auto& item : a) EXPECT_TRUE(item.value().equal(b[item.key()])) << item.key();
+  EXPECT_EQ(loaded->config().latent_tokens, 4);
+}
+
+TEST(C3Checkpoint, ChangingTheNumberOfLatentsNeedsConsent) {
+  test::TempDir dir;
+  C3Model model = tiny_model(4);
+  save_c3(model, dir / "c3", {}, "");
+  C3LoadOptions options;
+  options.latent_tokens = 6;
+  try {
+    load_c3(dir / "c3", options);
+    FAIL() << "a different N must be refused";
+  } catch (const UsageError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("4 latent tokens"));
+    EXPECT_THAT(e.what(), HasSubstr("model.resize_latents"));
+  }
+  options.allow_resize_latents = true;
+  C3Model grown = load_c3(dir / "c3", options);
+  ASSERT_EQ(grown->query.size(0), 6);
+  EXPECT_TRUE(grown->query.narrow(0, 0, 4).equal(model->query)) << "existing rows are kept";
+  EXPECT_GT(grown->query.narrow(0, 4, 2).abs().sum().item<double>(), 0) << "new rows are drawn";
+  options.latent_tokens = 2;
+  C3Model shrunk = load_c3(dir / "c3", options);
+  EXPECT_TRUE(shrunk->query.equal(model->query.narrow(0, 0, 2)));
+}
+
+TEST(C3Checkpoint, WrongShapesAreClearErrors) {
+  test::TempDir dir;
+  C3Model model = tiny_model(4);
+  save_c3(model, dir / "c3", {}, "");
+  // Swap in an encoder of another width: Q no longer matches it.
+  Qwen2Config other = test::tiny_config();
+  other.vocab_size = 262;
+  other.hidden_size = 32, other.head_dim = 8;
+  Qwen2ForCausalLM encoder(other);
+  encoder->init_weights(3);
+  fs::remove_all(dir / "c3" / "llm1");
+  save_qwen2(encoder, dir / "c3" / "llm1");
+  try {
+    load_c3(dir / "c3");
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("model.Q.weight"));
+    EXPECT_THAT(e.what(), HasSubstr("hidden size 32"));
+  }
+  EXPECT_THROW(read_c3_config(dir / "c3" / "llm1"), Error) << "a plain Qwen2 folder is not a C3 checkpoint";
+}
+
+TEST(C3Checkpoint, FromTwoQwen2CheckpointsOfDifferentSizes) {
+  test::TempDir dir;
+  const C3Config config = test::tiny_c3_config(3);
+  Qwen2ForCausalLM encoder(config.encoder), decoder(config.decoder);
+  encoder->init_weights(5), decoder->init_weights(6);
+  save_qwen2(encoder, dir / "enc"), save_qwen2(decoder, dir / "dec");
+  C3LoadOptions options;
+  options.latent_tokens = 3;
+  C3Model model = c3_from_qwen2(dir / "enc", dir / "dec", options);
+  EXPECT_TRUE(model->encoder->model->embed_tokens->weight.equal(encoder->model->embed_tokens->weight));
+  EXPECT_TRUE(model->decoder->model->norm->weight.equal(decoder->model->norm->weight));
+  EXPECT_EQ(model->projector->weight.sizes(), (std::vector<int64_t>{96, 64}));
+  EXPECT_EQ(model->projector->bias.abs().sum().item<double>(), 0.0);
+  EXPECT_GT(model->query.std().item<double>(), 0.01);
+}
+
+}  // namespace
+}  // namespace c3

@@ -1,0 +1,126 @@
+// AdamW against torch::optim::AdamW (the oracle), master weights for bf16, state round trips,
+// and the learning-rate schedules against Hugging Face's formulas.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "c3/train/optimizer.h"
+#include "c3/train/schedule.h"
+#include "c3/util/error.h"
+
+namespace c3 {
+namespace {
+
+std::vector<at::Tensor> make_params(uint64_t seed, at::ScalarType dtype = at::kFloat) {
+  torch::manual_seed(seed);
+  return {torch::randn({5, 3}).to(dtype).requires_grad_(), torch::randn({3}).to(dtype).requires_grad_()};
+}
+
+void set_grads(std::vector<at::Tensor>& params, int step) {
+  torch::manual_seed(100 + step);
+  for (auto& p : params) p.mutable_grad() = torch::randn(p.sizes()).to(p.scalar_type());
+}
+
+TEST(AdamW, MatchesTorchAdamWStepForStep) {
+  auto ours = make_params(1), theirs = make_params(1);
+  AdamWOptions o;
+  o.weight_decay = 0.1;
+  o.beta2 = 0.99;
+  AdamW opt({{"all", {{"w", ours[0]}, {"b", ours[1]}}, 1.0, /*decay_vectors=*/true}}, o);
+  torch::optim::AdamW oracle(theirs, torch::optim::AdamWOptions(0.01).betas({0.9, 0.99}).eps(1e-8).weight_decay(0.1));
+  for (int step = 0; step < 6; ++step) {
+    set_grads(ours, step), set_grads(theirs, step);
+    opt.step(0.01);
+    oracle.step();
+    for (size_t i = 0; i < ours.size(); ++i) EXPECT_TRUE(at::allclose(ours[i], theirs[i], 1e-6, 1e-7)) << "step " << step;
+  }
+  EXPECT_EQ(opt.steps(), 6);
+}
+
+TEST(AdamW, GroupsScaleTheLearningRateAndVectorsSkipDecay) {
+  auto ours = make_params(2), scaled = make_params(2), nodecay = make_params(2);
+  AdamWOptions o;
+  o.weight_decay = 0.5;
+  AdamW opt({{"a", {{"w", ours[0]}}, 0.25, true}, {"b", {{"b", ours[1]}}, 1.0, false}}, o);
+  torch::optim::AdamW oracle_w({scaled[0]}, torch::optim::AdamWOptions(0.01 * 0.25).weight_decay(0.5));
+  torch::optim::AdamW oracle_b({nodecay[1]}, torch::optim::AdamWOptions(0.01).weight_decay(0.0));
+  for (int step = 0; step < 3; ++step) {
+    set_grads(ours, step), set_grads(scaled, step), set_grads(nodecay, step);
+    opt.step(0.01), oracle_w.step(), oracle_b.step();
+  }
+  EXPECT_TRUE(at::allclose(ours[0], scaled[0], 1e-6, 1e-7));
+  EXPECT_TRUE(at::allclose(ours[1], nodecay[1], 1e-6, 1e-7));
+}
+
+TEST(AdamW, Bf16ParametersKeepFp32MasterWeights) {
+  auto fp32 = make_params(3), bf16 = make_params(3, at::kBFloat16);
+  AdamW a({{"g", {{"w", fp32[0]}, {"b", fp32[1]}}, 1.0, false}}, {});
+  AdamW b({{"g", {{"w", bf16[0]}, {"b", bf16[1]}}, 1.0, false}}, {});
+  {
+    torch::NoGradGuard no_grad;
+    for (size_t i = 0; i < 2; ++i) fp32[i].copy_(bf16[i]);  // same starting values
+  }
+  // Tiny updates vanish in bf16 arithmetic but accumulate in the fp32 masters.
+  for (int step = 0; step < 20; ++step) {
+    set_grads(fp32, step), set_grads(bf16, step);
+    a.step(1e-4), b.step(1e-4);
+  }
+  std::map<std::string, at::Tensor> state;
+  for (auto& [k, v] : b.state()) state[k] = v;
+  ASSERT_EQ(state.count("master.w"), 1u);
+  EXPECT_EQ(state["master.w"].scalar_type(), at::kFloat);
+  EXPECT_TRUE(at::allclose(state["master.w"], fp32[0], 1e-5, 1e-6)) << "the master follows the fp32 trajectory";
+  EXPECT_TRUE(bf16[0].equal(state["master.w"].to(at::kBFloat16))) << "the parameter is its master, rounded";
+  EXPECT_EQ(AdamW({{"g", {{"w", fp32[0]}}, 1.0, false}}, {}).state().size(), 2u) << "fp32 needs no master";
+}
+
+TEST(AdamW, StateRoundTripContinuesExactly) {
+  auto straight = make_params(4, at::kBFloat16), resumed = make_params(4, at::kBFloat16);
+  AdamW a({{"g", {{"w", straight[0]}, {"b", straight[1]}}, 1.0, false}}, {});
+  for (int step = 0; step < 5; ++step) set_grads(straight, step), a.step(1e-3);
+  AdamW b({{"g", {{"w", resumed[0]}, {"b", resumed[1]}}, 1.0, false}}, {});
+  for (int step = 0; step < 3; ++step) set_grads(resumed, step), b.step(1e-3);
+  std::map<std::string, at::Tensor> saved;
+  for (auto& [k, v] : b.state()) saved[k] = v.clone();
+  auto fresh = make_params(99, at::kBFloat16);  // different values: all must come from the state
+  AdamW c({{"g", {{"w", fresh[0]}, {"b", fresh[1]}}, 1.0, false}}, {});
+  c.load_state(saved, 3, "state");
+  for (int step = 3; step < 5; ++step) set_grads(fresh, step), c.step(1e-3);
+  for (size_t i = 0; i < 2; ++i) EXPECT_TRUE(fresh[i].equal(straight[i]));
+  saved.erase("exp_avg.w");
+  EXPECT_THROW(c.load_state(saved, 3, "state"), Error);
+}
+
+TEST(AdamW, GradNormAndClipping) {
+  auto params = make_params(5);
+  AdamW opt({{"g", {{"w", params[0]}, {"b", params[1]}}, 1.0, false}}, {});
+  params[0].mutable_grad() = at::full({5, 3}, 1.0);
+  params[1].mutable_grad() = at::full({3}, 2.0);
+  EXPECT_NEAR(opt.grad_norm(), std::sqrt(15.0 + 12.0), 1e-6);
+  opt.scale_grads(0.5);
+  EXPECT_NEAR(opt.grad_norm(), 0.5 * std::sqrt(27.0), 1e-6);
+  opt.zero_grad();
+  EXPECT_FALSE(params[0].grad().defined());
+}
+
+TEST(Schedule, FollowsHuggingFaceDefinitions) {
+  LrSchedule s;
+  s.lr = 2.0, s.warmup_steps = 10, s.total_steps = 110;
+  EXPECT_DOUBLE_EQ(s.at(0), 0.0) << "HF's first update uses factor(0) = 0 under warmup";
+  EXPECT_DOUBLE_EQ(s.at(5), 1.0);
+  EXPECT_DOUBLE_EQ(s.at(10), 2.0);
+  EXPECT_NEAR(s.at(60), 1.0, 1e-12) << "cosine halfway";
+  EXPECT_NEAR(s.at(110), 0.0, 1e-12);
+  s.kind = "linear";
+  EXPECT_NEAR(s.at(60), 1.0, 1e-12);
+  EXPECT_NEAR(s.at(35), 1.5, 1e-12);
+  s.kind = "constant";
+  EXPECT_DOUBLE_EQ(s.at(100), 2.0);
+  s.kind = "exponential";
+  EXPECT_THROW(s.at(50), UsageError);
+  EXPECT_EQ(warmup_steps_from_ratio(0.01, 1234), 13);
+  EXPECT_EQ(warmup_steps_from_ratio(0.0, 1234), 0);
+}
+
+}  // namespace
+}  // namespace c3
