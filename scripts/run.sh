@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# The main job until training lands: build, write a random tiny Qwen2 checkpoint in Hugging Face
-# layout, describe it, measure Qwen2 forward throughput, and tokenize with the Qwen2 tokenizer.
+# The main job: build c3, build the demo corpus from a Debian documentation package, train a
+# sentencepiece tokenizer on it, train a tiny C3 from scratch on the CPU (configs/tiny-cpu.json),
+# and measure training-step throughput. Rerunning resumes/reuses what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh
 build=${BUILD_DIR:-build}
-out=${C3_RUN_DIR:-runs/demo}
+out=${C3_RUN_DIR:-runs}
 mkdir -p "$out"
-"$build/c3" init --force --preset tiny "$out/qwen2-tiny"
-"$build/c3" info "$out/qwen2-tiny"
-"$build/bench_qwen2_forward" --quick --json "$out/bench_qwen2_forward.json"
-printf 'Context cascade compression, tokenized.\n' | "$build/c3" tokenize --tokenizer tests/data/qwen2-tokenizer
-"$build/bench_tokenizer_encode" tests/data/qwen2-tokenizer LICENSE README.md --megabytes 4
-echo "results in $out/" >&2
+bash scripts/build-corpus.sh data/corpus
+if [[ ! -f data/corpus/tokenizer/tokenizer.model ]]; then
+  "$build/c3" tokenizer train --input data/corpus/train/*.txt --vocab-size 4000 --model-type bpe -o data/corpus/tokenizer
+fi
+"$build/c3" --config configs/tiny-cpu.json train -o "$out/tiny-cpu"
+"$build/c3" info "$(ls -d "$out"/tiny-cpu/checkpoint-* | sort -t- -k2 -n | tail -1)"
+"$build/bench_train_step" --quick --json "$out/bench_train_step.json"
+echo "results in $out/ (metrics: $out/tiny-cpu/metrics.jsonl)" >&2

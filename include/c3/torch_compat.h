@@ -15,6 +15,9 @@ namespace c3::compat {
 
 inline std::string torch_version() { return TORCH_VERSION; }
 
+// Whether attention() runs a fused kernel (no [heads, T, S] score tensor kept for backward).
+inline constexpr bool kFusedAttention = C3_TORCH_AT_LEAST(2, 1);
+
 // Softmax attention with HF Qwen2's numerics: scores * scale, fp32 softmax, cast back.
 //   q: [B, H, T, D]; k, v: [B, KV, S, D] with H a multiple of KV (grouped-query attention: query
 //   head j reads kv head j / (H / KV), i.e. repeat-interleave).

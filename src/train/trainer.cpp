@@ -13,7 +13,9 @@
 #include "c3/model/c3_io.h"
 #include "c3/model/c3_loss.h"
 #include "c3/model/c3_prompt.h"
+#include "c3/torch_compat.h"
 #include "c3/train/checkpoints.h"
+#include "c3/train/memory_estimate.h"
 #include "c3/train/progress.h"
 #include "c3/train/schedule.h"
 #include "c3/util/atomic_file.h"
@@ -79,9 +81,14 @@ C3Model build_model(const TrainSettings& s, const Tokenizer& tokenizer, at::Scal
     return load_c3(resume_dir, options);
   }
   if (!s.checkpoint.empty()) {
-    spdlog::info("warm start from the C3 checkpoint {}", s.checkpoint);
+    // A training output folder stands for its newest checkpoint (phase 2 of a recipe starts from
+    // wherever phase 1 ended).
+    fs::path from = s.checkpoint;
+    const auto in_folder = list_checkpoints(from);
+    if (!is_c3_checkpoint(from) && !in_folder.empty()) from = in_folder.back();
+    spdlog::info("warm start from the C3 checkpoint {}", from.string());
     options.allow_resize_latents = s.resize_latents;
-    return load_c3(s.checkpoint, options);
+    return load_c3(from, options);
   }
   if (s.encoder.empty() || s.decoder.empty())
     throw UsageError("set model.checkpoint (a C3 folder), or both model.encoder and model.decoder");
@@ -200,7 +207,10 @@ int train(const TrainSettings& s, const at::Device& device, Communicator& comm) 
   const fs::path resume_dir = checkpoints.empty() ? fs::path() : checkpoints.back();
   fs::path tokenizer_source = s.tokenizer;
   if (!resume_dir.empty()) tokenizer_source = resume_dir;
-  else if (tokenizer_source.empty() && !s.checkpoint.empty()) tokenizer_source = s.checkpoint;
+  else if (tokenizer_source.empty() && !s.checkpoint.empty()) {
+    const auto in_folder = list_checkpoints(s.checkpoint);
+    tokenizer_source = is_c3_checkpoint(s.checkpoint) || in_folder.empty() ? fs::path(s.checkpoint) : in_folder.back();
+  }
   else if (tokenizer_source.empty() && is_dir(s.decoder)) tokenizer_source = s.decoder;
   if (tokenizer_source.empty()) throw UsageError("model.tokenizer is required when training from scratch");
   const auto tokenizer = load_tokenizer(tokenizer_source);
@@ -232,6 +242,24 @@ int train(const TrainSettings& s, const at::Device& device, Communicator& comm) 
   for (const auto& sample : train_samples) train_tokens += static_cast<int64_t>(sample.ids.size());
   spdlog::info("data: {} training samples ({} tokens), {} validation samples", train_samples.size(), train_tokens,
                valid_samples.size());
+  {
+    int64_t longest = 0;
+    for (const auto& sample : train_samples) longest = std::max<int64_t>(longest, static_cast<int64_t>(sample.ids.size()));
+    MemoryEstimateInput in;
+    in.config = config;
+    in.batch = s.batch_size;
+    in.encoder_tokens = longest + prompt.encoder_extra_tokens();
+    in.decoder_tokens = longest + prompt.decoder_extra_tokens();
+    in.weight_bytes = static_cast<int64_t>(c10::elementSize(dtype));
+    in.recompute = s.gradient_checkpointing;
+    in.fused_attention = compat::kFusedAttention;
+    in.loss_chunk = s.loss_chunk;
+    const MemoryEstimate m = estimate_training_memory(in);
+    spdlog::info("estimated peak memory per device: {:.2f} GiB (weights {:.2f}, gradients {:.2f}, fp32 master {:.2f}, "
+                 "AdamW moments {:.2f}, activations {:.2f}, logits {:.2f}) for the longest sample",
+                 m.total() / (1 << 30), m.weights / (1 << 30), m.gradients / (1 << 30), m.master / (1 << 30),
+                 m.moments / (1 << 30), m.activations / (1 << 30), m.logits / (1 << 30));
+  }
 
   // Optimizer over the trainable parts.
   std::vector<ParamGroup> groups;

@@ -306,6 +306,31 @@ TEST(CliTrain, SigtermFinishesTheStepSavesAndExits143ThenResumes) {
   EXPECT_EQ(lines(test::read_bytes(f.dir / "run" / "metrics.jsonl")), logged + 2);
 }
 
+TEST(CliTrain, ShippedConfigsAreValid) {
+  test::TempDir dir;
+  const fs::path configs = fs::path(C3_TEST_DATA) / ".." / ".." / "configs";
+  int checked = 0;
+  for (const auto& entry : fs::directory_iterator(configs)) {
+    const std::string name = entry.path().filename().string();
+    if (entry.path().extension() != ".json" || name == "example.json") continue;
+    // Recipe files are overlays on a paper config.
+    const std::string base = name.rfind("recipe-", 0) == 0 ? "--config '" + (configs / "paper-c3-32.json").string() + "' " : "";
+    const auto r = c3(base + "--config '" + entry.path().string() + "' train --dump-config", dir);
+    EXPECT_EQ(r.code, 0) << name << ": " << r.err;
+    const auto j = json::parse(r.out);
+    EXPECT_TRUE(j.contains("optim") && j.contains("data") && j.contains("model")) << name;
+    ++checked;
+  }
+  EXPECT_GE(checked, 6);
+  const auto paper = json::parse(c3("--config '" + (configs / "paper-c3-32.json").string() + "' train --dump-config", dir).out);
+  EXPECT_EQ(paper["optim"]["lr"], 1e-5);
+  EXPECT_EQ(paper["optim"]["schedule"], "cosine");
+  EXPECT_EQ(paper["optim"]["warmup_ratio"], 0.01);
+  EXPECT_EQ(paper["train"]["batch_size"], 2);
+  EXPECT_EQ(paper["train"]["grad_accum"], 16);
+  EXPECT_EQ(paper["model"]["latent_tokens"], 32);
+}
+
 TEST(CliTrain, BadInputIsOneLineAndLeavesNoOutput) {
   TrainFixture f;
   test::write_bytes(f.dir / "broken.jsonl", "{\"text\": \"fine\"}\n{\"text\": \n");

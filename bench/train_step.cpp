@@ -1,0 +1,173 @@
+// C3 training throughput on this machine: one optimizer step (compress, decode, chunked loss,
+// backward, AdamW) on random tokens, side by side with and without activation recomputation, in
+// fp32 and bf16; then the estimated peak memory per GPU of the paper configuration.
+//   bench_train_step [--quick] [--json FILE]
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "c3/model/c3_loss.h"
+#include "c3/model/c3_model.h"
+#include "c3/model/c3_prompt.h"
+#include "c3/torch_compat.h"
+#include "c3/train/memory_estimate.h"
+#include "c3/train/optimizer.h"
+#include "c3/util/runtime.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Case {
+  std::string model;
+  c3::C3Config config;
+  int64_t batch, text_tokens, prompt_tokens;
+  at::ScalarType dtype;
+  bool recompute;
+};
+
+// Builds a batch the way make_c3_batch lays it out, from random ids (no tokenizer needed).
+c3::C3Batch random_batch(const Case& c, std::mt19937_64& rng) {
+  const int64_t n = c.config.latent_tokens, b = c.batch, t = c.text_tokens, p = c.prompt_tokens;
+  const int64_t vocab = std::min(c.config.encoder.vocab_size, c.config.decoder.vocab_size);
+  auto ids = [&](int64_t rows, int64_t cols) {
+    at::Tensor x = at::empty({rows, cols}, at::kLong);
+    auto a = x.accessor<int64_t, 2>();
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t j = 0; j < cols; ++j) a[i][j] = static_cast<int64_t>(rng() % static_cast<uint64_t>(vocab));
+    return x;
+  };
+  c3::C3Batch batch;
+  batch.encoder_ids = ids(b, t + n + 2);
+  batch.encoder_mask = at::ones({b, t + n + 2}, at::kLong);
+  batch.encoder_slots = at::zeros({b, t + n + 2}, at::kBool);
+  batch.encoder_slots.narrow(1, t + 1, n).fill_(true);
+  batch.decoder_ids = ids(b, p + t + 1);
+  batch.decoder_mask = at::ones({b, p + t + 1}, at::kLong);
+  batch.decoder_slots = at::zeros({b, p + t + 1}, at::kBool);
+  batch.decoder_slots.narrow(1, 8, n).fill_(true);
+  batch.labels = batch.decoder_ids.clone();
+  batch.labels.narrow(1, 0, p).fill_(c3::kIgnoreIndex);
+  batch.supervised_tokens = b * (t + 1);
+  return batch;
+}
+
+double tokens_per_second(const Case& c, int steps) {
+  c3::C3Model model(c.config, at::TensorOptions().dtype(c.dtype));
+  model->init_weights(0);
+  model->set_gradient_checkpointing(c.recompute);
+  std::vector<c3::ParamGroup> groups;
+  for (auto part : c3::all_c3_parts()) groups.push_back({c3::c3_part_name(part), model->part_parameters(part), 1.0, false});
+  c3::AdamW optimizer(groups, {});
+  std::mt19937_64 rng(1);
+  const int64_t tokens = c.batch * (c.text_tokens + c.config.latent_tokens + 2) + c.batch * (c.prompt_tokens + c.text_tokens + 1);
+  auto step = [&] {
+    const c3::C3Batch batch = random_batch(c, rng);
+    const auto out = c3::c3_loss(model, batch, 2048);
+    (out.loss_sum / out.tokens).backward();
+    optimizer.step(1e-4);
+    optimizer.zero_grad();
+  };
+  step();  // warm-up
+  std::vector<double> times;
+  for (int i = 0; i < steps; ++i) {
+    const auto t0 = Clock::now();
+    step();
+    times.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  std::sort(times.begin(), times.end());
+  return static_cast<double>(tokens) / times[times.size() / 2];
+}
+
+c3::Qwen2Config cut(const std::string& preset, int64_t layers, int64_t vocab) {
+  c3::Qwen2Config c = c3::Qwen2Config::preset(preset);
+  c.num_hidden_layers = layers;
+  c.vocab_size = vocab;
+  return c;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool quick = false;
+  std::string json_path;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--quick") quick = true;
+    else if (a == "--json" && i + 1 < argc) json_path = argv[++i];
+    else {
+      std::fprintf(stderr, "usage: %s [--quick] [--json FILE]\n", argv[0]);
+      return 2;
+    }
+  }
+  c3::reexec_with_passive_openmp(argv);
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  c3::configure_threads(cores);
+  const int steps = quick ? 3 : 7;
+
+  // "tiny": configs/tiny-cpu.json's model (two tiny presets, 4000-token sentencepiece vocabulary).
+  c3::C3Config tiny{cut("tiny", 2, 4000), cut("tiny", 2, 4000), 16};
+  // "0.5b-2L": the Qwen2.5-0.5B geometry cut to 2 layers each side, 16k vocabulary.
+  c3::C3Config small{cut("0.5b", 2, 16384), cut("0.5b", 2, 16384), 32};
+  const std::vector<Case> cases{
+      {"tiny", tiny, 8, 96, 150, at::kFloat, false},         {"tiny", tiny, 8, 96, 150, at::kFloat, true},
+      {"0.5b-2L", small, 2, 256, 150, at::kFloat, false},    {"0.5b-2L", small, 2, 256, 150, at::kFloat, true},
+      {"0.5b-2L", small, 2, 256, 150, at::kBFloat16, false}, {"0.5b-2L", small, 2, 256, 150, at::kBFloat16, true},
+  };
+  std::printf("C3 training step on CPU (median of %d): LibTorch %s, BLAS %s, %d threads\n", steps,
+              c3::compat::torch_version().c_str(), c3::blas_backend().c_str(), cores);
+  std::printf("%-8s %10s %-8s %6s %6s %6s %-10s %12s %12s\n", "model", "params", "dtype", "batch", "text", "N",
+              "recompute", "tokens/s", "vs no-recomp");
+  nlohmann::json rows = nlohmann::json::array();
+  double baseline = 0;
+  for (const auto& c : cases) {
+    const double tps = tokens_per_second(c, steps);
+    if (!c.recompute) baseline = tps;
+    std::printf("%-8s %9.1fM %-8s %6lld %6lld %6lld %-10s %12.0f %11.2fx\n", c.model.c_str(),
+                c.config.parameter_count() / 1e6, c3::scalar_type_name(c.dtype).c_str(), static_cast<long long>(c.batch),
+                static_cast<long long>(c.text_tokens), static_cast<long long>(c.config.latent_tokens),
+                c.recompute ? "yes" : "no", tps, tps / baseline);
+    std::fflush(stdout);
+    rows.push_back({{"model", c.model}, {"dtype", c3::scalar_type_name(c.dtype)}, {"batch", c.batch},
+                    {"text_tokens", c.text_tokens}, {"recompute", c.recompute}, {"tokens_per_second", tps},
+                    {"threads", cores}});
+  }
+
+  // The paper configuration: Qwen2.5-1.5B encoder, 3B decoder, bf16 with fp32 master weights and
+  // AdamW state, micro-batch 2, sequences at the 8192-token limit.
+  std::printf("\nEstimated peak memory per GPU, paper configuration (1.5B + 3B, bf16 + fp32 master/AdamW, batch 2 x 8192 tokens):\n");
+  std::printf("%-4s %-10s %-10s %-7s %8s %8s %8s %8s %8s %8s %9s\n", "N", "attention", "recompute", "shards", "weights",
+              "grads", "master", "moments", "activ.", "logits", "total GiB");
+  for (int64_t n : {32, 64, 100}) {
+    for (bool fused : {true, false}) {
+      for (bool recompute : {true, false}) {
+        for (int64_t shards : {1, 8}) {
+          if (n != 32 && (!fused || !recompute || shards != 1)) continue;
+          c3::MemoryEstimateInput in;
+          in.config = {c3::Qwen2Config::preset("1.5b"), c3::Qwen2Config::preset("3b"), n};
+          in.batch = 2;
+          in.decoder_tokens = 8192;
+          in.encoder_tokens = 8192 - 150 + n + 2;  // the same text, without the decoder's ~150-token prompt
+          in.recompute = recompute, in.fused_attention = fused, in.shards = shards;
+          const auto m = c3::estimate_training_memory(in);
+          const double g = 1 << 30;
+          std::printf("%-4lld %-10s %-10s %-7lld %8.1f %8.1f %8.1f %8.1f %8.1f %8.1f %9.1f\n", static_cast<long long>(n),
+                      fused ? "fused" : "eager", recompute ? "yes" : "no", static_cast<long long>(shards), m.weights / g,
+                      m.gradients / g, m.master / g, m.moments / g, m.activations / g, m.logits / g, m.total() / g);
+          rows.push_back({{"estimate", "paper"}, {"latent_tokens", n}, {"fused_attention", fused}, {"recompute", recompute},
+                          {"shards", shards}, {"total_gib", m.total() / g}});
+        }
+      }
+    }
+  }
+  if (!json_path.empty()) std::ofstream(json_path) << rows.dump(2) << "\n";
+  return 0;
+}

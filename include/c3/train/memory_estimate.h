@@ -1,0 +1,32 @@
+// Back-of-the-envelope peak memory of C3 training per device, from the architecture and the
+// batch shape: an estimate (formulas below), not a measurement. Used by `c3 train` (logged at
+// start) and bench_train_step (the paper configuration's table).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "c3/model/c3_model.h"
+
+namespace c3 {
+
+struct MemoryEstimateInput {
+  C3Config config;
+  int64_t batch = 2;             // micro-batch per device
+  int64_t encoder_tokens = 0;    // longest encoder sequence (text + N + 2)
+  int64_t decoder_tokens = 0;    // longest decoder sequence (prompt + text + 1)
+  int64_t weight_bytes = 2;      // 2 for bf16 training, 4 for fp32
+  bool recompute = true;         // activation recomputation per block
+  bool fused_attention = true;   // SDPA/flash (LibTorch 2.x): no [heads, T, T] scores stored
+  int64_t loss_chunk = 2048;     // supervised positions per lm_head chunk
+  int64_t shards = 1;            // ZeRO-2 style sharding of gradients and optimizer state
+};
+
+struct MemoryEstimate {
+  double weights = 0, gradients = 0, master = 0, moments = 0, activations = 0, logits = 0;
+  double total() const { return weights + gradients + master + moments + activations + logits; }
+};
+
+MemoryEstimate estimate_training_memory(const MemoryEstimateInput& in);
+
+}  // namespace c3

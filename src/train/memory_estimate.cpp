@@ -1,0 +1,50 @@
+#include "c3/train/memory_estimate.h"
+
+namespace c3 {
+namespace {
+
+// Bytes one transformer block keeps for backward, per token: the tensors autograd saves in our
+// Qwen2 block (two RMSNorm inputs and outputs, q/k/v, attention output, o_proj output, gate, up,
+// silu(gate), their product, down output) at the activation width; plus, with unfused attention,
+// the fp32 softmax and its activation-dtype copy for every head and key.
+double block_bytes_per_token(const Qwen2Config& c, int64_t act_bytes, int64_t keys, bool fused) {
+  const double kv = 2.0 * c.num_key_value_heads * c.head_dim;
+  double elements = 8.0 * c.hidden_size + kv + 4.0 * c.intermediate_size;
+  double bytes = elements * act_bytes;
+  if (!fused) bytes += static_cast<double>(c.num_attention_heads) * keys * (4 + act_bytes);
+  return bytes;
+}
+
+double stack_bytes(const Qwen2Config& c, int64_t tokens_per_row, int64_t batch, int64_t act_bytes, bool recompute,
+                   bool fused) {
+  const double tokens = static_cast<double>(batch * tokens_per_row);
+  const double block = block_bytes_per_token(c, act_bytes, tokens_per_row, fused) * tokens;
+  if (!recompute) return block * c.num_hidden_layers;
+  // Only each block's input is kept; one block at a time is rebuilt in backward.
+  return static_cast<double>(c.hidden_size) * act_bytes * tokens * c.num_hidden_layers + block;
+}
+
+}  // namespace
+
+MemoryEstimate estimate_training_memory(const MemoryEstimateInput& in) {
+  const double params = static_cast<double>(in.config.parameter_count());
+  const double shards = static_cast<double>(std::max<int64_t>(1, in.shards));
+  MemoryEstimate m;
+  m.weights = params * in.weight_bytes;
+  m.gradients = params * in.weight_bytes / shards;
+  m.master = in.weight_bytes == 4 ? 0.0 : params * 4 / shards;
+  m.moments = params * 8 / shards;
+  // The encoder's activations are released only after the decoder's backward reaches them, so
+  // both stacks are alive at the peak.
+  m.activations = stack_bytes(in.config.encoder, in.encoder_tokens, in.batch, in.weight_bytes, in.recompute,
+                              in.fused_attention) +
+                  stack_bytes(in.config.decoder, in.decoder_tokens, in.batch, in.weight_bytes, in.recompute,
+                              in.fused_attention);
+  // One chunk of logits: activation dtype, its fp32 copy, and the fp32 gradient of that copy.
+  const double rows = static_cast<double>(in.loss_chunk > 0 ? std::min(in.loss_chunk, in.batch * in.decoder_tokens)
+                                                             : in.batch * in.decoder_tokens);
+  m.logits = rows * static_cast<double>(in.config.decoder.vocab_size) * (in.weight_bytes + 4 + 4);
+  return m;
+}
+
+}  // namespace c3
