@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <csignal>
+#include <random>
 
 #include "c3/infer/generate.h"
 #include "c3/eval/word_metrics.h"
@@ -48,6 +49,24 @@ class StopSignals {
 
  private:
   struct sigaction old_int_ {}, old_term_ {};
+};
+
+// A private temporary folder, removed with everything in it.
+class StagedFolder {
+ public:
+  StagedFolder() {
+    std::random_device rd;
+    path_ = fs::temp_directory_path() / ("c3-staged-" + std::to_string(rd()) + std::to_string(rd()));
+    fs::create_directories(path_);
+  }
+  ~StagedFolder() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
 };
 
 bool is_dir(const std::string& path) {
@@ -213,7 +232,20 @@ int train(const TrainSettings& s, const at::Device& device, Communicator& comm) 
   }
   else if (tokenizer_source.empty() && is_dir(s.decoder)) tokenizer_source = s.decoder;
   if (tokenizer_source.empty()) throw UsageError("model.tokenizer is required when training from scratch");
-  const auto tokenizer = load_tokenizer(tokenizer_source);
+  auto tokenizer = load_tokenizer(tokenizer_source);
+  // A plain Qwen2.5 tokenizer lacks <imgpad>, <img>, </img>: add them as the authors did (after
+  // the largest id), in a staged copy that every checkpoint then carries.
+  StagedFolder staged_tokenizer;
+  bool lacks_image_tokens = false;
+  for (const auto& token : c3_image_tokens()) lacks_image_tokens = lacks_image_tokens || !tokenizer->token_id(token);
+  if (lacks_image_tokens) {
+    const auto added = write_tokenizer_with_c3_tokens(tokenizer_source, *tokenizer, staged_tokenizer.path());
+    std::string list;
+    for (const auto& [token, id] : added) list += (list.empty() ? "" : ", ") + token + "=" + std::to_string(id);
+    spdlog::info("added {} to the tokenizer from {} (saved with every checkpoint)", list, tokenizer_source.string());
+    tokenizer_source = staged_tokenizer.path();
+    tokenizer = load_tokenizer(tokenizer_source);
+  }
 
   const at::ScalarType dtype = s.dtype == "auto" ? (device.is_cuda() ? at::kBFloat16 : at::kFloat)
                                                  : scalar_type_from_name(s.dtype);

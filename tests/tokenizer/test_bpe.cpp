@@ -244,5 +244,29 @@ TEST(TokenizerFiles, MalformedInputsAreNamed) {
   expect_load_error(dir / "bad.model", {"bad.model", "not a sentencepiece model"});
 }
 
+TEST(C3Tokens, AddedToAPlainQwen25TokenizerAsTheAuthorsDid) {
+  test::TempDir dir;
+  fs::create_directories(dir / "qwen2.5");
+  fs::copy_file(kData / "vocab.json", dir / "qwen2.5" / "vocab.json");
+  fs::copy_file(kData / "merges.txt", dir / "qwen2.5" / "merges.txt");
+  json added = json::object();
+  for (const auto& t : io::read_json_file(kData / "added_tokens_qwen2.5.json")) added[t["content"].get<std::string>()] = t["id"];
+  test::write_bytes(dir / "qwen2.5" / "added_tokens.json", added.dump());
+  const auto plain = load_tokenizer(dir / "qwen2.5");
+  ASSERT_EQ(plain->vocab_size(), 151665);
+  EXPECT_FALSE(plain->token_id("<imgpad>"));
+  fs::create_directories(dir / "c3");
+  const auto written = write_tokenizer_with_c3_tokens(dir / "qwen2.5", *plain, dir / "c3");
+  ASSERT_EQ(written.size(), 3u);
+  const auto c3tok = load_tokenizer(dir / "c3");
+  EXPECT_EQ(*c3tok->token_id("<imgpad>"), 151665);
+  EXPECT_EQ(*c3tok->token_id("<img>"), 151666);
+  EXPECT_EQ(*c3tok->token_id("</img>"), 151667);
+  EXPECT_EQ(c3tok->encode("x<img><imgpad></img>"), (std::vector<int32_t>{87, 151666, 151665, 151667}));
+  EXPECT_EQ(c3tok->encode("Hello world"), plain->encode("Hello world"));
+  fs::create_directories(dir / "again");
+  EXPECT_TRUE(write_tokenizer_with_c3_tokens(dir / "c3", *c3tok, dir / "again").empty()) << "nothing missing";
+}
+
 }  // namespace
 }  // namespace c3

@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "c3/model/c3_io.h"
+#include "c3/model/qwen2_io.h"
 #include "c3/train/checkpoints.h"
 #include "c3/train/trainer.h"
 #include "c3/util/error.h"
@@ -172,6 +173,47 @@ TEST(Trainer, BadSettingsAreRefusedBeforeAnythingIsWritten) {
   s.train_files = {(corpus.dir / "empty.jsonl").string()};
   EXPECT_THROW(train(s, at::kCPU, comm), Error);
   EXPECT_FALSE(fs::exists(corpus.dir / "bad")) << "no output folder for a run that never started";
+}
+
+// The common real-world start: two Hugging Face Qwen2 folders whose tokenizer is Qwen2.5's, which
+// has no image tokens yet.
+TEST(Trainer, StartsFromTwoQwen2FoldersAndAddsTheImageTokens) {
+  Corpus corpus(8, 6);
+  const fs::path data = fs::path(C3_TEST_DATA) / "qwen2-tokenizer";
+  Qwen2Config small = test::tiny_config();
+  small.vocab_size = 151936;  // Qwen2.5's embedding rows
+  Qwen2Config wider = small;
+  wider.hidden_size = 96, wider.num_attention_heads = 6, wider.intermediate_size = 192;
+  Qwen2ForCausalLM encoder(small), decoder(wider);
+  encoder->init_weights(1), decoder->init_weights(2);
+  save_qwen2(encoder, corpus.dir / "Qwen2.5-tiny-enc");
+  save_qwen2(decoder, corpus.dir / "Qwen2.5-tiny-dec");
+  fs::copy_file(data / "vocab.json", corpus.dir / "Qwen2.5-tiny-dec" / "vocab.json");
+  fs::copy_file(data / "merges.txt", corpus.dir / "Qwen2.5-tiny-dec" / "merges.txt");
+  json added = json::object();
+  for (const auto& t : json::parse(test::read_bytes(data / "added_tokens_qwen2.5.json"))) added[t["content"].get<std::string>()] = t["id"];
+  test::write_bytes(corpus.dir / "Qwen2.5-tiny-dec" / "added_tokens.json", added.dump());
+
+  TrainSettings s = tiny_settings(corpus, "from-hf");
+  s.encoder = (corpus.dir / "Qwen2.5-tiny-enc").string();
+  s.decoder = (corpus.dir / "Qwen2.5-tiny-dec").string();
+  s.tokenizer = "";
+  s.validation_file = "", s.validation_samples = 2;
+  s.batch_size = 2, s.steps = 2;
+  LocalCommunicator comm;
+  ASSERT_EQ(train(s, at::kCPU, comm), 0);
+  const fs::path ckpt = checkpoint_path(s.output, 2);
+  const auto tokens = json::parse(test::read_bytes(ckpt / "added_tokens.json"));
+  EXPECT_EQ(tokens["<imgpad>"], 151665);
+  EXPECT_EQ(tokens["<img>"], 151666);
+  EXPECT_EQ(tokens["</img>"], 151667);
+  C3Model model = load_c3(ckpt);
+  EXPECT_EQ(model->config().encoder.hidden_size, 64);
+  EXPECT_EQ(model->config().decoder.hidden_size, 96);
+  EXPECT_EQ(model->config().decoder.vocab_size, 151936);
+  EXPECT_FALSE(model->encoder->model->layers[0]->as<Qwen2DecoderLayer>()->mlp->up_proj->weight.equal(
+      encoder->model->layers[0]->as<Qwen2DecoderLayer>()->mlp->up_proj->weight))
+      << "the encoder trained";
 }
 
 }  // namespace

@@ -36,6 +36,19 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::filesystem::path& path);
 // file) into the folder `destination`.
 void copy_tokenizer_files(const std::filesystem::path& source, const std::filesystem::path& destination);
 
+// The image tokens C3's prompts need, in the order the authors appended them to Qwen2.5's
+// vocabulary: <imgpad>, <img>, </img> (151665, 151666, 151667 there).
+const std::vector<std::string>& c3_image_tokens();
+
+// Writes a copy of the tokenizer folder `source` into the existing folder `destination`, with the
+// image tokens `tokenizer` (loaded from `source`) lacks appended as special added tokens after its
+// largest id. Handles tokenizer.json and vocab.json + merges.txt folders (added_tokens.json and
+// tokenizer_config.json's added_tokens_decoder); anything else is an error naming `source`.
+// Returns the tokens added with their ids (empty: nothing was missing, nothing written).
+std::vector<std::pair<std::string, int32_t>> write_tokenizer_with_c3_tokens(const std::filesystem::path& source,
+                                                                            const Tokenizer& tokenizer,
+                                                                            const std::filesystem::path& destination);
+
 // The special tokens of the released C3 prompt template, which any c3 tokenizer must have.
 const std::vector<std::string>& c3_special_tokens();
 
