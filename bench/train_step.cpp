@@ -143,27 +143,30 @@ int main(int argc, char** argv) {
 
   // The paper configuration: Qwen2.5-1.5B encoder, 3B decoder, bf16 with fp32 master weights and
   // AdamW state, micro-batch 2, sequences at the 8192-token limit.
-  std::printf("\nEstimated peak memory per GPU, paper configuration (1.5B + 3B, bf16 + fp32 master/AdamW, batch 2 x 8192 tokens):\n");
-  std::printf("%-4s %-10s %-10s %-7s %8s %8s %8s %8s %8s %8s %9s\n", "N", "attention", "recompute", "shards", "weights",
+  std::printf("\nEstimated peak memory per GPU, paper configuration (1.5B + 3B, bf16 weights, batch 2 x 8192 tokens):\n");
+  std::printf("%-4s %-7s %-10s %-10s %-7s %8s %8s %8s %8s %8s %8s %9s\n", "N", "master", "attention", "recompute", "shards", "weights",
               "grads", "master", "moments", "activ.", "logits", "total GiB");
   for (int64_t n : {32, 64, 100}) {
     for (bool fused : {true, false}) {
       for (bool recompute : {true, false}) {
         for (int64_t shards : {1, 8}) {
           if (n != 32 && (!fused || !recompute || shards != 1)) continue;
+          for (bool master : {true, false}) {
+          if (!master && (n != 32 || !fused || !recompute || shards != 1)) continue;
           c3::MemoryEstimateInput in;
           in.config = {c3::Qwen2Config::preset("1.5b"), c3::Qwen2Config::preset("3b"), n};
           in.batch = 2;
           in.decoder_tokens = 8192;
           in.encoder_tokens = 8192 - 150 + n + 2;  // the same text, without the decoder's ~150-token prompt
-          in.recompute = recompute, in.fused_attention = fused, in.shards = shards;
+          in.recompute = recompute, in.fused_attention = fused, in.shards = shards, in.fp32_master = master;
           const auto m = c3::estimate_training_memory(in);
           const double g = 1 << 30;
-          std::printf("%-4lld %-10s %-10s %-7lld %8.1f %8.1f %8.1f %8.1f %8.1f %8.1f %9.1f\n", static_cast<long long>(n),
-                      fused ? "fused" : "eager", recompute ? "yes" : "no", static_cast<long long>(shards), m.weights / g,
+          std::printf("%-4lld %-7s %-10s %-10s %-7lld %8.1f %8.1f %8.1f %8.1f %8.1f %8.1f %9.1f\n", static_cast<long long>(n),
+                      master ? "fp32" : "none", fused ? "fused" : "eager", recompute ? "yes" : "no", static_cast<long long>(shards), m.weights / g,
                       m.gradients / g, m.master / g, m.moments / g, m.activations / g, m.logits / g, m.total() / g);
           rows.push_back({{"estimate", "paper"}, {"latent_tokens", n}, {"fused_attention", fused}, {"recompute", recompute},
-                          {"shards", shards}, {"total_gib", m.total() / g}});
+                          {"shards", shards}, {"fp32_master", master}, {"total_gib", m.total() / g}});
+          }
         }
       }
     }

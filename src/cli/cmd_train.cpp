@@ -49,6 +49,10 @@ class TrainCommand : public Command {
     o.config().declare("optim.beta2", 0.999, "AdamW beta2");
     o.config().declare("optim.eps", 1e-8, "AdamW epsilon");
     o.config().declare("optim.weight_decay", 0.0, "AdamW weight decay (matrices only, as HF Trainer)");
+    o.config().declare("optim.master_weights", "fp32",
+                       "bf16 training: fp32 master weights and AdamW state, or none (state in bf16, as "
+                       "model.to(bfloat16) + torch AdamW; half the optimizer memory)",
+                       {"fp32", "none"});
     o.config().declare("optim.schedule", "cosine", "Learning-rate schedule after warmup", {"cosine", "linear", "constant"});
     o.config().declare("optim.warmup_ratio", 0.01, "Warmup steps as a fraction of all steps");
     o.config().declare("optim.warmup_steps", -1, "Warmup steps (>= 0 overrides optim.warmup_ratio)");
@@ -101,6 +105,7 @@ class TrainCommand : public Command {
     s.adamw.beta2 = c.get<double>("optim.beta2");
     s.adamw.eps = c.get<double>("optim.eps");
     s.adamw.weight_decay = c.get<double>("optim.weight_decay");
+    s.adamw.fp32_master = c.get<std::string>("optim.master_weights") == "fp32";
     s.schedule = c.get<std::string>("optim.schedule");
     s.warmup_ratio = c.get<double>("optim.warmup_ratio");
     s.warmup_steps = c.get<int64_t>("optim.warmup_steps");

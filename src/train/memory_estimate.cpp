@@ -32,8 +32,9 @@ MemoryEstimate estimate_training_memory(const MemoryEstimateInput& in) {
   MemoryEstimate m;
   m.weights = params * in.weight_bytes;
   m.gradients = params * in.weight_bytes / shards;
-  m.master = in.weight_bytes == 4 ? 0.0 : params * 4 / shards;
-  m.moments = params * 8 / shards;
+  const bool masters = in.fp32_master && in.weight_bytes != 4;
+  m.master = masters ? params * 4 / shards : 0.0;
+  m.moments = params * 2 * (masters ? 4 : in.weight_bytes) / shards;
   // The encoder's activations are released only after the decoder's backward reaches them, so
   // both stacks are alive at the peak.
   m.activations = stack_bytes(in.config.encoder, in.encoder_tokens, in.batch, in.weight_bytes, in.recompute,

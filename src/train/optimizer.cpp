@@ -13,7 +13,8 @@ AdamW::AdamW(std::vector<ParamGroup> groups, AdamWOptions options) : groups_(std
       Slot slot;
       slot.name = name;
       slot.param = param;
-      slot.master = param.scalar_type() == at::kFloat ? param : param.detach().to(at::kFloat);
+      const bool own_master = options_.fp32_master && param.scalar_type() != at::kFloat;
+      slot.master = own_master ? param.detach().to(at::kFloat) : param;
       slot.exp_avg = at::zeros_like(slot.master);
       slot.exp_avg_sq = at::zeros_like(slot.master);
       slot.lr_scale = group.lr_scale;
@@ -31,7 +32,7 @@ void AdamW::step(double lr) {
   for (Slot& s : slots_) {
     const at::Tensor& grad_any = s.param.grad();
     if (!grad_any.defined()) continue;
-    const at::Tensor grad = grad_any.to(at::kFloat);
+    const at::Tensor grad = grad_any.to(s.master.scalar_type());
     const double group_lr = lr * s.lr_scale;
     if (s.decay) s.master.mul_(1.0 - group_lr * options_.weight_decay);
     s.exp_avg.mul_(options_.beta1).add_(grad, 1.0 - options_.beta1);

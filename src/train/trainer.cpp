@@ -14,6 +14,7 @@
 #include "c3/model/c3_io.h"
 #include "c3/model/c3_loss.h"
 #include "c3/model/c3_prompt.h"
+#include "c3/model/checkpoint_info.h"
 #include "c3/torch_compat.h"
 #include "c3/train/checkpoints.h"
 #include "c3/train/memory_estimate.h"
@@ -283,14 +284,15 @@ int train(const TrainSettings& s, const at::Device& device, Communicator& comm) 
     in.encoder_tokens = longest + prompt.encoder_extra_tokens();
     in.decoder_tokens = longest + prompt.decoder_extra_tokens();
     in.weight_bytes = static_cast<int64_t>(c10::elementSize(dtype));
+    in.fp32_master = s.adamw.fp32_master;
     in.recompute = s.gradient_checkpointing;
     in.fused_attention = compat::kFusedAttention;
     in.loss_chunk = s.loss_chunk;
     const MemoryEstimate m = estimate_training_memory(in);
-    spdlog::info("estimated peak memory per device: {:.2f} GiB (weights {:.2f}, gradients {:.2f}, fp32 master {:.2f}, "
-                 "AdamW moments {:.2f}, activations {:.2f}, logits {:.2f}) for the longest sample",
-                 m.total() / (1 << 30), m.weights / (1 << 30), m.gradients / (1 << 30), m.master / (1 << 30),
-                 m.moments / (1 << 30), m.activations / (1 << 30), m.logits / (1 << 30));
+    spdlog::info("estimated peak memory per device: {} (weights {}, gradients {}, fp32 master {}, AdamW moments {}, "
+                 "activations {}, logits {}) for the longest sample",
+                 human_bytes(m.total()), human_bytes(m.weights), human_bytes(m.gradients), human_bytes(m.master),
+                 human_bytes(m.moments), human_bytes(m.activations), human_bytes(m.logits));
   }
 
   // Optimizer over the trainable parts.
@@ -448,7 +450,7 @@ int train(const TrainSettings& s, const at::Device& device, Communicator& comm) 
     if (s.eval_every > 0 && state.step % s.eval_every == 0) evaluate();
     if (state.step % s.save_every == 0) save(state.step), last_saved = state.step;
   }
-  if (last_saved != state.step) save(state.step);
+  if (state.step > 0 && last_saved != state.step) save(state.step);  // nothing to save before the first step
   if (const int signal = signals.received()) {
     spdlog::warn("stopped by signal {} at step {}; resume by running the same command again", signal, state.step);
     return 128 + signal;

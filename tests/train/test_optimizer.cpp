@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "c3/train/memory_estimate.h"
 #include "c3/train/optimizer.h"
 #include "c3/train/schedule.h"
 #include "c3/util/error.h"
@@ -120,6 +121,45 @@ TEST(Schedule, FollowsHuggingFaceDefinitions) {
   EXPECT_THROW(s.at(50), UsageError);
   EXPECT_EQ(warmup_steps_from_ratio(0.01, 1234), 13);
   EXPECT_EQ(warmup_steps_from_ratio(0.0, 1234), 0);
+}
+
+TEST(AdamW, WithoutMastersTheStateStaysInTheParameterDtype) {
+  auto params = make_params(6, at::kBFloat16);
+  AdamWOptions o;
+  o.fp32_master = false;
+  AdamW opt({{"g", {{"w", params[0]}}, 1.0, false}}, o);
+  set_grads(params, 0);
+  const at::Tensor before = params[0].clone();
+  opt.step(1e-2);
+  const auto state = opt.state();
+  ASSERT_EQ(state.size(), 2u) << "no master";
+  EXPECT_EQ(state[0].second.scalar_type(), at::kBFloat16);
+  EXPECT_FALSE(params[0].equal(before));
+}
+
+TEST(MemoryEstimate, CountsStateAndActivationsAsDocumented) {
+  MemoryEstimateInput in;
+  in.config.encoder = Qwen2Config::preset("tiny");
+  in.config.decoder = Qwen2Config::preset("tiny");
+  in.config.latent_tokens = 4;
+  in.batch = 2, in.encoder_tokens = 100, in.decoder_tokens = 120;
+  const double p = static_cast<double>(in.config.parameter_count());
+  const auto m = estimate_training_memory(in);
+  EXPECT_DOUBLE_EQ(m.weights, 2 * p);
+  EXPECT_DOUBLE_EQ(m.gradients, 2 * p);
+  EXPECT_DOUBLE_EQ(m.master, 4 * p);
+  EXPECT_DOUBLE_EQ(m.moments, 8 * p);
+  EXPECT_DOUBLE_EQ(m.logits, 2.0 * 120 * 512 * (2 + 4 + 4)) << "240 supervised rows fit one chunk";
+  in.shards = 4;
+  const auto sharded = estimate_training_memory(in);
+  EXPECT_DOUBLE_EQ(sharded.moments, 2 * p);
+  EXPECT_DOUBLE_EQ(sharded.weights, m.weights) << "ZeRO-2 keeps full weights";
+  in.shards = 1, in.recompute = false;
+  EXPECT_GT(estimate_training_memory(in).activations, m.activations);
+  in.fused_attention = false;
+  EXPECT_GT(estimate_training_memory(in).activations, estimate_training_memory({in.config, 2, 100, 120, 2, true, false, true}).activations);
+  in.weight_bytes = 4;
+  EXPECT_DOUBLE_EQ(estimate_training_memory(in).master, 0.0) << "fp32 training needs no master copy";
 }
 
 }  // namespace

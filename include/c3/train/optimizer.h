@@ -18,6 +18,9 @@ struct AdamWOptions {
   double beta2 = 0.999;
   double eps = 1e-8;
   double weight_decay = 0.0;
+  // fp32 master weights and moments for non-fp32 parameters (DeepSpeed-style mixed precision).
+  // false: state in the parameters' own dtype, as `model.to(bfloat16)` + torch.optim.AdamW.
+  bool fp32_master = true;
 };
 
 struct ParamGroup {
