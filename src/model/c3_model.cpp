@@ -7,7 +7,8 @@ namespace c3 {
 nlohmann::json C3Config::root_config_json() const {
   Qwen2Config root = decoder;
   root.extra["model_type"] = "C3";
-  root.extra["architectures"] = nlohmann::json::array({"C3QwenForCausalLM"});
+  // No "architectures": the authors' loader names its class itself, and we do not guess its name.
+  root.extra.erase("architectures");
   root.extra["latent_token_len"] = latent_tokens;
   root.extra["contexts_compression_llm_hidden_size"] = encoder.hidden_size;
   return root.to_json();
