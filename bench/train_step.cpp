@@ -143,7 +143,7 @@ int main(int argc, char** argv) {
 
   // The paper configuration: Qwen2.5-1.5B encoder, 3B decoder, bf16 with fp32 master weights and
   // AdamW state, micro-batch 2, sequences at the 8192-token limit.
-  std::printf("\nEstimated peak memory per GPU, paper configuration (1.5B + 3B, bf16 weights, batch 2 x 8192 tokens):\n");
+  std::printf("\nEstimated peak memory per GPU, paper configuration (1.5B + 3B, bf16 weights, batch 2 x 8192 tokens,\n16 micro-batches accumulated (in fp32 with fp32 masters); shards: ZeRO-2-style sharding of gradients and optimizer state):\n");
   std::printf("%-4s %-7s %-10s %-10s %-7s %8s %8s %8s %8s %8s %8s %9s\n", "N", "master", "attention", "recompute", "shards", "weights",
               "grads", "master", "moments", "activ.", "logits", "total GiB");
   for (int64_t n : {32, 64, 100}) {
@@ -159,6 +159,7 @@ int main(int argc, char** argv) {
           in.decoder_tokens = 8192;
           in.encoder_tokens = 8192 - 150 + n + 2;  // the same text, without the decoder's ~150-token prompt
           in.recompute = recompute, in.fused_attention = fused, in.shards = shards, in.fp32_master = master;
+          in.fp32_grad_accumulation = true;  // grad_accum 16
           const auto m = c3::estimate_training_memory(in);
           const double g = 1 << 30;
           std::printf("%-4lld %-7s %-10s %-10s %-7lld %8.1f %8.1f %8.1f %8.1f %8.1f %8.1f %9.1f\n", static_cast<long long>(n),

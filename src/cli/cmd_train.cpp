@@ -53,6 +53,9 @@ class TrainCommand : public Command {
                        "bf16 training: fp32 master weights and AdamW state, or none (state in bf16, as "
                        "model.to(bfloat16) + torch AdamW; half the optimizer memory)",
                        {"fp32", "none"});
+    o.config().declare("optim.fp32_grad_accumulation", true,
+                       "With fp32 master weights: sum the micro-batches' bf16 gradients in fp32 (DeepSpeed's "
+                       "default; costs 4 bytes per parameter)");
     o.config().declare("optim.schedule", "cosine", "Learning-rate schedule after warmup", {"cosine", "linear", "constant"});
     o.config().declare("optim.warmup_ratio", 0.01, "Warmup steps as a fraction of all steps");
     o.config().declare("optim.warmup_steps", -1, "Warmup steps (>= 0 overrides optim.warmup_ratio)");
@@ -106,6 +109,7 @@ class TrainCommand : public Command {
     s.adamw.eps = c.get<double>("optim.eps");
     s.adamw.weight_decay = c.get<double>("optim.weight_decay");
     s.adamw.fp32_master = c.get<std::string>("optim.master_weights") == "fp32";
+    s.fp32_grad_accumulation = c.get<bool>("optim.fp32_grad_accumulation");
     s.schedule = c.get<std::string>("optim.schedule");
     s.warmup_ratio = c.get<double>("optim.warmup_ratio");
     s.warmup_steps = c.get<int64_t>("optim.warmup_steps");

@@ -31,8 +31,10 @@ MemoryEstimate estimate_training_memory(const MemoryEstimateInput& in) {
   const double shards = static_cast<double>(std::max<int64_t>(1, in.shards));
   MemoryEstimate m;
   m.weights = params * in.weight_bytes;
-  m.gradients = params * in.weight_bytes / shards;
   const bool masters = in.fp32_master && in.weight_bytes != 4;
+  // The fp32 sums (sharded with ZeRO-2) plus one micro-batch's gradients in the weight dtype.
+  m.gradients = masters && in.fp32_grad_accumulation ? params * 4 / shards + params * in.weight_bytes
+                                                     : params * in.weight_bytes / shards;
   m.master = masters ? params * 4 / shards : 0.0;
   m.moments = params * 2 * (masters ? 4 : in.weight_bytes) / shards;
   // The encoder's activations are released only after the decoder's backward reaches them, so

@@ -30,7 +30,7 @@ void AdamW::step(double lr) {
   const double bias_correction1 = 1.0 - std::pow(options_.beta1, static_cast<double>(steps_));
   const double bias_correction2 = 1.0 - std::pow(options_.beta2, static_cast<double>(steps_));
   for (Slot& s : slots_) {
-    const at::Tensor& grad_any = s.param.grad();
+    const at::Tensor& grad_any = s.grad();
     if (!grad_any.defined()) continue;
     const at::Tensor grad = grad_any.to(s.master.scalar_type());
     const double group_lr = lr * s.lr_scale;
@@ -44,21 +44,46 @@ void AdamW::step(double lr) {
 }
 
 void AdamW::zero_grad() {
-  for (Slot& s : slots_) s.param.mutable_grad() = at::Tensor();
+  for (Slot& s : slots_) s.param.mutable_grad() = at::Tensor(), s.grad32 = at::Tensor();
+}
+
+void AdamW::accumulate_grads() {
+  torch::NoGradGuard no_grad;
+  for (Slot& s : slots_) {
+    if (s.master.is_same(s.param) || !s.param.grad().defined()) continue;
+    if (s.grad32.defined()) {
+      s.grad32.add_(s.param.grad());
+    } else {
+      s.grad32 = s.param.grad().to(at::kFloat);
+    }
+    s.param.mutable_grad() = at::Tensor();
+  }
+}
+
+std::vector<at::Tensor> AdamW::gradients() const {
+  std::vector<at::Tensor> out;
+  for (const Slot& s : slots_)
+    if (s.grad().defined()) out.push_back(s.grad());
+  return out;
 }
 
 double AdamW::grad_norm() const {
   std::vector<at::Tensor> norms;
   for (const Slot& s : slots_)
-    if (s.param.grad().defined()) norms.push_back(s.param.grad().to(at::kFloat).norm());
+    if (s.grad().defined()) norms.push_back(s.grad().to(at::kFloat).norm());
   if (norms.empty()) return 0.0;
   return at::stack(norms).norm().item<double>();
 }
 
 void AdamW::scale_grads(double factor) {
   torch::NoGradGuard no_grad;
-  for (Slot& s : slots_)
-    if (s.param.grad().defined()) s.param.mutable_grad().mul_(factor);
+  for (Slot& s : slots_) {
+    if (s.grad32.defined()) {
+      s.grad32.mul_(factor);
+    } else if (s.param.grad().defined()) {
+      s.param.mutable_grad().mul_(factor);
+    }
+  }
 }
 
 std::vector<std::pair<std::string, at::Tensor>> AdamW::state() const {

@@ -285,6 +285,7 @@ int train(const TrainSettings& s, const at::Device& device, Communicator& comm) 
     in.decoder_tokens = longest + prompt.decoder_extra_tokens();
     in.weight_bytes = static_cast<int64_t>(c10::elementSize(dtype));
     in.fp32_master = s.adamw.fp32_master;
+    in.fp32_grad_accumulation = s.grad_accum > 1 && s.fp32_grad_accumulation;
     in.recompute = s.gradient_checkpointing;
     in.fused_attention = compat::kFusedAttention;
     in.loss_chunk = s.loss_chunk;
@@ -391,13 +392,11 @@ int train(const TrainSettings& s, const at::Device& device, Communicator& comm) 
       const C3Batch batch = cpu_batch.to(device);
       const C3LossOutput out = c3_loss(model, batch, s.loss_chunk);
       (out.loss_sum / global_supervised).backward();
+      if (s.grad_accum > 1 && s.fp32_grad_accumulation) optimizer.accumulate_grads();  // bf16 gradients summed in fp32
       loss_sum += out.loss_sum.item<double>();
       window_tokens += cpu_batch.encoder_mask.sum().item<int64_t>() + cpu_batch.decoder_mask.sum().item<int64_t>();
     }
-    std::vector<at::Tensor> grads;
-    for (const auto& group : optimizer.groups())
-      for (const auto& [name, p] : group.params)
-        if (p.grad().defined()) grads.push_back(p.grad());
+    std::vector<at::Tensor> grads = optimizer.gradients();
     comm.all_reduce_sum(grads);
     const double loss = comm.all_reduce_sum(loss_sum) / global_supervised;
     const double grad_norm = optimizer.grad_norm();

@@ -123,6 +123,33 @@ TEST(Schedule, FollowsHuggingFaceDefinitions) {
   EXPECT_EQ(warmup_steps_from_ratio(0.0, 1234), 0);
 }
 
+TEST(AdamW, Bf16GradientsAccumulateInFp32) {
+  auto bf16 = make_params(7, at::kBFloat16), fp32 = make_params(7);
+  {
+    torch::NoGradGuard no_grad;
+    for (size_t i = 0; i < 2; ++i) fp32[i].copy_(bf16[i]);
+  }
+  AdamW ours({{"g", {{"w", bf16[0]}, {"b", bf16[1]}}, 1.0, false}}, {});
+  torch::optim::AdamW oracle(fp32, torch::optim::AdamWOptions(1e-3).weight_decay(0.0));
+  std::vector<at::Tensor> sums{at::zeros({5, 3}), at::zeros({3})};
+  for (int micro = 0; micro < 16; ++micro) {
+    set_grads(bf16, micro);
+    for (size_t i = 0; i < 2; ++i) sums[i] += bf16[i].grad().to(at::kFloat);
+    ours.accumulate_grads();
+    EXPECT_FALSE(bf16[0].grad().defined()) << "moved into the fp32 sum";
+  }
+  for (size_t i = 0; i < 2; ++i) fp32[i].mutable_grad() = sums[i];
+  EXPECT_NEAR(ours.grad_norm(), at::stack({sums[0].norm(), sums[1].norm()}).norm().item<double>(), 1e-5);
+  ours.step(1e-3);
+  oracle.step();
+  std::map<std::string, at::Tensor> state;
+  for (auto& [k, v] : ours.state()) state[k] = v;
+  EXPECT_TRUE(at::allclose(state["master.w"], fp32[0], 1e-6, 1e-7)) << "the update saw the fp32 sum";
+  EXPECT_EQ(ours.gradients().size(), 2u);
+  ours.zero_grad();
+  EXPECT_TRUE(ours.gradients().empty());
+}
+
 TEST(AdamW, WithoutMastersTheStateStaysInTheParameterDtype) {
   auto params = make_params(6, at::kBFloat16);
   AdamWOptions o;
@@ -147,6 +174,9 @@ TEST(MemoryEstimate, CountsStateAndActivationsAsDocumented) {
   const auto m = estimate_training_memory(in);
   EXPECT_DOUBLE_EQ(m.weights, 2 * p);
   EXPECT_DOUBLE_EQ(m.gradients, 2 * p);
+  in.fp32_grad_accumulation = true;
+  EXPECT_DOUBLE_EQ(estimate_training_memory(in).gradients, 4 * p + 2 * p) << "fp32 sums + one micro-batch's bf16";
+  in.fp32_grad_accumulation = false;
   EXPECT_DOUBLE_EQ(m.master, 4 * p);
   EXPECT_DOUBLE_EQ(m.moments, 8 * p);
   EXPECT_DOUBLE_EQ(m.logits, 2.0 * 120 * 512 * (2 + 4 + 4)) << "240 supervised rows fit one chunk";
@@ -157,7 +187,7 @@ TEST(MemoryEstimate, CountsStateAndActivationsAsDocumented) {
   in.shards = 1, in.recompute = false;
   EXPECT_GT(estimate_training_memory(in).activations, m.activations);
   in.fused_attention = false;
-  EXPECT_GT(estimate_training_memory(in).activations, estimate_training_memory({in.config, 2, 100, 120, 2, true, false, true}).activations);
+  EXPECT_GT(estimate_training_memory(in).activations, estimate_training_memory({in.config, 2, 100, 120, 2, true, false, false, true}).activations);
   in.weight_bytes = 4;
   EXPECT_DOUBLE_EQ(estimate_training_memory(in).master, 0.0) << "fp32 training needs no master copy";
 }

@@ -79,10 +79,14 @@ TEST(Trainer, LearnsToReconstructItsTrainingSamples) {
   EXPECT_LT(evals.back()["validation_loss"].get<double>(), 0.25 * evals.front()["validation_loss"].get<double>());
 }
 
-TEST(Trainer, ResumingGivesTheSameLossesStepForStep) {
+// fp32, and bf16 weights with fp32 masters, moments and gradient sums: all of it must be restored.
+class TrainerResume : public testing::TestWithParam<std::string> {};
+
+TEST_P(TrainerResume, GivesTheSameLossesStepForStep) {
   Corpus corpus(24, 8);
   TrainSettings a = tiny_settings(corpus, "straight");
   a.steps = 12, a.grad_accum = 2, a.batch_size = 4, a.save_every = 4, a.keep_checkpoints = 5;
+  a.dtype = GetParam();
   TrainSettings b = a;
   b.output = (corpus.dir / "interrupted").string();
   LocalCommunicator comm;
@@ -104,6 +108,8 @@ TEST(Trainer, ResumingGivesTheSameLossesStepForStep) {
   for (const auto& item : ma->named_parameters()) EXPECT_TRUE(item.value().equal(mb->named_parameters()[item.key()]));
   EXPECT_NE(la[0]["loss"].get<double>(), la[11]["loss"].get<double>()) << "the run did train";
 }
+
+INSTANTIATE_TEST_SUITE_P(Dtype, TrainerResume, testing::Values("float32", "bfloat16"));
 
 TEST(Trainer, FrozenPartsStayBitIdenticalAndLrScalesApply) {
   Corpus corpus(16, 8);

@@ -17,6 +17,7 @@ struct MemoryEstimateInput {
   int64_t decoder_tokens = 0;    // longest decoder sequence (prompt + text + 1)
   int64_t weight_bytes = 2;      // 2 for bf16 training, 4 for fp32
   bool fp32_master = true;       // fp32 master weights and moments (else moments in weight dtype)
+  bool fp32_grad_accumulation = false;  // with masters: micro-batch gradients summed in fp32
   bool recompute = true;         // activation recomputation per block
   bool fused_attention = true;   // SDPA/flash (LibTorch 2.x): no [heads, T, T] scores stored
   int64_t loss_chunk = 2048;     // supervised positions per lm_head chunk

@@ -39,6 +39,13 @@ class AdamW {
   // current .grad (which may be any dtype); parameters without a gradient are skipped.
   void step(double lr);
   void zero_grad();  // drops the gradients (sets them undefined)
+
+  // Moves the parameters' current .grad into fp32 accumulators (for parameters with an fp32
+  // master), so that gradient accumulation over micro-batches sums in fp32, as DeepSpeed's bf16
+  // optimizer does by default. Call after each micro-batch's backward; step() then uses the sums.
+  void accumulate_grads();
+  // The gradient tensors step() will use (for all-reducing across data-parallel ranks).
+  std::vector<at::Tensor> gradients() const;
   int64_t steps() const { return steps_; }
 
   // Total L2 norm of all gradients (fp32), and in-place scaling of all gradients.
@@ -55,6 +62,8 @@ class AdamW {
  private:
   struct Slot {
     at::Tensor param, master, exp_avg, exp_avg_sq;  // master aliases param when it is fp32
+    at::Tensor grad32;                              // fp32 gradient sum (accumulate_grads)
+    const at::Tensor& grad() const { return grad32.defined() ? grad32 : param.grad(); }
     std::string name;
     double lr_scale;
     bool decay;
