@@ -147,10 +147,14 @@ at::Tensor Qwen2ModelImpl::forward(const at::Tensor& inputs_embeds, const at::Te
     throw Error("attention_mask must be [batch, past + new] = [" + std::to_string(b) + ", " +
                 std::to_string(total) + "]");
 
+  // A mask with no padding says nothing the causal mask does not; dropping it lets fused attention
+  // use its causal kernels (flash attention takes no explicit mask).
+  const at::Tensor padding_mask =
+      attention_mask.defined() && past == 0 && attention_mask.all().item<bool>() ? at::Tensor() : attention_mask;
   at::Tensor positions = position_ids;
   if (!positions.defined()) {
-    if (attention_mask.defined()) {
-      positions = (attention_mask.to(at::kLong).cumsum(-1) - 1).clamp_min(0).narrow(1, past, t);
+    if (padding_mask.defined()) {
+      positions = (padding_mask.to(at::kLong).cumsum(-1) - 1).clamp_min(0).narrow(1, past, t);
     } else {
       positions = torch::arange(past, total, torch::TensorOptions().dtype(at::kLong).device(device))
                       .unsqueeze(0)
@@ -160,7 +164,7 @@ at::Tensor Qwen2ModelImpl::forward(const at::Tensor& inputs_embeds, const at::Te
   auto [cos, sin] = rotary_emb_.forward(positions, inputs_embeds.scalar_type());
 
   AttentionMask mask;
-  if (attention_mask.defined() || (t > 1 && past > 0)) {
+  if (padding_mask.defined() || (t > 1 && past > 0)) {
     // Key j is visible to query i (absolute index past + i) when j <= past + i, and, with padding,
     // when j is a real token. The diagonal stays visible even for padding queries, so no row is
     // fully masked (their outputs are ignored; this only keeps softmax finite).
@@ -168,8 +172,8 @@ at::Tensor Qwen2ModelImpl::forward(const at::Tensor& inputs_embeds, const at::Te
     const at::Tensor query_pos = torch::arange(past, total, idx).unsqueeze(1);  // [T, 1]
     const at::Tensor key_pos = torch::arange(0, total, idx).unsqueeze(0);       // [1, S]
     at::Tensor allowed = (key_pos <= query_pos).view({1, 1, t, total});
-    if (attention_mask.defined()) {
-      const at::Tensor key_valid = attention_mask.to(at::kBool).view({b, 1, 1, total});
+    if (padding_mask.defined()) {
+      const at::Tensor key_valid = padding_mask.to(at::kBool).view({b, 1, 1, total});
       allowed = (allowed & key_valid) | (key_pos == query_pos);
     }
     mask.allowed = allowed;
