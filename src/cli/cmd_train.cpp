@@ -16,6 +16,8 @@ class TrainCommand : public Command {
   void setup(CLI::App& app, Options& o) override {
     using nlohmann::json;
     // model
+    app.footer("\nEvery key (data.*, optim.*, train.*, model.*) can be set in a --config file or with --set "
+               "section.key=value;\n'c3 train --dump-config' lists them with their values. Configs: configs/*.json.");
     o.add(app, "--checkpoint", "model.checkpoint", "", "C3 checkpoint folder to start from (warm start)");
     o.add(app, "--encoder", "model.encoder", "",
           "Encoder: Hugging Face Qwen2 folder, or for training from scratch a config.json or preset:NAME");
