@@ -109,16 +109,18 @@ C3Model load_c3(const fs::path& dir, const C3LoadOptions& options) {
   return model;
 }
 
-C3Model c3_from_qwen2(const fs::path& encoder_dir, const fs::path& decoder_dir, const C3LoadOptions& options) {
-  io::CheckpointDir enc(encoder_dir), dec(decoder_dir);
+C3Model c3_from_qwen2(const Qwen2Source& encoder, const Qwen2Source& decoder, const C3LoadOptions& options) {
+  std::optional<io::CheckpointDir> enc, dec;
+  if (!encoder.dir.empty()) enc.emplace(encoder.dir);
+  if (!decoder.dir.empty()) dec.emplace(decoder.dir);
   C3Config config;
-  config.encoder = qwen2_config_of(enc);
-  config.decoder = qwen2_config_of(dec);
+  config.encoder = enc ? qwen2_config_of(*enc) : encoder.architecture;
+  config.decoder = dec ? qwen2_config_of(*dec) : decoder.architecture;
   config.latent_tokens = options.latent_tokens.value_or(32);
   C3Model model(config, options_for(options, config.decoder));
-  model->init_weights(options.seed);  // Q and projector; both LLMs are overwritten next
-  load_qwen2_parameters(model->encoder, enc, {});
-  load_qwen2_parameters(model->decoder, dec, {});
+  model->init_weights(options.seed);  // what a folder provides is overwritten next
+  if (enc) load_qwen2_parameters(model->encoder, *enc, {});
+  if (dec) load_qwen2_parameters(model->decoder, *dec, {});
   return model;
 }
 

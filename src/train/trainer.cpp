@@ -112,21 +112,19 @@ C3Model build_model(const TrainSettings& s, const Tokenizer& tokenizer, at::Scal
   }
   if (s.encoder.empty() || s.decoder.empty())
     throw UsageError("set model.checkpoint (a C3 folder), or both model.encoder and model.decoder");
-  if (is_dir(s.encoder) && is_dir(s.decoder)) {
-    spdlog::info("encoder from {}, decoder from {}; Q and projector initialised with seed {}", s.encoder, s.decoder,
-                 s.init_seed);
-    return c3_from_qwen2(s.encoder, s.decoder, options);
-  }
-  if (is_dir(s.encoder) || is_dir(s.decoder))
-    throw UsageError("model.encoder and model.decoder must both be checkpoint folders or both be architectures");
-  C3Config config;
-  config.encoder = architecture(s.encoder, tokenizer.vocab_size(), "model.encoder");
-  config.decoder = architecture(s.decoder, tokenizer.vocab_size(), "model.decoder");
-  config.latent_tokens = s.latent_tokens;
-  spdlog::info("training from scratch ({} parameters, seed {})", config.parameter_count(), s.init_seed);
-  C3Model model(config, at::TensorOptions().dtype(dtype).device(device));
-  model->init_weights(s.init_seed);
-  return model;
+  auto source = [&](const std::string& spec, const std::string& key) {
+    Qwen2Source src;
+    if (is_dir(spec)) src.dir = spec;
+    else src.architecture = architecture(spec, tokenizer.vocab_size(), key);
+    return src;
+  };
+  const Qwen2Source encoder = source(s.encoder, "model.encoder"), decoder = source(s.decoder, "model.decoder");
+  auto describe = [](const Qwen2Source& src) {
+    return src.dir.empty() ? std::string("from scratch") : "from " + src.dir.string();
+  };
+  spdlog::info("encoder {}, decoder {}; Q, projector and any from-scratch side initialised with seed {}",
+               describe(encoder), describe(decoder), s.init_seed);
+  return c3_from_qwen2(encoder, decoder, options);
 }
 
 std::vector<const std::vector<int32_t>*> ids_of(const std::vector<Sample>& samples, const std::vector<int64_t>& index) {

@@ -244,6 +244,11 @@ TEST(C3Checkpoint, FromTwoQwen2CheckpointsOfDifferentSizes) {
   EXPECT_EQ(model->projector->weight.sizes(), (std::vector<int64_t>{96, 64}));
   EXPECT_EQ(model->projector->bias.abs().sum().item<double>(), 0.0);
   EXPECT_GT(model->query.std().item<double>(), 0.01);
+  // One side pretrained, the other from scratch.
+  C3Model mixed = c3_from_qwen2(Qwen2Source{dir / "enc", {}}, Qwen2Source{"", config.decoder}, options);
+  EXPECT_TRUE(mixed->encoder->model->embed_tokens->weight.equal(encoder->model->embed_tokens->weight));
+  EXPECT_FALSE(mixed->decoder->model->embed_tokens->weight.equal(decoder->model->embed_tokens->weight));
+  EXPECT_TRUE(mixed->decoder->model->norm->weight.eq(1).all().item<bool>()) << "HF's init for a new side";
 }
 
 }  // namespace

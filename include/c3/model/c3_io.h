@@ -30,10 +30,20 @@ C3Config read_c3_config(const std::filesystem::path& dir);
 
 C3Model load_c3(const std::filesystem::path& dir, const C3LoadOptions& options = {});
 
-// A C3 model from two Hugging Face Qwen2 checkpoints of any sizes: the encoder and decoder are
-// loaded, Q and the projector freshly initialised from options.seed (N = options.latent_tokens).
-C3Model c3_from_qwen2(const std::filesystem::path& encoder_dir, const std::filesystem::path& decoder_dir,
-                      const C3LoadOptions& options);
+// One LLM of a new C3 model: a Hugging Face Qwen2 folder (pretrained), or, when `dir` is empty,
+// an architecture to initialise from scratch.
+struct Qwen2Source {
+  std::filesystem::path dir;
+  Qwen2Config architecture;
+};
+
+// A new C3 model: each side loaded from its folder (any sizes) or initialised as HF does; Q and
+// the projector drawn from options.seed (N = options.latent_tokens).
+C3Model c3_from_qwen2(const Qwen2Source& encoder, const Qwen2Source& decoder, const C3LoadOptions& options);
+inline C3Model c3_from_qwen2(const std::filesystem::path& encoder_dir, const std::filesystem::path& decoder_dir,
+                             const C3LoadOptions& options) {
+  return c3_from_qwen2(Qwen2Source{encoder_dir, {}}, Qwen2Source{decoder_dir, {}}, options);
+}
 
 // Writes the released layout into `dir`, which must exist (no atomicity: save_c3 adds it).
 void write_c3(C3Model& model, const std::filesystem::path& dir, std::optional<at::ScalarType> dtype,
