@@ -75,6 +75,7 @@ class TrainCommand : public Command {
     o.config().declare("train.keep_checkpoints", 3, "Keep this many newest checkpoints (0: all)");
     o.config().declare("train.log_every", 10, "Log (and append to metrics.jsonl) every this many steps");
     o.config().declare("train.eval_every", 500, "Validate every this many steps (0: never)");
+    o.config().declare("train.eval_at_start", true, "Validate before the first step (the untrained baseline)");
     o.config().declare("train.eval_precision_samples", 4, "Validation samples reconstructed greedily for precision");
     o.config().declare("train.eval_max_new_tokens", 0, "Generation limit for validation (0: sample length + 32)");
     o.config().declare("train.max_bad_steps", 10, "Stop after this many consecutive non-finite steps");
@@ -129,6 +130,7 @@ class TrainCommand : public Command {
     s.log_every = c.get<int64_t>("train.log_every");
     s.eval_every = c.get<int64_t>("train.eval_every");
     s.eval_precision_samples = c.get<int64_t>("train.eval_precision_samples");
+    s.eval_at_start = c.get<bool>("train.eval_at_start");
     s.eval_max_new_tokens = c.get<int64_t>("train.eval_max_new_tokens");
     s.max_bad_steps = c.get<int64_t>("train.max_bad_steps");
     s.loss_chunk = c.get<int64_t>("train.loss_chunk");

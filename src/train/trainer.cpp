@@ -368,7 +368,7 @@ int train(const TrainSettings& s, const at::Device& device, Communicator& comm) 
                                 state.step, v.loss, 100 * v.precision, v.precision_samples));
   };
 
-  if (state.step == 0) evaluate();
+  if (state.step == 0 && s.eval_at_start) evaluate();  // the untrained baseline of the curve
   using clock = std::chrono::steady_clock;
   auto window_start = clock::now();
   double window_loss = 0, window_loss_tokens = 0, step_seconds_ema = 0;

@@ -64,6 +64,7 @@ struct TrainSettings {
   int64_t save_every = 500, keep_checkpoints = 3;
   int64_t log_every = 10, eval_every = 500;
   int64_t eval_precision_samples = 4;
+  bool eval_at_start = true;
   int64_t eval_max_new_tokens = 0;  // 0: the sample's length + 32
   bool progress = true;             // status line (only ever on a terminal)
 
