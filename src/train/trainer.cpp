@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <csignal>
+#include <optional>
 #include <random>
 
 #include "c3/infer/generate.h"
@@ -139,13 +140,17 @@ struct Validation {
   int64_t precision_samples = 0;
 };
 
-Validation validate(C3Model& model, const C3Prompt& prompt, const Tokenizer& tokenizer,
-                    const std::vector<Sample>& samples, const TrainSettings& s, const at::Device& device) {
+// Returns nullopt when a stop signal arrives meanwhile: a scheduler's grace period is better
+// spent saving than finishing a validation.
+std::optional<Validation> validate(C3Model& model, const C3Prompt& prompt, const Tokenizer& tokenizer,
+                                   const std::vector<Sample>& samples, const TrainSettings& s, const at::Device& device,
+                                   const StopSignals& signals) {
   torch::NoGradGuard no_grad;
   Validation v;
   double loss = 0;
   int64_t tokens = 0;
   for (size_t start = 0; start < samples.size(); start += s.batch_size) {
+    if (signals.received()) return std::nullopt;
     std::vector<int64_t> index;
     for (size_t i = start; i < std::min(samples.size(), start + s.batch_size); ++i) index.push_back(i);
     const auto out = c3_loss(model, make_c3_batch(prompt, ids_of(samples, index), true).to(device), s.loss_chunk);
@@ -154,6 +159,7 @@ Validation validate(C3Model& model, const C3Prompt& prompt, const Tokenizer& tok
   v.loss = tokens ? loss / tokens : 0.0;
   v.precision_samples = std::min<int64_t>(s.eval_precision_samples, samples.size());
   for (int64_t i = 0; i < v.precision_samples; ++i) {
+    if (signals.received()) return std::nullopt;
     GenerateOptions gen;
     gen.max_new_tokens = s.eval_max_new_tokens > 0 ? s.eval_max_new_tokens
                                                    : static_cast<int64_t>(samples[i].ids.size()) + 32;
@@ -361,7 +367,12 @@ int train(const TrainSettings& s, const at::Device& device, Communicator& comm) 
   };
   auto evaluate = [&] {
     if (!main || valid_samples.empty() || s.eval_every <= 0) return;
-    const Validation v = validate(model, prompt, *tokenizer, valid_samples, s, device);
+    const auto result = validate(model, prompt, *tokenizer, valid_samples, s, device, signals);
+    if (!result) {
+      spdlog::warn("validation at step {} interrupted by a stop signal", state.step);
+      return;
+    }
+    const Validation& v = *result;
     progress.record({{"type", "validation"}, {"step", state.step}, {"validation_loss", v.loss},
                      {"validation_precision", v.precision}, {"precision_samples", v.precision_samples}},
                     fmt::format("step {} : validation loss {:.4f} : reconstruction precision {:.1f}% ({} samples)",
