@@ -7,27 +7,24 @@
 #include <cmath>
 #include <csignal>
 #include <optional>
-#include <random>
 
 #include "c3/infer/generate.h"
 #include "c3/eval/word_metrics.h"
-#include "c3/io/checkpoint_dir.h"
-#include "c3/model/c3_io.h"
 #include "c3/model/c3_loss.h"
 #include "c3/model/c3_prompt.h"
-#include "c3/model/checkpoint_info.h"
-#include "c3/torch_compat.h"
 #include "c3/train/checkpoints.h"
-#include "c3/train/memory_estimate.h"
 #include "c3/train/progress.h"
 #include "c3/train/schedule.h"
 #include "c3/util/atomic_file.h"
 #include "c3/util/error.h"
+#include "train_setup.h"
 
 namespace fs = std::filesystem;
 
 namespace c3 {
 namespace {
+
+using namespace train_setup;
 
 std::atomic<int> g_stop_signal{0};
 extern "C" void on_stop_signal(int signal) { g_stop_signal.store(signal); }
@@ -52,81 +49,6 @@ class StopSignals {
  private:
   struct sigaction old_int_ {}, old_term_ {};
 };
-
-// A private temporary folder, removed with everything in it.
-class StagedFolder {
- public:
-  StagedFolder() {
-    std::random_device rd;
-    path_ = fs::temp_directory_path() / ("c3-staged-" + std::to_string(rd()) + std::to_string(rd()));
-    fs::create_directories(path_);
-  }
-  ~StagedFolder() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
-
-bool is_dir(const std::string& path) {
-  std::error_code ec;
-  return !path.empty() && fs::is_directory(path, ec);
-}
-
-Qwen2Config architecture(const std::string& spec, int64_t vocab_size, const std::string& key) {
-  Qwen2Config config;
-  if (spec.rfind("preset:", 0) == 0) {
-    config = Qwen2Config::preset(spec.substr(7));
-  } else {
-    std::error_code ec;
-    if (!fs::is_regular_file(spec, ec))
-      throw UsageError(key + " '" + spec + "' is neither a checkpoint folder, a config.json file nor preset:NAME");
-    config = Qwen2Config::from_json(io::read_json_file(spec), spec);
-  }
-  config.vocab_size = vocab_size;
-  return config;
-}
-
-C3Model build_model(const TrainSettings& s, const Tokenizer& tokenizer, at::ScalarType dtype, const at::Device& device,
-                    const fs::path& resume_dir) {
-  C3LoadOptions options;
-  options.dtype = dtype;
-  options.device = device;
-  options.latent_tokens = s.latent_tokens;
-  options.seed = s.init_seed;
-  if (!resume_dir.empty()) {
-    spdlog::info("resuming from {}", resume_dir.string());
-    return load_c3(resume_dir, options);
-  }
-  if (!s.checkpoint.empty()) {
-    // A training output folder stands for its newest checkpoint (phase 2 of a recipe starts from
-    // wherever phase 1 ended).
-    fs::path from = s.checkpoint;
-    const auto in_folder = list_checkpoints(from);
-    if (!is_c3_checkpoint(from) && !in_folder.empty()) from = in_folder.back();
-    spdlog::info("warm start from the C3 checkpoint {}", from.string());
-    options.allow_resize_latents = s.resize_latents;
-    return load_c3(from, options);
-  }
-  if (s.encoder.empty() || s.decoder.empty())
-    throw UsageError("set model.checkpoint (a C3 folder), or both model.encoder and model.decoder");
-  auto source = [&](const std::string& spec, const std::string& key) {
-    Qwen2Source src;
-    if (is_dir(spec)) src.dir = spec;
-    else src.architecture = architecture(spec, tokenizer.vocab_size(), key);
-    return src;
-  };
-  const Qwen2Source encoder = source(s.encoder, "model.encoder"), decoder = source(s.decoder, "model.decoder");
-  auto describe = [](const Qwen2Source& src) {
-    return src.dir.empty() ? std::string("from scratch") : "from " + src.dir.string();
-  };
-  spdlog::info("encoder {}, decoder {}; Q, projector and any from-scratch side initialised with seed {}",
-               describe(encoder), describe(decoder), s.init_seed);
-  return c3_from_qwen2(encoder, decoder, options);
-}
 
 std::vector<const std::vector<int32_t>*> ids_of(const std::vector<Sample>& samples, const std::vector<int64_t>& index) {
   std::vector<const std::vector<int32_t>*> out;
@@ -172,54 +94,6 @@ std::optional<Validation> validate(C3Model& model, const C3Prompt& prompt, const
   return v;
 }
 
-std::vector<Sample> load_samples(const std::vector<std::string>& files, const TrainSettings& s,
-                                 const Tokenizer& tokenizer, const SampleOptions& options) {
-  std::vector<Document> docs;
-  for (const auto& file : files) {
-    auto more = read_documents(file, s.text_field);
-    docs.insert(docs.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
-  }
-  return make_samples(docs, tokenizer, options);
-}
-
-std::string joined(const std::vector<std::string>& items) {
-  std::string out;
-  for (const auto& item : items) out += (out.empty() ? "" : ", ") + item;
-  return out;
-}
-
-// Config keys whose values differ between a checkpoint's run and this one (runtime.* excluded).
-std::vector<std::string> changed_keys(const nlohmann::json& before, const nlohmann::json& now) {
-  std::vector<std::string> out;
-  if (!before.is_object() || !now.is_object()) return out;
-  for (auto section = now.begin(); section != now.end(); ++section) {
-    if (section.key() == "runtime" || !section.value().is_object()) continue;
-    for (auto key = section.value().begin(); key != section.value().end(); ++key) {
-      const auto& old = before.value(section.key(), nlohmann::json::object());
-      if (!old.contains(key.key()) || old[key.key()] != key.value()) out.push_back(section.key() + "." + key.key());
-    }
-  }
-  return out;
-}
-
-void check_settings(const TrainSettings& s) {
-  if (s.output.empty()) throw UsageError("train.output is required (the folder for checkpoints and logs)");
-  if (s.checkpoint.empty() && (s.encoder.empty() || s.decoder.empty()))
-    throw UsageError("set model.checkpoint (a C3 folder), or both model.encoder and model.decoder");
-  if (s.train_files.empty()) throw UsageError("data.train is empty: give at least one training file or folder");
-  if (s.batch_size <= 0 || s.grad_accum <= 0) throw UsageError("train.batch_size and train.grad_accum must be positive");
-  if (s.steps < 0 || (s.steps == 0 && !(s.epochs > 0))) throw UsageError("set train.steps > 0 or train.epochs > 0");
-  if (!(s.lr >= 0)) throw UsageError("optim.lr must be >= 0");
-  if (!(s.clip_norm >= 0)) throw UsageError("optim.clip_norm must be >= 0");
-  if (s.adamw.beta1 < 0 || s.adamw.beta1 >= 1 || s.adamw.beta2 < 0 || s.adamw.beta2 >= 1)
-    throw UsageError("optim.beta1 and optim.beta2 must be in [0, 1)");
-  if (!(s.adamw.eps > 0)) throw UsageError("optim.eps must be positive");
-  if (s.save_every <= 0 || s.log_every <= 0) throw UsageError("train.save_every and train.log_every must be positive");
-  if (s.max_bad_steps <= 0) throw UsageError("train.max_bad_steps must be positive");
-  for (const auto& [part, scale] : s.lr_scale)
-    if (!(scale >= 0)) throw UsageError("optim.lr_scale_" + part + " must be >= 0");
-}
-
 }  // namespace
 
 int train(const TrainSettings& s, const at::Device& device, Communicator& comm) {
@@ -229,28 +103,9 @@ int train(const TrainSettings& s, const at::Device& device, Communicator& comm) 
 
   const auto checkpoints = list_checkpoints(output);
   const fs::path resume_dir = checkpoints.empty() ? fs::path() : checkpoints.back();
-  fs::path tokenizer_source = s.tokenizer;
-  if (!resume_dir.empty()) tokenizer_source = resume_dir;
-  else if (tokenizer_source.empty() && !s.checkpoint.empty()) {
-    const auto in_folder = list_checkpoints(s.checkpoint);
-    tokenizer_source = is_c3_checkpoint(s.checkpoint) || in_folder.empty() ? fs::path(s.checkpoint) : in_folder.back();
-  }
-  else if (tokenizer_source.empty() && is_dir(s.decoder)) tokenizer_source = s.decoder;
-  if (tokenizer_source.empty()) throw UsageError("model.tokenizer is required when training from scratch");
-  auto tokenizer = load_tokenizer(tokenizer_source);
-  // A plain Qwen2.5 tokenizer lacks <imgpad>, <img>, </img>: add them as the authors did (after
-  // the largest id), in a staged copy that every checkpoint then carries.
   StagedFolder staged_tokenizer;
-  bool lacks_image_tokens = false;
-  for (const auto& token : c3_image_tokens()) lacks_image_tokens = lacks_image_tokens || !tokenizer->token_id(token);
-  if (lacks_image_tokens) {
-    const auto added = write_tokenizer_with_c3_tokens(tokenizer_source, *tokenizer, staged_tokenizer.path());
-    std::string list;
-    for (const auto& [token, id] : added) list += (list.empty() ? "" : ", ") + token + "=" + std::to_string(id);
-    spdlog::info("added {} to the tokenizer from {} (saved with every checkpoint)", list, tokenizer_source.string());
-    tokenizer_source = staged_tokenizer.path();
-    tokenizer = load_tokenizer(tokenizer_source);
-  }
+  const fs::path tokenizer_source = prepare_tokenizer(s, resume_dir, staged_tokenizer);
+  const auto tokenizer = load_tokenizer(tokenizer_source);
 
   const at::ScalarType dtype = s.dtype == "auto" ? (device.is_cuda() ? at::kBFloat16 : at::kFloat)
                                                  : scalar_type_from_name(s.dtype);
@@ -279,45 +134,9 @@ int train(const TrainSettings& s, const at::Device& device, Communicator& comm) 
   for (const auto& sample : train_samples) train_tokens += static_cast<int64_t>(sample.ids.size());
   spdlog::info("data: {} training samples ({} tokens), {} validation samples", train_samples.size(), train_tokens,
                valid_samples.size());
-  {
-    int64_t longest = 0;
-    for (const auto& sample : train_samples) longest = std::max<int64_t>(longest, static_cast<int64_t>(sample.ids.size()));
-    MemoryEstimateInput in;
-    in.config = config;
-    in.batch = s.batch_size;
-    in.encoder_tokens = longest + prompt.encoder_extra_tokens();
-    in.decoder_tokens = longest + prompt.decoder_extra_tokens();
-    in.weight_bytes = static_cast<int64_t>(c10::elementSize(dtype));
-    in.fp32_master = s.adamw.fp32_master;
-    in.fp32_grad_accumulation = s.grad_accum > 1 && s.fp32_grad_accumulation;
-    in.recompute = s.gradient_checkpointing;
-    in.fused_attention = compat::kFusedAttention;
-    in.loss_chunk = s.loss_chunk;
-    const MemoryEstimate m = estimate_training_memory(in);
-    spdlog::info("estimated peak memory per device: {} (weights {}, gradients {}, fp32 master {}, AdamW moments {}, "
-                 "activations {}, logits {}) for the longest sample",
-                 human_bytes(m.total()), human_bytes(m.weights), human_bytes(m.gradients), human_bytes(m.master),
-                 human_bytes(m.moments), human_bytes(m.activations), human_bytes(m.logits));
-  }
+  log_memory_estimate(s, config, prompt, train_samples, dtype);
 
-  // Optimizer over the trainable parts.
-  std::vector<ParamGroup> groups;
-  for (C3Part part : all_c3_parts()) {
-    const std::string name = c3_part_name(part);
-    const bool frozen = std::find(s.frozen.begin(), s.frozen.end(), name) != s.frozen.end();
-    auto params = model->part_parameters(part);
-    for (auto& [pname, p] : params) p.requires_grad_(!frozen);
-    if (frozen) continue;
-    auto scale = s.lr_scale.find(name);
-    groups.push_back({name, params, scale == s.lr_scale.end() ? 1.0 : scale->second, false});
-  }
-  for (const auto& name : s.frozen) {
-    bool known = false;
-    for (C3Part part : all_c3_parts()) known = known || c3_part_name(part) == name;
-    if (!known) throw UsageError("optim.frozen: unknown part '" + name + "' (choose encoder, query, projector, decoder)");
-  }
-  if (groups.empty()) throw UsageError("optim.frozen freezes every part: nothing to train");
-  AdamW optimizer(groups, s.adamw);
+  AdamW optimizer = make_optimizer(model, s);
 
   const int64_t samples_per_step = s.batch_size * s.grad_accum * comm.world_size();
   LrSchedule schedule;
@@ -383,7 +202,7 @@ int train(const TrainSettings& s, const at::Device& device, Communicator& comm) 
   using clock = std::chrono::steady_clock;
   auto window_start = clock::now();
   double window_loss = 0, window_loss_tokens = 0, step_seconds_ema = 0;
-  int64_t window_tokens = 0, window_steps = 0;
+  int64_t window_tokens = 0;
   int64_t last_saved = resume_dir.empty() ? -1 : state.step;
   while (state.step < schedule.total_steps && !signals.received()) {
     const auto step_start = clock::now();
@@ -397,13 +216,14 @@ int train(const TrainSettings& s, const at::Device& device, Communicator& comm) 
     // Mean over every supervised token of the whole (accumulated, all-rank) batch.
     const double global_supervised = comm.all_reduce_sum(static_cast<double>(local_supervised));
     double loss_sum = 0;
+    int64_t step_tokens = 0;  // non-padding tokens through both LLMs, this rank
     for (const C3Batch& cpu_batch : micro) {
       const C3Batch batch = cpu_batch.to(device);
       const C3LossOutput out = c3_loss(model, batch, s.loss_chunk);
       (out.loss_sum / global_supervised).backward();
       if (s.grad_accum > 1 && s.fp32_grad_accumulation) optimizer.accumulate_grads();  // bf16 gradients summed in fp32
       loss_sum += out.loss_sum.item<double>();
-      window_tokens += cpu_batch.encoder_mask.sum().item<int64_t>() + cpu_batch.decoder_mask.sum().item<int64_t>();
+      step_tokens += cpu_batch.encoder_mask.sum().item<int64_t>() + cpu_batch.decoder_mask.sum().item<int64_t>();
     }
     std::vector<at::Tensor> grads = optimizer.gradients();
     comm.all_reduce_sum(grads);
@@ -415,7 +235,7 @@ int train(const TrainSettings& s, const at::Device& device, Communicator& comm) 
       state.bad_steps_in_row = 0;
       if (s.clip_norm > 0 && grad_norm > s.clip_norm) optimizer.scale_grads(s.clip_norm / (grad_norm + 1e-6));
       optimizer.step(lr);
-      window_loss += loss_sum, window_loss_tokens += global_supervised;
+      window_loss += loss * global_supervised, window_loss_tokens += global_supervised;
     } else {
       ++state.bad_steps_in_row, ++state.skipped_steps;
       spdlog::warn("step {}: non-finite {} ({}); update skipped ({} in a row)", state.step + 1,
@@ -423,7 +243,9 @@ int train(const TrainSettings& s, const at::Device& device, Communicator& comm) 
                    state.bad_steps_in_row);
     }
     optimizer.zero_grad();
-    ++state.step, ++window_steps;
+    ++state.step;
+    window_tokens += step_tokens;
+    state.tokens_seen += step_tokens * comm.world_size();
     state.optimizer_steps = optimizer.steps();
     state.consumed = sampler.consumed();
     const double step_seconds = std::chrono::duration<double>(clock::now() - step_start).count();
@@ -445,7 +267,6 @@ int train(const TrainSettings& s, const at::Device& device, Communicator& comm) 
       const double seconds = std::chrono::duration<double>(clock::now() - window_start).count();
       const double tokens_per_second = static_cast<double>(window_tokens) * comm.world_size() / std::max(1e-9, seconds);
       const double mean_loss = window_loss_tokens > 0 ? window_loss / window_loss_tokens : loss;
-      state.tokens_seen += window_tokens * comm.world_size();
       progress.record({{"type", "train"}, {"step", state.step}, {"epoch", static_cast<double>(state.consumed) / train_samples.size()},
                        {"loss", mean_loss}, {"lr", lr}, {"grad_norm", grad_norm}, {"tokens_per_second", tokens_per_second},
                        {"tokens_seen", state.tokens_seen}, {"skipped_steps", state.skipped_steps},
@@ -453,7 +274,7 @@ int train(const TrainSettings& s, const at::Device& device, Communicator& comm) 
                       fmt::format("step {}/{} : epoch {:.2f} : loss {:.4f} : lr {:.3e} : gnorm {:.3f} : {:.0f} tok/s : ETA {}",
                                   state.step, schedule.total_steps, static_cast<double>(state.consumed) / train_samples.size(),
                                   mean_loss, lr, grad_norm, tokens_per_second, format_duration(eta)));
-      window_start = clock::now(), window_loss = window_loss_tokens = 0, window_tokens = 0, window_steps = 0;
+      window_start = clock::now(), window_loss = window_loss_tokens = 0, window_tokens = 0;
     }
     if (s.eval_every > 0 && state.step % s.eval_every == 0) evaluate();
     if (state.step % s.save_every == 0) save(state.step), last_saved = state.step;

@@ -1,0 +1,197 @@
+// Setting up a training run: settings checks, tokenizer, model, data, optimizer (see trainer.cpp
+// for the loop).
+#include "train_setup.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <random>
+
+#include "c3/io/checkpoint_dir.h"
+#include "c3/model/c3_io.h"
+#include "c3/model/checkpoint_info.h"
+#include "c3/torch_compat.h"
+#include "c3/train/checkpoints.h"
+#include "c3/train/memory_estimate.h"
+#include "c3/util/error.h"
+
+namespace fs = std::filesystem;
+
+namespace c3::train_setup {
+namespace {
+
+Qwen2Config architecture(const std::string& spec, int64_t vocab_size, const std::string& key) {
+  Qwen2Config config;
+  if (spec.rfind("preset:", 0) == 0) {
+    config = Qwen2Config::preset(spec.substr(7));
+  } else {
+    std::error_code ec;
+    if (!fs::is_regular_file(spec, ec))
+      throw UsageError(key + " '" + spec + "' is neither a checkpoint folder, a config.json file nor preset:NAME");
+    config = Qwen2Config::from_json(io::read_json_file(spec), spec);
+  }
+  config.vocab_size = vocab_size;
+  return config;
+}
+
+}  // namespace
+
+bool is_dir(const std::string& path) {
+  std::error_code ec;
+  return !path.empty() && fs::is_directory(path, ec);
+}
+
+fs::path prepare_tokenizer(const TrainSettings& s, const fs::path& resume_dir, const StagedFolder& staged) {
+  fs::path source = s.tokenizer;
+  if (!resume_dir.empty()) {
+    source = resume_dir;
+  } else if (source.empty() && !s.checkpoint.empty()) {
+    const auto in_folder = list_checkpoints(s.checkpoint);
+    source = is_c3_checkpoint(s.checkpoint) || in_folder.empty() ? fs::path(s.checkpoint) : in_folder.back();
+  } else if (source.empty() && is_dir(s.decoder)) {
+    source = s.decoder;
+  }
+  if (source.empty()) throw UsageError("model.tokenizer is required when training from scratch");
+  const auto tokenizer = load_tokenizer(source);
+  bool lacks_image_tokens = false;
+  for (const auto& token : c3_image_tokens()) lacks_image_tokens = lacks_image_tokens || !tokenizer->token_id(token);
+  if (!lacks_image_tokens) return source;
+  const auto added = write_tokenizer_with_c3_tokens(source, *tokenizer, staged.path());
+  std::string list;
+  for (const auto& [token, id] : added) list += (list.empty() ? "" : ", ") + token + "=" + std::to_string(id);
+  spdlog::info("added {} to the tokenizer from {} (saved with every checkpoint)", list, source.string());
+  return staged.path();
+}
+
+C3Model build_model(const TrainSettings& s, const Tokenizer& tokenizer, at::ScalarType dtype, const at::Device& device,
+                    const fs::path& resume_dir) {
+  C3LoadOptions options;
+  options.dtype = dtype;
+  options.device = device;
+  options.latent_tokens = s.latent_tokens;
+  options.seed = s.init_seed;
+  if (!resume_dir.empty()) {
+    spdlog::info("resuming from {}", resume_dir.string());
+    return load_c3(resume_dir, options);
+  }
+  if (!s.checkpoint.empty()) {
+    // A training output folder stands for its newest checkpoint (phase 2 of a recipe starts from
+    // wherever phase 1 ended).
+    fs::path from = s.checkpoint;
+    const auto in_folder = list_checkpoints(from);
+    if (!is_c3_checkpoint(from) && !in_folder.empty()) from = in_folder.back();
+    spdlog::info("warm start from the C3 checkpoint {}", from.string());
+    options.allow_resize_latents = s.resize_latents;
+    return load_c3(from, options);
+  }
+  if (s.encoder.empty() || s.decoder.empty())
+    throw UsageError("set model.checkpoint (a C3 folder), or both model.encoder and model.decoder");
+  auto source = [&](const std::string& spec, const std::string& key) {
+    Qwen2Source src;
+    if (is_dir(spec)) src.dir = spec;
+    else src.architecture = architecture(spec, tokenizer.vocab_size(), key);
+    return src;
+  };
+  const Qwen2Source encoder = source(s.encoder, "model.encoder"), decoder = source(s.decoder, "model.decoder");
+  auto describe = [](const Qwen2Source& src) {
+    return src.dir.empty() ? std::string("from scratch") : "from " + src.dir.string();
+  };
+  spdlog::info("encoder {}, decoder {}; Q, projector and any from-scratch side initialised with seed {}",
+               describe(encoder), describe(decoder), s.init_seed);
+  return c3_from_qwen2(encoder, decoder, options);
+}
+
+std::vector<Sample> load_samples(const std::vector<std::string>& files, const TrainSettings& s,
+                                 const Tokenizer& tokenizer, const SampleOptions& options) {
+  std::vector<Document> docs;
+  for (const auto& file : files) {
+    auto more = read_documents(file, s.text_field);
+    docs.insert(docs.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
+  }
+  return make_samples(docs, tokenizer, options);
+}
+
+std::string joined(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& item : items) out += (out.empty() ? "" : ", ") + item;
+  return out;
+}
+
+std::vector<std::string> changed_keys(const nlohmann::json& before, const nlohmann::json& now) {
+  std::vector<std::string> out;
+  if (!before.is_object() || !now.is_object()) return out;
+  for (auto section = now.begin(); section != now.end(); ++section) {
+    if (section.key() == "runtime" || !section.value().is_object()) continue;
+    for (auto key = section.value().begin(); key != section.value().end(); ++key) {
+      const auto& old = before.value(section.key(), nlohmann::json::object());
+      if (!old.contains(key.key()) || old[key.key()] != key.value()) out.push_back(section.key() + "." + key.key());
+    }
+  }
+  return out;
+}
+
+void log_memory_estimate(const TrainSettings& s, const C3Config& config, const C3Prompt& prompt,
+                         const std::vector<Sample>& samples, at::ScalarType dtype) {
+  int64_t longest = 0;
+  for (const auto& sample : samples) longest = std::max<int64_t>(longest, static_cast<int64_t>(sample.ids.size()));
+  MemoryEstimateInput in;
+  in.config = config;
+  in.batch = s.batch_size;
+  in.encoder_tokens = longest + prompt.encoder_extra_tokens();
+  in.decoder_tokens = longest + prompt.decoder_extra_tokens();
+  in.weight_bytes = static_cast<int64_t>(c10::elementSize(dtype));
+  in.fp32_master = s.adamw.fp32_master;
+  in.fp32_grad_accumulation = s.grad_accum > 1 && s.fp32_grad_accumulation;
+  in.recompute = s.gradient_checkpointing;
+  in.fused_attention = compat::kFusedAttention;
+  in.loss_chunk = s.loss_chunk;
+  const MemoryEstimate m = estimate_training_memory(in);
+  spdlog::info("estimated peak memory per device: {} (weights {}, gradients {}, fp32 master {}, AdamW moments {}, "
+               "activations {}, logits {}) for the longest sample",
+               human_bytes(m.total()), human_bytes(m.weights), human_bytes(m.gradients), human_bytes(m.master),
+               human_bytes(m.moments), human_bytes(m.activations), human_bytes(m.logits));
+}
+
+AdamW make_optimizer(C3Model& model, const TrainSettings& s) {
+  std::vector<ParamGroup> groups;
+  for (C3Part part : all_c3_parts()) {
+    const std::string name = c3_part_name(part);
+    const bool frozen = std::find(s.frozen.begin(), s.frozen.end(), name) != s.frozen.end();
+    auto params = model->part_parameters(part);
+    for (auto& [pname, p] : params) p.requires_grad_(!frozen);
+    if (frozen) continue;
+    auto scale = s.lr_scale.find(name);
+    groups.push_back({name, params, scale == s.lr_scale.end() ? 1.0 : scale->second, false});
+  }
+  return AdamW(groups, s.adamw);
+}
+
+void check_settings(const TrainSettings& s) {
+  if (s.output.empty()) throw UsageError("train.output is required (the folder for checkpoints and logs)");
+  if (s.checkpoint.empty() && (s.encoder.empty() || s.decoder.empty()))
+    throw UsageError("set model.checkpoint (a C3 folder), or both model.encoder and model.decoder");
+  if (s.train_files.empty()) throw UsageError("data.train is empty: give at least one training file or folder");
+  if (s.batch_size <= 0 || s.grad_accum <= 0) throw UsageError("train.batch_size and train.grad_accum must be positive");
+  if (s.steps < 0 || (s.steps == 0 && !(s.epochs > 0))) throw UsageError("set train.steps > 0 or train.epochs > 0");
+  if (!(s.lr >= 0)) throw UsageError("optim.lr must be >= 0");
+  if (!(s.clip_norm >= 0)) throw UsageError("optim.clip_norm must be >= 0");
+  if (s.adamw.beta1 < 0 || s.adamw.beta1 >= 1 || s.adamw.beta2 < 0 || s.adamw.beta2 >= 1)
+    throw UsageError("optim.beta1 and optim.beta2 must be in [0, 1)");
+  if (!(s.adamw.eps > 0)) throw UsageError("optim.eps must be positive");
+  if (s.save_every <= 0 || s.log_every <= 0) throw UsageError("train.save_every and train.log_every must be positive");
+  if (s.max_bad_steps <= 0) throw UsageError("train.max_bad_steps must be positive");
+  for (const auto& [part, scale] : s.lr_scale)
+    if (!(scale >= 0)) throw UsageError("optim.lr_scale_" + part + " must be >= 0");
+  for (const auto& name : s.frozen) {
+    bool known = false;
+    for (C3Part part : all_c3_parts()) known = known || c3_part_name(part) == name;
+    if (!known) throw UsageError("optim.frozen: unknown part '" + name + "' (choose encoder, query, projector, decoder)");
+  }
+  if (s.frozen.size() >= all_c3_parts().size() &&
+      std::all_of(all_c3_parts().begin(), all_c3_parts().end(), [&](C3Part part) {
+        return std::find(s.frozen.begin(), s.frozen.end(), c3_part_name(part)) != s.frozen.end();
+      }))
+    throw UsageError("optim.frozen freezes every part: nothing to train");
+}
+
+}  // namespace c3::train_setup

@@ -1,0 +1,69 @@
+// Internal to the trainer: the steps that set up a run, kept apart from the training loop.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "c3/data/dataset.h"
+#include "c3/model/c3_model.h"
+#include "c3/model/c3_prompt.h"
+#include "c3/tokenizer/tokenizer.h"
+#include "c3/train/optimizer.h"
+#include "c3/train/trainer.h"
+
+namespace c3::train_setup {
+
+// A private temporary folder, removed with everything in it.
+class StagedFolder {
+ public:
+  StagedFolder() {
+    std::random_device rd;
+    path_ = std::filesystem::temp_directory_path() / ("c3-staged-" + std::to_string(rd()) + std::to_string(rd()));
+    std::filesystem::create_directories(path_);
+  }
+  ~StagedFolder() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+bool is_dir(const std::string& path);
+
+// Rejects bad settings before anything is read or written.
+void check_settings(const TrainSettings& s);
+
+// Where the run's tokenizer comes from: the checkpoint being resumed, model.tokenizer, the
+// warm-start checkpoint, or the decoder folder. A plain Qwen2.5 tokenizer lacks <imgpad>, <img>,
+// </img>: they are added as the authors did (after the largest id) in a staged copy (in `staged`)
+// that every checkpoint then carries.
+std::filesystem::path prepare_tokenizer(const TrainSettings& s, const std::filesystem::path& resume_dir,
+                                        const StagedFolder& staged);
+
+// The model to train: resumed, warm-started, or new (each side pretrained or from scratch).
+C3Model build_model(const TrainSettings& s, const Tokenizer& tokenizer, at::ScalarType dtype, const at::Device& device,
+                    const std::filesystem::path& resume_dir);
+
+std::vector<Sample> load_samples(const std::vector<std::string>& files, const TrainSettings& s,
+                                 const Tokenizer& tokenizer, const SampleOptions& options);
+
+void log_memory_estimate(const TrainSettings& s, const C3Config& config, const C3Prompt& prompt,
+                         const std::vector<Sample>& samples, at::ScalarType dtype);
+
+// AdamW over the parts that train; frozen parts stop requiring gradients.
+AdamW make_optimizer(C3Model& model, const TrainSettings& s);
+
+// Config keys whose values differ between a checkpoint's run and this one (runtime.* excluded).
+std::vector<std::string> changed_keys(const nlohmann::json& before, const nlohmann::json& now);
+
+std::string joined(const std::vector<std::string>& items);
+
+}  // namespace c3::train_setup
