@@ -190,10 +190,15 @@ std::vector<Sample> make_samples(const std::vector<Document>& documents, const T
     }
     samples.push_back({text, std::move(ids), origin});
   };
+  // Packing counts tokens additively (document + separator); the exact count is taken once per
+  // pack, when it is emitted, so packing many small documents stays linear.
+  const std::string separator = "\n\n";
+  const auto separator_tokens = static_cast<int64_t>(tokenizer.encode(separator).size());
   std::string packed, packed_origin;
+  int64_t packed_tokens = 0;
   auto flush_packed = [&] {
     if (!packed.empty()) emit(packed, tokenizer.encode(packed), packed_origin);
-    packed.clear(), packed_origin.clear();
+    packed.clear(), packed_origin.clear(), packed_tokens = 0;
   };
   for (const auto& doc : documents) {
     auto ids = tokenizer.encode(doc.text);
@@ -203,15 +208,13 @@ std::vector<Sample> make_samples(const std::vector<Document>& documents, const T
       flush_packed();
       for (auto& piece : cutter.cut(doc.text)) emit(piece, tokenizer.encode(piece), doc.origin);
     } else if (n < options.min_tokens && options.pack_short) {
-      const std::string joined = packed.empty() ? doc.text : packed + "\n\n" + doc.text;
-      if (!packed.empty() && static_cast<int64_t>(tokenizer.encode(joined).size()) > options.max_tokens) {
-        flush_packed();
-        packed = doc.text, packed_origin = doc.origin;
+      if (!packed.empty() && packed_tokens + separator_tokens + n > options.max_tokens) flush_packed();
+      if (packed.empty()) {
+        packed = doc.text, packed_origin = doc.origin, packed_tokens = n;
       } else {
-        packed = joined;
-        if (packed_origin.empty()) packed_origin = doc.origin;
+        packed += separator + doc.text, packed_tokens += separator_tokens + n;
       }
-      if (static_cast<int64_t>(tokenizer.encode(packed).size()) >= options.min_tokens) flush_packed();
+      if (packed_tokens >= options.min_tokens) flush_packed();
     } else {
       flush_packed();
       emit(doc.text, std::move(ids), doc.origin);
