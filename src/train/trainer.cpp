@@ -80,15 +80,22 @@ std::optional<Validation> validate(C3Model& model, const C3Prompt& prompt, const
   }
   v.loss = tokens ? loss / tokens : 0.0;
   v.precision_samples = std::min<int64_t>(s.eval_precision_samples, samples.size());
-  for (int64_t i = 0; i < v.precision_samples; ++i) {
+  for (int64_t start = 0; start < v.precision_samples; start += s.batch_size) {
     if (signals.received()) return std::nullopt;
+    std::vector<int64_t> index;
+    int64_t longest = 0;
+    for (int64_t i = start; i < std::min(v.precision_samples, start + s.batch_size); ++i) {
+      index.push_back(i);
+      longest = std::max<int64_t>(longest, static_cast<int64_t>(samples[i].ids.size()));
+    }
     GenerateOptions gen;
-    gen.max_new_tokens = s.eval_max_new_tokens > 0 ? s.eval_max_new_tokens
-                                                   : static_cast<int64_t>(samples[i].ids.size()) + 32;
-    const auto out = reconstruct_texts(model, prompt, tokenizer, {&samples[i].ids}, gen);
-    const std::string truth = tokenizer.decode(samples[i].ids);
-    v.precision += word_precision(truth, out[0]);
-    spdlog::debug("validation sample {}: expected {:?} got {:?}", i, truth, out[0]);
+    gen.max_new_tokens = s.eval_max_new_tokens > 0 ? s.eval_max_new_tokens : longest + 32;
+    const auto out = reconstruct_texts(model, prompt, tokenizer, ids_of(samples, index), gen);
+    for (size_t k = 0; k < index.size(); ++k) {
+      const std::string truth = tokenizer.decode(samples[index[k]].ids);
+      v.precision += word_precision(truth, out[k]);
+      spdlog::debug("validation sample {}: expected {:?} got {:?}", index[k], truth, out[k]);
+    }
   }
   if (v.precision_samples) v.precision /= v.precision_samples;
   return v;

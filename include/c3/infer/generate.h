@@ -17,6 +17,7 @@ namespace c3 {
 struct GenerateOptions {
   int64_t max_new_tokens = 4096;
   int64_t no_repeat_ngram_size = 20;  // 0 disables
+  bool use_cache = true;              // false: recompute the whole sequence every step (tests, benchmarks)
 };
 
 // Bans every token that would complete an n-gram already present in the sequence.
@@ -32,12 +33,17 @@ class NoRepeatNgram {
   std::unordered_map<std::string, std::vector<int32_t>> next_;  // (n-1)-gram bytes -> followers
 };
 
-// Reconstructs each text's ids from its latents [N, decoder hidden] (one sequence at a time).
-// Returns the generated ids without the closing <|im_end|>.
-std::vector<int32_t> greedy_generate(C3Model& model, const C3Prompt& prompt, const at::Tensor& latents,
-                                     const GenerateOptions& options);
+// Greedy decoding for a batch: latents [B, N, decoder hidden], one sequence per row, all after
+// the same prompt. Each row stops at its own <|im_end|> (or max_new_tokens); its no-repeat n-grams
+// are its own. Returns each row's generated ids without the closing <|im_end|>.
+std::vector<std::vector<int32_t>> greedy_generate(C3Model& model, const C3Prompt& prompt, const at::Tensor& latents,
+                                                  const GenerateOptions& options);
 
-// Compress + reconstruct texts, decoded as the spec says (strip, drop a trailing <|im_end|>).
+// Generated ids -> text as the spec says: decode without skipping special tokens, strip, drop a
+// trailing <|im_end|>, strip again.
+std::string decode_reconstruction(const Tokenizer& tokenizer, const std::vector<int32_t>& ids);
+
+// Compress + reconstruct texts (as one batch), decoded with decode_reconstruction.
 std::vector<std::string> reconstruct_texts(C3Model& model, const C3Prompt& prompt, const Tokenizer& tokenizer,
                                            const std::vector<const std::vector<int32_t>*>& texts,
                                            const GenerateOptions& options);
