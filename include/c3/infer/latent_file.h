@@ -1,0 +1,44 @@
+// Latent files (`*.c3`): what `c3 compress` writes and `c3 reconstruct` reads. A safetensors file
+// any safetensors library opens: tensor "latents" [spans, N, decoder hidden], and in __metadata__
+// the format and its version, the model fingerprint, N, the source path and sha256, the text token
+// count and the byte range of every span, the prompt template and the c3 version.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "c3/model/c3_model.h"
+
+namespace c3 {
+
+inline constexpr const char* kLatentFormat = "c3-latents";
+inline constexpr int kLatentFormatVersion = 1;
+
+struct LatentFile {
+  at::Tensor latents;  // [spans, N, decoder hidden]
+  std::string model_fingerprint;
+  std::string source_path;
+  std::string source_sha256;
+  std::vector<int64_t> span_tokens;                       // text tokens per span
+  std::vector<std::pair<int64_t, int64_t>> span_bytes;    // [start, end) byte offsets in the source
+  std::string prompt_template;
+  std::string c3_version;
+  int64_t latent_tokens() const { return latents.defined() ? latents.size(1) : 0; }
+};
+
+// Hash of the model's architecture (both configs, N) and its query and projector weights (as
+// fp32): two models that compress differently get different fingerprints.
+std::string model_fingerprint(C3Model& model);
+
+// Writes atomically (complete or not at all); latents are stored in their own dtype.
+void write_latent_file(const std::filesystem::path& path, const LatentFile& file);
+
+// Reads and validates; errors name the file and the problem.
+LatentFile read_latent_file(const std::filesystem::path& path);
+
+}  // namespace c3

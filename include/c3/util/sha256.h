@@ -1,0 +1,29 @@
+// SHA-256 (FIPS 180-4), for content fingerprints (source files, models) in latent files.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace c3 {
+
+class Sha256 {
+ public:
+  Sha256();
+  void update(const void* data, std::size_t size);
+  void update(std::string_view text) { update(text.data(), text.size()); }
+  std::string hex();  // finishes the hash; lowercase hex
+
+ private:
+  void block(const std::uint8_t* chunk);
+  std::array<std::uint32_t, 8> state_;
+  std::array<std::uint8_t, 64> buffer_{};
+  std::size_t buffered_ = 0;
+  std::uint64_t total_ = 0;
+};
+
+std::string sha256_hex(std::string_view data);
+
+}  // namespace c3

@@ -1,0 +1,91 @@
+#include "c3/infer/latent_file.h"
+
+#include <nlohmann/json.hpp>
+
+#include "c3/io/safetensors.h"
+#include "c3/model/qwen2_io.h"
+#include "c3/util/error.h"
+#include "c3/util/sha256.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace c3 {
+namespace {
+
+void hash_tensor(Sha256& h, const at::Tensor& t) {
+  const at::Tensor values = t.detach().to(at::kCPU, at::kFloat).contiguous();
+  h.update(values.data_ptr(), static_cast<size_t>(values.numel()) * sizeof(float));
+}
+
+}  // namespace
+
+std::string model_fingerprint(C3Model& model) {
+  Sha256 h;
+  h.update(model->config().root_config_json().dump());
+  h.update(model->config().encoder.to_json().dump());
+  hash_tensor(h, model->query);
+  hash_tensor(h, model->projector->weight);
+  hash_tensor(h, model->projector->bias);
+  return h.hex();
+}
+
+void write_latent_file(const fs::path& path, const LatentFile& file) {
+  if (!file.latents.defined() || file.latents.dim() != 3)
+    throw Error("latents must be [spans, N, hidden] to write " + path.string());
+  const int64_t spans = file.latents.size(0);
+  if (static_cast<int64_t>(file.span_tokens.size()) != spans || static_cast<int64_t>(file.span_bytes.size()) != spans)
+    throw Error("span metadata does not match the latents' " + std::to_string(spans) + " spans for " + path.string());
+  json bytes = json::array();
+  for (const auto& [start, end] : file.span_bytes) bytes.push_back({start, end});
+  const std::map<std::string, std::string> metadata{
+      {"format", kLatentFormat},
+      {"format_version", std::to_string(kLatentFormatVersion)},
+      {"model_fingerprint", file.model_fingerprint},
+      {"latent_tokens", std::to_string(file.latent_tokens())},
+      {"source_path", file.source_path},
+      {"source_sha256", file.source_sha256},
+      {"span_tokens", json(file.span_tokens).dump()},
+      {"span_bytes", bytes.dump()},
+      {"prompt_template", file.prompt_template},
+      {"c3_version", file.c3_version}};
+  write_tensors(path, {{"latents", file.latents}}, metadata);
+}
+
+LatentFile read_latent_file(const fs::path& path) {
+  io::SafetensorsReader reader(path);
+  const auto& meta = reader.metadata();
+  auto field = [&](const std::string& key) -> const std::string& {
+    auto it = meta.find(key);
+    if (it == meta.end()) fail_file(path.string(), "not a c3 latent file (no '" + key + "' in its metadata)");
+    return it->second;
+  };
+  if (field("format") != kLatentFormat) fail_file(path.string(), "not a c3 latent file (format '" + field("format") + "')");
+  if (field("format_version") != std::to_string(kLatentFormatVersion))
+    fail_file(path.string(), "latent format version " + field("format_version") + " is not supported (this c3 reads " +
+                                 std::to_string(kLatentFormatVersion) + ")");
+  const io::TensorInfo* info = reader.find("latents");
+  if (!info || info->shape.size() != 3) fail_file(path.string(), "no 'latents' tensor of shape [spans, N, hidden]");
+  LatentFile file;
+  file.latents = load_tensor(*info, to_scalar_type(info->dtype, path.string()), at::kCPU, path.string());
+  file.model_fingerprint = field("model_fingerprint");
+  file.source_path = field("source_path");
+  file.source_sha256 = field("source_sha256");
+  file.prompt_template = field("prompt_template");
+  file.c3_version = field("c3_version");
+  try {
+    file.span_tokens = json::parse(field("span_tokens")).get<std::vector<int64_t>>();
+    for (const auto& pair : json::parse(field("span_bytes"))) file.span_bytes.emplace_back(pair.at(0), pair.at(1));
+  } catch (const json::exception& e) {
+    fail_file(path.string(), std::string("bad span metadata (") + e.what() + ")");
+  }
+  if (static_cast<int64_t>(file.span_tokens.size()) != info->shape[0] ||
+      static_cast<int64_t>(file.span_bytes.size()) != info->shape[0])
+    fail_file(path.string(), "span metadata does not match the " + std::to_string(info->shape[0]) + " spans of 'latents'");
+  if (std::to_string(info->shape[1]) != field("latent_tokens"))
+    fail_file(path.string(), "metadata says " + field("latent_tokens") + " latent tokens but 'latents' has " +
+                                 std::to_string(info->shape[1]));
+  return file;
+}
+
+}  // namespace c3
