@@ -34,7 +34,8 @@ void write_latent_file(const fs::path& path, const LatentFile& file) {
   if (!file.latents.defined() || file.latents.dim() != 3)
     throw Error("latents must be [spans, N, hidden] to write " + path.string());
   const int64_t spans = file.latents.size(0);
-  if (static_cast<int64_t>(file.span_tokens.size()) != spans || static_cast<int64_t>(file.span_bytes.size()) != spans)
+  if (static_cast<int64_t>(file.span_tokens.size()) != spans || static_cast<int64_t>(file.span_bytes.size()) != spans ||
+      static_cast<int64_t>(file.span_joiners.size()) != spans)
     throw Error("span metadata does not match the latents' " + std::to_string(spans) + " spans for " + path.string());
   json bytes = json::array();
   for (const auto& [start, end] : file.span_bytes) bytes.push_back({start, end});
@@ -47,6 +48,7 @@ void write_latent_file(const fs::path& path, const LatentFile& file) {
       {"source_sha256", file.source_sha256},
       {"span_tokens", json(file.span_tokens).dump()},
       {"span_bytes", bytes.dump()},
+      {"span_joiners", json(file.span_joiners).dump()},
       {"prompt_template", file.prompt_template},
       {"c3_version", file.c3_version}};
   write_tensors(path, {{"latents", file.latents}}, metadata);
@@ -76,11 +78,13 @@ LatentFile read_latent_file(const fs::path& path) {
   try {
     file.span_tokens = json::parse(field("span_tokens")).get<std::vector<int64_t>>();
     for (const auto& pair : json::parse(field("span_bytes"))) file.span_bytes.emplace_back(pair.at(0), pair.at(1));
+    file.span_joiners = json::parse(field("span_joiners")).get<std::vector<std::string>>();
   } catch (const json::exception& e) {
     fail_file(path.string(), std::string("bad span metadata (") + e.what() + ")");
   }
   if (static_cast<int64_t>(file.span_tokens.size()) != info->shape[0] ||
-      static_cast<int64_t>(file.span_bytes.size()) != info->shape[0])
+      static_cast<int64_t>(file.span_bytes.size()) != info->shape[0] ||
+      static_cast<int64_t>(file.span_joiners.size()) != info->shape[0])
     fail_file(path.string(), "span metadata does not match the " + std::to_string(info->shape[0]) + " spans of 'latents'");
   if (std::to_string(info->shape[1]) != field("latent_tokens"))
     fail_file(path.string(), "metadata says " + field("latent_tokens") + " latent tokens but 'latents' has " +

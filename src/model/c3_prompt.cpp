@@ -28,7 +28,7 @@ void replace_all(std::string& text, const std::string& from, const std::string& 
 
 C3Prompt::C3Prompt(const Tokenizer& tokenizer, int64_t latent_tokens, const std::string& prompt_template,
                    const std::string& instruction)
-    : latent_tokens_(latent_tokens) {
+    : latent_tokens_(latent_tokens), template_(prompt_template), instruction_(instruction) {
   if (latent_tokens <= 0) throw UsageError("latent tokens must be positive, got " + std::to_string(latent_tokens));
   img_ = required_token(tokenizer, "<img>");
   img_end_ = required_token(tokenizer, "</img>");

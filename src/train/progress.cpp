@@ -1,7 +1,6 @@
 #include "c3/train/progress.h"
 
 #include <spdlog/spdlog.h>
-#include <unistd.h>
 
 #include <cstdio>
 #include <sstream>
@@ -14,7 +13,7 @@ namespace fs = std::filesystem;
 namespace c3 {
 
 TrainProgress::TrainProgress(const fs::path& metrics_file, bool status_line, int64_t keep_up_to_step)
-    : path_(metrics_file), status_line_(status_line && isatty(STDERR_FILENO)) {
+    : path_(metrics_file), status_(status_line) {
   std::error_code ec;
   if (fs::exists(metrics_file, ec)) {
     // Drop what the interrupted run logged after its last checkpoint, so the file reads as one run.
@@ -34,24 +33,12 @@ TrainProgress::TrainProgress(const fs::path& metrics_file, bool status_line, int
   if (!metrics_) fail_file(metrics_file.string(), "cannot open for appending");
 }
 
-TrainProgress::~TrainProgress() { clear_status(); }
-
-void TrainProgress::clear_status() {
-  if (status_shown_) std::fputs("\r\033[K", stderr), std::fflush(stderr);
-  status_shown_ = false;
-}
-
-void TrainProgress::status(const std::string& line) {
-  if (!status_line_) return;
-  std::fprintf(stderr, "\r\033[K%s", line.c_str());
-  std::fflush(stderr);
-  status_shown_ = true;
-}
+void TrainProgress::status(const std::string& line) { status_.update(line); }
 
 void TrainProgress::record(const nlohmann::json& metrics, const std::string& log_line) {
   metrics_ << metrics.dump() << "\n";
   metrics_.flush();
-  clear_status();
+  status_.clear();
   if (!log_line.empty()) spdlog::info("{}", log_line);
 }
 

@@ -32,6 +32,7 @@ LatentFile example() {
   f.source_sha256 = sha256_hex("hello");
   f.span_tokens = {700, 312};
   f.span_bytes = {{0, 3000}, {3000, 4410}};
+  f.span_joiners = {"\n\n", ""};
   f.prompt_template = "T {latents} {instruction}";
   f.c3_version = "0.test";
   return f;
@@ -47,6 +48,7 @@ TEST(LatentFile, RoundTripsAndIsPlainSafetensors) {
   EXPECT_EQ(g.model_fingerprint, "abc123");
   EXPECT_EQ(g.span_tokens, f.span_tokens);
   EXPECT_EQ(g.span_bytes, f.span_bytes);
+  EXPECT_EQ(g.span_joiners, f.span_joiners);
   EXPECT_EQ(g.source_sha256, f.source_sha256);
   EXPECT_EQ(g.prompt_template, f.prompt_template);
   EXPECT_EQ(g.latent_tokens(), 4);

@@ -26,6 +26,10 @@ struct LatentFile {
   std::string source_sha256;
   std::vector<int64_t> span_tokens;                       // text tokens per span
   std::vector<std::pair<int64_t, int64_t>> span_bytes;    // [start, end) byte offsets in the source
+  // Whitespace that follows each span's text in the source (for the last span: the text's
+  // trailing whitespace): reconstruction strips each span's output, so this restores the
+  // boundaries when the spans are joined.
+  std::vector<std::string> span_joiners;
   std::string prompt_template;
   std::string c3_version;
   int64_t latent_tokens() const { return latents.defined() ? latents.size(1) : 0; }

@@ -27,6 +27,8 @@ class C3Prompt {
            const std::string& instruction = kDefaultInstruction);
 
   int64_t latent_tokens() const { return latent_tokens_; }
+  const std::string& prompt_template() const { return template_; }
+  const std::string& instruction() const { return instruction_; }
   std::vector<int32_t> encoder_ids(const std::vector<int32_t>& text) const;  // TEXT <img> pad*N </img>
   const std::vector<int32_t>& decoder_prompt() const { return decoder_prompt_; }
   int64_t encoder_extra_tokens() const { return latent_tokens_ + 2; }
@@ -36,6 +38,7 @@ class C3Prompt {
 
  private:
   int64_t latent_tokens_;
+  std::string template_, instruction_;
   int32_t img_, img_end_, imgpad_, im_end_;
   std::vector<int32_t> decoder_prompt_;
 };

@@ -8,23 +8,22 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "c3/util/status_line.h"
+
 namespace c3 {
 
 class TrainProgress {
  public:
   // keep_up_to_step: on resume, records of later steps (from the interrupted run) are dropped.
   TrainProgress(const std::filesystem::path& metrics_file, bool status_line, int64_t keep_up_to_step);
-  ~TrainProgress();
 
   void status(const std::string& line);          // terminal only
   void record(const nlohmann::json& metrics, const std::string& log_line);  // jsonl + spdlog
 
  private:
-  void clear_status();
   std::ofstream metrics_;
   std::filesystem::path path_;
-  bool status_line_;
-  bool status_shown_ = false;
+  StatusLine status_;
 };
 
 std::string format_duration(double seconds);  // "1:02:03" / "2:03"

@@ -1,0 +1,60 @@
+// What `c3 compress` and `c3 reconstruct` share: turning INPUT arguments (files, folders, "-")
+// into a deterministic list of jobs with mirrored output paths, sharding that list across
+// processes, and the per-run summary.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace c3 {
+
+struct FileJob {
+  std::filesystem::path source;  // empty for stdin
+  std::filesystem::path output;  // empty for stdout
+  std::string name;              // the source as the user knows it (for messages)
+  bool from_stdin() const { return source.empty(); }
+  bool to_stdout() const { return output.empty(); }
+};
+
+struct ListOptions {
+  std::vector<std::string> include;  // globs on the file name (or the path below the folder when they hold '/')
+  std::vector<std::string> exclude;
+  std::filesystem::path output;      // a folder (or, for a single input, a file); empty: stdout
+  std::string add_suffix;            // compress: ".c3"
+  std::string remove_suffix;         // reconstruct: ".c3"
+};
+
+// Files are taken as given; folders are walked recursively (sorted) and filtered by the globs;
+// "-" is stdin. A file `a/b.txt` under an input folder maps to OUTPUT/a/b.txt + add_suffix.
+// With a single file (or stdin) input and an output that is not an existing folder, OUTPUT is the
+// output file itself. Errors (missing input, several inputs to stdout) name the problem.
+std::vector<FileJob> list_file_jobs(const std::vector<std::string>& inputs, const ListOptions& options);
+
+// Which slice of the job list this process takes: --shard I/N, else RANK/WORLD_SIZE (torchrun),
+// else SLURM_PROCID/SLURM_NTASKS, else 0/1.
+struct Shard {
+  int64_t index = 0, count = 1;
+  static Shard parse(const std::string& text);  // "I/N"; empty: from the environment
+};
+// Job j belongs to shard j mod N: N processes split a list with no coordination.
+std::vector<FileJob> take_shard(const std::vector<FileJob>& jobs, const Shard& shard);
+
+// Consecutive batches [begin, end) over items already sorted by length: each batch holds at most
+// `max_rows` items and its padded size (rows x longest) stays within `budget` (a single item
+// larger than the budget gets a batch of its own).
+std::vector<std::pair<size_t, size_t>> length_batches(const std::vector<int64_t>& sorted_lengths, int64_t budget,
+                                                      int64_t max_rows);
+
+struct JobSummary {
+  int64_t files = 0, written = 0, skipped = 0;
+  std::vector<std::pair<std::string, std::string>> failed;  // (file, error)
+  int64_t spans = 0, text_tokens = 0, latent_tokens = 0, generated_tokens = 0;
+  double seconds = 0;
+  nlohmann::json to_json() const;
+};
+
+}  // namespace c3

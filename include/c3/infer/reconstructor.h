@@ -1,0 +1,27 @@
+// Batch reconstruction of latent files into text (what `c3 reconstruct` runs): spans of many
+// files decoded together in batches, each sequence stopping on its own; a file's spans are joined
+// in order. Like compression, batches depend only on the job list, so resumed runs write exactly
+// what an uninterrupted run would.
+#pragma once
+
+#include "c3/infer/file_jobs.h"
+#include "c3/infer/generate.h"
+#include "c3/model/c3_model.h"
+#include "c3/model/c3_prompt.h"
+#include "c3/tokenizer/tokenizer.h"
+
+namespace c3 {
+
+struct ReconstructOptions {
+  GenerateOptions generate;
+  int64_t batch_size = 16;  // sequences decoded together
+  bool skip_existing = true;
+  bool fail_fast = false;
+  bool progress = true;
+  int64_t window_files = 64;
+};
+
+JobSummary reconstruct_files(C3Model& model, const Tokenizer& tokenizer, const C3Prompt& prompt,
+                             const std::vector<FileJob>& jobs, const ReconstructOptions& options);
+
+}  // namespace c3

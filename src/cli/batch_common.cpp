@@ -1,0 +1,62 @@
+#include "batch_common.h"
+
+#include <spdlog/spdlog.h>
+
+#include "c3/model/c3_io.h"
+#include "c3/model/qwen2.h"
+#include "c3/util/atomic_file.h"
+#include "c3/util/error.h"
+
+namespace c3::cli {
+
+void add_batch_options(CLI::App& app, Options& o, const std::string& section) {
+  o.add(app, "-m,--model", section + ".model", "", "C3 checkpoint folder (required)");
+  o.add(app, "-o,--output", section + ".output", "", "Output folder (mirrors the inputs), or file for one input; default stdout");
+  o.add(app, "--skip-existing", section + ".skip_existing", true, "Leave outputs that already exist (finishes an interrupted run)");
+  o.add(app, "--fail-fast", section + ".fail_fast", false, "Stop at the first file that fails (else report it and go on)");
+  o.add(app, "--shard", section + ".shard", "", "Process slice I of N (I/N); default RANK/WORLD_SIZE or SLURM_PROCID/SLURM_NTASKS");
+  o.add(app, "--summary", section + ".summary", "", "Write a JSON summary of the run to this file");
+  o.add(app, "--dtype", section + ".dtype", "auto", "Model dtype (auto: bfloat16 on CUDA, float32 on CPU)",
+        {"auto", "float32", "bfloat16"});
+  o.config().declare(section + ".progress", true, "Show a progress line on a terminal");
+}
+
+C3Model load_model_for(const Config& config, const std::string& section, const Runtime& runtime) {
+  if (config.get<std::string>(section + ".model").empty()) throw UsageError("--model (a C3 checkpoint folder) is required");
+  const std::string dtype = config.get<std::string>(section + ".dtype");
+  C3LoadOptions options;
+  options.device = runtime.device;
+  options.dtype = dtype == "auto" ? (runtime.device.is_cuda() ? at::kBFloat16 : at::kFloat) : scalar_type_from_name(dtype);
+  C3Model model = load_c3(config.get<std::string>(section + ".model"), options);
+  model->eval();
+  return model;
+}
+
+std::vector<FileJob> shard_jobs(const Config& config, const std::string& section, const std::vector<std::string>& inputs,
+                                ListOptions list) {
+  list.output = config.get<std::string>(section + ".output");
+  const auto all = list_file_jobs(inputs, list);
+  const Shard shard = Shard::parse(config.get<std::string>(section + ".shard"));
+  auto jobs = take_shard(all, shard);
+  if (shard.count > 1) spdlog::info("shard {}/{}: {} of {} files", shard.index, shard.count, jobs.size(), all.size());
+  return jobs;
+}
+
+int finish(const Config& config, const std::string& section, const JobSummary& summary, const std::string& verb) {
+  const std::string path = config.get<std::string>(section + ".summary");
+  if (!path.empty()) write_file_atomically(path, summary.to_json().dump(2) + "\n");
+  spdlog::info("{} {} files ({} skipped as done, {} failed) in {:.1f} s: {} spans, {} text tokens{}", verb,
+               summary.written, summary.skipped, summary.failed.size(), summary.seconds, summary.spans,
+               summary.text_tokens,
+               summary.latent_tokens > 0
+                   ? fmt::format(", {:.1f}x compression", static_cast<double>(summary.text_tokens) / summary.latent_tokens)
+                   : std::string());
+  if (summary.failed.empty()) return 0;
+  std::string names;
+  for (size_t i = 0; i < summary.failed.size() && i < 5; ++i) names += (i ? ", " : "") + summary.failed[i].first;
+  spdlog::error("{} of {} files failed: {}{}", summary.failed.size(), summary.files, names,
+                summary.failed.size() > 5 ? ", ..." : "");
+  return 1;
+}
+
+}  // namespace c3::cli

@@ -1,0 +1,200 @@
+#include "c3/infer/compressor.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <map>
+
+#include "c3/tokenizer/unicode.h"
+#include "c3/util/atomic_file.h"
+#include "c3/util/error.h"
+#include "c3/util/sha256.h"
+#include "c3/util/status_line.h"
+#include "c3/version.h"
+
+namespace fs = std::filesystem;
+
+namespace c3 {
+namespace {
+
+bool is_space(char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r' || c == '\f' || c == '\v'; }
+
+std::string read_input(const FileJob& job) {
+  if (job.from_stdin()) return std::string(std::istreambuf_iterator<char>(std::cin), {});
+  return read_text_file(job.source);
+}
+
+// One document of the current window.
+struct Doc {
+  const FileJob* job;
+  std::string text;
+  std::vector<Span> spans;
+  at::Tensor latents;  // [spans, N, H], filled batch by batch
+  int64_t pending = 0;
+  bool existing = false;  // output already there: computed only as part of a shared batch
+};
+
+void write_output(const Doc& doc, const std::string& fingerprint, const std::string& prompt_template,
+                  at::ScalarType dtype) {
+  LatentFile file;
+  file.latents = doc.latents.to(dtype);
+  file.model_fingerprint = fingerprint;
+  file.source_path = doc.job->name;
+  file.source_sha256 = sha256_hex(doc.text);
+  file.prompt_template = prompt_template;
+  file.c3_version = C3_VERSION;
+  for (const auto& s : doc.spans) {
+    file.span_tokens.push_back(static_cast<int64_t>(s.ids.size()));
+    file.span_bytes.emplace_back(s.begin, s.end);
+    file.span_joiners.push_back(s.joiner);
+  }
+  if (!doc.job->to_stdout()) {
+    std::error_code ec;
+    if (doc.job->output.has_parent_path()) fs::create_directories(doc.job->output.parent_path(), ec);
+    write_latent_file(doc.job->output, file);
+    return;
+  }
+  // stdout: through a temporary file, then copied out whole.
+  const fs::path temp = fs::temp_directory_path() / ("c3-stdout-" + std::to_string(::getpid()) + ".c3");
+  write_latent_file(temp, file);
+  const std::string bytes = read_text_file(temp);
+  fs::remove(temp);
+  std::fwrite(bytes.data(), 1, bytes.size(), stdout);
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+std::vector<Span> cut_spans(const std::string& text, const Tokenizer& tokenizer, int64_t max_tokens) {
+  const std::vector<int32_t> ids = tokenizer.encode(text);
+  std::vector<Span> spans;
+  size_t a = 0;
+  int64_t offset = 0;
+  while (a < ids.size()) {
+    size_t b = std::min(ids.size(), a + static_cast<size_t>(max_tokens));
+    std::string piece = tokenizer.decode(std::vector<int32_t>(ids.begin() + a, ids.begin() + b));
+    // A cut inside a multi-byte character decodes to U+FFFD: move it back a token or two.
+    for (int tries = 0; b < ids.size() && b > a + 1 && text.compare(offset, piece.size(), piece) != 0 && tries < 8; ++tries) {
+      --b;
+      piece = tokenizer.decode(std::vector<int32_t>(ids.begin() + a, ids.begin() + b));
+    }
+    Span span;
+    span.ids.assign(ids.begin() + a, ids.begin() + b);
+    span.begin = offset;
+    span.end = std::min<int64_t>(static_cast<int64_t>(text.size()), offset + static_cast<int64_t>(piece.size()));
+    spans.push_back(std::move(span));
+    offset = spans.back().end;
+    a = b;
+  }
+  // Joiners: the whitespace around each cut and at the end, which reconstruction (it strips)
+  // cannot restore.
+  for (size_t i = 0; i < spans.size(); ++i) {
+    int64_t ws_begin = spans[i].end, ws_end = spans[i].end;
+    while (ws_begin > spans[i].begin && is_space(text[ws_begin - 1])) --ws_begin;
+    if (i + 1 < spans.size())
+      while (ws_end < spans[i + 1].end && is_space(text[ws_end])) ++ws_end;
+    spans[i].joiner = text.substr(ws_begin, ws_end - ws_begin);
+  }
+  return spans;
+}
+
+JobSummary compress_files(C3Model& model, const Tokenizer& tokenizer, const C3Prompt& prompt,
+                          const std::vector<FileJob>& jobs, const CompressOptions& options) {
+  torch::NoGradGuard no_grad;
+  const auto start = std::chrono::steady_clock::now();
+  const auto device = model->query.device();
+  const int64_t n = prompt.latent_tokens();
+  const int64_t span_limit = options.max_span_tokens > 0
+                                 ? options.max_span_tokens
+                                 : options.max_length - std::max(prompt.encoder_extra_tokens(), prompt.decoder_extra_tokens());
+  if (span_limit <= 0) throw UsageError("the window leaves no room for text (raise --max-span-tokens)");
+  const std::string fingerprint = model_fingerprint(model);
+  StatusLine status(options.progress);
+  JobSummary summary;
+  summary.files = static_cast<int64_t>(jobs.size());
+  int64_t processed = 0;
+
+  for (size_t w = 0; w < jobs.size(); w += static_cast<size_t>(options.window_files)) {
+    std::vector<Doc> docs;
+    for (size_t j = w; j < std::min(jobs.size(), w + static_cast<size_t>(options.window_files)); ++j) {
+      Doc doc{&jobs[j], {}, {}, {}, 0, false};
+      std::error_code ec;
+      doc.existing = options.skip_existing && !jobs[j].to_stdout() && fs::exists(jobs[j].output, ec);
+      try {
+        doc.text = read_input(jobs[j]);
+        if (!unicode::is_valid_utf8(doc.text)) throw Error("not valid UTF-8 text");
+        if (std::all_of(doc.text.begin(), doc.text.end(), is_space)) throw Error("empty (no text to compress)");
+        doc.spans = cut_spans(doc.text, tokenizer, span_limit);
+      } catch (const Error& e) {
+        status.clear();
+        spdlog::error("{}: {}", jobs[j].name, e.what());
+        summary.failed.emplace_back(jobs[j].name, e.what());
+        if (options.fail_fast) throw Error(jobs[j].name + ": " + e.what() + " (stopping: --fail-fast)");
+        continue;
+      }
+      doc.pending = static_cast<int64_t>(doc.spans.size());
+      docs.push_back(std::move(doc));
+    }
+    // Spans of the window, shortest first, then in list order: batches are a function of the list.
+    std::vector<std::pair<size_t, size_t>> order;  // (doc, span)
+    for (size_t d = 0; d < docs.size(); ++d)
+      for (size_t s = 0; s < docs[d].spans.size(); ++s) order.emplace_back(d, s);
+    std::stable_sort(order.begin(), order.end(), [&](const auto& x, const auto& y) {
+      return docs[x.first].spans[x.second].ids.size() < docs[y.first].spans[y.second].ids.size();
+    });
+    std::vector<int64_t> lengths;
+    for (const auto& [d, sp] : order) lengths.push_back(static_cast<int64_t>(docs[d].spans[sp].ids.size()) + n + 2);
+    for (const auto& [i, j] : length_batches(lengths, options.batch_tokens, std::numeric_limits<int64_t>::max())) {
+      bool needed = false;
+      for (size_t k = i; k < j; ++k) needed = needed || !docs[order[k].first].existing;
+      if (needed) {
+        std::vector<const std::vector<int32_t>*> texts;
+        for (size_t k = i; k < j; ++k) texts.push_back(&docs[order[k].first].spans[order[k].second].ids);
+        const C3Batch batch = make_c3_batch(prompt, texts, /*with_answers=*/false).to(device);
+        const at::Tensor latents = model->compress(batch.encoder_ids, batch.encoder_mask, batch.encoder_slots).to(at::kCPU);
+        for (size_t k = i; k < j; ++k) {
+          Doc& doc = docs[order[k].first];
+          if (!doc.latents.defined())
+            doc.latents = at::empty({static_cast<int64_t>(doc.spans.size()), n, latents.size(2)}, latents.options());
+          doc.latents[order[k].second].copy_(latents[k - i]);
+        }
+      }
+      for (size_t k = i; k < j; ++k) {
+        Doc& doc = docs[order[k].first];
+        if (--doc.pending > 0) continue;
+        ++processed;
+        if (doc.existing) {
+          ++summary.skipped;
+          continue;
+        }
+        try {
+          write_output(doc, fingerprint, prompt.prompt_template(), options.dtype);
+        } catch (const Error& e) {
+          status.clear();
+          spdlog::error("{}: {}", doc.job->name, e.what());
+          summary.failed.emplace_back(doc.job->name, e.what());
+          if (options.fail_fast) throw;
+          continue;
+        }
+        ++summary.written;
+        summary.spans += static_cast<int64_t>(doc.spans.size());
+        summary.latent_tokens += static_cast<int64_t>(doc.spans.size()) * n;
+        for (const auto& s : doc.spans) summary.text_tokens += static_cast<int64_t>(s.ids.size());
+      }
+      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      const double rate = processed / std::max(1e-9, seconds);
+      status.update(fmt::format("compress {}/{} files | {:.1f} docs/s | {:.0f} tokens/s | ETA {:.0f} s", processed,
+                                summary.files, rate, summary.text_tokens / std::max(1e-9, seconds),
+                                (summary.files - processed) / std::max(1e-9, rate)));
+    }
+  }
+  status.clear();
+  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return summary;
+}
+
+}  // namespace c3

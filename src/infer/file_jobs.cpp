@@ -1,0 +1,133 @@
+#include "c3/infer/file_jobs.h"
+
+#include <fnmatch.h>
+
+#include <algorithm>
+#include <cstdlib>
+
+#include "c3/util/error.h"
+
+namespace fs = std::filesystem;
+
+namespace c3 {
+namespace {
+
+bool matches(const std::string& pattern, const fs::path& relative) {
+  const bool by_path = pattern.find('/') != std::string::npos;
+  const std::string subject = by_path ? relative.generic_string() : relative.filename().string();
+  return fnmatch(pattern.c_str(), subject.c_str(), by_path ? FNM_PATHNAME : 0) == 0;
+}
+
+fs::path with_suffix(fs::path path, const ListOptions& o) {
+  std::string name = path.filename().string();
+  if (!o.remove_suffix.empty() && name.size() > o.remove_suffix.size() &&
+      name.compare(name.size() - o.remove_suffix.size(), o.remove_suffix.size(), o.remove_suffix) == 0)
+    name.resize(name.size() - o.remove_suffix.size());
+  return path.replace_filename(name + o.add_suffix);
+}
+
+}  // namespace
+
+std::vector<FileJob> list_file_jobs(const std::vector<std::string>& inputs, const ListOptions& o) {
+  if (inputs.empty()) throw UsageError("no inputs given");
+  std::error_code ec;
+  const bool output_is_dir = !o.output.empty() && fs::is_directory(o.output, ec);
+  const bool single = inputs.size() == 1 && (inputs[0] == "-" || !fs::is_directory(inputs[0], ec));
+  std::vector<FileJob> jobs;
+  for (const std::string& input : inputs) {
+    if (input == "-") {
+      if (!single) throw UsageError("'-' (stdin) must be the only input");
+      jobs.push_back({{}, output_is_dir ? o.output / ("stdin" + o.add_suffix) : o.output, "<stdin>"});
+      continue;
+    }
+    const fs::path path(input);
+    if (!fs::exists(path, ec)) fail_file(input, "no such file or folder");
+    if (!fs::is_directory(path, ec)) {
+      fs::path out;
+      if (single && !output_is_dir) out = o.output;  // may be empty: stdout
+      else if (o.output.empty()) throw UsageError("several inputs need -o OUTDIR");
+      else out = o.output / with_suffix(path.filename(), o);
+      jobs.push_back({path, out, input});
+      continue;
+    }
+    if (o.output.empty()) throw UsageError(input + ": a folder input needs -o OUTDIR");
+    std::vector<fs::path> found;
+    for (auto it = fs::recursive_directory_iterator(path, ec); !ec && it != fs::recursive_directory_iterator();
+         it.increment(ec)) {
+      if (!it->is_regular_file()) continue;
+      const fs::path relative = it->path().lexically_relative(path);
+      bool keep = o.include.empty();
+      for (const auto& g : o.include) keep = keep || matches(g, relative);
+      for (const auto& g : o.exclude) keep = keep && !matches(g, relative);
+      if (keep) found.push_back(relative);
+    }
+    if (ec) fail_file(input, "cannot list the folder: " + ec.message());
+    std::sort(found.begin(), found.end());
+    for (const auto& relative : found)
+      jobs.push_back({path / relative, o.output / with_suffix(relative, o), (path / relative).string()});
+  }
+  return jobs;
+}
+
+Shard Shard::parse(const std::string& text) {
+  Shard s;
+  if (text.empty()) {
+    auto env = [](const char* name) -> const char* { return std::getenv(name); };
+    const char* rank = env("RANK") ? env("RANK") : env("SLURM_PROCID");
+    const char* world = env("WORLD_SIZE") ? env("WORLD_SIZE") : env("SLURM_NTASKS");
+    if (!rank || !world) return s;
+    return parse(std::string(rank) + "/" + world);
+  }
+  const auto slash = text.find('/');
+  try {
+    size_t used = 0;
+    if (slash == std::string::npos) throw std::invalid_argument("no slash");
+    s.index = std::stoll(text.substr(0, slash), &used);
+    if (used != slash) throw std::invalid_argument("index");
+    s.count = std::stoll(text.substr(slash + 1), &used);
+    if (used != text.size() - slash - 1) throw std::invalid_argument("count");
+  } catch (const std::exception&) {
+    throw UsageError("--shard '" + text + "': expected I/N, e.g. 0/4");
+  }
+  if (s.count <= 0 || s.index < 0 || s.index >= s.count)
+    throw UsageError("--shard '" + text + "': need 0 <= I < N");
+  return s;
+}
+
+std::vector<FileJob> take_shard(const std::vector<FileJob>& jobs, const Shard& shard) {
+  std::vector<FileJob> out;
+  for (size_t j = 0; j < jobs.size(); ++j)
+    if (static_cast<int64_t>(j) % shard.count == shard.index) out.push_back(jobs[j]);
+  return out;
+}
+
+std::vector<std::pair<size_t, size_t>> length_batches(const std::vector<int64_t>& sorted_lengths, int64_t budget,
+                                                      int64_t max_rows) {
+  std::vector<std::pair<size_t, size_t>> out;
+  size_t i = 0;
+  while (i < sorted_lengths.size()) {
+    size_t j = i;
+    int64_t longest = 0;
+    while (j < sorted_lengths.size() && static_cast<int64_t>(j - i) < max_rows) {
+      const int64_t grown = std::max(longest, sorted_lengths[j]);
+      if (j > i && grown * static_cast<int64_t>(j - i + 1) > budget) break;
+      longest = grown, ++j;
+    }
+    out.emplace_back(i, j);
+    i = j;
+  }
+  return out;
+}
+
+nlohmann::json JobSummary::to_json() const {
+  nlohmann::json failures = nlohmann::json::array();
+  for (const auto& [file, error] : failed) failures.push_back({{"file", file}, {"error", error}});
+  nlohmann::json j = {{"files", files},     {"written", written},         {"skipped", skipped},
+                      {"failed", failures}, {"spans", spans},             {"text_tokens", text_tokens},
+                      {"latent_tokens", latent_tokens}, {"generated_tokens", generated_tokens},
+                      {"seconds", seconds}};
+  if (latent_tokens > 0) j["compression_ratio"] = static_cast<double>(text_tokens) / static_cast<double>(latent_tokens);
+  return j;
+}
+
+}  // namespace c3

@@ -1,0 +1,143 @@
+#include "c3/infer/reconstructor.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <limits>
+
+#include "c3/infer/latent_file.h"
+#include "c3/util/atomic_file.h"
+#include "c3/util/error.h"
+#include "c3/util/status_line.h"
+
+namespace fs = std::filesystem;
+
+namespace c3 {
+namespace {
+
+struct Doc {
+  const FileJob* job;
+  LatentFile file;
+  std::vector<std::string> texts;  // per span
+  int64_t pending = 0;
+  bool existing = false;
+};
+
+LatentFile read_checked(const FileJob& job, const std::string& fingerprint, C3Model& model) {
+  if (job.from_stdin()) throw UsageError("reconstruct reads latent files, not stdin");
+  LatentFile file = read_latent_file(job.source);
+  const int64_t n = model->config().latent_tokens, hidden = model->config().decoder.hidden_size;
+  if (file.model_fingerprint != fingerprint || file.latents.size(1) != n || file.latents.size(2) != hidden)
+    throw Error("made by another model (fingerprint " + file.model_fingerprint.substr(0, 12) + ", " +
+                std::to_string(file.latents.size(1)) + " x " + std::to_string(file.latents.size(2)) +
+                " latents, c3 " + file.c3_version + ", from " + file.source_path + "), not by this one (" +
+                fingerprint.substr(0, 12) + ", " + std::to_string(n) + " x " + std::to_string(hidden) + ")");
+  return file;
+}
+
+std::string joined_text(const Doc& doc) {
+  std::string out;
+  for (size_t s = 0; s < doc.texts.size(); ++s) out += doc.texts[s] + doc.file.span_joiners[s];
+  return out;
+}
+
+}  // namespace
+
+JobSummary reconstruct_files(C3Model& model, const Tokenizer& tokenizer, const C3Prompt& prompt,
+                             const std::vector<FileJob>& jobs, const ReconstructOptions& options) {
+  torch::NoGradGuard no_grad;
+  const auto start = std::chrono::steady_clock::now();
+  const auto device = model->query.device();
+  const std::string fingerprint = model_fingerprint(model);
+  StatusLine status(options.progress);
+  JobSummary summary;
+  summary.files = static_cast<int64_t>(jobs.size());
+  int64_t processed = 0;
+  auto fail = [&](const std::string& name, const std::string& error) {
+    status.clear();
+    spdlog::error("{}: {}", name, error);
+    summary.failed.emplace_back(name, error);
+    if (options.fail_fast) throw Error(name + ": " + error + " (stopping: --fail-fast)");
+  };
+
+  for (size_t w = 0; w < jobs.size(); w += static_cast<size_t>(options.window_files)) {
+    std::vector<Doc> docs;
+    for (size_t j = w; j < std::min(jobs.size(), w + static_cast<size_t>(options.window_files)); ++j) {
+      Doc doc{&jobs[j], {}, {}, 0, false};
+      std::error_code ec;
+      doc.existing = options.skip_existing && !jobs[j].to_stdout() && fs::exists(jobs[j].output, ec);
+      try {
+        doc.file = read_checked(jobs[j], fingerprint, model);
+      } catch (const UsageError&) {
+        throw;
+      } catch (const Error& e) {
+        fail(jobs[j].name, e.what());
+        continue;
+      }
+      doc.pending = doc.file.latents.size(0);
+      doc.texts.resize(doc.pending);
+      docs.push_back(std::move(doc));
+    }
+    std::vector<std::pair<size_t, int64_t>> order;  // (doc, span), by expected length
+    for (size_t d = 0; d < docs.size(); ++d)
+      for (int64_t s = 0; s < docs[d].pending; ++s) order.emplace_back(d, s);
+    std::stable_sort(order.begin(), order.end(), [&](const auto& x, const auto& y) {
+      return docs[x.first].file.span_tokens[x.second] < docs[y.first].file.span_tokens[y.second];
+    });
+    std::vector<int64_t> lengths(order.size(), 1);
+    for (const auto& [i, j] : length_batches(lengths, std::numeric_limits<int64_t>::max(), options.batch_size)) {
+      bool needed = false;
+      for (size_t k = i; k < j; ++k) needed = needed || !docs[order[k].first].existing;
+      if (needed) {
+        std::vector<at::Tensor> rows;
+        for (size_t k = i; k < j; ++k) rows.push_back(docs[order[k].first].file.latents[order[k].second]);
+        const at::Tensor latents = at::stack(rows).to(device, model->decoder->model->norm->weight.scalar_type());
+        const auto generated = greedy_generate(model, prompt, latents, options.generate);
+        for (size_t k = i; k < j; ++k) {
+          docs[order[k].first].texts[order[k].second] = decode_reconstruction(tokenizer, generated[k - i]);
+          summary.generated_tokens += static_cast<int64_t>(generated[k - i].size());
+        }
+      }
+      for (size_t k = i; k < j; ++k) {
+        Doc& doc = docs[order[k].first];
+        if (--doc.pending > 0) continue;
+        ++processed;
+        if (doc.existing) {
+          ++summary.skipped;
+          continue;
+        }
+        const std::string text = joined_text(doc);
+        try {
+          if (doc.job->to_stdout()) {
+            std::fwrite(text.data(), 1, text.size(), stdout);
+            if (text.empty() || text.back() != '\n') std::fputc('\n', stdout);
+            std::fflush(stdout);
+          } else {
+            std::error_code ec;
+            if (doc.job->output.has_parent_path()) fs::create_directories(doc.job->output.parent_path(), ec);
+            write_file_atomically(doc.job->output, text);
+          }
+        } catch (const Error& e) {
+          fail(doc.job->name, e.what());
+          continue;
+        }
+        ++summary.written;
+        summary.spans += doc.file.latents.size(0);
+        summary.latent_tokens += doc.file.latents.size(0) * doc.file.latents.size(1);
+        for (int64_t t : doc.file.span_tokens) summary.text_tokens += t;
+      }
+      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      const double rate = processed / std::max(1e-9, seconds);
+      status.update(fmt::format("reconstruct {}/{} files | {:.2f} docs/s | {:.0f} tokens/s | ETA {:.0f} s", processed,
+                                summary.files, rate, summary.generated_tokens / std::max(1e-9, seconds),
+                                (summary.files - processed) / std::max(1e-9, rate)));
+    }
+  }
+  status.clear();
+  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return summary;
+}
+
+}  // namespace c3
