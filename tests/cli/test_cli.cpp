@@ -12,7 +12,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "c3/io/safetensors.h"
 #include "c3/model/qwen2_config.h"
+#include "c3/tokenizer/tokenizer.h"
 #include "test_support.h"
 
 namespace c3 {
@@ -361,6 +363,160 @@ TEST(CliTrain, BadInputIsOneLineAndLeavesNoOutput) {
     EXPECT_EQ(lines(r.err.substr(r.err.find("[error]"))), 1) << "the error is one line, and the last";
     EXPECT_FALSE(fs::exists(f.dir / "out")) << c.args;
   }
+}
+
+// A tiny C3 trained (inside the test, a few seconds) to reconstruct `texts`, so round trips can be
+// checked byte for byte.
+struct TrainedModel {
+  test::TempDir dir;
+  std::vector<std::string> texts = test::random_texts(12, 8, 21);
+  TrainedModel() {
+    test::write_jsonl(dir / "train.jsonl", texts);
+    test::train_test_tokenizer(test::random_texts(300, 10, 22), dir / "tok", 600);
+    const auto r = c3("--threads 1 train --encoder preset:tiny --decoder preset:tiny --tokenizer tok --data train.jsonl "
+                      "--validation train.jsonl -o run --latent-tokens 8 --batch-size 12 --grad-accum 1 --steps 150 "
+                      "--lr 3e-3 --set optim.warmup_steps=10 --set train.eval_every=150 --set train.eval_at_start=false "
+                      "--set train.eval_precision_samples=12",
+                      dir);
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_THAT(r.err, HasSubstr("reconstruction precision 100.0%")) << "the fixture model must have learned its texts";
+  }
+  std::string model() const { return (dir / "run" / "checkpoint-150").string(); }
+};
+
+const TrainedModel& trained_model() {
+  static const TrainedModel model;  // shared by the tests below (one binary, one training)
+  return model;
+}
+
+std::vector<std::string> files_under(const fs::path& root) {
+  std::vector<std::string> out;
+  for (const auto& e : fs::recursive_directory_iterator(root))
+    if (e.is_regular_file()) out.push_back(e.path().lexically_relative(root).string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+TEST(CliCompress, FolderRoundTripIsExactAndBadFilesAreReported) {
+  const auto& m = trained_model();
+  test::TempDir dir;
+  fs::create_directories(dir / "docs" / "sub");
+  for (size_t i = 0; i < m.texts.size(); ++i)
+    test::write_bytes(dir / "docs" / (i % 3 ? "" : "sub") / ("d" + std::to_string(i) + ".txt"), m.texts[i] + "\n");
+  test::write_bytes(dir / "docs" / "broken.txt", "\xff\xfe not utf-8");
+  test::write_bytes(dir / "docs" / "blank.md", " \n\n");
+  test::write_bytes(dir / "docs" / "data.json", "{}");  // not included by default
+  auto r = c3("--threads 1 compress -m '" + m.model() + "' docs -o lat --summary sum.json", dir);
+  EXPECT_EQ(r.code, 1) << "two files failed";
+  EXPECT_THAT(r.err, HasSubstr("docs/broken.txt: not valid UTF-8"));
+  EXPECT_THAT(r.err, HasSubstr("docs/blank.md: empty"));
+  const auto summary = json::parse(test::read_bytes(dir / "sum.json"));
+  EXPECT_EQ(summary["written"], 12);
+  EXPECT_EQ(summary["failed"].size(), 2u);
+  EXPECT_GT(summary["compression_ratio"].get<double>(), 3.0);
+  std::vector<std::string> expected;
+  for (size_t i = 0; i < m.texts.size(); ++i) expected.push_back((i % 3 ? "" : "sub/") + ("d" + std::to_string(i)) + ".txt.c3");
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(files_under(dir / "lat"), expected) << "the tree is mirrored, nothing else is written";
+  r = c3("--threads 1 reconstruct -m '" + m.model() + "' lat -o rec", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (size_t i = 0; i < m.texts.size(); ++i) {
+    const std::string rel = (i % 3 ? "" : "sub/") + ("d" + std::to_string(i)) + ".txt";
+    EXPECT_EQ(test::read_bytes(dir / "rec" / rel), m.texts[i] + "\n") << rel;
+  }
+  // A second run has nothing left to do.
+  r = c3("--threads 1 reconstruct -m '" + m.model() + "' lat -o rec --summary again.json", dir);
+  EXPECT_EQ(json::parse(test::read_bytes(dir / "again.json"))["skipped"], 12);
+}
+
+TEST(CliCompress, StdinToStdoutAndQuestions) {
+  const auto& m = trained_model();
+  test::TempDir dir;
+  test::write_bytes(dir / "in.txt", m.texts[3]);
+  auto r = c3("--threads 1 compress -m '" + m.model() + "' - -o one.c3 < in.txt", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = c3("--threads 1 reconstruct -m '" + m.model() + "' one.c3", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, m.texts[3] + "\n");
+  r = c3("--threads 1 reconstruct -m '" + m.model() + "' one.c3 --prompt 'What is the first word? '", dir);
+  EXPECT_EQ(r.code, 0) << r.err;
+}
+
+TEST(CliCompress, LongDocumentsComeBackInOrder) {
+  const auto& m = trained_model();
+  test::TempDir dir;
+  const auto tok = load_tokenizer(fs::path(m.model()));
+  const std::string first = m.texts[0] + "\n";
+  const int64_t cut = static_cast<int64_t>(tok->encode(first).size());
+  test::write_bytes(dir / "long.txt", first + m.texts[1] + "\n");
+  auto r = c3("--threads 1 compress -m '" + m.model() + "' long.txt -o long.c3 --max-span-tokens " + std::to_string(cut), dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  io::SafetensorsReader reader(dir / "long.c3");
+  const auto bytes = json::parse(reader.metadata().at("span_bytes"));
+  ASSERT_GE(bytes.size(), 2u);
+  EXPECT_EQ(bytes[0][0], 0);
+  for (size_t i = 1; i < bytes.size(); ++i) EXPECT_EQ(bytes[i][0], bytes[i - 1][1]) << "spans are contiguous";
+  EXPECT_EQ(bytes.back()[1].get<size_t>(), first.size() + m.texts[1].size() + 1);
+  r = c3("--threads 1 reconstruct -m '" + m.model() + "' long.c3 -o long.out", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(test::read_bytes(dir / "long.out"), first + m.texts[1] + "\n");
+}
+
+TEST(CliCompress, ShardsCoverTheInputOnceAndOtherModelsAreRefused) {
+  const auto& m = trained_model();
+  test::TempDir dir;
+  fs::create_directories(dir / "docs");
+  for (size_t i = 0; i < m.texts.size(); ++i) test::write_bytes(dir / "docs" / ("d" + std::to_string(i) + ".txt"), m.texts[i]);
+  int written = 0;
+  for (const char* shard : {"0/2", "1/2"}) {
+    const auto r = c3("--threads 1 compress -m '" + m.model() + "' docs -o lat --shard " + shard + " --summary s.json", dir);
+    ASSERT_EQ(r.code, 0) << r.err;
+    written += json::parse(test::read_bytes(dir / "s.json"))["written"].get<int>();
+  }
+  EXPECT_EQ(written, 12) << "no file twice";
+  EXPECT_EQ(files_under(dir / "lat").size(), 12u) << "no file missed";
+  EXPECT_EQ(c3("--threads 1 compress -m '" + m.model() + "' docs -o lat --shard 2/2", dir).code, 2);
+  // Latents from another model (a fresh one of the same shape) are refused, naming their maker.
+  auto r = c3("--threads 1 train --encoder preset:tiny --decoder preset:tiny --tokenizer '" + (m.dir / "tok").string() +
+                  "' --data '" + (m.dir / "train.jsonl").string() + "' -o other --latent-tokens 8 --steps 1 "
+                  "--set train.eval_every=0 --set data.validation_samples=2 --set model.init_seed=5",
+              dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = c3("--threads 1 reconstruct -m other/checkpoint-1 lat -o rec", dir);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, HasSubstr("made by another model"));
+  EXPECT_THAT(r.err, HasSubstr("from docs/d0.txt"));
+}
+
+TEST(CliCompress, AKilledRunResumesToExactlyTheUninterruptedOutputs) {
+  const auto& m = trained_model();
+  test::TempDir dir;
+  fs::create_directories(dir / "docs");
+  for (int i = 0; i < 120; ++i) test::write_bytes(dir / "docs" / ("d" + std::to_string(1000 + i) + ".txt"), m.texts[i % 12]);
+  auto r = c3("--threads 1 compress -m '" + m.model() + "' docs -o lat", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  // Reconstruction is the slow half: kill it part way (SIGKILL, no chance to clean up).
+  const std::string args = "--threads 1 reconstruct -m '" + m.model() + "' lat -o rec --batch-size 4 --max-new-tokens 64";
+  const std::string shell = "cd '" + dir.path().string() + "' && exec '" + C3_BINARY + "' " + args + " 2>/dev/null";
+  const char* argv[] = {"/bin/sh", "-c", shell.c_str(), nullptr};
+  pid_t pid = 0;
+  ASSERT_EQ(posix_spawn(&pid, "/bin/sh", nullptr, nullptr, const_cast<char* const*>(argv), environ), 0);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline &&
+         (!fs::exists(dir / "rec") || files_under(dir / "rec").size() < 8))
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  kill(pid, SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  const size_t before = files_under(dir / "rec").size();
+  EXPECT_LT(before, 120u) << "killed part way";
+  r = c3(args, dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = c3("--threads 1 reconstruct -m '" + m.model() + "' lat -o straight --batch-size 4 --max-new-tokens 64", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto resumed = files_under(dir / "rec"), straight = files_under(dir / "straight");
+  EXPECT_EQ(resumed, straight) << "the same files, and no stray temporaries";
+  for (const auto& f : straight) EXPECT_EQ(test::read_bytes(dir / "rec" / f), test::read_bytes(dir / "straight" / f)) << f;
 }
 
 }  // namespace
