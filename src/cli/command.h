@@ -27,7 +27,8 @@ class Options {
   Config& config() { return config_; }
 
   // Declares `key` with `default_value` and adds `flag` (e.g. "--lr") that sets it. For a list
-  // key (array default) the flag takes one or more values and may be repeated.
+  // key (array default) the flag takes one or more values and may be repeated; a boolean key's
+  // flag takes no value (`--fail-fast`), or `--flag=false`.
   CLI::Option* add(CLI::App& app, const std::string& flag, const std::string& key, nlohmann::json default_value,
                    const std::string& help, std::vector<std::string> choices = {});
   // Applies the flags that were given, in command-line order.
@@ -38,6 +39,7 @@ class Options {
   std::vector<std::pair<std::string, CLI::Option*>> bound_;
   std::vector<std::unique_ptr<std::string>> texts_;
   std::vector<std::unique_ptr<std::vector<std::string>>> lists_;  // parallel to texts_ (array keys)
+  std::vector<std::unique_ptr<bool>> flags_;                      // parallel to texts_ (boolean keys)
 };
 
 class Command {

@@ -27,8 +27,10 @@ CLI::Option* Options::add(CLI::App& app, const std::string& flag, const std::str
   std::string description = help + (allowed.empty() ? "" : " (" + allowed + ")") + " [" + key + ", default " +
                             default_value.dump() + "]";
   lists_.push_back(default_value.is_array() ? std::make_unique<std::vector<std::string>>() : nullptr);
-  CLI::Option* opt = lists_.back() ? app.add_option(flag, *lists_.back(), description)
-                                   : app.add_option(flag, *texts_.back(), description);
+  flags_.push_back(default_value.is_boolean() ? std::make_unique<bool>(false) : nullptr);
+  CLI::Option* opt = lists_.back()   ? app.add_option(flag, *lists_.back(), description)
+                     : flags_.back() ? app.add_flag(flag, *flags_.back(), description)
+                                     : app.add_option(flag, *texts_.back(), description);
   bound_.emplace_back(key, opt);
   return opt;
 }
@@ -39,6 +41,8 @@ void Options::apply() {
     if (opt->count() == 0) continue;
     if (lists_[i]) {
       config_.set(key, nlohmann::json(*lists_[i]), opt->get_name());
+    } else if (flags_[i]) {
+      config_.set(key, *flags_[i], opt->get_name());
     } else {
       config_.set_text(key, *texts_[i], opt->get_name());
     }

@@ -427,6 +427,12 @@ TEST(CliCompress, FolderRoundTripIsExactAndBadFilesAreReported) {
   // A second run has nothing left to do.
   r = c3("--threads 1 reconstruct -m '" + m.model() + "' lat -o rec --summary again.json", dir);
   EXPECT_EQ(json::parse(test::read_bytes(dir / "again.json"))["skipped"], 12);
+  // --fail-fast stops at the first bad file (the folder is listed in sorted order: blank.md first).
+  r = c3("--threads 1 compress -m '" + m.model() + "' docs -o fast --fail-fast", dir);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, HasSubstr("blank.md: empty"));
+  EXPECT_THAT(r.err, HasSubstr("--fail-fast"));
+  EXPECT_FALSE(fs::exists(dir / "fast")) << "nothing after the failure";
 }
 
 TEST(CliCompress, StdinToStdoutAndQuestions) {
