@@ -21,7 +21,8 @@ class CompressCommand : public Command {
     o.add(app, "--batch-tokens", "compress.batch_tokens", 16384, "Padded encoder tokens per batch");
     o.add(app, "--max-span-tokens", "compress.max_span_tokens", 0,
           "Longest span of text compressed at once; longer texts are cut (0: what --max-length allows)");
-    o.add(app, "--max-length", "compress.max_length", 8192, "The model's window (the trained maximum length)");
+    o.add(app, "--max-length", "compress.max_length", 0,
+          "The model's window (0: the length it was trained with, from its config.json, else 8192)");
     o.add(app, "--latent-dtype", "compress.latent_dtype", "auto", "Stored latents (auto: bfloat16 on CUDA, float32 on CPU)",
           {"auto", "float32", "bfloat16"});
   }
@@ -40,8 +41,9 @@ class CompressCommand : public Command {
     o.batch_tokens = c.get<int64_t>("compress.batch_tokens");
     o.max_span_tokens = c.get<int64_t>("compress.max_span_tokens");
     o.max_length = c.get<int64_t>("compress.max_length");
-    if (o.batch_tokens <= 0 || o.max_span_tokens < 0 || o.max_length <= 0)
-      throw UsageError("--batch-tokens and --max-length must be positive, --max-span-tokens >= 0");
+    if (o.batch_tokens <= 0 || o.max_span_tokens < 0 || o.max_length < 0)
+      throw UsageError("--batch-tokens must be positive, --max-span-tokens and --max-length >= 0");
+    if (o.max_length == 0) o.max_length = model->config().max_length > 0 ? model->config().max_length : 8192;
     const std::string latent_dtype = c.get<std::string>("compress.latent_dtype");
     o.dtype = latent_dtype == "auto" ? (runtime.device.is_cuda() ? at::kBFloat16 : at::kFloat) : scalar_type_from_name(latent_dtype);
     o.skip_existing = c.get<bool>("compress.skip_existing");

@@ -24,7 +24,8 @@ void vocab_from_shapes(Qwen2Config& config, const io::CheckpointDir& ckpt) {
 Qwen2Config qwen2_config_of(const io::CheckpointDir& ckpt) {
   Qwen2Config config = Qwen2Config::from_json(ckpt.config(), ckpt.config_path().string());
   vocab_from_shapes(config, ckpt);
-  for (const char* key : {"latent_token_len", "contexts_compression_llm_hidden_size", "model_type", "architectures"})
+  for (const char* key : {"latent_token_len", "contexts_compression_llm_hidden_size", "model_type", "architectures",
+                          "c3_max_length"})
     config.extra.erase(key);
   return config;
 }
@@ -73,6 +74,7 @@ C3Config read_c3_config(const fs::path& dir) {
                                                  " but the encoder in llm1/ has hidden size " +
                                                  std::to_string(config.encoder.hidden_size));
   config.latent_tokens = q[0];
+  config.max_length = root.config().value("c3_max_length", int64_t{0});
   const auto stated = root.config().value("latent_token_len", config.latent_tokens);
   if (stated != config.latent_tokens)
     spdlog::warn("{}: config.json says latent_token_len {} but {} has {} rows; using {}", dir.string(), stated, kQuery,

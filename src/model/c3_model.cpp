@@ -11,6 +11,7 @@ nlohmann::json C3Config::root_config_json() const {
   root.extra.erase("architectures");
   root.extra["latent_token_len"] = latent_tokens;
   root.extra["contexts_compression_llm_hidden_size"] = encoder.hidden_size;
+  if (max_length > 0) root.extra["c3_max_length"] = max_length;
   return root.to_json();
 }
 

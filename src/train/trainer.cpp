@@ -118,6 +118,7 @@ int train(const TrainSettings& s, const at::Device& device, Communicator& comm) 
                                                  : scalar_type_from_name(s.dtype);
   C3Model model = build_model(s, *tokenizer, dtype, device, resume_dir);
   model->set_gradient_checkpointing(s.gradient_checkpointing);
+  model->set_max_length(s.max_length);  // recorded in checkpoints: compress's default window
   const C3Config& config = model->config();
   if (tokenizer->vocab_size() > std::min(config.encoder.vocab_size, config.decoder.vocab_size))
     fail_file(tokenizer->source(), "the tokenizer has " + std::to_string(tokenizer->vocab_size()) +

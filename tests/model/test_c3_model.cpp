@@ -161,6 +161,7 @@ TEST(C3Model, FrozenPartsGetNoGradient) {
 TEST(C3Checkpoint, ReleasedLayoutRoundTripsBitIdentically) {
   test::TempDir dir;
   C3Model model = tiny_model(4);
+  model->set_max_length(512);
   save_c3(model, dir / "c3", {}, "");
   // The authors' layout: decoder + Q + projector at the root, encoder in llm1/.
   io::CheckpointDir root(dir / "c3"), llm1(dir / "c3" / "llm1");
@@ -168,6 +169,7 @@ TEST(C3Checkpoint, ReleasedLayoutRoundTripsBitIdentically) {
   EXPECT_EQ(root.config()["latent_token_len"], 4);
   EXPECT_EQ(root.config()["contexts_compression_llm_hidden_size"], 64);
   EXPECT_EQ(root.config()["hidden_size"], 96);
+  EXPECT_EQ(root.config()["c3_max_length"], 512);
   EXPECT_EQ(llm1.config()["model_type"], "qwen2");
   EXPECT_EQ(root.tensor("model.Q.weight").shape, (std::vector<int64_t>{4, 64}));
   EXPECT_EQ(root.tensor("model.mm_projector.weight").shape, (std::vector<int64_t>{96, 64}));
@@ -183,6 +185,7 @@ TEST(C3Checkpoint, ReleasedLayoutRoundTripsBitIdentically) {
   ASSERT_EQ(a.size(), b.size());
   for (const auto& item : a) EXPECT_TRUE(item.value().equal(b[item.key()])) << item.key();
   EXPECT_EQ(loaded->config().latent_tokens, 4);
+  EXPECT_EQ(loaded->config().max_length, 512);
 }
 
 TEST(C3Checkpoint, ChangingTheNumberOfLatentsNeedsConsent) {

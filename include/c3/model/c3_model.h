@@ -21,6 +21,7 @@ struct C3Config {
   Qwen2Config encoder;
   Qwen2Config decoder;
   int64_t latent_tokens = 32;  // N, "latent_token_len"
+  int64_t max_length = 0;      // longest sequence it was trained on ("c3_max_length"; 0: unknown)
 
   // config.json at the root of a C3 checkpoint: the decoder's Qwen2 keys plus model_type "C3",
   // latent_token_len and contexts_compression_llm_hidden_size.
@@ -51,6 +52,7 @@ class C3ModelImpl : public torch::nn::Module {
   // Both LLMs as HF initialises them; Q and the projector normal(0, initializer_range), zero bias.
   void init_weights(uint64_t seed);
   void set_gradient_checkpointing(bool on);
+  void set_max_length(int64_t tokens) { config_.max_length = tokens; }
 
   // Parameters of one part, with the names they have inside the module.
   std::vector<std::pair<std::string, at::Tensor>> part_parameters(C3Part part);
