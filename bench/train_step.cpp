@@ -21,6 +21,7 @@
 #include "c3/train/memory_estimate.h"
 #include "c3/train/optimizer.h"
 #include "c3/util/runtime.h"
+#include "bench_args.h"
 
 namespace {
 
@@ -97,17 +98,9 @@ c3::Qwen2Config cut(const std::string& preset, int64_t layers, int64_t vocab) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool quick = false;
-  std::string json_path;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--quick") quick = true;
-    else if (a == "--json" && i + 1 < argc) json_path = argv[++i];
-    else {
-      std::fprintf(stderr, "usage: %s [--quick] [--json FILE]\n", argv[0]);
-      return 2;
-    }
-  }
+  const BenchArgs args = parse_bench_args(argc, argv);
+  const bool quick = args.quick;
+  const std::string& json_path = args.json_path;
   c3::reexec_with_passive_openmp(argv);
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   c3::configure_threads(cores);

@@ -4,7 +4,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <map>
@@ -13,7 +12,6 @@
 #include "c3/util/atomic_file.h"
 #include "c3/util/error.h"
 #include "c3/util/sha256.h"
-#include "c3/util/status_line.h"
 #include "c3/version.h"
 
 namespace fs = std::filesystem;
@@ -105,7 +103,6 @@ std::vector<Span> cut_spans(const std::string& text, const Tokenizer& tokenizer,
 JobSummary compress_files(C3Model& model, const Tokenizer& tokenizer, const C3Prompt& prompt,
                           const std::vector<FileJob>& jobs, const CompressOptions& options) {
   torch::NoGradGuard no_grad;
-  const auto start = std::chrono::steady_clock::now();
   const auto device = model->query.device();
   const int64_t n = prompt.latent_tokens();
   const int64_t span_limit = options.max_span_tokens > 0
@@ -113,9 +110,9 @@ JobSummary compress_files(C3Model& model, const Tokenizer& tokenizer, const C3Pr
                                  : options.max_length - std::max(prompt.encoder_extra_tokens(), prompt.decoder_extra_tokens());
   if (span_limit <= 0) throw UsageError("the window leaves no room for text (raise --max-span-tokens)");
   const std::string fingerprint = model_fingerprint(model);
-  StatusLine status(options.progress);
   JobSummary summary;
   summary.files = static_cast<int64_t>(jobs.size());
+  JobProgress status("compress", summary.files, options.progress);
   int64_t processed = 0;
 
   for (size_t w = 0; w < jobs.size(); w += static_cast<size_t>(options.window_files)) {
@@ -185,15 +182,11 @@ JobSummary compress_files(C3Model& model, const Tokenizer& tokenizer, const C3Pr
         summary.latent_tokens += static_cast<int64_t>(doc.spans.size()) * n;
         for (const auto& s : doc.spans) summary.text_tokens += static_cast<int64_t>(s.ids.size());
       }
-      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      const double rate = processed / std::max(1e-9, seconds);
-      status.update(fmt::format("compress {}/{} files | {:.1f} docs/s | {:.0f} tokens/s | ETA {:.0f} s", processed,
-                                summary.files, rate, summary.text_tokens / std::max(1e-9, seconds),
-                                (summary.files - processed) / std::max(1e-9, rate)));
+      status.update(processed, summary.text_tokens);
     }
   }
   status.clear();
-  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  summary.seconds = status.seconds();
   return summary;
 }
 

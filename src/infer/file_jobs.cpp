@@ -7,6 +7,8 @@
 
 #include "c3/util/error.h"
 
+#include <fmt/format.h>
+
 namespace fs = std::filesystem;
 
 namespace c3 {
@@ -128,6 +130,21 @@ nlohmann::json JobSummary::to_json() const {
                       {"seconds", seconds}};
   if (latent_tokens > 0) j["compression_ratio"] = static_cast<double>(text_tokens) / static_cast<double>(latent_tokens);
   return j;
+}
+
+JobProgress::JobProgress(std::string verb, int64_t files, bool enabled)
+    : status_(enabled), verb_(std::move(verb)), files_(files), start_(std::chrono::steady_clock::now()) {}
+
+double JobProgress::seconds() const {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+}
+
+void JobProgress::update(int64_t processed, int64_t tokens) {
+  const double elapsed = std::max(1e-9, seconds());
+  const double rate = static_cast<double>(processed) / elapsed;
+  status_.update(fmt::format("{} {}/{} files | {:.2f} docs/s | {:.0f} tokens/s | ETA {:.0f} s", verb_, processed, files_,
+                             rate, static_cast<double>(tokens) / elapsed,
+                             static_cast<double>(files_ - processed) / std::max(1e-9, rate)));
 }
 
 }  // namespace c3

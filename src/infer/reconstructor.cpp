@@ -3,14 +3,12 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <limits>
 
 #include "c3/infer/latent_file.h"
 #include "c3/util/atomic_file.h"
 #include "c3/util/error.h"
-#include "c3/util/status_line.h"
 
 namespace fs = std::filesystem;
 
@@ -48,12 +46,11 @@ std::string joined_text(const Doc& doc) {
 JobSummary reconstruct_files(C3Model& model, const Tokenizer& tokenizer, const C3Prompt& prompt,
                              const std::vector<FileJob>& jobs, const ReconstructOptions& options) {
   torch::NoGradGuard no_grad;
-  const auto start = std::chrono::steady_clock::now();
   const auto device = model->query.device();
   const std::string fingerprint = model_fingerprint(model);
-  StatusLine status(options.progress);
   JobSummary summary;
   summary.files = static_cast<int64_t>(jobs.size());
+  JobProgress status("reconstruct", summary.files, options.progress);
   int64_t processed = 0;
   auto fail = [&](const std::string& name, const std::string& error) {
     status.clear();
@@ -128,15 +125,11 @@ JobSummary reconstruct_files(C3Model& model, const Tokenizer& tokenizer, const C
         summary.latent_tokens += doc.file.latents.size(0) * doc.file.latents.size(1);
         for (int64_t t : doc.file.span_tokens) summary.text_tokens += t;
       }
-      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      const double rate = processed / std::max(1e-9, seconds);
-      status.update(fmt::format("reconstruct {}/{} files | {:.2f} docs/s | {:.0f} tokens/s | ETA {:.0f} s", processed,
-                                summary.files, rate, summary.generated_tokens / std::max(1e-9, seconds),
-                                (summary.files - processed) / std::max(1e-9, rate)));
+      status.update(processed, summary.generated_tokens);
     }
   }
   status.clear();
-  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  summary.seconds = status.seconds();
   return summary;
 }
 

@@ -3,12 +3,15 @@
 // processes, and the per-run summary.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "c3/util/status_line.h"
 
 namespace c3 {
 
@@ -55,6 +58,21 @@ struct JobSummary {
   int64_t spans = 0, text_tokens = 0, latent_tokens = 0, generated_tokens = 0;
   double seconds = 0;
   nlohmann::json to_json() const;
+};
+
+// The status line of a batch job: "VERB done/total files | docs/s | tokens/s | ETA" (terminal only).
+class JobProgress {
+ public:
+  JobProgress(std::string verb, int64_t files, bool enabled);
+  void update(int64_t processed, int64_t tokens);
+  void clear() { status_.clear(); }  // before a log line
+  double seconds() const;            // since construction
+
+ private:
+  StatusLine status_;
+  std::string verb_;
+  int64_t files_;
+  std::chrono::steady_clock::time_point start_;
 };
 
 }  // namespace c3
