@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job: build c3, build the demo corpus from a Debian documentation package, train a
 # sentencepiece tokenizer on it, train a tiny C3 from scratch on the CPU (configs/tiny-cpu.json),
-# and measure training-step throughput. Rerunning resumes/reuses what is already there.
+# compress the held-out documents with it and reconstruct them, and measure throughput. Rerunning
+# resumes/reuses what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh
@@ -13,6 +14,11 @@ if [[ ! -f data/corpus/tokenizer/tokenizer.model ]]; then
   "$build/c3" tokenizer train --input data/corpus/train/*.txt --vocab-size 4000 --model-type bpe -o data/corpus/tokenizer
 fi
 "$build/c3" --config configs/tiny-cpu.json train -o "$out/tiny-cpu"
-"$build/c3" info "$(ls -d "$out"/tiny-cpu/checkpoint-* | sort -t- -k2 -n | tail -1)"
+model=$(ls -d "$out"/tiny-cpu/checkpoint-* | sort -t- -k2 -n | tail -1)
+"$build/c3" info "$model"
+# The tiny demo model is not trained long enough to reconstruct prose: this shows the pipeline.
+"$build/c3" compress -m "$model" data/corpus/valid -o "$out/latents" --summary "$out/compress.json"
+"$build/c3" reconstruct -m "$model" "$out/latents" -o "$out/restored" --max-new-tokens 128 --summary "$out/reconstruct.json"
 "$build/bench_train_step" --quick --json "$out/bench_train_step.json"
+"$build/bench_reconstruct" --quick --json "$out/bench_reconstruct.json"
 echo "results in $out/ (metrics: $out/tiny-cpu/metrics.jsonl)" >&2
