@@ -1,16 +1,23 @@
 // The command line every c3 benchmark takes: [--quick] [--json FILE].
 #pragma once
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <thread>
+
+#include "c3/util/runtime.h"
 
 struct BenchArgs {
   bool quick = false;
   std::string json_path;
+  int cores = 1;  // threads LibTorch and OpenBLAS were given
 };
 
-inline BenchArgs parse_bench_args(int argc, char** argv) {
+// Parses the arguments, then runs as `c3` does: re-executed under OMP_WAIT_POLICY=PASSIVE, with
+// every core for LibTorch and OpenBLAS.
+inline BenchArgs start_bench(int argc, char** argv) {
   BenchArgs args;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -23,5 +30,8 @@ inline BenchArgs parse_bench_args(int argc, char** argv) {
       std::exit(2);
     }
   }
+  c3::reexec_with_passive_openmp(argv);
+  args.cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  c3::configure_threads(args.cores);
   return args;
 }

@@ -50,12 +50,10 @@ c3::Qwen2Config tiny(int64_t vocab) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const BenchArgs args = parse_bench_args(argc, argv);
+  const BenchArgs args = start_bench(argc, argv);
   const bool quick = args.quick;
   const std::string& json_path = args.json_path;
-  c3::reexec_with_passive_openmp(argv);
-  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  c3::configure_threads(cores);
+  const int cores = args.cores;
   torch::NoGradGuard no_grad;
   c3::C3Model model(c3::C3Config{tiny(4000), tiny(4000), 16});
   model->init_weights(0);

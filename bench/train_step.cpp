@@ -98,12 +98,10 @@ c3::Qwen2Config cut(const std::string& preset, int64_t layers, int64_t vocab) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const BenchArgs args = parse_bench_args(argc, argv);
+  const BenchArgs args = start_bench(argc, argv);
   const bool quick = args.quick;
   const std::string& json_path = args.json_path;
-  c3::reexec_with_passive_openmp(argv);
-  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  c3::configure_threads(cores);
+  const int cores = args.cores;
   const int steps = quick ? 3 : 7;
 
   // "tiny": configs/tiny-cpu.json's model (two tiny presets, 4000-token sentencepiece vocabulary).

@@ -2,13 +2,15 @@
 
 #include <set>
 
+#include "c3/tokenizer/unicode.h"
+
 namespace c3 {
 
 std::vector<std::string> split_words(const std::string& text) {
   std::vector<std::string> words;
   std::string word;
   for (char c : text) {
-    if (c == ' ' || c == '\n' || c == '\t' || c == '\r' || c == '\f' || c == '\v') {
+    if (unicode::is_ascii_space(c)) {
       if (!word.empty()) words.push_back(std::move(word)), word.clear();
     } else {
       word += c;

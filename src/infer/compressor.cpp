@@ -19,8 +19,6 @@ namespace fs = std::filesystem;
 namespace c3 {
 namespace {
 
-bool is_space(char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r' || c == '\f' || c == '\v'; }
-
 std::string read_input(const FileJob& job) {
   if (job.from_stdin()) return std::string(std::istreambuf_iterator<char>(std::cin), {});
   return read_text_file(job.source);
@@ -92,9 +90,9 @@ std::vector<Span> cut_spans(const std::string& text, const Tokenizer& tokenizer,
   // cannot restore.
   for (size_t i = 0; i < spans.size(); ++i) {
     int64_t ws_begin = spans[i].end, ws_end = spans[i].end;
-    while (ws_begin > spans[i].begin && is_space(text[ws_begin - 1])) --ws_begin;
+    while (ws_begin > spans[i].begin && unicode::is_ascii_space(text[ws_begin - 1])) --ws_begin;
     if (i + 1 < spans.size())
-      while (ws_end < spans[i + 1].end && is_space(text[ws_end])) ++ws_end;
+      while (ws_end < spans[i + 1].end && unicode::is_ascii_space(text[ws_end])) ++ws_end;
     spans[i].joiner = text.substr(ws_begin, ws_end - ws_begin);
   }
   return spans;
@@ -124,7 +122,7 @@ JobSummary compress_files(C3Model& model, const Tokenizer& tokenizer, const C3Pr
       try {
         doc.text = read_input(jobs[j]);
         if (!unicode::is_valid_utf8(doc.text)) throw Error("not valid UTF-8 text");
-        if (std::all_of(doc.text.begin(), doc.text.end(), is_space)) throw Error("empty (no text to compress)");
+        if (std::all_of(doc.text.begin(), doc.text.end(), unicode::is_ascii_space)) throw Error("empty (no text to compress)");
         doc.spans = cut_spans(doc.text, tokenizer, span_limit);
       } catch (const Error& e) {
         status.clear();

@@ -1,5 +1,7 @@
 #include "c3/infer/generate.h"
 
+#include "c3/tokenizer/unicode.h"
+
 #include <cstring>
 
 namespace c3 {
@@ -11,12 +13,6 @@ std::string window_key(const std::vector<int32_t>& seq, size_t start, size_t len
   return key;
 }
 
-std::string strip(const std::string& s) {
-  const char* ws = " \t\n\r\f\v";
-  const size_t a = s.find_first_not_of(ws);
-  if (a == std::string::npos) return "";
-  return s.substr(a, s.find_last_not_of(ws) - a + 1);
-}
 
 }  // namespace
 
@@ -102,11 +98,12 @@ std::vector<std::vector<int32_t>> greedy_generate(C3Model& model, const C3Prompt
 }
 
 std::string decode_reconstruction(const Tokenizer& tokenizer, const std::vector<int32_t>& ids) {
-  std::string decoded = strip(tokenizer.decode(ids));
-  const std::string end = "<|im_end|>";
-  if (decoded.size() >= end.size() && decoded.compare(decoded.size() - end.size(), end.size(), end) == 0)
-    decoded = strip(decoded.substr(0, decoded.size() - end.size()));
-  return decoded;
+  const std::string text = tokenizer.decode(ids);
+  std::string_view decoded = unicode::strip_ascii_space(text);
+  const std::string_view end = "<|im_end|>";
+  if (decoded.size() >= end.size() && decoded.substr(decoded.size() - end.size()) == end)
+    decoded = unicode::strip_ascii_space(decoded.substr(0, decoded.size() - end.size()));
+  return std::string(decoded);
 }
 
 std::vector<std::string> reconstruct_texts(C3Model& model, const C3Prompt& prompt, const Tokenizer& tokenizer,

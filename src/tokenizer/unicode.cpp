@@ -150,4 +150,10 @@ std::string nfc(std::string_view s) {
   return result;
 }
 
+std::string_view strip_ascii_space(std::string_view s) {
+  while (!s.empty() && is_ascii_space(s.front())) s.remove_prefix(1);
+  while (!s.empty() && is_ascii_space(s.back())) s.remove_suffix(1);
+  return s;
+}
+
 }  // namespace c3::unicode

@@ -6,9 +6,9 @@
 
 namespace c3 {
 
-AdamW::AdamW(std::vector<ParamGroup> groups, AdamWOptions options) : groups_(std::move(groups)), options_(options) {
+AdamW::AdamW(const std::vector<ParamGroup>& groups, AdamWOptions options) : options_(options) {
   torch::NoGradGuard no_grad;
-  for (const auto& group : groups_) {
+  for (const auto& group : groups) {
     for (const auto& [name, param] : group.params) {
       Slot slot;
       slot.name = name;

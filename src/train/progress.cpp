@@ -13,7 +13,7 @@ namespace fs = std::filesystem;
 namespace c3 {
 
 TrainProgress::TrainProgress(const fs::path& metrics_file, bool status_line, int64_t keep_up_to_step)
-    : path_(metrics_file), status_(status_line) {
+    : status_(status_line) {
   std::error_code ec;
   if (fs::exists(metrics_file, ec)) {
     // Drop what the interrupted run logged after its last checkpoint, so the file reads as one run.

@@ -41,13 +41,19 @@ bool is_dir(const std::string& path) {
   return !path.empty() && fs::is_directory(path, ec);
 }
 
+// A training output folder stands for its newest checkpoint (phase 2 of a recipe starts from
+// wherever phase 1 ended); anything else is taken as a C3 checkpoint itself.
+fs::path warm_start_checkpoint(const std::string& path) {
+  const auto in_folder = list_checkpoints(path);
+  return is_c3_checkpoint(path) || in_folder.empty() ? fs::path(path) : in_folder.back();
+}
+
 fs::path prepare_tokenizer(const TrainSettings& s, const fs::path& resume_dir, const StagedFolder& staged) {
   fs::path source = s.tokenizer;
   if (!resume_dir.empty()) {
     source = resume_dir;
   } else if (source.empty() && !s.checkpoint.empty()) {
-    const auto in_folder = list_checkpoints(s.checkpoint);
-    source = is_c3_checkpoint(s.checkpoint) || in_folder.empty() ? fs::path(s.checkpoint) : in_folder.back();
+    source = warm_start_checkpoint(s.checkpoint);
   } else if (source.empty() && is_dir(s.decoder)) {
     source = s.decoder;
   }
@@ -75,11 +81,7 @@ C3Model build_model(const TrainSettings& s, const Tokenizer& tokenizer, at::Scal
     return load_c3(resume_dir, options);
   }
   if (!s.checkpoint.empty()) {
-    // A training output folder stands for its newest checkpoint (phase 2 of a recipe starts from
-    // wherever phase 1 ended).
-    fs::path from = s.checkpoint;
-    const auto in_folder = list_checkpoints(from);
-    if (!is_c3_checkpoint(from) && !in_folder.empty()) from = in_folder.back();
+    const fs::path from = warm_start_checkpoint(s.checkpoint);
     spdlog::info("warm start from the C3 checkpoint {}", from.string());
     options.allow_resize_latents = s.resize_latents;
     return load_c3(from, options);
@@ -187,8 +189,7 @@ void check_settings(const TrainSettings& s) {
     for (C3Part part : all_c3_parts()) known = known || c3_part_name(part) == name;
     if (!known) throw UsageError("optim.frozen: unknown part '" + name + "' (choose encoder, query, projector, decoder)");
   }
-  if (s.frozen.size() >= all_c3_parts().size() &&
-      std::all_of(all_c3_parts().begin(), all_c3_parts().end(), [&](C3Part part) {
+  if (std::all_of(all_c3_parts().begin(), all_c3_parts().end(), [&](C3Part part) {
         return std::find(s.frozen.begin(), s.frozen.end(), c3_part_name(part)) != s.frozen.end();
       }))
     throw UsageError("optim.frozen freezes every part: nothing to train");

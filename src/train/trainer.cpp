@@ -92,7 +92,7 @@ std::optional<Validation> validate(C3Model& model, const C3Prompt& prompt, const
     gen.max_new_tokens = s.eval_max_new_tokens > 0 ? s.eval_max_new_tokens : longest + 32;
     const auto out = reconstruct_texts(model, prompt, tokenizer, ids_of(samples, index), gen);
     for (size_t k = 0; k < index.size(); ++k) {
-      const std::string truth = tokenizer.decode(samples[index[k]].ids);
+      const std::string& truth = samples[index[k]].text;
       v.precision += word_precision(truth, out[k]);
       spdlog::debug("validation sample {}: expected {:?} got {:?}", index[k], truth, out[k]);
     }

@@ -16,14 +16,7 @@ using testing::HasSubstr;
 
 const test::ByteTokenizer kTokenizer;  // one token per byte: token counts are byte counts
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+std::string error_of(const std::function<void()>& f) { return test::error_of<Error>(f); }
 
 TEST(Documents, ReadsJsonlConversationsAndTextFolders) {
   test::TempDir dir;

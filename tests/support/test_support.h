@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,17 @@ class TempDir {
 };
 
 void write_bytes(const std::filesystem::path& path, const std::string& bytes);
+
+// The message of the E that `f` throws, or "(no error)" when it throws none.
+template <typename E>
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const E& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
 std::string read_bytes(const std::filesystem::path& path);
 
 // A small Qwen2 with GQA (4 heads over 2 kv heads), so head mapping and RoPE pairing are exercised.

@@ -21,14 +21,7 @@ Config make() {
   return c;
 }
 
-std::string usage_error(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const UsageError& e) {
-    return e.what();
-  }
-  return "(no UsageError)";
-}
+std::string usage_error(const std::function<void()>& f) { return test::error_of<UsageError>(f); }
 
 TEST(Config, DefaultsThenFileThenSetInPriorityOrder) {
   test::TempDir dir;

@@ -23,6 +23,11 @@ std::string replace_invalid_utf8(std::string_view s);
 // in `storage` (ill-formed bytes -> U+FFFD), with one warning per process.
 std::string_view valid_utf8_or_repaired(std::string_view text, std::string& storage);
 
+// ASCII whitespace as C's isspace and Python's str.strip() see it in ASCII text.
+inline bool is_ascii_space(char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
+// `s` without leading and trailing ASCII whitespace.
+std::string_view strip_ascii_space(std::string_view s);
+
 // NFC normalisation of valid UTF-8.
 std::string nfc(std::string_view s);
 

@@ -33,7 +33,7 @@ struct ParamGroup {
 
 class AdamW {
  public:
-  AdamW(std::vector<ParamGroup> groups, AdamWOptions options);
+  AdamW(const std::vector<ParamGroup>& groups, AdamWOptions options);
 
   // One update at base learning rate `lr` (each group uses lr * lr_scale) from the parameters'
   // current .grad (which may be any dtype); parameters without a gradient are skipped.
@@ -57,8 +57,6 @@ class AdamW {
   // Restores state() output; a missing or mis-shaped tensor throws c3::Error naming it.
   void load_state(const std::map<std::string, at::Tensor>& tensors, int64_t steps, const std::string& source);
 
-  const std::vector<ParamGroup>& groups() const { return groups_; }
-
  private:
   struct Slot {
     at::Tensor param, master, exp_avg, exp_avg_sq;  // master aliases param when it is fp32
@@ -68,7 +66,6 @@ class AdamW {
     double lr_scale;
     bool decay;
   };
-  std::vector<ParamGroup> groups_;
   std::vector<Slot> slots_;
   AdamWOptions options_;
   int64_t steps_ = 0;

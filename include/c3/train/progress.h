@@ -22,7 +22,6 @@ class TrainProgress {
 
  private:
   std::ofstream metrics_;
-  std::filesystem::path path_;
   StatusLine status_;
 };
 
