@@ -2,6 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <map>
+#include <set>
+
 #include "c3/model/c3_io.h"
 #include "c3/model/qwen2.h"
 #include "c3/util/atomic_file.h"
@@ -32,6 +35,22 @@ C3Model load_model_for(const Config& config, const std::string& section, const R
   return model;
 }
 
+namespace {
+
+// A run killed by SIGKILL leaves the temporary of the output it was writing; the run that finishes
+// the job removes it. Only temporaries of this shard's own outputs are touched.
+void remove_stale_outputs(const std::vector<FileJob>& jobs) {
+  std::map<std::filesystem::path, std::set<std::string>> outputs_by_folder;
+  for (const auto& job : jobs)
+    if (!job.to_stdout()) outputs_by_folder[job.output.parent_path()].insert(job.output.filename().string());
+  int64_t removed = 0;
+  for (const auto& [folder, names] : outputs_by_folder)
+    removed += remove_stale_temporaries(folder, [&names = names](const std::string& name) { return names.count(name) > 0; });
+  if (removed > 0) spdlog::info("removed {} temporary files left by an interrupted run", removed);
+}
+
+}  // namespace
+
 std::vector<FileJob> shard_jobs(const Config& config, const std::string& section, const std::vector<std::string>& inputs,
                                 ListOptions list) {
   list.output = config.get<std::string>(section + ".output");
@@ -39,6 +58,7 @@ std::vector<FileJob> shard_jobs(const Config& config, const std::string& section
   const Shard shard = Shard::parse(config.get<std::string>(section + ".shard"));
   auto jobs = take_shard(all, shard);
   if (shard.count > 1) spdlog::info("shard {}/{}: {} of {} files", shard.index, shard.count, jobs.size(), all.size());
+  remove_stale_outputs(jobs);
   return jobs;
 }
 

@@ -108,6 +108,12 @@ int train(const TrainSettings& s, const at::Device& device, Communicator& comm) 
   StopSignals signals;
   const fs::path output(s.output);
 
+  if (comm.is_main() && fs::is_directory(output)) {
+    // A run killed mid-save (SIGKILL, a lost node) leaves a hidden staging folder of the checkpoint.
+    const int64_t removed = remove_stale_temporaries(
+        output, [](const std::string& name) { return name.rfind("checkpoint-", 0) == 0; });
+    if (removed > 0) spdlog::info("removed {} half-written checkpoint folders left by an interrupted run", removed);
+  }
   const auto checkpoints = list_checkpoints(output);
   const fs::path resume_dir = checkpoints.empty() ? fs::path() : checkpoints.back();
   StagedFolder staged_tokenizer;

@@ -1,13 +1,17 @@
 #include "c3/util/atomic_file.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cctype>
 #include <cstring>
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <utility>
+#include <vector>
 
 #include "c3/util/error.h"
 
@@ -134,6 +138,45 @@ void AtomicDirectory::commit() {
   committed_ = true;
   fsync_directory(target_.parent_path());
   if (!old.empty()) fs::remove_all(old, ec);
+}
+
+namespace {
+
+// "NAME.tmp-PID-HEX" or ".NAME.tmp-PID-HEX[.old]" -> (NAME, PID); PID 0 when not a temporary.
+std::pair<std::string, long> parse_temporary(std::string name, bool is_directory) {
+  if (is_directory) {
+    if (name.size() > 4 && name.compare(name.size() - 4, 4, ".old") == 0) name.resize(name.size() - 4);
+    if (name.empty() || name[0] != '.') return {"", 0};
+    name.erase(0, 1);
+  }
+  const size_t at = name.rfind(".tmp-");
+  if (at == std::string::npos || at == 0) return {"", 0};
+  const std::string rest = name.substr(at + 5);
+  const size_t dash = rest.find('-');
+  if (dash == 0 || dash == std::string::npos || dash + 1 == rest.size()) return {"", 0};
+  for (size_t i = 0; i < rest.size(); ++i) {
+    const char c = rest[i];
+    const bool ok = i < dash ? (c >= '0' && c <= '9') : i == dash || std::isxdigit(static_cast<unsigned char>(c));
+    if (!ok) return {"", 0};
+  }
+  return {name.substr(0, at), std::stol(rest.substr(0, dash))};
+}
+
+bool process_alive(long pid) { return pid == ::getpid() || ::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM; }
+
+}  // namespace
+
+int64_t remove_stale_temporaries(const fs::path& dir, const std::function<bool(const std::string&)>& owned) {
+  std::error_code ec;
+  int64_t removed = 0;
+  std::vector<fs::path> stale;
+  for (fs::directory_iterator it(dir.empty() ? fs::path(".") : dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const bool is_directory = it->is_directory(ec);
+    const auto [name, pid] = parse_temporary(it->path().filename().string(), is_directory);
+    if (pid > 0 && owned(name) && !process_alive(pid)) stale.push_back(it->path());
+  }
+  for (const auto& path : stale) removed += fs::remove_all(path, ec) > 0 ? 1 : 0;
+  return removed;
 }
 
 std::string read_text_file(const fs::path& path) {

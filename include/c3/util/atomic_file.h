@@ -4,7 +4,9 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -52,6 +54,12 @@ class AtomicDirectory {
   bool overwrite_;
   bool committed_ = false;
 };
+
+// What a killed process (SIGKILL, power loss) leaves behind: AtomicFile temporaries
+// "NAME.tmp-PID-HEX" and AtomicDirectory staging folders ".NAME.tmp-PID-HEX[.old]". Removes those in
+// `dir` whose NAME satisfies `owned` and whose PID is not a live process on this host (so a run
+// still writing is left alone); returns how many were removed.
+int64_t remove_stale_temporaries(const std::filesystem::path& dir, const std::function<bool(const std::string&)>& owned);
 
 std::string read_text_file(const std::filesystem::path& path);
 
