@@ -128,6 +128,39 @@ std::string replace_invalid_utf8(std::string_view s) {
   return out;
 }
 
+std::u32string code_points(std::string_view s) {
+  std::u32string out;
+  out.reserve(s.size());
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      out += static_cast<char32_t>(c);
+      ++i;
+      continue;
+    }
+    size_t subpart = 1;
+    const size_t n = sequence_length(s, i, &subpart);
+    if (n == 0) {
+      out += U'\uFFFD';
+      i += subpart;
+      continue;
+    }
+    char32_t cp = c & (n == 2 ? 0x1F : n == 3 ? 0x0F : 0x07);
+    for (size_t k = 1; k < n; ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
+    out += cp;
+    i += n;
+  }
+  return out;
+}
+
+std::string to_utf8(std::u32string_view code_points) {
+  std::string out;
+  out.reserve(code_points.size());
+  for (char32_t c : code_points) append_utf8(out, static_cast<uint32_t>(c));
+  return out;
+}
+
 std::string_view valid_utf8_or_repaired(std::string_view text, std::string& storage) {
   if (is_valid_utf8(text)) return text;
   static std::atomic<bool> warned{false};

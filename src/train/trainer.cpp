@@ -9,7 +9,7 @@
 #include <optional>
 
 #include "c3/infer/generate.h"
-#include "c3/eval/word_metrics.h"
+#include "c3/eval/fox_metrics.h"
 #include "c3/model/c3_loss.h"
 #include "c3/model/c3_prompt.h"
 #include "c3/train/checkpoints.h"
@@ -93,7 +93,7 @@ std::optional<Validation> validate(C3Model& model, const C3Prompt& prompt, const
     const auto out = reconstruct_texts(model, prompt, tokenizer, ids_of(samples, index), gen);
     for (size_t k = 0; k < index.size(); ++k) {
       const std::string& truth = samples[index[k]].text;
-      v.precision += word_precision(truth, out[k]);
+      v.precision += score_page(truth, out[k]).precision;
       spdlog::debug("validation sample {}: expected {:?} got {:?}", index[k], truth, out[k]);
     }
   }

@@ -28,6 +28,17 @@ inline bool is_ascii_space(char c) { return c == ' ' || (c >= '\t' && c <= '\r')
 // `s` without leading and trailing ASCII whitespace.
 std::string_view strip_ascii_space(std::string_view s);
 
+// The code points of `s` (ill-formed bytes -> U+FFFD, as replace_invalid_utf8), and back.
+std::u32string code_points(std::string_view s);
+std::string to_utf8(std::u32string_view code_points);
+
+// Python's str.isspace(), which str.split() splits on: ASCII whitespace, U+001C..U+001F, U+0085,
+// U+00A0, U+1680, U+2000..U+200A, U+2028, U+2029, U+202F, U+205F and U+3000.
+inline bool is_python_space(char32_t c) {
+  return c == ' ' || (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x1F) || c == 0x85 || c == 0xA0 || c == 0x1680 ||
+         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
+}
+
 // NFC normalisation of valid UTF-8.
 std::string nfc(std::string_view s);
 
