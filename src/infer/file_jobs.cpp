@@ -132,8 +132,9 @@ nlohmann::json JobSummary::to_json() const {
   return j;
 }
 
-JobProgress::JobProgress(std::string verb, int64_t files, bool enabled)
-    : status_(enabled), verb_(std::move(verb)), files_(files), start_(std::chrono::steady_clock::now()) {}
+JobProgress::JobProgress(std::string verb, int64_t files, bool enabled, std::string unit)
+    : status_(enabled), verb_(std::move(verb)), unit_(std::move(unit)), files_(files),
+      start_(std::chrono::steady_clock::now()) {}
 
 double JobProgress::seconds() const {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
@@ -142,8 +143,8 @@ double JobProgress::seconds() const {
 void JobProgress::update(int64_t processed, int64_t tokens) {
   const double elapsed = std::max(1e-9, seconds());
   const double rate = static_cast<double>(processed) / elapsed;
-  status_.update(fmt::format("{} {}/{} files | {:.2f} docs/s | {:.0f} tokens/s | ETA {:.0f} s", verb_, processed, files_,
-                             rate, static_cast<double>(tokens) / elapsed,
+  status_.update(fmt::format("{} {}/{} {} | {:.2f} {}/s | {:.0f} tokens/s | ETA {:.0f} s", verb_, processed, files_,
+                             unit_, rate, unit_, static_cast<double>(tokens) / elapsed,
                              static_cast<double>(files_ - processed) / std::max(1e-9, rate)));
 }
 

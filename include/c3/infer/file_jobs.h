@@ -60,17 +60,17 @@ struct JobSummary {
   nlohmann::json to_json() const;
 };
 
-// The status line of a batch job: "VERB done/total files | docs/s | tokens/s | ETA" (terminal only).
+// The status line of a batch job: "VERB done/total files | files/s | tokens/s | ETA" (terminal only).
 class JobProgress {
  public:
-  JobProgress(std::string verb, int64_t files, bool enabled);
+  JobProgress(std::string verb, int64_t files, bool enabled, std::string unit = "files");
   void update(int64_t processed, int64_t tokens);
   void clear() { status_.clear(); }  // before a log line
   double seconds() const;            // since construction
 
  private:
   StatusLine status_;
-  std::string verb_;
+  std::string verb_, unit_;
   int64_t files_;
   std::chrono::steady_clock::time_point start_;
 };

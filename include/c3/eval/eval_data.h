@@ -1,0 +1,41 @@
+// What `c3 eval` reads: benchmark pages (Fox's page-OCR JSON, or JSONL with id and text) and
+// prediction files to score (JSONL with label/answer or reference/prediction), and how pages are
+// bucketed by length.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace c3 {
+
+struct EvalPage {
+  std::string id;
+  std::string text;
+};
+
+// Fox's en_page_ocr.json (a JSON list of {"image", "conversations": [..., {"from": "gpt",
+// "value": TEXT}]}; id = the image name) or JSONL with "text" and "id" (default: the line
+// number). The text is taken raw, as the spec says. Errors name the file (and line).
+std::vector<EvalPage> read_eval_pages(const std::filesystem::path& path);
+
+struct ScoredPair {
+  std::string id;
+  std::string reference;   // the ground truth
+  std::string prediction;  // the model's output
+};
+// JSONL with "label" + "answer" or "reference" + "prediction" (optional "id"); "-" is stdin.
+std::vector<ScoredPair> read_scored_pairs(const std::string& path);
+
+// Buckets of `width` text tokens over [min_tokens, max_tokens]: [min, min+width), ... The last
+// bucket also holds max_tokens itself (a 1300-token page falls in 1200-1300).
+struct Buckets {
+  int64_t min_tokens = 600, max_tokens = 1300, width = 100;
+  int count() const;
+  int index(int64_t tokens) const;  // -1 outside [min_tokens, max_tokens]
+  std::string label(int index) const;  // "600-700"
+  void check() const;                  // UsageError unless 0 <= min < max and width > 0
+};
+
+}  // namespace c3

@@ -1,0 +1,153 @@
+#include "c3/eval/evaluator.h"
+
+#include <ATen/Parallel.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <map>
+
+#include "c3/eval/position_curve.h"
+#include "c3/infer/file_jobs.h"
+#include "c3/tokenizer/unicode.h"
+
+using json = nlohmann::json;
+
+namespace c3 {
+
+std::vector<SelectedPage> select_pages(const std::vector<EvalPage>& pages, const Tokenizer& tokenizer,
+                                       const Buckets& buckets, int64_t limit) {
+  std::vector<SelectedPage> selected;
+  for (const auto& page : pages) {
+    if (limit > 0 && static_cast<int64_t>(selected.size()) >= limit) break;
+    const auto tokens = static_cast<int64_t>(tokenizer.encode(page.text).size());
+    const int bucket = buckets.index(tokens);
+    if (bucket >= 0) selected.push_back({page, tokens, bucket});
+  }
+  return selected;
+}
+
+uint64_t page_seed(uint64_t seed, const std::string& id) {
+  uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a
+  for (unsigned char c : id) h = (h ^ c) * 0x100000001b3ull;
+  return seed ^ h;
+}
+
+json PageResult::to_json() const {
+  json curve = json::array();
+  for (double v : position_curve) curve.push_back(std::isnan(v) ? json(nullptr) : json(v));
+  json j = {{"id", id},
+            {"condition", condition},
+            {"page_tokens", page_tokens},
+            {"text_tokens", text_tokens},
+            {"bucket", bucket_label},
+            {"ratio", ratio},
+            {"generated_tokens", generated_tokens}};
+  j.update(scores.to_json());
+  j["position_curve"] = curve;
+  if (condition != "none") j["text"] = text;
+  j["reconstruction"] = reconstruction;
+  return j;
+}
+
+PageResult PageResult::from_json(const json& j) {
+  PageResult r;
+  r.id = j.at("id").get<std::string>();
+  r.condition = j.at("condition").get<std::string>();
+  r.page_tokens = j.at("page_tokens").get<int64_t>();
+  r.text_tokens = j.at("text_tokens").get<int64_t>();
+  r.bucket_label = j.at("bucket").get<std::string>();
+  r.ratio = j.at("ratio").get<double>();
+  r.generated_tokens = j.at("generated_tokens").get<int64_t>();
+  r.scores.precision = j.at("precision").get<double>();
+  r.scores.recall = j.at("recall").get<double>();
+  r.scores.f1 = j.at("f1").get<double>();
+  r.scores.bleu = j.at("bleu").get<double>();
+  r.scores.edit_distance = j.at("edit_distance").get<double>();
+  r.scores.exact_match = j.at("exact_match").get<bool>();
+  r.scores.reference_words = j.at("reference_words").get<int64_t>();
+  r.scores.output_words = j.at("output_words").get<int64_t>();
+  r.scores.chinese = j.at("chinese_segmented_by_character").get<bool>();
+  for (const auto& v : j.at("position_curve"))
+    r.position_curve.push_back(v.is_null() ? std::numeric_limits<double>::quiet_NaN() : v.get<double>());
+  r.text = j.value("text", "");
+  r.reconstruction = j.at("reconstruction").get<std::string>();
+  return r;
+}
+
+std::vector<PageResult> evaluate(C3Model& model, const Tokenizer& tokenizer, const C3Prompt& prompt,
+                                 const std::vector<SelectedPage>& pages, const EvalOptions& options,
+                                 const std::vector<PageResult>& done,
+                                 const std::function<void(const std::vector<PageResult>&)>& on_batch) {
+  torch::NoGradGuard no_grad;
+  const int64_t latents = prompt.latent_tokens();
+  std::map<std::pair<std::string, std::string>, PageResult> results;  // (condition, id)
+  for (const auto& r : done) results[{r.condition, r.id}] = r;
+
+  // The work still to do, each with its text and ids.
+  struct Item {
+    PageResult result;
+    std::vector<int32_t> ids;
+  };
+  std::vector<Item> todo;
+  for (const auto condition : options.conditions) {
+    const std::string name = perturbation_name(condition);
+    for (const auto& p : pages) {
+      if (results.count({name, p.page.id})) continue;
+      Item item;
+      PageResult& r = item.result;
+      r.id = p.page.id, r.condition = name, r.page_tokens = p.tokens;
+      r.bucket = p.bucket, r.bucket_label = options.buckets.label(p.bucket);
+      r.text = perturb(p.page.text, condition, page_seed(options.seed, p.page.id));
+      item.ids = condition == Perturbation::kNone ? tokenizer.encode(p.page.text) : tokenizer.encode(r.text);
+      r.text_tokens = static_cast<int64_t>(item.ids.size());
+      r.ratio = static_cast<double>(r.text_tokens) / static_cast<double>(latents);
+      todo.push_back(std::move(item));
+    }
+  }
+  std::stable_sort(todo.begin(), todo.end(), [](const Item& a, const Item& b) { return a.ids.size() < b.ids.size(); });
+
+  JobProgress status("eval", static_cast<int64_t>(todo.size()), options.progress, "pages");
+  int64_t finished = 0, generated = 0;
+  for (size_t start = 0; start < todo.size(); start += static_cast<size_t>(options.batch_size)) {
+    const size_t end = std::min(todo.size(), start + static_cast<size_t>(options.batch_size));
+    std::vector<const std::vector<int32_t>*> texts;
+    for (size_t k = start; k < end; ++k) texts.push_back(&todo[k].ids);
+    const C3Batch batch = make_c3_batch(prompt, texts, /*with_answers=*/false).to(model->query.device());
+    const at::Tensor z = model->compress(batch.encoder_ids, batch.encoder_mask, batch.encoder_slots);
+    const auto ids = greedy_generate(model, prompt, z, options.generate);
+    for (size_t k = start; k < end; ++k) {
+      todo[k].result.generated_tokens = static_cast<int64_t>(ids[k - start].size());
+      todo[k].result.reconstruction = decode_reconstruction(tokenizer, ids[k - start]);
+    }
+    // Scoring (the character alignment is the slow part) runs on all threads.
+    at::parallel_for(0, static_cast<int64_t>(end - start), 1, [&](int64_t b, int64_t e) {
+      for (int64_t k = b; k < e; ++k) {
+        PageResult& r = todo[start + k].result;
+        r.scores = score_page(r.text, r.reconstruction);
+        r.position_curve = position_curve(unicode::code_points(r.text), unicode::code_points(r.reconstruction));
+      }
+    });
+    std::vector<PageResult> batch_results;
+    for (size_t k = start; k < end; ++k) {
+      generated += todo[k].result.generated_tokens;
+      batch_results.push_back(todo[k].result);
+      results[{todo[k].result.condition, todo[k].result.id}] = todo[k].result;
+    }
+    on_batch(batch_results);
+    finished += static_cast<int64_t>(end - start);
+    status.update(finished, generated);
+  }
+  status.clear();
+
+  std::vector<PageResult> ordered;
+  for (const auto condition : options.conditions)
+    for (const auto& p : pages) {
+      const auto it = results.find({perturbation_name(condition), p.page.id});
+      if (it != results.end()) ordered.push_back(it->second);
+    }
+  return ordered;
+}
+
+}  // namespace c3
