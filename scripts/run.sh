@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job: build c3, build the demo corpus from a Debian documentation package, train a
 # sentencepiece tokenizer on it, train a tiny C3 from scratch on the CPU (configs/tiny-cpu.json),
-# compress the held-out documents with it and reconstruct them, and measure throughput. Rerunning
+# compress the held-out documents with it and reconstruct them, evaluate it on them (c3 eval), and
+# measure throughput. Rerunning
 # resumes/reuses what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,9 @@ model=$(ls -d "$out"/tiny-cpu/checkpoint-* | sort -t- -k2 -n | tail -1)
 # The tiny demo model is not trained long enough to reconstruct prose: this shows the pipeline.
 "$build/c3" compress -m "$model" data/corpus/valid -o "$out/latents" --summary "$out/compress.json"
 "$build/c3" reconstruct -m "$model" "$out/latents" -o "$out/restored" --max-new-tokens 128 --summary "$out/reconstruct.json"
+"$build/c3" eval -m "$model" data/corpus/valid -o "$out/eval" --force --min-tokens 64 --max-tokens 1024 \
+  --bucket-width 192 --max-new-tokens 256 --perturb shuffle-words
+"$build/bench_scorer" --quick --json "$out/bench_scorer.json"
 "$build/bench_train_step" --quick --json "$out/bench_train_step.json"
 "$build/bench_reconstruct" --quick --json "$out/bench_reconstruct.json"
 echo "results in $out/ (metrics: $out/tiny-cpu/metrics.jsonl)" >&2

@@ -1,6 +1,5 @@
 // c3 eval --model DIR DATA -o OUT: the Fox protocol (pages by token count, compress +
 // reconstruct, score) and its report. c3 eval --score FILE: the scorer alone, on any predictions.
-#include <ATen/Parallel.h>
 #include <spdlog/spdlog.h>
 
 #include <unistd.h>
@@ -19,6 +18,7 @@
 #include "c3/torch_compat.h"
 #include "c3/util/atomic_file.h"
 #include "c3/util/error.h"
+#include "c3/util/parallel.h"
 #include "c3/util/sha256.h"
 #include "c3/version.h"
 
@@ -30,12 +30,11 @@ namespace {
 
 constexpr const char* kJournal = "pages.partial.jsonl";
 
-int score_only(const Config& c) {
+int score_only(const Config& c, int threads) {
   const auto pairs = read_scored_pairs(c.get<std::string>("eval.score"));
   std::vector<PageScores> scores(pairs.size());
-  at::parallel_for(0, static_cast<int64_t>(pairs.size()), 1, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) scores[i] = score_page(pairs[i].reference, pairs[i].prediction);
-  });
+  parallel_for_each(static_cast<int64_t>(pairs.size()), threads,
+                    [&](int64_t i) { scores[i] = score_page(pairs[i].reference, pairs[i].prediction); });
   ScoreMeans means;
   const bool per_page = c.get<bool>("eval.per_page");
   std::string out;
@@ -53,6 +52,13 @@ int score_only(const Config& c) {
   if (means.to_json()["chinese_pages_segmented_by_character"].get<int64_t>() > 0)
     spdlog::warn("some records hold Chinese characters: segmented per character, not with jieba as the official script");
   return 0;
+}
+
+// SHA-256 over every page's id and text: names the data whatever file format held it.
+std::string pages_digest(const std::vector<EvalPage>& pages) {
+  std::string all;
+  for (const auto& p : pages) all += p.id + '\0' + p.text + '\0';
+  return sha256_hex(all);
 }
 
 // The finished pages of an interrupted run with the same settings (`key`), or none.
@@ -113,7 +119,7 @@ class EvalCommand : public Command {
     if (!c.get<std::string>("eval.score").empty()) {
       if (!data_.empty() || !c.get<std::string>("eval.model").empty())
         throw UsageError("--score FILE scores predictions without a model: leave out --model and DATA");
-      return score_only(c);
+      return score_only(c, runtime.threads);
     }
     if (data_.empty()) throw UsageError("DATA (Fox page-OCR JSON or JSONL) is required, or --score FILE");
     const fs::path out = c.get<std::string>("eval.output");
@@ -133,6 +139,7 @@ class EvalCommand : public Command {
     options.generate.max_new_tokens = c.get<int64_t>("eval.max_new_tokens");
     options.generate.no_repeat_ngram_size = c.get<int64_t>("eval.no_repeat_ngram");
     options.progress = c.get<bool>("eval.progress");
+    options.threads = runtime.threads;
     const int64_t limit = c.get<int64_t>("eval.limit");
     if (options.batch_size <= 0 || options.generate.max_new_tokens <= 0 || options.generate.no_repeat_ngram_size < 0 || limit < 0)
       throw UsageError("--batch-size and --max-new-tokens must be positive, --no-repeat-ngram and --limit >= 0");
@@ -165,7 +172,7 @@ class EvalCommand : public Command {
                 {"model_fingerprint", model_fingerprint(model)},
                 {"latent_tokens", prompt.latent_tokens()},
                 {"data", data_},
-                {"data_sha256", sha256_hex(read_text_file(data_))},
+                {"pages_sha256", pages_digest(pages)},
                 {"selection", {{"pages_read", pages.size()}, {"pages_selected", selected.size()}, {"limit", limit}}},
                 {"generation",
                  {{"max_new_tokens", options.generate.max_new_tokens},

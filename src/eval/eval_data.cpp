@@ -1,5 +1,6 @@
 #include "c3/eval/eval_data.h"
 
+#include <algorithm>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -46,6 +47,17 @@ std::string id_of(const json& j, int64_t fallback) {
 
 std::vector<EvalPage> read_eval_pages(const std::filesystem::path& path) {
   const std::string name = path.string();
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    std::vector<std::filesystem::path> files;
+    for (const auto& e : std::filesystem::recursive_directory_iterator(path))
+      if (e.is_regular_file() && e.path().extension() == ".txt") files.push_back(e.path());
+    std::sort(files.begin(), files.end());
+    std::vector<EvalPage> pages;
+    for (const auto& f : files) pages.push_back({f.lexically_relative(path).string(), read_text_file(f)});
+    if (pages.empty()) fail_file(name, "holds no .txt files");
+    return pages;
+  }
   const std::string text = read_text_file(path);
   const size_t first = text.find_first_not_of(" \t\r\n");
   if (first == std::string::npos) fail_file(name, "empty (expected Fox page-OCR JSON or JSONL with \"text\")");

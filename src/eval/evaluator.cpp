@@ -1,6 +1,5 @@
 #include "c3/eval/evaluator.h"
 
-#include <ATen/Parallel.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -11,6 +10,7 @@
 #include "c3/eval/position_curve.h"
 #include "c3/infer/file_jobs.h"
 #include "c3/tokenizer/unicode.h"
+#include "c3/util/parallel.h"
 
 using json = nlohmann::json;
 
@@ -122,12 +122,10 @@ std::vector<PageResult> evaluate(C3Model& model, const Tokenizer& tokenizer, con
       todo[k].result.reconstruction = decode_reconstruction(tokenizer, ids[k - start]);
     }
     // Scoring (the character alignment is the slow part) runs on all threads.
-    at::parallel_for(0, static_cast<int64_t>(end - start), 1, [&](int64_t b, int64_t e) {
-      for (int64_t k = b; k < e; ++k) {
-        PageResult& r = todo[start + k].result;
-        r.scores = score_page(r.text, r.reconstruction);
-        r.position_curve = position_curve(unicode::code_points(r.text), unicode::code_points(r.reconstruction));
-      }
+    parallel_for_each(static_cast<int64_t>(end - start), options.threads, [&](int64_t k) {
+      PageResult& r = todo[start + k].result;
+      r.scores = score_page(r.text, r.reconstruction);
+      r.position_curve = position_curve(unicode::code_points(r.text), unicode::code_points(r.reconstruction));
     });
     std::vector<PageResult> batch_results;
     for (size_t k = start; k < end; ++k) {

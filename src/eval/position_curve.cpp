@@ -6,9 +6,11 @@
 
 namespace c3 {
 
-std::vector<double> position_curve(std::u32string_view truth, std::u32string_view output, int bins) {
+namespace {
+
+// Marks in `matched` the truth characters a minimum-edit alignment pairs with the same output character.
+void align_middle(std::u32string_view truth, std::u32string_view output, char* matched) {
   const size_t n = truth.size(), m = output.size();
-  std::vector<char> matched(n, 0);
   if (n > 0 && m > 0) {
     // Full table of moves, two bits per cell: 0 diagonal, 1 up (a truth character dropped),
     // 2 left (an output character inserted).
@@ -57,6 +59,22 @@ std::vector<double> position_curve(std::u32string_view truth, std::u32string_vie
       }
     }
   }
+}
+
+}  // namespace
+
+std::vector<double> position_curve(std::u32string_view truth, std::u32string_view output, int bins) {
+  std::vector<char> matched(truth.size(), 0);
+  // A common prefix and suffix belong to a minimum alignment: match them, align only the middle.
+  size_t prefix = 0;
+  while (prefix < truth.size() && prefix < output.size() && truth[prefix] == output[prefix]) matched[prefix++] = 1;
+  size_t suffix = 0;
+  while (suffix < truth.size() - prefix && suffix < output.size() - prefix &&
+         truth[truth.size() - 1 - suffix] == output[output.size() - 1 - suffix])
+    matched[truth.size() - 1 - suffix++] = 1;
+  align_middle(truth.substr(prefix, truth.size() - prefix - suffix), output.substr(prefix, output.size() - prefix - suffix),
+               matched.data() + prefix);
+  const size_t n = truth.size();
   std::vector<double> hits(bins, 0.0), sizes(bins, 0.0);
   for (size_t i = 0; i < n; ++i) {
     const auto b = static_cast<size_t>(static_cast<double>(i) * bins / static_cast<double>(n));

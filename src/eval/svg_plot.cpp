@@ -64,7 +64,7 @@ std::string SvgPlot::render(int width, int height) const {
   };
   fit(x_fixed_, x_lo, x_hi, true);
   fit(y_fixed_, y_lo, y_hi, false);
-  const double left = 70, right = 200, top = 40, bottom = 55;
+  const double left = 70, right = 250, top = 40, bottom = 55;
   const double pw = width - left - right, ph = height - top - bottom;
   auto px = [&](double x) { return left + (x - x_lo) / (x_hi - x_lo) * pw; };
   auto py = [&](double y) { return top + ph - (y - y_lo) / (y_hi - y_lo) * ph; };

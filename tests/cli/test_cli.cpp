@@ -15,6 +15,7 @@
 #include "c3/io/safetensors.h"
 #include "c3/model/qwen2_config.h"
 #include "c3/tokenizer/tokenizer.h"
+#include "cli_support.h"
 #include "test_support.h"
 
 namespace c3 {
@@ -23,32 +24,11 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 using testing::HasSubstr;
-
-struct Result {
-  int code;
-  std::string out, err;
-};
-
-Result c3(const std::string& args, const test::TempDir& dir, const std::string& env = "env -u OMP_WAIT_POLICY") {
-  const auto out = dir / ".stdout", err = dir / ".stderr";
-  const std::string cmd = "cd '" + dir.path().string() + "' && " + env + " '" C3_BINARY "' " + args + " >'" + out.string() +
-                          "' 2>'" + err.string() + "'" +
-                          (args.find('<') == std::string::npos ? " </dev/null" : "");
-  const int status = std::system(cmd.c_str());
-  Result r{WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), test::read_bytes(out),
-           test::read_bytes(err)};
-  fs::remove(out);
-  fs::remove(err);
-  return r;
-}
-
-int lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
-
-int count(const std::string& s, const std::string& what) {
-  int n = 0;
-  for (size_t at = s.find(what); at != std::string::npos; at = s.find(what, at + 1)) ++n;
-  return n;
-}
+using test::c3;
+using test::count;
+using test::files_under;
+using test::lines;
+using test::trained_model;
 
 TEST(Cli, VersionAndHelp) {
   test::TempDir dir;
@@ -363,38 +343,6 @@ TEST(CliTrain, BadInputIsOneLineAndLeavesNoOutput) {
     EXPECT_EQ(lines(r.err.substr(r.err.find("[error]"))), 1) << "the error is one line, and the last";
     EXPECT_FALSE(fs::exists(f.dir / "out")) << c.args;
   }
-}
-
-// A tiny C3 trained (inside the test, a few seconds) to reconstruct `texts`, so round trips can be
-// checked byte for byte.
-struct TrainedModel {
-  test::TempDir dir;
-  std::vector<std::string> texts = test::random_texts(12, 8, 21);
-  TrainedModel() {
-    test::write_jsonl(dir / "train.jsonl", texts);
-    test::train_test_tokenizer(test::random_texts(300, 10, 22), dir / "tok", 600);
-    const auto r = c3("--threads 1 train --encoder preset:tiny --decoder preset:tiny --tokenizer tok --data train.jsonl "
-                      "--validation train.jsonl -o run --latent-tokens 8 --batch-size 12 --grad-accum 1 --steps 150 "
-                      "--lr 3e-3 --set optim.warmup_steps=10 --set train.eval_every=150 --set train.eval_at_start=false "
-                      "--set train.eval_precision_samples=12",
-                      dir);
-    EXPECT_EQ(r.code, 0) << r.err;
-    EXPECT_THAT(r.err, HasSubstr("reconstruction precision 100.0%")) << "the fixture model must have learned its texts";
-  }
-  std::string model() const { return (dir / "run" / "checkpoint-150").string(); }
-};
-
-const TrainedModel& trained_model() {
-  static const TrainedModel model;  // shared by the tests below (one binary, one training)
-  return model;
-}
-
-std::vector<std::string> files_under(const fs::path& root) {
-  std::vector<std::string> out;
-  for (const auto& e : fs::recursive_directory_iterator(root))
-    if (e.is_regular_file()) out.push_back(e.path().lexically_relative(root).string());
-  std::sort(out.begin(), out.end());
-  return out;
 }
 
 TEST(CliCompress, FolderRoundTripIsExactAndBadFilesAreReported) {

@@ -19,6 +19,7 @@
 namespace c3 {
 namespace {
 
+namespace fs = std::filesystem;
 using testing::HasSubstr;
 using json = nlohmann::json;
 
@@ -93,6 +94,15 @@ TEST(EvalData, ReadsFoxPagesAndJsonl) {
   const auto lines = read_eval_pages(dir / "p.jsonl");
   ASSERT_EQ(lines.size(), 2u);
   EXPECT_EQ(lines[1].id, "3") << "the line number when there is no id";
+  fs::create_directories(dir / "folder" / "sub");
+  test::write_bytes(dir / "folder" / "sub" / "b.txt", "bee");
+  test::write_bytes(dir / "folder" / "a.txt", "ay");
+  test::write_bytes(dir / "folder" / "skip.md", "not a page");
+  const auto folder = read_eval_pages(dir / "folder");
+  ASSERT_EQ(folder.size(), 2u);
+  EXPECT_EQ(folder[0].id, "a.txt");
+  EXPECT_EQ(folder[1].id, "sub/b.txt");
+  EXPECT_EQ(folder[1].text, "bee");
   // Errors name the file, and the line.
   test::write_bytes(dir / "bad.jsonl", "{\"text\": \"x\"}\n{\"txt\": 1}\n");
   EXPECT_THAT(test::error_of<Error>([&] { read_eval_pages(dir / "bad.jsonl"); }), HasSubstr("bad.jsonl:2: missing the string field \"text\""));

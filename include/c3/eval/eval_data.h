@@ -17,7 +17,8 @@ struct EvalPage {
 
 // Fox's en_page_ocr.json (a JSON list of {"image", "conversations": [..., {"from": "gpt",
 // "value": TEXT}]}; id = the image name) or JSONL with "text" and "id" (default: the line
-// number). The text is taken raw, as the spec says. Errors name the file (and line).
+// number), or a folder of .txt files (id = the path below the folder). The text is taken raw, as
+// the spec says. Errors name the file (and line).
 std::vector<EvalPage> read_eval_pages(const std::filesystem::path& path);
 
 struct ScoredPair {

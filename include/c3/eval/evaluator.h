@@ -36,6 +36,7 @@ struct EvalOptions {
   int64_t batch_size = 8;   // pages decoded together
   GenerateOptions generate;
   bool progress = true;
+  int threads = 1;          // for scoring
 };
 
 struct PageResult {

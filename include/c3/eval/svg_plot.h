@@ -17,7 +17,7 @@ class SvgPlot {
   void set_y_range(double lo, double hi) { y_lo_ = lo, y_hi_ = hi, y_fixed_ = true; }
   void add_points(std::string legend, std::string color, Points points, bool hollow = false);
   void add_line(std::string legend, std::string color, Points points, bool dashed = false);
-  std::string render(int width = 760, int height = 460) const;
+  std::string render(int width = 860, int height = 460) const;
 
  private:
   struct Series {

@@ -1,0 +1,58 @@
+#include "cli_support.h"
+
+#include <gmock/gmock.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <cstdlib>
+
+namespace fs = std::filesystem;
+
+namespace c3::test {
+
+Result c3(const std::string& args, const TempDir& dir, const std::string& env) {
+  const auto out = dir / ".stdout", err = dir / ".stderr";
+  const std::string cmd = "cd '" + dir.path().string() + "' && " + env + " '" C3_BINARY "' " + args + " >'" + out.string() +
+                          "' 2>'" + err.string() + "'" +
+                          (args.find('<') == std::string::npos ? " </dev/null" : "");
+  const int status = std::system(cmd.c_str());
+  Result r{WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), read_bytes(out), read_bytes(err)};
+  fs::remove(out);
+  fs::remove(err);
+  return r;
+}
+
+int lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
+
+int count(const std::string& s, const std::string& what) {
+  int n = 0;
+  for (size_t at = s.find(what); at != std::string::npos; at = s.find(what, at + 1)) ++n;
+  return n;
+}
+
+std::vector<std::string> files_under(const fs::path& root) {
+  std::vector<std::string> out;
+  for (const auto& e : fs::recursive_directory_iterator(root))
+    if (e.is_regular_file()) out.push_back(e.path().lexically_relative(root).string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+TrainedModel::TrainedModel() {
+  write_jsonl(dir / "train.jsonl", texts);
+  train_test_tokenizer(random_texts(300, 10, 22), dir / "tok", 600);
+  const auto r = c3("--threads 1 train --encoder preset:tiny --decoder preset:tiny --tokenizer tok --data train.jsonl "
+                    "--validation train.jsonl -o run --latent-tokens 8 --batch-size 12 --grad-accum 1 --steps 150 "
+                    "--lr 3e-3 --set optim.warmup_steps=10 --set train.eval_every=150 --set train.eval_at_start=false "
+                    "--set train.eval_precision_samples=12",
+                    dir);
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.err, testing::HasSubstr("reconstruction precision 100.0%")) << "the fixture model must have learned its texts";
+}
+
+const TrainedModel& trained_model() {
+  static const TrainedModel model;
+  return model;
+}
+
+}  // namespace c3::test

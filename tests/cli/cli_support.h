@@ -1,0 +1,36 @@
+// What the tests of the `c3` binary share: running it, and a tiny model trained once per test
+// process to reconstruct its texts exactly.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "test_support.h"
+
+namespace c3::test {
+
+struct Result {
+  int code;
+  std::string out, err;
+};
+
+// Runs `c3 ARGS` in `dir` (stdin from /dev/null unless ARGS redirects it).
+Result c3(const std::string& args, const TempDir& dir, const std::string& env = "env -u OMP_WAIT_POLICY");
+
+int lines(const std::string& s);
+int count(const std::string& s, const std::string& what);
+// Regular files below `root`, relative to it, sorted.
+std::vector<std::string> files_under(const std::filesystem::path& root);
+
+// A tiny C3 trained (inside the test, a few seconds) to reconstruct `texts`, so round trips can be
+// checked byte for byte.
+struct TrainedModel {
+  TempDir dir;
+  std::vector<std::string> texts = random_texts(12, 8, 21);
+  TrainedModel();
+  std::string model() const { return (dir / "run" / "checkpoint-150").string(); }
+};
+const TrainedModel& trained_model();  // trained on first use, shared within the process
+
+}  // namespace c3::test

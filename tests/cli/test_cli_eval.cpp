@@ -1,0 +1,124 @@
+// `c3 eval`: the scorer on any predictions, and the model run with its report, controls and
+// resumption after a kill.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include <chrono>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "cli_support.h"
+
+extern char** environ;
+
+namespace c3 {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using testing::HasSubstr;
+using test::c3;
+
+TEST(CliEval, ScoresPredictionsWithoutAModel) {
+  test::TempDir dir;
+  test::write_bytes(dir / "pred.jsonl",
+                    "{\"label\": \"a b c d e\", \"answer\": \"a b c d x y\"}\n"
+                    "{\"id\": \"same\", \"label\": \"same text\", \"answer\": \"same text\"}\n"
+                    "{\"reference\": \"hello world\", \"prediction\": \"\"}\n");
+  auto r = c3("eval --score pred.jsonl", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json summary = json::parse(r.out);
+  EXPECT_EQ(summary["pages"], 3);
+  EXPECT_DOUBLE_EQ(summary["precision"].get<double>(), (0.8 + 1.0 + 0.0) / 3);  // worked in test_fox_metrics
+  EXPECT_DOUBLE_EQ(summary["edit_distance"].get<double>(), (3.0 / 11.0 + 0.0 + 1.0) / 3);
+  EXPECT_DOUBLE_EQ(summary["exact_match"].get<double>(), 1.0 / 3);
+  for (const char* key : {"recall", "f1", "bleu", "one_minus_edit_distance"}) EXPECT_TRUE(summary.contains(key)) << key;
+  // --per-page: one line per record, then the summary line; stdin works as a file.
+  r = c3("eval --score - --per-page < pred.jsonl", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(test::lines(r.out), 4);
+  const json first = json::parse(r.out.substr(0, r.out.find('\n')));
+  EXPECT_EQ(first["id"], "1");
+  EXPECT_DOUBLE_EQ(first["recall"].get<double>(), 4.0 / 6.0);
+  EXPECT_EQ(json::parse(r.out.substr(r.out.rfind('\n', r.out.size() - 2) + 1)), summary);
+  // Bad input: one line naming the file and the line; misuse is a usage error.
+  test::write_bytes(dir / "bad.jsonl", "{\"label\": \"a\", \"answer\": \"a\"}\n{\"label\": \"a\"\n");
+  r = c3("eval --score bad.jsonl", dir);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, HasSubstr("bad.jsonl:2: not valid JSON"));
+  EXPECT_EQ(c3("eval --score pred.jsonl -m somewhere", dir).code, 2);
+  EXPECT_EQ(c3("eval", dir).code, 2);
+}
+
+// The fixture's texts as a Fox page-OCR file.
+void write_fox_file(const fs::path& path, const std::vector<std::string>& texts) {
+  json pages = json::array();
+  for (size_t i = 0; i < texts.size(); ++i)
+    pages.push_back({{"image", "en_" + std::to_string(i) + ".png"},
+                     {"conversations", {{{"from", "human"}, {"value", "<image>\nOCR this image: "}}, {{"from", "gpt"}, {"value", texts[i]}}}}});
+  test::write_bytes(path, pages.dump(1));
+}
+
+TEST(CliEval, WritesTheReportAndResumesAKilledRun) {
+  const auto& m = test::trained_model();
+  test::TempDir dir;
+  write_fox_file(dir / "pages.json", m.texts);
+  const std::string common = "--threads 1 eval -m '" + m.model() + "' pages.json --min-tokens 1 --max-tokens 400 "
+                             "--bucket-width 100 --perturb shuffle-words random-chars --batch-size 1 ";
+  const std::string args = common + "--max-new-tokens 64 -o ";
+  auto r = c3(args + "straight", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(test::files_under(dir / "straight"),
+            (std::vector<std::string>{"pages.jsonl", "position_curve.svg", "precision_vs_ratio.svg", "report.md", "summary.json"}));
+  const json summary = json::parse(test::read_bytes(dir / "straight" / "summary.json"));
+  const json& none = summary["conditions"]["none"]["overall"];
+  EXPECT_EQ(none["pages"], 12);
+  EXPECT_EQ(none["precision"], 1.0) << "the fixture model reproduces its texts";
+  EXPECT_EQ(none["exact_match"], 1.0);
+  for (const auto& v : none["position_curve"]) EXPECT_EQ(v, 1.0);
+  EXPECT_GT(none["mean_ratio"].get<double>(), 1.0);
+  EXPECT_EQ(summary["conditions"]["shuffle-words"]["overall"]["pages"], 12);
+  EXPECT_LT(summary["conditions"]["random-chars"]["overall"]["precision"].get<double>(), 0.5)
+      << "random characters are not what it learned";
+  EXPECT_EQ(test::lines(test::read_bytes(dir / "straight" / "pages.jsonl")), 36);
+  const std::string report = test::read_bytes(dir / "straight" / "report.md");
+  EXPECT_THAT(report, HasSubstr("| **all** | 12 |"));
+  EXPECT_THAT(report, HasSubstr("DeepSeek-OCR, 64 vision tokens"));
+  EXPECT_THAT(test::read_bytes(dir / "straight" / "precision_vs_ratio.svg"), HasSubstr("</svg>"));
+  // A finished evaluation is not overwritten by accident.
+  r = c3(args + "straight", dir);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, HasSubstr("already holds a finished evaluation"));
+
+  // Kill a run part way (SIGKILL: nothing is cleaned up); the next run finishes it.
+  const std::string shell = "cd '" + dir.path().string() + "' && exec '" C3_BINARY "' " + args + "killed 2>/dev/null";
+  const char* argv[] = {"/bin/sh", "-c", shell.c_str(), nullptr};
+  pid_t pid = 0;
+  ASSERT_EQ(posix_spawn(&pid, "/bin/sh", nullptr, nullptr, const_cast<char* const*>(argv), environ), 0);
+  const fs::path journal = dir / "killed" / "pages.partial.jsonl";
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline &&
+         (!fs::exists(journal) || test::lines(test::read_bytes(journal)) < 4))
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  kill(pid, SIGKILL);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_FALSE(fs::exists(dir / "killed" / "summary.json")) << "killed part way";
+  const int kept = test::lines(test::read_bytes(journal)) - 1;
+  // Other settings do not mix with the interrupted run.
+  r = c3(common + "--max-new-tokens 32 -o killed", dir);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, HasSubstr("another model, data or settings"));
+  r = c3(args + "killed", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("resuming: " + std::to_string(kept) + " page results"));
+  EXPECT_EQ(test::read_bytes(dir / "killed" / "pages.jsonl"), test::read_bytes(dir / "straight" / "pages.jsonl"));
+  EXPECT_FALSE(fs::exists(journal));
+}
+
+}  // namespace
+}  // namespace c3
