@@ -70,20 +70,6 @@ std::vector<Pair> make_pairs(int count) {
   return pairs;
 }
 
-int64_t table_levenshtein(const std::u32string& a, const std::u32string& b) {
-  std::vector<int64_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = static_cast<int64_t>(j);
-  for (size_t i = 1; i <= a.size(); ++i) {
-    int64_t diagonal = row[0];
-    row[0] = static_cast<int64_t>(i);
-    for (size_t j = 1; j <= b.size(); ++j) {
-      const int64_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = up;
-    }
-  }
-  return row[b.size()];
-}
 
 template <typename F>
 double seconds(F&& f) {
@@ -130,7 +116,7 @@ int main(int argc, char** argv) {
   int64_t mismatches = 0;
   rows.push_back({"edit distance, DP table (reference)", seconds([&] {
                     for (int i = 0; i < table_pairs; ++i)
-                      mismatches += table_levenshtein(truth_cp[i], output_cp[i]) != c3::levenshtein(truth_cp[i], output_cp[i]);
+                      mismatches += c3::levenshtein_table(truth_cp[i], output_cp[i]) != c3::levenshtein(truth_cp[i], output_cp[i]);
                   }),
                   table_pairs});
   rows.push_back({"position curve (alignment)", seconds([&] {

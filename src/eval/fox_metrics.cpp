@@ -185,6 +185,21 @@ int64_t levenshtein(std::u32string_view a, std::u32string_view b) {
   return score;
 }
 
+int64_t levenshtein_table(std::u32string_view a, std::u32string_view b) {
+  std::vector<int64_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = static_cast<int64_t>(j);
+  for (size_t i = 1; i <= a.size(); ++i) {
+    int64_t diagonal = row[0];
+    row[0] = static_cast<int64_t>(i);
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const int64_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = up;
+    }
+  }
+  return row[b.size()];
+}
+
 nlohmann::json PageScores::to_json() const {
   return {{"precision", precision},
           {"recall", recall},

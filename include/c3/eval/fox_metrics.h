@@ -41,6 +41,9 @@ double nltk_bleu(const std::vector<std::string>& reference, const std::vector<st
 double exact_sum(const std::vector<double>& values);
 // Levenshtein distance (unit costs); bit-parallel (Myers/Hyyro), O(|a| |b| / 64).
 int64_t levenshtein(std::u32string_view a, std::u32string_view b);
+// The same by the plain dynamic-programming table, O(|a| |b|): the reference the fast one is
+// tested and benchmarked against.
+int64_t levenshtein_table(std::u32string_view a, std::u32string_view b);
 
 struct PageScores {
   double precision = 0, recall = 0, f1 = 0, bleu = 0, edit_distance = 0;
