@@ -8,6 +8,7 @@ pkgs=(
   libsentencepiece-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev
   libpcre2-dev libutf8proc-dev
+  libgloo-dev
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -1,7 +1,11 @@
 // c3 train: end-to-end C3 training into an output folder; rerunning on that folder resumes it.
+#include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <spdlog/spdlog.h>
 
+#include <chrono>
+
 #include "c3/model/c3_prompt.h"
+#include "c3/train/distributed.h"
 #include "c3/train/trainer.h"
 #include "c3/util/error.h"
 #include "command.h"
@@ -80,6 +84,8 @@ class TrainCommand : public Command {
     o.config().declare("train.eval_max_new_tokens", 0, "Generation limit for validation (0: sample length + 32)");
     o.config().declare("train.max_bad_steps", 10, "Stop after this many consecutive non-finite steps");
     o.config().declare("train.loss_chunk", 2048, "Supervised positions per lm_head chunk (0: no chunking)");
+    o.config().declare("train.dist_timeout", 600.0,
+                       "Seconds a multi-process rendezvous or collective may take before the run stops with an error");
     o.config().declare("train.progress", true, "Show a status line on a terminal");
   }
 
@@ -136,8 +142,22 @@ class TrainCommand : public Command {
     s.loss_chunk = c.get<int64_t>("train.loss_chunk");
     s.progress = c.get<bool>("train.progress");
     s.resolved_config = c.dump();
-    LocalCommunicator comm;
-    return train(s, runtime.device, comm);
+    // Several processes (torchrun, srun): rank 0 logs, every rank computes on its own device.
+    const DistributedEnv dist = detect_distributed_env();
+    c10::Device device = runtime.device;
+    if (dist.active()) {
+      if (dist.rank != 0 && spdlog::default_logger()->level() < spdlog::level::warn)
+        spdlog::set_level(spdlog::level::warn);
+      if (device.is_cuda()) {
+        device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(dist.local_rank));
+        c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA)->setDevice(device);  // before NCCL starts
+      }
+    }
+    const double timeout = c.get<double>("train.dist_timeout");
+    if (timeout <= 0) throw UsageError("train.dist_timeout must be positive (seconds)");
+    const auto comm = make_communicator(dist, device, std::chrono::milliseconds(static_cast<int64_t>(timeout * 1000)));
+    if (dist.active()) spdlog::info("data parallel: {}", comm->describe());
+    return train(s, device, *comm);
   }
 };
 

@@ -1,10 +1,12 @@
-// What the trainer needs from data parallelism, and nothing more: its rank, the world size, and
-// sums across ranks. Single-process training uses LocalCommunicator; the c10d implementation
-// (NCCL/Gloo, a later issue) plugs in behind the same interface without touching the trainer.
+// What the trainer needs from data parallelism, and nothing more: its rank, the world size,
+// sums across ranks, broadcasts and a barrier. Single-process training uses LocalCommunicator;
+// multi-process training uses c10d (Gloo on CPUs, NCCL on GPUs) behind the same interface
+// (make_communicator in c3/train/distributed.h), so the trainer never sees a process group.
 #pragma once
 
 #include <torch/torch.h>
 
+#include <string>
 #include <vector>
 
 namespace c3 {
@@ -18,9 +20,13 @@ class Communicator {
   // In-place sum over ranks (gradients: each rank has already divided by the global token count).
   virtual void all_reduce_sum(std::vector<at::Tensor>& tensors) = 0;
   virtual double all_reduce_sum(double value) = 0;
-  // Rank 0's values to every rank (initial parameters).
-  virtual void broadcast(std::vector<at::Tensor>& tensors) = 0;
+  // `root`'s values to every rank, in place (initial parameters; ZeRO-1's updated shards).
+  virtual void broadcast(std::vector<at::Tensor>& tensors, int root = 0) = 0;
+  // `root`'s string to every rank (e.g. where rank 0 stages a checkpoint).
+  virtual std::string broadcast_string(const std::string& value, int root = 0) = 0;
   virtual void barrier() = 0;
+  // A one-line description for the log ("gloo, rank 1 of 4, master host:port").
+  virtual std::string describe() const = 0;
 };
 
 class LocalCommunicator : public Communicator {
@@ -29,8 +35,10 @@ class LocalCommunicator : public Communicator {
   int world_size() const override { return 1; }
   void all_reduce_sum(std::vector<at::Tensor>&) override {}
   double all_reduce_sum(double value) override { return value; }
-  void broadcast(std::vector<at::Tensor>&) override {}
+  void broadcast(std::vector<at::Tensor>&, int) override {}
+  std::string broadcast_string(const std::string& value, int) override { return value; }
   void barrier() override {}
+  std::string describe() const override { return "single process"; }
 };
 
 }  // namespace c3

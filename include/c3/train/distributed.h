@@ -1,0 +1,36 @@
+// Multi-process training: where a process learns its rank (torchrun, SLURM, or nothing), and the
+// c10d-backed Communicator (Gloo on CPUs, NCCL on CUDA when LibTorch has it).
+#pragma once
+
+#include <c10/core/Device.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "c3/train/communicator.h"
+
+namespace c3 {
+
+struct DistributedEnv {
+  int rank = 0, world_size = 1, local_rank = 0;
+  std::string master_addr;  // the rendezvous host (rank 0's)
+  int master_port = 29500;
+  std::string source = "none";  // "torchrun", "slurm" or "none"
+  bool active() const { return world_size > 1; }
+};
+
+// torchrun (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT), else SLURM (SLURM_PROCID,
+// SLURM_NTASKS, SLURM_LOCALID; MASTER_ADDR or the first host of SLURM_JOB_NODELIST; MASTER_PORT or
+// 29500), else one process. Inconsistent values are a UsageError naming the variable.
+DistributedEnv detect_distributed_env();
+// The first host of a SLURM node list: "gpu[003-005,9],cpu1" -> "gpu003".
+std::string first_slurm_host(const std::string& nodelist);
+
+// One process: LocalCommunicator. Several: a TCPStore rendezvous at master_addr:master_port
+// (rank 0 serves it) and a c10d process group, NCCL for CUDA devices, Gloo otherwise. A rendezvous
+// or collective that does not complete within `timeout` throws c3::Error saying which.
+std::unique_ptr<Communicator> make_communicator(const DistributedEnv& env, const c10::Device& device,
+                                                std::chrono::milliseconds timeout);
+
+}  // namespace c3
