@@ -62,6 +62,9 @@ class TrainCommand : public Command {
     o.config().declare("optim.fp32_grad_accumulation", true,
                        "With fp32 master weights: sum the micro-batches' bf16 gradients in fp32 (DeepSpeed's "
                        "default; costs 4 bytes per parameter)");
+    o.config().declare("optim.zero_stage", 0,
+                       "1: shard the optimizer state (fp32 masters, AdamW moments) across data-parallel ranks "
+                       "(ZeRO stage 1); 0: every rank holds all of it");
     o.config().declare("optim.schedule", "cosine", "Learning-rate schedule after warmup", {"cosine", "linear", "constant"});
     o.config().declare("optim.warmup_ratio", 0.01, "Warmup steps as a fraction of all steps");
     o.config().declare("optim.warmup_steps", -1, "Warmup steps (>= 0 overrides optim.warmup_ratio)");
@@ -119,6 +122,7 @@ class TrainCommand : public Command {
     s.adamw.weight_decay = c.get<double>("optim.weight_decay");
     s.adamw.fp32_master = c.get<std::string>("optim.master_weights") == "fp32";
     s.fp32_grad_accumulation = c.get<bool>("optim.fp32_grad_accumulation");
+    s.zero_stage = c.get<int>("optim.zero_stage");
     s.schedule = c.get<std::string>("optim.schedule");
     s.warmup_ratio = c.get<double>("optim.warmup_ratio");
     s.warmup_steps = c.get<int64_t>("optim.warmup_steps");

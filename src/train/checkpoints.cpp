@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
+#include <set>
 
 #include "c3/io/checkpoint_dir.h"
 #include "c3/io/safetensors.h"
@@ -76,29 +78,58 @@ std::vector<fs::path> list_checkpoints(const fs::path& output) {
 }
 
 void save_training_checkpoint(const fs::path& dir, C3Model& model, const AdamW& optimizer, const TrainingState& state,
-                              const fs::path& tokenizer_source) {
-  AtomicDirectory out(dir, /*overwrite=*/true);
-  write_c3(model, out.staging(), std::nullopt, 5ull << 30);
-  if (!tokenizer_source.empty()) copy_tokenizer_files(tokenizer_source, out.staging());
-  const fs::path state_dir = out.staging() / kTrainingStateDir;
-  fs::create_directories(state_dir);
-  write_tensors(state_dir / kOptimizerFile, optimizer.state(), {{"format", "pt"}});
-  write_file_atomically(state_dir / kStateFile, state.to_json().dump(2) + "\n");
-  out.commit();
+                              const fs::path& tokenizer_source, Communicator& comm) {
+  std::optional<AtomicDirectory> out;
+  std::string staging;
+  if (comm.is_main()) out.emplace(dir, /*overwrite=*/true), staging = out->staging().string();
+  const bool sharded = optimizer.shard_count() > 1;
+  if (sharded) staging = comm.broadcast_string(staging);  // every rank writes its part there
+  const fs::path state_dir = fs::path(staging) / kTrainingStateDir;
+  if (sharded || comm.is_main()) {
+    std::error_code ec;
+    fs::create_directories(state_dir, ec);
+    if (ec) fail_file(state_dir.string(), "cannot create folder: " + ec.message());
+    const std::string file = sharded ? "optimizer-rank-" + std::to_string(comm.rank()) + ".safetensors" : kOptimizerFile;
+    write_tensors(state_dir / file, optimizer.state(), {{"format", "pt"}});
+  }
+  if (sharded) comm.barrier();  // all parts are in the staging folder
+  if (comm.is_main()) {
+    write_c3(model, out->staging(), std::nullopt, 5ull << 30);
+    if (!tokenizer_source.empty()) copy_tokenizer_files(tokenizer_source, out->staging());
+    nlohmann::json j = state.to_json();
+    j["world_size"] = comm.world_size();
+    j["optimizer_shards"] = optimizer.shard_count();
+    write_file_atomically(state_dir / kStateFile, j.dump(2) + "\n");
+    out->commit();
+  }
 }
 
 TrainingState load_training_state(const fs::path& dir, AdamW& optimizer, const at::Device& device) {
   const fs::path state_dir = dir / kTrainingStateDir;
   const fs::path state_file = state_dir / kStateFile;
   TrainingState state = TrainingState::from_json(io::read_json_file(state_file), state_file.string());
-  const fs::path optimizer_file = state_dir / kOptimizerFile;
-  io::SafetensorsReader reader(optimizer_file);
-  std::map<std::string, at::Tensor> tensors;
-  for (const auto& info : reader.tensors()) {
-    const at::ScalarType type = to_scalar_type(info.dtype, optimizer_file.string());
-    tensors[info.name] = load_tensor(info, type, device, optimizer_file.string());
+  // optimizer.safetensors, or the optimizer-rank-R.safetensors parts of a sharded run.
+  std::vector<fs::path> files;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(state_dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name == kOptimizerFile || (name.rfind("optimizer-rank-", 0) == 0 && entry.path().extension() == ".safetensors"))
+      files.push_back(entry.path());
   }
-  optimizer.load_state(tensors, state.optimizer_steps, optimizer_file.string());
+  std::sort(files.begin(), files.end());
+  if (files.empty()) fail_file(state_dir.string(), "holds no optimizer state (optimizer*.safetensors)");
+  const auto wanted_names = optimizer.state_names();
+  const std::set<std::string> wanted(wanted_names.begin(), wanted_names.end());
+  std::map<std::string, at::Tensor> tensors;
+  for (const auto& file : files) {
+    io::SafetensorsReader reader(file);
+    for (const auto& info : reader.tensors()) {
+      if (!wanted.count(info.name)) continue;
+      const at::ScalarType type = to_scalar_type(info.dtype, file.string());
+      tensors[info.name] = load_tensor(info, type, device, file.string());
+    }
+  }
+  optimizer.load_state(tensors, state.optimizer_steps, (files.size() == 1 ? files[0] : state_dir).string());
   return state;
 }
 

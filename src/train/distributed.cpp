@@ -57,39 +57,7 @@ class C10dCommunicator : public Communicator {
 
   void all_reduce_sum(std::vector<at::Tensor>& tensors) override {
     guarded("all-reduce", [&] {
-      // Flat buckets of one dtype and device, all launched before any is waited for.
-      struct Bucket {
-        std::vector<size_t> members;
-        at::Tensor flat;
-      };
-      std::vector<Bucket> buckets;
-      size_t bytes = 0;
-      for (size_t i = 0; i < tensors.size(); ++i) {
-        const at::Tensor& t = tensors[i];
-        const bool fits = !buckets.empty() && bytes + t.nbytes() <= kBucketBytes &&
-                          tensors[buckets.back().members.front()].scalar_type() == t.scalar_type() &&
-                          tensors[buckets.back().members.front()].device() == t.device();
-        if (!fits) buckets.emplace_back(), bytes = 0;
-        buckets.back().members.push_back(i);
-        bytes += t.nbytes();
-      }
-      std::vector<decltype(group_->allreduce(std::declval<std::vector<at::Tensor>&>()))> works;
-      for (auto& b : buckets) {
-        std::vector<at::Tensor> parts;
-        for (size_t i : b.members) parts.push_back(tensors[i].reshape({-1}));
-        b.flat = at::cat(parts);
-        std::vector<at::Tensor> one{b.flat};
-        works.push_back(group_->allreduce(one));
-      }
-      for (size_t k = 0; k < buckets.size(); ++k) {
-        works[k]->wait();
-        int64_t offset = 0;
-        for (size_t i : buckets[k].members) {
-          const int64_t n = tensors[i].numel();
-          tensors[i].copy_(buckets[k].flat.narrow(0, offset, n).view_as(tensors[i]));
-          offset += n;
-        }
-      }
+      in_buckets(tensors, [&](std::vector<at::Tensor>& flat) { return group_->allreduce(flat); });
     });
   }
 
@@ -103,10 +71,7 @@ class C10dCommunicator : public Communicator {
     guarded("broadcast", [&] {
       c10d::BroadcastOptions options;
       options.rootRank = root;
-      for (auto& t : tensors) {
-        std::vector<at::Tensor> one{t};
-        group_->broadcast(one, options)->wait();
-      }
+      in_buckets(tensors, [&](std::vector<at::Tensor>& flat) { return group_->broadcast(flat, options); });
     });
   }
 
@@ -134,11 +99,53 @@ class C10dCommunicator : public Communicator {
   }
 
  private:
+  // Runs `collective` on flat buckets (<= kBucketBytes, one dtype and device) of `tensors`, all
+  // launched before any is waited for, and copies the results back.
+  template <typename Collective>
+  void in_buckets(std::vector<at::Tensor>& tensors, Collective&& collective) {
+    torch::NoGradGuard no_grad;
+    std::vector<std::vector<size_t>> buckets;
+    size_t bytes = 0;
+    for (size_t i = 0; i < tensors.size(); ++i) {
+      const at::Tensor& t = tensors[i];
+      const at::Tensor* first = buckets.empty() ? nullptr : &tensors[buckets.back().front()];
+      if (!first || bytes + t.nbytes() > kBucketBytes || first->scalar_type() != t.scalar_type() ||
+          first->device() != t.device())
+        buckets.emplace_back(), bytes = 0;
+      buckets.back().push_back(i);
+      bytes += t.nbytes();
+    }
+    std::vector<at::Tensor> flats;
+    std::vector<decltype(collective(std::declval<std::vector<at::Tensor>&>()))> works;
+    for (const auto& members : buckets) {
+      std::vector<at::Tensor> parts;
+      for (size_t i : members) parts.push_back(tensors[i].reshape({-1}));
+      std::vector<at::Tensor> one{at::cat(parts)};
+      flats.push_back(one[0]);
+      works.push_back(collective(one));
+    }
+    for (size_t k = 0; k < buckets.size(); ++k) {
+      works[k]->wait();
+      int64_t offset = 0;
+      for (size_t i : buckets[k]) {
+        const int64_t n = tensors[i].numel();
+        tensors[i].copy_(flats[k].narrow(0, offset, n).view_as(tensors[i]));
+        offset += n;
+      }
+    }
+  }
+
   c10::intrusive_ptr<Group> group_;
   DistributedEnv env_;
   c10::Device device_;
   std::string backend_;
 };
+
+std::string rendezvous_failure(const DistributedEnv& env, const std::string& where, std::chrono::milliseconds timeout) {
+  return "rendezvous at " + where + " failed within " + std::to_string(timeout.count() / 1000) + " s (rank " +
+         std::to_string(env.rank) + " of " + std::to_string(env.world_size) +
+         "; are all ranks started, and is MASTER_ADDR:MASTER_PORT rank 0's and free?): ";
+}
 
 }  // namespace
 
@@ -204,9 +211,7 @@ std::unique_ptr<Communicator> make_communicator(const DistributedEnv& env, const
     options.timeout = timeout;
     store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, options);
   } catch (const std::exception& e) {
-    throw Error("rendezvous at " + where + " failed within " + std::to_string(timeout.count() / 1000) +
-                " s (rank " + std::to_string(env.rank) + " of " + std::to_string(env.world_size) +
-                "; are all ranks started, and is MASTER_ADDR:MASTER_PORT rank 0's and free?): " + first_line(e.what()));
+    throw Error(rendezvous_failure(env, where, timeout) + first_line(e.what()));
   }
   if (device.is_cuda()) {
 #ifdef C3_WITH_NCCL
@@ -225,9 +230,12 @@ std::unique_ptr<Communicator> make_communicator(const DistributedEnv& env, const
   options->devices.push_back(std::getenv("GLOO_SOCKET_IFNAME")
                                  ? c10d::ProcessGroupGloo::createDeviceForInterface(std::getenv("GLOO_SOCKET_IFNAME"))
                                  : c10d::ProcessGroupGloo::createDefaultDevice());
-  auto group = guarded("Gloo setup at " + where, [&] {
-    return c10::make_intrusive<c10d::ProcessGroupGloo>(store, env.rank, env.world_size, options);
-  });
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> group;
+  try {
+    group = c10::make_intrusive<c10d::ProcessGroupGloo>(store, env.rank, env.world_size, options);
+  } catch (const std::exception& e) {
+    throw Error(rendezvous_failure(env, where, timeout) + first_line(e.what()));
+  }
   return std::make_unique<C10dCommunicator<c10d::ProcessGroupGloo>>(group, env, device, "gloo");
 }
 

@@ -1,5 +1,6 @@
 #include "c3/train/optimizer.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "c3/util/error.h"
@@ -8,20 +9,45 @@ namespace c3 {
 
 AdamW::AdamW(const std::vector<ParamGroup>& groups, AdamWOptions options) : options_(options) {
   torch::NoGradGuard no_grad;
+  if (options_.shard_count < 1 || options_.shard_rank < 0 || options_.shard_rank >= options_.shard_count)
+    throw Error("invalid optimizer sharding: rank " + std::to_string(options_.shard_rank) + " of " +
+                std::to_string(options_.shard_count));
   for (const auto& group : groups) {
     for (const auto& [name, param] : group.params) {
       Slot slot;
       slot.name = name;
       slot.param = param;
-      const bool own_master = options_.fp32_master && param.scalar_type() != at::kFloat;
-      slot.master = own_master ? param.detach().to(at::kFloat) : param;
-      slot.exp_avg = at::zeros_like(slot.master);
-      slot.exp_avg_sq = at::zeros_like(slot.master);
       slot.lr_scale = group.lr_scale;
       slot.decay = options_.weight_decay != 0.0 && (param.dim() >= 2 || group.decay_vectors);
       slots_.push_back(std::move(slot));
     }
   }
+  // Owners: largest parameters first, each to the least-loaded rank (ties: the lower rank).
+  std::vector<size_t> order(slots_.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return slots_[a].param.numel() > slots_[b].param.numel(); });
+  std::vector<int64_t> load(options_.shard_count, 0);
+  for (size_t i : order) {
+    const int owner = static_cast<int>(std::min_element(load.begin(), load.end()) - load.begin());
+    slots_[i].owner = owner;
+    slots_[i].owned = owner == options_.shard_rank;
+    load[owner] += slots_[i].param.numel();
+  }
+  for (Slot& slot : slots_) {
+    if (!slot.owned) continue;  // no master, no moments: the memory ZeRO-1 saves
+    const bool own_master = options_.fp32_master && slot.param.scalar_type() != at::kFloat;
+    slot.master = own_master ? slot.param.detach().to(at::kFloat) : slot.param;
+    slot.exp_avg = at::zeros_like(slot.master);
+    slot.exp_avg_sq = at::zeros_like(slot.master);
+  }
+}
+
+std::vector<at::Tensor> AdamW::parameters_owned_by(int rank) const {
+  std::vector<at::Tensor> out;
+  for (const Slot& s : slots_)
+    if (s.owner == rank) out.push_back(s.param);
+  return out;
 }
 
 void AdamW::step(double lr) {
@@ -31,7 +57,7 @@ void AdamW::step(double lr) {
   const double bias_correction2 = 1.0 - std::pow(options_.beta2, static_cast<double>(steps_));
   for (Slot& s : slots_) {
     const at::Tensor& grad_any = s.grad();
-    if (!grad_any.defined()) continue;
+    if (!s.owned || !grad_any.defined()) continue;
     const at::Tensor grad = grad_any.to(s.master.scalar_type());
     const double group_lr = lr * s.lr_scale;
     if (s.decay) s.master.mul_(1.0 - group_lr * options_.weight_decay);
@@ -50,7 +76,8 @@ void AdamW::zero_grad() {
 void AdamW::accumulate_grads() {
   torch::NoGradGuard no_grad;
   for (Slot& s : slots_) {
-    if (s.master.is_same(s.param) || !s.param.grad().defined()) continue;
+    const bool fp32_param = s.param.scalar_type() == at::kFloat || !options_.fp32_master;
+    if (fp32_param || !s.param.grad().defined()) continue;
     if (s.grad32.defined()) {
       s.grad32.add_(s.param.grad());
     } else {
@@ -89,11 +116,18 @@ void AdamW::scale_grads(double factor) {
 std::vector<std::pair<std::string, at::Tensor>> AdamW::state() const {
   std::vector<std::pair<std::string, at::Tensor>> out;
   for (const Slot& s : slots_) {
+    if (!s.owned) continue;
     out.emplace_back("exp_avg." + s.name, s.exp_avg);
     out.emplace_back("exp_avg_sq." + s.name, s.exp_avg_sq);
     if (!s.master.is_same(s.param)) out.emplace_back("master." + s.name, s.master);
   }
   return out;
+}
+
+std::vector<std::string> AdamW::state_names() const {
+  std::vector<std::string> names;
+  for (const auto& [name, tensor] : state()) names.push_back(name);
+  return names;
 }
 
 void AdamW::load_state(const std::map<std::string, at::Tensor>& tensors, int64_t steps, const std::string& source) {
@@ -106,6 +140,7 @@ void AdamW::load_state(const std::map<std::string, at::Tensor>& tensors, int64_t
     destination.copy_(it->second);
   };
   for (Slot& s : slots_) {
+    if (!s.owned) continue;
     restore(s.exp_avg, "exp_avg." + s.name);
     restore(s.exp_avg_sq, "exp_avg_sq." + s.name);
     if (!s.master.is_same(s.param)) {

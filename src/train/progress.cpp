@@ -14,6 +14,7 @@ namespace c3 {
 
 TrainProgress::TrainProgress(const fs::path& metrics_file, bool status_line, int64_t keep_up_to_step)
     : status_(status_line) {
+  if (metrics_file.empty()) return;
   std::error_code ec;
   if (fs::exists(metrics_file, ec)) {
     // Drop what the interrupted run logged after its last checkpoint, so the file reads as one run.
@@ -36,6 +37,7 @@ TrainProgress::TrainProgress(const fs::path& metrics_file, bool status_line, int
 void TrainProgress::status(const std::string& line) { status_.update(line); }
 
 void TrainProgress::record(const nlohmann::json& metrics, const std::string& log_line) {
+  if (!metrics_.is_open()) return;
   metrics_ << metrics.dump() << "\n";
   metrics_.flush();
   status_.clear();

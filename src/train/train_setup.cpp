@@ -154,7 +154,7 @@ void log_memory_estimate(const TrainSettings& s, const C3Config& config, const C
                human_bytes(m.moments), human_bytes(m.activations), human_bytes(m.logits));
 }
 
-AdamW make_optimizer(C3Model& model, const TrainSettings& s) {
+AdamW make_optimizer(C3Model& model, const TrainSettings& s, int rank, int world_size) {
   std::vector<ParamGroup> groups;
   for (C3Part part : all_c3_parts()) {
     const std::string name = c3_part_name(part);
@@ -165,7 +165,9 @@ AdamW make_optimizer(C3Model& model, const TrainSettings& s) {
     auto scale = s.lr_scale.find(name);
     groups.push_back({name, params, scale == s.lr_scale.end() ? 1.0 : scale->second, false});
   }
-  return AdamW(groups, s.adamw);
+  AdamWOptions options = s.adamw;
+  if (s.zero_stage >= 1) options.shard_rank = rank, options.shard_count = world_size;
+  return AdamW(groups, options);
 }
 
 void check_settings(const TrainSettings& s) {
@@ -180,6 +182,8 @@ void check_settings(const TrainSettings& s) {
   if (s.adamw.beta1 < 0 || s.adamw.beta1 >= 1 || s.adamw.beta2 < 0 || s.adamw.beta2 >= 1)
     throw UsageError("optim.beta1 and optim.beta2 must be in [0, 1)");
   if (!(s.adamw.eps > 0)) throw UsageError("optim.eps must be positive");
+  if (s.zero_stage < 0 || s.zero_stage > 1)
+    throw UsageError("optim.zero_stage must be 0 (replicated optimizer state) or 1 (sharded across ranks)");
   if (s.save_every <= 0 || s.log_every <= 0) throw UsageError("train.save_every and train.log_every must be positive");
   if (s.max_bad_steps <= 0) throw UsageError("train.max_bad_steps must be positive");
   for (const auto& [part, scale] : s.lr_scale)

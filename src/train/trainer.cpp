@@ -150,7 +150,11 @@ int train(const TrainSettings& s, const at::Device& device, Communicator& comm) 
                valid_samples.size());
   log_memory_estimate(s, config, prompt, train_samples, dtype);
 
-  AdamW optimizer = make_optimizer(model, s);
+  AdamW optimizer = make_optimizer(model, s, comm.rank(), comm.world_size());
+  if (optimizer.shard_count() > 1)
+    spdlog::info("optimizer state sharded across {} ranks (ZeRO stage 1): this rank updates {} of {} parameter tensors",
+                 optimizer.shard_count(), optimizer.parameters_owned_by(comm.rank()).size(),
+                 model->parameters().size());
 
   const int64_t samples_per_step = s.batch_size * s.grad_accum * comm.world_size();
   LrSchedule schedule;
@@ -183,16 +187,16 @@ int train(const TrainSettings& s, const at::Device& device, Communicator& comm) 
   fs::create_directories(output, ec);
   if (ec) fail_file(output.string(), "cannot create the output folder: " + ec.message());
   if (main) write_file_atomically(output / "train_config.json", s.resolved_config.dump(2) + "\n");
-  TrainProgress progress(output / "metrics.jsonl", s.progress && main, state.step);
+  TrainProgress progress(main ? output / "metrics.jsonl" : fs::path(), s.progress && main, state.step);
   spdlog::info("training {} steps: {} samples per step ({} per micro-batch x {} accumulation x {} ranks), lr {} ({}, "
                "{} warmup steps), dtype {}, device {}",
                schedule.total_steps, samples_per_step, s.batch_size, s.grad_accum, comm.world_size(), s.lr, s.schedule,
                schedule.warmup_steps, scalar_type_name(dtype), device.str());
 
   auto save = [&](int64_t step) {
+    const fs::path dir = checkpoint_path(output, step);
+    save_training_checkpoint(dir, model, optimizer, state, tokenizer_source, comm);
     if (main) {
-      const fs::path dir = checkpoint_path(output, step);
-      save_training_checkpoint(dir, model, optimizer, state, tokenizer_source);
       prune_checkpoints(output, s.keep_checkpoints);
       spdlog::info("saved {}", dir.string());
     }
@@ -218,7 +222,17 @@ int train(const TrainSettings& s, const at::Device& device, Communicator& comm) 
   double window_loss = 0, window_loss_tokens = 0, step_seconds_ema = 0;
   int64_t window_tokens = 0;
   int64_t last_saved = resume_dir.empty() ? -1 : state.step;
-  while (state.step < schedule.total_steps && !signals.received()) {
+  // A stop signal may reach only some ranks (scancel, a node's OOM killer): all ranks agree on
+  // stopping, so they save the same step together.
+  int stop_signal = 0;
+  auto stop_requested = [&] {
+    const int local = signals.received();
+    if (comm.world_size() == 1) return (stop_signal = local) != 0;
+    const double any = comm.all_reduce_sum(local != 0 ? 1.0 : 0.0);
+    if (any > 0 && stop_signal == 0) stop_signal = local != 0 ? local : SIGTERM;
+    return any > 0;
+  };
+  while (state.step < schedule.total_steps && !stop_requested()) {
     const auto step_start = clock::now();
     optimizer.zero_grad();
     std::vector<C3Batch> micro;
@@ -249,6 +263,12 @@ int train(const TrainSettings& s, const at::Device& device, Communicator& comm) 
       state.bad_steps_in_row = 0;
       if (s.clip_norm > 0 && grad_norm > s.clip_norm) optimizer.scale_grads(s.clip_norm / (grad_norm + 1e-6));
       optimizer.step(lr);
+      // ZeRO-1: each rank updated only its own parameters; their owners hand them to the rest.
+      if (optimizer.shard_count() > 1)
+        for (int owner = 0; owner < optimizer.shard_count(); ++owner) {
+          std::vector<at::Tensor> updated = optimizer.parameters_owned_by(owner);
+          comm.broadcast(updated, owner);
+        }
       window_loss += loss * global_supervised, window_loss_tokens += global_supervised;
     } else {
       ++state.bad_steps_in_row, ++state.skipped_steps;
@@ -294,7 +314,7 @@ int train(const TrainSettings& s, const at::Device& device, Communicator& comm) 
     if (state.step % s.save_every == 0) save(state.step), last_saved = state.step;
   }
   if (state.step > 0 && last_saved != state.step) save(state.step);  // nothing to save before the first step
-  if (const int signal = signals.received()) {
+  if (const int signal = stop_signal) {
     spdlog::warn("stopped by signal {} at step {}; resume by running the same command again", signal, state.step);
     return 128 + signal;
   }

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "c3/model/c3_model.h"
+#include "c3/train/communicator.h"
 #include "c3/train/optimizer.h"
 
 namespace c3 {
@@ -35,11 +36,17 @@ std::filesystem::path checkpoint_path(const std::filesystem::path& output, int64
 // Complete checkpoints in `output`, oldest first.
 std::vector<std::filesystem::path> list_checkpoints(const std::filesystem::path& output);
 
+// Called on every rank. Rank 0 stages the folder and writes the model, tokenizer and state; the
+// optimizer state goes to training_state/optimizer.safetensors, or, sharded (ZeRO-1), each rank
+// writes its part to training_state/optimizer-rank-R.safetensors; rank 0 renames the folder into
+// place once all parts are there. state.json records the world size and the number of shards.
 void save_training_checkpoint(const std::filesystem::path& dir, C3Model& model, const AdamW& optimizer,
-                              const TrainingState& state, const std::filesystem::path& tokenizer_source);
+                              const TrainingState& state, const std::filesystem::path& tokenizer_source,
+                              Communicator& comm);
 
 // Reads training_state/ of `dir` into `optimizer` and returns the state (the model is loaded
-// separately with load_c3).
+// separately with load_c3). The optimizer takes the tensors it owns from whichever file holds
+// them, so a checkpoint saved by any number of ranks resumes on any other.
 TrainingState load_training_state(const std::filesystem::path& dir, AdamW& optimizer, const at::Device& device);
 
 // Removes all but the newest `keep` checkpoints.

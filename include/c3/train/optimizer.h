@@ -21,6 +21,10 @@ struct AdamWOptions {
   // fp32 master weights and moments for non-fp32 parameters (DeepSpeed-style mixed precision).
   // false: state in the parameters' own dtype, as `model.to(bfloat16)` + torch.optim.AdamW.
   bool fp32_master = true;
+  // ZeRO stage 1 (optimizer-state sharding): with shard_count > 1 this rank keeps master weights
+  // and moments only for the parameters it owns (a balanced split by size, the same on every
+  // rank), and step() updates only those; the trainer then broadcasts each owner's parameters.
+  int shard_rank = 0, shard_count = 1;
 };
 
 struct ParamGroup {
@@ -52,8 +56,16 @@ class AdamW {
   double grad_norm() const;
   void scale_grads(double factor);
 
-  // exp_avg.NAME, exp_avg_sq.NAME and, for non-fp32 parameters, master.NAME.
+  // The parameters whose update rank `rank` computes (all of them when not sharded).
+  std::vector<at::Tensor> parameters_owned_by(int rank) const;
+  int shard_count() const { return options_.shard_count; }
+
+  // exp_avg.NAME, exp_avg_sq.NAME and, for non-fp32 parameters, master.NAME, of the parameters
+  // this rank owns: names do not depend on the sharding, so state saved by any number of ranks
+  // loads into any other.
   std::vector<std::pair<std::string, at::Tensor>> state() const;
+  // The names state() holds (what load_state needs).
+  std::vector<std::string> state_names() const;
   // Restores state() output; a missing or mis-shaped tensor throws c3::Error naming it.
   void load_state(const std::map<std::string, at::Tensor>& tensors, int64_t steps, const std::string& source);
 
@@ -65,6 +77,8 @@ class AdamW {
     std::string name;
     double lr_scale;
     bool decay;
+    int owner = 0;
+    bool owned = true;  // this rank holds its state and computes its update
   };
   std::vector<Slot> slots_;
   AdamWOptions options_;

@@ -15,6 +15,7 @@ namespace c3 {
 class TrainProgress {
  public:
   // keep_up_to_step: on resume, records of later steps (from the interrupted run) are dropped.
+  // An empty metrics_file (the ranks other than 0) records and logs nothing.
   TrainProgress(const std::filesystem::path& metrics_file, bool status_line, int64_t keep_up_to_step);
 
   void status(const std::string& line);          // terminal only

@@ -46,6 +46,7 @@ struct TrainSettings {
   // Optimisation.
   double lr = 1e-5;
   AdamWOptions adamw;
+  int zero_stage = 0;  // 1: optimizer state sharded across data-parallel ranks (ZeRO stage 1)
   std::string schedule = "cosine";
   double warmup_ratio = 0.01;
   int64_t warmup_steps = -1;  // >= 0 overrides warmup_ratio
