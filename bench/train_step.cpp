@@ -149,7 +149,7 @@ int main(int argc, char** argv) {
           in.batch = 2;
           in.decoder_tokens = 8192;
           in.encoder_tokens = 8192 - 150 + n + 2;  // the same text, without the decoder's ~150-token prompt
-          in.recompute = recompute, in.fused_attention = fused, in.shards = shards, in.fp32_master = master;
+          in.recompute = recompute, in.fused_attention = fused, in.optimizer_shards = in.gradient_shards = shards, in.fp32_master = master;
           in.fp32_grad_accumulation = true;  // grad_accum 16
           const auto m = c3::estimate_training_memory(in);
           const double g = 1 << 30;

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <iostream>
 
 #include "c3/model/c3_prompt.h"
 #include "c3/train/distributed.h"
@@ -22,6 +23,8 @@ class TrainCommand : public Command {
     // model
     app.footer("\nEvery key (data.*, optim.*, train.*, model.*) can be set in a --config file or with --set "
                "section.key=value;\n'c3 train --dump-config' lists them with their values. Configs: configs/*.json.");
+    app.add_flag("--dry-run", dry_run_,
+                 "Print the estimated memory per GPU (1, 2, 4, 8 and this world size; vs DeepSpeed ZeRO-2) and exit");
     o.add(app, "--checkpoint", "model.checkpoint", "", "C3 checkpoint folder to start from (warm start)");
     o.add(app, "--encoder", "model.encoder", "",
           "Encoder: Hugging Face Qwen2 folder, or for training from scratch a config.json or preset:NAME");
@@ -63,8 +66,8 @@ class TrainCommand : public Command {
                        "With fp32 master weights: sum the micro-batches' bf16 gradients in fp32 (DeepSpeed's "
                        "default; costs 4 bytes per parameter)");
     o.config().declare("optim.zero_stage", 0,
-                       "1: shard the optimizer state (fp32 masters, AdamW moments) across data-parallel ranks "
-                       "(ZeRO stage 1); 0: every rank holds all of it");
+                       "Data-parallel memory sharding: 0 every rank holds everything; 1 the optimizer state (fp32 "
+                       "masters, AdamW moments) is split across ranks (ZeRO-1); 2 the gradients too (ZeRO-2)");
     o.config().declare("optim.schedule", "cosine", "Learning-rate schedule after warmup", {"cosine", "linear", "constant"});
     o.config().declare("optim.warmup_ratio", 0.01, "Warmup steps as a fraction of all steps");
     o.config().declare("optim.warmup_steps", -1, "Warmup steps (>= 0 overrides optim.warmup_ratio)");
@@ -148,6 +151,10 @@ class TrainCommand : public Command {
     s.resolved_config = c.dump();
     // Several processes (torchrun, srun): rank 0 logs, every rank computes on its own device.
     const DistributedEnv dist = detect_distributed_env();
+    if (dry_run_) {
+      print_dry_run(s, dist.world_size, std::cout);
+      return 0;
+    }
     c10::Device device = runtime.device;
     if (dist.active()) {
       if (dist.rank != 0 && spdlog::default_logger()->level() < spdlog::level::warn)
@@ -163,6 +170,8 @@ class TrainCommand : public Command {
     if (dist.active()) spdlog::info("data parallel: {}", comm->describe());
     return train(s, device, *comm);
   }
+ private:
+  bool dry_run_ = false;
 };
 
 C3_REGISTER_COMMAND(TrainCommand);

@@ -61,6 +61,14 @@ class C10dCommunicator : public Communicator {
     });
   }
 
+  void reduce_sum(std::vector<at::Tensor>& tensors, int root) override {
+    guarded("reduce", [&] {
+      c10d::ReduceOptions options;
+      options.rootRank = root;
+      in_buckets(tensors, [&](std::vector<at::Tensor>& flat) { return group_->reduce(flat, options); });
+    });
+  }
+
   double all_reduce_sum(double value) override {
     std::vector<at::Tensor> one{at::full({1}, value, at::TensorOptions().dtype(at::kDouble).device(device_))};
     guarded("all-reduce", [&] { group_->allreduce(one)->wait(); });

@@ -28,13 +28,14 @@ double stack_bytes(const Qwen2Config& c, int64_t tokens_per_row, int64_t batch, 
 
 MemoryEstimate estimate_training_memory(const MemoryEstimateInput& in) {
   const double params = static_cast<double>(in.config.parameter_count());
-  const double shards = static_cast<double>(std::max<int64_t>(1, in.shards));
+  const double shards = static_cast<double>(std::max<int64_t>(1, in.optimizer_shards));
+  const double gradient_shards = static_cast<double>(std::max<int64_t>(1, in.gradient_shards));
   MemoryEstimate m;
   m.weights = params * in.weight_bytes;
   const bool masters = in.fp32_master && in.weight_bytes != 4;
   // The fp32 sums (sharded with ZeRO-2) plus one micro-batch's gradients in the weight dtype.
-  m.gradients = masters && in.fp32_grad_accumulation ? params * 4 / shards + params * in.weight_bytes
-                                                     : params * in.weight_bytes / shards;
+  m.gradients = masters && in.fp32_grad_accumulation ? params * 4 / gradient_shards + params * in.weight_bytes
+                                                     : params * in.weight_bytes / gradient_shards;
   m.master = masters ? params * 4 / shards : 0.0;
   m.moments = params * 2 * (masters ? 4 : in.weight_bytes) / shards;
   // The encoder's activations are released only after the decoder's backward reaches them, so
@@ -47,6 +48,21 @@ MemoryEstimate estimate_training_memory(const MemoryEstimateInput& in) {
   const double rows = static_cast<double>(in.loss_chunk > 0 ? std::min(in.loss_chunk, in.batch * in.decoder_tokens)
                                                              : in.batch * in.decoder_tokens);
   m.logits = rows * static_cast<double>(in.config.decoder.vocab_size) * (in.weight_bytes + 4 + 4);
+  return m;
+}
+
+MemoryEstimate estimate_deepspeed_zero2_memory(const MemoryEstimateInput& in, int64_t gpus) {
+  MemoryEstimateInput reference = in;
+  reference.weight_bytes = 2;
+  reference.recompute = true;
+  reference.loss_chunk = 0;
+  MemoryEstimate m = estimate_training_memory(reference);
+  const double params = static_cast<double>(in.config.parameter_count());
+  const double n = static_cast<double>(std::max<int64_t>(1, gpus));
+  m.weights = 2 * params;
+  m.gradients = 2 * params / n;
+  m.master = 4 * params / n;
+  m.moments = 8 * params / n;
   return m;
 }
 

@@ -43,6 +43,13 @@ AdamW::AdamW(const std::vector<ParamGroup>& groups, AdamWOptions options) : opti
   }
 }
 
+std::vector<at::Tensor> AdamW::gradients_owned_by(int rank) const {
+  std::vector<at::Tensor> out;
+  for (const Slot& s : slots_)
+    if (s.owner == rank && s.param.grad().defined()) out.push_back(s.param.grad());
+  return out;
+}
+
 std::vector<at::Tensor> AdamW::parameters_owned_by(int rank) const {
   std::vector<at::Tensor> out;
   for (const Slot& s : slots_)
@@ -76,6 +83,10 @@ void AdamW::zero_grad() {
 void AdamW::accumulate_grads() {
   torch::NoGradGuard no_grad;
   for (Slot& s : slots_) {
+    if (options_.shard_gradients && !s.owned) {
+      s.param.mutable_grad() = at::Tensor();  // reduced to its owner already
+      continue;
+    }
     const bool fp32_param = s.param.scalar_type() == at::kFloat || !options_.fp32_master;
     if (fp32_param || !s.param.grad().defined()) continue;
     if (s.grad32.defined()) {
@@ -100,6 +111,11 @@ double AdamW::grad_norm() const {
     if (s.grad().defined()) norms.push_back(s.grad().to(at::kFloat).norm());
   if (norms.empty()) return 0.0;
   return at::stack(norms).norm().item<double>();
+}
+
+double AdamW::grad_norm_squared() const {
+  const double norm = grad_norm();
+  return norm * norm;
 }
 
 void AdamW::scale_grads(double factor) {

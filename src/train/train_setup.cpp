@@ -18,7 +18,6 @@
 namespace fs = std::filesystem;
 
 namespace c3::train_setup {
-namespace {
 
 Qwen2Config architecture(const std::string& spec, int64_t vocab_size, const std::string& key) {
   Qwen2Config config;
@@ -33,8 +32,6 @@ Qwen2Config architecture(const std::string& spec, int64_t vocab_size, const std:
   config.vocab_size = vocab_size;
   return config;
 }
-
-}  // namespace
 
 bool is_dir(const std::string& path) {
   std::error_code ec;
@@ -167,6 +164,7 @@ AdamW make_optimizer(C3Model& model, const TrainSettings& s, int rank, int world
   }
   AdamWOptions options = s.adamw;
   if (s.zero_stage >= 1) options.shard_rank = rank, options.shard_count = world_size;
+  options.shard_gradients = s.zero_stage >= 2 && world_size > 1;
   return AdamW(groups, options);
 }
 
@@ -182,8 +180,8 @@ void check_settings(const TrainSettings& s) {
   if (s.adamw.beta1 < 0 || s.adamw.beta1 >= 1 || s.adamw.beta2 < 0 || s.adamw.beta2 >= 1)
     throw UsageError("optim.beta1 and optim.beta2 must be in [0, 1)");
   if (!(s.adamw.eps > 0)) throw UsageError("optim.eps must be positive");
-  if (s.zero_stage < 0 || s.zero_stage > 1)
-    throw UsageError("optim.zero_stage must be 0 (replicated optimizer state) or 1 (sharded across ranks)");
+  if (s.zero_stage < 0 || s.zero_stage > 2)
+    throw UsageError("optim.zero_stage must be 0 (replicated), 1 (optimizer state sharded) or 2 (gradients too)");
   if (s.save_every <= 0 || s.log_every <= 0) throw UsageError("train.save_every and train.log_every must be positive");
   if (s.max_bad_steps <= 0) throw UsageError("train.max_bad_steps must be positive");
   for (const auto& [part, scale] : s.lr_scale)

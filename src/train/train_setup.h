@@ -38,6 +38,12 @@ class StagedFolder {
 
 bool is_dir(const std::string& path);
 
+// A from-scratch side: preset:NAME or a config.json file, with the tokenizer's vocabulary size.
+Qwen2Config architecture(const std::string& spec, int64_t vocab_size, const std::string& key);
+
+// A training output folder stands for its newest checkpoint; anything else is a C3 checkpoint.
+std::filesystem::path warm_start_checkpoint(const std::string& path);
+
 // Rejects bad settings before anything is read or written.
 void check_settings(const TrainSettings& s);
 

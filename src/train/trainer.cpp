@@ -151,9 +151,10 @@ int train(const TrainSettings& s, const at::Device& device, Communicator& comm) 
   log_memory_estimate(s, config, prompt, train_samples, dtype);
 
   AdamW optimizer = make_optimizer(model, s, comm.rank(), comm.world_size());
+  const bool zero2 = s.zero_stage >= 2 && comm.world_size() > 1;
   if (optimizer.shard_count() > 1)
-    spdlog::info("optimizer state sharded across {} ranks (ZeRO stage 1): this rank updates {} of {} parameter tensors",
-                 optimizer.shard_count(), optimizer.parameters_owned_by(comm.rank()).size(),
+    spdlog::info("optimizer state{} sharded across {} ranks (ZeRO stage {}): this rank updates {} of {} parameter tensors",
+                 zero2 ? " and gradients" : "", optimizer.shard_count(), zero2 ? 2 : 1, optimizer.parameters_owned_by(comm.rank()).size(),
                  model->parameters().size());
 
   const int64_t samples_per_step = s.batch_size * s.grad_accum * comm.world_size();
@@ -249,14 +250,25 @@ int train(const TrainSettings& s, const at::Device& device, Communicator& comm) 
       const C3Batch batch = cpu_batch.to(device);
       const C3LossOutput out = c3_loss(model, batch, s.loss_chunk);
       (out.loss_sum / global_supervised).backward();
-      if (s.grad_accum > 1 && s.fp32_grad_accumulation) optimizer.accumulate_grads();  // bf16 gradients summed in fp32
+      if (zero2) {
+        // ZeRO-2: this micro-batch's gradients go to their owners; the others drop theirs.
+        for (int owner = 0; owner < comm.world_size(); ++owner) {
+          std::vector<at::Tensor> grads = optimizer.gradients_owned_by(owner);
+          comm.reduce_sum(grads, owner);
+        }
+        optimizer.accumulate_grads();
+      } else if (s.grad_accum > 1 && s.fp32_grad_accumulation) {
+        optimizer.accumulate_grads();  // bf16 gradients summed in fp32
+      }
       loss_sum += out.loss_sum.item<double>();
       step_tokens += cpu_batch.encoder_mask.sum().item<int64_t>() + cpu_batch.decoder_mask.sum().item<int64_t>();
     }
-    std::vector<at::Tensor> grads = optimizer.gradients();
-    comm.all_reduce_sum(grads);
+    if (!zero2) {
+      std::vector<at::Tensor> grads = optimizer.gradients();
+      comm.all_reduce_sum(grads);
+    }
     const double loss = comm.all_reduce_sum(loss_sum) / global_supervised;
-    const double grad_norm = optimizer.grad_norm();
+    const double grad_norm = zero2 ? std::sqrt(comm.all_reduce_sum(optimizer.grad_norm_squared())) : optimizer.grad_norm();
     const double lr = schedule.at(state.step);
     const bool finite = std::isfinite(loss) && std::isfinite(grad_norm);
     if (finite) {

@@ -137,16 +137,16 @@ TEST_P(DataParallel, TwoRanksTrainAsOneProcessOnTheSameGlobalBatch) {
   EXPECT_NE(la.front(), la.back()) << "it trained";
   const auto state = json::parse(test::read_bytes(c.dir / "two" / "checkpoint-6" / "training_state" / "state.json"));
   EXPECT_EQ(state["world_size"], 2);
-  EXPECT_EQ(state["optimizer_shards"], GetParam() == 1 ? 2 : 1);
-  EXPECT_EQ(fs::exists(c.dir / "two" / "checkpoint-6" / "training_state" / "optimizer-rank-1.safetensors"), GetParam() == 1);
+  EXPECT_EQ(state["optimizer_shards"], GetParam() >= 1 ? 2 : 1);
+  EXPECT_EQ(fs::exists(c.dir / "two" / "checkpoint-6" / "training_state" / "optimizer-rank-1.safetensors"), GetParam() >= 1);
   std::printf("[ measured ] ZeRO stage %d: max |param difference| %.3g (largest |param| %.3g)\n", GetParam(), diff, scale);
 }
 
-INSTANTIATE_TEST_SUITE_P(Zero, DataParallel, testing::Values(0, 1));
+INSTANTIATE_TEST_SUITE_P(Zero, DataParallel, testing::Values(0, 1, 2));
 
 TEST(DataParallelResume, ShardedStateResumesExactlyAndOnAnotherWorldSize) {
   const Corpus c;
-  const std::string zero = "--set optim.zero_stage=1";
+  const std::string zero = "--set optim.zero_stage=2";
   ASSERT_EQ(run_ranks(c.dir, 2, c.train_args(2, "straight", zero)), (std::vector<int>{0, 0}));
   // An interruption after step 3's checkpoint: the same two ranks finish the run exactly.
   fs::create_directories(c.dir / "resumed");

@@ -180,11 +180,20 @@ TEST(MemoryEstimate, CountsStateAndActivationsAsDocumented) {
   EXPECT_DOUBLE_EQ(m.master, 4 * p);
   EXPECT_DOUBLE_EQ(m.moments, 8 * p);
   EXPECT_DOUBLE_EQ(m.logits, 2.0 * 120 * 512 * (2 + 4 + 4)) << "240 supervised rows fit one chunk";
-  in.shards = 4;
-  const auto sharded = estimate_training_memory(in);
-  EXPECT_DOUBLE_EQ(sharded.moments, 2 * p);
-  EXPECT_DOUBLE_EQ(sharded.weights, m.weights) << "ZeRO-2 keeps full weights";
-  in.shards = 1, in.recompute = false;
+  in.optimizer_shards = 4;
+  const auto zero1 = estimate_training_memory(in);
+  EXPECT_DOUBLE_EQ(zero1.moments, 2 * p);
+  EXPECT_DOUBLE_EQ(zero1.master, 1 * p);
+  EXPECT_DOUBLE_EQ(zero1.gradients, 2 * p) << "ZeRO-1 keeps full gradients";
+  EXPECT_DOUBLE_EQ(zero1.weights, m.weights) << "and full weights";
+  in.gradient_shards = 4;
+  EXPECT_DOUBLE_EQ(estimate_training_memory(in).gradients, 0.5 * p) << "ZeRO-2 shards them";
+  // The reference: the ZeRO paper's 2 + (2 + 12) / N bytes per parameter, recomputed activations,
+  // unchunked logits.
+  const auto ref = estimate_deepspeed_zero2_memory(in, 4);
+  EXPECT_DOUBLE_EQ(ref.weights + ref.gradients + ref.master + ref.moments, (2 + 14.0 / 4) * p);
+  EXPECT_DOUBLE_EQ(ref.logits, 2.0 * 120 * 512 * (2 + 4 + 4));
+  in.optimizer_shards = in.gradient_shards = 1, in.recompute = false;
   EXPECT_GT(estimate_training_memory(in).activations, m.activations);
   in.fused_attention = false;
   EXPECT_GT(estimate_training_memory(in).activations, estimate_training_memory({in.config, 2, 100, 120, 2, true, false, false, true}).activations);

@@ -20,6 +20,9 @@ class Communicator {
   // In-place sum over ranks (gradients: each rank has already divided by the global token count).
   virtual void all_reduce_sum(std::vector<at::Tensor>& tensors) = 0;
   virtual double all_reduce_sum(double value) = 0;
+  // Sum over ranks into `root`'s tensors (ZeRO-2: gradients to the rank that owns them); the
+  // other ranks' tensors are left unspecified.
+  virtual void reduce_sum(std::vector<at::Tensor>& tensors, int root) = 0;
   // `root`'s values to every rank, in place (initial parameters; ZeRO-1's updated shards).
   virtual void broadcast(std::vector<at::Tensor>& tensors, int root = 0) = 0;
   // `root`'s string to every rank (e.g. where rank 0 stages a checkpoint).
@@ -35,6 +38,7 @@ class LocalCommunicator : public Communicator {
   int world_size() const override { return 1; }
   void all_reduce_sum(std::vector<at::Tensor>&) override {}
   double all_reduce_sum(double value) override { return value; }
+  void reduce_sum(std::vector<at::Tensor>&, int) override {}
   void broadcast(std::vector<at::Tensor>&, int) override {}
   std::string broadcast_string(const std::string& value, int) override { return value; }
   void barrier() override {}

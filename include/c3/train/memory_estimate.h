@@ -21,7 +21,8 @@ struct MemoryEstimateInput {
   bool recompute = true;         // activation recomputation per block
   bool fused_attention = true;   // SDPA/flash (LibTorch 2.x): no [heads, T, T] scores stored
   int64_t loss_chunk = 2048;     // supervised positions per lm_head chunk
-  int64_t shards = 1;            // ZeRO-2 style sharding of gradients and optimizer state
+  int64_t optimizer_shards = 1;  // ranks sharing the fp32 masters and moments (ZeRO-1 and -2)
+  int64_t gradient_shards = 1;   // ranks sharing the gradients (ZeRO-2)
 };
 
 struct MemoryEstimate {
@@ -30,5 +31,11 @@ struct MemoryEstimate {
 };
 
 MemoryEstimate estimate_training_memory(const MemoryEstimateInput& in);
+
+// The reference: DeepSpeed ZeRO-2 as the authors ran it (bf16 weights, fp32 masters and moments,
+// gradient checkpointing), by the ZeRO paper's count: 2 bytes of weights per parameter on every
+// GPU, 2 of gradients and 12 of optimizer state divided among the GPUs; activations as `in` with
+// recomputation, and full-sequence logits as transformers computes them (no chunking).
+MemoryEstimate estimate_deepspeed_zero2_memory(const MemoryEstimateInput& in, int64_t gpus);
 
 }  // namespace c3

@@ -25,6 +25,10 @@ struct AdamWOptions {
   // and moments only for the parameters it owns (a balanced split by size, the same on every
   // rank), and step() updates only those; the trainer then broadcasts each owner's parameters.
   int shard_rank = 0, shard_count = 1;
+  // ZeRO stage 2 on top: gradients too are kept only by their owner. After each micro-batch's
+  // backward the trainer reduces gradients_owned_by(r) to each owner r, then accumulate_grads()
+  // keeps the owned sums and drops the rest.
+  bool shard_gradients = false;
 };
 
 struct ParamGroup {
@@ -56,8 +60,12 @@ class AdamW {
   double grad_norm() const;
   void scale_grads(double factor);
 
-  // The parameters whose update rank `rank` computes (all of them when not sharded).
+  // The parameters whose update rank `rank` computes (all of them when not sharded), and their
+  // current .grad (the defined ones).
   std::vector<at::Tensor> parameters_owned_by(int rank) const;
+  std::vector<at::Tensor> gradients_owned_by(int rank) const;
+  // Sum of squares of the gradients this rank holds (ZeRO-2: its own; the trainer sums over ranks).
+  double grad_norm_squared() const;
   int shard_count() const { return options_.shard_count; }
 
   // exp_avg.NAME, exp_avg_sq.NAME and, for non-fp32 parameters, master.NAME, of the parameters

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -46,7 +47,7 @@ struct TrainSettings {
   // Optimisation.
   double lr = 1e-5;
   AdamWOptions adamw;
-  int zero_stage = 0;  // 1: optimizer state sharded across data-parallel ranks (ZeRO stage 1)
+  int zero_stage = 0;  // 1: optimizer state sharded across data-parallel ranks (ZeRO-1); 2: gradients too
   std::string schedule = "cosine";
   double warmup_ratio = 0.01;
   int64_t warmup_steps = -1;  // >= 0 overrides warmup_ratio
@@ -73,6 +74,11 @@ struct TrainSettings {
 };
 
 // Returns the exit code: 0 done, 128+signal when stopped by SIGINT/SIGTERM (after saving).
+// `c3 train --dry-run`: resolves the architecture (config files only: no weights, no data) and
+// prints the estimated peak memory per GPU for 1, 2, 4, 8 and `world_size` GPUs at the window's
+// full length, with and without recomputation, next to DeepSpeed ZeRO-2 (the authors' setup).
+void print_dry_run(const TrainSettings& s, int world_size, std::ostream& out);
+
 int train(const TrainSettings& settings, const at::Device& device, Communicator& comm);
 
 }  // namespace c3
