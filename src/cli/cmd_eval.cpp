@@ -94,7 +94,7 @@ class EvalCommand : public Command {
     return "Evaluate reconstruction on Fox-format pages (with --model), or score predictions (--score FILE)";
   }
   void setup(CLI::App& app, Options& o) override {
-    app.add_option("data", data_, "Fox page-OCR JSON (en_page_ocr.json) or JSONL with id and text");
+    app.add_option("data", data_, "Fox page-OCR JSON (en_page_ocr.json), JSONL with id and text, or a folder of .txt files");
     o.add(app, "-m,--model", "eval.model", "", "C3 checkpoint folder");
     o.add(app, "-o,--output", "eval.output", "", "Folder for pages.jsonl, summary.json, report.md and the plots");
     o.add(app, "--score", "eval.score", "", "Score a JSONL of label/answer (or reference/prediction) pairs, no model; - for stdin");
