@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "c3/model/c3_io.h"
+#include "c3/train/checkpoints.h"
 #include "cli_support.h"
 
 extern char** environ;
@@ -162,6 +163,30 @@ TEST(DataParallelResume, ShardedStateResumesExactlyAndOnAnotherWorldSize) {
   EXPECT_THAT(r.err, HasSubstr("resumed at step 3"));
   const auto [diff, scale] = max_difference(c.dir / "straight" / "checkpoint-6", c.dir / "single" / "checkpoint-6");
   EXPECT_LT(diff, 1e-5 * std::max(1.0, scale));
+}
+
+TEST(DataParallelStop, ASignalToOneRankStopsAllAtTheSameSavedStep) {
+  const Corpus c;
+  const int port = free_port();
+  const std::string args = c.train_args(2, "run", "--set optim.zero_stage=2 --set train.save_every=1000", 400);
+  const Rank r0 = start_rank(c.dir, 0, 2, port, args), r1 = start_rank(c.dir, 1, 2, port, args);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < deadline &&
+         test::read_bytes(c.dir / "rank0.log").find("step 2/400") == std::string::npos)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  kill(r1.pid, SIGTERM);  // the scheduler reached one rank only, and not rank 0
+  EXPECT_EQ(wait_rank(r1), 128 + SIGTERM);
+  EXPECT_EQ(wait_rank(r0), 128 + SIGTERM);
+  const std::string log = test::read_bytes(c.dir / "rank0.log");
+  EXPECT_THAT(log, HasSubstr("stopped by signal"));
+  const auto saved = list_checkpoints(c.dir / "run");
+  ASSERT_EQ(saved.size(), 1u) << log;
+  EXPECT_TRUE(fs::exists(saved[0] / "training_state" / "optimizer-rank-1.safetensors")) << "both shards saved";
+  // Rerunning the same command resumes there.
+  const int step = std::stoi(saved[0].filename().string().substr(11));
+  ASSERT_EQ(run_ranks(c.dir, 2, c.train_args(2, "run", "--set optim.zero_stage=2 --set train.save_every=1000", step + 2)),
+            (std::vector<int>{0, 0}));
+  EXPECT_THAT(test::read_bytes(c.dir / "rank0.log"), HasSubstr("resumed at step " + std::to_string(step)));
 }
 
 TEST(DataParallelFailures, ADeadRankOrAMissingOneEndsTheRunWithAnError) {
