@@ -119,12 +119,12 @@ std::string joined(const std::vector<std::string>& items) {
 std::vector<std::string> changed_keys(const nlohmann::json& before, const nlohmann::json& now) {
   std::vector<std::string> out;
   if (!before.is_object() || !now.is_object()) return out;
-  for (auto section = now.begin(); section != now.end(); ++section) {
-    if (section.key() == "runtime" || !section.value().is_object()) continue;
-    for (auto key = section.value().begin(); key != section.value().end(); ++key) {
-      const auto& old = before.value(section.key(), nlohmann::json::object());
-      if (!old.contains(key.key()) || old[key.key()] != key.value()) out.push_back(section.key() + "." + key.key());
-    }
+  // Only what shapes training; other commands' sections (compress.*, eval.*) and keys an older
+  // c3 did not have are not differences the user made.
+  for (const char* name : {"model", "data", "optim", "train"}) {
+    const auto section = now.value(name, nlohmann::json::object()), old = before.value(name, nlohmann::json::object());
+    for (auto key = section.begin(); key != section.end(); ++key)
+      if (old.contains(key.key()) && old[key.key()] != key.value()) out.push_back(std::string(name) + "." + key.key());
   }
   return out;
 }

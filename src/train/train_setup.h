@@ -67,7 +67,8 @@ void log_memory_estimate(const TrainSettings& s, const C3Config& config, const C
 // AdamW over the parts that train; frozen parts stop requiring gradients.
 AdamW make_optimizer(C3Model& model, const TrainSettings& s, int rank, int world_size);
 
-// Config keys whose values differ between a checkpoint's run and this one (runtime.* excluded).
+// Training config keys (model, data, optim, train) whose values differ between a checkpoint's run
+// and this one.
 std::vector<std::string> changed_keys(const nlohmann::json& before, const nlohmann::json& now);
 
 std::string joined(const std::vector<std::string>& items);

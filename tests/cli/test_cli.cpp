@@ -281,10 +281,17 @@ TEST(CliTrain, SigtermFinishesTheStepSavesAndExits143ThenResumes) {
   const fs::path saved = f.dir / "run" / ("checkpoint-" + std::to_string(logged));
   EXPECT_TRUE(fs::exists(saved / "training_state" / "state.json")) << "saved at the step it stopped at";
   EXPECT_THAT(test::read_bytes(f.dir / "stderr.txt"), HasSubstr("stopped by signal 15"));
+  // As if saved by an older c3 that had no eval.* and no optim.zero_stage: not differences to report.
+  json state = json::parse(test::read_bytes(saved / "training_state" / "state.json"));
+  state["config"].erase("eval");
+  state["config"]["optim"].erase("zero_stage");
+  test::write_bytes(saved / "training_state" / "state.json", state.dump(2));
   // The same command resumes from there.
   auto r = c3(f.args("run", logged + 2), f.dir);
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.err, HasSubstr("resumed at step " + std::to_string(logged)));
+  // What changed is named, and only that (no other command's settings).
+  EXPECT_THAT(r.err, HasSubstr("config keys that differ from the checkpoint's: train.save_every, train.steps\n"));
   EXPECT_EQ(lines(test::read_bytes(f.dir / "run" / "metrics.jsonl")), logged + 2);
 }
 
