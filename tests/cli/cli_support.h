@@ -2,7 +2,11 @@
 // process to reconstruct its texts exactly.
 #pragma once
 
+#include <sys/types.h>
+
+#include <chrono>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -20,6 +24,14 @@ Result c3(const std::string& args, const TempDir& dir, const std::string& env = 
 
 int lines(const std::string& s);
 int count(const std::string& s, const std::string& what);
+// Starts `sh -c COMMAND` in the background (posix_spawn: no fork() after OpenMP started); its pid.
+pid_t spawn_shell(const std::string& command);
+// Waits for a spawned process: its exit code, or 128 + the signal that ended it.
+int wait_exit(pid_t pid);
+// Polls `ready` every `interval` until it holds or `timeout` passes; returns whether it held.
+bool wait_until(const std::function<bool()>& ready, std::chrono::milliseconds interval = std::chrono::milliseconds(5),
+                std::chrono::seconds timeout = std::chrono::seconds(60));
+
 // Regular files below `root`, relative to it, sorted.
 std::vector<std::string> files_under(const std::filesystem::path& root);
 

@@ -2,13 +2,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <fstream>
-#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -264,19 +262,12 @@ TEST(CliTrain, SigtermFinishesTheStepSavesAndExits143ThenResumes) {
   TrainFixture f;
   const std::string command = std::string("exec '") + C3_BINARY + "' " + f.args("run", 100000) +
                               " --set train.save_every=100000 2>stderr.txt";
-  pid_t pid = 0;
-  const std::string shell = "cd '" + f.dir.path().string() + "' && " + command;
-  const char* argv[] = {"/bin/sh", "-c", shell.c_str(), nullptr};
-  ASSERT_EQ(posix_spawn(&pid, "/bin/sh", nullptr, nullptr, const_cast<char* const*>(argv), environ), 0);
+  const pid_t pid = test::spawn_shell("cd '" + f.dir.path().string() + "' && " + command);
   // Wait until training is under way (a few steps logged), then ask it to stop.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (lines(test::read_bytes(f.dir / "run" / "metrics.jsonl")) < 3 && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  test::wait_until([&] { return lines(test::read_bytes(f.dir / "run" / "metrics.jsonl")) >= 3; },
+                   std::chrono::milliseconds(20));
   ASSERT_EQ(kill(pid, SIGTERM), 0);
-  int status = 0;
-  ASSERT_EQ(waitpid(pid, &status, 0), pid);
-  ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 128 + SIGTERM) << test::read_bytes(f.dir / "stderr.txt");
+  EXPECT_EQ(test::wait_exit(pid), 128 + SIGTERM) << test::read_bytes(f.dir / "stderr.txt");
   const int logged = lines(test::read_bytes(f.dir / "run" / "metrics.jsonl"));
   const fs::path saved = f.dir / "run" / ("checkpoint-" + std::to_string(logged));
   EXPECT_TRUE(fs::exists(saved / "training_state" / "state.json")) << "saved at the step it stopped at";
@@ -458,17 +449,10 @@ TEST(CliCompress, AKilledRunResumesToExactlyTheUninterruptedOutputs) {
   ASSERT_EQ(r.code, 0) << r.err;
   // Reconstruction is the slow half: kill it part way (SIGKILL, no chance to clean up).
   const std::string args = "--threads 1 reconstruct -m '" + m.model() + "' lat -o rec --batch-size 4 --max-new-tokens 64";
-  const std::string shell = "cd '" + dir.path().string() + "' && exec '" + C3_BINARY + "' " + args + " 2>/dev/null";
-  const char* argv[] = {"/bin/sh", "-c", shell.c_str(), nullptr};
-  pid_t pid = 0;
-  ASSERT_EQ(posix_spawn(&pid, "/bin/sh", nullptr, nullptr, const_cast<char* const*>(argv), environ), 0);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (std::chrono::steady_clock::now() < deadline &&
-         (!fs::exists(dir / "rec") || files_under(dir / "rec").size() < 8))
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  const pid_t pid = test::spawn_shell("cd '" + dir.path().string() + "' && exec '" + C3_BINARY + "' " + args + " 2>/dev/null");
+  test::wait_until([&] { return fs::exists(dir / "rec") && files_under(dir / "rec").size() >= 8; });
   kill(pid, SIGKILL);
-  int status = 0;
-  waitpid(pid, &status, 0);
+  test::wait_exit(pid);
   const size_t before = files_under(dir / "rec").size();
   EXPECT_LT(before, 120u) << "killed part way";
   // Whether the kill caught a file half-written is down to timing; leave one such temporary for sure.

@@ -7,22 +7,18 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <fstream>
-#include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "c3/model/c3_io.h"
 #include "c3/train/checkpoints.h"
 #include "cli_support.h"
-
-extern char** environ;
 
 namespace c3 {
 namespace {
@@ -58,15 +54,16 @@ Rank start_rank(const test::TempDir& dir, int rank, int world, int port, const s
                             " WORLD_SIZE=" + std::to_string(world) + " LOCAL_RANK=" + std::to_string(rank) +
                             " MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(port) + " exec '" C3_BINARY "' " +
                             args + " >/dev/null 2>'" + r.log.string() + "'";
-  const char* argv[] = {"/bin/sh", "-c", shell.c_str(), nullptr};
-  EXPECT_EQ(posix_spawn(&r.pid, "/bin/sh", nullptr, nullptr, const_cast<char* const*>(argv), environ), 0);
+  r.pid = test::spawn_shell(shell);
   return r;
 }
 
-int wait_rank(const Rank& r) {
-  int status = 0;
-  waitpid(r.pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+int wait_rank(const Rank& r) { return test::wait_exit(r.pid); }
+
+// Waits until rank 0 has logged training step 2 of 400.
+void wait_for_step_2(const test::TempDir& dir) {
+  test::wait_until([&] { return test::read_bytes(dir / "rank0.log").find("step 2/400") != std::string::npos; },
+                   std::chrono::milliseconds(20));
 }
 
 // Runs `world` ranks to completion; returns their exit codes.
@@ -170,10 +167,7 @@ TEST(DataParallelStop, ASignalToOneRankStopsAllAtTheSameSavedStep) {
   const int port = free_port();
   const std::string args = c.train_args(2, "run", "--set optim.zero_stage=2 --set train.save_every=1000", 400);
   const Rank r0 = start_rank(c.dir, 0, 2, port, args), r1 = start_rank(c.dir, 1, 2, port, args);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (std::chrono::steady_clock::now() < deadline &&
-         test::read_bytes(c.dir / "rank0.log").find("step 2/400") == std::string::npos)
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  wait_for_step_2(c.dir);
   kill(r1.pid, SIGTERM);  // the scheduler reached one rank only, and not rank 0
   EXPECT_EQ(wait_rank(r1), 128 + SIGTERM);
   EXPECT_EQ(wait_rank(r0), 128 + SIGTERM);
@@ -195,10 +189,7 @@ TEST(DataParallelFailures, ADeadRankOrAMissingOneEndsTheRunWithAnError) {
   const int port = free_port();
   const std::string args = c.train_args(2, "run", "--set train.save_every=1000", 400);
   const Rank r0 = start_rank(c.dir, 0, 2, port, args), r1 = start_rank(c.dir, 1, 2, port, args);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (std::chrono::steady_clock::now() < deadline &&
-         test::read_bytes(c.dir / "rank0.log").find("step 2/400") == std::string::npos)
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  wait_for_step_2(c.dir);
   kill(r1.pid, SIGKILL);
   wait_rank(r1);
   const auto killed = std::chrono::steady_clock::now();

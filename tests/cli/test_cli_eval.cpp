@@ -3,17 +3,13 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 
 #include <chrono>
-#include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "cli_support.h"
-
-extern char** environ;
 
 namespace c3 {
 namespace {
@@ -95,18 +91,12 @@ TEST(CliEval, WritesTheReportAndResumesAKilledRun) {
   EXPECT_THAT(r.err, HasSubstr("already holds a finished evaluation"));
 
   // Kill a run part way (SIGKILL: nothing is cleaned up); the next run finishes it.
-  const std::string shell = "cd '" + dir.path().string() + "' && exec '" C3_BINARY "' " + args + "killed 2>/dev/null";
-  const char* argv[] = {"/bin/sh", "-c", shell.c_str(), nullptr};
-  pid_t pid = 0;
-  ASSERT_EQ(posix_spawn(&pid, "/bin/sh", nullptr, nullptr, const_cast<char* const*>(argv), environ), 0);
+  const pid_t pid = test::spawn_shell("cd '" + dir.path().string() + "' && exec '" C3_BINARY "' " + args + "killed 2>/dev/null");
   const fs::path journal = dir / "killed" / "pages.partial.jsonl";
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (std::chrono::steady_clock::now() < deadline &&
-         (!fs::exists(journal) || test::lines(test::read_bytes(journal)) < 4))
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  test::wait_until([&] { return fs::exists(journal) && test::lines(test::read_bytes(journal)) >= 4; },
+                   std::chrono::milliseconds(1));
   kill(pid, SIGKILL);
-  int status = 0;
-  waitpid(pid, &status, 0);
+  test::wait_exit(pid);
   ASSERT_FALSE(fs::exists(dir / "killed" / "summary.json")) << "killed part way";
   const int kept = test::lines(test::read_bytes(journal)) - 1;
   // Other settings do not mix with the interrupted run.
