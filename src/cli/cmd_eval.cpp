@@ -47,9 +47,10 @@ int score_only(const Config& c, int threads) {
     }
   }
   // With --per-page the whole output is JSONL (the summary last); alone, the summary is indented.
-  out += per_page ? means.to_json().dump() + "\n" : means.to_json().dump(2) + "\n";
+  const json summary = means.to_json();
+  out += per_page ? summary.dump() + "\n" : summary.dump(2) + "\n";
   std::fwrite(out.data(), 1, out.size(), stdout);
-  if (means.to_json()["chinese_pages_segmented_by_character"].get<int64_t>() > 0)
+  if (summary["chinese_pages_segmented_by_character"].get<int64_t>() > 0)
     spdlog::warn("some records hold Chinese characters: segmented per character, not with jieba as the official script");
   return 0;
 }

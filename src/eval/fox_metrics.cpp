@@ -13,13 +13,13 @@ namespace {
 
 bool is_chinese(char32_t c) { return c >= 0x4E00 && c <= 0x9FA5; }
 
-std::vector<std::string> split(std::string_view text, bool chinese_characters) {
+std::vector<std::string> split(std::u32string_view chars, bool chinese_characters) {
   std::vector<std::string> words;
   std::u32string word;
   auto flush = [&] {
     if (!word.empty()) words.push_back(unicode::to_utf8(word)), word.clear();
   };
-  for (char32_t c : unicode::code_points(text)) {
+  for (char32_t c : chars) {
     if (unicode::is_python_space(c)) {
       flush();
     } else if (chinese_characters && is_chinese(c)) {
@@ -32,6 +32,8 @@ std::vector<std::string> split(std::string_view text, bool chinese_characters) {
   flush();
   return words;
 }
+
+bool any_chinese(std::u32string_view chars) { return std::any_of(chars.begin(), chars.end(), is_chinese); }
 
 // An n-gram (n <= 4) of word ids, exactly.
 struct Ngram {
@@ -71,15 +73,13 @@ double ratio(int64_t x, int64_t y, bool both_empty) {
 
 }  // namespace
 
-std::vector<std::string> split_words(std::string_view text) { return split(text, false); }
+std::vector<std::string> split_words(std::string_view text) { return split(unicode::code_points(text), false); }
 
-std::vector<std::string> split_words_and_chinese_characters(std::string_view text) { return split(text, true); }
-
-bool has_chinese(std::string_view text) {
-  for (char32_t c : unicode::code_points(text))
-    if (is_chinese(c)) return true;
-  return false;
+std::vector<std::string> split_words_and_chinese_characters(std::string_view text) {
+  return split(unicode::code_points(text), true);
 }
+
+bool has_chinese(std::string_view text) { return any_chinese(unicode::code_points(text)); }
 
 double exact_sum(const std::vector<double>& values) {
   // CPython's math_fsum: Shewchuk's non-overlapping partials, then round-half-even of the total.
@@ -215,8 +215,9 @@ nlohmann::json PageScores::to_json() const {
 
 PageScores score_page(std::string_view ground_truth, std::string_view output) {
   PageScores s;
-  s.chinese = has_chinese(ground_truth) || has_chinese(output);
-  const auto gt = split(ground_truth, s.chinese), out = split(output, s.chinese);
+  const std::u32string a = unicode::code_points(ground_truth), b = unicode::code_points(output);  // decoded once
+  s.chinese = any_chinese(a) || any_chinese(b);
+  const auto gt = split(a, s.chinese), out = split(b, s.chinese);
   s.reference_words = static_cast<int64_t>(gt.size()), s.output_words = static_cast<int64_t>(out.size());
   int64_t distinct_gt = 0, distinct_out = 0;
   const int64_t common = common_words(gt, out, &distinct_gt, &distinct_out);
@@ -226,7 +227,6 @@ PageScores score_page(std::string_view ground_truth, std::string_view output) {
   if (both_empty) s.f1 = 1.0;
   else if (s.precision > 0 && s.recall > 0) s.f1 = 1.0 / (0.5 / s.precision + 0.5 / s.recall);
   s.bleu = nltk_bleu(out, gt);  // swapped, as the official script: the GT is the hypothesis
-  const std::u32string a = unicode::code_points(ground_truth), b = unicode::code_points(output);
   s.reference_chars = static_cast<int64_t>(a.size()), s.output_chars = static_cast<int64_t>(b.size());
   const auto longest = static_cast<int64_t>(std::max(a.size(), b.size()));
   s.edit_distance = longest == 0 ? 0.0 : static_cast<double>(levenshtein(a, b)) / static_cast<double>(longest);

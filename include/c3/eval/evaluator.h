@@ -22,7 +22,8 @@ namespace c3 {
 
 struct SelectedPage {
   EvalPage page;
-  int64_t tokens = 0;  // text tokens with the model's tokenizer
+  std::vector<int32_t> ids;  // the text's tokens with the model's tokenizer
+  int64_t tokens = 0;        // ids.size()
   int bucket = -1;
 };
 // The pages whose token count falls in the buckets, in file order (at most `limit`; 0: all).
