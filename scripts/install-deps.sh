@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Installs the Debian packages c3 needs to build and test (idempotent; run as root or with sudo).
-# libopenblas0-pthread: without it Debian's LibTorch falls back to the reference BLAS (~75x slower).
+# Installs the Debian packages c3 needs to build and test (idempotent; run as root or with sudo),
+# plus any extra package names given as arguments. LibTorch itself comes from PyPI's torch wheel
+# (scripts/install-python.sh); libgloo-dev supplies the Gloo headers LibTorch's c10d headers include,
+# which the wheel does not ship.
 set -euo pipefail
 pkgs=(
   build-essential cmake ninja-build ccache pkg-config
-  libtorch-dev libopenblas0-pthread
   libsentencepiece-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev
   libpcre2-dev libutf8proc-dev
   libgloo-dev
+  "$@"
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -22,9 +22,12 @@ class TokenizeCommand : public Command {
     app.add_option("input", input_, "Input file; - or none for standard input");
     auto* count = app.add_flag("--count", count_, "Print only the number of tokens");
     auto* decode = app.add_flag("--decode", decode_, "Read whitespace-separated ids and print their text");
-    app.add_flag("--json", json_, "Print one JSON object with ids and count (or text)");
+    auto* json = app.add_flag("--json", json_, "Print one JSON object with ids and count (or text)");
+    auto* jsonl = app.add_flag("--jsonl", jsonl_,
+                               "Input is JSON lines with a \"text\" field: print one JSON line of ids and count per line");
     app.add_flag("--skip-special", skip_special_, "With --decode: leave out special tokens");
     count->excludes(decode);
+    jsonl->excludes(decode)->excludes(json);
   }
   int run(const Config&, const Runtime&) override {
     const std::string source = input_ == "-" ? "<stdin>" : input_;
@@ -54,6 +57,7 @@ class TokenizeCommand : public Command {
       else std::cout << out;
       return 0;
     }
+    if (jsonl_) return encode_lines(*tokenizer, text, source);
     const auto ids = tokenizer->encode(text);
     if (json_) {
       nlohmann::json j = {{"count", ids.size()}};
@@ -70,8 +74,31 @@ class TokenizeCommand : public Command {
   }
 
  private:
+  // One text per JSON line (blank lines skipped); the output has one line per text, in order.
+  int encode_lines(const Tokenizer& tokenizer, const std::string& input, const std::string& source) const {
+    std::istringstream lines(input);
+    std::string line;
+    for (size_t n = 1; std::getline(lines, line); ++n) {
+      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+      const std::string where = source + ":" + std::to_string(n);
+      nlohmann::json record;
+      try {
+        record = nlohmann::json::parse(line);
+      } catch (const nlohmann::json::exception& e) {
+        fail_file(where, std::string("not a JSON line (") + e.what() + ")");
+      }
+      if (!record.is_object() || !record.contains("text") || !record["text"].is_string())
+        fail_file(where, "expected an object with a string \"text\"");
+      const auto ids = tokenizer.encode(record["text"].get<std::string>());
+      nlohmann::json out = {{"count", ids.size()}};
+      if (!count_) out["ids"] = ids;
+      std::cout << out.dump() << "\n";
+    }
+    return 0;
+  }
+
   std::string tokenizer_, input_ = "-";
-  bool count_ = false, decode_ = false, json_ = false, skip_special_ = false;
+  bool count_ = false, decode_ = false, json_ = false, jsonl_ = false, skip_special_ = false;
 };
 
 C3_REGISTER_COMMAND(TokenizeCommand);

@@ -1,7 +1,9 @@
 #include "c3/infer/generate.h"
 
 #include "c3/tokenizer/unicode.h"
+#include "c3/util/error.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace c3 {
@@ -35,34 +37,38 @@ std::vector<int32_t> NoRepeatNgram::banned() const {
   return it == next_.end() ? std::vector<int32_t>{} : it->second;
 }
 
-std::vector<std::vector<int32_t>> greedy_generate(C3Model& model, const C3Prompt& prompt, const at::Tensor& latents,
-                                                  const GenerateOptions& options) {
+std::vector<std::vector<int32_t>> greedy_decode(Qwen2ForCausalLM& lm, const at::Tensor& prompt_embeds,
+                                                const std::vector<std::vector<int32_t>>& prompt_ids, int32_t stop_id,
+                                                const GenerateOptions& options) {
   torch::NoGradGuard no_grad;
-  const auto device = latents.device();
-  const int64_t b = latents.size(0);
-  const auto& prompt_ids = prompt.decoder_prompt();
-  const int64_t p = static_cast<int64_t>(prompt_ids.size());
-  const auto ids_options = at::TensorOptions().dtype(at::kLong).device(device);
-  const at::Tensor prompt_row = at::tensor(std::vector<int64_t>(prompt_ids.begin(), prompt_ids.end()), at::kLong).to(device);
-  at::Tensor ids = prompt_row.unsqueeze(0).expand({b, p}).contiguous();
-  const at::Tensor slots = ids.eq(prompt.imgpad());
+  const auto device = prompt_embeds.device();
+  const int64_t b = prompt_embeds.size(0), p = prompt_embeds.size(1);
+  if (static_cast<int64_t>(prompt_ids.size()) != b) throw Error("greedy_decode: one prompt_ids row per batch row");
+  std::vector<int64_t> last(b);  // each row's last prompt position: its logits give the first token
+  at::Tensor mask;               // [B, P + generated]; undefined while no row is padded
   std::vector<NoRepeatNgram> ngrams(b, NoRepeatNgram(options.no_repeat_ngram_size));
-  for (auto& ngram : ngrams)
-    for (int32_t id : prompt_ids) ngram.append(id);
+  for (int64_t r = 0; r < b; ++r) {
+    const auto length = static_cast<int64_t>(prompt_ids[r].size());
+    if (length < 1 || length > p) throw Error("greedy_decode: a prompt is empty or longer than the embeddings");
+    last[r] = length - 1;
+    for (int32_t id : prompt_ids[r]) ngrams[r].append(id);
+  }
+  if (std::any_of(last.begin(), last.end(), [&](int64_t l) { return l != p - 1; })) {
+    mask = at::zeros({b, p}, at::kLong);
+    for (int64_t r = 0; r < b; ++r) mask[r].narrow(0, 0, last[r] + 1).fill_(1);
+    mask = mask.to(device);
+  }
 
   KVCache cache;
-  auto forward_full = [&] {  // the whole sequence so far, latents in their slots
-    const at::Tensor all_slots = at::cat({slots, at::zeros({b, ids.size(1) - p}, slots.options())}, 1);
-    return model->decoder->model->forward(model->decoder_embeds(ids, all_slots, latents));
-  };
-  at::Tensor hidden = options.use_cache
-                          ? model->decoder->model->forward(model->decoder_embeds(ids, slots, latents), {}, {}, &cache)
-                          : forward_full();
+  at::Tensor embeds = prompt_embeds;  // without the cache: the whole sequence so far
+  at::Tensor hidden = lm->model->forward(prompt_embeds, mask, {}, options.use_cache ? &cache : nullptr);
+  at::Tensor positions = at::tensor(last, at::kLong).to(device);
   std::vector<std::vector<int32_t>> out(b);
   std::vector<bool> done(b, false);
   int64_t running = b;
   for (int64_t step = 0; step < options.max_new_tokens && running > 0; ++step) {
-    at::Tensor logits = model->decoder->logits(hidden.select(1, hidden.size(1) - 1)).to(at::kFloat);  // [B, V]
+    const at::Tensor rows = hidden.index({at::arange(b, positions.options()), positions});  // [B, hidden]
+    at::Tensor logits = lm->logits(rows).to(at::kFloat);                                    // [B, V]
     std::vector<int64_t> ban_rows, ban_cols;
     for (int64_t r = 0; r < b; ++r) {
       if (done[r]) continue;
@@ -75,10 +81,10 @@ std::vector<std::vector<int32_t>> greedy_generate(C3Model& model, const C3Prompt
     const auto next_ids = next.accessor<int64_t, 1>();
     std::vector<int64_t> fed(b);
     for (int64_t r = 0; r < b; ++r) {
-      fed[r] = done[r] ? prompt.im_end() : next_ids[r];  // finished rows idle on <|im_end|>
+      fed[r] = done[r] ? stop_id : next_ids[r];  // finished rows idle on the stop token
       if (done[r]) continue;
       const auto token = static_cast<int32_t>(next_ids[r]);
-      if (token == prompt.im_end()) {
+      if (token == stop_id) {
         done[r] = true, --running;
         continue;
       }
@@ -86,15 +92,30 @@ std::vector<std::vector<int32_t>> greedy_generate(C3Model& model, const C3Prompt
       ngrams[r].append(token);
     }
     if (running == 0) break;
-    const at::Tensor tokens = at::tensor(fed, at::kLong).to(device).view({b, 1});
+    const at::Tensor token_embeds = lm->embed(at::tensor(fed, at::kLong).to(device).view({b, 1}));
+    if (mask.defined()) mask = at::cat({mask, at::ones({b, 1}, mask.options())}, 1);
     if (options.use_cache) {
-      hidden = model->decoder->model->forward(model->decoder->embed(tokens), {}, {}, &cache);
+      hidden = lm->model->forward(token_embeds, mask, {}, &cache);
+      positions = at::zeros({b}, positions.options());
     } else {
-      ids = at::cat({ids, tokens.to(ids_options)}, 1);
-      hidden = forward_full();
+      embeds = at::cat({embeds, token_embeds}, 1);
+      hidden = lm->model->forward(embeds, mask);
+      positions = at::full({b}, embeds.size(1) - 1, positions.options());
     }
   }
   return out;
+}
+
+std::vector<std::vector<int32_t>> greedy_generate(C3Model& model, const C3Prompt& prompt, const at::Tensor& latents,
+                                                  const GenerateOptions& options) {
+  torch::NoGradGuard no_grad;
+  const int64_t b = latents.size(0);
+  const auto& prompt_ids = prompt.decoder_prompt();
+  const at::Tensor row = at::tensor(std::vector<int64_t>(prompt_ids.begin(), prompt_ids.end()), at::kLong);
+  const at::Tensor ids = row.to(latents.device()).unsqueeze(0).expand({b, row.size(0)}).contiguous();
+  const at::Tensor embeds = model->decoder_embeds(ids, ids.eq(prompt.imgpad()), latents);
+  return greedy_decode(model->decoder, embeds, std::vector<std::vector<int32_t>>(b, prompt_ids), prompt.im_end(),
+                       options);
 }
 
 std::string decode_reconstruction(const Tokenizer& tokenizer, const std::vector<int32_t>& ids) {

@@ -53,7 +53,6 @@ void print_dry_run(const TrainSettings& s, int world_size, std::ostream& out) {
   in.weight_bytes = static_cast<int64_t>(c10::elementSize(dtype));
   in.fp32_master = s.adamw.fp32_master;
   in.fp32_grad_accumulation = s.grad_accum > 1 && s.fp32_grad_accumulation;
-  in.fused_attention = compat::kFusedAttention;
   in.loss_chunk = s.loss_chunk;
   out << fmt::format(
       "c3 train --dry-run: encoder {:.2f}B + decoder {:.2f}B parameters (N = {}), all trained; micro-batch {} x {} "

@@ -10,7 +10,6 @@
 #include "c3/io/checkpoint_dir.h"
 #include "c3/model/c3_io.h"
 #include "c3/model/checkpoint_info.h"
-#include "c3/torch_compat.h"
 #include "c3/train/checkpoints.h"
 #include "c3/train/memory_estimate.h"
 #include "c3/util/error.h"
@@ -142,7 +141,6 @@ void log_memory_estimate(const TrainSettings& s, const C3Config& config, const C
   in.fp32_master = s.adamw.fp32_master;
   in.fp32_grad_accumulation = s.grad_accum > 1 && s.fp32_grad_accumulation;
   in.recompute = s.gradient_checkpointing;
-  in.fused_attention = compat::kFusedAttention;
   in.loss_chunk = s.loss_chunk;
   const MemoryEstimate m = estimate_training_memory(in);
   spdlog::info("estimated peak memory per device: {} (weights {}, gradients {}, fp32 master {}, AdamW moments {}, "

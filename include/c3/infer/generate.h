@@ -33,7 +33,16 @@ class NoRepeatNgram {
   std::unordered_map<std::string, std::vector<int32_t>> next_;  // (n-1)-gram bytes -> followers
 };
 
-// Greedy decoding for a batch: latents [B, N, decoder hidden], one sequence per row, all after
+// Greedy decoding of a batch of prompts given as input embeddings [B, P, hidden] of `lm`, right-padded:
+// row r's prompt is its first prompt_ids[r].size() positions, whose token ids (for the n-gram
+// history) are prompt_ids[r]. Each row stops at its own `stop_id` (or max_new_tokens); its
+// no-repeat n-grams are its own, over prompt + output. Returns each row's generated ids without the
+// stop token. (HF's generate() with left padding gives the same ids; tests/hf checks it.)
+std::vector<std::vector<int32_t>> greedy_decode(Qwen2ForCausalLM& lm, const at::Tensor& prompt_embeds,
+                                                const std::vector<std::vector<int32_t>>& prompt_ids, int32_t stop_id,
+                                                const GenerateOptions& options);
+
+// C3's reconstruction: latents [B, N, decoder hidden], one sequence per row, all after
 // the same prompt. Each row stops at its own <|im_end|> (or max_new_tokens); its no-repeat n-grams
 // are its own. Returns each row's generated ids without the closing <|im_end|>.
 std::vector<std::vector<int32_t>> greedy_generate(C3Model& model, const C3Prompt& prompt, const at::Tensor& latents,

@@ -1,0 +1,153 @@
+"""Shared helpers of the Hugging Face parity tests.
+
+These tests build small random checkpoints with Hugging Face transformers, run the real
+implementations (transformers, tokenizers, tiktoken, safetensors, NLTK) on them, and compare with
+what c3 computes: the `c3` binary itself where a command exists, else `c3_hf_probe` (a thin program
+over c3's library, tests/hf/c3_hf_probe.cpp). CTest runs them with C3_BINARY, C3_HF_PROBE and
+C3_TEST_DATA set (tests/hf/CMakeLists.txt).
+"""
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+C3 = os.environ.get("C3_BINARY", "")
+PROBE = os.environ.get("C3_HF_PROBE", "")
+TEST_DATA = Path(os.environ.get("C3_TEST_DATA", Path(__file__).resolve().parents[1] / "data"))
+QWEN2_TOKENIZER = TEST_DATA / "qwen2-tokenizer"
+
+# Qwen2.5's pre-tokenizer regex (spec section 5); tiktoken and the HF tokenizer.json both use it.
+QWEN2_PATTERN = (r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|"""
+                 r"""\s*[\r\n]+|\s+(?!\S)|\s+""")
+
+torch.manual_seed(0)
+torch.set_num_threads(1)
+
+
+def pytest_configure(config):
+    missing = [name for name, value in (("C3_BINARY", C3), ("C3_HF_PROBE", PROBE)) if not value]
+    if missing:
+        raise pytest.UsageError(f"run through ctest (set {', '.join(missing)})")
+
+
+def run(args, input_bytes=None, expect_status=0):
+    """Runs a command; returns its stdout (bytes). Fails the test with its stderr otherwise."""
+    done = subprocess.run([str(a) for a in args], input=input_bytes, capture_output=True, timeout=600)
+    if done.returncode != expect_status:
+        pytest.fail(f"{' '.join(map(str, args))} exited {done.returncode}:\n{done.stderr.decode(errors='replace')}")
+    return done.stdout
+
+
+def probe(*args):
+    return run([PROBE, *args])
+
+
+def save_tensors(path, tensors):
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(path))
+
+
+def load_tensors(path):
+    return load_file(str(path))
+
+
+def rel_err(got, want):
+    """max |got - want| / max |want|, in float64."""
+    got, want = got.double(), want.double()
+    return ((got - want).abs().max() / want.abs().max()).item()
+
+
+def perturb_parameters(model, seed, scale=0.05):
+    """Non-zero biases and norm weights: HF initialises them to 0 and 1, which would hide their handling."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("bias") or "norm" in name:
+                p.add_(torch.randn(p.shape, generator=g) * scale)
+
+
+def qwen2_config(**overrides):
+    from transformers import Qwen2Config
+
+    values = dict(vocab_size=512, hidden_size=64, intermediate_size=112, num_hidden_layers=2, num_attention_heads=4,
+                  num_key_value_heads=2, max_position_embeddings=4096, rms_norm_eps=1e-6, initializer_range=0.05,
+                  rope_parameters={"rope_type": "default", "rope_theta": 1e6}, tie_word_embeddings=True)
+    values.update(overrides)
+    return Qwen2Config(**values)
+
+
+def random_qwen2(seed, attn="eager", **overrides):
+    """A random fp32 Qwen2ForCausalLM as transformers builds it, biases and norms perturbed."""
+    from transformers import Qwen2ForCausalLM
+
+    torch.manual_seed(seed)
+    config = qwen2_config(**overrides)
+    config._attn_implementation = attn
+    model = Qwen2ForCausalLM(config).float().eval()
+    perturb_parameters(model, seed)
+    return model
+
+
+def to_transformers4_spelling(folder):
+    """Rewrites a transformers-5 config.json in the transformers-4 spelling (torch_dtype,
+    top-level rope_theta, no layer_types), as checkpoints released before 2025 have it."""
+    path = Path(folder) / "config.json"
+    config = json.loads(path.read_text())
+    config["torch_dtype"] = config.pop("dtype", "float32")
+    rope = config.pop("rope_parameters", None) or {}
+    config["rope_theta"] = rope.get("rope_theta", 10000.0)
+    config.pop("layer_types", None)
+    path.write_text(json.dumps(config, indent=2))
+    return config
+
+
+def right_padded(rows, pad=0):
+    """Rows of ids -> (input_ids, attention_mask), right-padded, int64."""
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = torch.tensor(r)
+        mask[i, : len(r)] = 1
+    return ids, mask
+
+
+def left_padded(rows, pad=0):
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, width - len(r):] = torch.tensor(r)
+        mask[i, width - len(r):] = 1
+    return ids, mask
+
+
+def generated_rows(tensor):
+    """c3_hf_probe's [B, MAX] generated ids (-1 after the end) -> lists."""
+    return [[int(t) for t in row if t >= 0] for row in tensor]
+
+
+def hf_qwen2_tokenizer(folder, extra_special=()):
+    """The Qwen2.5 tokenizer as transformers builds it from vocab.json + merges.txt, with Qwen2.5's
+    22 added tokens (and `extra_special` appended after them), saved to `folder` (tokenizer.json
+    and friends). Returns the loaded transformers tokenizer."""
+    from transformers import AutoTokenizer, Qwen2TokenizerFast
+    from tokenizers import AddedToken
+
+    vocab = json.loads((QWEN2_TOKENIZER / "vocab.json").read_text(encoding="utf-8"))
+    lines = (QWEN2_TOKENIZER / "merges.txt").read_text(encoding="utf-8").splitlines()
+    merges = [tuple(line.split(" ")) for line in lines if line and not line.startswith("#version")]
+    tok = Qwen2TokenizerFast(vocab=vocab, merges=merges, unk_token=None, bos_token=None,
+                             eos_token="<|endoftext|>", pad_token="<|endoftext|>")
+    added = json.loads((QWEN2_TOKENIZER / "added_tokens_qwen2.5.json").read_text())
+    for t in sorted(added, key=lambda t: t["id"]):
+        tok.add_tokens([AddedToken(t["content"], special=t["special"], normalized=False)],
+                       special_tokens=t["special"])
+        assert tok.convert_tokens_to_ids(t["content"]) == t["id"], t
+    for content in extra_special:
+        tok.add_tokens([AddedToken(content, special=True, normalized=False)], special_tokens=True)
+    tok.save_pretrained(str(folder))
+    return AutoTokenizer.from_pretrained(str(folder))
