@@ -70,6 +70,28 @@ TEST(Generate, BatchedEqualsOneAtATime) {
   }
 }
 
+TEST(Generate, RightPaddedPromptsDecodeAsEachAloneWithAndWithoutTheCache) {
+  torch::NoGradGuard no_grad;
+  Qwen2ForCausalLM lm(test::tiny_config());
+  lm->init_weights(11);
+  const std::vector<std::vector<int32_t>> prompts{{5, 9, 14, 3, 22, 8}, {40}, {7, 7, 31}};
+  at::Tensor ids = at::zeros({3, 6}, at::kLong);
+  for (size_t r = 0; r < prompts.size(); ++r)
+    for (size_t t = 0; t < prompts[r].size(); ++t) ids[r][t] = prompts[r][t];
+  GenerateOptions o;
+  o.max_new_tokens = 20;
+  o.no_repeat_ngram_size = 3;
+  for (bool cache : {true, false}) {
+    o.use_cache = cache;
+    const auto batched = greedy_decode(lm, lm->embed(ids), prompts, /*stop_id=*/1, o);
+    for (size_t r = 0; r < prompts.size(); ++r) {
+      const auto n = static_cast<int64_t>(prompts[r].size());
+      const auto alone = greedy_decode(lm, lm->embed(ids[r].narrow(0, 0, n).unsqueeze(0)), {prompts[r]}, 1, o);
+      EXPECT_EQ(batched[r], alone[0]) << "row " << r << (cache ? " (cache)" : " (recomputed)");
+    }
+  }
+}
+
 TEST(Generate, TheBanShapesTheOutput) {
   Tiny s;
   GenerateOptions o;

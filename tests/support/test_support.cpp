@@ -4,8 +4,6 @@
 #include <random>
 #include <sstream>
 
-#include "c3/io/checkpoint_dir.h"
-#include "c3/io/safetensors.h"
 #include "c3/model/qwen2_io.h"
 #include "c3/tokenizer/sentencepiece.h"
 
@@ -57,35 +55,6 @@ std::vector<DeviceDtype> device_dtype_params() {
 
 std::string param_name(const testing::TestParamInfo<DeviceDtype>& info) {
   return std::string(info.param.device.is_cuda() ? "cuda" : "cpu") + "_" + scalar_type_name(info.param.dtype);
-}
-
-void write_reference_fixture(const fs::path& dir, Qwen2ForCausalLM& model, const torch::Tensor& input_ids,
-                             const torch::Tensor& attention_mask, const torch::Tensor& logits) {
-  fs::create_directories(dir);
-  save_qwen2(model, dir / "model");
-  write_tensors(dir / "reference.safetensors", {{"input_ids", input_ids.to(torch::kLong)},
-                                                {"attention_mask", attention_mask.to(torch::kLong)},
-                                                {"logits", logits.to(torch::kFloat)}});
-}
-
-ParityResult compare_with_reference_fixture(const fs::path& dir, torch::Dtype dtype, torch::Device device) {
-  LoadOptions opts;
-  opts.dtype = dtype;
-  opts.device = device;
-  Qwen2ForCausalLM model = load_qwen2(dir / "model", opts);
-  io::SafetensorsReader ref(dir / "reference.safetensors");
-  const std::string file = ref.path().string();
-  auto load = [&](const char* name, torch::Dtype type) { return load_tensor(ref.at(name), type, device, file); };
-  const torch::Tensor ids = load("input_ids", torch::kLong);
-  const torch::Tensor mask = load("attention_mask", torch::kLong);
-  const torch::Tensor expected = load("logits", torch::kFloat);
-  torch::NoGradGuard no_grad;
-  const torch::Tensor got = model->forward(ids, mask).to(torch::kFloat);
-  const torch::Tensor valid = mask.to(torch::kBool).unsqueeze(-1).expand_as(got);
-  ParityResult r;
-  r.max_abs_diff = (got - expected).abs().masked_select(valid).max().item<double>();
-  r.max_abs_ref = expected.abs().masked_select(valid).max().item<double>();
-  return r;
 }
 
 std::vector<int32_t> ByteTokenizer::encode(std::string_view text) const {

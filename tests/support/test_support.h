@@ -1,5 +1,5 @@
-// Helpers shared by the c3 tests: temporary folders, tiny checkpoints, device x dtype parameters,
-// and reference fixtures (a checkpoint plus inputs and expected outputs) that parity tests load.
+// Helpers shared by the c3 tests: temporary folders, tiny checkpoints, device x dtype parameters.
+// (Parity with Hugging Face transformers is checked by the Python tests in tests/hf/.)
 #pragma once
 
 #include <gtest/gtest.h>
@@ -52,19 +52,6 @@ struct DeviceDtype {
 // cpu x {float32, bfloat16}, plus cuda x {float32, bfloat16} when a GPU is present.
 std::vector<DeviceDtype> device_dtype_params();
 std::string param_name(const testing::TestParamInfo<DeviceDtype>& info);
-
-// Reference fixture: `dir/model/` (HF checkpoint) and `dir/reference.safetensors` holding
-// input_ids [B, T] (I64), attention_mask [B, T] (I64) and logits [B, T, V] (F32). The GPU issue
-// drops fixtures made by Hugging Face transformers into this format.
-struct ParityResult {
-  double max_abs_diff = 0;  // over positions where attention_mask is 1
-  double max_abs_ref = 0;
-};
-void write_reference_fixture(const std::filesystem::path& dir, Qwen2ForCausalLM& model,
-                             const torch::Tensor& input_ids, const torch::Tensor& attention_mask,
-                             const torch::Tensor& logits);
-ParityResult compare_with_reference_fixture(const std::filesystem::path& dir, torch::Dtype dtype,
-                                            torch::Device device);
 
 // A tokenizer for model tests that needs no files: the C3 special tokens are ids 0..5, then one
 // id per byte (6 + byte). vocab_size() == 262.
