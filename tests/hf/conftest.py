@@ -15,6 +15,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from c3_reference import right_padded  # noqa: F401 (shared with the tests)
+
 C3 = os.environ.get("C3_BINARY", "")
 PROBE = os.environ.get("C3_HF_PROBE", "")
 TEST_DATA = Path(os.environ.get("C3_TEST_DATA", Path(__file__).resolve().parents[1] / "data"))
@@ -102,17 +104,6 @@ def to_transformers4_spelling(folder):
     config.pop("layer_types", None)
     path.write_text(json.dumps(config, indent=2))
     return config
-
-
-def right_padded(rows, pad=0):
-    """Rows of ids -> (input_ids, attention_mask), right-padded, int64."""
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, : len(r)] = torch.tensor(r)
-        mask[i, : len(r)] = 1
-    return ids, mask
 
 
 def left_padded(rows, pad=0):

@@ -1,23 +1,20 @@
 """A tiny C3 in the released layout, run the way the authors' code runs it (spec sections 1-2) on top
-of transformers' Qwen2 modules, against c3: encoder input layout, latents, decoder input layout,
-decoder logits and greedy reconstruction ids (fp32); then the c3 command line on the same checkpoint:
-`c3 compress` latent files opened with the safetensors package, and `c3 reconstruct` text."""
-import json
-
+of transformers' Qwen2 modules (c3_reference.py), against c3: encoder input layout, latents, decoder
+input layout, decoder logits and greedy reconstruction ids (fp32); then the c3 command line on the
+same checkpoint: `c3 compress` latent files opened with the safetensors package, and
+`c3 reconstruct` text."""
 import pytest
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 
-from conftest import (generated_rows, hf_qwen2_tokenizer, load_tensors, perturb_parameters, probe, qwen2_config,
-                      rel_err, right_padded, run, save_tensors, C3)
+from c3_reference import AuthorsC3, decoder_prompt
+from conftest import (C3, generated_rows, hf_qwen2_tokenizer, load_tensors, perturb_parameters, probe, qwen2_config,
+                      rel_err, right_padded, run, save_tensors)
 
 N = 8  # latent tokens
 MAX_NEW = 120
 TOLERANCE = 1e-5
-PROMPT = ("<|im_start|>system\nYou should follow the instructions carefully and explain your answers in detail."
-          "<|im_end|><|im_start|>user\n<img>" + "<imgpad>" * N + "</img>\nRepeat the text: <|im_end|>"
-          "<|im_start|>assistant\n")
+IMAGE_TOKENS = ["<imgpad>", "<img>", "</img>"]
 TEXTS = [
     "Context cascade compression reads a text and leaves a handful of latent vectors behind.",
     "Short one.",
@@ -26,87 +23,39 @@ TEXTS = [
 ]
 
 
-class AuthorsC3(torch.nn.Module):
-    """C3 as spec section 1 describes the authors' model, built from transformers' Qwen2 modules."""
+def tiny_authors_c3(tokenizer, seed):
+    from transformers import Qwen2ForCausalLM
 
-    def __init__(self, tokenizer, seed):
-        super().__init__()
-        from transformers import Qwen2ForCausalLM
-
-        torch.manual_seed(seed)
-        vocab = len(tokenizer)
-        self.encoder = Qwen2ForCausalLM(qwen2_config(vocab_size=vocab, hidden_size=32, intermediate_size=64,
-                                                     num_attention_heads=2, num_key_value_heads=1)).float().eval()
-        self.decoder = Qwen2ForCausalLM(qwen2_config(vocab_size=vocab, hidden_size=48, intermediate_size=96,
-                                                     num_attention_heads=3, num_key_value_heads=1)).float().eval()
-        for i, m in enumerate((self.encoder, self.decoder)):
-            m.config._attn_implementation = "eager"
-            perturb_parameters(m, seed + i)
-        self.Q = torch.nn.Parameter(torch.randn(N, 32) * 0.5)
-        self.mm_projector = torch.nn.Linear(32, 48, bias=True)
-        self.tok = tokenizer
-        self.img, self.imgpad, self.img_end, self.im_end = tokenizer.convert_tokens_to_ids(
-            ["<img>", "<imgpad>", "</img>", "<|im_end|>"])
-
-    def encoder_ids(self, text_ids):
-        return text_ids + [self.img] + [self.imgpad] * N + [self.img_end]
-
-    def latents(self, text_ids):
-        ids = torch.tensor([self.encoder_ids(text_ids)])
-        embeds = self.encoder.get_input_embeddings()(ids)
-        slots = ids[0] == self.imgpad
-        embeds[0, slots] = self.Q
-        states = self.encoder.model(inputs_embeds=embeds).last_hidden_state[0, slots]  # after the final norm
-        return self.mm_projector(states)
-
-    def decoder_inputs(self, latents, text_ids=None):
-        ids = self.tok(PROMPT)["input_ids"] + ([] if text_ids is None else text_ids + [self.im_end])
-        ids = torch.tensor([ids])
-        embeds = self.decoder.get_input_embeddings()(ids)
-        embeds[0, ids[0] == self.imgpad] = latents
-        return ids, embeds
-
-    def save_released_layout(self, folder):
-        """Root: decoder + model.Q.weight + model.mm_projector.* with model_type C3; llm1/: the encoder."""
-        folder.mkdir()
-        self.encoder.save_pretrained(folder / "llm1")
-        tensors = {k: v.contiguous() for k, v in self.decoder.state_dict().items()
-                   if not (k == "lm_head.weight" and self.decoder.config.tie_word_embeddings)}
-        tensors["model.Q.weight"] = self.Q.detach().clone()
-        tensors["model.mm_projector.weight"] = self.mm_projector.weight.detach().clone()
-        tensors["model.mm_projector.bias"] = self.mm_projector.bias.detach().clone()
-        save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
-        config = self.decoder.config.to_dict()
-        config.update(model_type="C3", architectures=["C3QwenForCausalLM"], latent_token_len=N,
-                      contexts_compression_llm_hidden_size=32)
-        (folder / "config.json").write_text(json.dumps(config, indent=2))
-        hf_qwen2_tokenizer(folder, ["<imgpad>", "<img>", "</img>"])
+    torch.manual_seed(seed)
+    vocab = len(tokenizer)
+    encoder = Qwen2ForCausalLM(qwen2_config(vocab_size=vocab, hidden_size=32, intermediate_size=64,
+                                            num_attention_heads=2, num_key_value_heads=1))
+    decoder = Qwen2ForCausalLM(qwen2_config(vocab_size=vocab, hidden_size=48, intermediate_size=96,
+                                            num_attention_heads=3, num_key_value_heads=1))
+    for i, m in enumerate((encoder, decoder)):
+        m.float().eval().config._attn_implementation = "eager"
+        perturb_parameters(m, seed + i)
+    special = {t: tokenizer.convert_tokens_to_ids(t) for t in IMAGE_TOKENS + ["<|im_end|>"]}
+    return AuthorsC3(encoder, decoder, N, special, tokenizer(decoder_prompt(N))["input_ids"], seed=seed).eval()
 
 
 @pytest.fixture(scope="module")
 def c3_model(tmp_path_factory):
     root = tmp_path_factory.mktemp("c3")
-    tokenizer = hf_qwen2_tokenizer(root / "tokenizer", ["<imgpad>", "<img>", "</img>"])
-    assert tokenizer.convert_tokens_to_ids(["<imgpad>", "<img>", "</img>"]) == [151665, 151666, 151667]
-    model = AuthorsC3(tokenizer, seed=21)
+    tokenizer = hf_qwen2_tokenizer(root / "tokenizer", IMAGE_TOKENS)
+    assert tokenizer.convert_tokens_to_ids(IMAGE_TOKENS) == [151665, 151666, 151667]
+    model = tiny_authors_c3(tokenizer, seed=21)
     model.save_released_layout(root / "model")
+    hf_qwen2_tokenizer(root / "model", IMAGE_TOKENS)
     texts = [tokenizer(t)["input_ids"] for t in TEXTS]
+    reference = []
     with torch.no_grad():
-        reference = []
-        for ids in texts:
-            z = model.latents(ids)
-            dec_ids, dec_embeds = model.decoder_inputs(z, ids)
-            prompt_ids, prompt_embeds = model.decoder_inputs(z)
-            out = model.decoder.generate(input_ids=prompt_ids, inputs_embeds=prompt_embeds, do_sample=False,
-                                         num_beams=1, no_repeat_ngram_size=20, max_new_tokens=MAX_NEW,
-                                         eos_token_id=model.im_end, pad_token_id=model.im_end, top_k=None,
-                                         top_p=None, temperature=None)
-            assert out[0, : prompt_ids.shape[1]].tolist() == prompt_ids[0].tolist()  # the prompt, then new ids
-            generated = out[0, prompt_ids.shape[1]:].tolist()
-            generated = generated[: generated.index(model.im_end)] if model.im_end in generated else generated
-            reference.append({"encoder_ids": model.encoder_ids(ids), "latents": z, "decoder_ids": dec_ids[0],
-                              "decoder_logits": model.decoder(inputs_embeds=dec_embeds).logits[0],
-                              "generated": generated})
+        for ids in texts:  # one text at a time, no padding: the authors' path at its plainest
+            z = model.latents([ids])
+            dec_ids = torch.tensor([model.prompt_ids + ids + [model.im_end]])
+            reference.append({"encoder_ids": model.encoder_ids(ids), "latents": z[0], "decoder_ids": dec_ids[0],
+                              "decoder_logits": model.decoder(inputs_embeds=model.decoder_embeds(dec_ids, z)).logits[0],
+                              "generated": model.generate(z, MAX_NEW)[0]})
     ids, mask = right_padded(texts)
     save_tensors(root / "in.safetensors", {"text_ids": ids, "text_mask": mask})
     probe("c3", root / "model", root / "in.safetensors", root / "out.safetensors", MAX_NEW)
@@ -115,12 +64,14 @@ def c3_model(tmp_path_factory):
 
 
 def test_input_layouts_match_the_authors(c3_model):
-    c3 = c3_model["c3"]
-    for r, ref in enumerate(c3_model["reference"]):
+    c3, tok = c3_model["c3"], c3_model["tokenizer"]
+    for r, (text, ref) in enumerate(zip(TEXTS, c3_model["reference"])):
         enc, dec = ref["encoder_ids"], ref["decoder_ids"].tolist()
         assert c3["encoder_ids"][r, : len(enc)].tolist() == enc
         assert c3["decoder_ids"][r, : len(dec)].tolist() == dec
         assert c3["decoder_mask"][r].sum().item() == len(dec)
+        # and the decoder sequence is the tokenization of the whole conversation string
+        assert dec == tok(decoder_prompt(N) + text + "<|im_end|>")["input_ids"]
 
 
 def test_latents_and_decoder_logits_match(c3_model):

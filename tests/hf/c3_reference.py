@@ -1,0 +1,109 @@
+"""C3 as the authors' code runs it (spec sections 1-2), on top of Hugging Face transformers' Qwen2
+modules: the reference that tests/hf/test_c3.py checks c3 against and bench/vs_hf.py measures c3
+beside. Token ids come in and go out; the tokenizer is the caller's."""
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+# The "mpt" prompt (spec section 1.5) with N <imgpad> between <img> and </img>.
+PROMPT = ("<|im_start|>system\nYou should follow the instructions carefully and explain your answers in detail."
+          "<|im_end|><|im_start|>user\n<img>{pads}</img>\nRepeat the text: <|im_end|><|im_start|>assistant\n")
+IGNORE_INDEX = -100
+
+
+def decoder_prompt(latent_tokens):
+    return PROMPT.format(pads="<imgpad>" * latent_tokens)
+
+
+class AuthorsC3(torch.nn.Module):
+    """encoder (Qwen2ForCausalLM), Q [N, He], projector Linear(He, Hd) with bias, decoder.
+    `special`: ids of <img>, <imgpad>, </img>, <|im_end|>; `prompt_ids`: the decoder prompt's ids."""
+
+    def __init__(self, encoder, decoder, latent_tokens, special, prompt_ids, seed=0):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.encoder, self.decoder, self.n = encoder, decoder, latent_tokens
+        he, hd = encoder.config.hidden_size, decoder.config.hidden_size
+        self.Q = torch.nn.Parameter(torch.randn(latent_tokens, he, generator=g) * 0.5)
+        self.mm_projector = torch.nn.Linear(he, hd, bias=True)
+        self.img, self.imgpad, self.img_end, self.im_end = (special[k] for k in ("<img>", "<imgpad>", "</img>", "<|im_end|>"))
+        self.prompt_ids = list(prompt_ids)
+        assert self.prompt_ids.count(self.imgpad) == latent_tokens
+
+    def encoder_ids(self, text_ids):
+        return list(text_ids) + [self.img] + [self.imgpad] * self.n + [self.img_end]
+
+    def latents(self, texts):
+        """Texts (lists of ids) -> [B, N, Hd]: a right-padded encoder batch, Q in the N slots of each
+        row, the final-norm states at the slots through the projector."""
+        rows = [self.encoder_ids(t) for t in texts]
+        ids, mask = right_padded(rows)
+        embeds = self.encoder.get_input_embeddings()(ids)
+        slots = ids == self.imgpad
+        embeds[slots] = self.Q.repeat(len(rows), 1).to(embeds.dtype)
+        states = self.encoder.model(inputs_embeds=embeds, attention_mask=mask).last_hidden_state
+        return self.mm_projector(states[slots].view(len(rows), self.n, -1))
+
+    def decoder_embeds(self, ids, latents):
+        embeds = self.decoder.get_input_embeddings()(ids)
+        embeds[ids == self.imgpad] = latents.reshape(-1, latents.shape[-1]).to(embeds.dtype)
+        return embeds
+
+    def training_loss(self, texts):
+        """The decoder on prompt + TEXT + <|im_end|>, only TEXT <|im_end|> supervised, the loss as
+        Qwen2ForCausalLM(labels=...) computes it (fp32 logits, shifted, mean over supervised tokens)."""
+        latents = self.latents(texts)
+        rows = [self.prompt_ids + list(t) + [self.im_end] for t in texts]
+        ids, mask = right_padded(rows)
+        labels = torch.full_like(ids, IGNORE_INDEX)
+        for r, t in enumerate(texts):
+            labels[r, len(self.prompt_ids): len(self.prompt_ids) + len(t) + 1] = ids[r, len(self.prompt_ids): len(self.prompt_ids) + len(t) + 1]
+        out = self.decoder(inputs_embeds=self.decoder_embeds(ids, latents), attention_mask=mask, labels=labels)
+        return out.loss, int(mask.sum()) + sum(len(t) + self.n + 2 for t in texts)
+
+    def generate(self, latents, max_new_tokens, no_repeat_ngram_size=20):
+        """Greedy reconstruction (spec section 2): the n-gram ban sees prompt ids + output, stop at
+        <|im_end|>. Returns each row's new ids without the <|im_end|>."""
+        b = latents.shape[0]
+        ids = torch.tensor([self.prompt_ids] * b)
+        out = self.decoder.generate(input_ids=ids, inputs_embeds=self.decoder_embeds(ids, latents),
+                                    attention_mask=torch.ones_like(ids), do_sample=False, num_beams=1,
+                                    no_repeat_ngram_size=no_repeat_ngram_size, max_new_tokens=max_new_tokens,
+                                    eos_token_id=self.im_end, pad_token_id=self.im_end, top_k=None, top_p=None,
+                                    temperature=None)
+        assert out[:, : ids.shape[1]].equal(ids)  # the prompt, then the new ids
+        rows = []
+        for row in out[:, ids.shape[1]:].tolist():
+            rows.append(row[: row.index(self.im_end)] if self.im_end in row else row)
+        return rows
+
+    def save_released_layout(self, folder):
+        """Root: the decoder + model.Q.weight + model.mm_projector.{weight,bias}, config.json with
+        model_type C3; llm1/: the encoder as a plain Qwen2 checkpoint. Tokenizer files: the caller's."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.encoder.save_pretrained(folder / "llm1")
+        tied = self.decoder.config.tie_word_embeddings
+        tensors = {k: v.detach().contiguous() for k, v in self.decoder.state_dict().items()
+                   if not (tied and k == "lm_head.weight")}
+        tensors["model.Q.weight"] = self.Q.detach().clone()
+        tensors["model.mm_projector.weight"] = self.mm_projector.weight.detach().clone()
+        tensors["model.mm_projector.bias"] = self.mm_projector.bias.detach().clone()
+        save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
+        config = self.decoder.config.to_dict()
+        config.update(model_type="C3", architectures=["C3QwenForCausalLM"], latent_token_len=self.n,
+                      contexts_compression_llm_hidden_size=self.encoder.config.hidden_size)
+        (folder / "config.json").write_text(json.dumps(config, indent=2))
+
+
+def right_padded(rows, pad=0):
+    """Rows of ids -> (input_ids, attention_mask), right-padded, int64."""
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = torch.tensor(r)
+        mask[i, : len(r)] = 1
+    return ids, mask
