@@ -12,11 +12,10 @@
 struct BenchArgs {
   bool quick = false;
   std::string json_path;
-  int cores = 1;  // threads LibTorch and OpenBLAS were given
+  int cores = 1;  // threads LibTorch was given
 };
 
-// Parses the arguments, then runs as `c3` does: re-executed under OMP_WAIT_POLICY=PASSIVE, with
-// every core for LibTorch and OpenBLAS.
+// Parses the arguments, then runs as `c3` does: every core for LibTorch.
 inline BenchArgs start_bench(int argc, char** argv) {
   BenchArgs args;
   for (int i = 1; i < argc; ++i) {
@@ -30,7 +29,6 @@ inline BenchArgs start_bench(int argc, char** argv) {
       std::exit(2);
     }
   }
-  c3::reexec_with_passive_openmp(argv);
   args.cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   c3::configure_threads(args.cores);
   return args;

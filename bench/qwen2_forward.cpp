@@ -1,7 +1,7 @@
 // Qwen2 forward throughput on this machine: prefill (full forward) and cached decoding, for small
-// configurations, side by side across dtypes and thread counts, then LibTorch-threads x
-// OpenBLAS-threads splits under both OpenMP wait policies (each in a child process, since libgomp
-// reads the policy only at start). Prints tables (and --json rows).
+// configurations, side by side across dtypes and thread counts, then both OpenMP wait policies
+// (each in a child process, since libgomp reads the policy only at start; c3 leaves the default,
+// spinning). Prints tables (and --json rows).
 //   bench_qwen2_forward [--quick] [--json FILE]
 #include <torch/torch.h>
 
@@ -30,7 +30,6 @@ struct Case {
   int64_t batch, prompt, steps;
   at::ScalarType dtype;
   int threads;
-  int blas_threads = 0;  // 0: same as threads (what c3 does)
 };
 
 std::string shape_label(const Case& c) {
@@ -40,7 +39,7 @@ std::string shape_label(const Case& c) {
 nlohmann::json row(const Case& c, double tokens_per_second, const std::string& wait_policy) {
   return {{"model", c.model}, {"mode", c.mode}, {"dtype", c3::scalar_type_name(c.dtype)},
           {"batch", c.batch}, {"prompt", c.prompt}, {"steps", c.steps}, {"threads", c.threads},
-          {"blas_threads", c.blas_threads > 0 ? c.blas_threads : c.threads}, {"omp_wait_policy", wait_policy},
+          {"omp_wait_policy", wait_policy},
           {"tokens_per_second", tokens_per_second}, {"parameters", c.config.parameter_count()}};
 }
 
@@ -62,7 +61,6 @@ double median_seconds(F&& fn, int min_repeats, double budget_s) {
 
 double run_case(const Case& c, double budget_s) {
   c3::configure_threads(c.threads);
-  if (c.blas_threads > 0) c3::set_blas_threads(c.blas_threads);
   torch::NoGradGuard no_grad;
   c3::Qwen2ForCausalLM model(c.config);
   model->init_weights(0);
@@ -90,19 +88,17 @@ double run_case(const Case& c, double budget_s) {
   return static_cast<double>(c.batch * c.steps * runs) / total;
 }
 
-std::vector<Case> split_cases(int cores, const c3::Qwen2Config& small) {
-  std::vector<Case> out;
-  for (auto [torch_threads, blas_threads] : {std::pair{cores, 1}, std::pair{1, cores}, std::pair{cores, cores}}) {
-    out.push_back({"0.5b-4L", small, "prefill", 1, 256, 0, at::kFloat, torch_threads, blas_threads});
-    out.push_back({"0.5b-4L", small, "decode", 1, 128, 16, at::kFloat, torch_threads, blas_threads});
-  }
-  return out;
+std::vector<Case> policy_cases(int cores, const c3::Qwen2Config& tiny, const c3::Qwen2Config& small) {
+  return {{"tiny", tiny, "prefill", 4, 256, 0, at::kFloat, cores},
+          {"tiny", tiny, "decode", 4, 64, 64, at::kFloat, cores},
+          {"0.5b-4L", small, "prefill", 1, 256, 0, at::kFloat, cores},
+          {"0.5b-4L", small, "decode", 1, 128, 16, at::kFloat, cores}};
 }
 
-// Runs the split cases in a child process under `policy` ("" = unset); returns tokens/s per case.
-std::vector<double> run_splits_in_child(const char* self, const std::string& policy, bool quick) {
+// Runs the policy cases in a child process under `policy` ("" = unset); returns tokens/s per case.
+std::vector<double> run_policy_child(const char* self, const std::string& policy, bool quick) {
   const std::string env = policy.empty() ? "env -u OMP_WAIT_POLICY " : "env OMP_WAIT_POLICY=" + policy + " ";
-  const std::string cmd = env + "'" + self + "' --split-child" + (quick ? " --quick" : "");
+  const std::string cmd = env + "'" + self + "' --policy-child" + (quick ? " --quick" : "");
   std::vector<double> out;
   if (FILE* p = ::popen(cmd.c_str(), "r")) {
     double v;
@@ -115,12 +111,12 @@ std::vector<double> run_splits_in_child(const char* self, const std::string& pol
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool quick = false, split_child = false;
+  bool quick = false, policy_child = false;
   std::string json_path;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--quick") quick = true;
-    else if (a == "--split-child") split_child = true;
+    else if (a == "--policy-child") policy_child = true;
     else if (a == "--json" && i + 1 < argc) json_path = argv[++i];
     else {
       std::fprintf(stderr, "usage: %s [--quick] [--json FILE]\n", argv[0]);
@@ -133,11 +129,11 @@ int main(int argc, char** argv) {
   c3::Qwen2Config small = c3::Qwen2Config::preset("0.5b");  // Qwen2.5-0.5B geometry, 4 of 24 layers
   small.num_hidden_layers = 4;
 
-  if (split_child) {
-    for (const auto& c : split_cases(cores, small)) std::printf("%.3f\n", run_case(c, budget));
+  if (policy_child) {
+    for (const auto& c : policy_cases(cores, tiny, small)) std::printf("%.3f\n", run_case(c, budget));
     return 0;
   }
-  c3::reexec_with_passive_openmp(argv);  // the main table runs as c3 does
+  const char* policy = std::getenv("OMP_WAIT_POLICY");
 
   std::vector<Case> cases;
   for (int threads : {1, cores}) {
@@ -150,7 +146,7 @@ int main(int argc, char** argv) {
   if (cores == 1) cases.resize(cases.size() / 2);
 
   std::printf("Qwen2 forward on CPU: LibTorch %s, BLAS %s, %d cores, OMP_WAIT_POLICY=%s\n",
-              c3::compat::torch_version().c_str(), c3::blas_backend().c_str(), cores, std::getenv("OMP_WAIT_POLICY"));
+              c3::compat::torch_version().c_str(), c3::blas_backend().c_str(), cores, policy ? policy : "(default)");
   std::printf("%-8s %-7s %-8s %-6s %-14s %7s %12s %10s\n", "model", "mode", "dtype", "batch", "prompt+steps",
               "threads", "tokens/s", "vs 1 thr");
   nlohmann::json rows = nlohmann::json::array();
@@ -165,20 +161,20 @@ int main(int argc, char** argv) {
                 c3::scalar_type_name(c.dtype).c_str(), static_cast<long long>(c.batch), shape_label(c).c_str(),
                 c.threads, tps, ratio);
     std::fflush(stdout);
-    rows.push_back(row(c, tps, "PASSIVE"));
+    rows.push_back(row(c, tps, policy ? policy : "default"));
   }
 
   if (cores > 1) {
-    const auto splits = split_cases(cores, small);
-    const auto spin = run_splits_in_child(argv[0], "", quick);
-    const auto passive = run_splits_in_child(argv[0], "PASSIVE", quick);
-    std::printf("\nThread split, 0.5b-4L float32 (c3: torch = blas = --threads, OMP_WAIT_POLICY=PASSIVE):\n");
-    std::printf("%-7s %-12s %-13s %-12s %16s %16s %9s\n", "mode", "prompt+steps", "torch threads", "blas threads",
-                "spin tokens/s", "passive tokens/s", "passive/spin");
-    for (size_t i = 0; i < splits.size() && i < spin.size() && i < passive.size(); ++i) {
-      const Case& c = splits[i];
-      std::printf("%-7s %-12s %-13d %-12d %16.1f %16.1f %8.2fx\n", c.mode.c_str(), shape_label(c).c_str(),
-                  c.threads, c.blas_threads, spin[i], passive[i], passive[i] / spin[i]);
+    const auto cases_ = policy_cases(cores, tiny, small);
+    const auto spin = run_policy_child(argv[0], "", quick);
+    const auto passive = run_policy_child(argv[0], "PASSIVE", quick);
+    std::printf("\nOpenMP wait policy, %d threads (c3 keeps libgomp's default, spinning):\n", cores);
+    std::printf("%-8s %-7s %-12s %16s %16s %9s\n", "model", "mode", "prompt+steps", "spin tokens/s", "passive tokens/s",
+                "passive/spin");
+    for (size_t i = 0; i < cases_.size() && i < spin.size() && i < passive.size(); ++i) {
+      const Case& c = cases_[i];
+      std::printf("%-8s %-7s %-12s %16.1f %16.1f %8.2fx\n", c.model.c_str(), c.mode.c_str(), shape_label(c).c_str(),
+                  spin[i], passive[i], passive[i] / spin[i]);
       rows.push_back(row(c, spin[i], "spin"));
       rows.push_back(row(c, passive[i], "PASSIVE"));
     }

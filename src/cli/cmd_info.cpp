@@ -12,7 +12,6 @@ class InfoCommand : public Command {
   std::string summary() const override {
     return "Describe a checkpoint folder: architecture, parameters, dtypes, tokenizer files, memory";
   }
-  bool computes() const override { return false; }
   void setup(CLI::App& app, Options&) override {
     app.add_option("path", path_, "Checkpoint folder (Hugging Face layout, or a C3 release)")->required();
     app.add_flag("--json", json_, "Print one JSON object instead of text");

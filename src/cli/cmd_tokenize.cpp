@@ -16,7 +16,6 @@ class TokenizeCommand : public Command {
  public:
   std::string name() const override { return "tokenize"; }
   std::string summary() const override { return "Print the token ids of a text (or, with --decode, the text of ids)"; }
-  bool computes() const override { return false; }
   void setup(CLI::App& app, Options&) override {
     app.add_option("--tokenizer", tokenizer_, "Checkpoint folder, tokenizer folder or tokenizer file")->required();
     app.add_option("input", input_, "Input file; - or none for standard input");

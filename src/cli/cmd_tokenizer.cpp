@@ -11,7 +11,6 @@ class TokenizerCommand : public Command {
  public:
   std::string name() const override { return "tokenizer"; }
   std::string summary() const override { return "Tokenizer tools: train a sentencepiece model"; }
-  bool computes() const override { return false; }
   void setup(CLI::App& app, Options& options) override {
     app.require_subcommand(1);
     CLI::App* train = app.add_subcommand("train", "Train a sentencepiece model with the C3 special tokens");

@@ -49,9 +49,6 @@ class Command {
   virtual std::string summary() const = 0;
   // Declares the command's config keys and adds its options to `app`.
   virtual void setup(CLI::App& app, Options& options) = 0;
-  // Whether the command computes with tensors (and so wants tuned CPU threading); false for
-  // commands that only read files, which then skip the OpenMP re-exec.
-  virtual bool computes() const { return true; }
   // Returns the exit code. Errors are thrown (c3::Error -> 1, c3::UsageError -> 2).
   virtual int run(const Config& config, const Runtime& runtime) = 0;
 };

@@ -128,7 +128,6 @@ int run_cli(int argc, char** argv) {
     return 0;
   }
 
-  if (commands[active]->computes() && config.get<int>("runtime.threads") != 1) reexec_with_passive_openmp(argv);
   configure_logging(config.get<std::string>("runtime.log_level"), config.get<std::string>("runtime.log_file"));
   Runtime runtime;
   runtime.threads = configure_threads(config.get<int>("runtime.threads"));

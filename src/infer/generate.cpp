@@ -59,16 +59,16 @@ std::vector<std::vector<int32_t>> greedy_decode(Qwen2ForCausalLM& lm, const at::
     mask = mask.to(device);
   }
 
+  // Only each row's last position is needed: the last layer runs there alone (output_rows).
   KVCache cache;
   at::Tensor embeds = prompt_embeds;  // without the cache: the whole sequence so far
-  at::Tensor hidden = lm->model->forward(prompt_embeds, mask, {}, options.use_cache ? &cache : nullptr);
-  at::Tensor positions = at::tensor(last, at::kLong).to(device);
+  at::Tensor hidden = lm->model->forward(prompt_embeds, mask, {}, options.use_cache ? &cache : nullptr,
+                                         at::tensor(last, at::kLong).to(device).view({b, 1}));  // [B, 1, H]
   std::vector<std::vector<int32_t>> out(b);
   std::vector<bool> done(b, false);
   int64_t running = b;
   for (int64_t step = 0; step < options.max_new_tokens && running > 0; ++step) {
-    const at::Tensor rows = hidden.index({at::arange(b, positions.options()), positions});  // [B, hidden]
-    at::Tensor logits = lm->logits(rows).to(at::kFloat);                                    // [B, V]
+    at::Tensor logits = lm->logits(hidden.select(1, 0)).to(at::kFloat);  // [B, V]
     std::vector<int64_t> ban_rows, ban_cols;
     for (int64_t r = 0; r < b; ++r) {
       if (done[r]) continue;
@@ -96,11 +96,9 @@ std::vector<std::vector<int32_t>> greedy_decode(Qwen2ForCausalLM& lm, const at::
     if (mask.defined()) mask = at::cat({mask, at::ones({b, 1}, mask.options())}, 1);
     if (options.use_cache) {
       hidden = lm->model->forward(token_embeds, mask, {}, &cache);
-      positions = at::zeros({b}, positions.options());
     } else {
       embeds = at::cat({embeds, token_embeds}, 1);
-      hidden = lm->model->forward(embeds, mask);
-      positions = at::full({b}, embeds.size(1) - 1, positions.options());
+      hidden = lm->model->forward(embeds, mask, {}, nullptr, at::full({b, 1}, embeds.size(1) - 1, at::kLong).to(device));
     }
   }
   return out;

@@ -9,29 +9,37 @@ C3LossOutput c3_loss(C3Model& model, const C3Batch& batch, int64_t chunk_rows) {
   if (!batch.labels.defined()) throw Error("c3_loss needs a batch built with answers");
   const at::Tensor latents = model->compress(batch.encoder_ids, batch.encoder_mask, batch.encoder_slots);
   const at::Tensor embeds = model->decoder_embeds(batch.decoder_ids, batch.decoder_slots, latents);
-  C3LossOutput out;
-  out.decoder_hidden = model->decoder->model->forward(embeds, batch.decoder_mask);
 
-  // Position t predicts label t + 1.
-  const int64_t t = batch.labels.size(1);
-  const at::Tensor targets_all = batch.labels.narrow(1, 1, t - 1);
+  // Position t predicts label t + 1, so only positions from the first supervised column - 1 on
+  // need the decoder's output: its last layer runs at those rows alone (the prompt's are skipped).
+  const int64_t b = batch.labels.size(0), t = batch.labels.size(1);
+  const at::Tensor predicted = batch.labels.narrow(1, 1, t - 1).ne(kIgnoreIndex).any(0);  // labels 1..t-1
+  if (!predicted.any().item<bool>()) throw Error("batch has no supervised tokens");
+  const int64_t first = 1 + predicted.to(at::kByte).argmax().item<int64_t>();
+  const at::Tensor rows = torch::arange(first - 1, t - 1, batch.labels.options()).unsqueeze(0).expand({b, t - first});
+  const at::Tensor states = model->decoder->model->forward(embeds, batch.decoder_mask, {}, nullptr, rows);
+
+  const at::Tensor targets_all = batch.labels.narrow(1, first, t - first);
   const at::Tensor supervised = targets_all.ne(kIgnoreIndex);
-  const at::Tensor hidden = out.decoder_hidden.narrow(1, 0, t - 1).index({supervised});  // [M, H]
-  const at::Tensor targets = targets_all.index({supervised});                           // [M]
+  const at::Tensor hidden = states.index({supervised});       // [M, H]
+  const at::Tensor targets = targets_all.index({supervised});  // [M]
+  C3LossOutput out;
   out.tokens = hidden.size(0);
-  if (out.tokens == 0) throw Error("batch has no supervised tokens");
 
+  // With more rows than one chunk, each chunk's logits are recomputed in backward instead of kept;
+  // a single chunk is kept (the same peak memory, one lm_head product less).
   auto& decoder = model->decoder;
+  const bool chunked = chunk_rows > 0 && out.tokens > chunk_rows;
+  const int64_t step = chunked ? chunk_rows : out.tokens;
   out.loss_sum = at::zeros({}, hidden.options().dtype(at::kFloat));
-  const int64_t step = chunk_rows > 0 ? chunk_rows : out.tokens;
   for (int64_t start = 0; start < out.tokens; start += step) {
-    const int64_t rows = std::min(step, out.tokens - start);
-    const at::Tensor chunk_targets = targets.narrow(0, start, rows);
+    const int64_t n = std::min(step, out.tokens - start);
+    const at::Tensor chunk_targets = targets.narrow(0, start, n);
     auto chunk_loss = [&decoder, chunk_targets](const at::Tensor& h) {
       return at::cross_entropy_loss(decoder->logits(h).to(at::kFloat), chunk_targets, {}, at::Reduction::Sum);
     };
-    const at::Tensor h = hidden.narrow(0, start, rows);
-    out.loss_sum = out.loss_sum + (chunk_rows > 0 ? recompute(chunk_loss, h) : chunk_loss(h));
+    const at::Tensor h = hidden.narrow(0, start, n);
+    out.loss_sum = out.loss_sum + (chunked ? recompute(chunk_loss, h) : chunk_loss(h));
   }
   return out;
 }

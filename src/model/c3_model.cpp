@@ -48,9 +48,9 @@ at::Tensor C3ModelImpl::compress(const at::Tensor& ids, const at::Tensor& mask, 
   at::Tensor embeds = encoder->embed(ids);
   // masked_scatter fills the slots in row-major order, so slot i of every row gets Q row i.
   embeds = embeds.masked_scatter(slots.unsqueeze(-1), query.unsqueeze(0).expand({b, n, query.size(1)}));
-  at::Tensor hidden = encoder->model->forward(embeds, mask);  // after the final RMSNorm
-  at::Tensor states = hidden.index({slots}).view({b, n, hidden.size(-1)});
-  return projector(states);
+  // Only the slots' final states are needed: the encoder's last layer runs at those rows alone.
+  const at::Tensor positions = slots.nonzero().select(1, 1).view({b, n});  // row-major: slot order
+  return projector(encoder->model->forward(embeds, mask, {}, nullptr, positions));  // after the final norm
 }
 
 at::Tensor C3ModelImpl::decoder_embeds(const at::Tensor& ids, const at::Tensor& slots, const at::Tensor& latents) {

@@ -13,6 +13,28 @@ at::Tensor rotate_half(const at::Tensor& x) {
   return at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
 }
 
+// x [B, T, X], rows int64 [B, R] -> [B, R, X]; x itself when rows is undefined.
+at::Tensor select_rows(const at::Tensor& x, const at::Tensor& rows) {
+  if (!rows.defined()) return x;
+  return x.gather(1, rows.unsqueeze(-1).expand({rows.size(0), rows.size(1), x.size(-1)}));
+}
+
+// Which keys each query may attend to: key j (of `total`) is visible to a query at absolute
+// position p when j <= p and, with padding, when j is a real token. A query always sees itself,
+// so no row is fully masked (padding queries' outputs are ignored; this only keeps softmax finite).
+//   query_pos: int64 [B or 1, Tq] absolute positions; padding_mask: [B, total] or undefined.
+// Returns bool [B or 1, 1, Tq, total].
+at::Tensor allowed_keys(const at::Tensor& query_pos, int64_t total, const at::Tensor& padding_mask) {
+  const at::Tensor key_pos = torch::arange(total, query_pos.options()).view({1, 1, 1, total});
+  const at::Tensor q = query_pos.unsqueeze(1).unsqueeze(-1);  // [B, 1, Tq, 1]
+  at::Tensor allowed = key_pos <= q;
+  if (padding_mask.defined()) {
+    const at::Tensor key_valid = padding_mask.to(at::kBool).view({padding_mask.size(0), 1, 1, total});
+    allowed = (allowed & key_valid) | (key_pos == q);
+  }
+  return allowed;
+}
+
 }  // namespace
 
 // ---- RMSNorm: fp32 variance, cast back to the input dtype, then multiply by the weight.
@@ -56,14 +78,15 @@ Qwen2AttentionImpl::Qwen2AttentionImpl(const Qwen2Config& c, const at::TensorOpt
 }
 
 at::Tensor Qwen2AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
-                                       const AttentionMask& mask, KVCache* cache, int64_t layer) {
-  const int64_t b = x.size(0), t = x.size(1);
-  at::Tensor q = q_proj(x).view({b, t, num_heads_, head_dim_}).transpose(1, 2);
+                                       const AttentionMask& mask, KVCache* cache, int64_t layer, const at::Tensor& rows) {
+  const int64_t b = x.size(0), t = x.size(1), r = rows.defined() ? rows.size(1) : t;
+  at::Tensor q = q_proj(select_rows(x, rows)).view({b, r, num_heads_, head_dim_}).transpose(1, 2);
   at::Tensor k = k_proj(x).view({b, t, num_kv_heads_, head_dim_}).transpose(1, 2);
   at::Tensor v = v_proj(x).view({b, t, num_kv_heads_, head_dim_}).transpose(1, 2);
 
   const at::Tensor c = cos.unsqueeze(1), s = sin.unsqueeze(1);  // broadcast over heads
-  q = q * c + rotate_half(q) * s;
+  const at::Tensor cq = select_rows(cos, rows).unsqueeze(1), sq = select_rows(sin, rows).unsqueeze(1);
+  q = q * cq + rotate_half(q) * sq;
   k = k * c + rotate_half(k) * s;
 
   if (cache) {
@@ -74,7 +97,7 @@ at::Tensor Qwen2AttentionImpl::forward(const at::Tensor& x, const at::Tensor& co
     v = cache->values[layer].narrow(2, 0, past + t);
   }
   at::Tensor out = compat::attention(q, k, v, mask.allowed, mask.causal, scaling_);
-  out = out.transpose(1, 2).reshape({b, t, num_heads_ * head_dim_});
+  out = out.transpose(1, 2).reshape({b, r, num_heads_ * head_dim_});
   return o_proj(out);
 }
 
@@ -100,8 +123,8 @@ Qwen2DecoderLayerImpl::Qwen2DecoderLayerImpl(const Qwen2Config& c, int64_t layer
 }
 
 at::Tensor Qwen2DecoderLayerImpl::forward(const at::Tensor& h, const at::Tensor& cos, const at::Tensor& sin,
-                                          const AttentionMask& mask, KVCache* cache) {
-  at::Tensor x = h + self_attn(input_layernorm(h), cos, sin, mask, cache, layer_idx_);
+                                          const AttentionMask& mask, KVCache* cache, const at::Tensor& rows) {
+  at::Tensor x = select_rows(h, rows) + self_attn(input_layernorm(h), cos, sin, mask, cache, layer_idx_, rows);
   return x + mlp(post_attention_layernorm(x));
 }
 
@@ -138,7 +161,7 @@ void Qwen2ModelImpl::ensure_capacity(KVCache& cache, int64_t batch, int64_t need
 }
 
 at::Tensor Qwen2ModelImpl::forward(const at::Tensor& inputs_embeds, const at::Tensor& attention_mask,
-                                   const at::Tensor& position_ids, KVCache* cache) {
+                                   const at::Tensor& position_ids, KVCache* cache, const at::Tensor& output_rows) {
   const int64_t b = inputs_embeds.size(0), t = inputs_embeds.size(1);
   const int64_t past = cache ? cache->length : 0, total = past + t;
   const auto device = inputs_embeds.device();
@@ -163,34 +186,30 @@ at::Tensor Qwen2ModelImpl::forward(const at::Tensor& inputs_embeds, const at::Te
   }
   auto [cos, sin] = rotary_emb_.forward(positions, inputs_embeds.scalar_type());
 
+  const auto idx = torch::TensorOptions().dtype(at::kLong).device(device);
   AttentionMask mask;
   if (padding_mask.defined() || (t > 1 && past > 0)) {
-    // Key j is visible to query i (absolute index past + i) when j <= past + i, and, with padding,
-    // when j is a real token. The diagonal stays visible even for padding queries, so no row is
-    // fully masked (their outputs are ignored; this only keeps softmax finite).
-    const auto idx = torch::TensorOptions().dtype(at::kLong).device(device);
-    const at::Tensor query_pos = torch::arange(past, total, idx).unsqueeze(1);  // [T, 1]
-    const at::Tensor key_pos = torch::arange(0, total, idx).unsqueeze(0);       // [1, S]
-    at::Tensor allowed = (key_pos <= query_pos).view({1, 1, t, total});
-    if (padding_mask.defined()) {
-      const at::Tensor key_valid = padding_mask.to(at::kBool).view({b, 1, 1, total});
-      allowed = (allowed & key_valid) | (key_pos == query_pos);
-    }
-    mask.allowed = allowed;
+    mask.allowed = allowed_keys(torch::arange(past, total, idx).unsqueeze(0), total, padding_mask);
   } else {
     mask.causal = t > 1;  // no cache: top-left causal; a single new token sees every cached key
   }
+  AttentionMask rows_mask;  // the last layer's, for queries at output_rows only
+  if (output_rows.defined()) rows_mask.allowed = allowed_keys(output_rows + past, total, padding_mask);
 
   if (cache) ensure_capacity(*cache, b, total, inputs_embeds);
   at::Tensor h = inputs_embeds;
-  for (const auto& layer : *layers) {
-    auto* block = layer->as<Qwen2DecoderLayer>();
+  const int64_t last = static_cast<int64_t>(layers->size()) - 1;
+  for (int64_t l = 0; l <= last; ++l) {
+    auto* block = layers[static_cast<size_t>(l)]->as<Qwen2DecoderLayer>();
+    const at::Tensor rows = l == last ? output_rows : at::Tensor();
+    const AttentionMask& m = rows.defined() ? rows_mask : mask;
     if (gradient_checkpointing && !cache) {
-      h = recompute([block, cos, sin, mask](const at::Tensor& x) { return block->forward(x, cos, sin, mask, nullptr); }, h);
+      h = recompute([block, cos, sin, m, rows](const at::Tensor& x) { return block->forward(x, cos, sin, m, nullptr, rows); }, h);
     } else {
-      h = block->forward(h, cos, sin, mask, cache);
+      h = block->forward(h, cos, sin, m, cache, rows);
     }
   }
+  if (output_rows.defined() && last < 0) h = select_rows(h, output_rows);  // a model without layers
   if (cache) cache->length = total;
   return norm(h);
 }

@@ -1,9 +1,5 @@
 #include "c3/util/runtime.h"
 
-#include <dlfcn.h>
-#include <unistd.h>
-
-#include <cstdlib>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -39,23 +35,7 @@ int configure_threads(int requested) {
   if (requested < 0) throw UsageError("--threads must be 0 (all cores) or positive");
   int n = requested > 0 ? requested : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   at::set_num_threads(n);
-  set_blas_threads(n);
   return n;
-}
-
-void reexec_with_passive_openmp(char** argv) {
-  if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;  // the user's choice, or already re-executed
-  ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
-  spdlog::default_logger()->flush();
-  ::execv("/proc/self/exe", argv);
-  spdlog::debug("could not re-execute with OMP_WAIT_POLICY=PASSIVE; continuing with spinning OpenMP workers");
-}
-
-void set_blas_threads(int n) {
-  // OpenBLAS keeps its own pool, looked up at run time because LibTorch reaches BLAS through the
-  // libblas.so.3 alternative (OpenBLAS or the reference BLAS).
-  using SetThreads = void (*)(int);
-  if (auto fn = reinterpret_cast<SetThreads>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) fn(n);
 }
 
 c10::Device resolve_device(const std::string& name) {
@@ -71,14 +51,12 @@ c10::Device resolve_device(const std::string& name) {
 bool cuda_available() { return torch::cuda::is_available(); }
 
 std::string blas_backend() {
-  using GetConfig = char* (*)();
-  if (auto fn = reinterpret_cast<GetConfig>(::dlsym(RTLD_DEFAULT, "openblas_get_config"))) {
-    return std::string("OpenBLAS (") + fn() + ")";
-  }
   const std::string config = at::show_config();
-  if (config.find("BLAS_INFO=mkl") != std::string::npos) return "MKL";
-  if (::dlsym(RTLD_DEFAULT, "sgemm_")) return "reference BLAS (install libopenblas0-pthread: ~75x faster)";
-  return "unknown";
+  const auto at = config.find("BLAS_INFO=");
+  if (at == std::string::npos) return "unknown";
+  const auto end = config.find_first_of(", \n", at);
+  const std::string name = config.substr(at + 10, end - at - 10);
+  return name == "mkl" ? "MKL" : name;
 }
 
 }  // namespace c3

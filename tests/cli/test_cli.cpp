@@ -139,11 +139,10 @@ TEST(Cli, ThreadsAndDeviceAreApplied) {
   test::TempDir dir;
   auto r = c3("--threads 1 --device cpu --log-level debug init model", dir);
   ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_THAT(r.err, HasSubstr("device cpu, 1 threads, OMP_WAIT_POLICY=(unset)")) << "one thread: no re-exec";
-  // More threads: c3 re-executes itself with passive OpenMP workers, unless the user chose a policy.
+  EXPECT_THAT(r.err, HasSubstr("device cpu, 1 threads, OMP_WAIT_POLICY=(unset)"));
+  // c3 leaves OpenMP's wait policy to the user (libgomp's default spins, which MKL prefers).
   r = c3("--threads 2 --log-level debug init --force model", dir);
-  EXPECT_THAT(r.err, HasSubstr("2 threads, OMP_WAIT_POLICY=PASSIVE"));
-  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 3) << "logs once, not once per exec: " << r.err;
+  EXPECT_THAT(r.err, HasSubstr("2 threads, OMP_WAIT_POLICY=(unset)"));
   r = c3("--threads 2 --log-level debug init --force model", dir, "env OMP_WAIT_POLICY=ACTIVE");
   EXPECT_THAT(r.err, HasSubstr("2 threads, OMP_WAIT_POLICY=ACTIVE"));
   r = c3("--threads -1 init model2", dir);

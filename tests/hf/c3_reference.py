@@ -98,6 +98,30 @@ class AuthorsC3(torch.nn.Module):
         (folder / "config.json").write_text(json.dumps(config, indent=2))
 
 
+def load_released_layout(folder, special, prompt_ids, attn="sdpa"):
+    """The inverse of AuthorsC3.save_released_layout: transformers loads llm1/ and builds the decoder
+    from the root config.json; Q and the projector come from the root's tensors."""
+    from safetensors.torch import load_file
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    folder = Path(folder)
+    encoder = Qwen2ForCausalLM.from_pretrained(folder / "llm1", attn_implementation=attn, dtype=torch.float32)
+    config = json.loads((folder / "config.json").read_text())
+    decoder_config = Qwen2Config(**{k: v for k, v in config.items() if k not in ("model_type", "architectures")})
+    decoder_config._attn_implementation = attn
+    model = AuthorsC3(encoder, Qwen2ForCausalLM(decoder_config).float(), config["latent_token_len"], special, prompt_ids)
+    tensors = load_file(str(folder / "model.safetensors"))
+    with torch.no_grad():
+        model.Q.copy_(tensors.pop("model.Q.weight"))
+        model.mm_projector.weight.copy_(tensors.pop("model.mm_projector.weight"))
+        model.mm_projector.bias.copy_(tensors.pop("model.mm_projector.bias"))
+    missing, unexpected = model.decoder.load_state_dict(tensors, strict=False)
+    assert not unexpected and missing in ([], ["lm_head.weight"]), (missing, unexpected)
+    if decoder_config.tie_word_embeddings:
+        model.decoder.tie_weights()
+    return model
+
+
 def right_padded(rows, pad=0):
     """Rows of ids -> (input_ids, attention_mask), right-padded, int64."""
     width = max(len(r) for r in rows)

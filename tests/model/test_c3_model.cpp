@@ -89,7 +89,9 @@ TEST_P(C3ModelTest, SlotsAreOverwrittenWhereTheSpecSays) {
   const at::Tensor expected = model->projector(states);
   const at::Tensor latents = model->compress(batch.encoder_ids, batch.encoder_mask, batch.encoder_slots);
   ASSERT_EQ(latents.sizes(), (std::vector<int64_t>{2, 3, 96}));
-  EXPECT_TRUE(latents.equal(expected));
+  // compress runs the encoder's last layer at the slots only: the same values, summed in another order.
+  const double tol = dtype == at::kFloat ? 1e-5 : 2e-2;
+  EXPECT_TRUE(at::allclose(latents.to(at::kFloat), expected.to(at::kFloat), tol, tol));
 
   const at::Tensor dec = model->decoder_embeds(batch.decoder_ids, batch.decoder_slots, latents);
   const at::Tensor plain = model->decoder->embed(batch.decoder_ids);
@@ -107,7 +109,11 @@ TEST_P(C3ModelTest, LossIsTheMeanCrossEntropyOverSupervisedTokens) {
   const C3Batch batch = make_c3_batch(prompt, {&a, &b}, true).to(device);
   torch::NoGradGuard no_grad;
   const C3LossOutput out = c3_loss(model, batch, /*chunk_rows=*/4);
-  const at::Tensor logits = model->decoder->logits(out.decoder_hidden).to(at::kFloat);
+  // The naive way: every position of both models, full logits, the mean over the shifted labels.
+  const at::Tensor latents = model->compress(batch.encoder_ids, batch.encoder_mask, batch.encoder_slots);
+  const at::Tensor hidden = model->decoder->model->forward(
+      model->decoder_embeds(batch.decoder_ids, batch.decoder_slots, latents), batch.decoder_mask);
+  const at::Tensor logits = model->decoder->logits(hidden).to(at::kFloat);
   const int64_t t = logits.size(1);
   const at::Tensor naive = at::cross_entropy_loss(logits.narrow(1, 0, t - 1).reshape({-1, logits.size(2)}),
                                                   batch.labels.narrow(1, 1, t - 1).reshape(-1), {},

@@ -123,6 +123,44 @@ TEST_P(Qwen2DeviceDtype, RightPaddedBatchDecodesWithTheCacheLikeEachSequenceAlon
   }
 }
 
+TEST_P(Qwen2DeviceDtype, OutputRowsEqualTheFullForwardAtThoseRowsWithTheSameGradients) {
+  torch::manual_seed(4);
+  auto m = model();
+  const std::vector<int64_t> lengths{9, 6};
+  auto x = ids(2, 9, m->config().vocab_size);
+  auto mask = torch::zeros({2, 9}, torch::kLong);
+  for (int64_t b = 0; b < 2; ++b) mask[b].narrow(0, 0, lengths[b]).fill_(1);
+  mask = mask.to(GetParam().device);
+  const auto rows = torch::tensor({{8, 2, 5}, {5, 0, 3}}, torch::kLong).to(GetParam().device);
+  for (const auto& padding : {torch::Tensor(), mask}) {
+    for (bool checkpointing : {false, true}) {
+      m->model->gradient_checkpointing = checkpointing;
+      m->zero_grad();
+      const auto full = m->model->forward(m->embed(x), padding);
+      const auto want = full.gather(1, rows.unsqueeze(-1).expand({2, 3, full.size(-1)}));
+      want.sum().backward();
+      std::vector<torch::Tensor> want_grads;
+      for (const auto& p : m->parameters()) want_grads.push_back(p.grad().clone());
+      m->zero_grad();
+      const auto got = m->model->forward(m->embed(x), padding, {}, nullptr, rows);
+      got.sum().backward();
+      EXPECT_LT(rel_err(got, want), tolerance(GetParam().dtype));
+      const auto params = m->parameters();
+      for (size_t i = 0; i < params.size(); ++i)
+        EXPECT_LT(rel_err(params[i].grad(), want_grads[i]), 5 * tolerance(GetParam().dtype)) << "parameter " << i;
+    }
+  }
+  m->model->gradient_checkpointing = false;
+  // With a cache: the prefill's rows are the cache's new positions, and the cache is still complete.
+  torch::NoGradGuard g;
+  KVCache cache, plain;
+  const auto last = m->model->forward(m->embed(x), {}, {}, &cache, torch::full({2, 1}, 8, torch::kLong).to(x.device()));
+  const auto full = m->model->forward(m->embed(x), {}, {}, &plain);
+  EXPECT_LT(rel_err(last.squeeze(1), full.select(1, 8)), tolerance(GetParam().dtype));
+  const auto next = ids(2, 1, m->config().vocab_size);
+  EXPECT_LT(rel_err(m->forward(next, {}, {}, &cache), m->forward(next, {}, {}, &plain)), tolerance(GetParam().dtype));
+}
+
 TEST_P(Qwen2DeviceDtype, SavedCheckpointLoadsBackWithTheSameOutputs) {
   torch::NoGradGuard g;
   for (bool tied : {true, false}) {

@@ -11,12 +11,12 @@
 namespace c3 {
 
 struct C3LossOutput {
-  at::Tensor loss_sum;        // fp32 scalar: sum of the per-token cross-entropies
-  int64_t tokens = 0;         // supervised tokens it sums over
-  at::Tensor decoder_hidden;  // [B, Td, H], for callers that want more than the loss
+  at::Tensor loss_sum;  // fp32 scalar: sum of the per-token cross-entropies
+  int64_t tokens = 0;   // supervised tokens it sums over
 };
 
-// chunk_rows: supervised positions per lm_head chunk (0: all at once, no recomputation).
+// chunk_rows: supervised positions per lm_head chunk, each recomputed in backward when there is
+// more than one (0: all at once).
 C3LossOutput c3_loss(C3Model& model, const C3Batch& batch, int64_t chunk_rows = 2048);
 
 }  // namespace c3

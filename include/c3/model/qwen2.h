@@ -54,8 +54,10 @@ class Qwen2AttentionImpl : public torch::nn::Module {
  public:
   Qwen2AttentionImpl(const Qwen2Config& config, const at::TensorOptions& options);
   // x [B, T, hidden]; cos/sin [B, T, D]; cache: this layer's slot (index) or nullptr.
+  // rows: int64 [B, R] positions whose outputs are wanted (queries only there; keys and values
+  // from every position), with `mask` given for those queries; undefined: every position.
   at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
-                     const AttentionMask& mask, KVCache* cache, int64_t layer);
+                     const AttentionMask& mask, KVCache* cache, int64_t layer, const at::Tensor& rows = {});
   Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
 
  private:
@@ -75,8 +77,9 @@ TORCH_MODULE(Qwen2MLP);
 class Qwen2DecoderLayerImpl : public torch::nn::Module {
  public:
   Qwen2DecoderLayerImpl(const Qwen2Config& config, int64_t layer_idx, const at::TensorOptions& options);
+  // rows: as Qwen2Attention's; the output is [B, R, hidden] then.
   at::Tensor forward(const at::Tensor& h, const at::Tensor& cos, const at::Tensor& sin,
-                     const AttentionMask& mask, KVCache* cache);
+                     const AttentionMask& mask, KVCache* cache, const at::Tensor& rows = {});
   Qwen2Attention self_attn{nullptr};
   Qwen2MLP mlp{nullptr};
   Qwen2RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
@@ -96,9 +99,13 @@ class Qwen2ModelImpl : public torch::nn::Module {
   //   Batches are right-padded; with a cache, padded cache slots stay masked.
   // position_ids: [B, T], or undefined: counted from the mask (cumsum - 1), else past..past+T-1.
   // cache: appended in place when given.
-  // Returns the final hidden states after the final RMSNorm, [B, T, hidden].
+  // output_rows: int64 [B, R], positions (0..T-1 of this input) whose hidden states are wanted;
+  //   the last layer then computes its queries, attention output, MLP and the final norm at those
+  //   rows only (exact: no other position's output depends on them). Undefined: every position.
+  // Returns the final hidden states after the final RMSNorm, [B, T, hidden] (or [B, R, hidden]).
   at::Tensor forward(const at::Tensor& inputs_embeds, const at::Tensor& attention_mask = {},
-                     const at::Tensor& position_ids = {}, KVCache* cache = nullptr);
+                     const at::Tensor& position_ids = {}, KVCache* cache = nullptr,
+                     const at::Tensor& output_rows = {});
 
   Embedding embed_tokens{nullptr};
   torch::nn::ModuleList layers;
