@@ -29,6 +29,7 @@ inline BenchArgs start_bench(int argc, char** argv) {
       std::exit(2);
     }
   }
+  c3::configure_cpu_allocator();
   args.cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   c3::configure_threads(args.cores);
   return args;

@@ -1,7 +1,8 @@
 // bench_c3_worker: c3's half of bench/vs_hf.py, the side-by-side benchmark against Hugging Face
 // transformers. Each call measures one thing in a fresh process (so its peak RSS is its own) on a
 // C3 checkpoint and inputs the driver wrote, and prints one JSON line.
-//   bench_c3_worker train MODEL_DIR INPUTS STEPS      tokens/s of a full training step
+//   bench_c3_worker train MODEL_DIR INPUTS STEPS DTYPE  tokens/s of a full training step (DTYPE
+//       float32, or bfloat16: bf16 weights with fp32 master weights, moments and gradient sums)
 //   bench_c3_worker compress MODEL_DIR INPUTS BATCH   documents/s
 //   bench_c3_worker generate MODEL_DIR INPUTS BATCH NEW_TOKENS   greedy reconstruction tokens/s
 //   bench_c3_worker tokenize TOKENIZER TEXTS.jsonl    encode MB/s (one thread)
@@ -60,9 +61,9 @@ struct Loaded {
   c3::C3Model model{nullptr};
   std::unique_ptr<c3::Tokenizer> tokenizer;
   std::unique_ptr<c3::C3Prompt> prompt;
-  explicit Loaded(const std::string& dir) {
+  explicit Loaded(const std::string& dir, at::ScalarType dtype = at::kFloat) {
     c3::C3LoadOptions o;
-    o.dtype = at::kFloat;
+    o.dtype = dtype;
     model = c3::load_c3(dir, o);
     tokenizer = c3::load_tokenizer(dir);
     prompt = std::make_unique<c3::C3Prompt>(*tokenizer, model->config().latent_tokens);
@@ -71,8 +72,8 @@ struct Loaded {
 
 // What the trainer does per step with one micro-batch: loss over the supervised tokens, backward,
 // global-norm clipping at 1.0, AdamW, gradients dropped.
-nlohmann::json train(const std::string& dir, const std::string& inputs, int64_t steps) {
-  Loaded m(dir);
+nlohmann::json train(const std::string& dir, const std::string& inputs, int64_t steps, const std::string& dtype) {
+  Loaded m(dir, c3::scalar_type_from_name(dtype));
   std::vector<c3::ParamGroup> groups;
   for (auto part : c3::all_c3_parts()) groups.push_back({c3::c3_part_name(part), m.model->part_parameters(part), 1.0, false});
   c3::AdamW optimizer(groups, {});
@@ -85,6 +86,7 @@ nlohmann::json train(const std::string& dir, const std::string& inputs, int64_t 
     const c3::C3Batch batch = c3::make_c3_batch(*m.prompt, pointers(texts, 0, texts.size()), true);
     const auto out = c3::c3_loss(m.model, batch, 2048);
     (out.loss_sum / static_cast<double>(out.tokens)).backward();
+    optimizer.accumulate_grads();  // bf16: into the fp32 sums, as the trainer does
     const auto update = Clock::now();
     const double norm = optimizer.grad_norm();
     if (norm > 1.0) optimizer.scale_grads(1.0 / (norm + 1e-6));
@@ -157,9 +159,10 @@ int main(int argc, char** argv) {
   const std::vector<std::string> a(argv + 1, argv + argc);
   try {
     nlohmann::json result;
-    if (!a.empty() && a[0] != "tokenize") c3::configure_threads(0);  // as the c3 binary runs
-    if (a.size() == 4 && a[0] == "train") {
-      result = train(a[1], a[2], std::stoll(a[3]));
+    c3::configure_cpu_allocator();  // as the c3 binary runs
+    if (!a.empty() && a[0] != "tokenize") c3::configure_threads(0);
+    if (a.size() == 5 && a[0] == "train") {
+      result = train(a[1], a[2], std::stoll(a[3]), a[4]);
     } else if (a.size() == 4 && a[0] == "compress") {
       result = compress(a[1], a[2], std::stoll(a[3]));
     } else if (a.size() == 5 && a[0] == "generate") {

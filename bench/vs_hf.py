@@ -7,8 +7,11 @@ eager and with SDPA attention; its training step is what HF Trainer does (forwar
 backward, clip at 1.0, torch AdamW fused, transformers' default with torch >= 2.8). c3 runs its own
 library (bench_c3_worker). Every measurement runs in a fresh process, so each peak RSS is its own.
 
-  .venv/bin/python bench/vs_hf.py [--quick] [--sizes tiny,0.5b-2L,50m] [--build build] [--json FILE]
-      [--corpus FILE_OR_FOLDER]
+  .venv/bin/python bench/vs_hf.py [--quick] [--sizes tiny,0.5b-2L,50m] [--repeats 3] [--build build]
+      [--json FILE] [--corpus FILE_OR_FOLDER]
+
+Each figure is the median of --repeats runs, c3's and HF's interleaved (this machine is shared and
+noisy); rows with generation say whether c3 and HF produced the same ids.
 
 Sizes: "tiny" (configs/tiny-cpu.json's geometry, vocabulary 4000, N 16), "0.5b-2L" (Qwen2.5-0.5B's
 geometry cut to 2 layers per side, vocabulary 16384, N 32), "50m" (about 50M parameters: hidden 512,
@@ -149,16 +152,23 @@ def read_ids(path, name):
     return load_file(str(path))[name]
 
 
-def hf_train(model_dir, inputs, attn, steps):
+def hf_train(model_dir, inputs, attn, steps, dtype):
+    """HF Trainer's step; dtype bfloat16 = Trainer(bf16=True): fp32 weights and AdamW, the forward under
+    CPU autocast to bf16."""
+    import contextlib
     import torch
     model = load_authors_c3(model_dir, attn).train()
+
+    def autocast():
+        return torch.autocast("cpu", dtype=torch.bfloat16) if dtype == "bfloat16" else contextlib.nullcontext()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, weight_decay=0.0, fused=True)
     ids = read_ids(inputs, "train_ids")
     times, optimizer_times, tokens = [], [], 0
     for s in range(int(steps) + 1):  # step 0 warms up
         texts = ids[s % ids.shape[0]].tolist()
         start = time.perf_counter()
-        loss, tokens = model.training_loss(texts)
+        with autocast():
+            loss, tokens = model.training_loss(texts)
         loss.backward()
         update = time.perf_counter()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -245,11 +255,20 @@ def run_worker(command, env=None):
     return result
 
 
+def median_run(results, key):
+    """The run with the median `key`, with the largest peak RSS of all runs."""
+    ordered = sorted(results, key=lambda r: r[key])
+    chosen = dict(ordered[len(ordered) // 2])
+    chosen["peak_rss_mib"] = max(r["peak_rss_mib"] for r in results)
+    return chosen
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("worker", nargs="*", help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="the tiny size only, fewer tokens")
     parser.add_argument("--sizes", default=",".join(SIZES))
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--build", default=str(ROOT / "build"))
     parser.add_argument("--corpus", default="")
     parser.add_argument("--json", default="")
@@ -265,6 +284,7 @@ def main():
     if not c3_worker.exists():
         raise SystemExit(f"{c3_worker}: not built (bash scripts/build.sh)")
     sizes = ["tiny"] if args.quick else args.sizes.split(",")
+    repeats = 1 if args.quick else max(1, args.repeats)
     for s in sizes:
         if s not in SIZES:
             raise SystemExit(f"--sizes: unknown size '{s}' (choose from {', '.join(SIZES)})")
@@ -272,7 +292,8 @@ def main():
     rows = []
     texts = corpus_texts(args.corpus)
     print(f"c3 vs Hugging Face transformers {transformers.__version__} (torch {torch.__version__}), CPU, "
-          f"{os.cpu_count()} threads, fp32; corpus: {sum(len(t) for t in texts) / 1e6:.1f} MB")
+          f"{os.cpu_count()} threads, fp32 unless marked bf16; median of {repeats}; "
+          f"corpus: {sum(len(t) for t in texts) / 1e6:.1f} MB")
     header = f"{'size':<8} {'params':>8} {'task':<22} {'c3':>10} {'HF eager':>10} {'HF sdpa':>10} {'c3/eager':>9} {'c3/sdpa':>8}  peak RSS MiB c3 / eager / sdpa"
     with tempfile.TemporaryDirectory(prefix="c3-vs-hf-") as tmp:
         tmp = Path(tmp)
@@ -283,14 +304,20 @@ def main():
             write_inputs(size, tok, texts, tmp / size / "inputs.safetensors")
             model, inputs = tmp / size / "model", tmp / size / "inputs.safetensors"
             new = min(s["new"], 32) if args.quick else s["new"]
-            tasks = [("train step", "tokens_per_second", ["train", model, inputs], [TRAIN_STEPS]),
+            tasks = [("train step", "tokens_per_second", ["train", model, inputs], [TRAIN_STEPS, "float32"]),
+                     ("train step bf16", "tokens_per_second", ["train", model, inputs], [TRAIN_STEPS, "bfloat16"]),
                      ("compress", "documents_per_second", ["compress", model, inputs], [COMPRESS_BATCH]),
                      ("reconstruct batch 1", "tokens_per_second", ["generate", model, inputs], [1, new]),
                      ("reconstruct batch 16", "tokens_per_second", ["generate", model, inputs], [16, new])]
             print("\n" + header)
             for name, key, common, extra in tasks:
-                c3 = run_worker([c3_worker, *common, *extra])
-                hf = {attn: run_worker([*py, *common, attn, *extra]) for attn in ("eager", "sdpa")}
+                runs = {"c3": [], "eager": [], "sdpa": []}
+                for _ in range(repeats):  # interleaved, so a noisy minute hits every side alike
+                    runs["c3"].append(run_worker([c3_worker, *common, *extra]))
+                    for attn in ("eager", "sdpa"):
+                        runs[attn].append(run_worker([*py, *common, attn, *extra]))
+                c3, eager, sdpa = (median_run(runs[k], key) for k in ("c3", "eager", "sdpa"))
+                hf = {"eager": eager, "sdpa": sdpa}
                 same = None
                 if "ids" in c3:
                     same = all(c3["ids"] == hf[a]["ids"] for a in hf)
@@ -311,9 +338,11 @@ def main():
         hf_qwen2_tokenizer(tmp / "qwen2.5", [])
         pieces = [t[i: i + 4000] for t in texts for i in range(0, len(t), 4000)]
         (tmp / "texts.jsonl").write_text("".join(json.dumps({"text": p}) + "\n" for p in pieces), encoding="utf-8")
-        c3 = run_worker([c3_worker, "tokenize", tmp / "qwen2.5" / "tokenizer.json", tmp / "texts.jsonl"])
-        hf = run_worker([*py, "tokenize", tmp / "qwen2.5" / "tokenizer.json", tmp / "texts.jsonl"],
-                        env={"RAYON_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"})
+        one_thread = {"RAYON_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+        c3 = median_run([run_worker([c3_worker, "tokenize", tmp / "qwen2.5" / "tokenizer.json", tmp / "texts.jsonl"])
+                         for _ in range(repeats)], "mb_per_second")
+        hf = median_run([run_worker([*py, "tokenize", tmp / "qwen2.5" / "tokenizer.json", tmp / "texts.jsonl"],
+                                    env=one_thread) for _ in range(repeats)], "mb_per_second")
         assert c3["tokens"] == hf["tokens"], (c3["tokens"], hf["tokens"])
         rows.append({"size": "qwen2.5 tokenizer", "task": "tokenize", "unit": "mb_per_second", "c3": c3["mb_per_second"],
                      "hf_tokenizers": hf["mb_per_second"], "tokens": c3["tokens"],

@@ -129,6 +129,7 @@ int run_cli(int argc, char** argv) {
   }
 
   configure_logging(config.get<std::string>("runtime.log_level"), config.get<std::string>("runtime.log_file"));
+  configure_cpu_allocator();
   Runtime runtime;
   runtime.threads = configure_threads(config.get<int>("runtime.threads"));
   runtime.device = resolve_device(config.get<std::string>("runtime.device"));

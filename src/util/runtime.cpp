@@ -1,5 +1,8 @@
 #include "c3/util/runtime.h"
 
+#include <malloc.h>
+
+#include <cstdlib>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -36,6 +39,13 @@ int configure_threads(int requested) {
   int n = requested > 0 ? requested : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   at::set_num_threads(n);
   return n;
+}
+
+void configure_cpu_allocator() {
+  for (const char* name : {"GLIBC_TUNABLES", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"})
+    if (std::getenv(name) != nullptr) return;  // the user's choice
+  ::mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  ::mallopt(M_TRIM_THRESHOLD, 1 << 30);
 }
 
 c10::Device resolve_device(const std::string& name) {
