@@ -68,7 +68,7 @@ TEST(C3Prompt, BatchSlotsAndLabels) {
   EXPECT_EQ(batch.decoder_mask[1].sum().item<int64_t>(), p + 3);
 }
 
-class C3ModelTest : public testing::TestWithParam<test::DeviceDtype> {};
+class C3ModelTest : public test::DeviceDtypeTest {};
 
 TEST_P(C3ModelTest, SlotsAreOverwrittenWhereTheSpecSays) {
   const auto [device, dtype] = GetParam();

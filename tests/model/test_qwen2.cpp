@@ -55,7 +55,7 @@ TEST(Qwen2, RMSNormCastsBackBeforeTheWeight) {
   EXPECT_TRUE(torch::equal(norm(x).to(torch::kFloat), expect));
 }
 
-class Qwen2DeviceDtype : public testing::TestWithParam<DeviceDtype> {
+class Qwen2DeviceDtype : public test::DeviceDtypeTest {
  protected:
   Qwen2ForCausalLM model(bool tied = true) {
     auto m = make_model(tied, 7);

@@ -49,9 +49,15 @@ struct DeviceDtype {
   torch::Device device;
   torch::Dtype dtype;
 };
-// cpu x {float32, bfloat16}, plus cuda x {float32, bfloat16} when a GPU is present.
+// {cpu, cuda} x {float32, bfloat16}. Tests parameterised over them derive from DeviceDtypeTest,
+// which skips the CUDA cases, visibly (CTest reports them as skipped), on a machine without a GPU.
 std::vector<DeviceDtype> device_dtype_params();
 std::string param_name(const testing::TestParamInfo<DeviceDtype>& info);
+
+class DeviceDtypeTest : public testing::TestWithParam<DeviceDtype> {
+ protected:
+  void SetUp() override;
+};
 
 // A tokenizer for model tests that needs no files: the C3 special tokens are ids 0..5, then one
 // id per byte (6 + byte). vocab_size() == 262.
