@@ -2,8 +2,8 @@
 # The main job: build c3, build the demo corpus from a Debian documentation package, train a
 # sentencepiece tokenizer on it, train a tiny C3 from scratch on the CPU (configs/tiny-cpu.json),
 # compress the held-out documents with it and reconstruct them, evaluate it on them (c3 eval), and
-# measure throughput. Rerunning
-# resumes/reuses what is already there.
+# measure throughput, c3's own and beside Hugging Face transformers. Rerunning resumes/reuses what
+# is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh
@@ -25,4 +25,10 @@ model=$(ls -d "$out"/tiny-cpu/checkpoint-* | sort -t- -k2 -n | tail -1)
 "$build/bench_scorer" --quick --json "$out/bench_scorer.json"
 "$build/bench_train_step" --quick --json "$out/bench_train_step.json"
 "$build/bench_reconstruct" --quick --json "$out/bench_reconstruct.json"
+python=${C3_PYTHON:-.venv/bin/python}
+if "$python" -c 'import transformers, tokenizers' 2>/dev/null; then
+  "$python" bench/vs_hf.py --quick --build "$build" --json "$out/bench_vs_hf.json"  # c3 beside Hugging Face
+else
+  echo "run.sh: $python has no transformers: bench/vs_hf.py skipped" >&2
+fi
 echo "results in $out/ (metrics: $out/tiny-cpu/metrics.jsonl)" >&2

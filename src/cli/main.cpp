@@ -73,7 +73,7 @@ int run_cli(int argc, char** argv) {
   options.add(app, "--log-level", "runtime.log_level", "info", "Log level",
               {"trace", "debug", "info", "warn", "error", "off"});
   options.add(app, "--log-file", "runtime.log_file", "", "Also append logs to this file");
-  options.add(app, "--threads", "runtime.threads", 0, "CPU threads for LibTorch and OpenBLAS (0 = all cores)");
+  options.add(app, "--threads", "runtime.threads", 0, "CPU threads for LibTorch (0 = all cores)");
   options.add(app, "--device", "runtime.device", "auto", "Device to run on", {"cpu", "cuda", "auto"});
 
   // Each command owns the config sections it declares; --dump-config shows those and runtime's.
