@@ -11,7 +11,7 @@ bash scripts/install-deps.sh
 python=${C3_PYTHON:-}
 if [ -z "$python" ]; then
   bash scripts/install-python.sh
-  python=$(realpath "${C3_VENV:-.venv}/bin/python")
+  python="$(cd "${C3_VENV:-.venv}/bin" && pwd)/python"  # absolute, but not resolved: a venv's python is a link
 fi
 torch_prefix=$("$python" -c 'import torch; print(torch.utils.cmake_prefix_path)' 2>/dev/null) ||
   { echo "build: $python cannot import torch (set C3_PYTHON to a Python with PyTorch 2.5+)" >&2; exit 1; }

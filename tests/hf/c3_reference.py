@@ -122,12 +122,13 @@ def load_released_layout(folder, special, prompt_ids, attn="sdpa"):
     return model
 
 
-def right_padded(rows, pad=0):
-    """Rows of ids -> (input_ids, attention_mask), right-padded, int64."""
+def right_padded(rows, pad=0, left=False):
+    """Rows of ids -> (input_ids, attention_mask), int64, padded on the right (or the left)."""
     width = max(len(r) for r in rows)
     ids = torch.full((len(rows), width), pad, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for i, r in enumerate(rows):
-        ids[i, : len(r)] = torch.tensor(r)
-        mask[i, : len(r)] = 1
+        at = slice(width - len(r), width) if left else slice(0, len(r))
+        ids[i, at] = torch.tensor(r, dtype=torch.long)
+        mask[i, at] = 1
     return ids, mask

@@ -107,13 +107,7 @@ def to_transformers4_spelling(folder):
 
 
 def left_padded(rows, pad=0):
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, width - len(r):] = torch.tensor(r)
-        mask[i, width - len(r):] = 1
-    return ids, mask
+    return right_padded(rows, pad, left=True)
 
 
 def generated_rows(tensor):

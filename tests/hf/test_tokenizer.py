@@ -95,7 +95,8 @@ def tokenizer_json(tmp_path_factory):
     hf_qwen2_tokenizer(folder)
     from tokenizers import Tokenizer
 
-    return folder / "tokenizer.json", Tokenizer.from_file(str(folder / "tokenizer.json"))
+    hf = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    return folder / "tokenizer.json", lambda text: hf.encode(text, add_special_tokens=False).ids
 
 
 @pytest.fixture(scope="module")
@@ -124,27 +125,19 @@ def compare(name, texts, got, want):
 
 
 @pytest.mark.parametrize("text_set", list(TEXT_SETS))
-def test_tokenizer_json_equals_hf_tokenizers(tokenizer_json, text_set, tmp_path):
-    path, hf = tokenizer_json
+@pytest.mark.parametrize("layout", ["tokenizer.json", "qwen.tiktoken"])
+def test_c3_equals_the_reference_tokenizer(request, layout, text_set, tmp_path):
+    """tokenizer.json against HF tokenizers; qwen.tiktoken against tiktoken."""
+    path, encode = request.getfixturevalue("tokenizer_json" if layout == "tokenizer.json" else "qwen_tiktoken")
     texts = TEXT_SETS[text_set]()
     if not texts:
         pytest.skip("C3_FOX_JSON is not set (Fox's en_page_ocr.json is not shipped with c3)")
-    want = [e.ids for e in hf.encode_batch(texts, add_special_tokens=False)]
-    compare(f"tokenizer.json / {text_set}", texts, c3_tokenize_lines(path, texts, tmp_path), want)
-
-
-@pytest.mark.parametrize("text_set", list(TEXT_SETS))
-def test_qwen_tiktoken_equals_tiktoken(qwen_tiktoken, text_set, tmp_path):
-    path, encode = qwen_tiktoken
-    texts = TEXT_SETS[text_set]()
-    if not texts:
-        pytest.skip("C3_FOX_JSON is not set (Fox's en_page_ocr.json is not shipped with c3)")
-    compare(f"qwen.tiktoken / {text_set}", texts, c3_tokenize_lines(path, texts, tmp_path), [encode(t) for t in texts])
+    compare(f"{layout} / {text_set}", texts, c3_tokenize_lines(path, texts, tmp_path), [encode(t) for t in texts])
 
 
 @pytest.mark.parametrize("data", INVALID_UTF8, ids=range(len(INVALID_UTF8)))
 def test_invalid_utf8_is_tokenized_as_its_replacement(tokenizer_json, data, tmp_path):
-    path, hf = tokenizer_json
+    path, encode = tokenizer_json
     (tmp_path / "bad.txt").write_bytes(data)
     got = [int(t) for t in run([C3, "tokenize", "--tokenizer", path, tmp_path / "bad.txt"]).split()]
-    assert got == hf.encode(data.decode("utf-8", errors="replace"), add_special_tokens=False).ids
+    assert got == encode(data.decode("utf-8", errors="replace"))
