@@ -73,10 +73,11 @@ class TokenizeCommand : public Command {
   }
 
  private:
-  // One text per JSON line (blank lines skipped); the output has one line per text, in order.
+  // One text per JSON line (blank lines skipped); the output has one line per text, in order, and
+  // is printed only when every line was read (a bad line leaves stdout empty).
   int encode_lines(const Tokenizer& tokenizer, const std::string& input, const std::string& source) const {
     std::istringstream lines(input);
-    std::string line;
+    std::string line, output;
     for (size_t n = 1; std::getline(lines, line); ++n) {
       if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
       const std::string where = source + ":" + std::to_string(n);
@@ -91,8 +92,9 @@ class TokenizeCommand : public Command {
       const auto ids = tokenizer.encode(record["text"].get<std::string>());
       nlohmann::json out = {{"count", ids.size()}};
       if (!count_) out["ids"] = ids;
-      std::cout << out.dump() << "\n";
+      output += out.dump() + "\n";
     }
+    std::cout << output;
     return 0;
   }
 

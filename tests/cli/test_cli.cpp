@@ -179,6 +179,17 @@ TEST(Cli, TokenizeEncodesCountsDecodesAndReportsBadInput) {
   EXPECT_THAT(r.err, HasSubstr("missing.txt"));
   r = c3("tokenize " + tok + " --count --decode in.txt", dir);
   EXPECT_EQ(r.code, 2);
+  // --jsonl: one output line per text, in order; a bad line names the file and line.
+  test::write_bytes(dir / "texts.jsonl", "{\"text\": \"hello   world\"}\n\n{\"text\": \"\"}\n");
+  r = c3("tokenize " + tok + " --jsonl texts.jsonl", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "{\"count\":3,\"ids\":[14990,256,1879]}\n{\"count\":0,\"ids\":[]}\n");
+  test::write_bytes(dir / "bad.jsonl", "{\"text\": \"a\"}\n{\"txt\": \"b\"}\n");
+  r = c3("tokenize " + tok + " --jsonl bad.jsonl", dir);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, HasSubstr("bad.jsonl:2: expected an object with a string \"text\""));
+  EXPECT_EQ(r.out, "") << "nothing printed for the good first line";
+  EXPECT_EQ(c3("tokenize " + tok + " --jsonl --decode in.txt", dir).code, 2);
 }
 
 TEST(Cli, TokenizerTrainWritesASentencePieceModelThatTokenizeUses) {
