@@ -15,7 +15,9 @@ namespace c3::cli {
 void add_batch_options(CLI::App& app, Options& o, const std::string& section) {
   o.add(app, "-m,--model", section + ".model", "", "C3 checkpoint folder (required)");
   o.add(app, "-o,--output", section + ".output", "", "Output folder (mirrors the inputs), or file for one input; default stdout");
-  o.add(app, "--skip-existing", section + ".skip_existing", true, "Leave outputs that already exist (finishes an interrupted run)");
+  o.add(app, "--force", section + ".force", false,
+        "Redo every output (default: keep outputs that are up to date, i.e. made from the same input, model and "
+        "settings, and redo the rest)");
   o.add(app, "--fail-fast", section + ".fail_fast", false, "Stop at the first file that fails (else report it and go on)");
   o.add(app, "--shard", section + ".shard", "", "Process slice I of N (I/N); default RANK/WORLD_SIZE or SLURM_PROCID/SLURM_NTASKS");
   o.add(app, "--summary", section + ".summary", "", "Write a JSON summary of the run to this file");
@@ -41,8 +43,11 @@ namespace {
 // the job removes it. Only temporaries of this shard's own outputs are touched.
 void remove_stale_outputs(const std::vector<FileJob>& jobs) {
   std::map<std::filesystem::path, std::set<std::string>> outputs_by_folder;
-  for (const auto& job : jobs)
-    if (!job.to_stdout()) outputs_by_folder[job.output.parent_path()].insert(job.output.filename().string());
+  for (const auto& job : jobs) {
+    if (job.to_stdout()) continue;
+    outputs_by_folder[job.output.parent_path()].insert(job.output.filename().string());
+    outputs_by_folder[job.output.parent_path()].insert(job_key_file(job.output).filename().string());
+  }
   int64_t removed = 0;
   for (const auto& [folder, names] : outputs_by_folder)
     removed += remove_stale_temporaries(folder, [&names = names](const std::string& name) { return names.count(name) > 0; });
@@ -65,9 +70,10 @@ std::vector<FileJob> shard_jobs(const Config& config, const std::string& section
 int finish(const Config& config, const std::string& section, const JobSummary& summary, const std::string& verb) {
   const std::string path = config.get<std::string>(section + ".summary");
   if (!path.empty()) write_file_atomically(path, summary.to_json().dump(2) + "\n");
-  spdlog::info("{} {} files ({} skipped as done, {} failed) in {:.1f} s: {} spans, {} text tokens{}", verb,
-               summary.written, summary.skipped, summary.failed.size(), summary.seconds, summary.spans,
-               summary.text_tokens,
+  spdlog::info("{} {} files ({} of them redone: out of date or --force; {} up to date, kept; {} failed) in {:.1f} s: "
+               "{} spans, {} text tokens{}",
+               verb, summary.written, summary.redone, summary.skipped, summary.failed.size(), summary.seconds,
+               summary.spans, summary.text_tokens,
                summary.latent_tokens > 0
                    ? fmt::format(", {:.1f}x compression", static_cast<double>(summary.text_tokens) / summary.latent_tokens)
                    : std::string());

@@ -12,7 +12,7 @@
 
 namespace c3::cli {
 
-// Declares SECTION.{model,output,skip_existing,fail_fast,shard,summary,progress,dtype} and their flags.
+// Declares SECTION.{model,output,force,fail_fast,shard,summary,progress,dtype} and their flags.
 void add_batch_options(CLI::App& app, Options& options, const std::string& section);
 
 // The model in `SECTION.model` on the runtime's device, in SECTION.dtype (auto: bf16 on CUDA, fp32

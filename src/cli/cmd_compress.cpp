@@ -46,7 +46,7 @@ class CompressCommand : public Command {
     if (o.max_length == 0) o.max_length = model->config().max_length > 0 ? model->config().max_length : 8192;
     const std::string latent_dtype = c.get<std::string>("compress.latent_dtype");
     o.dtype = latent_dtype == "auto" ? (runtime.device.is_cuda() ? at::kBFloat16 : at::kFloat) : scalar_type_from_name(latent_dtype);
-    o.skip_existing = c.get<bool>("compress.skip_existing");
+    o.force = c.get<bool>("compress.force");
     o.fail_fast = c.get<bool>("compress.fail_fast");
     o.progress = c.get<bool>("compress.progress");
     return finish(c, "compress", compress_files(model, *tokenizer, prompt, jobs, o), "compressed");

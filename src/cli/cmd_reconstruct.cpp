@@ -35,7 +35,7 @@ class ReconstructCommand : public Command {
     o.batch_size = c.get<int64_t>("reconstruct.batch_size");
     if (o.generate.max_new_tokens <= 0 || o.batch_size <= 0 || o.generate.no_repeat_ngram_size < 0)
       throw UsageError("--max-new-tokens and --batch-size must be positive, --no-repeat-ngram >= 0");
-    o.skip_existing = c.get<bool>("reconstruct.skip_existing");
+    o.force = c.get<bool>("reconstruct.force");
     o.fail_fast = c.get<bool>("reconstruct.fail_fast");
     o.progress = c.get<bool>("reconstruct.progress");
     return finish(c, "reconstruct", reconstruct_files(model, *tokenizer, prompt, jobs, o), "reconstructed");

@@ -8,6 +8,7 @@
 #include <iostream>
 #include <map>
 
+#include "c3/model/qwen2.h"
 #include "c3/tokenizer/unicode.h"
 #include "c3/util/atomic_file.h"
 #include "c3/util/error.h"
@@ -31,7 +32,9 @@ struct Doc {
   std::vector<Span> spans;
   at::Tensor latents;  // [spans, N, H], filled batch by batch
   int64_t pending = 0;
-  bool existing = false;  // output already there: computed only as part of a shared batch
+  std::string key;         // its job key (file_jobs.h)
+  bool up_to_date = false;  // an earlier run's output with this key: computed only as part of a shared batch
+  bool redo = false;        // an earlier run's output that is out of date (or --force)
 };
 
 void write_output(const Doc& doc, const std::string& fingerprint, const std::string& prompt_template,
@@ -43,6 +46,7 @@ void write_output(const Doc& doc, const std::string& fingerprint, const std::str
   file.source_sha256 = sha256_hex(doc.text);
   file.prompt_template = prompt_template;
   file.c3_version = C3_VERSION;
+  file.job_key = doc.key;
   for (const auto& s : doc.spans) {
     file.span_tokens.push_back(static_cast<int64_t>(s.ids.size()));
     file.span_bytes.emplace_back(s.begin, s.end);
@@ -116,9 +120,7 @@ JobSummary compress_files(C3Model& model, const Tokenizer& tokenizer, const C3Pr
   for (size_t w = 0; w < jobs.size(); w += static_cast<size_t>(options.window_files)) {
     std::vector<Doc> docs;
     for (size_t j = w; j < std::min(jobs.size(), w + static_cast<size_t>(options.window_files)); ++j) {
-      Doc doc{&jobs[j], {}, {}, {}, 0, false};
-      std::error_code ec;
-      doc.existing = options.skip_existing && !jobs[j].to_stdout() && fs::exists(jobs[j].output, ec);
+      Doc doc{&jobs[j], {}, {}, {}, 0, {}, false, false};
       try {
         doc.text = read_input(jobs[j]);
         if (!unicode::is_valid_utf8(doc.text)) throw Error("not valid UTF-8 text");
@@ -132,6 +134,17 @@ JobSummary compress_files(C3Model& model, const Tokenizer& tokenizer, const C3Pr
         continue;
       }
       doc.pending = static_cast<int64_t>(doc.spans.size());
+      // What makes the output's bytes: the text, the model, the spans it is cut into, the dtype,
+      // the prompt a reader will use.
+      doc.key = job_key({{"source_sha256", sha256_hex(doc.text)}, {"model", fingerprint}, {"span_limit", span_limit},
+                         {"dtype", scalar_type_name(options.dtype)}, {"prompt_template", prompt.prompt_template()},
+                         {"format_version", kLatentFormatVersion}});
+      if (!jobs[j].to_stdout()) {
+        const std::string recorded = latent_job_key(jobs[j].output);
+        std::error_code ec;
+        doc.up_to_date = !options.force && !recorded.empty() && recorded == doc.key;
+        doc.redo = !doc.up_to_date && fs::exists(jobs[j].output, ec);
+      }
       docs.push_back(std::move(doc));
     }
     // Spans of the window, shortest first, then in list order: batches are a function of the list.
@@ -145,7 +158,7 @@ JobSummary compress_files(C3Model& model, const Tokenizer& tokenizer, const C3Pr
     for (const auto& [d, sp] : order) lengths.push_back(static_cast<int64_t>(docs[d].spans[sp].ids.size()) + n + 2);
     for (const auto& [i, j] : length_batches(lengths, options.batch_tokens, std::numeric_limits<int64_t>::max())) {
       bool needed = false;
-      for (size_t k = i; k < j; ++k) needed = needed || !docs[order[k].first].existing;
+      for (size_t k = i; k < j; ++k) needed = needed || !docs[order[k].first].up_to_date;
       if (needed) {
         std::vector<const std::vector<int32_t>*> texts;
         for (size_t k = i; k < j; ++k) texts.push_back(&docs[order[k].first].spans[order[k].second].ids);
@@ -162,7 +175,7 @@ JobSummary compress_files(C3Model& model, const Tokenizer& tokenizer, const C3Pr
         Doc& doc = docs[order[k].first];
         if (--doc.pending > 0) continue;
         ++processed;
-        if (doc.existing) {
+        if (doc.up_to_date) {
           ++summary.skipped;
           continue;
         }
@@ -176,6 +189,7 @@ JobSummary compress_files(C3Model& model, const Tokenizer& tokenizer, const C3Pr
           continue;
         }
         ++summary.written;
+        if (doc.redo) ++summary.redone;
         summary.spans += static_cast<int64_t>(doc.spans.size());
         summary.latent_tokens += static_cast<int64_t>(doc.spans.size()) * n;
         for (const auto& s : doc.spans) summary.text_tokens += static_cast<int64_t>(s.ids.size());

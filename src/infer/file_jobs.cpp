@@ -5,7 +5,9 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include "c3/util/atomic_file.h"
 #include "c3/util/error.h"
+#include "c3/util/sha256.h"
 
 #include <fmt/format.h>
 
@@ -121,10 +123,28 @@ std::vector<std::pair<size_t, size_t>> length_batches(const std::vector<int64_t>
   return out;
 }
 
+std::string job_key(const nlohmann::json& parts) { return sha256_hex(parts.dump()); }
+
+fs::path job_key_file(const fs::path& output) {
+  return output.parent_path() / ("." + output.filename().string() + ".c3-job");
+}
+
+std::string recorded_job_key(const fs::path& output) {
+  std::error_code ec;
+  if (!fs::exists(output, ec) || !fs::exists(job_key_file(output), ec)) return "";
+  try {
+    return read_text_file(job_key_file(output));
+  } catch (const Error&) {
+    return "";
+  }
+}
+
+void record_job_key(const fs::path& output, const std::string& key) { write_file_atomically(job_key_file(output), key); }
+
 nlohmann::json JobSummary::to_json() const {
   nlohmann::json failures = nlohmann::json::array();
   for (const auto& [file, error] : failed) failures.push_back({{"file", file}, {"error", error}});
-  nlohmann::json j = {{"files", files},     {"written", written},         {"skipped", skipped},
+  nlohmann::json j = {{"files", files},     {"written", written},         {"skipped", skipped}, {"redone", redone},
                       {"failed", failures}, {"spans", spans},             {"text_tokens", text_tokens},
                       {"latent_tokens", latent_tokens}, {"generated_tokens", generated_tokens},
                       {"seconds", seconds}};

@@ -50,7 +50,8 @@ void write_latent_file(const fs::path& path, const LatentFile& file) {
       {"span_bytes", bytes.dump()},
       {"span_joiners", json(file.span_joiners).dump()},
       {"prompt_template", file.prompt_template},
-      {"c3_version", file.c3_version}};
+      {"c3_version", file.c3_version},
+      {"job_key", file.job_key}};
   write_tensors(path, {{"latents", file.latents}}, metadata);
 }
 
@@ -75,6 +76,7 @@ LatentFile read_latent_file(const fs::path& path) {
   file.source_sha256 = field("source_sha256");
   file.prompt_template = field("prompt_template");
   file.c3_version = field("c3_version");
+  if (auto it = meta.find("job_key"); it != meta.end()) file.job_key = it->second;
   try {
     file.span_tokens = json::parse(field("span_tokens")).get<std::vector<int64_t>>();
     for (const auto& pair : json::parse(field("span_bytes"))) file.span_bytes.emplace_back(pair.at(0), pair.at(1));
@@ -90,6 +92,18 @@ LatentFile read_latent_file(const fs::path& path) {
     fail_file(path.string(), "metadata says " + field("latent_tokens") + " latent tokens but 'latents' has " +
                                  std::to_string(info->shape[1]));
   return file;
+}
+
+std::string latent_job_key(const fs::path& path) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) return "";
+  try {
+    const io::SafetensorsReader reader(path);
+    const auto it = reader.metadata().find("job_key");
+    return it == reader.metadata().end() ? "" : it->second;
+  } catch (const Error&) {
+    return "";
+  }
 }
 
 }  // namespace c3

@@ -7,6 +7,8 @@
 #include <limits>
 
 #include "c3/infer/latent_file.h"
+#include "c3/model/qwen2.h"
+#include "c3/util/sha256.h"
 #include "c3/util/atomic_file.h"
 #include "c3/util/error.h"
 
@@ -20,7 +22,9 @@ struct Doc {
   LatentFile file;
   std::vector<std::string> texts;  // per span
   int64_t pending = 0;
-  bool existing = false;
+  std::string key;          // its job key (file_jobs.h)
+  bool up_to_date = false;  // an earlier run's output with this key
+  bool redo = false;        // an earlier run's output that is out of date (or --force)
 };
 
 LatentFile read_checked(const FileJob& job, const std::string& fingerprint, C3Model& model) {
@@ -48,6 +52,13 @@ JobSummary reconstruct_files(C3Model& model, const Tokenizer& tokenizer, const C
   torch::NoGradGuard no_grad;
   const auto device = model->query.device();
   const std::string fingerprint = model_fingerprint(model);
+  // What makes an output's bytes besides its latent file: the model (and the dtype it runs in), the
+  // prompt, the generation settings.
+  const nlohmann::json settings = {{"model", fingerprint},
+                                   {"dtype", scalar_type_name(model->decoder->model->norm->weight.scalar_type())},
+                                   {"prompt", prompt.decoder_prompt()},
+                                   {"max_new_tokens", options.generate.max_new_tokens},
+                                   {"no_repeat_ngram_size", options.generate.no_repeat_ngram_size}};
   JobSummary summary;
   summary.files = static_cast<int64_t>(jobs.size());
   JobProgress status("reconstruct", summary.files, options.progress);
@@ -62,11 +73,17 @@ JobSummary reconstruct_files(C3Model& model, const Tokenizer& tokenizer, const C
   for (size_t w = 0; w < jobs.size(); w += static_cast<size_t>(options.window_files)) {
     std::vector<Doc> docs;
     for (size_t j = w; j < std::min(jobs.size(), w + static_cast<size_t>(options.window_files)); ++j) {
-      Doc doc{&jobs[j], {}, {}, 0, false};
-      std::error_code ec;
-      doc.existing = options.skip_existing && !jobs[j].to_stdout() && fs::exists(jobs[j].output, ec);
+      Doc doc{&jobs[j], {}, {}, 0, {}, false, false};
       try {
         doc.file = read_checked(jobs[j], fingerprint, model);
+        nlohmann::json parts = settings;
+        parts["latents_sha256"] = sha256_hex(read_text_file(jobs[j].source));
+        doc.key = job_key(parts);
+        if (!jobs[j].to_stdout()) {
+          std::error_code ec;
+          doc.up_to_date = !options.force && recorded_job_key(jobs[j].output) == doc.key;
+          doc.redo = !doc.up_to_date && fs::exists(jobs[j].output, ec);
+        }
       } catch (const UsageError&) {
         throw;
       } catch (const Error& e) {
@@ -86,7 +103,7 @@ JobSummary reconstruct_files(C3Model& model, const Tokenizer& tokenizer, const C
     std::vector<int64_t> lengths(order.size(), 1);
     for (const auto& [i, j] : length_batches(lengths, std::numeric_limits<int64_t>::max(), options.batch_size)) {
       bool needed = false;
-      for (size_t k = i; k < j; ++k) needed = needed || !docs[order[k].first].existing;
+      for (size_t k = i; k < j; ++k) needed = needed || !docs[order[k].first].up_to_date;
       if (needed) {
         std::vector<at::Tensor> rows;
         for (size_t k = i; k < j; ++k) rows.push_back(docs[order[k].first].file.latents[order[k].second]);
@@ -101,7 +118,7 @@ JobSummary reconstruct_files(C3Model& model, const Tokenizer& tokenizer, const C
         Doc& doc = docs[order[k].first];
         if (--doc.pending > 0) continue;
         ++processed;
-        if (doc.existing) {
+        if (doc.up_to_date) {
           ++summary.skipped;
           continue;
         }
@@ -115,12 +132,14 @@ JobSummary reconstruct_files(C3Model& model, const Tokenizer& tokenizer, const C
             std::error_code ec;
             if (doc.job->output.has_parent_path()) fs::create_directories(doc.job->output.parent_path(), ec);
             write_file_atomically(doc.job->output, text);
+            record_job_key(doc.job->output, doc.key);
           }
         } catch (const Error& e) {
           fail(doc.job->name, e.what());
           continue;
         }
         ++summary.written;
+        if (doc.redo) ++summary.redone;
         summary.spans += doc.file.latents.size(0);
         summary.latent_tokens += doc.file.latents.size(0) * doc.file.latents.size(1);
         for (int64_t t : doc.file.span_tokens) summary.text_tokens += t;

@@ -391,6 +391,39 @@ TEST(CliCompress, FolderRoundTripIsExactAndBadFilesAreReported) {
   EXPECT_FALSE(fs::exists(dir / "fast")) << "nothing after the failure";
 }
 
+TEST(CliCompress, RerunsRedoWhatIsOutOfDateAndKeepTheRest) {
+  const auto& m = trained_model();
+  test::TempDir dir;
+  fs::create_directories(dir / "docs");
+  for (int i = 0; i < 3; ++i) test::write_bytes(dir / "docs" / ("d" + std::to_string(i) + ".txt"), m.texts[i] + "\n");
+  const std::string compress = "--threads 1 compress -m '" + m.model() + "' docs -o lat --summary c.json";
+  const std::string reconstruct = "--threads 1 reconstruct -m '" + m.model() + "' lat -o rec --summary r.json";
+  auto run = [&](const std::string& args, const char* summary) {
+    const auto r = c3(args, dir);
+    EXPECT_EQ(r.code, 0) << args << "\n" << r.err;
+    const auto s = json::parse(test::read_bytes(dir / summary));
+    return std::tuple<int, int, int>{s["written"], s["redone"], s["skipped"]};
+  };
+  EXPECT_EQ(run(compress, "c.json"), std::make_tuple(3, 0, 0));
+  EXPECT_EQ(run(reconstruct, "r.json"), std::make_tuple(3, 0, 0));
+  // An edited source: its latent and its reconstruction are redone, the others kept.
+  test::write_bytes(dir / "docs" / "d1.txt", m.texts[7] + "\n");
+  EXPECT_EQ(run(compress, "c.json"), std::make_tuple(1, 1, 2));
+  EXPECT_EQ(run(reconstruct, "r.json"), std::make_tuple(1, 1, 2));
+  EXPECT_EQ(test::read_bytes(dir / "rec" / "d1.txt"), m.texts[7] + "\n") << "the new text, not the stale one";
+  EXPECT_EQ(run(compress, "c.json"), std::make_tuple(0, 0, 3)) << "nothing left to do";
+  // Settings that change the bytes redo everything; --force does too.
+  EXPECT_EQ(run(compress + " --latent-dtype bfloat16", "c.json"), std::make_tuple(3, 3, 0));
+  EXPECT_EQ(run(compress + " --latent-dtype bfloat16", "c.json"), std::make_tuple(0, 0, 3));
+  EXPECT_EQ(run(compress + " --latent-dtype bfloat16 --force", "c.json"), std::make_tuple(3, 3, 0));
+  EXPECT_EQ(run(reconstruct, "r.json"), std::make_tuple(3, 3, 0)) << "the latent files changed";
+  EXPECT_EQ(run(reconstruct + " --max-new-tokens 300", "r.json"), std::make_tuple(3, 3, 0));
+  // A deleted output is written again, not counted as redone.
+  fs::remove(dir / "rec" / "d2.txt");
+  EXPECT_EQ(run(reconstruct + " --max-new-tokens 300", "r.json"), std::make_tuple(1, 0, 2));
+  EXPECT_EQ(c3(compress + " --skip-existing", dir).code, 2) << "the old flag is gone";
+}
+
 TEST(CliCompress, StdinToStdoutAndQuestions) {
   const auto& m = trained_model();
   test::TempDir dir;

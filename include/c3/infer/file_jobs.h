@@ -52,8 +52,19 @@ std::vector<FileJob> take_shard(const std::vector<FileJob>& jobs, const Shard& s
 std::vector<std::pair<size_t, size_t>> length_batches(const std::vector<int64_t>& sorted_lengths, int64_t budget,
                                                       int64_t max_rows);
 
+// Outputs of an earlier run. A finished output records its job key: the digest of everything that
+// made it (the input's bytes, the model fingerprint, each setting that changes the output's bytes).
+// A rerun keeps an output only when the key it would record now is the recorded one, and redoes
+// it otherwise (or always, with --force). compress keeps the key in the latent file's metadata;
+// reconstruct, whose outputs are plain text, in a hidden file beside the output (`.NAME.c3-job`).
+std::string job_key(const nlohmann::json& parts);  // SHA-256 (hex) of parts.dump()
+std::filesystem::path job_key_file(const std::filesystem::path& output);
+std::string recorded_job_key(const std::filesystem::path& output);  // "" when there is none
+void record_job_key(const std::filesystem::path& output, const std::string& key);
+
 struct JobSummary {
   int64_t files = 0, written = 0, skipped = 0;
+  int64_t redone = 0;  // of `written`: outputs that existed but were out of date (or --force)
   std::vector<std::pair<std::string, std::string>> failed;  // (file, error)
   int64_t spans = 0, text_tokens = 0, latent_tokens = 0, generated_tokens = 0;
   double seconds = 0;

@@ -32,6 +32,7 @@ struct LatentFile {
   std::vector<std::string> span_joiners;
   std::string prompt_template;
   std::string c3_version;
+  std::string job_key;  // see file_jobs.h; "" in files written before c3 recorded it
   int64_t latent_tokens() const { return latents.defined() ? latents.size(1) : 0; }
 };
 
@@ -44,5 +45,9 @@ void write_latent_file(const std::filesystem::path& path, const LatentFile& file
 
 // Reads and validates; errors name the file and the problem.
 LatentFile read_latent_file(const std::filesystem::path& path);
+
+// The job key recorded in a latent file's metadata, without reading its tensor; "" when the file
+// is missing, unreadable or has none.
+std::string latent_job_key(const std::filesystem::path& path);
 
 }  // namespace c3
