@@ -16,7 +16,8 @@ class CompressCommand : public Command {
   void setup(CLI::App& app, Options& o) override {
     app.add_option("inputs", inputs_, "Files, folders (recursive) or - for stdin")->required();
     add_batch_options(app, o, "compress");
-    o.add(app, "--include", "compress.include", nlohmann::json::array({"*.txt", "*.md"}), "Globs of files to take from folders");
+    o.add(app, "--include", "compress.include", nlohmann::json::array({"*.txt", "*.md", "*.text", "*.markdown", "*.rst"}),
+          "Globs of files to take from folders (case-insensitive)");
     o.add(app, "--exclude", "compress.exclude", nlohmann::json::array(), "Globs of files to leave out");
     o.add(app, "--batch-tokens", "compress.batch_tokens", 16384, "Padded encoder tokens per batch");
     o.add(app, "--max-span-tokens", "compress.max_span_tokens", 0,

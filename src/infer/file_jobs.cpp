@@ -16,10 +16,49 @@ namespace fs = std::filesystem;
 namespace c3 {
 namespace {
 
+// Globs match case-insensitively: `*.txt` takes NOTES.TXT too.
 bool matches(const std::string& pattern, const fs::path& relative) {
   const bool by_path = pattern.find('/') != std::string::npos;
   const std::string subject = by_path ? relative.generic_string() : relative.filename().string();
-  return fnmatch(pattern.c_str(), subject.c_str(), by_path ? FNM_PATHNAME : 0) == 0;
+  return fnmatch(pattern.c_str(), subject.c_str(), FNM_CASEFOLD | (by_path ? FNM_PATHNAME : 0)) == 0;
+}
+
+bool selected(const ListOptions& o, const fs::path& relative) {
+  bool keep = o.include.empty();
+  for (const auto& g : o.include) keep = keep || matches(g, relative);
+  for (const auto& g : o.exclude) keep = keep && !matches(g, relative);
+  return keep;
+}
+
+std::string joined(const std::vector<std::string>& items, size_t most = 8) {
+  std::string out;
+  for (size_t i = 0; i < items.size() && i < most; ++i) out += (i ? " " : "") + items[i];
+  return items.size() > most ? out + " ..." : out;
+}
+
+// Outputs must never overwrite an input, nor land where a rerun would read them back as inputs.
+void refuse_outputs_among_inputs(const std::vector<FileJob>& jobs, const std::vector<std::string>& inputs,
+                                 const ListOptions& o) {
+  std::error_code ec;
+  std::vector<fs::path> sources, folders;
+  for (const auto& job : jobs)
+    if (!job.from_stdin()) sources.push_back(fs::weakly_canonical(job.source, ec));
+  for (const auto& input : inputs)
+    if (input != "-" && fs::is_directory(input, ec)) folders.push_back(fs::weakly_canonical(input, ec));
+  std::sort(sources.begin(), sources.end());
+  for (const auto& job : jobs) {
+    if (job.to_stdout()) continue;
+    const fs::path out = fs::weakly_canonical(job.output, ec);
+    if (std::binary_search(sources.begin(), sources.end(), out))
+      throw UsageError(job.output.string() + ": the output would overwrite an input (choose another -o)");
+    for (const auto& folder : folders) {
+      const fs::path relative = out.lexically_relative(folder);
+      if (relative.empty() || *relative.begin() == "..") continue;
+      if (selected(o, relative))
+        throw UsageError(job.output.string() + ": the output would land inside the input folder " + folder.string() +
+                         " and match --include there, so a rerun would read it back (choose another -o)");
+    }
+  }
 }
 
 fs::path with_suffix(fs::path path, const ListOptions& o) {
@@ -56,20 +95,26 @@ std::vector<FileJob> list_file_jobs(const std::vector<std::string>& inputs, cons
     }
     if (o.output.empty()) throw UsageError(input + ": a folder input needs -o OUTDIR");
     std::vector<fs::path> found;
+    std::vector<std::string> others;  // files the globs left out, for the message below
     for (auto it = fs::recursive_directory_iterator(path, ec); !ec && it != fs::recursive_directory_iterator();
          it.increment(ec)) {
       if (!it->is_regular_file()) continue;
       const fs::path relative = it->path().lexically_relative(path);
-      bool keep = o.include.empty();
-      for (const auto& g : o.include) keep = keep || matches(g, relative);
-      for (const auto& g : o.exclude) keep = keep && !matches(g, relative);
-      if (keep) found.push_back(relative);
+      if (selected(o, relative)) found.push_back(relative);
+      else others.push_back(relative.string());
     }
     if (ec) fail_file(input, "cannot list the folder: " + ec.message());
+    if (found.empty()) {
+      std::sort(others.begin(), others.end());
+      throw UsageError(input + ": no files match --include " + joined(o.include) +
+                       (o.exclude.empty() ? "" : " --exclude " + joined(o.exclude)) +
+                       (others.empty() ? " (the folder has no files)" : " (it has " + joined(others, 4) + ")"));
+    }
     std::sort(found.begin(), found.end());
     for (const auto& relative : found)
       jobs.push_back({path / relative, o.output / with_suffix(relative, o), (path / relative).string()});
   }
+  refuse_outputs_among_inputs(jobs, inputs, o);
   return jobs;
 }
 

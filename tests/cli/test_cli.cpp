@@ -424,6 +424,42 @@ TEST(CliCompress, RerunsRedoWhatIsOutOfDateAndKeepTheRest) {
   EXPECT_EQ(c3(compress + " --skip-existing", dir).code, 2) << "the old flag is gone";
 }
 
+TEST(CliCompress, OutputsNeverOverwriteOrReadBackInputsAndEmptySelectionsAreErrors) {
+  const auto& m = trained_model();
+  test::TempDir dir;
+  const std::string run = "--threads 1 compress -m '" + m.model() + "' ";
+  test::write_bytes(dir / "v.txt", m.texts[0]);
+  auto r = c3(run + "v.txt -o v.txt --force", dir);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("v.txt: the output would overwrite an input"));
+  EXPECT_EQ(test::read_bytes(dir / "v.txt"), m.texts[0]) << "the source is untouched";
+  fs::create_directories(dir / "docs");
+  test::write_bytes(dir / "docs" / "a.txt", m.texts[1]);
+  r = c3(run + "docs -o docs/lat --include '*'", dir);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("inside the input folder"));
+  EXPECT_FALSE(fs::exists(dir / "docs" / "lat"));
+  EXPECT_EQ(c3(run + "docs -o docs/lat", dir).code, 0) << "*.txt.c3 outputs are not read back by *.txt";
+  // A folder with nothing to take is an error naming the globs and what the folder holds instead.
+  fs::create_directories(dir / "json");
+  test::write_bytes(dir / "json" / "data.json", "{}");
+  r = c3(run + "json -o out", dir);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("json: no files match --include *.txt *.md"));
+  EXPECT_THAT(r.err, HasSubstr("(it has data.json)"));
+  fs::create_directories(dir / "empty");
+  r = c3(run + "empty -o out", dir);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("the folder has no files"));
+  // Common text extensions, in any case, are taken by default.
+  fs::create_directories(dir / "mixed");
+  test::write_bytes(dir / "mixed" / "NOTES.TXT", m.texts[2]);
+  test::write_bytes(dir / "mixed" / "guide.rst", m.texts[3]);
+  r = c3(run + "mixed -o mixed-lat", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(files_under(dir / "mixed-lat"), (std::vector<std::string>{"NOTES.TXT.c3", "guide.rst.c3"}));
+}
+
 TEST(CliCompress, StdinToStdoutAndQuestions) {
   const auto& m = trained_model();
   test::TempDir dir;

@@ -31,10 +31,12 @@ struct ListOptions {
   std::string remove_suffix;         // reconstruct: ".c3"
 };
 
-// Files are taken as given; folders are walked recursively (sorted) and filtered by the globs;
-// "-" is stdin. A file `a/b.txt` under an input folder maps to OUTPUT/a/b.txt + add_suffix.
-// With a single file (or stdin) input and an output that is not an existing folder, OUTPUT is the
-// output file itself. Errors (missing input, several inputs to stdout) name the problem.
+// Files are taken as given; folders are walked recursively (sorted) and filtered by the globs
+// (case-insensitive); "-" is stdin. A file `a/b.txt` under an input folder maps to
+// OUTPUT/a/b.txt + add_suffix. With a single file (or stdin) input and an output that is not an
+// existing folder, OUTPUT is the output file itself. Errors name the problem: a missing input,
+// several inputs to stdout, a folder with no matching file (the globs and what it holds instead),
+// an output that is an input or would be read back as one on a rerun.
 std::vector<FileJob> list_file_jobs(const std::vector<std::string>& inputs, const ListOptions& options);
 
 // Which slice of the job list this process takes: --shard I/N, else RANK/WORLD_SIZE (torchrun),
