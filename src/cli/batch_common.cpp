@@ -77,6 +77,13 @@ int finish(const Config& config, const std::string& section, const JobSummary& s
                summary.latent_tokens > 0
                    ? fmt::format(", {:.1f}x compression", static_cast<double>(summary.text_tokens) / summary.latent_tokens)
                    : std::string());
+  if (summary.empty_spans > 0)
+    spdlog::warn("{} of {} spans came back empty{}", summary.empty_spans, summary.spans,
+                 summary.empty_spans == summary.spans ? ": this model does not reconstruct (untrained, or another prompt?)" : "");
+  if (summary.spans_at_limit > 0)
+    spdlog::warn("{} of {} spans stopped at --max-new-tokens, not at <|im_end|>: their text may be cut short{}",
+                 summary.spans_at_limit, summary.spans,
+                 summary.spans_at_limit == summary.spans ? " (all of them: raise --max-new-tokens, or the model never stops)" : "");
   if (summary.failed.empty()) return 0;
   std::string names;
   for (size_t i = 0; i < summary.failed.size() && i < 5; ++i) names += (i ? ", " : "") + summary.failed[i].first;

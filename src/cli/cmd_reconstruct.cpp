@@ -1,4 +1,6 @@
 // c3 reconstruct --model DIR LATENT...: latent files back to text, mirroring compress.
+#include <unistd.h>
+
 #include "batch_common.h"
 #include "c3/infer/reconstructor.h"
 #include "c3/model/c3_prompt.h"
@@ -12,7 +14,7 @@ class ReconstructCommand : public Command {
   std::string name() const override { return "reconstruct"; }
   std::string summary() const override { return "Reconstruct text from latent files (LATENT: .c3 files or folders)"; }
   void setup(CLI::App& app, Options& o) override {
-    app.add_option("inputs", inputs_, "Latent files or folders (recursive, *.c3)")->required();
+    app.add_option("inputs", inputs_, "Latent files, folders (recursive, *.c3) or - for stdin")->required();
     add_batch_options(app, o, "reconstruct");
     o.add(app, "--prompt", "reconstruct.prompt", "", "Instruction instead of \"Repeat the text: \" (ask the document a question)");
     o.add(app, "--max-new-tokens", "reconstruct.max_new_tokens", 4096, "Longest output per span");
@@ -24,6 +26,8 @@ class ReconstructCommand : public Command {
     list.include = {"*.c3"};
     list.remove_suffix = ".c3";
     const auto jobs = shard_jobs(c, "reconstruct", inputs_, list);
+    if (jobs.size() == 1 && jobs[0].from_stdin() && isatty(STDIN_FILENO))
+      throw UsageError("'-' reads a latent file from standard input, which is a terminal: pipe one in (c3 compress ... | c3 reconstruct -m M -)");
     C3Model model = load_model_for(c, "reconstruct", runtime);
     const auto tokenizer = load_tokenizer(c.get<std::string>("reconstruct.model"));
     const std::string instruction = c.get<std::string>("reconstruct.prompt");

@@ -192,6 +192,7 @@ nlohmann::json JobSummary::to_json() const {
   nlohmann::json j = {{"files", files},     {"written", written},         {"skipped", skipped}, {"redone", redone},
                       {"failed", failures}, {"spans", spans},             {"text_tokens", text_tokens},
                       {"latent_tokens", latent_tokens}, {"generated_tokens", generated_tokens},
+                      {"empty_spans", empty_spans}, {"spans_at_limit", spans_at_limit},
                       {"seconds", seconds}};
   if (latent_tokens > 0) j["compression_ratio"] = static_cast<double>(text_tokens) / static_cast<double>(latent_tokens);
   return j;

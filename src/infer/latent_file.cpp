@@ -1,5 +1,7 @@
 #include "c3/infer/latent_file.h"
 
+#include <algorithm>
+#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "c3/io/safetensors.h"
@@ -55,22 +57,24 @@ void write_latent_file(const fs::path& path, const LatentFile& file) {
   write_tensors(path, {{"latents", file.latents}}, metadata);
 }
 
-LatentFile read_latent_file(const fs::path& path) {
-  io::SafetensorsReader reader(path);
-  const auto& meta = reader.metadata();
+namespace {
+
+// A latent file from its parsed safetensors layout; `source` names it in errors.
+LatentFile latent_from(const std::vector<io::TensorInfo>& tensors, const std::map<std::string, std::string>& meta,
+                       const std::string& source) {
   auto field = [&](const std::string& key) -> const std::string& {
     auto it = meta.find(key);
-    if (it == meta.end()) fail_file(path.string(), "not a c3 latent file (no '" + key + "' in its metadata)");
+    if (it == meta.end()) fail_file(source, "not a c3 latent file (no '" + key + "' in its metadata)");
     return it->second;
   };
-  if (field("format") != kLatentFormat) fail_file(path.string(), "not a c3 latent file (format '" + field("format") + "')");
+  if (field("format") != kLatentFormat) fail_file(source, "not a c3 latent file (format '" + field("format") + "')");
   if (field("format_version") != std::to_string(kLatentFormatVersion))
-    fail_file(path.string(), "latent format version " + field("format_version") + " is not supported (this c3 reads " +
-                                 std::to_string(kLatentFormatVersion) + ")");
-  const io::TensorInfo* info = reader.find("latents");
-  if (!info || info->shape.size() != 3) fail_file(path.string(), "no 'latents' tensor of shape [spans, N, hidden]");
+    fail_file(source, "latent format version " + field("format_version") + " is not supported (this c3 reads " +
+                          std::to_string(kLatentFormatVersion) + ")");
+  const auto info = std::find_if(tensors.begin(), tensors.end(), [](const io::TensorInfo& t) { return t.name == "latents"; });
+  if (info == tensors.end() || info->shape.size() != 3) fail_file(source, "no 'latents' tensor of shape [spans, N, hidden]");
   LatentFile file;
-  file.latents = load_tensor(*info, to_scalar_type(info->dtype, path.string()), at::kCPU, path.string());
+  file.latents = load_tensor(*info, to_scalar_type(info->dtype, source), at::kCPU, source);
   file.model_fingerprint = field("model_fingerprint");
   file.source_path = field("source_path");
   file.source_sha256 = field("source_sha256");
@@ -82,16 +86,47 @@ LatentFile read_latent_file(const fs::path& path) {
     for (const auto& pair : json::parse(field("span_bytes"))) file.span_bytes.emplace_back(pair.at(0), pair.at(1));
     file.span_joiners = json::parse(field("span_joiners")).get<std::vector<std::string>>();
   } catch (const json::exception& e) {
-    fail_file(path.string(), std::string("bad span metadata (") + e.what() + ")");
+    fail_file(source, std::string("bad span metadata (") + e.what() + ")");
   }
   if (static_cast<int64_t>(file.span_tokens.size()) != info->shape[0] ||
       static_cast<int64_t>(file.span_bytes.size()) != info->shape[0] ||
       static_cast<int64_t>(file.span_joiners.size()) != info->shape[0])
-    fail_file(path.string(), "span metadata does not match the " + std::to_string(info->shape[0]) + " spans of 'latents'");
+    fail_file(source, "span metadata does not match the " + std::to_string(info->shape[0]) + " spans of 'latents'");
   if (std::to_string(info->shape[1]) != field("latent_tokens"))
-    fail_file(path.string(), "metadata says " + field("latent_tokens") + " latent tokens but 'latents' has " +
-                                 std::to_string(info->shape[1]));
+    fail_file(source, "metadata says " + field("latent_tokens") + " latent tokens but 'latents' has " +
+                          std::to_string(info->shape[1]));
   return file;
+}
+
+// The safetensors layer's errors ("SOURCE: header length ... exceeds ...") as what they mean here.
+[[noreturn]] void not_a_latent_file(const Error& e, const std::string& source) {
+  std::string problem = e.what();
+  if (problem.rfind(source + ": ", 0) == 0) problem.erase(0, source.size() + 2);
+  fail_file(source, "not a c3 latent file (" + problem + ")");
+}
+
+}  // namespace
+
+LatentFile read_latent_file(const fs::path& path) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) fail_file(path.string(), "no such file");
+  std::unique_ptr<io::SafetensorsReader> reader;
+  try {
+    reader = std::make_unique<io::SafetensorsReader>(path);
+  } catch (const Error& e) {
+    not_a_latent_file(e, path.string());
+  }
+  return latent_from(reader->tensors(), reader->metadata(), path.string());
+}
+
+LatentFile read_latent_bytes(const std::string& bytes, const std::string& source) {
+  io::ParsedSafetensors parsed;
+  try {
+    parsed = io::parse_safetensors(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size(), source);
+  } catch (const Error& e) {
+    not_a_latent_file(e, source);
+  }
+  return latent_from(parsed.tensors, parsed.metadata, source);
 }
 
 std::string latent_job_key(const fs::path& path) {

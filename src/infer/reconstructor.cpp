@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <iostream>
+#include <iterator>
 #include <limits>
 
 #include "c3/infer/latent_file.h"
@@ -27,15 +29,17 @@ struct Doc {
   bool redo = false;        // an earlier run's output that is out of date (or --force)
 };
 
-LatentFile read_checked(const FileJob& job, const std::string& fingerprint, C3Model& model) {
-  if (job.from_stdin()) throw UsageError("reconstruct reads latent files, not stdin");
-  LatentFile file = read_latent_file(job.source);
+// The job's latent file (from stdin for "-"), checked to come from this model; sets `bytes` to its
+// bytes (for the job key). Errors name the file.
+LatentFile read_checked(const FileJob& job, const std::string& fingerprint, C3Model& model, std::string& bytes) {
+  bytes = job.from_stdin() ? std::string(std::istreambuf_iterator<char>(std::cin), {}) : read_text_file(job.source);
+  LatentFile file = read_latent_bytes(bytes, job.name);
   const int64_t n = model->config().latent_tokens, hidden = model->config().decoder.hidden_size;
   if (file.model_fingerprint != fingerprint || file.latents.size(1) != n || file.latents.size(2) != hidden)
-    throw Error("made by another model (fingerprint " + file.model_fingerprint.substr(0, 12) + ", " +
-                std::to_string(file.latents.size(1)) + " x " + std::to_string(file.latents.size(2)) +
-                " latents, c3 " + file.c3_version + ", from " + file.source_path + "), not by this one (" +
-                fingerprint.substr(0, 12) + ", " + std::to_string(n) + " x " + std::to_string(hidden) + ")");
+    fail_file(job.name, "made by another model (fingerprint " + file.model_fingerprint.substr(0, 12) + ", " +
+                            std::to_string(file.latents.size(1)) + " x " + std::to_string(file.latents.size(2)) +
+                            " latents, c3 " + file.c3_version + ", from " + file.source_path + "), not by this one (" +
+                            fingerprint.substr(0, 12) + ", " + std::to_string(n) + " x " + std::to_string(hidden) + ")");
   return file;
 }
 
@@ -63,11 +67,12 @@ JobSummary reconstruct_files(C3Model& model, const Tokenizer& tokenizer, const C
   summary.files = static_cast<int64_t>(jobs.size());
   JobProgress status("reconstruct", summary.files, options.progress);
   int64_t processed = 0;
-  auto fail = [&](const std::string& name, const std::string& error) {
+  // `message` names the file already.
+  auto fail = [&](const std::string& name, const std::string& message) {
     status.clear();
-    spdlog::error("{}: {}", name, error);
-    summary.failed.emplace_back(name, error);
-    if (options.fail_fast) throw Error(name + ": " + error + " (stopping: --fail-fast)");
+    spdlog::error("{}", message);
+    summary.failed.emplace_back(name, message);
+    if (options.fail_fast) throw Error(message + " (stopping: --fail-fast)");
   };
 
   for (size_t w = 0; w < jobs.size(); w += static_cast<size_t>(options.window_files)) {
@@ -75,9 +80,10 @@ JobSummary reconstruct_files(C3Model& model, const Tokenizer& tokenizer, const C
     for (size_t j = w; j < std::min(jobs.size(), w + static_cast<size_t>(options.window_files)); ++j) {
       Doc doc{&jobs[j], {}, {}, 0, {}, false, false};
       try {
-        doc.file = read_checked(jobs[j], fingerprint, model);
+        std::string bytes;
+        doc.file = read_checked(jobs[j], fingerprint, model, bytes);
         nlohmann::json parts = settings;
-        parts["latents_sha256"] = sha256_hex(read_text_file(jobs[j].source));
+        parts["latents_sha256"] = sha256_hex(bytes);
         doc.key = job_key(parts);
         if (!jobs[j].to_stdout()) {
           std::error_code ec;
@@ -110,8 +116,13 @@ JobSummary reconstruct_files(C3Model& model, const Tokenizer& tokenizer, const C
         const at::Tensor latents = at::stack(rows).to(device, model->decoder->model->norm->weight.scalar_type());
         const auto generated = greedy_generate(model, prompt, latents, options.generate);
         for (size_t k = i; k < j; ++k) {
-          docs[order[k].first].texts[order[k].second] = decode_reconstruction(tokenizer, generated[k - i]);
-          summary.generated_tokens += static_cast<int64_t>(generated[k - i].size());
+          std::string& text = docs[order[k].first].texts[order[k].second];
+          text = decode_reconstruction(tokenizer, generated[k - i]);
+          const auto length = static_cast<int64_t>(generated[k - i].size());
+          summary.generated_tokens += length;
+          if (docs[order[k].first].up_to_date) continue;  // computed only for a shared batch
+          summary.empty_spans += text.empty();
+          summary.spans_at_limit += length >= options.generate.max_new_tokens;
         }
       }
       for (size_t k = i; k < j; ++k) {
@@ -135,7 +146,7 @@ JobSummary reconstruct_files(C3Model& model, const Tokenizer& tokenizer, const C
             record_job_key(doc.job->output, doc.key);
           }
         } catch (const Error& e) {
-          fail(doc.job->name, e.what());
+          fail(doc.job->name, doc.job->name + ": " + e.what());
           continue;
         }
         ++summary.written;

@@ -22,6 +22,7 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 using testing::HasSubstr;
+using testing::Not;
 using test::c3;
 using test::count;
 using test::files_under;
@@ -458,6 +459,32 @@ TEST(CliCompress, OutputsNeverOverwriteOrReadBackInputsAndEmptySelectionsAreErro
   r = c3(run + "mixed -o mixed-lat", dir);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(files_under(dir / "mixed-lat"), (std::vector<std::string>{"NOTES.TXT.c3", "guide.rst.c3"}));
+}
+
+TEST(CliCompress, PipesFromCompressToReconstructWarnsAboutCutOutputsAndNamesNonLatentFiles) {
+  const auto& m = trained_model();
+  test::TempDir dir;
+  test::write_bytes(dir / "in.txt", m.texts[4]);
+  const std::string model = " -m '" + m.model() + "' ";
+  auto r = c3("--threads 1 compress" + model + "- < in.txt | '" C3_BINARY "' --threads 1 reconstruct" + model + "-", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, m.texts[4] + "\n");
+  EXPECT_THAT(r.err, Not(HasSubstr("[warning]")));
+  // Cut short everywhere: said, with what to do.
+  ASSERT_EQ(c3("--threads 1 compress" + model + "in.txt -o in.c3", dir).code, 0);
+  r = c3("--threads 1 reconstruct" + model + "in.c3 --max-new-tokens 3", dir);
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("1 of 1 spans stopped at --max-new-tokens"));
+  EXPECT_THAT(r.err, HasSubstr("raise --max-new-tokens"));
+  // Anything else is "not a c3 latent file", naming it once.
+  test::write_bytes(dir / "note.txt", "just some text, not latents");
+  r = c3("--threads 1 reconstruct" + model + "note.txt", dir);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, HasSubstr("] note.txt: not a c3 latent file ("));
+  EXPECT_EQ(count(r.err, "note.txt: note.txt"), 0) << r.err;
+  r = c3("--threads 1 reconstruct" + model + "- < in.txt", dir);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, HasSubstr("<stdin>: not a c3 latent file"));
 }
 
 TEST(CliCompress, StdinToStdoutAndQuestions) {

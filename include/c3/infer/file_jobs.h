@@ -69,6 +69,7 @@ struct JobSummary {
   int64_t redone = 0;  // of `written`: outputs that existed but were out of date (or --force)
   std::vector<std::pair<std::string, std::string>> failed;  // (file, error)
   int64_t spans = 0, text_tokens = 0, latent_tokens = 0, generated_tokens = 0;
+  int64_t empty_spans = 0, spans_at_limit = 0;  // reconstruct: spans that came back empty / hit --max-new-tokens
   double seconds = 0;
   nlohmann::json to_json() const;
 };

@@ -43,8 +43,11 @@ std::string model_fingerprint(C3Model& model);
 // Writes atomically (complete or not at all); latents are stored in their own dtype.
 void write_latent_file(const std::filesystem::path& path, const LatentFile& file);
 
-// Reads and validates; errors name the file and the problem.
+// Reads and validates; errors name the file and the problem ("not a c3 latent file (...)" for
+// anything that is not one).
 LatentFile read_latent_file(const std::filesystem::path& path);
+// The same from a latent file's bytes (standard input); `source` names it in errors.
+LatentFile read_latent_bytes(const std::string& bytes, const std::string& source);
 
 // The job key recorded in a latent file's metadata, without reading its tensor; "" when the file
 // is missing, unreadable or has none.
