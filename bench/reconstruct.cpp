@@ -29,6 +29,7 @@ using Clock = std::chrono::steady_clock;
 class BenchTokenizer : public c3::Tokenizer {
  public:
   std::vector<int32_t> encode(std::string_view) const override { return {100, 101, 102}; }
+  std::vector<int32_t> encode_text(std::string_view text) const override { return encode(text); }
   std::string decode(const std::vector<int32_t>& ids, bool) const override { return std::string(ids.size(), 'x'); }
   std::optional<int32_t> token_id(std::string_view token) const override {
     const auto& specials = c3::c3_special_tokens();

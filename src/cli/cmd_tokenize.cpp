@@ -25,6 +25,9 @@ class TokenizeCommand : public Command {
     auto* jsonl = app.add_flag("--jsonl", jsonl_,
                                "Input is JSON lines with a \"text\" field: print one JSON line of ids and count per line");
     app.add_flag("--skip-special", skip_special_, "With --decode: leave out special tokens");
+    app.add_flag("--special", special_,
+                 "Read special-token strings (<|im_end|>, <img>, ...) as those tokens, as in prompts; by default they "
+                 "are ordinary text, as compress, eval and train read documents");
     count->excludes(decode);
     jsonl->excludes(decode)->excludes(json);
   }
@@ -57,7 +60,7 @@ class TokenizeCommand : public Command {
       return 0;
     }
     if (jsonl_) return encode_lines(*tokenizer, text, source);
-    const auto ids = tokenizer->encode(text);
+    const auto ids = encode(*tokenizer, text);
     if (json_) {
       nlohmann::json j = {{"count", ids.size()}};
       if (!count_) j["ids"] = ids;
@@ -73,6 +76,10 @@ class TokenizeCommand : public Command {
   }
 
  private:
+  std::vector<int32_t> encode(const Tokenizer& tokenizer, std::string_view text) const {
+    return special_ ? tokenizer.encode(text) : tokenizer.encode_text(text);
+  }
+
   // One text per JSON line (blank lines skipped); the output has one line per text, in order, and
   // is printed only when every line was read (a bad line leaves stdout empty).
   int encode_lines(const Tokenizer& tokenizer, const std::string& input, const std::string& source) const {
@@ -89,7 +96,7 @@ class TokenizeCommand : public Command {
       }
       if (!record.is_object() || !record.contains("text") || !record["text"].is_string())
         fail_file(where, "expected an object with a string \"text\"");
-      const auto ids = tokenizer.encode(record["text"].get<std::string>());
+      const auto ids = encode(tokenizer, record["text"].get<std::string>());
       nlohmann::json out = {{"count", ids.size()}};
       if (!count_) out["ids"] = ids;
       output += out.dump() + "\n";
@@ -99,7 +106,7 @@ class TokenizeCommand : public Command {
   }
 
   std::string tokenizer_, input_ = "-";
-  bool count_ = false, decode_ = false, json_ = false, jsonl_ = false, skip_special_ = false;
+  bool count_ = false, decode_ = false, json_ = false, jsonl_ = false, skip_special_ = false, special_ = false;
 };
 
 C3_REGISTER_COMMAND(TokenizeCommand);

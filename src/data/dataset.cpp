@@ -127,10 +127,10 @@ class Cutter {
   }
 
   void add_units(const std::string& line, std::vector<Unit>& units) {
-    const int64_t n = static_cast<int64_t>(tokenizer_.encode(line).size());
+    const int64_t n = static_cast<int64_t>(tokenizer_.encode_text(line).size());
     if (n <= options_.max_tokens) return units.push_back({line, n});
     for (auto& word : split_keep(line, ' ')) {
-      const auto ids = tokenizer_.encode(word);
+      const auto ids = tokenizer_.encode_text(word);
       if (static_cast<int64_t>(ids.size()) <= options_.max_tokens) {
         units.push_back({word, static_cast<int64_t>(ids.size())});
         continue;
@@ -193,20 +193,20 @@ std::vector<Sample> make_samples(const std::vector<Document>& documents, const T
   // Packing counts tokens additively (document + separator); the exact count is taken once per
   // pack, when it is emitted, so packing many small documents stays linear.
   const std::string separator = "\n\n";
-  const auto separator_tokens = static_cast<int64_t>(tokenizer.encode(separator).size());
+  const auto separator_tokens = static_cast<int64_t>(tokenizer.encode_text(separator).size());
   std::string packed, packed_origin;
   int64_t packed_tokens = 0;
   auto flush_packed = [&] {
-    if (!packed.empty()) emit(packed, tokenizer.encode(packed), packed_origin);
+    if (!packed.empty()) emit(packed, tokenizer.encode_text(packed), packed_origin);
     packed.clear(), packed_origin.clear(), packed_tokens = 0;
   };
   for (const auto& doc : documents) {
-    auto ids = tokenizer.encode(doc.text);
+    auto ids = tokenizer.encode_text(doc.text);
     const auto n = static_cast<int64_t>(ids.size());
     if (n == 0) continue;
     if (n > options.max_tokens && options.split_long) {
       flush_packed();
-      for (auto& piece : cutter.cut(doc.text)) emit(piece, tokenizer.encode(piece), doc.origin);
+      for (auto& piece : cutter.cut(doc.text)) emit(piece, tokenizer.encode_text(piece), doc.origin);
     } else if (n < options.min_tokens && options.pack_short) {
       if (!packed.empty() && packed_tokens + separator_tokens + n > options.max_tokens) flush_packed();
       if (packed.empty()) {

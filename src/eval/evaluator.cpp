@@ -21,7 +21,7 @@ std::vector<SelectedPage> select_pages(const std::vector<EvalPage>& pages, const
   std::vector<SelectedPage> selected;
   for (const auto& page : pages) {
     if (limit > 0 && static_cast<int64_t>(selected.size()) >= limit) break;
-    std::vector<int32_t> ids = tokenizer.encode(page.text);
+    std::vector<int32_t> ids = tokenizer.encode_text(page.text);
     const auto tokens = static_cast<int64_t>(ids.size());
     const int bucket = buckets.index(tokens);
     if (bucket >= 0) selected.push_back({page, std::move(ids), tokens, bucket});
@@ -101,7 +101,7 @@ std::vector<PageResult> evaluate(C3Model& model, const Tokenizer& tokenizer, con
       r.id = p.page.id, r.condition = name, r.page_tokens = p.tokens;
       r.bucket = p.bucket, r.bucket_label = options.buckets.label(p.bucket);
       r.text = perturb(p.page.text, condition, page_seed(options.seed, p.page.id));
-      item.ids = condition == Perturbation::kNone ? p.ids : tokenizer.encode(r.text);
+      item.ids = condition == Perturbation::kNone ? p.ids : tokenizer.encode_text(r.text);
       r.text_tokens = static_cast<int64_t>(item.ids.size());
       r.ratio = static_cast<double>(r.text_tokens) / static_cast<double>(latents);
       todo.push_back(std::move(item));

@@ -70,7 +70,7 @@ void write_output(const Doc& doc, const std::string& fingerprint, const std::str
 }  // namespace
 
 std::vector<Span> cut_spans(const std::string& text, const Tokenizer& tokenizer, int64_t max_tokens) {
-  const std::vector<int32_t> ids = tokenizer.encode(text);
+  const std::vector<int32_t> ids = tokenizer.encode_text(text);
   std::vector<Span> spans;
   size_t a = 0;
   int64_t offset = 0;

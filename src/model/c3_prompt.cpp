@@ -24,6 +24,29 @@ void replace_all(std::string& text, const std::string& from, const std::string& 
     text.replace(pos, from.size(), to);
 }
 
+// A piece of the template with {instruction} filled in. The instruction is user text: when it holds
+// a special-token string it is tokenized on its own, as plain text; otherwise with the template,
+// as the authors' code does, so the default prompt keeps its exact ids.
+std::vector<int32_t> encode_piece(const Tokenizer& tokenizer, const std::string& piece, const std::string& instruction) {
+  const std::string marker = "{instruction}";
+  if (tokenizer.encode(instruction) == tokenizer.encode_text(instruction)) {
+    std::string text = piece;
+    replace_all(text, marker, instruction);
+    return tokenizer.encode(text);
+  }
+  std::vector<int32_t> out;
+  size_t start = 0;
+  while (true) {
+    const size_t at = piece.find(marker, start);
+    const auto part = tokenizer.encode(piece.substr(start, at == std::string::npos ? std::string::npos : at - start));
+    out.insert(out.end(), part.begin(), part.end());
+    if (at == std::string::npos) return out;
+    const auto text = tokenizer.encode_text(instruction);
+    out.insert(out.end(), text.begin(), text.end());
+    start = at + marker.size();
+  }
+}
+
 }  // namespace
 
 C3Prompt::C3Prompt(const Tokenizer& tokenizer, int64_t latent_tokens, const std::string& prompt_template,
@@ -38,16 +61,13 @@ C3Prompt::C3Prompt(const Tokenizer& tokenizer, int64_t latent_tokens, const std:
   const size_t at = prompt_template.find(marker);
   if (at == std::string::npos || prompt_template.find(marker, at + 1) != std::string::npos)
     throw UsageError("model.prompt_template must contain {latents} exactly once");
-  std::string before = prompt_template.substr(0, at), after = prompt_template.substr(at + marker.size());
-  replace_all(before, "{instruction}", instruction);
-  replace_all(after, "{instruction}", instruction);
   // Added tokens are split out before BPE, so tokenizing around the slots equals tokenizing the
   // whole string with N <imgpad> in it.
-  decoder_prompt_ = tokenizer.encode(before);
+  decoder_prompt_ = encode_piece(tokenizer, prompt_template.substr(0, at), instruction);
   decoder_prompt_.push_back(img_);
   decoder_prompt_.insert(decoder_prompt_.end(), latent_tokens, imgpad_);
   decoder_prompt_.push_back(img_end_);
-  const auto tail = tokenizer.encode(after);
+  const auto tail = encode_piece(tokenizer, prompt_template.substr(at + marker.size()), instruction);
   decoder_prompt_.insert(decoder_prompt_.end(), tail.begin(), tail.end());
 }
 

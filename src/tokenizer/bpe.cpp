@@ -85,7 +85,7 @@ std::vector<std::pair<int32_t, int32_t>> ByteLevelBpe::merges() const {
   return out;
 }
 
-std::vector<int32_t> ByteLevelBpe::encode(std::string_view text) const {
+std::vector<int32_t> ByteLevelBpe::encode_with(std::string_view text, bool special_tokens) const {
   std::string repaired;
   text = unicode::valid_utf8_or_repaired(text, repaired);
   std::vector<int32_t> out;
@@ -95,6 +95,7 @@ std::vector<int32_t> ByteLevelBpe::encode(std::string_view text) const {
     const auto& candidates = added_by_first_byte_[static_cast<unsigned char>(text[pos])];
     const AddedToken* hit = nullptr;
     for (size_t i : candidates) {
+      if (added_[i].special && !special_tokens) continue;
       const std::string& c = added_[i].content;
       if (text.compare(pos, c.size(), c) == 0) {
         hit = &added_[i];

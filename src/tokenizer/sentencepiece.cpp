@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
 #include <sstream>
 
 #include "c3/tokenizer/unicode.h"
@@ -114,6 +115,25 @@ std::vector<int32_t> SentencePieceTokenizer::encode(std::string_view text) const
   if (spm().encode(handle_, text.data(), text.size(), append_ids, &ids, append_bytes, &error) != 0)
     throw Error(source_ + ": encoding failed (" + error + ")");
   return ids;
+}
+
+std::vector<int32_t> SentencePieceTokenizer::encode_text(std::string_view text) const {
+  std::vector<int32_t> out;
+  for (int32_t id : encode(text)) {
+    if (!is_special(id) || spm().is_control(handle_, id)) {
+      out.push_back(id);
+      continue;
+    }
+    std::string piece;
+    spm().id_to_piece(handle_, id, append_bytes, &piece);
+    for (unsigned char byte : piece) {
+      const std::string name = fmt::format("<0x{:02X}>", byte);
+      const int byte_id = spm().piece_to_id(handle_, name.data(), name.size());
+      if (byte_id < 0) fail_file(source_, "has no byte piece " + name + " (trained without byte fallback?)");
+      out.push_back(byte_id);
+    }
+  }
+  return out;
 }
 
 bool SentencePieceTokenizer::is_special(int32_t id) const {

@@ -487,6 +487,22 @@ TEST(CliCompress, PipesFromCompressToReconstructWarnsAboutCutOutputsAndNamesNonL
   EXPECT_THAT(r.err, HasSubstr("<stdin>: not a c3 latent file"));
 }
 
+TEST(CliCompress, SpecialTokenStringsInDocumentsAreOrdinaryText) {
+  const auto& m = trained_model();
+  test::TempDir dir;
+  const std::string tok = " --tokenizer '" + m.model() + "' ";
+  for (const char* s : {"<img>", "<imgpad>", "</img>", "<|im_end|>"}) {
+    test::write_bytes(dir / "doc.txt", m.texts[0] + " " + s + " tail");
+    auto r = c3("--threads 1 compress -m '" + m.model() + "' doc.txt -o doc.c3 --force", dir);
+    ASSERT_EQ(r.code, 0) << s << "\n" << r.err;
+    const auto spans = json::parse(io::SafetensorsReader(dir / "doc.c3").metadata().at("span_tokens"));
+    const int plain = std::stoi(c3("tokenize" + tok + "--count doc.txt", dir).out);
+    const int special = std::stoi(c3("tokenize" + tok + "--special --count doc.txt", dir).out);
+    EXPECT_EQ(spans[0].get<int>(), plain) << s << ": compress reads it as c3 tokenize does";
+    EXPECT_GT(plain, special) << s << ": as text it is several tokens, not the one special token";
+  }
+}
+
 TEST(CliCompress, StdinToStdoutAndQuestions) {
   const auto& m = trained_model();
   test::TempDir dir;

@@ -69,10 +69,21 @@ TEST(Samples, LongDocumentsAreCutLosslesslyIntoTheTargetRange) {
     if (i + 1 < samples.size()) {
       EXPECT_GE(samples[i].ids.size(), 100u - 50u) << "pieces end at a line near the target";
     }
-    EXPECT_EQ(samples[i].ids, kTokenizer.encode(samples[i].text));
+    EXPECT_EQ(samples[i].ids, kTokenizer.encode_text(samples[i].text));
   }
   EXPECT_EQ(joined, text) << "cuts fall between lines; nothing is lost or duplicated";
   EXPECT_EQ(make_samples({{text, "doc"}}, kTokenizer, o)[3].text, samples[3].text) << "seeded";
+}
+
+TEST(Samples, SpecialTokenStringsInDocumentsAreText) {
+  // The test tokenizer's special tokens are ids 0-5; as document text they must be bytes.
+  for (const char* s : {"<img>", "<imgpad>", "</img>", "<|im_end|>"}) {
+    const std::string text = std::string("before ") + s + " after";
+    const auto samples = make_samples({{text, "doc"}}, kTokenizer, {});
+    ASSERT_EQ(samples.size(), 1u) << s;
+    EXPECT_EQ(samples[0].ids.size(), text.size()) << s << ": one id per byte";
+    EXPECT_TRUE(std::all_of(samples[0].ids.begin(), samples[0].ids.end(), [](int32_t id) { return id >= 6; })) << s;
+  }
 }
 
 TEST(Samples, ALineLongerThanTheRangeIsCutAtWords) {

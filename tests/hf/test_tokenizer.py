@@ -82,10 +82,13 @@ TEXT_SETS = {"llama.cpp vectors": llamacpp_texts, "adversarial": lambda: ADVERSA
              "fox": fox_texts}
 
 
-def c3_tokenize_lines(tokenizer_path, texts, tmp_path):
+def c3_tokenize_lines(tokenizer_path, texts, tmp_path, special=True):
+    """special: special-token strings are those tokens (`--special`, HF's default); else ordinary text
+    (c3's default, how compress, eval and train read documents)."""
     lines = "".join(json.dumps({"text": t}) + "\n" for t in texts)
     (tmp_path / "texts.jsonl").write_text(lines, encoding="utf-8")
-    out = run([C3, "tokenize", "--tokenizer", tokenizer_path, "--jsonl", tmp_path / "texts.jsonl"])
+    out = run([C3, "tokenize", "--tokenizer", tokenizer_path, "--jsonl", tmp_path / "texts.jsonl"]
+              + (["--special"] if special else []))
     return [json.loads(line)["ids"] for line in out.decode().splitlines()]
 
 
@@ -96,7 +99,10 @@ def tokenizer_json(tmp_path_factory):
     from tokenizers import Tokenizer
 
     hf = Tokenizer.from_file(str(folder / "tokenizer.json"))
-    return folder / "tokenizer.json", lambda text: hf.encode(text, add_special_tokens=False).ids
+    plain = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    plain.encode_special_tokens = True  # HF's split_special_tokens: special-token strings as text
+    return (folder / "tokenizer.json", lambda text: hf.encode(text, add_special_tokens=False).ids,
+            lambda text: plain.encode(text, add_special_tokens=False).ids)
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +119,8 @@ def qwen_tiktoken(tmp_path_factory):
     path.write_text("".join(f"{base64.b64encode(b).decode()} {r}\n" for b, r in sorted(ranks.items(), key=lambda x: x[1])))
     specials = {t: len(ranks) + i for i, t in enumerate(GOT_SPECIALS)}
     enc = tiktoken.Encoding("qwen", pat_str=QWEN2_PATTERN, mergeable_ranks=ranks, special_tokens=specials)
-    return path, lambda text: enc.encode(unicodedata.normalize("NFC", text), allowed_special="all")
+    return (path, lambda text: enc.encode(unicodedata.normalize("NFC", text), allowed_special="all"),
+            lambda text: enc.encode(unicodedata.normalize("NFC", text), disallowed_special=()))
 
 
 def compare(name, texts, got, want):
@@ -128,16 +135,27 @@ def compare(name, texts, got, want):
 @pytest.mark.parametrize("layout", ["tokenizer.json", "qwen.tiktoken"])
 def test_c3_equals_the_reference_tokenizer(request, layout, text_set, tmp_path):
     """tokenizer.json against HF tokenizers; qwen.tiktoken against tiktoken."""
-    path, encode = request.getfixturevalue("tokenizer_json" if layout == "tokenizer.json" else "qwen_tiktoken")
+    path, encode, _ = request.getfixturevalue("tokenizer_json" if layout == "tokenizer.json" else "qwen_tiktoken")
     texts = TEXT_SETS[text_set]()
     if not texts:
         pytest.skip("C3_FOX_JSON is not set (Fox's en_page_ocr.json is not shipped with c3)")
     compare(f"{layout} / {text_set}", texts, c3_tokenize_lines(path, texts, tmp_path), [encode(t) for t in texts])
 
 
+@pytest.mark.parametrize("layout", ["tokenizer.json", "qwen.tiktoken"])
+def test_documents_read_special_token_strings_as_text(request, layout, tmp_path):
+    """How c3 reads documents: "<|im_end|>" or "<img>" in a text are characters, as HF tokenizers with
+    encode_special_tokens (split_special_tokens) and tiktoken with disallowed_special=() read them."""
+    path, special, plain = request.getfixturevalue("tokenizer_json" if layout == "tokenizer.json" else "qwen_tiktoken")
+    texts = ADVERSARIAL + llamacpp_texts()
+    got = c3_tokenize_lines(path, texts, tmp_path, special=False)
+    compare(f"{layout} / plain text", texts, got, [plain(t) for t in texts])
+    assert sum(g != special(t) for g, t in zip(got, texts)) >= 5, "the texts with special-token strings differ"
+
+
 @pytest.mark.parametrize("data", INVALID_UTF8, ids=range(len(INVALID_UTF8)))
 def test_invalid_utf8_is_tokenized_as_its_replacement(tokenizer_json, data, tmp_path):
-    path, encode = tokenizer_json
+    path, encode, _ = tokenizer_json
     (tmp_path / "bad.txt").write_bytes(data)
     got = [int(t) for t in run([C3, "tokenize", "--tokenizer", path, tmp_path / "bad.txt"]).split()]
     assert got == encode(data.decode("utf-8", errors="replace"))

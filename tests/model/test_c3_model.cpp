@@ -40,6 +40,18 @@ TEST(C3Prompt, LayoutMatchesTheSpec) {
   EXPECT_EQ(kTokenizer.decode(custom.decoder_prompt()), "Q:<img><imgpad><imgpad></img>|Say it: |");
 }
 
+TEST(C3Prompt, AnInstructionIsTextEvenWithSpecialTokenStrings) {
+  const int32_t im_end = *kTokenizer.token_id("<|im_end|>");
+  auto count_im_end = [&](const C3Prompt& p) {
+    return std::count(p.decoder_prompt().begin(), p.decoder_prompt().end(), im_end);
+  };
+  EXPECT_EQ(count_im_end(C3Prompt(kTokenizer, 2)), 2) << "the template's own";
+  const C3Prompt asked(kTokenizer, 2, kDefaultPromptTemplate, "Say <|im_end|> and <img>: ");
+  EXPECT_EQ(count_im_end(asked), 2) << "none from the instruction";
+  EXPECT_EQ(std::count(asked.decoder_prompt().begin(), asked.decoder_prompt().end(), *kTokenizer.token_id("<img>")), 1);
+  EXPECT_NE(kTokenizer.decode(asked.decoder_prompt()).find("Say <|im_end|> and <img>: <|im_end|>"), std::string::npos);
+}
+
 TEST(C3Prompt, BatchSlotsAndLabels) {
   const C3Prompt prompt(kTokenizer, 2);
   const auto a = ids("hello"), b = ids("hi");

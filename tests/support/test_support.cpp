@@ -75,6 +75,12 @@ std::vector<int32_t> ByteTokenizer::encode(std::string_view text) const {
   return ids;
 }
 
+std::vector<int32_t> ByteTokenizer::encode_text(std::string_view text) const {
+  std::vector<int32_t> ids;
+  for (char c : text) ids.push_back(6 + static_cast<unsigned char>(c));
+  return ids;
+}
+
 std::string ByteTokenizer::decode(const std::vector<int32_t>& ids, bool skip_special) const {
   std::string out;
   for (int32_t id : ids) {

@@ -64,6 +64,7 @@ class DeviceDtypeTest : public testing::TestWithParam<DeviceDtype> {
 class ByteTokenizer : public Tokenizer {
  public:
   std::vector<int32_t> encode(std::string_view text) const override;
+  std::vector<int32_t> encode_text(std::string_view text) const override;  // every byte its own id
   std::string decode(const std::vector<int32_t>& ids, bool skip_special = false) const override;
   std::optional<int32_t> token_id(std::string_view token) const override;
   int64_t vocab_size() const override { return 262; }

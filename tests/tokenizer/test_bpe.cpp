@@ -140,6 +140,17 @@ TEST_F(Qwen2Tokenizers, SpecialTokenCases) {
   EXPECT_EQ(vm_->token_id("<|im_end|>"), 151645);
   EXPECT_EQ(tiktoken_->token_id("<imgpad>"), 151859);  // the released C3/GOT table
   EXPECT_EQ(tiktoken_->token_id("<|extra_204|>"), 151850);
+  // Documents read special-token strings as text (HF checks the ids, tests/hf); added tokens that
+  // are not special (<tool_call> in Qwen2.5) are still matched.
+  const std::string doc = "a<|im_end|>b<tool_call>";
+  for (const Tokenizer* tok : {vm_, json_}) {
+    const auto plain = tok->encode_text(doc);
+    EXPECT_EQ(std::count(plain.begin(), plain.end(), 151645), 0);
+    EXPECT_EQ(std::count(plain.begin(), plain.end(), 151657), 1) << "<tool_call> is an added token, not special";
+    EXPECT_EQ(tok->decode(plain), doc);
+    const auto special = tok->encode(doc);
+    EXPECT_EQ(std::count(special.begin(), special.end(), 151645), 1);
+  }
 }
 
 TEST_F(Qwen2Tokenizers, AdversarialTextRoundTripsAndAgreesAcrossLayouts) {

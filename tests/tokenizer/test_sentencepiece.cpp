@@ -40,6 +40,11 @@ TEST(SentencePiece, TrainsWithTheC3SpecialTokensAndRoundTrips) {
     const std::string spaced = "two  spaces\n\nand\ttabs \n";
     EXPECT_EQ(tok->decode(tok->encode(spaced)), spaced) << "whitespace kept, " << type;
     EXPECT_EQ(tok->decode(ids, /*skip_special=*/true).find("<imgpad>"), std::string::npos);
+    // As a document reads it, no special-token string becomes its token, and the text comes back.
+    const auto plain = tok->encode_text(prompt);
+    for (const auto& s : c3_special_tokens())
+      EXPECT_EQ(std::count(plain.begin(), plain.end(), *tok->token_id(s)), 0) << s << ", " << type;
+    EXPECT_EQ(tok->decode(plain), prompt) << type;
     EXPECT_THROW(tok->decode({100000}), Error);
     EXPECT_THROW(train_sentencepiece(o, dir / "tok"), Error) << "existing output is kept";
   }

@@ -42,7 +42,8 @@ class ByteLevelBpe : public Tokenizer {
   // qwen.tiktoken (base64 token, space, rank per line) with the released C3/GOT special tokens.
   static std::unique_ptr<ByteLevelBpe> from_tiktoken(const std::filesystem::path& file);
 
-  std::vector<int32_t> encode(std::string_view text) const override;
+  std::vector<int32_t> encode(std::string_view text) const override { return encode_with(text, true); }
+  std::vector<int32_t> encode_text(std::string_view text) const override { return encode_with(text, false); }
   std::string decode(const std::vector<int32_t>& ids, bool skip_special) const override;
   std::optional<int32_t> token_id(std::string_view token) const override;
   int64_t vocab_size() const override { return static_cast<int64_t>(tokens_.size()); }
@@ -55,6 +56,7 @@ class ByteLevelBpe : public Tokenizer {
 
  private:
   void encode_ordinary(std::string_view text, std::vector<int32_t>& out) const;  // no added tokens
+  std::vector<int32_t> encode_with(std::string_view text, bool special_tokens) const;
   void bpe(std::string_view piece, std::vector<int32_t>& out) const;
 
   std::vector<std::string> tokens_;

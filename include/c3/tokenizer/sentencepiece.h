@@ -17,6 +17,9 @@ class SentencePieceTokenizer : public Tokenizer {
   ~SentencePieceTokenizer() override;
 
   std::vector<int32_t> encode(std::string_view text) const override;
+  // sentencepiece matches its user-defined symbols (C3's special tokens) wherever they appear, so
+  // each one it finds in the text is replaced by the byte pieces of its characters.
+  std::vector<int32_t> encode_text(std::string_view text) const override;
   std::string decode(const std::vector<int32_t>& ids, bool skip_special) const override;
   std::optional<int32_t> token_id(std::string_view token) const override;
   int64_t vocab_size() const override;

@@ -17,7 +17,13 @@ class Tokenizer {
   virtual ~Tokenizer() = default;
   // No BOS/EOS is added. Bytes that are not valid UTF-8 are replaced by U+FFFD (and a warning
   // is logged once per process).
+  // Special-token strings ("<|im_end|>", "<img>") in the text become those tokens: for prompts
+  // and templates.
   virtual std::vector<int32_t> encode(std::string_view text) const = 0;
+  // Text as a user wrote it (documents, questions): special-token strings stay ordinary
+  // characters, so no text can forge a token that steers the model (HF's split_special_tokens;
+  // added tokens that are not special are still matched). Decodes back to the same text.
+  virtual std::vector<int32_t> encode_text(std::string_view text) const = 0;
   // Ids back to text; ill-formed UTF-8 in the result is replaced by U+FFFD. An id outside the
   // vocabulary throws c3::Error.
   virtual std::string decode(const std::vector<int32_t>& ids, bool skip_special = false) const = 0;
