@@ -62,8 +62,9 @@ std::string pages_digest(const std::vector<EvalPage>& pages) {
   return sha256_hex(all);
 }
 
-// The finished pages of an interrupted run with the same settings (`key`), or none.
-std::vector<PageResult> read_journal(const fs::path& path, const json& key) {
+// The page results of an interrupted run that are still up to date: made with the same model and
+// settings (`key`) from a page that is still selected with the same text. The others are redone.
+std::vector<PageResult> read_journal(const fs::path& path, const json& key, const std::vector<SelectedPage>& pages) {
   std::ifstream in(path);
   std::string line;
   if (!std::getline(in, line)) return {};
@@ -73,16 +74,30 @@ std::vector<PageResult> read_journal(const fs::path& path, const json& key) {
   } catch (const json::exception&) {
     fail_file(path.string(), "not a c3 eval journal (pass --force to start over)");
   }
-  if (header.value("resume_key", json()) != key)
-    fail_file(path.string(), "holds an interrupted run with another model, data or settings (pass --force to start over)");
-  std::vector<PageResult> done;
+  std::vector<PageResult> found;
   while (std::getline(in, line)) {
     try {
-      done.push_back(PageResult::from_json(json::parse(line)));
+      found.push_back(PageResult::from_json(json::parse(line)));
     } catch (const json::exception&) {
       break;  // the line a kill cut short; what follows it cannot exist
     }
   }
+  if (header.value("resume_key", json()) != key) {
+    if (!found.empty())
+      spdlog::warn("{}: its {} page results were made with another model or settings: redoing them", path.string(),
+                   found.size());
+    return {};
+  }
+  std::map<std::string, std::string> digests;
+  for (const auto& p : pages) digests[p.page.id] = sha256_hex(p.page.text);
+  std::vector<PageResult> done;
+  for (auto& r : found) {
+    const auto it = digests.find(r.id);
+    if (it != digests.end() && it->second == r.page_sha256) done.push_back(std::move(r));
+  }
+  if (done.size() < found.size())
+    spdlog::info("{}: {} page results are out of date (their page changed or left the selection): redoing them",
+                 path.string(), found.size() - done.size());
   return done;
 }
 
@@ -173,7 +188,7 @@ class EvalCommand : public Command {
                 {"model_fingerprint", model_fingerprint(model)},
                 {"latent_tokens", prompt.latent_tokens()},
                 {"data", data_},
-                {"pages_sha256", pages_digest(pages)},
+                {"pages_sha256", pages_digest(pages)},  // the report's record of the data
                 {"selection", {{"pages_read", pages.size()}, {"pages_selected", selected.size()}, {"limit", limit}}},
                 {"generation",
                  {{"max_new_tokens", options.generate.max_new_tokens},
@@ -186,6 +201,9 @@ class EvalCommand : public Command {
     // Pages already done by an interrupted run with the same settings are kept (the journal).
     json key = run;
     key.erase("c3_version");
+    key.erase("pages_sha256");  // pages are checked one by one (read_journal)
+    key.erase("data");
+    key.erase("selection");
     key["generation"].erase("batch_size");
     key["buckets"] = {buckets.min_tokens, buckets.max_tokens, buckets.width};
     if (force)  // only what eval writes: OUTPUT may be a folder holding other things
@@ -194,7 +212,7 @@ class EvalCommand : public Command {
     fs::create_directories(out, ec);
     if (ec) fail_file(out.string(), "cannot create folder: " + ec.message());
     const fs::path journal = out / kJournal;
-    std::vector<PageResult> done = fs::exists(journal, ec) ? read_journal(journal, key) : std::vector<PageResult>{};
+    std::vector<PageResult> done = fs::exists(journal, ec) ? read_journal(journal, key, selected) : std::vector<PageResult>{};
     if (!done.empty()) spdlog::info("resuming: {} page results from the interrupted run in {}", done.size(), journal.string());
     {
       // Rewrite the journal with what is kept (a cut-off last line is dropped), then append.

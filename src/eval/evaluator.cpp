@@ -1,5 +1,7 @@
 #include "c3/eval/evaluator.h"
 
+#include "c3/util/sha256.h"
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -49,6 +51,7 @@ json PageResult::to_json() const {
   j["position_curve"] = curve;
   if (condition != "none") j["text"] = text;
   j["reconstruction"] = reconstruction;
+  j["page_sha256"] = page_sha256;
   return j;
 }
 
@@ -74,6 +77,7 @@ PageResult PageResult::from_json(const json& j) {
     r.position_curve.push_back(v.is_null() ? std::numeric_limits<double>::quiet_NaN() : v.get<double>());
   r.text = j.value("text", "");
   r.reconstruction = j.at("reconstruction").get<std::string>();
+  r.page_sha256 = j.value("page_sha256", "");
   return r;
 }
 
@@ -101,6 +105,7 @@ std::vector<PageResult> evaluate(C3Model& model, const Tokenizer& tokenizer, con
       r.id = p.page.id, r.condition = name, r.page_tokens = p.tokens;
       r.bucket = p.bucket, r.bucket_label = options.buckets.label(p.bucket);
       r.text = perturb(p.page.text, condition, page_seed(options.seed, p.page.id));
+      r.page_sha256 = sha256_hex(p.page.text);
       item.ids = condition == Perturbation::kNone ? p.ids : tokenizer.encode_text(r.text);
       r.text_tokens = static_cast<int64_t>(item.ids.size());
       r.ratio = static_cast<double>(r.text_tokens) / static_cast<double>(latents);

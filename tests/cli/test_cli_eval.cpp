@@ -2,6 +2,8 @@
 // resumption after a kill.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <sstream>
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -98,16 +100,40 @@ TEST(CliEval, WritesTheReportAndResumesAKilledRun) {
   kill(pid, SIGKILL);
   test::wait_exit(pid);
   ASSERT_FALSE(fs::exists(dir / "killed" / "summary.json")) << "killed part way";
-  const int kept = test::lines(test::read_bytes(journal)) - 1;
-  // Other settings do not mix with the interrupted run.
-  r = c3(common + "--max-new-tokens 32 -o killed", dir);
-  EXPECT_EQ(r.code, 1);
-  EXPECT_THAT(r.err, HasSubstr("another model, data or settings"));
+  const std::string journal_text = test::read_bytes(journal);
+  const std::string header = journal_text.substr(0, journal_text.find('\n') + 1);
+  const int kept = test::lines(journal_text) - 1;
   r = c3(args + "killed", dir);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.err, HasSubstr("resuming: " + std::to_string(kept) + " page results"));
   EXPECT_EQ(test::read_bytes(dir / "killed" / "pages.jsonl"), test::read_bytes(dir / "straight" / "pages.jsonl"));
   EXPECT_FALSE(fs::exists(journal));
+
+  // An interrupted run whose data changed since: only the changed page's results are redone.
+  // (Its journal: every result of the straight run, under the killed run's header.)
+  const std::string all_results = header + test::read_bytes(dir / "straight" / "pages.jsonl");
+  fs::create_directories(dir / "edited");
+  test::write_bytes(dir / "edited" / "pages.partial.jsonl", all_results);
+  auto texts = m.texts;
+  std::swap(texts[2], texts[3]);  // pages en_2 and en_3 now hold each other's text
+  write_fox_file(dir / "edited.json", texts);
+  r = c3("--threads 1 eval -m '" + m.model() + "' edited.json --min-tokens 1 --max-tokens 400 --bucket-width 100 "
+         "--perturb shuffle-words random-chars --batch-size 1 --max-new-tokens 64 -o edited",
+         dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("6 page results are out of date"));
+  EXPECT_THAT(r.err, HasSubstr("resuming: 30 page results"));
+  std::istringstream results(test::read_bytes(dir / "edited" / "pages.jsonl"));
+  for (std::string line; std::getline(results, line);) {
+    const json page = json::parse(line);
+    if (page["condition"] == "none" && page["id"] == "en_2.png") EXPECT_EQ(page["reconstruction"], m.texts[3]);
+  }
+  // Results made with other settings are redone, said in a warning.
+  fs::create_directories(dir / "other");
+  test::write_bytes(dir / "other" / "pages.partial.jsonl", all_results);
+  r = c3(common + "--max-new-tokens 32 -o other", dir);
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("36 page results were made with another model or settings: redoing them"));
 }
 
 }  // namespace

@@ -51,6 +51,7 @@ struct PageResult {
   PageScores scores;
   std::vector<double> position_curve;  // per tenth of the text; NaN (null in JSON) where empty
   std::string text;                    // what was compressed (the page, or its perturbation)
+  std::string page_sha256;             // of the page's text: a resumed run keeps this result only for the same page
   std::string reconstruction;
   nlohmann::json to_json() const;
   static PageResult from_json(const nlohmann::json& j);  // what to_json wrote (resuming a run)
