@@ -7,6 +7,7 @@
 
 #include "c3/model/c3_io.h"
 #include "c3/model/qwen2.h"
+#include "c3/train/checkpoints.h"
 #include "c3/util/atomic_file.h"
 #include "c3/util/error.h"
 
@@ -26,15 +27,18 @@ void add_batch_options(CLI::App& app, Options& o, const std::string& section) {
   o.config().declare(section + ".progress", true, "Show a progress line on a terminal");
 }
 
-C3Model load_model_for(const Config& config, const std::string& section, const Runtime& runtime) {
+LoadedModel load_model_for(const Config& config, const std::string& section, const Runtime& runtime) {
   if (config.get<std::string>(section + ".model").empty()) throw UsageError("--model (a C3 checkpoint folder) is required");
   const std::string dtype = config.get<std::string>(section + ".dtype");
   C3LoadOptions options;
   options.device = runtime.device;
   options.dtype = dtype == "auto" ? (runtime.device.is_cuda() ? at::kBFloat16 : at::kFloat) : scalar_type_from_name(dtype);
-  C3Model model = load_c3(config.get<std::string>(section + ".model"), options);
-  model->eval();
-  return model;
+  LoadedModel loaded;
+  loaded.folder = resolve_c3_checkpoint(config.get<std::string>(section + ".model"));
+  loaded.model = load_c3(loaded.folder, options);
+  loaded.model->eval();
+  loaded.tokenizer = load_tokenizer(loaded.folder);
+  return loaded;
 }
 
 namespace {

@@ -7,6 +7,7 @@
 
 #include "c3/infer/file_jobs.h"
 #include "c3/model/c3_model.h"
+#include "c3/tokenizer/tokenizer.h"
 #include "c3/util/config.h"
 #include "command.h"
 
@@ -15,9 +16,14 @@ namespace c3::cli {
 // Declares SECTION.{model,output,force,fail_fast,shard,summary,progress,dtype} and their flags.
 void add_batch_options(CLI::App& app, Options& options, const std::string& section);
 
-// The model in `SECTION.model` on the runtime's device, in SECTION.dtype (auto: bf16 on CUDA, fp32
-// on the CPU).
-C3Model load_model_for(const Config& config, const std::string& section, const Runtime& runtime);
+// The model in `SECTION.model` (a C3 folder, or a training run for its newest checkpoint) on the
+// runtime's device, in SECTION.dtype (auto: bf16 on CUDA, fp32 on the CPU), with its tokenizer.
+struct LoadedModel {
+  C3Model model{nullptr};
+  std::unique_ptr<Tokenizer> tokenizer;
+  std::filesystem::path folder;  // the checkpoint it was read from
+};
+LoadedModel load_model_for(const Config& config, const std::string& section, const Runtime& runtime);
 
 // The jobs of this shard.
 std::vector<FileJob> shard_jobs(const Config& config, const std::string& section, const std::vector<std::string>& inputs,

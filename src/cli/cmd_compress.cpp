@@ -35,8 +35,7 @@ class CompressCommand : public Command {
     const auto jobs = shard_jobs(c, "compress", inputs_, list);
     if (jobs.size() == 1 && jobs[0].to_stdout() && isatty(STDOUT_FILENO))
       throw UsageError("a latent file is binary: give -o FILE or redirect stdout");
-    C3Model model = load_model_for(c, "compress", runtime);
-    const auto tokenizer = load_tokenizer(c.get<std::string>("compress.model"));
+    auto [model, tokenizer, folder] = load_model_for(c, "compress", runtime);
     const C3Prompt prompt(*tokenizer, model->config().latent_tokens);
     CompressOptions o;
     o.batch_tokens = c.get<int64_t>("compress.batch_tokens");

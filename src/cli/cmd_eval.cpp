@@ -167,8 +167,7 @@ class EvalCommand : public Command {
     if (fs::exists(out, ec) && !fs::is_directory(out, ec)) fail_file(out.string(), "exists and is not a folder");
 
     const auto pages = read_eval_pages(data_);
-    C3Model model = load_model_for(c, "eval", runtime);
-    const auto tokenizer = load_tokenizer(c.get<std::string>("eval.model"));
+    auto [model, tokenizer, folder] = load_model_for(c, "eval", runtime);
     const C3Prompt prompt(*tokenizer, model->config().latent_tokens);
     const auto selected = select_pages(pages, *tokenizer, buckets, limit);
     if (selected.empty())
@@ -184,7 +183,7 @@ class EvalCommand : public Command {
 
     const std::string dtype = model->query.scalar_type() == at::kBFloat16 ? "bfloat16" : "float32";
     json run = {{"c3_version", C3_VERSION},
-                {"model", c.get<std::string>("eval.model")},
+                {"model", folder.string()},
                 {"model_fingerprint", model_fingerprint(model)},
                 {"latent_tokens", prompt.latent_tokens()},
                 {"data", data_},

@@ -28,8 +28,7 @@ class ReconstructCommand : public Command {
     const auto jobs = shard_jobs(c, "reconstruct", inputs_, list);
     if (jobs.size() == 1 && jobs[0].from_stdin() && isatty(STDIN_FILENO))
       throw UsageError("'-' reads a latent file from standard input, which is a terminal: pipe one in (c3 compress ... | c3 reconstruct -m M -)");
-    C3Model model = load_model_for(c, "reconstruct", runtime);
-    const auto tokenizer = load_tokenizer(c.get<std::string>("reconstruct.model"));
+    auto [model, tokenizer, folder] = load_model_for(c, "reconstruct", runtime);
     const std::string instruction = c.get<std::string>("reconstruct.prompt");
     const C3Prompt prompt(*tokenizer, model->config().latent_tokens, kDefaultPromptTemplate,
                           instruction.empty() ? kDefaultInstruction : instruction);

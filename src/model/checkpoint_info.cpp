@@ -112,6 +112,9 @@ json describe_checkpoint(const fs::path& dir) {
     json enc = describe_qwen2(encoder);
     info["encoder"] = enc;
     info["latent_token_len"] = root.config().value("latent_token_len", json());
+    // What running it needs: the longest text it was trained on (compress cuts longer texts into
+    // spans of that size), and the dtype c3 runs it in unless told otherwise.
+    info["trained_max_length"] = root.config().value("c3_max_length", json());
     parameters += enc["parameters"].get<int64_t>();
     kv_per_token += enc["kv_cache_bf16_bytes_per_token"].get<int64_t>();
   }
@@ -128,6 +131,13 @@ std::string format_checkpoint_info(const json& info) {
     format_model(s, info["encoder"], "  ");
     s << "total         " << human_count(info["parameters"].get<int64_t>()) << " parameters, "
       << info["latent_token_len"].dump() << " latent tokens\n";
+    const json& trained = info["trained_max_length"];
+    s << "trained on    "
+      << (trained.is_number() ? "sequences of up to " + trained.dump() + " tokens (c3_max_length): compress cuts longer texts"
+                              : std::string("an unrecorded length (no c3_max_length): compress assumes 8192 tokens"))
+      << "\n";
+    s << "runs in       float32 on the CPU, bfloat16 on CUDA (--dtype chooses); compress writes latents in the same "
+         "(--latent-dtype)\n";
   }
   const json& m = info["memory"];
   s << "memory, run   " << human_bytes(m["run_bytes"].get<double>()) << " = "

@@ -77,6 +77,28 @@ std::vector<fs::path> list_checkpoints(const fs::path& output) {
   return out;
 }
 
+fs::path resolve_c3_checkpoint(const fs::path& path) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) fail_file(path.string(), "no such folder");
+  if (!fs::is_directory(path, ec))
+    fail_file(path.string(), "is a file; a C3 model is the folder that holds config.json, the weights and llm1/ (" +
+                                 (path.has_parent_path() ? path.parent_path().string() : std::string(".")) + "?)");
+  if (is_c3_checkpoint(path)) return path;
+  const auto saved = list_checkpoints(path);
+  if (!saved.empty()) {
+    spdlog::info("{} is a training run: using its newest checkpoint, {}", path.string(), saved.back().string());
+    return saved.back();
+  }
+  const fs::path config = path / io::CheckpointDir::kConfigFile;
+  if (!fs::exists(config, ec))
+    fail_file(path.string(), "not a C3 model (no config.json, and no checkpoint-N folders of a training run)");
+  const auto json = io::read_json_file(config);
+  const std::string type = json.is_object() ? json.value("model_type", std::string("(none)")) : "(none)";
+  fail_file(config.string(), "not a C3 model (model_type \"" + type + "\")" +
+                                 (type == "qwen2" ? ": a plain Qwen2 model, which c3 train takes as --encoder or --decoder"
+                                                  : ""));
+}
+
 void save_training_checkpoint(const fs::path& dir, C3Model& model, const AdamW& optimizer, const TrainingState& state,
                               const fs::path& tokenizer_source, Communicator& comm) {
   std::optional<AtomicDirectory> out;

@@ -39,10 +39,7 @@ bool is_dir(const std::string& path) {
 
 // A training output folder stands for its newest checkpoint (phase 2 of a recipe starts from
 // wherever phase 1 ended); anything else is taken as a C3 checkpoint itself.
-fs::path warm_start_checkpoint(const std::string& path) {
-  const auto in_folder = list_checkpoints(path);
-  return is_c3_checkpoint(path) || in_folder.empty() ? fs::path(path) : in_folder.back();
-}
+fs::path warm_start_checkpoint(const std::string& path) { return resolve_c3_checkpoint(path); }
 
 fs::path prepare_tokenizer(const TrainSettings& s, const fs::path& resume_dir, const StagedFolder& staged) {
   fs::path source = s.tokenizer;

@@ -341,7 +341,7 @@ TEST(CliTrain, BadInputIsOneLineAndLeavesNoOutput) {
       {base + "--data train.jsonl --set optim.frozen='[\"decoder\",\"encoder\",\"query\",\"projector\"]'",
        "nothing to train", 2},
       {base + "--data train.jsonl --set optim.schedule=step", "optim.schedule", 2},
-      {"--threads 1 train --checkpoint tok --data train.jsonl -o out", "not a C3 checkpoint", 1},
+      {"--threads 1 train --checkpoint tok --data train.jsonl -o out", "tok: not a C3 model (no config.json", 1},
       {"--threads 1 train --data train.jsonl -o out", "model.checkpoint", 2},
   };
   for (const auto& c : cases) {
@@ -501,6 +501,37 @@ TEST(CliCompress, SpecialTokenStringsInDocumentsAreOrdinaryText) {
     EXPECT_EQ(spans[0].get<int>(), plain) << s << ": compress reads it as c3 tokenize does";
     EXPECT_GT(plain, special) << s << ": as text it is several tokens, not the one special token";
   }
+}
+
+TEST(CliCompress, ModelPathsNameTheRealProblemAndATrainingRunStandsForItsNewestCheckpoint) {
+  const auto& m = trained_model();
+  test::TempDir dir;
+  test::write_bytes(dir / "in.txt", m.texts[5]);
+  const fs::path checkpoint = m.model();
+  auto fails = [&](const std::string& model, const std::string& why) {
+    const auto r = c3("--threads 1 compress -m '" + model + "' in.txt -o in.c3", dir);
+    EXPECT_EQ(r.code, 1) << model;
+    EXPECT_THAT(r.err, HasSubstr(why)) << model;
+    EXPECT_EQ(lines(r.err), 1) << r.err;
+    EXPECT_FALSE(fs::exists(dir / "in.c3"));
+  };
+  fails("missing", "missing: no such folder");
+  fails((checkpoint / "model.safetensors").string(), "is a file; a C3 model is the folder that holds config.json");
+  fails((checkpoint / "llm1").string(), "a plain Qwen2 model, which c3 train takes as --encoder or --decoder");
+  fails(dir.path().string(), "not a C3 model (no config.json, and no checkpoint-N folders of a training run)");
+  // A training run's folder stands for its newest checkpoint, for compress, reconstruct and info.
+  const std::string run = checkpoint.parent_path().string();
+  auto r = c3("--threads 1 compress -m '" + run + "' in.txt -o in.c3", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("is a training run: using its newest checkpoint"));
+  r = c3("--threads 1 reconstruct -m '" + run + "' in.c3", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, m.texts[5] + "\n");
+  r = c3("info '" + run + "'", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("checkpoint-150"));
+  EXPECT_THAT(r.out, HasSubstr("trained on    sequences of up to"));
+  EXPECT_THAT(r.out, HasSubstr("runs in       float32 on the CPU, bfloat16 on CUDA"));
 }
 
 TEST(CliCompress, StdinToStdoutAndQuestions) {

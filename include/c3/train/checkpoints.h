@@ -36,6 +36,11 @@ std::filesystem::path checkpoint_path(const std::filesystem::path& output, int64
 // Complete checkpoints in `output`, oldest first.
 std::vector<std::filesystem::path> list_checkpoints(const std::filesystem::path& output);
 
+// What a user may give where a C3 model is expected: a C3 checkpoint folder, or a training output
+// folder, which stands for its newest checkpoint. Anything else is an error that says what it is:
+// a missing path, a file (the weights, config.json), a plain Qwen2 model, a folder with no model.
+std::filesystem::path resolve_c3_checkpoint(const std::filesystem::path& path);
+
 // Called on every rank. Rank 0 stages the folder and writes the model, tokenizer and state; the
 // optimizer state goes to training_state/optimizer.safetensors, or, sharded (ZeRO-1), each rank
 // writes its part to training_state/optimizer-rank-R.safetensors; rank 0 renames the folder into
