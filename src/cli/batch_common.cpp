@@ -14,14 +14,14 @@
 namespace c3::cli {
 
 void add_batch_options(CLI::App& app, Options& o, const std::string& section) {
-  o.add(app, "-m,--model", section + ".model", "", "C3 checkpoint folder (required)");
-  o.add(app, "-o,--output", section + ".output", "", "Output folder (mirrors the inputs), or file for one input; default stdout");
+  o.add_path(app, "-m,--model", section + ".model", "", "C3 checkpoint folder (required)");
+  o.add_path(app, "-o,--output", section + ".output", "", "Output folder (mirrors the inputs), or file for one input; default stdout");
   o.add(app, "--force", section + ".force", false,
         "Redo every output (default: keep outputs that are up to date, i.e. made from the same input, model and "
         "settings, and redo the rest)");
   o.add(app, "--fail-fast", section + ".fail_fast", false, "Stop at the first file that fails (else report it and go on)");
   o.add(app, "--shard", section + ".shard", "", "Process slice I of N (I/N); default RANK/WORLD_SIZE or SLURM_PROCID/SLURM_NTASKS");
-  o.add(app, "--summary", section + ".summary", "", "Write a JSON summary of the run to this file");
+  o.add_path(app, "--summary", section + ".summary", "", "Write a JSON summary of the run to this file");
   o.add(app, "--dtype", section + ".dtype", "auto", "Model dtype (auto: bfloat16 on CUDA, float32 on CPU)",
         {"auto", "float32", "bfloat16"});
   o.config().declare(section + ".progress", true, "Show a progress line on a terminal");

@@ -111,9 +111,9 @@ class EvalCommand : public Command {
   }
   void setup(CLI::App& app, Options& o) override {
     app.add_option("data", data_, "Fox page-OCR JSON (en_page_ocr.json), JSONL with id and text, or a folder of .txt files");
-    o.add(app, "-m,--model", "eval.model", "", "C3 checkpoint folder");
-    o.add(app, "-o,--output", "eval.output", "", "Folder for pages.jsonl, summary.json, report.md and the plots");
-    o.add(app, "--score", "eval.score", "", "Score a JSONL of label/answer (or reference/prediction) pairs, no model; - for stdin");
+    o.add_path(app, "-m,--model", "eval.model", "", "C3 checkpoint folder");
+    o.add_path(app, "-o,--output", "eval.output", "", "Folder for pages.jsonl, summary.json, report.md and the plots");
+    o.add_path(app, "--score", "eval.score", "", "Score a JSONL of label/answer (or reference/prediction) pairs, no model; - for stdin");
     o.add(app, "--per-page", "eval.per_page", false, "With --score: one JSON line per record before the summary");
     o.add(app, "--min-tokens", "eval.min_tokens", 600, "Pages with fewer text tokens are left out");
     o.add(app, "--max-tokens", "eval.max_tokens", 1300, "Pages with more text tokens are left out");

@@ -18,7 +18,7 @@ class InitCommand : public Command {
     app.add_option("output", output_, "Checkpoint folder to create")->required();
     app.add_flag("--force", force_, "Replace OUTPUT if it exists");
     options.add(app, "--preset", "init.preset", "tiny", "Architecture preset", {"tiny", "0.5b", "1.5b", "3b"});
-    options.add(app, "--model-config", "init.model_config", "",
+    options.add_path(app, "--model-config", "init.model_config", "",
                 "Hugging Face config.json to take the architecture from (overrides --preset)");
     options.add(app, "--dtype", "init.dtype", "float32", "Stored dtype", {"float32", "bfloat16", "float16"});
     options.add(app, "--seed", "init.seed", 0, "Random seed");

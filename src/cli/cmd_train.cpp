@@ -2,16 +2,47 @@
 #include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <spdlog/spdlog.h>
 
+#include <array>
 #include <chrono>
+#include <filesystem>
 #include <iostream>
 
+#include "c3/io/checkpoint_dir.h"
 #include "c3/model/c3_prompt.h"
+#include "c3/train/checkpoints.h"
 #include "c3/train/distributed.h"
 #include "c3/train/trainer.h"
 #include "c3/util/error.h"
 #include "command.h"
 
 namespace c3::cli {
+
+namespace fs = std::filesystem;
+
+// The config sections train owns: what train_config.json keeps and a resumed run takes back.
+constexpr std::array<const char*, 4> kSections{"model", "data", "optim", "train"};
+
+// train_config.json: train's sections, paths made absolute so the file means the same from any
+// working directory (resume, --config RUN/train_config.json).
+nlohmann::json saved_settings(const Config& c) {
+  const nlohmann::json all = c.dump();
+  nlohmann::json out = nlohmann::json::object();
+  for (const char* section : kSections) {
+    out[section] = all.at(section);
+    for (auto& [name, value] : out[section].items()) {
+      if (!c.is_path(std::string(section) + "." + name)) continue;
+      auto absolute = [](nlohmann::json& v) {
+        const std::string p = v.get<std::string>();
+        if (!p.empty() && p != "-" && p.rfind("preset:", 0) != 0) v = fs::absolute(p).lexically_normal().string();
+      };
+      if (value.is_array())
+        for (auto& v : value) absolute(v);
+      else
+        absolute(value);
+    }
+  }
+  return out;
+}
 
 class TrainCommand : public Command {
  public:
@@ -25,11 +56,11 @@ class TrainCommand : public Command {
                "section.key=value;\n'c3 train --dump-config' lists them with their values. Configs: configs/*.json.");
     app.add_flag("--dry-run", dry_run_,
                  "Print the estimated memory per GPU (1, 2, 4, 8 and this world size; vs DeepSpeed ZeRO-2) and exit");
-    o.add(app, "--checkpoint", "model.checkpoint", "", "C3 checkpoint folder to start from (warm start)");
-    o.add(app, "--encoder", "model.encoder", "",
+    o.add_path(app, "--checkpoint", "model.checkpoint", "", "C3 checkpoint folder to start from (warm start)");
+    o.add_path(app, "--encoder", "model.encoder", "",
           "Encoder: Hugging Face Qwen2 folder, or for training from scratch a config.json or preset:NAME");
-    o.add(app, "--decoder", "model.decoder", "", "Decoder: as --encoder");
-    o.add(app, "--tokenizer", "model.tokenizer", "", "Tokenizer folder or file (default: the checkpoint's / decoder's)");
+    o.add_path(app, "--decoder", "model.decoder", "", "Decoder: as --encoder");
+    o.add_path(app, "--tokenizer", "model.tokenizer", "", "Tokenizer folder or file (default: the checkpoint's / decoder's)");
     o.add(app, "--latent-tokens", "model.latent_tokens", 32, "Number of latent tokens N (context query slots)");
     o.config().declare("model.resize_latents", false,
                        "Allow a C3 checkpoint with a different N: Q is re-initialised (logged)");
@@ -42,8 +73,8 @@ class TrainCommand : public Command {
           "Recompute each transformer block in backward (less memory, ~1/3 more compute)");
     o.config().declare("model.init_seed", 0, "Seed for freshly initialised weights (scratch, Q, projector)");
     // data
-    o.add(app, "--data", "data.train", json::array(), "Training data: .jsonl, conversations .json, .txt or folders");
-    o.add(app, "--validation", "data.validation", "", "Validation data (default: split off the training data)");
+    o.add_path(app, "--data", "data.train", json::array(), "Training data: .jsonl, conversations .json, .txt or folders");
+    o.add_path(app, "--validation", "data.validation", "", "Validation data (default: split off the training data)");
     o.config().declare("data.validation_samples", 16, "Samples split off for validation when data.validation is empty");
     o.config().declare("data.text_field", "text", "Field holding the text in JSONL lines");
     o.config().declare("data.min_tokens", 256, "Shortest piece cut from a long document (tokens)");
@@ -76,7 +107,7 @@ class TrainCommand : public Command {
     for (const char* part : {"encoder", "query", "projector", "decoder"})
       o.config().declare(std::string("optim.lr_scale_") + part, 1.0, std::string("Learning-rate multiplier of the ") + part);
     // loop and output
-    o.add(app, "-o,--output", "train.output", "", "Output folder (checkpoints, metrics.jsonl); resumed if it has a checkpoint");
+    o.add_path(app, "-o,--output", "train.output", "", "Output folder (checkpoints, metrics.jsonl); resumed if it has a checkpoint");
     o.add(app, "--batch-size", "train.batch_size", 2, "Samples per micro-batch (per GPU)");
     o.add(app, "--grad-accum", "train.grad_accum", 16, "Micro-batches accumulated per optimizer step");
     o.add(app, "--steps", "train.steps", 0, "Optimizer steps (0: from train.epochs)");
@@ -95,13 +126,22 @@ class TrainCommand : public Command {
     o.config().declare("train.progress", true, "Show a status line on a terminal");
   }
 
+  // `c3 train -o RUN` alone carries on a run: its saved settings lie under the command line's.
+  void complete_config(Config& c) override {
+    const fs::path saved = fs::path(c.get<std::string>("train.output")) / "train_config.json";
+    std::error_code ec;
+    if (c.get<std::string>("train.output").empty() || !fs::exists(saved, ec)) return;
+    c.merge_under(io::read_json_file(saved), saved.string(), {kSections.begin(), kSections.end()});
+    spdlog::debug("settings not given on the command line or in --config files come from {}", saved.string());
+  }
+
   int run(const Config& c, const Runtime& runtime) override {
     TrainSettings s;
     s.checkpoint = c.get<std::string>("model.checkpoint");
     s.encoder = c.get<std::string>("model.encoder");
     s.decoder = c.get<std::string>("model.decoder");
     s.tokenizer = c.get<std::string>("model.tokenizer");
-    s.latent_tokens = c.get<int64_t>("model.latent_tokens");
+    if (!c.origin("model.latent_tokens").empty()) s.latent_tokens = c.get<int64_t>("model.latent_tokens");
     s.resize_latents = c.get<bool>("model.resize_latents");
     s.prompt_template = c.get<std::string>("model.prompt_template");
     s.instruction = c.get<std::string>("model.instruction");
@@ -148,9 +188,21 @@ class TrainCommand : public Command {
     s.max_bad_steps = c.get<int64_t>("train.max_bad_steps");
     s.loss_chunk = c.get<int64_t>("train.loss_chunk");
     s.progress = c.get<bool>("train.progress");
-    s.resolved_config = c.dump();
+    s.resolved_config = saved_settings(c);
     // Several processes (torchrun, srun): rank 0 logs, every rank computes on its own device.
     const DistributedEnv dist = detect_distributed_env();
+    // Inputs that are not there, named with the key and where it was set, before anything starts.
+    // A resumed run reads its model from its checkpoint; a dry run reads no data and plans for
+    // encoder and decoder folders that are not downloaded yet.
+    std::vector<std::string> inputs;
+    if (!dry_run_) inputs = {"data.train", "data.validation"};
+    if (list_checkpoints(s.output).empty()) {
+      inputs.insert(inputs.end(), {"model.checkpoint", "model.tokenizer"});
+      if (!dry_run_) inputs.insert(inputs.end(), {"model.encoder", "model.decoder"});
+    }
+    for (const auto& key : inputs) c.require_existing_paths(key);
+    if (!s.checkpoint.empty() && list_checkpoints(s.output).empty())
+      s.checkpoint = resolve_c3_checkpoint(s.checkpoint).string();  // a training run: its newest checkpoint
     if (dry_run_) {
       print_dry_run(s, dist.world_size, std::cout);
       return 0;

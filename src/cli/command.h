@@ -31,6 +31,9 @@ class Options {
   // flag takes no value (`--fail-fast`), or `--flag=false`.
   CLI::Option* add(CLI::App& app, const std::string& flag, const std::string& key, nlohmann::json default_value,
                    const std::string& help, std::vector<std::string> choices = {});
+  // The same for a key that holds file paths (taken from a config file's folder, see Config).
+  CLI::Option* add_path(CLI::App& app, const std::string& flag, const std::string& key, nlohmann::json default_value,
+                        const std::string& help);
   // Applies the flags that were given, in command-line order.
   void apply();
 
@@ -49,6 +52,9 @@ class Command {
   virtual std::string summary() const = 0;
   // Declares the command's config keys and adds its options to `app`.
   virtual void setup(CLI::App& app, Options& options) = 0;
+  // Called after config files, --set and flags are merged, before --dump-config: a command may add
+  // settings from elsewhere underneath them (train: a run's saved train_config.json).
+  virtual void complete_config(Config&) {}
   // Returns the exit code. Errors are thrown (c3::Error -> 1, c3::UsageError -> 2).
   virtual int run(const Config& config, const Runtime& runtime) = 0;
 };

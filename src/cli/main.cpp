@@ -8,6 +8,7 @@
 #include "c3/torch_compat.h"
 #include "c3/util/error.h"
 #include "c3/util/runtime.h"
+#include "c3/util/status_line.h"
 #include "c3/version.h"
 #include "command.h"
 
@@ -31,7 +32,17 @@ CLI::Option* Options::add(CLI::App& app, const std::string& flag, const std::str
   CLI::Option* opt = lists_.back()   ? app.add_option(flag, *lists_.back(), description)
                      : flags_.back() ? app.add_flag(flag, *flags_.back(), description)
                                      : app.add_option(flag, *texts_.back(), description);
+  // A flag given twice (before and after the subcommand, or a script's default then the user's)
+  // takes the last value, as the command line reads.
+  if (!lists_.back()) opt->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   bound_.emplace_back(key, opt);
+  return opt;
+}
+
+CLI::Option* Options::add_path(CLI::App& app, const std::string& flag, const std::string& key,
+                               nlohmann::json default_value, const std::string& help) {
+  CLI::Option* opt = add(app, flag, key, std::move(default_value), help);
+  config_.mark_path(key);
   return opt;
 }
 
@@ -72,9 +83,11 @@ int run_cli(int argc, char** argv) {
   app.add_flag("--dump-config", dump_config, "Print the merged, validated config as JSON and exit");
   options.add(app, "--log-level", "runtime.log_level", "info", "Log level",
               {"trace", "debug", "info", "warn", "error", "off"});
-  options.add(app, "--log-file", "runtime.log_file", "", "Also append logs to this file");
+  options.add_path(app, "--log-file", "runtime.log_file", "", "Also append logs to this file");
   options.add(app, "--threads", "runtime.threads", 0, "CPU threads for LibTorch (0 = all cores)");
   options.add(app, "--device", "runtime.device", "auto", "Device to run on", {"cpu", "cuda", "auto"});
+  options.add(app, "--progress-every", "runtime.progress_every", 60.0,
+              "Seconds between progress lines (rate, ETA) when stderr is not a terminal, as in batch logs (0: none)");
 
   // Each command owns the config sections it declares; --dump-config shows those and runtime's.
   std::vector<std::unique_ptr<Command>> commands;
@@ -120,6 +133,7 @@ int run_cli(int argc, char** argv) {
 
   size_t active = 0;
   while (active < owned.size() && !owned[active].first->parsed()) ++active;
+  commands[active]->complete_config(config);
   if (dump_config) {
     nlohmann::json all = config.dump(), shown = nlohmann::json::object();
     shown["runtime"] = all["runtime"];
@@ -130,6 +144,9 @@ int run_cli(int argc, char** argv) {
 
   configure_logging(config.get<std::string>("runtime.log_level"), config.get<std::string>("runtime.log_file"));
   configure_cpu_allocator();
+  const double progress_every = config.get<double>("runtime.progress_every");
+  if (!(progress_every >= 0)) throw UsageError("runtime.progress_every must be >= 0 (seconds)");
+  set_status_log_interval(progress_every);
   Runtime runtime;
   runtime.threads = configure_threads(config.get<int>("runtime.threads"));
   runtime.device = resolve_device(config.get<std::string>("runtime.device"));

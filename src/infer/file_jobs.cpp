@@ -209,9 +209,9 @@ double JobProgress::seconds() const {
 void JobProgress::update(int64_t processed, int64_t tokens) {
   const double elapsed = std::max(1e-9, seconds());
   const double rate = static_cast<double>(processed) / elapsed;
-  status_.update(fmt::format("{} {}/{} {} | {:.2f} {}/s | {:.0f} tokens/s | ETA {:.0f} s", verb_, processed, files_,
-                             unit_, rate, unit_, static_cast<double>(tokens) / elapsed,
-                             static_cast<double>(files_ - processed) / std::max(1e-9, rate)));
+  const double eta = processed > 0 ? static_cast<double>(files_ - processed) / rate : -1;  // unknown before the first
+  status_.update(fmt::format("{} {}/{} {} | {:.2f} {}/s | {:.0f} tokens/s | ETA {}", verb_, processed, files_, unit_, rate,
+                             unit_, static_cast<double>(tokens) / elapsed, format_duration(eta)));
 }
 
 }  // namespace c3

@@ -1,7 +1,11 @@
 // `c3 train --dry-run`: the memory a run would need per GPU, without reading weights or data.
 #include <fmt/format.h>
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
+#include <cctype>
+#include <optional>
 #include <set>
 
 #include "c3/io/checkpoint_dir.h"
@@ -18,22 +22,58 @@ namespace fs = std::filesystem;
 namespace c3 {
 namespace {
 
-// The architecture the settings resolve to, from config files only.
+// The Qwen2.5 size a folder's name gives ("pretrained/Qwen2.5-1.5B" -> "1.5b"), or "".
+std::string preset_in_name(const std::string& path) {
+  std::string name = fs::path(path).lexically_normal().filename().string();
+  if (name.empty()) name = fs::path(path).lexically_normal().parent_path().filename().string();
+  std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+  for (const char* size : {"0.5b", "1.5b", "3b"})
+    if (name.find(std::string("qwen2.5-") + size) != std::string::npos) return size;
+  return "";
+}
+
+// One side's geometry without its weights: the folder's config.json, a config.json file,
+// preset:NAME, or, for a folder that is not here (yet), the Qwen2.5 preset its name gives: a dry run
+// plans a cluster job before the download. A from-scratch side takes the tokenizer's vocabulary
+// when there is one (as training does), else the preset's or config.json's.
+Qwen2Config side_geometry(const std::string& spec, const std::string& key, std::optional<int64_t> vocab) {
+  using namespace train_setup;
+  std::error_code ec;
+  Qwen2Config config;
+  const std::string preset = preset_in_name(spec);
+  if (is_dir(spec)) {
+    const fs::path file = fs::path(spec) / io::CheckpointDir::kConfigFile;
+    if (!fs::exists(file, ec)) fail_file(spec, "has no config.json (" + key + ": a Hugging Face Qwen2 folder)");
+    config = Qwen2Config::from_json(io::read_json_file(file), file.string());
+  } else if (!fs::exists(spec, ec) && spec.rfind("preset:", 0) != 0 && !preset.empty()) {
+    spdlog::warn("{} {} is not here: assuming the geometry of preset:{} (Qwen2.5-{})", key, spec, preset,
+                 preset == "3b" ? "3B" : preset == "1.5b" ? "1.5B" : "0.5B");
+    config = Qwen2Config::preset(preset);
+  } else {
+    return architecture(spec, vocab, key);  // preset:NAME or a config.json file (else the error naming the key)
+  }
+  return config;  // a pretrained side keeps its own vocabulary, as training does
+}
+
+// The architecture the settings resolve to, from config files only (no weights, no data).
 C3Config resolve_architecture(const TrainSettings& s) {
   using namespace train_setup;
   const auto checkpoints = list_checkpoints(s.output);
   if (!checkpoints.empty()) return read_c3_config(checkpoints.back());
-  if (!s.checkpoint.empty()) return read_c3_config(warm_start_checkpoint(s.checkpoint));
-  StagedFolder staged;
-  const auto tokenizer = load_tokenizer(prepare_tokenizer(s, fs::path(), staged));
-  auto side = [&](const std::string& spec, const std::string& key) {
-    if (is_dir(spec)) return Qwen2Config::from_json(io::read_json_file(fs::path(spec) / "config.json"), spec);
-    return architecture(spec, tokenizer->vocab_size(), key);
-  };
+  if (!s.checkpoint.empty()) {
+    C3Config config = read_c3_config(warm_start_checkpoint(s.checkpoint));
+    config.latent_tokens = s.latent_tokens.value_or(config.latent_tokens);
+    return config;
+  }
+  std::optional<int64_t> vocab;
+  if (!s.tokenizer.empty()) {
+    StagedFolder staged;
+    vocab = load_tokenizer(prepare_tokenizer(s, fs::path(), staged))->vocab_size();
+  }
   C3Config config;
-  config.encoder = side(s.encoder, "model.encoder");
-  config.decoder = side(s.decoder, "model.decoder");
-  config.latent_tokens = s.latent_tokens;
+  config.encoder = side_geometry(s.encoder, "model.encoder", vocab);
+  config.decoder = side_geometry(s.decoder, "model.decoder", vocab);
+  config.latent_tokens = s.latent_tokens.value_or(32);
   return config;
 }
 

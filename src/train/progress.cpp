@@ -23,7 +23,9 @@ TrainProgress::TrainProgress(const fs::path& metrics_file, bool status_line, int
     while (std::getline(lines, line)) {
       try {
         const auto j = nlohmann::json::parse(line);
-        if (j.value("step", int64_t{0}) <= keep_up_to_step) kept += line + "\n";
+        if (j.value("step", int64_t{0}) > keep_up_to_step) continue;
+        kept += line + "\n";
+        recorded_.emplace(j.value("type", std::string()), j.value("step", int64_t{0}));
       } catch (const nlohmann::json::exception&) {
         // a line cut short by a crash
       }
@@ -39,21 +41,10 @@ void TrainProgress::status(const std::string& line) { status_.update(line); }
 void TrainProgress::record(const nlohmann::json& metrics, const std::string& log_line) {
   if (!metrics_.is_open()) return;
   metrics_ << metrics.dump() << "\n";
+  recorded_.emplace(metrics.value("type", std::string()), metrics.value("step", int64_t{0}));
   metrics_.flush();
   status_.clear();
   if (!log_line.empty()) spdlog::info("{}", log_line);
-}
-
-std::string format_duration(double seconds) {
-  if (!(seconds >= 0) || seconds > 1e8) return "?";
-  const auto s = static_cast<int64_t>(seconds + 0.5);
-  char buf[32];
-  if (s >= 3600)
-    std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", static_cast<long long>(s / 3600),
-                  static_cast<long long>(s / 60 % 60), static_cast<long long>(s % 60));
-  else
-    std::snprintf(buf, sizeof buf, "%lld:%02lld", static_cast<long long>(s / 60), static_cast<long long>(s % 60));
-  return buf;
 }
 
 }  // namespace c3

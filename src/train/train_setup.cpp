@@ -18,7 +18,7 @@ namespace fs = std::filesystem;
 
 namespace c3::train_setup {
 
-Qwen2Config architecture(const std::string& spec, int64_t vocab_size, const std::string& key) {
+Qwen2Config architecture(const std::string& spec, std::optional<int64_t> vocab_size, const std::string& key) {
   Qwen2Config config;
   if (spec.rfind("preset:", 0) == 0) {
     config = Qwen2Config::preset(spec.substr(7));
@@ -28,7 +28,7 @@ Qwen2Config architecture(const std::string& spec, int64_t vocab_size, const std:
       throw UsageError(key + " '" + spec + "' is neither a checkpoint folder, a config.json file nor preset:NAME");
     config = Qwen2Config::from_json(io::read_json_file(spec), spec);
   }
-  config.vocab_size = vocab_size;
+  if (vocab_size) config.vocab_size = *vocab_size;
   return config;
 }
 

@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
@@ -38,8 +39,9 @@ class StagedFolder {
 
 bool is_dir(const std::string& path);
 
-// A from-scratch side: preset:NAME or a config.json file, with the tokenizer's vocabulary size.
-Qwen2Config architecture(const std::string& spec, int64_t vocab_size, const std::string& key);
+// A from-scratch side: preset:NAME or a config.json file, with the tokenizer's vocabulary size
+// (none: its own).
+Qwen2Config architecture(const std::string& spec, std::optional<int64_t> vocab_size, const std::string& key);
 
 // A training output folder stands for its newest checkpoint; anything else is a C3 checkpoint.
 std::filesystem::path warm_start_checkpoint(const std::string& path);

@@ -166,17 +166,25 @@ int train(const TrainSettings& s, const at::Device& device, Communicator& comm) 
                                                                       static_cast<double>(samples_per_step)));
   schedule.warmup_steps = s.warmup_steps >= 0 ? s.warmup_steps : warmup_steps_from_ratio(s.warmup_ratio, schedule.total_steps);
   schedule.factor(0);  // validates the kind
+  if (schedule.warmup_steps >= schedule.total_steps && schedule.total_steps > 0)
+    spdlog::warn("the warmup ({} steps) is as long as the run ({} steps): the learning rate never reaches optim.lr {} "
+                 "(lower optim.warmup_steps or optim.warmup_ratio)",
+                 schedule.warmup_steps, schedule.total_steps, s.lr);
 
   Sampler sampler(static_cast<int64_t>(train_samples.size()), s.data_seed, comm.rank(), comm.world_size());
   TrainingState state;
-  state.config = s.resolved_config;
+  nlohmann::json settings = s.resolved_config;
+  if (settings.contains("model")) settings["model"]["latent_tokens"] = config.latent_tokens;  // N as run, not as asked
+  state.config = settings;
   if (!resume_dir.empty()) {
     state = load_training_state(resume_dir, optimizer, device);
     sampler.set_consumed(state.consumed);
-    const auto changed = changed_keys(state.config, s.resolved_config);
+    const auto changed = changed_keys(state.config, settings);
     if (!changed.empty()) spdlog::warn("resuming with config keys that differ from the checkpoint's: {}", joined(changed));
-    state.config = s.resolved_config;
+    state.config = settings;
     spdlog::info("resumed at step {} of {} (epoch {})", state.step, schedule.total_steps, sampler.epoch());
+    if (state.step >= schedule.total_steps)
+      spdlog::info("the run is finished: nothing to train (raise train.steps or train.epochs to go on)");
   } else {
     std::vector<at::Tensor> params;
     for (auto& p : model->parameters()) params.push_back(p);
@@ -187,7 +195,7 @@ int train(const TrainSettings& s, const at::Device& device, Communicator& comm) 
   std::error_code ec;
   fs::create_directories(output, ec);
   if (ec) fail_file(output.string(), "cannot create the output folder: " + ec.message());
-  if (main) write_file_atomically(output / "train_config.json", s.resolved_config.dump(2) + "\n");
+  if (main) write_file_atomically(output / "train_config.json", settings.dump(2) + "\n");
   TrainProgress progress(main ? output / "metrics.jsonl" : fs::path(), s.progress && main, state.step);
   spdlog::info("training {} steps: {} samples per step ({} per micro-batch x {} accumulation x {} ranks), lr {} ({}, "
                "{} warmup steps), dtype {}, device {}",
@@ -217,7 +225,7 @@ int train(const TrainSettings& s, const at::Device& device, Communicator& comm) 
                                 state.step, v.loss, 100 * v.precision, v.precision_samples));
   };
 
-  if (state.step == 0 && s.eval_at_start) evaluate();  // the untrained baseline of the curve
+  if (state.step == 0 && s.eval_at_start && !progress.recorded("validation", 0)) evaluate();  // the untrained baseline
   using clock = std::chrono::steady_clock;
   auto window_start = clock::now();
   double window_loss = 0, window_loss_tokens = 0, step_seconds_ema = 0;
@@ -330,7 +338,7 @@ int train(const TrainSettings& s, const at::Device& device, Communicator& comm) 
     spdlog::warn("stopped by signal {} at step {}; resume by running the same command again", signal, state.step);
     return 128 + signal;
   }
-  if (s.eval_every > 0 && state.step % s.eval_every != 0) evaluate();
+  if (s.eval_every > 0 && !progress.recorded("validation", state.step)) evaluate();  // none twice on a rerun
   spdlog::info("done: {} steps, model in {}", state.step, checkpoint_path(output, state.step).string());
   return 0;
 }

@@ -1,5 +1,7 @@
 #include "c3/util/config.h"
 
+#include <filesystem>
+
 #include "c3/util/atomic_file.h"
 #include "c3/util/error.h"
 
@@ -24,12 +26,48 @@ bool same_type(const json& expected, const json& got) {
   return expected.type() == got.type();
 }
 
+// Values of a path key that name no file: empty, stdin/stdout, a preset.
+bool names_a_file(const std::string& value) { return !value.empty() && value != "-" && value.rfind("preset:", 0) != 0; }
+
+std::vector<std::string> path_values(const json& value) {
+  if (value.is_string()) return {value.get<std::string>()};
+  std::vector<std::string> out;
+  if (value.is_array())
+    for (const auto& v : value)
+      if (v.is_string()) out.push_back(v.get<std::string>());
+  return out;
+}
+
+json relative_to(const json& value, const std::filesystem::path& folder) {
+  auto rebase = [&](const json& v) -> json {
+    if (!v.is_string() || !names_a_file(v.get<std::string>())) return v;
+    const std::filesystem::path p = v.get<std::string>();
+    return p.is_absolute() ? v : json((folder / p).lexically_normal().string());
+  };
+  if (!value.is_array()) return rebase(value);
+  json out = json::array();
+  for (const auto& v : value) out.push_back(rebase(v));
+  return out;
+}
+
 }  // namespace
+
+void Config::mark_path(const std::string& key) {
+  auto it = specs_.find(key);
+  if (it == specs_.end()) throw Error("internal: config key '" + key + "' was never declared");
+  it->second.is_path = true;
+}
+
+bool Config::is_path(const std::string& key) const {
+  auto it = specs_.find(key);
+  return it != specs_.end() && it->second.is_path;
+}
 
 void Config::declare(const std::string& key, json default_value, std::string help,
                      std::vector<std::string> choices) {
   if (key.find('.') == std::string::npos) throw Error("config key '" + key + "' must be section.name");
   values_[key] = default_value;
+  origins_.erase(key);
   specs_[key] = Spec{std::move(default_value), std::move(help), std::move(choices)};
 }
 
@@ -56,6 +94,7 @@ json Config::checked(const std::string& key, json value, const std::string& sour
 
 void Config::set(const std::string& key, json value, const std::string& source) {
   values_[key] = checked(key, std::move(value), source);
+  origins_[key] = source;
 }
 
 void Config::merge_json(const json& values, const std::string& source) {
@@ -81,7 +120,26 @@ void Config::merge_file(const std::string& path) {
   } catch (const json::parse_error& e) {
     throw UsageError(path + ": invalid JSON (" + e.what() + ")");
   }
+  const std::filesystem::path folder = std::filesystem::path(path).parent_path();
+  if (values.is_object() && !folder.empty()) {
+    for (auto s = values.begin(); s != values.end(); ++s) {
+      if (!s.value().is_object()) continue;
+      for (auto k = s.value().begin(); k != s.value().end(); ++k)
+        if (is_path(s.key() + "." + k.key())) k.value() = relative_to(k.value(), folder);
+    }
+  }
   merge_json(values, path);
+}
+
+void Config::merge_under(const json& values, const std::string& source, const std::set<std::string>& sections) {
+  if (!values.is_object()) throw UsageError(source + ": a config file must be a JSON object of sections");
+  for (const auto& section : sections) {
+    if (!values.contains(section) || !values[section].is_object()) continue;
+    for (auto k = values[section].begin(); k != values[section].end(); ++k) {
+      const std::string key = section + "." + k.key();
+      if (origins_.count(key) == 0) set(key, k.value(), source);
+    }
+  }
 }
 
 void Config::set_text(const std::string& key, const std::string& text, const std::string& source) {
@@ -112,6 +170,20 @@ const json& Config::at(const std::string& key) const {
   auto it = values_.find(key);
   if (it == values_.end()) throw Error("internal: config key '" + key + "' was never declared");
   return it->second;
+}
+
+std::string Config::origin(const std::string& key) const {
+  auto it = origins_.find(key);
+  return it == origins_.end() ? "" : it->second;
+}
+
+void Config::require_existing_paths(const std::string& key) const {
+  for (const auto& path : path_values(at(key))) {
+    std::error_code ec;
+    if (!names_a_file(path) || std::filesystem::exists(path, ec)) continue;
+    const std::string from = origin(key);
+    throw Error(path + ": no such file or folder (" + key + (from.empty() ? "" : ", from " + from) + ")");
+  }
 }
 
 json Config::dump() const {

@@ -14,9 +14,11 @@ namespace fs = std::filesystem;
 
 namespace c3::test {
 
-Result c3(const std::string& args, const TempDir& dir, const std::string& env) {
+Result c3(const std::string& args, const TempDir& dir, const std::string& env) { return c3(args, dir.path(), env); }
+
+Result c3(const std::string& args, const fs::path& dir, const std::string& env) {
   const auto out = dir / ".stdout", err = dir / ".stderr";
-  const std::string cmd = "cd '" + dir.path().string() + "' && " + env + " '" C3_BINARY "' " + args + " >'" + out.string() +
+  const std::string cmd = "cd '" + dir.string() + "' && " + env + " '" C3_BINARY "' " + args + " >'" + out.string() +
                           "' 2>'" + err.string() + "'" +
                           (args.find('<') == std::string::npos ? " </dev/null" : "");
   const int status = std::system(cmd.c_str());

@@ -21,6 +21,7 @@ struct Result {
 
 // Runs `c3 ARGS` in `dir` (stdin from /dev/null unless ARGS redirects it).
 Result c3(const std::string& args, const TempDir& dir, const std::string& env = "env -u OMP_WAIT_POLICY");
+Result c3(const std::string& args, const std::filesystem::path& dir, const std::string& env = "env -u OMP_WAIT_POLICY");
 
 int lines(const std::string& s);
 int count(const std::string& s, const std::string& what);

@@ -216,11 +216,29 @@ TEST(Cli, TokenizerTrainWritesASentencePieceModelThatTokenizeUses) {
   EXPECT_FALSE(fs::exists(dir / "spm3"));
 }
 
-TEST(Cli, LogFileReceivesTheLog) {
+TEST(Cli, LogFileReceivesTheLogEvenInAFolderNotYetMade) {
   test::TempDir dir;
   auto r = c3("--log-file run.log init model", dir);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(test::read_bytes(dir / "run.log"), HasSubstr("wrote model"));
+  r = c3("--log-file logs/job-1/run.log init model2", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(test::read_bytes(dir / "logs" / "job-1" / "run.log"), HasSubstr("wrote model2"));
+  r = c3("--log-file run.log/inside.log init model3", dir);  // a file where the folder should be
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("run.log/inside.log: cannot open log file"));
+  EXPECT_FALSE(fs::exists(dir / "model3"));
+}
+
+TEST(Cli, GlobalFlagsMayComeBeforeAndAfterTheSubcommandAndTheLastOneWins) {
+  test::TempDir dir;
+  auto r = c3("--threads 1 --log-level warn init --threads 2 --log-level error --dump-config model", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto config = json::parse(r.out);
+  EXPECT_EQ(config["runtime"]["threads"], 2);
+  EXPECT_EQ(config["runtime"]["log_level"], "error");
+  r = c3("--log-level off init --seed 1 --seed 2 model", dir);
+  EXPECT_EQ(r.code, 0) << r.err;
 }
 
 // A small from-scratch training setup: data, tokenizer and the flags every train run here shares.
@@ -236,6 +254,37 @@ struct TrainFixture {
            " --set train.log_every=1 --set train.eval_every=0 --set data.validation_samples=2";
   }
 };
+
+TEST(CliTrain, PathsInAConfigFileAreTakenFromItsFolderAndMissingInputsNameTheKey) {
+  TrainFixture f;
+  const auto& dir = f.dir;
+  fs::create_directories(dir / "configs");
+  test::write_bytes(dir / "configs" / "run.json", R"({"model": {"encoder": "preset:tiny", "decoder": "preset:tiny",
+      "tokenizer": "../tok"}, "data": {"train": ["../train.jsonl", "/abs/data.jsonl"], "validation": ""},
+      "train": {"output": "../out"}})");
+  fs::create_directories(dir / "elsewhere");
+  auto r = c3("--config ../configs/run.json train --dump-config", dir / "elsewhere");
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto config = json::parse(r.out);
+  EXPECT_EQ(config["model"]["tokenizer"], "../tok") << "the config's folder, seen from the working directory";
+  EXPECT_EQ(config["model"]["encoder"], "preset:tiny") << "not a path";
+  EXPECT_EQ(config["data"]["train"], json::array({"../train.jsonl", "/abs/data.jsonl"}));
+  EXPECT_EQ(config["data"]["validation"], "");
+  EXPECT_EQ(config["train"]["output"], "../out");
+  r = c3("--config configs/run.json train --dump-config", dir);
+  EXPECT_EQ(json::parse(r.out)["model"]["tokenizer"], "tok");
+  // A missing input is named with its key and where the key was set, before anything runs.
+  r = c3("--threads 1 --config configs/run.json train --steps 1", dir);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, HasSubstr("/abs/data.jsonl: no such file or folder (data.train, from configs/run.json)"));
+  EXPECT_EQ(lines(r.err), 1) << r.err;
+  EXPECT_FALSE(fs::exists(dir / "out"));
+  r = c3("--threads 1 --config configs/run.json train --steps 1 --data train.jsonl --tokenizer tok2", dir);
+  EXPECT_THAT(r.err, HasSubstr("tok2: no such file or folder (model.tokenizer, from --tokenizer)"));
+  r = c3("--threads 1 --config configs/run.json train --steps 1 --data train.jsonl --set model.encoder=pretrained/Qwen2.5-1.5B", dir);
+  EXPECT_THAT(r.err, HasSubstr("pretrained/Qwen2.5-1.5B: no such file or folder (model.encoder, from --set)"));
+  EXPECT_THAT(r.err, Not(HasSubstr("model.tokenizer is required")));
+}
 
 TEST(CliTrain, TrainsSavesTheReleasedLayoutAndLogsJson) {
   TrainFixture f;
@@ -292,9 +341,76 @@ TEST(CliTrain, SigtermFinishesTheStepSavesAndExits143ThenResumes) {
   auto r = c3(f.args("run", logged + 2), f.dir);
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.err, HasSubstr("resumed at step " + std::to_string(logged)));
-  // What changed is named, and only that (no other command's settings).
-  EXPECT_THAT(r.err, HasSubstr("config keys that differ from the checkpoint's: train.save_every, train.steps\n"));
+  // What changed is named, and only that (no other command's settings; train.save_every, not given
+  // again, is the run's own from its train_config.json).
+  EXPECT_THAT(r.err, HasSubstr("config keys that differ from the checkpoint's: train.steps\n"));
   EXPECT_EQ(lines(test::read_bytes(f.dir / "run" / "metrics.jsonl")), logged + 2);
+}
+
+TEST(CliTrain, OutputAloneCarriesOnARunAndARerunOfAFinishedRunAddsNothing) {
+  TrainFixture f;
+  auto r = c3(f.args("run", 2) + " --set train.eval_every=2 --set optim.warmup_steps=5", f.dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("the warmup (5 steps) is as long as the run (2 steps)"));
+  const fs::path metrics = f.dir / "run" / "metrics.jsonl";
+  const std::string first = test::read_bytes(metrics);
+  EXPECT_EQ(count(first, "\"validation\""), 2) << "steps 0 and 2";
+  // The same run again, or only its folder: nothing trained, nothing logged twice.
+  for (const std::string& args : {f.args("run", 2) + " --set train.eval_every=2 --set optim.warmup_steps=5",
+                                  std::string("--threads 1 train -o run")}) {
+    r = c3(args, f.dir);
+    ASSERT_EQ(r.code, 0) << args << "\n" << r.err;
+    EXPECT_THAT(r.err, HasSubstr("the run is finished")) << args;
+    EXPECT_THAT(r.err, Not(HasSubstr("differ from the checkpoint"))) << args;
+    EXPECT_EQ(test::read_bytes(metrics), first) << args;
+  }
+  // Its folder and what changes: the rest comes from run/train_config.json.
+  r = c3("--threads 1 train -o run --steps 3 --progress-every 0.000001", f.dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("resumed at step 2 of 3"));
+  EXPECT_THAT(r.err, HasSubstr("step 3/3 | loss")) << "a progress line in a pipe, every --progress-every seconds";
+  EXPECT_EQ(r.err.find('\r'), std::string::npos);
+  EXPECT_THAT(r.err, HasSubstr("differ from the checkpoint's: train.steps\n"));
+  EXPECT_TRUE(fs::exists(f.dir / "run" / "checkpoint-3"));
+  EXPECT_EQ(json::parse(test::read_bytes(f.dir / "run" / "train_config.json"))["train"]["steps"], 3);
+  r = c3("--threads 1 train -o run --dump-config", f.dir);
+  EXPECT_EQ(json::parse(r.out)["model"]["latent_tokens"], 4) << "--dump-config shows what a resume would use";
+  // A warm start takes N from the checkpoint unless it is set.
+  r = c3("--threads 1 train --checkpoint run --data train.jsonl -o warm --steps 1 --batch-size 4 --grad-accum 1"
+         " --set train.eval_every=0 --set data.validation_samples=2",
+         f.dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("run is a training run: using its newest checkpoint, run/checkpoint-3"));
+  EXPECT_EQ(count(r.err, "is a training run"), 1) << r.err;
+  EXPECT_EQ(json::parse(test::read_bytes(f.dir / "warm" / "checkpoint-1" / "config.json"))["latent_token_len"], 4);
+  EXPECT_EQ(json::parse(test::read_bytes(f.dir / "warm" / "train_config.json"))["model"]["latent_tokens"], 4);
+  r = c3("--threads 1 train --checkpoint run --data train.jsonl -o warm8 --steps 1 --latent-tokens 8", f.dir);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("the checkpoint has 4 latent tokens but the config asks for 8"));
+}
+
+TEST(CliTrain, DryRunNeedsNeitherWeightsNorATokenizer) {
+  test::TempDir dir;
+  const fs::path configs = fs::path(C3_TEST_DATA) / ".." / ".." / "configs";
+  // The paper config names pretrained/Qwen2.5-1.5B and -3B, which are not here: their geometry is known.
+  auto r = c3("--config '" + (configs / "paper-c3-32.json").string() + "' train --dry-run", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("encoder 1.54B + decoder 3.09B parameters (N = 32)"));
+  EXPECT_THAT(r.err, HasSubstr("assuming the geometry of preset:1.5b (Qwen2.5-1.5B)"));
+  EXPECT_THAT(r.err, HasSubstr("assuming the geometry of preset:3b (Qwen2.5-3B)"));
+  // A folder holding only config.json is enough; so is preset:NAME, with no tokenizer anywhere.
+  fs::create_directories(dir / "enc");
+  json hf = Qwen2Config::preset("0.5b").to_json();
+  hf["num_hidden_layers"] = 12;
+  test::write_bytes(dir / "enc" / "config.json", hf.dump());
+  r = c3("train --dry-run --encoder enc --decoder preset:0.5b --data nothing.jsonl -o out --latent-tokens 64", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("(N = 64)"));
+  EXPECT_THAT(r.err, Not(HasSubstr("[warning]")));
+  EXPECT_FALSE(fs::exists(dir / "out"));
+  r = c3("train --dry-run --encoder missing --decoder preset:0.5b --data x.jsonl -o out", dir);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("model.encoder 'missing' is neither a checkpoint folder, a config.json file nor preset:NAME"));
 }
 
 TEST(CliTrain, ShippedConfigsAreValid) {
@@ -320,6 +436,9 @@ TEST(CliTrain, ShippedConfigsAreValid) {
   EXPECT_EQ(paper["train"]["batch_size"], 2);
   EXPECT_EQ(paper["train"]["grad_accum"], 16);
   EXPECT_EQ(paper["model"]["latent_tokens"], 32);
+  // Its paths are the project's folders, whatever the working directory.
+  EXPECT_EQ(paper["model"]["encoder"], (configs / ".." / "pretrained" / "Qwen2.5-1.5B").lexically_normal().string());
+  EXPECT_EQ(paper["train"]["output"], (configs / ".." / "runs" / "c3-paper-32").lexically_normal().string());
 }
 
 TEST(CliTrain, BadInputIsOneLineAndLeavesNoOutput) {
@@ -521,12 +640,16 @@ TEST(CliCompress, ModelPathsNameTheRealProblemAndATrainingRunStandsForItsNewestC
   fails(dir.path().string(), "not a C3 model (no config.json, and no checkpoint-N folders of a training run)");
   // A training run's folder stands for its newest checkpoint, for compress, reconstruct and info.
   const std::string run = checkpoint.parent_path().string();
-  auto r = c3("--threads 1 compress -m '" + run + "' in.txt -o in.c3", dir);
+  // (With progress lines as a batch log gets them: stderr is not a terminal here.)
+  auto r = c3("--threads 1 compress -m '" + run + "' in.txt -o in.c3 --progress-every 0.000001", dir);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.err, HasSubstr("is a training run: using its newest checkpoint"));
-  r = c3("--threads 1 reconstruct -m '" + run + "' in.c3", dir);
+  EXPECT_THAT(r.err, HasSubstr("] compress 1/1 files | "));
+  r = c3("--threads 1 --progress-every 0.000001 reconstruct -m '" + run + "' in.c3", dir);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out, m.texts[5] + "\n");
+  EXPECT_THAT(r.err, HasSubstr("] reconstruct 1/1 files | "));
+  EXPECT_EQ(r.err.find('\r'), std::string::npos);
   r = c3("info '" + run + "'", dir);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("checkpoint-150"));

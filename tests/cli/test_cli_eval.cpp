@@ -68,8 +68,9 @@ TEST(CliEval, WritesTheReportAndResumesAKilledRun) {
   const std::string common = "--threads 1 eval -m '" + m.model() + "' pages.json --min-tokens 1 --max-tokens 400 "
                              "--bucket-width 100 --perturb shuffle-words random-chars --batch-size 1 ";
   const std::string args = common + "--max-new-tokens 64 -o ";
-  auto r = c3(args + "straight", dir);
+  auto r = c3(args + "straight --progress-every 0.000001", dir);
   ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("] eval 36/36 pages | ")) << "progress lines in a batch log";
   EXPECT_EQ(test::files_under(dir / "straight"),
             (std::vector<std::string>{"pages.jsonl", "position_curve.svg", "precision_vs_ratio.svg", "report.md", "summary.json"}));
   const json summary = json::parse(test::read_bytes(dir / "straight" / "summary.json"));

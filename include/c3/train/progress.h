@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 
 #include "c3/util/status_line.h"
@@ -20,12 +21,14 @@ class TrainProgress {
 
   void status(const std::string& line);          // terminal only
   void record(const nlohmann::json& metrics, const std::string& log_line);  // jsonl + spdlog
+  // Whether metrics.jsonl holds a record of this type ("train", "validation") for this step: a
+  // rerun of a finished run adds none twice.
+  bool recorded(const std::string& type, int64_t step) const { return recorded_.count({type, step}) > 0; }
 
  private:
   std::ofstream metrics_;
   StatusLine status_;
+  std::set<std::pair<std::string, int64_t>> recorded_;
 };
-
-std::string format_duration(double seconds);  // "1:02:03" / "2:03"
 
 }  // namespace c3

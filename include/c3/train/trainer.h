@@ -10,6 +10,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <ostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,7 +28,7 @@ struct TrainSettings {
   // or "preset:NAME" (tiny, 0.5b, 1.5b, 3b), whose vocabulary is resized to the tokenizer's.
   std::string checkpoint, encoder, decoder;
   std::string tokenizer;  // default: the checkpoint / decoder folder
-  int64_t latent_tokens = 32;
+  std::optional<int64_t> latent_tokens;  // N; unset: the checkpoint's (warm start, resume), else 32
   bool resize_latents = false;
   std::string prompt_template = kDefaultPromptTemplate;
   std::string instruction = kDefaultInstruction;

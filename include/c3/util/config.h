@@ -1,10 +1,13 @@
 // Layered configuration: declared defaults < config files (JSON) < --set section.key=value <
 // explicit command-line flags. Every key is declared with a default, whose JSON type is the key's
-// type; unknown keys and wrong types are UsageErrors naming the key (and the file).
+// type; unknown keys and wrong types are UsageErrors naming the key (and the file). Relative paths
+// in a config file are taken from the file's folder, as Marian does, so a config means the same
+// from any working directory.
 #pragma once
 
 #include <nlohmann/json.hpp>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -16,9 +19,16 @@ class Config {
   void declare(const std::string& key, nlohmann::json default_value, std::string help,
                std::vector<std::string> choices = {});
   bool declared(const std::string& key) const { return specs_.count(key) > 0; }
+  // Marks a declared string or list-of-strings key as holding file paths (see merge_file).
+  void mark_path(const std::string& key);
+  bool is_path(const std::string& key) const;
 
+  // Relative path values (not "", "-" or "preset:NAME") become relative to the file's folder.
   void merge_file(const std::string& path);
   void merge_json(const nlohmann::json& values, const std::string& source);
+  // Takes the keys of `sections` in `values` that nothing has set yet (a resumed run's saved
+  // settings lie below config files, --set and flags, above the defaults).
+  void merge_under(const nlohmann::json& values, const std::string& source, const std::set<std::string>& sections);
   // "section.key=value"; value parsed as JSON unless the key is a string (then taken verbatim).
   void set_assignment(const std::string& assignment);
   // Sets a key from command-line text, parsed per the key's type.
@@ -26,6 +36,11 @@ class Config {
   void set(const std::string& key, nlohmann::json value, const std::string& source);
 
   const nlohmann::json& at(const std::string& key) const;
+  // Where the key's value came from ("configs/x.json", "--set", "--data"); "" for the default.
+  std::string origin(const std::string& key) const;
+  // Throws an Error "PATH: no such file or folder (KEY, from ORIGIN)" for the first path of `key`
+  // that does not exist ("", "-" and "preset:NAME" values are not paths).
+  void require_existing_paths(const std::string& key) const;
   template <typename T>
   T get(const std::string& key) const {
     return at(key).get<T>();
@@ -39,10 +54,12 @@ class Config {
     nlohmann::json default_value;
     std::string help;
     std::vector<std::string> choices;
+    bool is_path = false;
   };
   nlohmann::json checked(const std::string& key, nlohmann::json value, const std::string& source) const;
   std::map<std::string, Spec> specs_;
   std::map<std::string, nlohmann::json> values_;
+  std::map<std::string, std::string> origins_;
 };
 
 }  // namespace c3

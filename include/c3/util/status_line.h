@@ -1,10 +1,19 @@
-// A one-line status redrawn in place on a terminal (stderr); silent when stderr is not a terminal.
-// Log lines should call clear() first so they do not mix with it.
+// A one-line status redrawn in place on a terminal (stderr). When stderr is not a terminal (a pipe,
+// a SLURM log) the status is logged as an ordinary line every few seconds instead, never with
+// terminal escapes. Log lines should call clear() first so they do not mix with it.
 #pragma once
 
+#include <chrono>
 #include <string>
 
 namespace c3 {
+
+// Seconds between status lines logged when stderr is not a terminal (0: none). Set once, from
+// runtime.progress_every.
+void set_status_log_interval(double seconds);
+
+// "1:02:03" / "2:03"; "?" for an unknown (negative, infinite) time.
+std::string format_duration(double seconds);
 
 class StatusLine {
  public:
@@ -14,7 +23,9 @@ class StatusLine {
   void clear();
 
  private:
-  bool enabled_;
+  bool terminal_;  // redraw in place
+  bool logged_;    // log every interval
+  std::chrono::steady_clock::time_point last_logged_;
   bool shown_ = false;
 };
 
