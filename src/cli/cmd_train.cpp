@@ -189,6 +189,9 @@ class TrainCommand : public Command {
     s.loss_chunk = c.get<int64_t>("train.loss_chunk");
     s.progress = c.get<bool>("train.progress");
     s.resolved_config = saved_settings(c);
+    for (const char* section : kSections)
+      for (const auto& [name, value] : s.resolved_config[section].items())
+        if (c.is_path(std::string(section) + "." + name)) s.path_keys.insert(std::string(section) + "." + name);
     // Several processes (torchrun, srun): rank 0 logs, every rank computes on its own device.
     const DistributedEnv dist = detect_distributed_env();
     // Inputs that are not there, named with the key and where it was set, before anything starts.

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <random>
+#include <set>
 
 #include "c3/io/checkpoint_dir.h"
 #include "c3/model/c3_io.h"
@@ -112,15 +113,36 @@ std::string joined(const std::vector<std::string>& items) {
   return out;
 }
 
-std::vector<std::string> changed_keys(const nlohmann::json& before, const nlohmann::json& now) {
+namespace {
+
+// A path saved relative by an older c3 (from the working directory then) and the same path now
+// absolute are the same setting.
+bool same_value(const nlohmann::json& a, const nlohmann::json& b, bool is_path) {
+  if (a == b) return true;
+  if (!is_path) return false;
+  auto absolute = [](const nlohmann::json& v) {
+    nlohmann::json out = v.is_array() ? v : nlohmann::json::array({v});
+    for (auto& p : out)
+      if (p.is_string() && !p.get<std::string>().empty()) p = fs::absolute(p.get<std::string>()).lexically_normal().string();
+    return out;
+  };
+  return absolute(a) == absolute(b);
+}
+
+}  // namespace
+
+std::vector<std::string> changed_keys(const nlohmann::json& before, const nlohmann::json& now,
+                                      const std::set<std::string>& path_keys) {
   std::vector<std::string> out;
   if (!before.is_object() || !now.is_object()) return out;
   // Only what shapes training; other commands' sections (compress.*, eval.*) and keys an older
   // c3 did not have are not differences the user made.
   for (const char* name : {"model", "data", "optim", "train"}) {
     const auto section = now.value(name, nlohmann::json::object()), old = before.value(name, nlohmann::json::object());
-    for (auto key = section.begin(); key != section.end(); ++key)
-      if (old.contains(key.key()) && old[key.key()] != key.value()) out.push_back(std::string(name) + "." + key.key());
+    for (auto key = section.begin(); key != section.end(); ++key) {
+      const std::string full = std::string(name) + "." + key.key();
+      if (old.contains(key.key()) && !same_value(old[key.key()], key.value(), path_keys.count(full) > 0)) out.push_back(full);
+    }
   }
   return out;
 }

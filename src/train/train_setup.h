@@ -7,6 +7,7 @@
 #include <optional>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -71,7 +72,8 @@ AdamW make_optimizer(C3Model& model, const TrainSettings& s, int rank, int world
 
 // Training config keys (model, data, optim, train) whose values differ between a checkpoint's run
 // and this one.
-std::vector<std::string> changed_keys(const nlohmann::json& before, const nlohmann::json& now);
+std::vector<std::string> changed_keys(const nlohmann::json& before, const nlohmann::json& now,
+                                      const std::set<std::string>& path_keys = {});
 
 std::string joined(const std::vector<std::string>& items);
 

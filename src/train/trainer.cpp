@@ -179,7 +179,7 @@ int train(const TrainSettings& s, const at::Device& device, Communicator& comm) 
   if (!resume_dir.empty()) {
     state = load_training_state(resume_dir, optimizer, device);
     sampler.set_consumed(state.consumed);
-    const auto changed = changed_keys(state.config, settings);
+    const auto changed = changed_keys(state.config, settings, s.path_keys);
     if (!changed.empty()) spdlog::warn("resuming with config keys that differ from the checkpoint's: {}", joined(changed));
     state.config = settings;
     spdlog::info("resumed at step {} of {} (epoch {})", state.step, schedule.total_steps, sampler.epoch());

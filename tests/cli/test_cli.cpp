@@ -364,7 +364,13 @@ TEST(CliTrain, OutputAloneCarriesOnARunAndARerunOfAFinishedRunAddsNothing) {
     EXPECT_THAT(r.err, Not(HasSubstr("differ from the checkpoint"))) << args;
     EXPECT_EQ(test::read_bytes(metrics), first) << args;
   }
-  // Its folder and what changes: the rest comes from run/train_config.json.
+  // Its folder and what changes: the rest comes from run/train_config.json. (A checkpoint of an
+  // older c3 recorded paths as given, relative: the same path, not a difference.)
+  const fs::path state = f.dir / "run" / "checkpoint-2" / "training_state" / "state.json";
+  json saved = json::parse(test::read_bytes(state));
+  ASSERT_TRUE(fs::path(saved["config"]["data"]["train"][0].get<std::string>()).is_absolute());
+  saved["config"]["data"]["train"] = json::array({"train.jsonl"});
+  test::write_bytes(state, saved.dump());
   r = c3("--threads 1 train -o run --steps 3 --progress-every 0.000001", f.dir);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.err, HasSubstr("resumed at step 2 of 3"));

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -72,6 +73,7 @@ struct TrainSettings {
   bool progress = true;             // status line (only ever on a terminal)
 
   nlohmann::json resolved_config;   // saved with every checkpoint
+  std::set<std::string> path_keys;  // its keys that hold paths (compared as paths on resume)
 };
 
 // Returns the exit code: 0 done, 128+signal when stopped by SIGINT/SIGTERM (after saving).
