@@ -1,21 +1,11 @@
 // c3 info PATH: what a checkpoint folder holds, without loading the weights.
 #include <iostream>
 
-#include <spdlog/spdlog.h>
-
 #include "c3/model/checkpoint_info.h"
 #include "c3/train/checkpoints.h"
 #include "command.h"
 
 namespace c3::cli {
-namespace {
-
-bool fs_exists(const std::filesystem::path& p) {
-  std::error_code ec;
-  return std::filesystem::exists(p, ec);
-}
-
-}  // namespace
 
 class InfoCommand : public Command {
  public:
@@ -28,13 +18,7 @@ class InfoCommand : public Command {
     app.add_flag("--json", json_, "Print one JSON object instead of text");
   }
   int run(const Config&, const Runtime&) override {
-    std::filesystem::path path = path_;
-    const auto saved = list_checkpoints(path);  // a training run stands for its newest checkpoint
-    if (!fs_exists(path / "config.json") && !saved.empty()) {
-      spdlog::info("{} is a training run: describing its newest checkpoint, {}", path_, saved.back().string());
-      path = saved.back();
-    }
-    const auto info = describe_checkpoint(path);
+    const auto info = describe_checkpoint(newest_checkpoint_of_run(path_));
     std::cout << (json_ ? info.dump(2) + "\n" : format_checkpoint_info(info));
     return 0;
   }

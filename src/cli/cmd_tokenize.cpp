@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "c3/tokenizer/tokenizer.h"
+#include "c3/train/checkpoints.h"
 #include "c3/util/atomic_file.h"
 #include "c3/util/error.h"
 #include "command.h"
@@ -17,7 +18,7 @@ class TokenizeCommand : public Command {
   std::string name() const override { return "tokenize"; }
   std::string summary() const override { return "Print the token ids of a text (or, with --decode, the text of ids)"; }
   void setup(CLI::App& app, Options&) override {
-    app.add_option("--tokenizer", tokenizer_, "Checkpoint folder, tokenizer folder or tokenizer file")->required();
+    app.add_option("--tokenizer", tokenizer_, "Checkpoint folder, training run, tokenizer folder or tokenizer file")->required();
     app.add_option("input", input_, "Input file; - or none for standard input");
     auto* count = app.add_flag("--count", count_, "Print only the number of tokens");
     auto* decode = app.add_flag("--decode", decode_, "Read whitespace-separated ids and print their text");
@@ -39,7 +40,7 @@ class TokenizeCommand : public Command {
     } else {
       text = read_text_file(input_);
     }
-    const auto tokenizer = load_tokenizer(tokenizer_);
+    const auto tokenizer = load_tokenizer(newest_checkpoint_of_run(tokenizer_));  // a training run: its newest
     if (decode_) {
       std::vector<int32_t> ids;
       std::istringstream in(text);

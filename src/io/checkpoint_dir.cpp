@@ -22,7 +22,9 @@ json read_json_file(const fs::path& path) {
 
 CheckpointDir::CheckpointDir(const fs::path& dir) : dir_(dir) {
   std::error_code ec;
-  if (!fs::is_directory(dir_, ec)) fail_file(dir_.string(), "not a checkpoint folder (no such folder)");
+  if (!fs::is_directory(dir_, ec))
+    fail_file(dir_.string(), fs::exists(dir_, ec) ? "is a file; a checkpoint is the folder that holds config.json and the weights"
+                                                   : "not a checkpoint folder (no such folder)");
   if (!fs::exists(config_path(), ec)) fail_file(config_path().string(), "missing: a checkpoint folder needs config.json");
   config_ = read_json_file(config_path());
   if (!config_.is_object()) fail_file(config_path().string(), "is not a JSON object");

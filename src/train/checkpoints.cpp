@@ -77,6 +77,15 @@ std::vector<fs::path> list_checkpoints(const fs::path& output) {
   return out;
 }
 
+fs::path newest_checkpoint_of_run(const fs::path& path) {
+  std::error_code ec;
+  if (fs::exists(path / io::CheckpointDir::kConfigFile, ec)) return path;
+  const auto saved = list_checkpoints(path);
+  if (saved.empty()) return path;
+  spdlog::info("{} is a training run: using its newest checkpoint, {}", path.string(), saved.back().string());
+  return saved.back();
+}
+
 fs::path resolve_c3_checkpoint(const fs::path& path) {
   std::error_code ec;
   if (!fs::exists(path, ec)) fail_file(path.string(), "no such folder");
@@ -84,11 +93,7 @@ fs::path resolve_c3_checkpoint(const fs::path& path) {
     fail_file(path.string(), "is a file; a C3 model is the folder that holds config.json, the weights and llm1/ (" +
                                  (path.has_parent_path() ? path.parent_path().string() : std::string(".")) + "?)");
   if (is_c3_checkpoint(path)) return path;
-  const auto saved = list_checkpoints(path);
-  if (!saved.empty()) {
-    spdlog::info("{} is a training run: using its newest checkpoint, {}", path.string(), saved.back().string());
-    return saved.back();
-  }
+  if (const fs::path newest = newest_checkpoint_of_run(path); newest != path) return newest;
   const fs::path config = path / io::CheckpointDir::kConfigFile;
   if (!fs::exists(config, ec))
     fail_file(path.string(), "not a C3 model (no config.json, and no checkpoint-N folders of a training run)");

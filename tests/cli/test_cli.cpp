@@ -656,11 +656,17 @@ TEST(CliCompress, ModelPathsNameTheRealProblemAndATrainingRunStandsForItsNewestC
   EXPECT_EQ(r.out, m.texts[5] + "\n");
   EXPECT_THAT(r.err, HasSubstr("] reconstruct 1/1 files | "));
   EXPECT_EQ(r.err.find('\r'), std::string::npos);
+  r = c3("info '" + (checkpoint / "model.safetensors").string() + "'", dir);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, HasSubstr("model.safetensors: is a file; a checkpoint is the folder"));
   r = c3("info '" + run + "'", dir);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("checkpoint-150"));
   EXPECT_THAT(r.out, HasSubstr("trained on    sequences of up to"));
   EXPECT_THAT(r.out, HasSubstr("runs in       float32 on the CPU, bfloat16 on CUDA"));
+  r = c3("tokenize --count --tokenizer '" + run + "' in.txt", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, c3("tokenize --count --tokenizer '" + m.model() + "' in.txt", dir).out);
 }
 
 TEST(CliCompress, StdinToStdoutAndQuestions) {

@@ -36,6 +36,10 @@ std::filesystem::path checkpoint_path(const std::filesystem::path& output, int64
 // Complete checkpoints in `output`, oldest first.
 std::vector<std::filesystem::path> list_checkpoints(const std::filesystem::path& output);
 
+// A training output folder (no config.json, checkpoint-N folders) stands for its newest checkpoint,
+// said in the log; any other path is returned as it is.
+std::filesystem::path newest_checkpoint_of_run(const std::filesystem::path& path);
+
 // What a user may give where a C3 model is expected: a C3 checkpoint folder, or a training output
 // folder, which stands for its newest checkpoint. Anything else is an error that says what it is:
 // a missing path, a file (the weights, config.json), a plain Qwen2 model, a folder with no model.
