@@ -12,6 +12,7 @@
 #include "batch_common.h"
 #include "c3/eval/eval_data.h"
 #include "c3/eval/evaluator.h"
+#include "c3/infer/compressor.h"
 #include "c3/eval/fox_metrics.h"
 #include "c3/eval/report.h"
 #include "c3/infer/latent_file.h"
@@ -122,7 +123,10 @@ class EvalCommand : public Command {
           "Controls evaluated beside the pages themselves: shuffle-words, random-chars");
     o.add(app, "--seed", "eval.seed", 0, "Seed of the perturbations");
     o.add(app, "--limit", "eval.limit", 0, "Evaluate at most this many selected pages (0: all)");
-    o.add(app, "--batch-size", "eval.batch_size", 8, "Pages decoded together");
+    o.add(app, "--batch-size", "eval.batch_size", 8, "Spans (pages) decoded together");
+    o.add(app, "--max-span-tokens", "eval.max_span_tokens", 0,
+          "Pages with more text tokens are cut into spans of this many, as compress cuts them (0: what the length the "
+          "model was trained on leaves, as compress)");
     o.add(app, "--max-new-tokens", "eval.max_new_tokens", 4096, "Longest reconstruction");
     o.add(app, "--no-repeat-ngram", "eval.no_repeat_ngram", 20, "Ban repeating n-grams of this size (0: off)");
     o.add(app, "--dtype", "eval.dtype", "auto", "Model dtype (auto: bfloat16 on CUDA, float32 on CPU)",
@@ -175,11 +179,18 @@ class EvalCommand : public Command {
                            " text tokens with this model's tokenizer");
     spdlog::info("{}: {} of {} pages have {}-{} text tokens; {} condition(s), {} latent tokens", data_, selected.size(),
                  pages.size(), buckets.min_tokens, buckets.max_tokens, condition_names.size(), prompt.latent_tokens());
-    const int64_t window = model->config().max_length;
-    int64_t longest = 0;
-    for (const auto& p : selected) longest = std::max(longest, p.tokens);
-    if (window > 0 && longest + prompt.encoder_extra_tokens() > window)
-      spdlog::warn("the longest page ({} tokens) exceeds the {} tokens the model was trained on", longest, window);
+    // Pages longer than the model was trained on are cut into spans, as compress cuts documents.
+    const int64_t max_span_tokens = c.get<int64_t>("eval.max_span_tokens");
+    if (max_span_tokens < 0) throw UsageError("--max-span-tokens must be >= 0");
+    const int64_t window = model->config().max_length > 0 ? model->config().max_length : 8192;
+    options.span_tokens = span_token_limit(prompt, max_span_tokens, window);
+    const auto cut = std::count_if(selected.begin(), selected.end(), [&](const SelectedPage& p) { return p.tokens > options.span_tokens; });
+    if (cut > 0)
+      spdlog::info("{} of {} pages have more than {} text tokens ({}): they are cut into spans of at most {} tokens, "
+                   "each compressed into {} latents, and their ratio counts all of them",
+                   cut, selected.size(), options.span_tokens,
+                   max_span_tokens > 0 ? "--max-span-tokens" : "what the " + std::to_string(window) + "-token window the model was trained on leaves",
+                   options.span_tokens, prompt.latent_tokens());
 
     const std::string dtype = model->query.scalar_type() == at::kBFloat16 ? "bfloat16" : "float32";
     json run = {{"c3_version", C3_VERSION},
@@ -191,6 +202,8 @@ class EvalCommand : public Command {
                 {"selection", {{"pages_read", pages.size()}, {"pages_selected", selected.size()}, {"limit", limit}}},
                 {"generation",
                  {{"max_new_tokens", options.generate.max_new_tokens},
+                  {"max_span_tokens", options.span_tokens},
+                  {"pages_cut_into_spans", cut},
                   {"no_repeat_ngram", options.generate.no_repeat_ngram_size},
                   {"batch_size", options.batch_size},
                   {"dtype", dtype},
@@ -204,6 +217,7 @@ class EvalCommand : public Command {
     key.erase("data");
     key.erase("selection");
     key["generation"].erase("batch_size");
+    key["generation"].erase("pages_cut_into_spans");  // follows from the pages, checked one by one
     key["buckets"] = {buckets.min_tokens, buckets.max_tokens, buckets.width};
     if (force)  // only what eval writes: OUTPUT may be a folder holding other things
       for (const char* name : {"pages.jsonl", "summary.json", "report.md", "precision_vs_ratio.svg", "position_curve.svg", kJournal})

@@ -10,6 +10,7 @@
 #include <map>
 
 #include "c3/eval/position_curve.h"
+#include "c3/infer/compressor.h"
 #include "c3/infer/file_jobs.h"
 #include "c3/tokenizer/unicode.h"
 #include "c3/util/parallel.h"
@@ -45,6 +46,7 @@ json PageResult::to_json() const {
             {"page_tokens", page_tokens},
             {"text_tokens", text_tokens},
             {"bucket", bucket_label},
+            {"spans", spans},
             {"ratio", ratio},
             {"generated_tokens", generated_tokens}};
   j.update(scores.to_json());
@@ -62,6 +64,7 @@ PageResult PageResult::from_json(const json& j) {
   r.page_tokens = j.at("page_tokens").get<int64_t>();
   r.text_tokens = j.at("text_tokens").get<int64_t>();
   r.bucket_label = j.at("bucket").get<std::string>();
+  r.spans = j.value("spans", int64_t{1});
   r.ratio = j.at("ratio").get<double>();
   r.generated_tokens = j.at("generated_tokens").get<int64_t>();
   r.scores.precision = j.at("precision").get<double>();
@@ -90,10 +93,12 @@ std::vector<PageResult> evaluate(C3Model& model, const Tokenizer& tokenizer, con
   std::map<std::pair<std::string, std::string>, PageResult> results;  // (condition, id)
   for (const auto& r : done) results[{r.condition, r.id}] = r;
 
-  // The work still to do, each with its text and ids.
+  // The work still to do: each page (under each condition) as one or more spans.
   struct Item {
     PageResult result;
-    std::vector<int32_t> ids;
+    std::vector<Span> spans;
+    std::vector<std::string> outputs;  // per span
+    size_t pending = 0;                // spans not decoded yet
   };
   std::vector<Item> todo;
   for (const auto condition : options.conditions) {
@@ -106,41 +111,64 @@ std::vector<PageResult> evaluate(C3Model& model, const Tokenizer& tokenizer, con
       r.bucket = p.bucket, r.bucket_label = options.buckets.label(p.bucket);
       r.text = perturb(p.page.text, condition, page_seed(options.seed, p.page.id));
       r.page_sha256 = sha256_hex(p.page.text);
-      item.ids = condition == Perturbation::kNone ? p.ids : tokenizer.encode_text(r.text);
-      r.text_tokens = static_cast<int64_t>(item.ids.size());
-      r.ratio = static_cast<double>(r.text_tokens) / static_cast<double>(latents);
+      std::vector<int32_t> ids = condition == Perturbation::kNone ? p.ids : tokenizer.encode_text(r.text);
+      r.text_tokens = static_cast<int64_t>(ids.size());
+      if (options.span_tokens > 0 && r.text_tokens > options.span_tokens) {
+        item.spans = cut_spans(r.text, tokenizer, options.span_tokens);
+      } else {
+        item.spans.resize(1);
+        item.spans[0].ids = std::move(ids);
+      }
+      r.spans = static_cast<int64_t>(item.spans.size());
+      r.ratio = static_cast<double>(r.text_tokens) / static_cast<double>(latents * r.spans);
+      item.outputs.resize(item.spans.size());
+      item.pending = item.spans.size();
       todo.push_back(std::move(item));
     }
   }
-  std::stable_sort(todo.begin(), todo.end(), [](const Item& a, const Item& b) { return a.ids.size() < b.ids.size(); });
+  // Every span of every page, shortest first, so batches pad little.
+  std::vector<std::pair<size_t, size_t>> order;  // (item, span)
+  for (size_t i = 0; i < todo.size(); ++i)
+    for (size_t s = 0; s < todo[i].spans.size(); ++s) order.emplace_back(i, s);
+  std::stable_sort(order.begin(), order.end(), [&](const auto& a, const auto& b) {
+    return todo[a.first].spans[a.second].ids.size() < todo[b.first].spans[b.second].ids.size();
+  });
 
   JobProgress status("eval", static_cast<int64_t>(todo.size()), options.progress, "pages");
   int64_t finished = 0, generated = 0;
-  for (size_t start = 0; start < todo.size(); start += static_cast<size_t>(options.batch_size)) {
-    const size_t end = std::min(todo.size(), start + static_cast<size_t>(options.batch_size));
+  for (size_t start = 0; start < order.size(); start += static_cast<size_t>(options.batch_size)) {
+    const size_t end = std::min(order.size(), start + static_cast<size_t>(options.batch_size));
     std::vector<const std::vector<int32_t>*> texts;
-    for (size_t k = start; k < end; ++k) texts.push_back(&todo[k].ids);
+    for (size_t k = start; k < end; ++k) texts.push_back(&todo[order[k].first].spans[order[k].second].ids);
     const C3Batch batch = make_c3_batch(prompt, texts, /*with_answers=*/false).to(model->query.device());
     const at::Tensor z = model->compress(batch.encoder_ids, batch.encoder_mask, batch.encoder_slots);
     const auto ids = greedy_generate(model, prompt, z, options.generate);
+    std::vector<size_t> completed;  // pages whose last span this batch decoded
     for (size_t k = start; k < end; ++k) {
-      todo[k].result.generated_tokens = static_cast<int64_t>(ids[k - start].size());
-      todo[k].result.reconstruction = decode_reconstruction(tokenizer, ids[k - start]);
+      Item& item = todo[order[k].first];
+      item.result.generated_tokens += static_cast<int64_t>(ids[k - start].size());
+      item.outputs[order[k].second] = decode_reconstruction(tokenizer, ids[k - start]);
+      if (--item.pending == 0) completed.push_back(order[k].first);
+    }
+    for (size_t i : completed) {  // joined as reconstruct joins spans: the whitespace at each cut restored
+      Item& item = todo[i];
+      for (size_t s = 0; s < item.spans.size(); ++s)
+        item.result.reconstruction += item.outputs[s] + (s + 1 < item.spans.size() ? item.spans[s].joiner : "");
     }
     // Scoring (the character alignment is the slow part) runs on all threads.
-    parallel_for_each(static_cast<int64_t>(end - start), options.threads, [&](int64_t k) {
-      PageResult& r = todo[start + k].result;
+    parallel_for_each(static_cast<int64_t>(completed.size()), options.threads, [&](int64_t k) {
+      PageResult& r = todo[completed[k]].result;
       r.scores = score_page(r.text, r.reconstruction);
       r.position_curve = position_curve(unicode::code_points(r.text), unicode::code_points(r.reconstruction));
     });
     std::vector<PageResult> batch_results;
-    for (size_t k = start; k < end; ++k) {
-      generated += todo[k].result.generated_tokens;
-      batch_results.push_back(todo[k].result);
-      results[{todo[k].result.condition, todo[k].result.id}] = todo[k].result;
+    for (size_t i : completed) {
+      generated += todo[i].result.generated_tokens;
+      batch_results.push_back(todo[i].result);
+      results[{todo[i].result.condition, todo[i].result.id}] = todo[i].result;
     }
-    on_batch(batch_results);
-    finished += static_cast<int64_t>(end - start);
+    if (!batch_results.empty()) on_batch(batch_results);
+    finished += static_cast<int64_t>(completed.size());
     status.update(finished, generated);
   }
   status.clear();

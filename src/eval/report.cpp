@@ -119,6 +119,10 @@ std::string report_markdown(const json& s) {
                       s["generation"].value("no_repeat_ngram", 0), s["generation"].value("max_new_tokens", 0),
                       s["generation"].value("batch_size", 0), s["generation"].value("dtype", ""),
                       s["generation"].value("device", ""));
+  if (s.contains("generation") && s["generation"].value("pages_cut_into_spans", int64_t{0}) > 0)
+    md += fmt::format("- spans: {} pages longer than {} text tokens were cut into spans of at most that many, each "
+                      "compressed into the model's latents; their ratio counts all of them\n",
+                      s["generation"].value("pages_cut_into_spans", int64_t{0}), s["generation"].value("max_span_tokens", int64_t{0}));
   if (s.contains("seconds"))
     md += fmt::format("- {:.1f} s, {} tokens generated; c3 {}\n", s["seconds"].get<double>(),
                       s.value("generated_tokens", int64_t{0}), s.value("c3_version", ""));

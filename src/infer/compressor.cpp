@@ -69,23 +69,43 @@ void write_output(const Doc& doc, const std::string& fingerprint, const std::str
 
 }  // namespace
 
+int64_t span_token_limit(const C3Prompt& prompt, int64_t max_span_tokens, int64_t max_length) {
+  const int64_t limit = max_span_tokens > 0
+                            ? max_span_tokens
+                            : max_length - std::max(prompt.encoder_extra_tokens(), prompt.decoder_extra_tokens());
+  if (limit <= 0) throw UsageError("the window leaves no room for text (raise --max-span-tokens)");
+  return limit;
+}
+
 std::vector<Span> cut_spans(const std::string& text, const Tokenizer& tokenizer, int64_t max_tokens) {
   const std::vector<int32_t> ids = tokenizer.encode_text(text);
   std::vector<Span> spans;
   size_t a = 0;
   int64_t offset = 0;
+  // The bytes of `text` from `offset` that a span decoding to `piece` covers, or -1. A sentencepiece
+  // tokenizer drops the space that starts a sequence ("▁word" decodes to "word"): skipped spaces count.
+  auto covered = [&](int64_t offset, const std::string& piece) -> int64_t {
+    int64_t skip = 0;
+    while (true) {
+      if (text.compare(offset + skip, piece.size(), piece) == 0) return skip + static_cast<int64_t>(piece.size());
+      if (offset + skip >= static_cast<int64_t>(text.size()) || !unicode::is_ascii_space(text[offset + skip])) return -1;
+      ++skip;
+    }
+  };
   while (a < ids.size()) {
     size_t b = std::min(ids.size(), a + static_cast<size_t>(max_tokens));
     std::string piece = tokenizer.decode(std::vector<int32_t>(ids.begin() + a, ids.begin() + b));
     // A cut inside a multi-byte character decodes to U+FFFD: move it back a token or two.
-    for (int tries = 0; b < ids.size() && b > a + 1 && text.compare(offset, piece.size(), piece) != 0 && tries < 8; ++tries) {
+    for (int tries = 0; b < ids.size() && b > a + 1 && covered(offset, piece) < 0 && tries < 8; ++tries) {
       --b;
       piece = tokenizer.decode(std::vector<int32_t>(ids.begin() + a, ids.begin() + b));
     }
+    const int64_t bytes = covered(offset, piece);
     Span span;
     span.ids.assign(ids.begin() + a, ids.begin() + b);
     span.begin = offset;
-    span.end = std::min<int64_t>(static_cast<int64_t>(text.size()), offset + static_cast<int64_t>(piece.size()));
+    span.end = std::min<int64_t>(static_cast<int64_t>(text.size()),
+                                 offset + (bytes >= 0 ? bytes : static_cast<int64_t>(piece.size())));
     spans.push_back(std::move(span));
     offset = spans.back().end;
     a = b;
@@ -107,10 +127,7 @@ JobSummary compress_files(C3Model& model, const Tokenizer& tokenizer, const C3Pr
   torch::NoGradGuard no_grad;
   const auto device = model->query.device();
   const int64_t n = prompt.latent_tokens();
-  const int64_t span_limit = options.max_span_tokens > 0
-                                 ? options.max_span_tokens
-                                 : options.max_length - std::max(prompt.encoder_extra_tokens(), prompt.decoder_extra_tokens());
-  if (span_limit <= 0) throw UsageError("the window leaves no room for text (raise --max-span-tokens)");
+  const int64_t span_limit = span_token_limit(prompt, options.max_span_tokens, options.max_length);
   const std::string fingerprint = model_fingerprint(model);
   JobSummary summary;
   summary.files = static_cast<int64_t>(jobs.size());
@@ -137,6 +154,7 @@ JobSummary compress_files(C3Model& model, const Tokenizer& tokenizer, const C3Pr
       // What makes the output's bytes: the text, the model, the spans it is cut into, the dtype,
       // the prompt a reader will use.
       doc.key = job_key({{"source_sha256", sha256_hex(doc.text)}, {"model", fingerprint}, {"span_limit", span_limit},
+                         {"span_cutter", 2},  // 2: sentencepiece spans no longer shrink to single tokens
                          {"dtype", scalar_type_name(options.dtype)}, {"prompt_template", prompt.prompt_template()},
                          {"format_version", kLatentFormatVersion}});
       if (!jobs[j].to_stdout()) {

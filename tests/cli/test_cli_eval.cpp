@@ -137,5 +137,38 @@ TEST(CliEval, WritesTheReportAndResumesAKilledRun) {
   EXPECT_THAT(r.err, HasSubstr("36 page results were made with another model or settings: redoing them"));
 }
 
+TEST(CliEval, PagesLongerThanTheSpanLimitAreCutIntoSpansAndSaySo) {
+  const auto& m = test::trained_model();
+  test::TempDir dir;
+  write_fox_file(dir / "pages.json", m.texts);
+  const std::string args = "--threads 1 eval -m '" + m.model() + "' pages.json --min-tokens 1 --max-tokens 400 "
+                           "--bucket-width 100 --batch-size 4 --max-new-tokens 32 ";
+  auto r = c3(args + "-o whole", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.err, Not(HasSubstr("cut into spans"))) << "the model's window holds every page";
+  r = c3(args + "--max-span-tokens 8 -o cut", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json summary = json::parse(test::read_bytes(dir / "cut" / "summary.json"));
+  const int64_t latents = summary["latent_tokens"];
+  int64_t cut = 0;
+  std::istringstream pages(test::read_bytes(dir / "cut" / "pages.jsonl"));
+  for (std::string line; std::getline(pages, line);) {
+    const json page = json::parse(line);
+    const int64_t tokens = page["text_tokens"], spans = page["spans"];
+    EXPECT_GE(spans * 8, tokens) << line;
+    EXPECT_LT((spans - 1) * 8, tokens) << line;
+    EXPECT_DOUBLE_EQ(page["ratio"].get<double>(), static_cast<double>(tokens) / static_cast<double>(latents * spans));
+    EXPECT_GT(page["generated_tokens"].get<int64_t>(), spans) << "every span was decoded";
+    cut += spans > 1;
+  }
+  EXPECT_GT(cut, 6);
+  EXPECT_THAT(r.err, HasSubstr(std::to_string(cut) + " of 12 pages have more than 8 text tokens (--max-span-tokens)"));
+  EXPECT_EQ(summary["generation"]["pages_cut_into_spans"], cut);
+  EXPECT_EQ(summary["generation"]["max_span_tokens"], 8);
+  EXPECT_THAT(test::read_bytes(dir / "cut" / "report.md"), HasSubstr("- spans: " + std::to_string(cut) + " pages longer than 8"));
+  EXPECT_LT(summary["conditions"]["none"]["overall"]["mean_ratio"].get<double>(),
+            json::parse(test::read_bytes(dir / "whole" / "summary.json"))["conditions"]["none"]["overall"]["mean_ratio"].get<double>());
+}
+
 }  // namespace
 }  // namespace c3

@@ -1,5 +1,6 @@
 // `c3 eval` with a model: select benchmark pages by text-token count, compress and reconstruct
-// each (whole, as one span of N latents) in length-sorted batches, and score every page with the
+// each in length-sorted batches (whole, as one span of N latents; a page longer than the span limit
+// is cut into spans as compress cuts it, and its reconstruction joined as reconstruct joins it), and score every page with the
 // Fox scorer and the position curve, under each requested control condition.
 #pragma once
 
@@ -34,7 +35,8 @@ struct EvalOptions {
   Buckets buckets;
   std::vector<Perturbation> conditions{Perturbation::kNone};
   uint64_t seed = 0;        // of the perturbations
-  int64_t batch_size = 8;   // pages decoded together
+  int64_t batch_size = 8;   // spans (pages) decoded together
+  int64_t span_tokens = 0;  // a page with more text tokens is cut into spans of at most this many (0: never)
   GenerateOptions generate;
   bool progress = true;
   int threads = 1;          // for scoring
@@ -46,7 +48,8 @@ struct PageResult {
   int64_t text_tokens = 0;  // of the text compressed (differs from page_tokens under a perturbation)
   int bucket = -1;
   std::string bucket_label;
-  double ratio = 0;  // text_tokens / latent tokens
+  int64_t spans = 1;  // the page was cut into this many spans (each compressed into N latents)
+  double ratio = 0;   // text_tokens / all its latent tokens (N x spans)
   int64_t generated_tokens = 0;
   PageScores scores;
   std::vector<double> position_curve;  // per tenth of the text; NaN (null in JSON) where empty

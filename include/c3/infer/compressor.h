@@ -33,6 +33,10 @@ struct Span {
   std::string joiner;          // whitespace after it in the text
 };
 
+// The longest span of text tokens: `max_span_tokens` when set (> 0), else what the model's window
+// `max_length` leaves after the prompt around the text. Throws a UsageError when that is nothing.
+int64_t span_token_limit(const C3Prompt& prompt, int64_t max_span_tokens, int64_t max_length);
+
 // Cuts `text` into spans of at most `max_tokens` tokens, at token boundaries that fall on
 // character boundaries; the spans cover the text in order.
 std::vector<Span> cut_spans(const std::string& text, const Tokenizer& tokenizer, int64_t max_tokens);

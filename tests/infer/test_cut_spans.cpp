@@ -1,0 +1,46 @@
+// Cutting long texts into spans (compress, eval): the spans hold every token once, in order, and
+// their byte ranges tile the text, with both tokenizer families (a sentencepiece tokenizer decodes a
+// span without the space that starts it).
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "c3/infer/compressor.h"
+#include "c3/tokenizer/tokenizer.h"
+#include "test_support.h"
+
+namespace c3 {
+namespace {
+
+void expect_spans_tile(const Tokenizer& tokenizer, const std::string& text, int64_t max_tokens) {
+  const auto ids = tokenizer.encode_text(text);
+  const auto spans = cut_spans(text, tokenizer, max_tokens);
+  std::vector<int32_t> joined;
+  int64_t offset = 0;
+  for (const auto& span : spans) {
+    EXPECT_LE(static_cast<int64_t>(span.ids.size()), max_tokens);
+    EXPECT_EQ(span.begin, offset) << "contiguous";
+    offset = span.end;
+    joined.insert(joined.end(), span.ids.begin(), span.ids.end());
+  }
+  EXPECT_EQ(offset, static_cast<int64_t>(text.size())) << "the last span ends the text";
+  EXPECT_EQ(joined, ids) << "every token once, in order";
+  // Only a cut inside a multi-byte character moves back, by a token or two: never to tiny spans.
+  EXPECT_LE(static_cast<int64_t>(spans.size()), (static_cast<int64_t>(ids.size()) + max_tokens - 1) / (max_tokens - 2) + 1)
+      << spans.size() << " spans for " << ids.size() << " tokens";
+}
+
+TEST(CutSpans, TileTheTextWithSentencepieceAndByteLevelBpe) {
+  const std::string text =
+      "The floppy driver is configured using the floppy option in lilo. This option can be typed at the boot "
+      "prompt, or entered in the lilo configuration file.\n\nSeveral floppy related options may be given, for "
+      "example: Zürich, naïve café, 東京 and more words after them.  Two spaces, then a tab\there.";
+  test::TempDir dir;
+  test::train_test_tokenizer(test::random_texts(300, 12, 9), dir / "spm", 400);
+  const auto spm = load_tokenizer(dir / "spm");
+  const auto bpe = load_tokenizer(std::filesystem::path(C3_TEST_DATA) / "qwen2-tokenizer");
+  for (const Tokenizer* tokenizer : std::vector<const Tokenizer*>{spm.get(), bpe.get()})
+    for (int64_t max_tokens : {5, 8, 13, 1000}) expect_spans_tile(*tokenizer, text, max_tokens);
+}
+
+}  // namespace
+}  // namespace c3
