@@ -28,6 +28,8 @@ RST_ROLE = re.compile(r":[a-zA-Z:]+:`([^`<]*?)(?:\s*<[^`]*>)?`")
 RST_LINK = re.compile(r"`([^`<]+?)\s*<[^`]*>`_+")
 RST_MARKUP = re.compile(r"(\*\*|\*|``|`)(\S(?:.*?\S)?)\1_?")
 POD_CODE = re.compile(r"[A-Z]<<+\s+(.*?)\s+>>+|[A-Z]<([^<>]*)>")
+POD_ESCAPE = re.compile(r"E<(\w+)>")  # before the other codes: E<gt> inside C<...> is a character
+POD_ESCAPES = {"gt": ">", "lt": "<", "sol": "/", "verbar": "|", "quot": '"', "amp": "&", "apos": "'"}
 
 
 def prose_ratio(text):
@@ -117,9 +119,9 @@ def pod_paragraphs(lines):
     def flush():
         if paragraph:
             text = " ".join(paragraph)
+            text = POD_ESCAPE.sub(lambda m: POD_ESCAPES.get(m.group(1), chr(int(m.group(1), 0)) if m.group(1)[0].isdigit() else ""), text)
             for _ in range(3):
                 text = POD_CODE.sub(lambda m: m.group(1) or m.group(2) or "", text)
-            text = text.replace("E<gt>", ">").replace("E<lt>", "<")
             out.append(text)
             paragraph.clear()
 
