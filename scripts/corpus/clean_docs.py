@@ -49,6 +49,7 @@ PROSE_DIRECTIVES = {"note", "warning", "important", "attention", "caution", "tip
                     "function", "method", "class", "attribute", "data", "exception", "decorator", "classmethod",
                     "staticmethod", "abstractmethod", "coroutinefunction", "coroutinemethod", "describe", "glossary",
                     "topic", "sidebar", "option", "impl-detail", "availability"}
+FIELD = re.compile(r"^:[\w -]+:(\s|$)")  # ":Authors: ..." (a role, ":ref:`x`", is prose)
 DIRECTIVE = re.compile(r"^\s*\.\.\s+([\w:.-]+)::")
 
 
@@ -99,7 +100,7 @@ def rst_paragraphs(lines):
             if not directive or name.startswith(("c:", "cpp:")) or name.split(":")[-1] not in PROSE_DIRECTIVES:
                 literal_indent = indent  # a comment, or a body that is not prose
             continue
-        if body.startswith((":", "|", "+-", "+=", ">>>", "...")) or UNDERLINE.match(body) or \
+        if FIELD.match(body) or body.startswith(("|", "+-", "+=", ">>>", "...")) or UNDERLINE.match(body) or \
                 re.match(r"^(=+\s+)+=+$", body):
             flush()
             continue
