@@ -32,8 +32,7 @@ nlohmann::json saved_settings(const Config& c) {
     for (auto& [name, value] : out[section].items()) {
       if (!c.is_path(std::string(section) + "." + name)) continue;
       auto absolute = [](nlohmann::json& v) {
-        const std::string p = v.get<std::string>();
-        if (!p.empty() && p != "-" && p.rfind("preset:", 0) != 0) v = fs::absolute(p).lexically_normal().string();
+        if (Config::names_a_file(v.get<std::string>())) v = fs::absolute(v.get<std::string>()).lexically_normal().string();
       };
       if (value.is_array())
         for (auto& v : value) absolute(v);
@@ -199,12 +198,13 @@ class TrainCommand : public Command {
     // encoder and decoder folders that are not downloaded yet.
     std::vector<std::string> inputs;
     if (!dry_run_) inputs = {"data.train", "data.validation"};
-    if (list_checkpoints(s.output).empty()) {
+    const bool resuming = !list_checkpoints(s.output).empty();
+    if (!resuming) {
       inputs.insert(inputs.end(), {"model.checkpoint", "model.tokenizer"});
       if (!dry_run_) inputs.insert(inputs.end(), {"model.encoder", "model.decoder"});
     }
     for (const auto& key : inputs) c.require_existing_paths(key);
-    if (!s.checkpoint.empty() && list_checkpoints(s.output).empty())
+    if (!s.checkpoint.empty() && !resuming)
       s.checkpoint = resolve_c3_checkpoint(s.checkpoint).string();  // a training run: its newest checkpoint
     if (dry_run_) {
       print_dry_run(s, dist.world_size, std::cout);

@@ -26,9 +26,6 @@ bool same_type(const json& expected, const json& got) {
   return expected.type() == got.type();
 }
 
-// Values of a path key that name no file: empty, stdin/stdout, a preset.
-bool names_a_file(const std::string& value) { return !value.empty() && value != "-" && value.rfind("preset:", 0) != 0; }
-
 std::vector<std::string> path_values(const json& value) {
   if (value.is_string()) return {value.get<std::string>()};
   std::vector<std::string> out;
@@ -40,7 +37,7 @@ std::vector<std::string> path_values(const json& value) {
 
 json relative_to(const json& value, const std::filesystem::path& folder) {
   auto rebase = [&](const json& v) -> json {
-    if (!v.is_string() || !names_a_file(v.get<std::string>())) return v;
+    if (!v.is_string() || !Config::names_a_file(v.get<std::string>())) return v;
     const std::filesystem::path p = v.get<std::string>();
     return p.is_absolute() ? v : json((folder / p).lexically_normal().string());
   };
@@ -51,6 +48,10 @@ json relative_to(const json& value, const std::filesystem::path& folder) {
 }
 
 }  // namespace
+
+bool Config::names_a_file(const std::string& value) {
+  return !value.empty() && value != "-" && value.rfind("preset:", 0) != 0;
+}
 
 void Config::mark_path(const std::string& key) {
   auto it = specs_.find(key);

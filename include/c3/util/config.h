@@ -22,6 +22,8 @@ class Config {
   // Marks a declared string or list-of-strings key as holding file paths (see merge_file).
   void mark_path(const std::string& key);
   bool is_path(const std::string& key) const;
+  // Whether a path key's value names a file: not "", "-" (stdin/stdout) or "preset:NAME".
+  static bool names_a_file(const std::string& value);
 
   // Relative path values (not "", "-" or "preset:NAME") become relative to the file's folder.
   void merge_file(const std::string& path);
