@@ -122,8 +122,8 @@ def training_curves_svg(phases):
 # ---------------------------------------------------------------------------------------------
 # The card.
 
-def bucket_table(summary, control):
-    lines = ["| text tokens | pieces | mean ratio | precision | 1 - edit distance | BLEU | precision, words shuffled (control) |",
+def bucket_table(summary, control, unit="pieces"):
+    lines = [f"| text tokens | {unit} | mean ratio | precision | 1 - edit distance | BLEU | precision, words shuffled (control) |",
              "|---|---:|---:|---:|---:|---:|---:|"]
     shuffled = {b["bucket"]: b for b in summary["conditions"].get(control, {}).get("buckets", [])}
     buckets = summary["conditions"]["none"]["buckets"] + [dict(summary["conditions"]["none"]["overall"], bucket="**all**")]
@@ -205,7 +205,8 @@ def card(name, phases, evals, info, corpus, c3_commit):
     lines += [p.row(i + 1) for i, p in enumerate(phases)]
     lines += ["", "Phase configs: " + ", ".join(f"`configs/prose-cpu-phase{i + 1}.json`" for i in range(len(phases))) +
               f". Validation precision is greedy word precision on {phases[-1].config['train']['eval_precision_samples']} "
-              "validation spans at each evaluation; the metrics of every step are in `training/`.", "",
+              "validation spans at each evaluation, drawn with the phase's own span lengths (hence the jumps where a phase starts); "
+              "the metrics of every step are in `training/`.", "",
               "![training curves](training_curves.svg)", ""]
     if heldout:
         lines += ["## Held-out precision by compression ratio", "",
@@ -228,10 +229,11 @@ def card(name, phases, evals, info, corpus, c3_commit):
         gen = summary["generation"]
         lines += [f"## Fox, out of domain ({key})", "",
                   f"The {summary['selection']['pages_selected']} English Fox pages (`en_page_ocr.json`), cut into spans of at most "
-                  f"{gen['max_span_tokens']} tokens ({gen['pages_cut_into_spans']} pages cut). Fox's pages are "
+                  f"{gen['max_span_tokens']} tokens ({gen['pages_cut_into_spans']} pages cut; tokens counted with this model's "
+                  "4000-piece vocabulary, which cuts text finer than Qwen2's 151k). Fox's pages are "
                   "newspapers, forms and papers, far from the training documents; reported only, nothing was tuned "
                   f"on them. `eval/{key}/` has the report.", "",
-                  bucket_table(summary, "shuffle-words"), "",
+                  bucket_table(summary, "shuffle-words", "pages"), "",
                   "Characters reproduced per tenth of the page: " + position_line(summary) + ".", ""]
     return lines
 
