@@ -1,34 +1,27 @@
 #!/usr/bin/env bash
-# The main job: build c3, build the demo corpus from a Debian documentation package, train a
-# sentencepiece tokenizer on it, train a tiny C3 from scratch on the CPU (configs/tiny-cpu.json),
-# compress the held-out documents with it and reconstruct them, evaluate it on them (c3 eval), and
-# measure throughput, c3's own and beside Hugging Face transformers. Rerunning resumes/reuses what
-# is already there.
+# The main job: builds c3, then shows the shipped model (models/c3-prose-n16, a C3 that c3 trained
+# from scratch on 2 CPU cores) at work on data/samples/ (held-out Python documentation it never saw):
+# compresses each text into latent files, reconstructs the texts from the latents alone, evaluates
+# it (c3 eval: report.md, summary.json, plots), and prints a few reconstructions under their originals.
+# Outputs in runs/demo/ (C3_RUN_DIR=DIR: DIR/demo/); rerunning redoes only what is out of date.
+# Training: scripts/train-prose-model.sh (this model), scripts/train-tiny.sh (a minute); benchmarks:
+# scripts/bench.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh
 build=${BUILD_DIR:-build}
-out=${C3_RUN_DIR:-runs}
+model=${C3_MODEL:-models/c3-prose-n16}
+out=${C3_RUN_DIR:-runs}/demo
+samples=data/samples
 mkdir -p "$out"
-bash scripts/build-corpus.sh data/corpus
-if [[ ! -f data/corpus/tokenizer/tokenizer.model ]]; then
-  "$build/c3" tokenizer train --input data/corpus/train/*.txt --vocab-size 4000 --model-type bpe -o data/corpus/tokenizer
-fi
-"$build/c3" --config configs/tiny-cpu.json train -o "$out/tiny-cpu"
-model=$(ls -d "$out"/tiny-cpu/checkpoint-* | sort -t- -k2 -n | tail -1)
 "$build/c3" info "$model"
-# The tiny demo model is not trained long enough to reconstruct prose: this shows the pipeline.
-"$build/c3" compress -m "$model" data/corpus/valid -o "$out/latents" --summary "$out/compress.json"
-"$build/c3" reconstruct -m "$model" "$out/latents" -o "$out/restored" --max-new-tokens 128 --summary "$out/reconstruct.json"
-"$build/c3" eval -m "$model" data/corpus/valid -o "$out/eval" --force --min-tokens 64 --max-tokens 1024 \
-  --bucket-width 192 --max-new-tokens 256 --perturb shuffle-words
-"$build/bench_scorer" --quick --json "$out/bench_scorer.json"
-"$build/bench_train_step" --quick --json "$out/bench_train_step.json"
-"$build/bench_reconstruct" --quick --json "$out/bench_reconstruct.json"
-python=${C3_PYTHON:-.venv/bin/python}
-if "$python" -c 'import transformers, tokenizers' 2>/dev/null; then
-  "$python" bench/vs_hf.py --quick --build "$build" --json "$out/bench_vs_hf.json"  # c3 beside Hugging Face
-else
-  echo "run.sh: $python has no transformers: bench/vs_hf.py skipped" >&2
-fi
-echo "results in $out/ (metrics: $out/tiny-cpu/metrics.jsonl)" >&2
+"$build/c3" compress -m "$model" "$samples" -o "$out/latents" --summary "$out/compress.json"
+"$build/c3" reconstruct -m "$model" "$out/latents" -o "$out/restored" --summary "$out/reconstruct.json"
+"$build/c3" eval -m "$model" "$samples" -o "$out/eval" --force --min-tokens 1 --max-tokens 100000 --bucket-width 32 \
+  --perturb shuffle-words
+for name in c-api-stable-0 threading-3 email-contentmanager-2; do  # the shortest (84 tokens, 5.3x), one of 100, the longest (120)
+  printf '\n=== %s\n--- original\n%s\n--- reconstructed from %s\n%s\n' "$name" "$(cat "$samples/$name.txt")" \
+    "$out/latents/$name.txt.c3" "$(cat "$out/restored/$name.txt")"
+done
+printf '\n' && cat "$out/eval/report.md"
+echo "run.sh: latents in $out/latents/, reconstructions in $out/restored/, evaluation in $out/eval/" >&2
