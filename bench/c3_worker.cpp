@@ -23,9 +23,11 @@
 #include "c3/model/c3_io.h"
 #include "c3/model/c3_loss.h"
 #include "c3/model/c3_prompt.h"
+#include "c3/io/tensor_io.h"
 #include "c3/model/qwen2_io.h"
 #include "c3/tokenizer/tokenizer.h"
 #include "c3/train/optimizer.h"
+#include "c3/util/dtype.h"
 #include "c3/util/runtime.h"
 
 namespace {
@@ -37,7 +39,7 @@ double seconds_since(Clock::time_point start) { return std::chrono::duration<dou
 
 at::Tensor read_ids(const std::string& file, const std::string& name) {
   const c3::io::SafetensorsReader in(file);
-  return c3::load_tensor(in.at(name), at::kLong, at::kCPU, file);
+  return c3::io::load_tensor(in.at(name), at::kLong, at::kCPU, file);
 }
 
 // [B, T] ids -> rows, each cut to its length (lengths undefined: whole rows).

@@ -16,6 +16,7 @@
 
 #include "c3/model/checkpoint_info.h"
 #include "c3/model/qwen2_io.h"
+#include "c3/util/dtype.h"
 #include "c3/util/runtime.h"
 
 namespace fs = std::filesystem;

@@ -17,6 +17,7 @@
 
 #include "c3/model/qwen2.h"
 #include "c3/torch_compat.h"
+#include "c3/util/dtype.h"
 #include "c3/util/runtime.h"
 
 namespace {

@@ -20,6 +20,7 @@
 #include "c3/torch_compat.h"
 #include "c3/train/memory_estimate.h"
 #include "c3/train/optimizer.h"
+#include "c3/util/dtype.h"
 #include "c3/util/runtime.h"
 #include "bench_args.h"
 

@@ -9,6 +9,7 @@
 #include "c3/model/qwen2.h"
 #include "c3/train/checkpoints.h"
 #include "c3/util/atomic_file.h"
+#include "c3/util/dtype.h"
 #include "c3/util/error.h"
 
 namespace c3::cli {
@@ -22,8 +23,7 @@ void add_batch_options(CLI::App& app, Options& o, const std::string& section) {
   o.add(app, "--fail-fast", section + ".fail_fast", false, "Stop at the first file that fails (else report it and go on)");
   o.add(app, "--shard", section + ".shard", "", "Process slice I of N (I/N); default RANK/WORLD_SIZE or SLURM_PROCID/SLURM_NTASKS");
   o.add_path(app, "--summary", section + ".summary", "", "Write a JSON summary of the run to this file");
-  o.add(app, "--dtype", section + ".dtype", "auto", "Model dtype (auto: bfloat16 on CUDA, float32 on CPU)",
-        {"auto", "float32", "bfloat16"});
+  o.add(app, "--dtype", section + ".dtype", "auto", std::string("Model dtype (") + kAutoDtypeHelp + ")", dtype_choices());
   o.config().declare(section + ".progress", true, "Show a progress line on a terminal");
 }
 
@@ -32,7 +32,7 @@ LoadedModel load_model_for(const Config& config, const std::string& section, con
   const std::string dtype = config.get<std::string>(section + ".dtype");
   C3LoadOptions options;
   options.device = runtime.device;
-  options.dtype = dtype == "auto" ? (runtime.device.is_cuda() ? at::kBFloat16 : at::kFloat) : scalar_type_from_name(dtype);
+  options.dtype = resolve_dtype(dtype, runtime.device);
   LoadedModel loaded;
   loaded.folder = resolve_c3_checkpoint(config.get<std::string>(section + ".model"));
   loaded.model = load_c3(loaded.folder, options);

@@ -5,6 +5,7 @@
 #include "c3/infer/compressor.h"
 #include "c3/model/qwen2.h"
 #include "c3/tokenizer/tokenizer.h"
+#include "c3/util/dtype.h"
 #include "c3/util/error.h"
 
 namespace c3::cli {
@@ -24,8 +25,8 @@ class CompressCommand : public Command {
           "Longest span of text compressed at once; longer texts are cut (0: what --max-length allows)");
     o.add(app, "--max-length", "compress.max_length", 0,
           "The model's window (0: the length it was trained with, from its config.json, else 8192)");
-    o.add(app, "--latent-dtype", "compress.latent_dtype", "auto", "Stored latents (auto: bfloat16 on CUDA, float32 on CPU)",
-          {"auto", "float32", "bfloat16"});
+    o.add(app, "--latent-dtype", "compress.latent_dtype", "auto", std::string("Stored latents (") + kAutoDtypeHelp + ")",
+          dtype_choices());
   }
   int run(const Config& c, const Runtime& runtime) override {
     ListOptions list;
@@ -45,7 +46,7 @@ class CompressCommand : public Command {
       throw UsageError("--batch-tokens must be positive, --max-span-tokens and --max-length >= 0");
     if (o.max_length == 0) o.max_length = model->config().max_length > 0 ? model->config().max_length : 8192;
     const std::string latent_dtype = c.get<std::string>("compress.latent_dtype");
-    o.dtype = latent_dtype == "auto" ? (runtime.device.is_cuda() ? at::kBFloat16 : at::kFloat) : scalar_type_from_name(latent_dtype);
+    o.dtype = resolve_dtype(latent_dtype, runtime.device);
     o.force = c.get<bool>("compress.force");
     o.fail_fast = c.get<bool>("compress.fail_fast");
     o.progress = c.get<bool>("compress.progress");

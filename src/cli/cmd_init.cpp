@@ -5,6 +5,7 @@
 #include "c3/io/checkpoint_dir.h"
 #include "c3/model/checkpoint_info.h"
 #include "c3/model/qwen2_io.h"
+#include "c3/util/dtype.h"
 #include "c3/util/error.h"
 #include "command.h"
 

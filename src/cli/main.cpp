@@ -67,20 +67,19 @@ std::string version_text() {
          "\nCUDA available: " + (cuda_available() ? "yes" : "no") + "\nBLAS: " + blas_backend() + "\n";
 }
 
-int run_cli(int argc, char** argv) {
-  CLI::App app{"c3: Context Cascade Compression (compress text into latent vectors and reconstruct it)", "c3"};
-  app.fallthrough();  // global options may follow the subcommand
-
-  Config config;
-  Options options(config);
+// The options every subcommand takes (they may follow it).
+struct GlobalFlags {
   std::vector<std::string> config_files, assignments;
   bool dump_config = false;
+};
+
+void add_global_options(CLI::App& app, Options& options, GlobalFlags& flags) {
   app.add_flag_callback("--version", [] { throw CLI::CallForVersion(version_text(), 0); },
                         "Print c3's version, the LibTorch version and whether CUDA is available");
-  app.add_option("--config", config_files, "JSON config file(s), merged in order over the defaults")
+  app.add_option("--config", flags.config_files, "JSON config file(s), merged in order over the defaults")
       ->check(CLI::ExistingFile);
-  app.add_option("--set", assignments, "Override one config key: section.key=value (repeatable)");
-  app.add_flag("--dump-config", dump_config, "Print the merged, validated config as JSON and exit");
+  app.add_option("--set", flags.assignments, "Override one config key: section.key=value (repeatable)");
+  app.add_flag("--dump-config", flags.dump_config, "Print the merged, validated config as JSON and exit");
   options.add(app, "--log-level", "runtime.log_level", "info", "Log level",
               {"trace", "debug", "info", "warn", "error", "off"});
   options.add_path(app, "--log-file", "runtime.log_file", "", "Also append logs to this file");
@@ -88,13 +87,25 @@ int run_cli(int argc, char** argv) {
   options.add(app, "--device", "runtime.device", "auto", "Device to run on", {"cpu", "cuda", "auto"});
   options.add(app, "--progress-every", "runtime.progress_every", 60.0,
               "Seconds between progress lines (rate, ETA) when stderr is not a terminal, as in batch logs (0: none)");
+}
 
-  // Each command owns the config sections it declares; --dump-config shows those and runtime's.
-  std::vector<std::unique_ptr<Command>> commands;
-  std::vector<std::pair<CLI::App*, std::set<std::string>>> owned;
+// The subcommands, each with the config sections it declares (--dump-config shows those and
+// runtime's).
+struct Commands {
+  std::vector<std::unique_ptr<Command>> all;
+  std::vector<std::pair<CLI::App*, std::set<std::string>>> owned;  // parallel to `all`
+  size_t active() const {
+    size_t i = 0;
+    while (i < owned.size() && !owned[i].first->parsed()) ++i;
+    return i;
+  }
+};
+
+Commands add_commands(CLI::App& app, Options& options, Config& config) {
+  Commands commands;
   for (const auto& factory : command_registry()) {
-    commands.push_back(factory());
-    Command& cmd = *commands.back();
+    commands.all.push_back(factory());
+    Command& cmd = *commands.all.back();
     CLI::App* sub = app.add_subcommand(cmd.name(), cmd.summary());
     const auto before = config.dump();
     cmd.setup(*sub, options);
@@ -103,45 +114,33 @@ int run_cli(int argc, char** argv) {
     for (auto it = after.begin(); it != after.end(); ++it) {
       if (!before.contains(it.key()) || before[it.key()].size() != it.value().size()) sections.insert(it.key());
     }
-    owned.emplace_back(sub, sections);
+    commands.owned.emplace_back(sub, sections);
   }
   app.require_subcommand(1);
+  return commands;
+}
 
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForVersion& e) {
-    std::cout << e.what();
-    return 0;
-  } catch (const CLI::Success& e) {  // --help
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    // CLI11 reports a misspelt subcommand as "a subcommand is required": name the word instead.
-    const auto extra = app.remaining();
-    if (!extra.empty() && extra.front().rfind("-", 0) != 0 && app.get_subcommands().empty()) {
-      std::string names;
-      for (const auto& cmd : commands) names += (names.empty() ? "" : ", ") + cmd->name();
-      spdlog::error("unknown subcommand '{}' (choose from {}; run 'c3 --help' for usage)", extra.front(), names);
-    } else {
-      spdlog::error("{} (run 'c3 --help' for usage)", e.what());
-    }
-    return 2;
+int report_parse_error(const CLI::App& app, const Commands& commands, const CLI::ParseError& e) {
+  // CLI11 reports a misspelt subcommand as "a subcommand is required": name the word instead.
+  const auto extra = app.remaining();
+  if (!extra.empty() && extra.front().rfind("-", 0) != 0 && app.get_subcommands().empty()) {
+    std::string names;
+    for (const auto& cmd : commands.all) names += (names.empty() ? "" : ", ") + cmd->name();
+    spdlog::error("unknown subcommand '{}' (choose from {}; run 'c3 --help' for usage)", extra.front(), names);
+  } else {
+    spdlog::error("{} (run 'c3 --help' for usage)", e.what());
   }
+  return 2;
+}
 
-  for (const auto& file : config_files) config.merge_file(file);
-  for (const auto& a : assignments) config.set_assignment(a);
-  options.apply();
+void print_config(const Config& config, const std::set<std::string>& sections) {
+  nlohmann::json all = config.dump(), shown = nlohmann::json::object();
+  shown["runtime"] = all["runtime"];
+  for (const auto& section : sections) shown[section] = all[section];
+  std::cout << shown.dump(2) << "\n";
+}
 
-  size_t active = 0;
-  while (active < owned.size() && !owned[active].first->parsed()) ++active;
-  commands[active]->complete_config(config);
-  if (dump_config) {
-    nlohmann::json all = config.dump(), shown = nlohmann::json::object();
-    shown["runtime"] = all["runtime"];
-    for (const auto& section : owned[active].second) shown[section] = all[section];
-    std::cout << shown.dump(2) << "\n";
-    return 0;
-  }
-
+Runtime configure_runtime(const Config& config) {
   configure_logging(config.get<std::string>("runtime.log_level"), config.get<std::string>("runtime.log_file"));
   configure_cpu_allocator();
   const double progress_every = config.get<double>("runtime.progress_every");
@@ -153,7 +152,39 @@ int run_cli(int argc, char** argv) {
   const char* wait_policy = std::getenv("OMP_WAIT_POLICY");
   spdlog::debug("c3 {}: LibTorch {}, device {}, {} threads, OMP_WAIT_POLICY={}", C3_VERSION,
                 compat::torch_version(), runtime.device.str(), runtime.threads, wait_policy ? wait_policy : "(unset)");
-  return commands[active]->run(config, runtime);
+  return runtime;
+}
+
+int run_cli(int argc, char** argv) {
+  CLI::App app{"c3: Context Cascade Compression (compress text into latent vectors and reconstruct it)", "c3"};
+  app.fallthrough();  // global options may follow the subcommand
+  Config config;
+  Options options(config);
+  GlobalFlags flags;
+  add_global_options(app, options, flags);
+  Commands commands = add_commands(app, options, config);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForVersion& e) {
+    std::cout << e.what();
+    return 0;
+  } catch (const CLI::Success& e) {  // --help
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    return report_parse_error(app, commands, e);
+  }
+  // Defaults < config files < --set < flags.
+  for (const auto& file : flags.config_files) config.merge_file(file);
+  for (const auto& a : flags.assignments) config.set_assignment(a);
+  options.apply();
+  const size_t active = commands.active();
+  commands.all[active]->complete_config(config);
+  if (flags.dump_config) {
+    print_config(config, commands.owned[active].second);
+    return 0;
+  }
+  const Runtime runtime = configure_runtime(config);
+  return commands.all[active]->run(config, runtime);
 }
 
 }  // namespace

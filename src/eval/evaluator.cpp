@@ -84,48 +84,88 @@ PageResult PageResult::from_json(const json& j) {
   return r;
 }
 
+namespace {
+
+// A page (under one condition) still to evaluate, as one or more spans.
+struct Item {
+  PageResult result;
+  std::vector<Span> spans;
+  std::vector<std::string> outputs;  // per span
+  size_t pending = 0;                // spans not decoded yet
+};
+
+Item plan_item(const SelectedPage& p, Perturbation condition, const Tokenizer& tokenizer, const EvalOptions& options,
+               int64_t latents) {
+  Item item;
+  PageResult& r = item.result;
+  r.id = p.page.id, r.condition = perturbation_name(condition), r.page_tokens = p.tokens;
+  r.bucket = p.bucket, r.bucket_label = options.buckets.label(p.bucket);
+  r.text = perturb(p.page.text, condition, page_seed(options.seed, p.page.id));
+  r.page_sha256 = sha256_hex(p.page.text);
+  std::vector<int32_t> ids = condition == Perturbation::kNone ? p.ids : tokenizer.encode_text(r.text);
+  r.text_tokens = static_cast<int64_t>(ids.size());
+  if (options.span_tokens > 0 && r.text_tokens > options.span_tokens) {
+    item.spans = cut_spans(r.text, tokenizer, options.span_tokens);
+  } else {
+    item.spans.resize(1);
+    item.spans[0].ids = std::move(ids);
+  }
+  r.spans = static_cast<int64_t>(item.spans.size());
+  r.ratio = static_cast<double>(r.text_tokens) / static_cast<double>(latents * r.spans);
+  item.outputs.resize(item.spans.size());
+  item.pending = item.spans.size();
+  return item;
+}
+
+// Compresses and reconstructs the spans order[start, end); returns the items whose last span
+// this batch decoded.
+std::vector<size_t> decode_batch(C3Model& model, const Tokenizer& tokenizer, const C3Prompt& prompt,
+                                 const EvalOptions& options, std::vector<Item>& todo,
+                                 const std::vector<std::pair<size_t, size_t>>& order, size_t start, size_t end) {
+  std::vector<const std::vector<int32_t>*> texts;
+  for (size_t k = start; k < end; ++k) texts.push_back(&todo[order[k].first].spans[order[k].second].ids);
+  const C3Batch batch = make_c3_batch(prompt, texts, /*with_answers=*/false).to(model->query.device());
+  const at::Tensor z = model->compress(batch.encoder_ids, batch.encoder_mask, batch.encoder_slots);
+  const auto ids = greedy_generate(model, prompt, z, options.generate);
+  std::vector<size_t> completed;
+  for (size_t k = start; k < end; ++k) {
+    Item& item = todo[order[k].first];
+    item.result.generated_tokens += static_cast<int64_t>(ids[k - start].size());
+    item.outputs[order[k].second] = decode_reconstruction(tokenizer, ids[k - start]);
+    if (--item.pending == 0) completed.push_back(order[k].first);
+  }
+  return completed;
+}
+
+// Joins a finished page's spans as reconstruct joins them (the whitespace at each cut restored)
+// and scores it; the character alignment is the slow part, so pages are scored on all threads.
+void score_completed(std::vector<Item>& todo, const std::vector<size_t>& completed, int threads) {
+  for (size_t i : completed) {
+    Item& item = todo[i];
+    for (size_t s = 0; s < item.spans.size(); ++s)
+      item.result.reconstruction += item.outputs[s] + (s + 1 < item.spans.size() ? item.spans[s].joiner : "");
+  }
+  parallel_for_each(static_cast<int64_t>(completed.size()), threads, [&](int64_t k) {
+    PageResult& r = todo[completed[k]].result;
+    r.scores = score_page(r.text, r.reconstruction);
+    r.position_curve = position_curve(unicode::code_points(r.text), unicode::code_points(r.reconstruction));
+  });
+}
+
+}  // namespace
+
 std::vector<PageResult> evaluate(C3Model& model, const Tokenizer& tokenizer, const C3Prompt& prompt,
                                  const std::vector<SelectedPage>& pages, const EvalOptions& options,
                                  const std::vector<PageResult>& done,
                                  const std::function<void(const std::vector<PageResult>&)>& on_batch) {
   torch::NoGradGuard no_grad;
-  const int64_t latents = prompt.latent_tokens();
   std::map<std::pair<std::string, std::string>, PageResult> results;  // (condition, id)
   for (const auto& r : done) results[{r.condition, r.id}] = r;
-
-  // The work still to do: each page (under each condition) as one or more spans.
-  struct Item {
-    PageResult result;
-    std::vector<Span> spans;
-    std::vector<std::string> outputs;  // per span
-    size_t pending = 0;                // spans not decoded yet
-  };
   std::vector<Item> todo;
-  for (const auto condition : options.conditions) {
-    const std::string name = perturbation_name(condition);
-    for (const auto& p : pages) {
-      if (results.count({name, p.page.id})) continue;
-      Item item;
-      PageResult& r = item.result;
-      r.id = p.page.id, r.condition = name, r.page_tokens = p.tokens;
-      r.bucket = p.bucket, r.bucket_label = options.buckets.label(p.bucket);
-      r.text = perturb(p.page.text, condition, page_seed(options.seed, p.page.id));
-      r.page_sha256 = sha256_hex(p.page.text);
-      std::vector<int32_t> ids = condition == Perturbation::kNone ? p.ids : tokenizer.encode_text(r.text);
-      r.text_tokens = static_cast<int64_t>(ids.size());
-      if (options.span_tokens > 0 && r.text_tokens > options.span_tokens) {
-        item.spans = cut_spans(r.text, tokenizer, options.span_tokens);
-      } else {
-        item.spans.resize(1);
-        item.spans[0].ids = std::move(ids);
-      }
-      r.spans = static_cast<int64_t>(item.spans.size());
-      r.ratio = static_cast<double>(r.text_tokens) / static_cast<double>(latents * r.spans);
-      item.outputs.resize(item.spans.size());
-      item.pending = item.spans.size();
-      todo.push_back(std::move(item));
-    }
-  }
+  for (const auto condition : options.conditions)
+    for (const auto& p : pages)
+      if (!results.count({perturbation_name(condition), p.page.id}))
+        todo.push_back(plan_item(p, condition, tokenizer, options, prompt.latent_tokens()));
   // Every span of every page, shortest first, so batches pad little.
   std::vector<std::pair<size_t, size_t>> order;  // (item, span)
   for (size_t i = 0; i < todo.size(); ++i)
@@ -138,29 +178,8 @@ std::vector<PageResult> evaluate(C3Model& model, const Tokenizer& tokenizer, con
   int64_t finished = 0, generated = 0;
   for (size_t start = 0; start < order.size(); start += static_cast<size_t>(options.batch_size)) {
     const size_t end = std::min(order.size(), start + static_cast<size_t>(options.batch_size));
-    std::vector<const std::vector<int32_t>*> texts;
-    for (size_t k = start; k < end; ++k) texts.push_back(&todo[order[k].first].spans[order[k].second].ids);
-    const C3Batch batch = make_c3_batch(prompt, texts, /*with_answers=*/false).to(model->query.device());
-    const at::Tensor z = model->compress(batch.encoder_ids, batch.encoder_mask, batch.encoder_slots);
-    const auto ids = greedy_generate(model, prompt, z, options.generate);
-    std::vector<size_t> completed;  // pages whose last span this batch decoded
-    for (size_t k = start; k < end; ++k) {
-      Item& item = todo[order[k].first];
-      item.result.generated_tokens += static_cast<int64_t>(ids[k - start].size());
-      item.outputs[order[k].second] = decode_reconstruction(tokenizer, ids[k - start]);
-      if (--item.pending == 0) completed.push_back(order[k].first);
-    }
-    for (size_t i : completed) {  // joined as reconstruct joins spans: the whitespace at each cut restored
-      Item& item = todo[i];
-      for (size_t s = 0; s < item.spans.size(); ++s)
-        item.result.reconstruction += item.outputs[s] + (s + 1 < item.spans.size() ? item.spans[s].joiner : "");
-    }
-    // Scoring (the character alignment is the slow part) runs on all threads.
-    parallel_for_each(static_cast<int64_t>(completed.size()), options.threads, [&](int64_t k) {
-      PageResult& r = todo[completed[k]].result;
-      r.scores = score_page(r.text, r.reconstruction);
-      r.position_curve = position_curve(unicode::code_points(r.text), unicode::code_points(r.reconstruction));
-    });
+    const std::vector<size_t> completed = decode_batch(model, tokenizer, prompt, options, todo, order, start, end);
+    score_completed(todo, completed, options.threads);
     std::vector<PageResult> batch_results;
     for (size_t i : completed) {
       generated += todo[i].result.generated_tokens;

@@ -5,7 +5,7 @@
 #include <cmath>
 #include <limits>
 
-#include "c3/eval/svg_plot.h"
+#include "svg_plot.h"
 
 using json = nlohmann::json;
 
@@ -105,10 +105,11 @@ json summarize(const std::vector<PageResult>& pages, const Buckets& buckets, con
   return summary;
 }
 
-std::string report_markdown(const json& s) {
-  std::string md = "# c3 eval\n\n";
-  md += fmt::format("- model: `{}` ({} latent tokens, fingerprint `{}`)\n", s.value("model", ""),
-                    s.value("latent_tokens", 0), s.value("model_fingerprint", "").substr(0, 12));
+namespace {
+
+std::string run_section(const json& s) {
+  std::string md = fmt::format("- model: `{}` ({} latent tokens, fingerprint `{}`)\n", s.value("model", ""),
+                               s.value("latent_tokens", 0), s.value("model_fingerprint", "").substr(0, 12));
   const json& sel = s["selection"];
   md += fmt::format("- data: `{}`: {} of {} pages have {}-{} text tokens (counted with the model's tokenizer), "
                     "in buckets of {}\n",
@@ -126,16 +127,24 @@ std::string report_markdown(const json& s) {
   if (s.contains("seconds"))
     md += fmt::format("- {:.1f} s, {} tokens generated; c3 {}\n", s["seconds"].get<double>(),
                       s.value("generated_tokens", int64_t{0}), s.value("c3_version", ""));
+  return md;
+}
+
+std::string conditions_section(const json& s) {
+  std::string md;
   for (const auto& [name, condition] : s["conditions"].items()) {
     md += name == "none" ? "\n## Reconstruction by text length\n\n"
                          : fmt::format("\n## Control: {} (same pages, {})\n\n", name,
                                        name == "shuffle-words" ? "words shuffled" : "words replaced by random characters");
     md += metrics_table(condition);
   }
-  // Next to the published numbers.
+  return md;
+}
+
+std::string published_section(const json& s) {
   const json& published = s["published"];
-  md += "\n## Next to the published numbers\n\nPrecision @ compression ratio. DeepSeek-OCR counted text tokens with its "
-        "own tokenizer, c3 with the model's.\n\n";
+  std::string md = "\n## Next to the published numbers\n\nPrecision @ compression ratio. DeepSeek-OCR counted text "
+                   "tokens with its own tokenizer, c3 with the model's.\n\n";
   std::vector<std::string> names;
   for (const auto& [name, condition] : s["conditions"].items()) names.push_back(name);
   md += "| text tokens | pages (Fox) |";
@@ -157,15 +166,17 @@ std::string report_markdown(const json& s) {
     md += fmt::format(" {} @ {}x | {} @ {}x |\n", percent(row["v64"][0]), row["v64"][1].get<double>(),
                       percent(row["v100"][0]), row["v100"][1].get<double>());
   }
-  md += "\nC3 (paper, 32 latents and more): 98.4% at about 20x and 93.3% at about 40x.\n";
-  // Position curve.
-  md += "\n## Where the errors are: characters reproduced per tenth of the text\n\n| text tokens |";
+  return md + "\nC3 (paper, 32 latents and more): 98.4% at about 20x and 93.3% at about 40x.\n";
+}
+
+std::string position_section(const json& s) {
+  std::string md = "\n## Where the errors are: characters reproduced per tenth of the text\n\n| text tokens |";
   for (int t = 1; t <= 10; ++t) md += fmt::format(" {}/10 |", t);
   md += "\n|---|";
   for (int t = 1; t <= 10; ++t) md += "---:|";
   md += "\n";
   for (const auto& [name, condition] : s["conditions"].items()) {
-    auto row = [&](const std::string& label, const json& g) {
+    auto row = [&, &name = name](const std::string& label, const json& g) {
       md += "| " + label + (name == "none" ? "" : " (" + name + ")") + " |";
       for (const auto& v : g["position_curve"]) md += " " + percent(v) + " |";
       md += "\n";
@@ -173,21 +184,30 @@ std::string report_markdown(const json& s) {
     for (const auto& b : condition["buckets"]) row(b["bucket"].get<std::string>(), b);
     row("all", condition["overall"]);
   }
-  md += "\n![precision against compression ratio](precision_vs_ratio.svg)\n\n![position curve](position_curve.svg)\n";
-  md += "\n## How the numbers are computed\n\n"
-        "- **precision** (the paper's \"precision\", as the official Fox script prints it): the share of the ground "
-        "truth's distinct whitespace-separated words that appear in the output. The script passes its arguments "
-        "swapped, so its \"recall\" is the share of the output's distinct words found in the ground truth; F1 is "
-        "NLTK's f_measure of the two.\n"
-        "- **BLEU**: NLTK's sentence BLEU in the same swapped order (the ground truth is the hypothesis), 4-grams, "
-        "uniform weights, no smoothing.\n"
-        "- **1 - edit distance**: one minus the character Levenshtein distance over the longer length.\n"
-        "- **position curve**: a minimum-edit character alignment of output and ground truth; per tenth of the "
-        "ground truth, the share of its characters aligned to the same character.\n"
-        "- Means are over pages. METEOR is not computed (it needs WordNet and NLTK's stemmer to match). Pages with "
-        "Chinese characters would be segmented per character instead of with jieba, and are counted in "
-        "`chinese_pages_segmented_by_character`.\n";
   return md;
+}
+
+constexpr const char* kMetricNotes =
+    "\n## How the numbers are computed\n\n"
+    "- **precision** (the paper's \"precision\", as the official Fox script prints it): the share of the ground "
+    "truth's distinct whitespace-separated words that appear in the output. The script passes its arguments "
+    "swapped, so its \"recall\" is the share of the output's distinct words found in the ground truth; F1 is "
+    "NLTK's f_measure of the two.\n"
+    "- **BLEU**: NLTK's sentence BLEU in the same swapped order (the ground truth is the hypothesis), 4-grams, "
+    "uniform weights, no smoothing.\n"
+    "- **1 - edit distance**: one minus the character Levenshtein distance over the longer length.\n"
+    "- **position curve**: a minimum-edit character alignment of output and ground truth; per tenth of the "
+    "ground truth, the share of its characters aligned to the same character.\n"
+    "- Means are over pages. METEOR is not computed (it needs WordNet and NLTK's stemmer to match). Pages with "
+    "Chinese characters would be segmented per character instead of with jieba, and are counted in "
+    "`chinese_pages_segmented_by_character`.\n";
+
+}  // namespace
+
+std::string report_markdown(const json& s) {
+  return "# c3 eval\n\n" + run_section(s) + conditions_section(s) + published_section(s) + position_section(s) +
+         "\n![precision against compression ratio](precision_vs_ratio.svg)\n\n![position curve](position_curve.svg)\n" +
+         kMetricNotes;
 }
 
 std::string precision_plot_svg(const json& s, const std::vector<PageResult>& pages) {

@@ -1,4 +1,4 @@
-#include "c3/eval/svg_plot.h"
+#include "svg_plot.h"
 
 #include <fmt/format.h>
 

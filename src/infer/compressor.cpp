@@ -6,11 +6,14 @@
 #include <algorithm>
 #include <cstdio>
 #include <iostream>
+#include <limits>
 #include <map>
 
+#include "span_batch_job.h"
 #include "c3/model/qwen2.h"
 #include "c3/tokenizer/unicode.h"
 #include "c3/util/atomic_file.h"
+#include "c3/util/dtype.h"
 #include "c3/util/error.h"
 #include "c3/util/sha256.h"
 #include "c3/version.h"
@@ -26,15 +29,11 @@ std::string read_input(const FileJob& job) {
 }
 
 // One document of the current window.
-struct Doc {
-  const FileJob* job;
+struct Doc : JobDoc {
   std::string text;
   std::vector<Span> spans;
   at::Tensor latents;  // [spans, N, H], filled batch by batch
-  int64_t pending = 0;
-  std::string key;         // its job key (file_jobs.h)
-  bool up_to_date = false;  // an earlier run's output with this key: computed only as part of a shared batch
-  bool redo = false;        // an earlier run's output that is out of date (or --force)
+  std::string key;     // its job key (file_jobs.h)
 };
 
 void write_output(const Doc& doc, const std::string& fingerprint, const std::string& prompt_template,
@@ -122,102 +121,87 @@ std::vector<Span> cut_spans(const std::string& text, const Tokenizer& tokenizer,
   return spans;
 }
 
+namespace {
+
+class CompressStep : public SpanBatchJob<Doc> {
+ public:
+  CompressStep(C3Model& model, const Tokenizer& tokenizer, const C3Prompt& prompt, const CompressOptions& options)
+      : model_(model), tokenizer_(tokenizer), prompt_(prompt), options_(options),
+        span_limit_(span_token_limit(prompt, options.max_span_tokens, options.max_length)),
+        fingerprint_(model_fingerprint(model)) {}
+
+  int64_t open(Doc& doc) override {
+    const FileJob& job = *doc.job;
+    doc.text = read_input(job);
+    if (!unicode::is_valid_utf8(doc.text)) throw Error("not valid UTF-8 text");
+    if (std::all_of(doc.text.begin(), doc.text.end(), unicode::is_ascii_space)) throw Error("empty (no text to compress)");
+    doc.spans = cut_spans(doc.text, tokenizer_, span_limit_);
+    // What makes the output's bytes: the text, the model, the spans it is cut into, the dtype,
+    // the prompt a reader will use.
+    doc.key = job_key({{"source_sha256", sha256_hex(doc.text)}, {"model", fingerprint_}, {"span_limit", span_limit_},
+                       {"span_cutter", 2},  // 2: sentencepiece spans no longer shrink to single tokens
+                       {"dtype", scalar_type_name(options_.dtype)}, {"prompt_template", prompt_.prompt_template()},
+                       {"format_version", kLatentFormatVersion}});
+    if (!job.to_stdout()) {
+      const std::string recorded = latent_job_key(job.output);
+      std::error_code ec;
+      doc.up_to_date = !options_.force && !recorded.empty() && recorded == doc.key;
+      doc.redo = !doc.up_to_date && fs::exists(job.output, ec);
+    }
+    return static_cast<int64_t>(doc.spans.size());
+  }
+
+  int64_t span_length(const Doc& doc, int64_t span) const override {
+    return static_cast<int64_t>(doc.spans[span].ids.size());
+  }
+
+  // Batches of at most options.batch_tokens padded encoder tokens (the text, N slots, 2 markers).
+  std::vector<std::pair<size_t, size_t>> batches(const std::vector<int64_t>& lengths) const override {
+    std::vector<int64_t> padded;
+    for (int64_t length : lengths) padded.push_back(length + prompt_.latent_tokens() + 2);
+    return length_batches(padded, options_.batch_tokens, std::numeric_limits<int64_t>::max());
+  }
+
+  void run(const std::vector<std::pair<Doc*, int64_t>>& spans, JobSummary&) override {
+    std::vector<const std::vector<int32_t>*> texts;
+    for (const auto& [doc, span] : spans) texts.push_back(&doc->spans[span].ids);
+    const C3Batch batch = make_c3_batch(prompt_, texts, /*with_answers=*/false).to(model_->query.device());
+    const at::Tensor latents = model_->compress(batch.encoder_ids, batch.encoder_mask, batch.encoder_slots).to(at::kCPU);
+    for (size_t k = 0; k < spans.size(); ++k) {
+      auto [doc, span] = spans[k];
+      if (!doc->latents.defined())
+        doc->latents = at::empty({static_cast<int64_t>(doc->spans.size()), prompt_.latent_tokens(), latents.size(2)},
+                                 latents.options());
+      doc->latents[span].copy_(latents[static_cast<int64_t>(k)]);
+    }
+  }
+
+  void write(Doc& doc) override { write_output(doc, fingerprint_, prompt_.prompt_template(), options_.dtype); }
+
+  void count_written(const Doc& doc, JobSummary& summary) const override {
+    summary.spans += static_cast<int64_t>(doc.spans.size());
+    summary.latent_tokens += static_cast<int64_t>(doc.spans.size()) * prompt_.latent_tokens();
+    for (const auto& s : doc.spans) summary.text_tokens += static_cast<int64_t>(s.ids.size());
+  }
+
+  int64_t progress_tokens(const JobSummary& summary) const override { return summary.text_tokens; }
+
+ private:
+  C3Model& model_;
+  const Tokenizer& tokenizer_;
+  const C3Prompt& prompt_;
+  const CompressOptions& options_;
+  const int64_t span_limit_;
+  const std::string fingerprint_;
+};
+
+}  // namespace
+
 JobSummary compress_files(C3Model& model, const Tokenizer& tokenizer, const C3Prompt& prompt,
                           const std::vector<FileJob>& jobs, const CompressOptions& options) {
   torch::NoGradGuard no_grad;
-  const auto device = model->query.device();
-  const int64_t n = prompt.latent_tokens();
-  const int64_t span_limit = span_token_limit(prompt, options.max_span_tokens, options.max_length);
-  const std::string fingerprint = model_fingerprint(model);
-  JobSummary summary;
-  summary.files = static_cast<int64_t>(jobs.size());
-  JobProgress status("compress", summary.files, options.progress);
-  int64_t processed = 0;
-
-  for (size_t w = 0; w < jobs.size(); w += static_cast<size_t>(options.window_files)) {
-    std::vector<Doc> docs;
-    for (size_t j = w; j < std::min(jobs.size(), w + static_cast<size_t>(options.window_files)); ++j) {
-      Doc doc{&jobs[j], {}, {}, {}, 0, {}, false, false};
-      try {
-        doc.text = read_input(jobs[j]);
-        if (!unicode::is_valid_utf8(doc.text)) throw Error("not valid UTF-8 text");
-        if (std::all_of(doc.text.begin(), doc.text.end(), unicode::is_ascii_space)) throw Error("empty (no text to compress)");
-        doc.spans = cut_spans(doc.text, tokenizer, span_limit);
-      } catch (const Error& e) {
-        status.clear();
-        spdlog::error("{}: {}", jobs[j].name, e.what());
-        summary.failed.emplace_back(jobs[j].name, e.what());
-        if (options.fail_fast) throw Error(jobs[j].name + ": " + e.what() + " (stopping: --fail-fast)");
-        continue;
-      }
-      doc.pending = static_cast<int64_t>(doc.spans.size());
-      // What makes the output's bytes: the text, the model, the spans it is cut into, the dtype,
-      // the prompt a reader will use.
-      doc.key = job_key({{"source_sha256", sha256_hex(doc.text)}, {"model", fingerprint}, {"span_limit", span_limit},
-                         {"span_cutter", 2},  // 2: sentencepiece spans no longer shrink to single tokens
-                         {"dtype", scalar_type_name(options.dtype)}, {"prompt_template", prompt.prompt_template()},
-                         {"format_version", kLatentFormatVersion}});
-      if (!jobs[j].to_stdout()) {
-        const std::string recorded = latent_job_key(jobs[j].output);
-        std::error_code ec;
-        doc.up_to_date = !options.force && !recorded.empty() && recorded == doc.key;
-        doc.redo = !doc.up_to_date && fs::exists(jobs[j].output, ec);
-      }
-      docs.push_back(std::move(doc));
-    }
-    // Spans of the window, shortest first, then in list order: batches are a function of the list.
-    std::vector<std::pair<size_t, size_t>> order;  // (doc, span)
-    for (size_t d = 0; d < docs.size(); ++d)
-      for (size_t s = 0; s < docs[d].spans.size(); ++s) order.emplace_back(d, s);
-    std::stable_sort(order.begin(), order.end(), [&](const auto& x, const auto& y) {
-      return docs[x.first].spans[x.second].ids.size() < docs[y.first].spans[y.second].ids.size();
-    });
-    std::vector<int64_t> lengths;
-    for (const auto& [d, sp] : order) lengths.push_back(static_cast<int64_t>(docs[d].spans[sp].ids.size()) + n + 2);
-    for (const auto& [i, j] : length_batches(lengths, options.batch_tokens, std::numeric_limits<int64_t>::max())) {
-      bool needed = false;
-      for (size_t k = i; k < j; ++k) needed = needed || !docs[order[k].first].up_to_date;
-      if (needed) {
-        std::vector<const std::vector<int32_t>*> texts;
-        for (size_t k = i; k < j; ++k) texts.push_back(&docs[order[k].first].spans[order[k].second].ids);
-        const C3Batch batch = make_c3_batch(prompt, texts, /*with_answers=*/false).to(device);
-        const at::Tensor latents = model->compress(batch.encoder_ids, batch.encoder_mask, batch.encoder_slots).to(at::kCPU);
-        for (size_t k = i; k < j; ++k) {
-          Doc& doc = docs[order[k].first];
-          if (!doc.latents.defined())
-            doc.latents = at::empty({static_cast<int64_t>(doc.spans.size()), n, latents.size(2)}, latents.options());
-          doc.latents[order[k].second].copy_(latents[k - i]);
-        }
-      }
-      for (size_t k = i; k < j; ++k) {
-        Doc& doc = docs[order[k].first];
-        if (--doc.pending > 0) continue;
-        ++processed;
-        if (doc.up_to_date) {
-          ++summary.skipped;
-          continue;
-        }
-        try {
-          write_output(doc, fingerprint, prompt.prompt_template(), options.dtype);
-        } catch (const Error& e) {
-          status.clear();
-          spdlog::error("{}: {}", doc.job->name, e.what());
-          summary.failed.emplace_back(doc.job->name, e.what());
-          if (options.fail_fast) throw;
-          continue;
-        }
-        ++summary.written;
-        if (doc.redo) ++summary.redone;
-        summary.spans += static_cast<int64_t>(doc.spans.size());
-        summary.latent_tokens += static_cast<int64_t>(doc.spans.size()) * n;
-        for (const auto& s : doc.spans) summary.text_tokens += static_cast<int64_t>(s.ids.size());
-      }
-      status.update(processed, summary.text_tokens);
-    }
-  }
-  status.clear();
-  summary.seconds = status.seconds();
-  return summary;
+  CompressStep step(model, tokenizer, prompt, options);
+  return run_span_batch_job<Doc>(jobs, step, {"compress", options.window_files, options.fail_fast, options.progress});
 }
 
 }  // namespace c3

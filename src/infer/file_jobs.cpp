@@ -7,6 +7,7 @@
 
 #include "c3/util/atomic_file.h"
 #include "c3/util/error.h"
+#include "util/launcher.h"
 #include "c3/util/sha256.h"
 
 #include <fmt/format.h>
@@ -120,12 +121,10 @@ std::vector<FileJob> list_file_jobs(const std::vector<std::string>& inputs, cons
 
 Shard Shard::parse(const std::string& text) {
   Shard s;
-  if (text.empty()) {
-    auto env = [](const char* name) -> const char* { return std::getenv(name); };
-    const char* rank = env("RANK") ? env("RANK") : env("SLURM_PROCID");
-    const char* world = env("WORLD_SIZE") ? env("WORLD_SIZE") : env("SLURM_NTASKS");
-    if (!rank || !world) return s;
-    return parse(std::string(rank) + "/" + world);
+  if (text.empty()) {  // one shard per launched process
+    const LaunchRank launch = launch_rank_from_env();
+    s.index = launch.rank, s.count = launch.world_size;
+    return s;
   }
   const auto slash = text.find('/');
   try {

@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "c3/io/safetensors.h"
-#include "c3/model/qwen2_io.h"
+#include "c3/io/tensor_io.h"
 #include "c3/util/error.h"
 #include "c3/util/sha256.h"
 
@@ -54,7 +54,7 @@ void write_latent_file(const fs::path& path, const LatentFile& file) {
       {"prompt_template", file.prompt_template},
       {"c3_version", file.c3_version},
       {"job_key", file.job_key}};
-  write_tensors(path, {{"latents", file.latents}}, metadata);
+  io::write_tensors(path, {{"latents", file.latents}}, metadata);
 }
 
 namespace {
@@ -74,7 +74,7 @@ LatentFile latent_from(const std::vector<io::TensorInfo>& tensors, const std::ma
   const auto info = std::find_if(tensors.begin(), tensors.end(), [](const io::TensorInfo& t) { return t.name == "latents"; });
   if (info == tensors.end() || info->shape.size() != 3) fail_file(source, "no 'latents' tensor of shape [spans, N, hidden]");
   LatentFile file;
-  file.latents = load_tensor(*info, to_scalar_type(info->dtype, source), at::kCPU, source);
+  file.latents = io::load_tensor(*info, io::to_scalar_type(info->dtype, source), at::kCPU, source);
   file.model_fingerprint = field("model_fingerprint");
   file.source_path = field("source_path");
   file.source_sha256 = field("source_sha256");

@@ -73,20 +73,11 @@ std::string shape_string(const std::vector<int64_t>& shape) {
   return s + "]";
 }
 
-ParsedSafetensors parse_safetensors(const std::uint8_t* bytes, std::size_t size,
-                                    const std::string& source) {
-  if (size < 8) fail_file(source, "not a safetensors file: " + std::to_string(size) + " bytes, shorter than the 8-byte header length");
-  const std::uint64_t header_len = read_le_u64(bytes);
-  if (header_len > SafetensorsReader::kMaxHeaderBytes)
-    fail_file(source, "header length " + std::to_string(header_len) + " exceeds the " +
-                          std::to_string(SafetensorsReader::kMaxHeaderBytes) + "-byte limit (corrupt or not safetensors)");
-  if (header_len > size - 8)
-    fail_file(source, "header length " + std::to_string(header_len) + " runs past the end of the " +
-                          std::to_string(size) + "-byte file (truncated?)");
-  const std::size_t data_size = size - 8 - header_len;
-  const char* header = reinterpret_cast<const char*>(bytes + 8);
+namespace {
 
-  // Duplicate top-level keys are an error: nlohmann keeps the last silently, so watch the keys.
+// The header's JSON. Duplicate top-level keys are an error: nlohmann keeps the last silently, so
+// the keys are watched while parsing.
+json parse_header(const char* header, std::uint64_t header_len, const std::string& source) {
   std::set<std::string> seen;
   std::string duplicate;
   json::parser_callback_t watch_keys = [&](int depth, json::parse_event_t event, json& parsed) {
@@ -104,61 +95,63 @@ ParsedSafetensors parse_safetensors(const std::uint8_t* bytes, std::size_t size,
   }
   if (!doc.is_object()) fail_file(source, "header is not a JSON object");
   if (!duplicate.empty()) fail_file(source, "tensor name '" + duplicate + "' appears twice in the header");
+  return doc;
+}
 
-  ParsedSafetensors out;
-  for (auto it = doc.begin(); it != doc.end(); ++it) {
-    const std::string& name = it.key();
-    const json& v = it.value();
-    if (name == "__metadata__") {
-      if (!v.is_object()) fail_file(source, "__metadata__ is not an object");
-      for (auto m = v.begin(); m != v.end(); ++m) {
-        if (!m.value().is_string()) fail_file(source, "__metadata__." + m.key() + " is not a string");
-        out.metadata[m.key()] = m.value().get<std::string>();
-      }
-      continue;
-    }
-    auto bad = [&](const std::string& what) { fail_file(source, "tensor '" + name + "': " + what); };
-    if (!v.is_object()) bad("entry is not an object");
-    if (!v.contains("dtype") || !v["dtype"].is_string()) bad("missing or non-string dtype");
-    auto dtype = parse_dtype(v["dtype"].get<std::string>());
-    if (!dtype) bad("unknown dtype '" + v["dtype"].get<std::string>() + "'");
-    if (!v.contains("shape") || !v["shape"].is_array()) bad("missing or non-array shape");
-    if (!v.contains("data_offsets") || !v["data_offsets"].is_array() || v["data_offsets"].size() != 2)
-      bad("data_offsets must be [begin, end]");
-    TensorInfo t;
-    t.name = name;
-    t.dtype = *dtype;
-    std::uint64_t elements = 1;
-    for (const auto& d : v["shape"]) {
-      if (!d.is_number_unsigned()) bad("shape entries must be non-negative integers");
-      if (mul_overflows(elements, d.get<std::uint64_t>(), &elements)) bad("shape overflows");
-      t.shape.push_back(d.get<int64_t>());
-    }
-    for (const auto& o : v["data_offsets"])
-      if (!o.is_number_unsigned()) bad("data_offsets must be non-negative integers");
-    const auto begin = v["data_offsets"][0].get<std::uint64_t>();
-    const auto end = v["data_offsets"][1].get<std::uint64_t>();
-    if (begin > end) bad("data_offsets begin " + std::to_string(begin) + " > end " + std::to_string(end));
-    if (end > data_size)
-      bad("data_offsets end " + std::to_string(end) + " is past the " + std::to_string(data_size) +
-          "-byte data section (truncated?)");
-    std::uint64_t expected = 0;
-    if (mul_overflows(elements, dtype_size(*dtype), &expected) || expected != end - begin)
-      bad("holds " + std::to_string(end - begin) + " bytes but shape " + shape_string(t.shape) + " of " +
-          std::string(dtype_name(*dtype)) + " needs " + std::to_string(expected));
-    t.begin = begin;
-    t.end = end;
-    t.data = bytes + 8 + header_len + begin;
-    out.tensors.push_back(std::move(t));
+std::map<std::string, std::string> parse_metadata(const json& v, const std::string& source) {
+  if (!v.is_object()) fail_file(source, "__metadata__ is not an object");
+  std::map<std::string, std::string> metadata;
+  for (auto m = v.begin(); m != v.end(); ++m) {
+    if (!m.value().is_string()) fail_file(source, "__metadata__." + m.key() + " is not a string");
+    metadata[m.key()] = m.value().get<std::string>();
   }
+  return metadata;
+}
 
-  // The data section must be covered exactly: sorted by offset, each tensor starts where the
-  // previous one ended, and the last ends at the end of the file.
-  std::sort(out.tensors.begin(), out.tensors.end(), [](const TensorInfo& a, const TensorInfo& b) {
+// One tensor's entry, checked against the data section's size (data not yet pointed at).
+TensorInfo parse_entry(const std::string& name, const json& v, std::size_t data_size, const std::string& source) {
+  auto bad = [&](const std::string& what) { fail_file(source, "tensor '" + name + "': " + what); };
+  if (!v.is_object()) bad("entry is not an object");
+  if (!v.contains("dtype") || !v["dtype"].is_string()) bad("missing or non-string dtype");
+  auto dtype = parse_dtype(v["dtype"].get<std::string>());
+  if (!dtype) bad("unknown dtype '" + v["dtype"].get<std::string>() + "'");
+  if (!v.contains("shape") || !v["shape"].is_array()) bad("missing or non-array shape");
+  if (!v.contains("data_offsets") || !v["data_offsets"].is_array() || v["data_offsets"].size() != 2)
+    bad("data_offsets must be [begin, end]");
+  TensorInfo t;
+  t.name = name;
+  t.dtype = *dtype;
+  std::uint64_t elements = 1;
+  for (const auto& d : v["shape"]) {
+    if (!d.is_number_unsigned()) bad("shape entries must be non-negative integers");
+    if (mul_overflows(elements, d.get<std::uint64_t>(), &elements)) bad("shape overflows");
+    t.shape.push_back(d.get<int64_t>());
+  }
+  for (const auto& o : v["data_offsets"])
+    if (!o.is_number_unsigned()) bad("data_offsets must be non-negative integers");
+  const auto begin = v["data_offsets"][0].get<std::uint64_t>();
+  const auto end = v["data_offsets"][1].get<std::uint64_t>();
+  if (begin > end) bad("data_offsets begin " + std::to_string(begin) + " > end " + std::to_string(end));
+  if (end > data_size)
+    bad("data_offsets end " + std::to_string(end) + " is past the " + std::to_string(data_size) +
+        "-byte data section (truncated?)");
+  std::uint64_t expected = 0;
+  if (mul_overflows(elements, dtype_size(*dtype), &expected) || expected != end - begin)
+    bad("holds " + std::to_string(end - begin) + " bytes but shape " + shape_string(t.shape) + " of " +
+        std::string(dtype_name(*dtype)) + " needs " + std::to_string(expected));
+  t.begin = begin;
+  t.end = end;
+  return t;
+}
+
+// The data section must be covered exactly: sorted by offset, each tensor starts where the
+// previous one ended, and the last ends at the end of the file.
+void check_coverage(std::vector<TensorInfo>& tensors, std::size_t data_size, const std::string& source) {
+  std::sort(tensors.begin(), tensors.end(), [](const TensorInfo& a, const TensorInfo& b) {
     return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
   });
   std::size_t cursor = 0;
-  for (const auto& t : out.tensors) {
+  for (const auto& t : tensors) {
     if (t.begin < cursor) fail_file(source, "tensor '" + t.name + "' overlaps the tensor before it");
     if (t.begin > cursor)
       fail_file(source, "gap of " + std::to_string(t.begin - cursor) + " bytes before tensor '" + t.name + "'");
@@ -166,6 +159,33 @@ ParsedSafetensors parse_safetensors(const std::uint8_t* bytes, std::size_t size,
   }
   if (cursor != data_size)
     fail_file(source, std::to_string(data_size - cursor) + " bytes after the last tensor are not described by the header");
+}
+
+}  // namespace
+
+ParsedSafetensors parse_safetensors(const std::uint8_t* bytes, std::size_t size,
+                                    const std::string& source) {
+  if (size < 8) fail_file(source, "not a safetensors file: " + std::to_string(size) + " bytes, shorter than the 8-byte header length");
+  const std::uint64_t header_len = read_le_u64(bytes);
+  if (header_len > SafetensorsReader::kMaxHeaderBytes)
+    fail_file(source, "header length " + std::to_string(header_len) + " exceeds the " +
+                          std::to_string(SafetensorsReader::kMaxHeaderBytes) + "-byte limit (corrupt or not safetensors)");
+  if (header_len > size - 8)
+    fail_file(source, "header length " + std::to_string(header_len) + " runs past the end of the " +
+                          std::to_string(size) + "-byte file (truncated?)");
+  const std::size_t data_size = size - 8 - header_len;
+  const json doc = parse_header(reinterpret_cast<const char*>(bytes + 8), header_len, source);
+  ParsedSafetensors out;
+  for (auto it = doc.begin(); it != doc.end(); ++it) {
+    if (it.key() == "__metadata__") {
+      out.metadata = parse_metadata(it.value(), source);
+      continue;
+    }
+    TensorInfo t = parse_entry(it.key(), it.value(), data_size, source);
+    t.data = bytes + 8 + header_len + t.begin;
+    out.tensors.push_back(std::move(t));
+  }
+  check_coverage(out.tensors, data_size, source);
   return out;
 }
 

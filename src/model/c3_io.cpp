@@ -5,6 +5,7 @@
 #include "c3/io/checkpoint_dir.h"
 #include "c3/tokenizer/tokenizer.h"
 #include "c3/util/atomic_file.h"
+#include "c3/util/dtype.h"
 #include "c3/util/error.h"
 
 namespace fs = std::filesystem;
@@ -42,7 +43,7 @@ void copy_checked(at::Tensor& destination, const io::CheckpointDir& ckpt, const 
   if (info.shape != want)
     fail_file(ckpt.file_of(name).string(), "tensor '" + name + "' has shape " + io::shape_string(info.shape) +
                                                 " but the model expects " + io::shape_string(want));
-  copy_tensor(destination, info, ckpt.file_of(name).string());
+  io::copy_tensor(destination, info, ckpt.file_of(name).string());
 }
 
 void load_qwen2_parameters(Qwen2ForCausalLM& model, const io::CheckpointDir& ckpt, std::vector<std::string> ignore) {
@@ -101,7 +102,7 @@ C3Model load_c3(const fs::path& dir, const C3LoadOptions& options) {
   if (wanted_n == stored_n) {
     copy_checked(model->query, root, kQuery);
   } else {
-    at::Tensor stored = load_tensor(root.tensor(kQuery), at::kFloat, at::kCPU, root.file_of(kQuery).string());
+    at::Tensor stored = io::load_tensor(root.tensor(kQuery), at::kFloat, at::kCPU, root.file_of(kQuery).string());
     model->query.copy_(resize_query(stored, wanted_n, config.encoder.initializer_range, options.seed));
     spdlog::warn("{}: latent tokens changed from {} to {}: Q rows 0..{} kept from the checkpoint, {} new rows drawn "
                  "from normal(0, {}) with seed {}",
@@ -139,9 +140,9 @@ void write_c3(C3Model& model, const fs::path& dir, std::optional<at::ScalarType>
   C3Config config = model->config();
   config.encoder.dtype = config.decoder.dtype = scalar_type_name(stored);
   fs::create_directories(dir / kEncoderSubdir);
-  write_safetensors_shards(root, dir, max_shard_bytes);
+  io::write_safetensors_shards(root, dir, max_shard_bytes);
   write_file_atomically(dir / io::CheckpointDir::kConfigFile, config.root_config_json().dump(2) + "\n");
-  write_safetensors_shards(encoder, dir / kEncoderSubdir, max_shard_bytes);
+  io::write_safetensors_shards(encoder, dir / kEncoderSubdir, max_shard_bytes);
   write_file_atomically(dir / kEncoderSubdir / io::CheckpointDir::kConfigFile, config.encoder.to_json().dump(2) + "\n");
 }
 

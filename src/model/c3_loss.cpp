@@ -1,6 +1,6 @@
 #include "c3/model/c3_loss.h"
 
-#include "c3/model/recompute.h"
+#include "recompute.h"
 #include "c3/util/error.h"
 
 namespace c3 {

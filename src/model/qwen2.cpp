@@ -1,6 +1,6 @@
 #include "c3/model/qwen2.h"
 
-#include "c3/model/recompute.h"
+#include "recompute.h"
 #include "c3/torch_compat.h"
 #include "c3/util/error.h"
 
@@ -250,22 +250,6 @@ void Qwen2ForCausalLMImpl::init_weights(uint64_t seed) {
       values = at::normal(0.0, config_.initializer_range, p.sizes(), gen);
     }
     p.copy_(values);
-  }
-}
-
-at::ScalarType scalar_type_from_name(const std::string& name) {
-  if (name == "float32" || name == "fp32" || name == "float") return at::kFloat;
-  if (name == "bfloat16" || name == "bf16") return at::kBFloat16;
-  if (name == "float16" || name == "fp16" || name == "half") return at::kHalf;
-  throw UsageError("unknown dtype '" + name + "' (choose float32, bfloat16 or float16)");
-}
-
-std::string scalar_type_name(at::ScalarType type) {
-  switch (type) {
-    case at::kFloat: return "float32";
-    case at::kBFloat16: return "bfloat16";
-    case at::kHalf: return "float16";
-    default: return c10::toString(type);
   }
 }
 

@@ -1,4 +1,4 @@
-#include "c3/model/recompute.h"
+#include "recompute.h"
 
 #include <ATen/core/ivalue.h>
 

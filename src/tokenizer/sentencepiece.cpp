@@ -43,6 +43,7 @@ std::vector<fs::path> shim_candidates() {
     paths.push_back(exe_dir.parent_path() / "lib" / kShimName);    // installed: bin/ -> lib/
   }
   paths.emplace_back(C3_SPM_SHIM_BUILD_PATH);
+  paths.emplace_back(C3_SPM_SHIM_INSTALL_PATH);  // a program linking the installed library
   return paths;
 }
 

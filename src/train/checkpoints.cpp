@@ -9,6 +9,7 @@
 
 #include "c3/io/checkpoint_dir.h"
 #include "c3/io/safetensors.h"
+#include "c3/io/tensor_io.h"
 #include "c3/model/c3_io.h"
 #include "c3/tokenizer/tokenizer.h"
 #include "c3/util/atomic_file.h"
@@ -117,7 +118,7 @@ void save_training_checkpoint(const fs::path& dir, C3Model& model, const AdamW& 
     fs::create_directories(state_dir, ec);
     if (ec) fail_file(state_dir.string(), "cannot create folder: " + ec.message());
     const std::string file = sharded ? "optimizer-rank-" + std::to_string(comm.rank()) + ".safetensors" : kOptimizerFile;
-    write_tensors(state_dir / file, optimizer.state(), {{"format", "pt"}});
+    io::write_tensors(state_dir / file, optimizer.state(), {{"format", "pt"}});
   }
   if (sharded) comm.barrier();  // all parts are in the staging folder
   if (comm.is_main()) {
@@ -152,8 +153,8 @@ TrainingState load_training_state(const fs::path& dir, AdamW& optimizer, const a
     io::SafetensorsReader reader(file);
     for (const auto& info : reader.tensors()) {
       if (!wanted.count(info.name)) continue;
-      const at::ScalarType type = to_scalar_type(info.dtype, file.string());
-      tensors[info.name] = load_tensor(info, type, device, file.string());
+      const at::ScalarType type = io::to_scalar_type(info.dtype, file.string());
+      tensors[info.name] = io::load_tensor(info, type, device, file.string());
     }
   }
   optimizer.load_state(tensors, state.optimizer_steps, (files.size() == 1 ? files[0] : state_dir).string());

@@ -11,23 +11,10 @@
 #include <cstring>
 
 #include "c3/util/error.h"
+#include "util/launcher.h"
 
 namespace c3 {
 namespace {
-
-const char* env(const char* name) {
-  const char* v = std::getenv(name);
-  return v && *v ? v : nullptr;
-}
-
-int env_int(const char* name, int fallback) {
-  const char* v = env(name);
-  if (!v) return fallback;
-  char* end = nullptr;
-  const long n = std::strtol(v, &end, 10);
-  if (*end != '\0' || n < 0 || n > 1 << 30) throw UsageError(std::string(name) + "=" + v + ": expected a non-negative integer");
-  return static_cast<int>(n);
-}
 
 std::string first_line(const std::string& text) { return text.substr(0, text.find('\n')); }
 
@@ -176,31 +163,21 @@ std::string first_slurm_host(const std::string& nodelist) {
 }
 
 DistributedEnv detect_distributed_env() {
+  const LaunchRank launch = launch_rank_from_env();
   DistributedEnv e;
-  if (env("RANK") || env("WORLD_SIZE")) {
-    e.source = "torchrun";
-    e.rank = env_int("RANK", 0);
-    e.world_size = env_int("WORLD_SIZE", 1);
-    e.local_rank = env_int("LOCAL_RANK", 0);
-    e.master_addr = env("MASTER_ADDR") ? env("MASTER_ADDR") : "127.0.0.1";
-    e.master_port = env_int("MASTER_PORT", 29500);
-  } else if (env("SLURM_PROCID") && env_int("SLURM_NTASKS", 1) > 1) {
-    e.source = "slurm";
-    e.rank = env_int("SLURM_PROCID", 0);
-    e.world_size = env_int("SLURM_NTASKS", 1);
-    e.local_rank = env_int("SLURM_LOCALID", 0);
-    if (env("MASTER_ADDR")) {
-      e.master_addr = env("MASTER_ADDR");
-    } else if (const char* nodes = env("SLURM_JOB_NODELIST") ? env("SLURM_JOB_NODELIST") : env("SLURM_NODELIST")) {
+  e.rank = launch.rank, e.world_size = launch.world_size, e.local_rank = launch.local_rank, e.source = launch.source;
+  if (e.source == "torchrun") {
+    e.master_addr = env_value("MASTER_ADDR") ? env_value("MASTER_ADDR") : "127.0.0.1";
+  } else if (e.source == "slurm") {
+    if (env_value("MASTER_ADDR")) {
+      e.master_addr = env_value("MASTER_ADDR");
+    } else if (const char* nodes = env_value("SLURM_JOB_NODELIST") ? env_value("SLURM_JOB_NODELIST") : env_value("SLURM_NODELIST")) {
       e.master_addr = first_slurm_host(nodes);
     } else {
       throw UsageError("SLURM_NTASKS > 1 but neither MASTER_ADDR nor SLURM_JOB_NODELIST is set: cannot find rank 0's host");
     }
-    e.master_port = env_int("MASTER_PORT", 29500);
   }
-  if (e.world_size < 1) throw UsageError("WORLD_SIZE must be at least 1");
-  if (e.rank >= e.world_size)
-    throw UsageError("rank " + std::to_string(e.rank) + " is not below the world size " + std::to_string(e.world_size));
+  e.master_port = env_int("MASTER_PORT", 29500);
   if (e.master_port <= 0 || e.master_port > 65535) throw UsageError("MASTER_PORT must be a TCP port (1-65535)");
   return e;
 }
@@ -235,8 +212,8 @@ std::unique_ptr<Communicator> make_communicator(const DistributedEnv& env, const
   }
   auto options = c10d::ProcessGroupGloo::Options::create(timeout);
   // GLOO_SOCKET_IFNAME picks the network interface, as in PyTorch; else this host's name.
-  options->devices.push_back(std::getenv("GLOO_SOCKET_IFNAME")
-                                 ? c10d::ProcessGroupGloo::createDeviceForInterface(std::getenv("GLOO_SOCKET_IFNAME"))
+  options->devices.push_back(env_value("GLOO_SOCKET_IFNAME")
+                                 ? c10d::ProcessGroupGloo::createDeviceForInterface(env_value("GLOO_SOCKET_IFNAME"))
                                  : c10d::ProcessGroupGloo::createDefaultDevice());
   c10::intrusive_ptr<c10d::ProcessGroupGloo> group;
   try {

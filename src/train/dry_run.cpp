@@ -14,6 +14,7 @@
 #include "c3/train/checkpoints.h"
 #include "c3/train/memory_estimate.h"
 #include "c3/train/trainer.h"
+#include "c3/util/dtype.h"
 #include "c3/util/error.h"
 #include "train_setup.h"
 
@@ -89,7 +90,7 @@ void print_dry_run(const TrainSettings& s, int world_size, std::ostream& out) {
   in.batch = s.batch_size;
   in.decoder_tokens = s.max_length;  // the worst case: a sample as long as the window allows
   in.encoder_tokens = s.max_length;
-  const at::ScalarType dtype = s.dtype == "auto" ? at::kBFloat16 : scalar_type_from_name(s.dtype);
+  const at::ScalarType dtype = resolve_dtype(s.dtype, c10::Device(c10::kCUDA));  // planned for the GPUs
   in.weight_bytes = static_cast<int64_t>(c10::elementSize(dtype));
   in.fp32_master = s.adamw.fp32_master;
   in.fp32_grad_accumulation = s.grad_accum > 1 && s.fp32_grad_accumulation;

@@ -1,4 +1,4 @@
-#include "c3/train/progress.h"
+#include "progress.h"
 
 #include <spdlog/spdlog.h>
 

@@ -13,10 +13,11 @@
 #include "c3/model/c3_loss.h"
 #include "c3/model/c3_prompt.h"
 #include "c3/train/checkpoints.h"
-#include "c3/train/progress.h"
 #include "c3/train/schedule.h"
 #include "c3/util/atomic_file.h"
+#include "c3/util/dtype.h"
 #include "c3/util/error.h"
+#include "progress.h"
 #include "train_setup.h"
 
 namespace fs = std::filesystem;
@@ -101,245 +102,352 @@ std::optional<Validation> validate(C3Model& model, const C3Prompt& prompt, const
   return v;
 }
 
-}  // namespace
-
-int train(const TrainSettings& s, const at::Device& device, Communicator& comm) {
-  check_settings(s);
-  StopSignals signals;
-  const fs::path output(s.output);
-
-  if (comm.is_main() && fs::is_directory(output)) {
-    // A run killed mid-save (SIGKILL, a lost node) leaves a hidden staging folder of the checkpoint.
-    const int64_t removed = remove_stale_temporaries(
-        output, [](const std::string& name) { return name.rfind("checkpoint-", 0) == 0; });
-    if (removed > 0) spdlog::info("removed {} half-written checkpoint folders left by an interrupted run", removed);
-  }
-  const auto checkpoints = list_checkpoints(output);
-  const fs::path resume_dir = checkpoints.empty() ? fs::path() : checkpoints.back();
+// Everything a run holds. set_up() fills it in named steps; the loop in train() then reads
+// top to bottom: one step, its bookkeeping, logging, validation, saving.
+struct Run {
+  Run(const TrainSettings& settings, const at::Device& dev, Communicator& communicator)
+      : s(settings), device(dev), comm(communicator), output(settings.output) {}
+  const TrainSettings& s;
+  const at::Device device;
+  Communicator& comm;
+  const fs::path output;
+  fs::path resume_dir;  // the newest checkpoint of `output`, when resuming
   StagedFolder staged_tokenizer;
-  const fs::path tokenizer_source = prepare_tokenizer(s, resume_dir, staged_tokenizer);
-  const auto tokenizer = load_tokenizer(tokenizer_source);
+  fs::path tokenizer_source;
+  std::unique_ptr<Tokenizer> tokenizer;
+  at::ScalarType dtype = at::kFloat;
+  C3Model model{nullptr};
+  std::optional<C3Prompt> prompt;
+  std::vector<Sample> train_samples, valid_samples;
+  std::optional<AdamW> optimizer;
+  bool zero2 = false;  // gradients sharded too (ZeRO-2)
+  LrSchedule schedule;
+  std::optional<Sampler> sampler;
+  TrainingState state;
+  nlohmann::json settings;  // the resolved config, as saved with every checkpoint
+  bool is_main() const { return comm.is_main(); }
+};
 
-  const at::ScalarType dtype = s.dtype == "auto" ? (device.is_cuda() ? at::kBFloat16 : at::kFloat)
-                                                 : scalar_type_from_name(s.dtype);
-  C3Model model = build_model(s, *tokenizer, dtype, device, resume_dir);
-  model->set_gradient_checkpointing(s.gradient_checkpointing);
-  model->set_max_length(s.max_length);  // recorded in checkpoints: compress's default window
-  const C3Config& config = model->config();
-  if (tokenizer->vocab_size() > std::min(config.encoder.vocab_size, config.decoder.vocab_size))
-    fail_file(tokenizer->source(), "the tokenizer has " + std::to_string(tokenizer->vocab_size()) +
-                                       " ids but the model's embedding tables have " +
-                                       std::to_string(std::min(config.encoder.vocab_size, config.decoder.vocab_size)) + " rows");
-  const C3Prompt prompt(*tokenizer, config.latent_tokens, s.prompt_template, s.instruction);
+// A run killed mid-save (SIGKILL, a lost node) leaves a hidden staging folder of the checkpoint.
+void remove_half_written_checkpoints(const Run& run) {
+  if (!run.is_main() || !fs::is_directory(run.output)) return;
+  const int64_t removed = remove_stale_temporaries(
+      run.output, [](const std::string& name) { return name.rfind("checkpoint-", 0) == 0; });
+  if (removed > 0) spdlog::info("removed {} half-written checkpoint folders left by an interrupted run", removed);
+}
 
-  // Data: every text must fit both windows with the prompt around it.
+void set_up_model(Run& run) {
+  const auto checkpoints = list_checkpoints(run.output);
+  run.resume_dir = checkpoints.empty() ? fs::path() : checkpoints.back();
+  run.tokenizer_source = prepare_tokenizer(run.s, run.resume_dir, run.staged_tokenizer);
+  run.tokenizer = load_tokenizer(run.tokenizer_source);
+  run.dtype = resolve_dtype(run.s.dtype, run.device);
+  run.model = build_model(run.s, *run.tokenizer, run.dtype, run.device, run.resume_dir);
+  run.model->set_gradient_checkpointing(run.s.gradient_checkpointing);
+  run.model->set_max_length(run.s.max_length);  // recorded in checkpoints: compress's default window
+  const C3Config& config = run.model->config();
+  const int64_t rows = std::min(config.encoder.vocab_size, config.decoder.vocab_size);
+  if (run.tokenizer->vocab_size() > rows)
+    fail_file(run.tokenizer->source(), "the tokenizer has " + std::to_string(run.tokenizer->vocab_size()) +
+                                           " ids but the model's embedding tables have " + std::to_string(rows) + " rows");
+  run.prompt.emplace(*run.tokenizer, config.latent_tokens, run.s.prompt_template, run.s.instruction);
+}
+
+// Every text must fit both windows with the prompt around it.
+void set_up_data(Run& run) {
+  const TrainSettings& s = run.s;
   SampleOptions sampling = s.sampling;
-  sampling.limit_tokens = s.max_length - std::max(prompt.encoder_extra_tokens(), prompt.decoder_extra_tokens());
+  sampling.limit_tokens = s.max_length - std::max(run.prompt->encoder_extra_tokens(), run.prompt->decoder_extra_tokens());
   sampling.seed = s.data_seed;
   if (sampling.limit_tokens <= 0)
     throw UsageError("data.max_length " + std::to_string(s.max_length) + " leaves no room for text after the " +
-                     std::to_string(prompt.decoder_extra_tokens()) + "-token decoder prompt");
-  std::vector<Sample> train_samples = load_samples(s.train_files, s, *tokenizer, sampling);
-  if (train_samples.empty()) fail_file(joined(s.train_files), "no training samples (the files hold no text)");
-  std::vector<Sample> valid_samples = s.validation_file.empty()
-                                          ? split_validation(train_samples, s.validation_samples, s.data_seed)
-                                          : load_samples({s.validation_file}, s, *tokenizer, sampling);
+                     std::to_string(run.prompt->decoder_extra_tokens()) + "-token decoder prompt");
+  run.train_samples = load_samples(s.train_files, s, *run.tokenizer, sampling);
+  if (run.train_samples.empty()) fail_file(joined(s.train_files), "no training samples (the files hold no text)");
+  run.valid_samples = s.validation_file.empty() ? split_validation(run.train_samples, s.validation_samples, s.data_seed)
+                                                : load_samples({s.validation_file}, s, *run.tokenizer, sampling);
   int64_t train_tokens = 0;
-  for (const auto& sample : train_samples) train_tokens += static_cast<int64_t>(sample.ids.size());
-  spdlog::info("data: {} training samples ({} tokens), {} validation samples", train_samples.size(), train_tokens,
-               valid_samples.size());
-  log_memory_estimate(s, config, prompt, train_samples, dtype);
+  for (const auto& sample : run.train_samples) train_tokens += static_cast<int64_t>(sample.ids.size());
+  spdlog::info("data: {} training samples ({} tokens), {} validation samples", run.train_samples.size(), train_tokens,
+               run.valid_samples.size());
+  log_memory_estimate(s, run.model->config(), *run.prompt, run.train_samples, run.dtype);
+}
 
-  AdamW optimizer = make_optimizer(model, s, comm.rank(), comm.world_size());
-  const bool zero2 = s.zero_stage >= 2 && comm.world_size() > 1;
-  if (optimizer.shard_count() > 1)
+void set_up_optimizer(Run& run) {
+  const TrainSettings& s = run.s;
+  run.optimizer.emplace(make_optimizer(run.model, s, run.comm.rank(), run.comm.world_size()));
+  run.zero2 = s.zero_stage >= 2 && run.comm.world_size() > 1;
+  if (run.optimizer->shard_count() > 1)
     spdlog::info("optimizer state{} sharded across {} ranks (ZeRO stage {}): this rank updates {} of {} parameter tensors",
-                 zero2 ? " and gradients" : "", optimizer.shard_count(), zero2 ? 2 : 1, optimizer.parameters_owned_by(comm.rank()).size(),
-                 model->parameters().size());
-
-  const int64_t samples_per_step = s.batch_size * s.grad_accum * comm.world_size();
-  LrSchedule schedule;
+                 run.zero2 ? " and gradients" : "", run.optimizer->shard_count(), run.zero2 ? 2 : 1,
+                 run.optimizer->parameters_owned_by(run.comm.rank()).size(), run.model->parameters().size());
+  LrSchedule& schedule = run.schedule;
   schedule.kind = s.schedule;
   schedule.lr = s.lr;
+  const double samples_per_step = static_cast<double>(s.batch_size * s.grad_accum * run.comm.world_size());
   schedule.total_steps = s.steps > 0 ? s.steps
-                                     : static_cast<int64_t>(std::ceil(s.epochs * static_cast<double>(train_samples.size()) /
-                                                                      static_cast<double>(samples_per_step)));
+                                     : static_cast<int64_t>(std::ceil(s.epochs * static_cast<double>(run.train_samples.size()) /
+                                                                      samples_per_step));
   schedule.warmup_steps = s.warmup_steps >= 0 ? s.warmup_steps : warmup_steps_from_ratio(s.warmup_ratio, schedule.total_steps);
   schedule.factor(0);  // validates the kind
   if (schedule.warmup_steps >= schedule.total_steps && schedule.total_steps > 0)
     spdlog::warn("the warmup ({} steps) is as long as the run ({} steps): the learning rate never reaches optim.lr {} "
                  "(lower optim.warmup_steps or optim.warmup_ratio)",
                  schedule.warmup_steps, schedule.total_steps, s.lr);
+}
 
-  Sampler sampler(static_cast<int64_t>(train_samples.size()), s.data_seed, comm.rank(), comm.world_size());
-  TrainingState state;
-  nlohmann::json settings = s.resolved_config;
-  if (settings.contains("model")) settings["model"]["latent_tokens"] = config.latent_tokens;  // N as run, not as asked
-  state.config = settings;
-  if (!resume_dir.empty()) {
-    state = load_training_state(resume_dir, optimizer, device);
-    sampler.set_consumed(state.consumed);
-    const auto changed = changed_keys(state.config, settings, s.path_keys);
-    if (!changed.empty()) spdlog::warn("resuming with config keys that differ from the checkpoint's: {}", joined(changed));
-    state.config = settings;
-    spdlog::info("resumed at step {} of {} (epoch {})", state.step, schedule.total_steps, sampler.epoch());
-    if (state.step >= schedule.total_steps)
-      spdlog::info("the run is finished: nothing to train (raise train.steps or train.epochs to go on)");
-  } else {
+// Resuming reads the optimizer and sampler state of the newest checkpoint; a new run starts every
+// rank from rank 0's weights.
+void resume_or_start(Run& run) {
+  run.sampler.emplace(static_cast<int64_t>(run.train_samples.size()), run.s.data_seed, run.comm.rank(),
+                      run.comm.world_size());
+  run.settings = run.s.resolved_config;
+  if (run.settings.contains("model")) run.settings["model"]["latent_tokens"] = run.model->config().latent_tokens;  // N as run
+  run.state.config = run.settings;
+  if (run.resume_dir.empty()) {
     std::vector<at::Tensor> params;
-    for (auto& p : model->parameters()) params.push_back(p);
-    comm.broadcast(params);
+    for (auto& p : run.model->parameters()) params.push_back(p);
+    run.comm.broadcast(params);
+    return;
   }
-  const bool main = comm.is_main();
-  // Created only now, so that bad input leaves no output folder behind.
+  run.state = load_training_state(run.resume_dir, *run.optimizer, run.device);
+  run.sampler->set_consumed(run.state.consumed);
+  const auto changed = changed_keys(run.state.config, run.settings, run.s.path_keys);
+  if (!changed.empty()) spdlog::warn("resuming with config keys that differ from the checkpoint's: {}", joined(changed));
+  run.state.config = run.settings;
+  spdlog::info("resumed at step {} of {} (epoch {})", run.state.step, run.schedule.total_steps, run.sampler->epoch());
+  if (run.state.step >= run.schedule.total_steps)
+    spdlog::info("the run is finished: nothing to train (raise train.steps or train.epochs to go on)");
+}
+
+// Created only now, so that bad input leaves no output folder behind.
+void create_output(const Run& run) {
   std::error_code ec;
-  fs::create_directories(output, ec);
-  if (ec) fail_file(output.string(), "cannot create the output folder: " + ec.message());
-  if (main) write_file_atomically(output / "train_config.json", settings.dump(2) + "\n");
-  TrainProgress progress(main ? output / "metrics.jsonl" : fs::path(), s.progress && main, state.step);
+  fs::create_directories(run.output, ec);
+  if (ec) fail_file(run.output.string(), "cannot create the output folder: " + ec.message());
+  if (run.is_main()) write_file_atomically(run.output / "train_config.json", run.settings.dump(2) + "\n");
+  const TrainSettings& s = run.s;
   spdlog::info("training {} steps: {} samples per step ({} per micro-batch x {} accumulation x {} ranks), lr {} ({}, "
                "{} warmup steps), dtype {}, device {}",
-               schedule.total_steps, samples_per_step, s.batch_size, s.grad_accum, comm.world_size(), s.lr, s.schedule,
-               schedule.warmup_steps, scalar_type_name(dtype), device.str());
+               run.schedule.total_steps, s.batch_size * s.grad_accum * run.comm.world_size(), s.batch_size, s.grad_accum,
+               run.comm.world_size(), s.lr, s.schedule, run.schedule.warmup_steps, scalar_type_name(run.dtype),
+               run.device.str());
+}
 
-  auto save = [&](int64_t step) {
-    const fs::path dir = checkpoint_path(output, step);
-    save_training_checkpoint(dir, model, optimizer, state, tokenizer_source, comm);
-    if (main) {
-      prune_checkpoints(output, s.keep_checkpoints);
-      spdlog::info("saved {}", dir.string());
-    }
-    comm.barrier();
-  };
-  auto evaluate = [&] {
-    if (!main || valid_samples.empty() || s.eval_every <= 0) return;
-    const auto result = validate(model, prompt, *tokenizer, valid_samples, s, device, signals);
-    if (!result) {
-      spdlog::warn("validation at step {} interrupted by a stop signal", state.step);
-      return;
-    }
-    const Validation& v = *result;
-    progress.record({{"type", "validation"}, {"step", state.step}, {"validation_loss", v.loss},
-                     {"validation_precision", v.precision}, {"precision_samples", v.precision_samples}},
-                    fmt::format("step {} : validation loss {:.4f} : reconstruction precision {:.1f}% ({} samples)",
-                                state.step, v.loss, 100 * v.precision, v.precision_samples));
-  };
+void set_up(Run& run) {
+  remove_half_written_checkpoints(run);
+  set_up_model(run);
+  set_up_data(run);
+  set_up_optimizer(run);
+  resume_or_start(run);
+  create_output(run);
+}
 
-  if (state.step == 0 && s.eval_at_start && !progress.recorded("validation", 0)) evaluate();  // the untrained baseline
-  using clock = std::chrono::steady_clock;
-  auto window_start = clock::now();
-  double window_loss = 0, window_loss_tokens = 0, step_seconds_ema = 0;
-  int64_t window_tokens = 0;
-  int64_t last_saved = resume_dir.empty() ? -1 : state.step;
-  // A stop signal may reach only some ranks (scancel, a node's OOM killer): all ranks agree on
-  // stopping, so they save the same step together.
-  int stop_signal = 0;
-  auto stop_requested = [&] {
-    const int local = signals.received();
-    if (comm.world_size() == 1) return (stop_signal = local) != 0;
-    const double any = comm.all_reduce_sum(local != 0 ? 1.0 : 0.0);
-    if (any > 0 && stop_signal == 0) stop_signal = local != 0 ? local : SIGTERM;
-    return any > 0;
-  };
-  while (state.step < schedule.total_steps && !stop_requested()) {
-    const auto step_start = clock::now();
-    optimizer.zero_grad();
-    std::vector<C3Batch> micro;
-    int64_t local_supervised = 0;
-    for (int64_t a = 0; a < s.grad_accum; ++a) {
-      micro.push_back(make_c3_batch(prompt, ids_of(train_samples, sampler.next(s.batch_size)), true));
-      local_supervised += micro.back().supervised_tokens;
-    }
-    // Mean over every supervised token of the whole (accumulated, all-rank) batch.
-    const double global_supervised = comm.all_reduce_sum(static_cast<double>(local_supervised));
-    double loss_sum = 0;
-    int64_t step_tokens = 0;  // non-padding tokens through both LLMs, this rank
-    for (const C3Batch& cpu_batch : micro) {
-      const C3Batch batch = cpu_batch.to(device);
-      const C3LossOutput out = c3_loss(model, batch, s.loss_chunk);
-      (out.loss_sum / global_supervised).backward();
-      if (zero2) {
-        // ZeRO-2: this micro-batch's gradients go to their owners; the others drop theirs.
-        for (int owner = 0; owner < comm.world_size(); ++owner) {
-          std::vector<at::Tensor> grads = optimizer.gradients_owned_by(owner);
-          comm.reduce_sum(grads, owner);
-        }
-        optimizer.accumulate_grads();
-      } else if (s.grad_accum > 1 && s.fp32_grad_accumulation) {
-        optimizer.accumulate_grads();  // bf16 gradients summed in fp32
-      }
-      loss_sum += out.loss_sum.item<double>();
-      step_tokens += cpu_batch.encoder_mask.sum().item<int64_t>() + cpu_batch.decoder_mask.sum().item<int64_t>();
-    }
-    if (!zero2) {
-      std::vector<at::Tensor> grads = optimizer.gradients();
-      comm.all_reduce_sum(grads);
-    }
-    const double loss = comm.all_reduce_sum(loss_sum) / global_supervised;
-    const double grad_norm = zero2 ? std::sqrt(comm.all_reduce_sum(optimizer.grad_norm_squared())) : optimizer.grad_norm();
-    const double lr = schedule.at(state.step);
-    const bool finite = std::isfinite(loss) && std::isfinite(grad_norm);
-    if (finite) {
-      state.bad_steps_in_row = 0;
-      if (s.clip_norm > 0 && grad_norm > s.clip_norm) optimizer.scale_grads(s.clip_norm / (grad_norm + 1e-6));
-      optimizer.step(lr);
-      // ZeRO-1: each rank updated only its own parameters; their owners hand them to the rest.
-      if (optimizer.shard_count() > 1)
-        for (int owner = 0; owner < optimizer.shard_count(); ++owner) {
-          std::vector<at::Tensor> updated = optimizer.parameters_owned_by(owner);
-          comm.broadcast(updated, owner);
-        }
-      window_loss += loss * global_supervised, window_loss_tokens += global_supervised;
-    } else {
-      ++state.bad_steps_in_row, ++state.skipped_steps;
-      spdlog::warn("step {}: non-finite {} ({}); update skipped ({} in a row)", state.step + 1,
-                   std::isfinite(loss) ? "gradient" : "loss", std::isfinite(loss) ? grad_norm : loss,
-                   state.bad_steps_in_row);
-    }
-    optimizer.zero_grad();
-    ++state.step;
-    window_tokens += step_tokens;
-    state.tokens_seen += step_tokens * comm.world_size();
-    state.optimizer_steps = optimizer.steps();
-    state.consumed = sampler.consumed();
-    const double step_seconds = std::chrono::duration<double>(clock::now() - step_start).count();
-    state.elapsed_seconds += step_seconds;
-    step_seconds_ema = step_seconds_ema == 0 ? step_seconds : 0.9 * step_seconds_ema + 0.1 * step_seconds;
-    if (state.bad_steps_in_row >= s.max_bad_steps) {
-      const auto saved = list_checkpoints(output);
-      throw Error("stopping at step " + std::to_string(state.step) + ": non-finite loss or gradient in " +
-                  std::to_string(state.bad_steps_in_row) + " consecutive steps (lower optim.lr?); last checkpoint: " +
-                  (saved.empty() ? std::string("none") : saved.back().string()));
-    }
+// One step's forward and backward over its micro-batches, gradients reduced across ranks.
+struct StepResult {
+  double loss = 0;       // mean over every supervised token of the step, all ranks
+  double grad_norm = 0;
+  double supervised = 0;  // supervised tokens, all ranks
+  int64_t tokens = 0;     // non-padding tokens through both LLMs, this rank
+};
 
-    const double eta = step_seconds_ema * static_cast<double>(schedule.total_steps - state.step);
-    progress.status(fmt::format("step {}/{} | loss {:.4f} | lr {:.2e} | gnorm {:.3f} | {:.0f} tok/s | ETA {}", state.step,
-                                schedule.total_steps, loss, lr, grad_norm,
-                                window_tokens / std::max(1e-9, std::chrono::duration<double>(clock::now() - window_start).count()),
-                                format_duration(eta)));
-    if (state.step % s.log_every == 0 || state.step == schedule.total_steps) {
-      const double seconds = std::chrono::duration<double>(clock::now() - window_start).count();
-      const double tokens_per_second = static_cast<double>(window_tokens) * comm.world_size() / std::max(1e-9, seconds);
-      const double mean_loss = window_loss_tokens > 0 ? window_loss / window_loss_tokens : loss;
-      progress.record({{"type", "train"}, {"step", state.step}, {"epoch", static_cast<double>(state.consumed) / train_samples.size()},
-                       {"loss", mean_loss}, {"lr", lr}, {"grad_norm", grad_norm}, {"tokens_per_second", tokens_per_second},
-                       {"tokens_seen", state.tokens_seen}, {"skipped_steps", state.skipped_steps},
-                       {"elapsed_seconds", state.elapsed_seconds}},
-                      fmt::format("step {}/{} : epoch {:.2f} : loss {:.4f} : lr {:.3e} : gnorm {:.3f} : {:.0f} tok/s : ETA {}",
-                                  state.step, schedule.total_steps, static_cast<double>(state.consumed) / train_samples.size(),
-                                  mean_loss, lr, grad_norm, tokens_per_second, format_duration(eta)));
-      window_start = clock::now(), window_loss = window_loss_tokens = 0, window_tokens = 0;
-    }
-    if (s.eval_every > 0 && state.step % s.eval_every == 0) evaluate();
-    if (state.step % s.save_every == 0) save(state.step), last_saved = state.step;
+StepResult forward_backward(Run& run) {
+  const TrainSettings& s = run.s;
+  AdamW& optimizer = *run.optimizer;
+  Communicator& comm = run.comm;
+  optimizer.zero_grad();
+  std::vector<C3Batch> micro;
+  int64_t local_supervised = 0;
+  for (int64_t a = 0; a < s.grad_accum; ++a) {
+    micro.push_back(make_c3_batch(*run.prompt, ids_of(run.train_samples, run.sampler->next(s.batch_size)), true));
+    local_supervised += micro.back().supervised_tokens;
   }
-  if (state.step > 0 && last_saved != state.step) save(state.step);  // nothing to save before the first step
-  if (const int signal = stop_signal) {
+  StepResult r;
+  r.supervised = comm.all_reduce_sum(static_cast<double>(local_supervised));
+  double loss_sum = 0;
+  for (const C3Batch& cpu_batch : micro) {
+    const C3LossOutput out = c3_loss(run.model, cpu_batch.to(run.device), s.loss_chunk);
+    (out.loss_sum / r.supervised).backward();
+    if (run.zero2) {
+      // ZeRO-2: this micro-batch's gradients go to their owners; the others drop theirs.
+      for (int owner = 0; owner < comm.world_size(); ++owner) {
+        std::vector<at::Tensor> grads = optimizer.gradients_owned_by(owner);
+        comm.reduce_sum(grads, owner);
+      }
+      optimizer.accumulate_grads();
+    } else if (s.grad_accum > 1 && s.fp32_grad_accumulation) {
+      optimizer.accumulate_grads();  // bf16 gradients summed in fp32
+    }
+    loss_sum += out.loss_sum.item<double>();
+    r.tokens += cpu_batch.encoder_mask.sum().item<int64_t>() + cpu_batch.decoder_mask.sum().item<int64_t>();
+  }
+  if (!run.zero2) {
+    std::vector<at::Tensor> grads = optimizer.gradients();
+    comm.all_reduce_sum(grads);
+  }
+  r.loss = comm.all_reduce_sum(loss_sum) / r.supervised;
+  r.grad_norm = run.zero2 ? std::sqrt(comm.all_reduce_sum(optimizer.grad_norm_squared())) : optimizer.grad_norm();
+  return r;
+}
+
+// Clips and applies the update, or skips it when the loss or gradient is not finite. Returns
+// whether it was applied.
+bool update(Run& run, const StepResult& r, double lr) {
+  AdamW& optimizer = *run.optimizer;
+  TrainingState& state = run.state;
+  const bool finite = std::isfinite(r.loss) && std::isfinite(r.grad_norm);
+  if (finite) {
+    state.bad_steps_in_row = 0;
+    if (run.s.clip_norm > 0 && r.grad_norm > run.s.clip_norm) optimizer.scale_grads(run.s.clip_norm / (r.grad_norm + 1e-6));
+    optimizer.step(lr);
+    // ZeRO-1: each rank updated only its own parameters; their owners hand them to the rest.
+    if (optimizer.shard_count() > 1)
+      for (int owner = 0; owner < optimizer.shard_count(); ++owner) {
+        std::vector<at::Tensor> updated = optimizer.parameters_owned_by(owner);
+        run.comm.broadcast(updated, owner);
+      }
+  } else {
+    ++state.bad_steps_in_row, ++state.skipped_steps;
+    spdlog::warn("step {}: non-finite {} ({}); update skipped ({} in a row)", state.step + 1,
+                 std::isfinite(r.loss) ? "gradient" : "loss", std::isfinite(r.loss) ? r.grad_norm : r.loss,
+                 state.bad_steps_in_row);
+  }
+  optimizer.zero_grad();
+  return finite;
+}
+
+// The step is done: the state every checkpoint saves moves on.
+void count_step(Run& run, const StepResult& r, double seconds) {
+  TrainingState& state = run.state;
+  ++state.step;
+  state.tokens_seen += r.tokens * run.comm.world_size();
+  state.optimizer_steps = run.optimizer->steps();
+  state.consumed = run.sampler->consumed();
+  state.elapsed_seconds += seconds;
+  if (state.bad_steps_in_row >= run.s.max_bad_steps) {
+    const auto saved = list_checkpoints(run.output);
+    throw Error("stopping at step " + std::to_string(state.step) + ": non-finite loss or gradient in " +
+                std::to_string(state.bad_steps_in_row) + " consecutive steps (lower optim.lr?); last checkpoint: " +
+                (saved.empty() ? std::string("none") : saved.back().string()));
+  }
+}
+
+// The status line every step, and a "train" record (means since the last one) every log_every steps.
+class StepLog {
+ public:
+  StepLog(const Run& run, TrainProgress& progress) : run_(run), progress_(progress) {}
+
+  void add(const StepResult& r, bool applied, double seconds) {
+    if (applied) loss_ += r.loss * r.supervised, loss_tokens_ += r.supervised;
+    tokens_ += r.tokens;
+    step_seconds_ema_ = step_seconds_ema_ == 0 ? seconds : 0.9 * step_seconds_ema_ + 0.1 * seconds;
+  }
+
+  void log(const StepResult& r, double lr) {
+    const TrainingState& state = run_.state;
+    const int64_t total = run_.schedule.total_steps;
+    const double eta = step_seconds_ema_ * static_cast<double>(total - state.step);
+    const double seconds = std::max(1e-9, std::chrono::duration<double>(clock::now() - start_).count());
+    progress_.status(fmt::format("step {}/{} | loss {:.4f} | lr {:.2e} | gnorm {:.3f} | {:.0f} tok/s | ETA {}", state.step,
+                                 total, r.loss, lr, r.grad_norm, tokens_ / seconds, format_duration(eta)));
+    if (state.step % run_.s.log_every != 0 && state.step != total) return;
+    const double tokens_per_second = static_cast<double>(tokens_) * run_.comm.world_size() / seconds;
+    const double mean_loss = loss_tokens_ > 0 ? loss_ / loss_tokens_ : r.loss;
+    const double epoch = static_cast<double>(state.consumed) / run_.train_samples.size();
+    progress_.record({{"type", "train"}, {"step", state.step}, {"epoch", epoch}, {"loss", mean_loss}, {"lr", lr},
+                      {"grad_norm", r.grad_norm}, {"tokens_per_second", tokens_per_second}, {"tokens_seen", state.tokens_seen},
+                      {"skipped_steps", state.skipped_steps}, {"elapsed_seconds", state.elapsed_seconds}},
+                     fmt::format("step {}/{} : epoch {:.2f} : loss {:.4f} : lr {:.3e} : gnorm {:.3f} : {:.0f} tok/s : ETA {}",
+                                 state.step, total, epoch, mean_loss, lr, r.grad_norm, tokens_per_second, format_duration(eta)));
+    start_ = clock::now(), loss_ = loss_tokens_ = 0, tokens_ = 0;
+  }
+
+ private:
+  using clock = std::chrono::steady_clock;
+  const Run& run_;
+  TrainProgress& progress_;
+  clock::time_point start_ = clock::now();
+  double loss_ = 0, loss_tokens_ = 0, step_seconds_ema_ = 0;
+  int64_t tokens_ = 0;
+};
+
+void save(Run& run, int64_t step) {
+  const fs::path dir = checkpoint_path(run.output, step);
+  save_training_checkpoint(dir, run.model, *run.optimizer, run.state, run.tokenizer_source, run.comm);
+  if (run.is_main()) {
+    prune_checkpoints(run.output, run.s.keep_checkpoints);
+    spdlog::info("saved {}", dir.string());
+  }
+  run.comm.barrier();
+}
+
+void evaluate(Run& run, TrainProgress& progress, const StopSignals& signals) {
+  if (!run.is_main() || run.valid_samples.empty() || run.s.eval_every <= 0) return;
+  const auto result = validate(run.model, *run.prompt, *run.tokenizer, run.valid_samples, run.s, run.device, signals);
+  const int64_t step = run.state.step;
+  if (!result) {
+    spdlog::warn("validation at step {} interrupted by a stop signal", step);
+    return;
+  }
+  progress.record({{"type", "validation"}, {"step", step}, {"validation_loss", result->loss},
+                   {"validation_precision", result->precision}, {"precision_samples", result->precision_samples}},
+                  fmt::format("step {} : validation loss {:.4f} : reconstruction precision {:.1f}% ({} samples)", step,
+                              result->loss, 100 * result->precision, result->precision_samples));
+}
+
+// A stop signal may reach only some ranks (scancel, a node's OOM killer): all ranks agree on
+// stopping, so they save the same step together.
+class StopAgreement {
+ public:
+  StopAgreement(const StopSignals& signals, Communicator& comm) : signals_(signals), comm_(comm) {}
+  bool requested() {
+    const int local = signals_.received();
+    if (comm_.world_size() == 1) return (signal_ = local) != 0;
+    const double any = comm_.all_reduce_sum(local != 0 ? 1.0 : 0.0);
+    if (any > 0 && signal_ == 0) signal_ = local != 0 ? local : SIGTERM;
+    return any > 0;
+  }
+  int signal() const { return signal_; }  // the one that stopped the run, 0 for none
+
+ private:
+  const StopSignals& signals_;
+  Communicator& comm_;
+  int signal_ = 0;
+};
+
+}  // namespace
+
+int train(const TrainSettings& s, const at::Device& device, Communicator& comm) {
+  check_settings(s);
+  StopSignals signals;
+  Run run(s, device, comm);
+  set_up(run);
+  TrainingState& state = run.state;
+  TrainProgress progress(run.is_main() ? run.output / "metrics.jsonl" : fs::path(), s.progress && run.is_main(), state.step);
+  if (state.step == 0 && s.eval_at_start && !progress.recorded("validation", 0)) evaluate(run, progress, signals);  // baseline
+
+  StepLog log(run, progress);
+  StopAgreement stop(signals, comm);
+  int64_t last_saved = run.resume_dir.empty() ? -1 : state.step;
+  while (state.step < run.schedule.total_steps && !stop.requested()) {
+    const auto start = std::chrono::steady_clock::now();
+    const double lr = run.schedule.at(state.step);
+    const StepResult step = forward_backward(run);
+    const bool applied = update(run, step, lr);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    count_step(run, step, seconds);
+    log.add(step, applied, seconds);
+    log.log(step, lr);
+    if (s.eval_every > 0 && state.step % s.eval_every == 0) evaluate(run, progress, signals);
+    if (state.step % s.save_every == 0) save(run, state.step), last_saved = state.step;
+  }
+  if (state.step > 0 && last_saved != state.step) save(run, state.step);  // nothing to save before the first step
+  if (const int signal = stop.signal()) {
     spdlog::warn("stopped by signal {} at step {}; resume by running the same command again", signal, state.step);
     return 128 + signal;
   }
-  if (s.eval_every > 0 && !progress.recorded("validation", state.step)) evaluate();  // none twice on a rerun
-  spdlog::info("done: {} steps, model in {}", state.step, checkpoint_path(output, state.step).string());
+  if (s.eval_every > 0 && !progress.recorded("validation", state.step)) evaluate(run, progress, signals);  // none twice
+  spdlog::info("done: {} steps, model in {}", state.step, checkpoint_path(run.output, state.step).string());
   return 0;
 }
 

@@ -11,7 +11,7 @@
 #include "c3/eval/perturb.h"
 #include "c3/eval/position_curve.h"
 #include "c3/eval/report.h"
-#include "c3/eval/svg_plot.h"
+#include "eval/svg_plot.h"
 #include "c3/tokenizer/unicode.h"
 #include "c3/util/error.h"
 #include "test_support.h"

@@ -21,6 +21,7 @@
 #include "c3/io/safetensors.h"
 #include "c3/model/c3_io.h"
 #include "c3/model/c3_prompt.h"
+#include "c3/io/tensor_io.h"
 #include "c3/model/qwen2_io.h"
 #include "c3/tokenizer/tokenizer.h"
 
@@ -29,7 +30,7 @@ namespace {
 using c3::io::SafetensorsReader;
 
 at::Tensor read(const SafetensorsReader& in, const std::string& name) {
-  return c3::load_tensor(in.at(name), at::kLong, at::kCPU, in.path().string());
+  return c3::io::load_tensor(in.at(name), at::kLong, at::kCPU, in.path().string());
 }
 
 // Rows of ids -> [B, width] int64, -1 where a row has ended.
@@ -58,7 +59,7 @@ c3::Qwen2ForCausalLM load_fp32(const std::string& dir) {
 void qwen2_forward(const std::string& model_dir, const SafetensorsReader& in, const std::string& out) {
   auto lm = load_fp32(model_dir);
   const at::Tensor hidden = lm->model->forward(lm->embed(read(in, "input_ids")), read(in, "attention_mask"));
-  c3::write_tensors(out, {{"logits", lm->logits(hidden)}, {"hidden", hidden}});
+  c3::io::write_tensors(out, {{"logits", lm->logits(hidden)}, {"hidden", hidden}});
 }
 
 void qwen2_generate(const std::string& model_dir, const SafetensorsReader& in, const std::string& out,
@@ -69,7 +70,7 @@ void qwen2_generate(const std::string& model_dir, const SafetensorsReader& in, c
   o.max_new_tokens = max_new;
   o.no_repeat_ngram_size = no_repeat;
   const auto generated = c3::greedy_decode(lm, lm->embed(ids), rows_of(ids, read(in, "attention_mask")), stop, o);
-  c3::write_tensors(out, {{"generated", padded(generated, max_new)}});
+  c3::io::write_tensors(out, {{"generated", padded(generated, max_new)}});
 }
 
 void c3_model(const std::string& model_dir, const SafetensorsReader& in, const std::string& out, int64_t max_new) {
@@ -88,7 +89,7 @@ void c3_model(const std::string& model_dir, const SafetensorsReader& in, const s
   c3::GenerateOptions o;
   o.max_new_tokens = max_new;
   const auto generated = c3::greedy_generate(model, prompt, latents, o);
-  c3::write_tensors(out, {{"encoder_ids", batch.encoder_ids},
+  c3::io::write_tensors(out, {{"encoder_ids", batch.encoder_ids},
                           {"latents", latents},
                           {"decoder_ids", batch.decoder_ids},
                           {"decoder_mask", batch.decoder_mask},

@@ -4,6 +4,7 @@
 
 #include "c3/io/checkpoint_dir.h"
 #include "c3/model/checkpoint_info.h"
+#include "c3/io/tensor_io.h"
 #include "c3/model/qwen2_io.h"
 #include "c3/util/atomic_file.h"
 #include "c3/util/error.h"
@@ -135,11 +136,11 @@ void rewrite_weights(const fs::path& dir, const std::function<void(std::map<std:
   std::map<std::string, torch::Tensor> tensors;
   {
     io::SafetensorsReader r(dir / "model.safetensors");
-    for (const auto& t : r.tensors()) tensors[t.name] = load_tensor(t, torch::kFloat32, torch::kCPU, "");
+    for (const auto& t : r.tensors()) tensors[t.name] = io::load_tensor(t, torch::kFloat32, torch::kCPU, "");
   }
   edit(tensors);
   std::vector<std::pair<std::string, torch::Tensor>> list(tensors.begin(), tensors.end());
-  write_safetensors_shards(list, dir, 1ull << 30);
+  io::write_safetensors_shards(list, dir, 1ull << 30);
 }
 
 TEST(CheckpointLoading, MissingUnexpectedAndMisshapedTensorsAreNamed) {
@@ -179,7 +180,7 @@ TEST(CheckpointLoading, UnalignedTensorsCopyCorrectly) {
   io::SafetensorsReader r(dir / "u.safetensors");
   ASSERT_NE(reinterpret_cast<std::uintptr_t>(r.at("b").data) % 4, 0u);
   auto dst = torch::zeros({2}, torch::kFloat64);
-  copy_tensor(dst, r.at("b"), "u.safetensors");
+  io::copy_tensor(dst, r.at("b"), "u.safetensors");
   EXPECT_EQ(dst[0].item<double>(), 1.25);
   EXPECT_EQ(dst[1].item<double>(), -3.5);
 }

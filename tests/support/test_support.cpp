@@ -6,6 +6,7 @@
 
 #include "c3/model/qwen2_io.h"
 #include "c3/tokenizer/sentencepiece.h"
+#include "c3/util/dtype.h"
 
 #include <nlohmann/json.hpp>
 

@@ -1,6 +1,6 @@
 // A Hugging Face checkpoint folder: config.json plus either model.safetensors or shards listed in
 // model.safetensors.index.json. Opens (memory-maps) every shard and indexes tensors by name.
-// Knows nothing of torch; c3/model/qwen2_io.h loads the tensors into a model.
+// Knows nothing of torch; c3/io/tensor_io.h turns its tensors into LibTorch ones.
 #pragma once
 
 #include <filesystem>

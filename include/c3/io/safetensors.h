@@ -1,6 +1,6 @@
 // The safetensors format (Hugging Face): 8-byte little-endian header length N, N bytes of JSON
 // ({"name": {"dtype", "shape", "data_offsets": [begin, end]}, "__metadata__": {str: str}}), then
-// the data. This layer knows bytes only; torch conversions live in c3/model/tensor_io.h.
+// the data. This layer knows bytes only; torch conversions live in c3/io/tensor_io.h.
 #pragma once
 
 #include <cstddef>

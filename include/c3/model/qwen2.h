@@ -149,7 +149,4 @@ class Qwen2ForCausalLMImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Qwen2ForCausalLM);
 
-at::ScalarType scalar_type_from_name(const std::string& name);  // "bfloat16"/"bf16" -> kBFloat16
-std::string scalar_type_name(at::ScalarType type);                // kBFloat16 -> "bfloat16"
-
 }  // namespace c3

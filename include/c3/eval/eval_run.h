@@ -1,0 +1,38 @@
+// One `c3 eval` run into an output folder: selects the pages, evaluates them with a journal of page
+// results (pages.partial.jsonl, fsynced per batch) so that a killed run resumes where it stopped,
+// and writes pages.jsonl, the plots, report.md and, last, summary.json (its presence means finished).
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "c3/eval/eval_data.h"
+#include "c3/eval/evaluator.h"
+#include "c3/model/c3_model.h"
+#include "c3/tokenizer/tokenizer.h"
+
+namespace c3 {
+
+struct EvalRunSettings {
+  std::filesystem::path output;
+  std::string data;                      // the pages' source as the user named it (recorded)
+  std::vector<std::string> conditions;   // "none" first, then the perturbations' names (options.conditions)
+  int64_t limit = 0;                     // at most this many selected pages (0: all)
+  int64_t max_span_tokens = 0;           // longer pages are cut into spans (0: what the trained window leaves)
+  bool force = false;                    // replace eval's outputs (and a journal) in `output`
+  std::string device;                    // recorded
+  EvalOptions options;
+};
+
+// Refuses an output that holds a finished evaluation (without force) or is not a folder: checked
+// before any model is loaded.
+void check_eval_output(const std::filesystem::path& output, bool force);
+
+// Evaluates `pages` (read from settings.data) and writes the outputs; returns the summary.
+nlohmann::json run_evaluation(C3Model& model, const Tokenizer& tokenizer, const std::filesystem::path& model_folder,
+                              const std::vector<EvalPage>& pages, EvalRunSettings settings);
+
+}  // namespace c3

@@ -1,0 +1,136 @@
+// The loop `c3 compress` and `c3 reconstruct` share. Files are taken in windows of
+// `window_files`; each file opens into spans; the window's spans, shortest first (then in list
+// order, so batches are a function of the list), run in batches; a file's output is written as soon
+// as its last span is done, or skipped when an earlier run's output is up to date (its spans run
+// only when they share a batch with one that is not). A file that fails is reported and skipped
+// (or stops the job with fail_fast); a UsageError stops it at once.
+#pragma once
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "c3/infer/file_jobs.h"
+#include "c3/util/error.h"
+
+namespace c3 {
+
+// What the loop keeps of each file; a job's own document type derives from it.
+struct JobDoc {
+  const FileJob* job = nullptr;
+  int64_t pending = 0;      // spans not yet run
+  bool up_to_date = false;  // an earlier run's output has this run's job key
+  bool redo = false;        // an earlier run's output is out of date (or --force)
+};
+
+// The steps that differ between compress and reconstruct. Doc derives from JobDoc.
+template <typename Doc>
+class SpanBatchJob {
+ public:
+  virtual ~SpanBatchJob() = default;
+  // Reads doc.job's input: its spans, job key, up_to_date and redo. Returns its span count;
+  // throws c3::Error when the file cannot be processed.
+  virtual int64_t open(Doc& doc) = 0;
+  virtual int64_t span_length(const Doc& doc, int64_t span) const = 0;  // the order within a window
+  // Batches [begin, end) over the window's span lengths, sorted ascending.
+  virtual std::vector<std::pair<size_t, size_t>> batches(const std::vector<int64_t>& lengths) const = 0;
+  virtual void run(const std::vector<std::pair<Doc*, int64_t>>& spans, JobSummary& summary) = 0;
+  virtual void write(Doc& doc) = 0;  // throws c3::Error when the output cannot be written
+  virtual void count_written(const Doc& doc, JobSummary& summary) const = 0;
+  virtual int64_t progress_tokens(const JobSummary& summary) const = 0;  // the status line's tokens
+};
+
+struct SpanBatchOptions {
+  std::string verb;  // "compress", "reconstruct": the status line's
+  int64_t window_files = 64;
+  bool fail_fast = false;
+  bool progress = true;
+};
+
+namespace span_batch_detail {
+
+// The error names the file; prefixed with it when it does not already.
+inline std::string message_for(const FileJob& job, const Error& e) {
+  const std::string what = e.what();
+  return what.rfind(job.name + ":", 0) == 0 ? what : job.name + ": " + what;
+}
+
+}  // namespace span_batch_detail
+
+template <typename Doc>
+JobSummary run_span_batch_job(const std::vector<FileJob>& jobs, SpanBatchJob<Doc>& step, const SpanBatchOptions& o) {
+  JobSummary summary;
+  summary.files = static_cast<int64_t>(jobs.size());
+  JobProgress status(o.verb, summary.files, o.progress);
+  auto fail = [&](const FileJob& job, const Error& e) {
+    const std::string message = span_batch_detail::message_for(job, e);
+    status.clear();
+    spdlog::error("{}", message);
+    summary.failed.emplace_back(job.name, message);
+    if (o.fail_fast) throw Error(message + " (stopping: --fail-fast)");
+  };
+  int64_t processed = 0;
+  const auto window = static_cast<size_t>(std::max<int64_t>(1, o.window_files));
+  for (size_t w = 0; w < jobs.size(); w += window) {
+    std::vector<Doc> docs;
+    for (size_t j = w; j < std::min(jobs.size(), w + window); ++j) {
+      Doc doc;
+      doc.job = &jobs[j];
+      try {
+        doc.pending = step.open(doc);
+      } catch (const UsageError&) {
+        throw;
+      } catch (const Error& e) {
+        fail(jobs[j], e);
+        continue;
+      }
+      docs.push_back(std::move(doc));
+    }
+    std::vector<std::pair<size_t, int64_t>> order;  // (doc, span)
+    for (size_t d = 0; d < docs.size(); ++d)
+      for (int64_t s = 0; s < docs[d].pending; ++s) order.emplace_back(d, s);
+    std::stable_sort(order.begin(), order.end(), [&](const auto& x, const auto& y) {
+      return step.span_length(docs[x.first], x.second) < step.span_length(docs[y.first], y.second);
+    });
+    std::vector<int64_t> lengths;
+    for (const auto& [d, s] : order) lengths.push_back(step.span_length(docs[d], s));
+    for (const auto& [begin, end] : step.batches(lengths)) {
+      std::vector<std::pair<Doc*, int64_t>> batch;
+      bool needed = false;
+      for (size_t k = begin; k < end; ++k) {
+        batch.emplace_back(&docs[order[k].first], order[k].second);
+        needed = needed || !docs[order[k].first].up_to_date;
+      }
+      if (needed) step.run(batch, summary);
+      for (auto& [doc, span] : batch) {
+        if (--doc->pending > 0) continue;
+        ++processed;
+        if (doc->up_to_date) {
+          ++summary.skipped;
+          continue;
+        }
+        try {
+          step.write(*doc);
+        } catch (const UsageError&) {
+          throw;
+        } catch (const Error& e) {
+          fail(*doc->job, e);
+          continue;
+        }
+        ++summary.written;
+        if (doc->redo) ++summary.redone;
+        step.count_written(*doc, summary);
+      }
+      status.update(processed, step.progress_tokens(summary));
+    }
+  }
+  status.clear();
+  summary.seconds = status.seconds();
+  return summary;
+}
+
+}  // namespace c3
