@@ -33,7 +33,6 @@ struct Doc : JobDoc {
   std::string text;
   std::vector<Span> spans;
   at::Tensor latents;  // [spans, N, H], filled batch by batch
-  std::string key;     // its job key (file_jobs.h)
 };
 
 void write_output(const Doc& doc, const std::string& fingerprint, const std::string& prompt_template,
@@ -199,7 +198,6 @@ class CompressStep : public SpanBatchJob<Doc> {
 
 JobSummary compress_files(C3Model& model, const Tokenizer& tokenizer, const C3Prompt& prompt,
                           const std::vector<FileJob>& jobs, const CompressOptions& options) {
-  torch::NoGradGuard no_grad;
   CompressStep step(model, tokenizer, prompt, options);
   return run_span_batch_job<Doc>(jobs, step, {"compress", options.window_files, options.fail_fast, options.progress});
 }

@@ -24,7 +24,6 @@ namespace {
 struct Doc : JobDoc {
   LatentFile file;
   std::vector<std::string> texts;  // per span
-  std::string key;                 // its job key (file_jobs.h)
 };
 
 // The job's latent file (from stdin for "-"), checked to come from this model; sets `bytes` to its
@@ -139,7 +138,6 @@ class ReconstructStep : public SpanBatchJob<Doc> {
 
 JobSummary reconstruct_files(C3Model& model, const Tokenizer& tokenizer, const C3Prompt& prompt,
                              const std::vector<FileJob>& jobs, const ReconstructOptions& options) {
-  torch::NoGradGuard no_grad;
   ReconstructStep step(model, tokenizer, prompt, options);
   return run_span_batch_job<Doc>(jobs, step, {"reconstruct", options.window_files, options.fail_fast, options.progress});
 }

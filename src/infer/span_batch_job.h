@@ -14,6 +14,8 @@
 #include <utility>
 #include <vector>
 
+#include <torch/torch.h>
+
 #include "c3/infer/file_jobs.h"
 #include "c3/util/error.h"
 
@@ -23,6 +25,7 @@ namespace c3 {
 struct JobDoc {
   const FileJob* job = nullptr;
   int64_t pending = 0;      // spans not yet run
+  std::string key;          // the job key its output records (file_jobs.h)
   bool up_to_date = false;  // an earlier run's output has this run's job key
   bool redo = false;        // an earlier run's output is out of date (or --force)
 };
@@ -32,7 +35,7 @@ template <typename Doc>
 class SpanBatchJob {
  public:
   virtual ~SpanBatchJob() = default;
-  // Reads doc.job's input: its spans, job key, up_to_date and redo. Returns its span count;
+  // Reads doc.job's input: its spans, key, up_to_date and redo. Returns its span count;
   // throws c3::Error when the file cannot be processed.
   virtual int64_t open(Doc& doc) = 0;
   virtual int64_t span_length(const Doc& doc, int64_t span) const = 0;  // the order within a window
@@ -63,6 +66,7 @@ inline std::string message_for(const FileJob& job, const Error& e) {
 
 template <typename Doc>
 JobSummary run_span_batch_job(const std::vector<FileJob>& jobs, SpanBatchJob<Doc>& step, const SpanBatchOptions& o) {
+  torch::NoGradGuard no_grad;
   JobSummary summary;
   summary.files = static_cast<int64_t>(jobs.size());
   JobProgress status(o.verb, summary.files, o.progress);
