@@ -9,32 +9,17 @@
 #include "c3/model/qwen2.h"
 #include "c3/train/checkpoints.h"
 #include "c3/util/atomic_file.h"
-#include "c3/util/dtype.h"
 #include "c3/util/error.h"
 
 namespace c3::cli {
 
-void add_batch_options(CLI::App& app, Options& o, const std::string& section) {
-  o.add_path(app, "-m,--model", section + ".model", "", "C3 checkpoint folder (required)");
-  o.add_path(app, "-o,--output", section + ".output", "", "Output folder (mirrors the inputs), or file for one input; default stdout");
-  o.add(app, "--force", section + ".force", false,
-        "Redo every output (default: keep outputs that are up to date, i.e. made from the same input, model and "
-        "settings, and redo the rest)");
-  o.add(app, "--fail-fast", section + ".fail_fast", false, "Stop at the first file that fails (else report it and go on)");
-  o.add(app, "--shard", section + ".shard", "", "Process slice I of N (I/N); default RANK/WORLD_SIZE or SLURM_PROCID/SLURM_NTASKS");
-  o.add_path(app, "--summary", section + ".summary", "", "Write a JSON summary of the run to this file");
-  o.add(app, "--dtype", section + ".dtype", "auto", std::string("Model dtype (") + kAutoDtypeHelp + ")", dtype_choices());
-  o.config().declare(section + ".progress", true, "Show a progress line on a terminal");
-}
-
-LoadedModel load_model_for(const Config& config, const std::string& section, const Runtime& runtime) {
-  if (config.get<std::string>(section + ".model").empty()) throw UsageError("--model (a C3 checkpoint folder) is required");
-  const std::string dtype = config.get<std::string>(section + ".dtype");
+LoadedModel load_model_for(const std::string& model, const std::string& dtype, const Runtime& runtime) {
+  if (model.empty()) throw UsageError("--model (a C3 checkpoint folder) is required");
   C3LoadOptions options;
   options.device = runtime.device;
   options.dtype = resolve_dtype(dtype, runtime.device);
   LoadedModel loaded;
-  loaded.folder = resolve_c3_checkpoint(config.get<std::string>(section + ".model"));
+  loaded.folder = resolve_c3_checkpoint(model);
   loaded.model = load_c3(loaded.folder, options);
   loaded.model->eval();
   loaded.tokenizer = load_tokenizer(loaded.folder);
@@ -60,20 +45,18 @@ void remove_stale_outputs(const std::vector<FileJob>& jobs) {
 
 }  // namespace
 
-std::vector<FileJob> shard_jobs(const Config& config, const std::string& section, const std::vector<std::string>& inputs,
-                                ListOptions list) {
-  list.output = config.get<std::string>(section + ".output");
+std::vector<FileJob> shard_jobs(const BatchSettings& batch, const std::vector<std::string>& inputs, ListOptions list) {
+  list.output = batch.output;
   const auto all = list_file_jobs(inputs, list);
-  const Shard shard = Shard::parse(config.get<std::string>(section + ".shard"));
+  const Shard shard = Shard::parse(batch.shard);
   auto jobs = take_shard(all, shard);
   if (shard.count > 1) spdlog::info("shard {}/{}: {} of {} files", shard.index, shard.count, jobs.size(), all.size());
   remove_stale_outputs(jobs);
   return jobs;
 }
 
-int finish(const Config& config, const std::string& section, const JobSummary& summary, const std::string& verb) {
-  const std::string path = config.get<std::string>(section + ".summary");
-  if (!path.empty()) write_file_atomically(path, summary.to_json().dump(2) + "\n");
+int finish(const BatchSettings& batch, const JobSummary& summary, const std::string& verb) {
+  if (!batch.summary.empty()) write_file_atomically(batch.summary, summary.to_json().dump(2) + "\n");
   spdlog::info("{} {} files ({} of them redone: out of date or --force; {} up to date, kept; {} failed) in {:.1f} s: "
                "{} spans, {} text tokens{}",
                verb, summary.written, summary.redone, summary.skipped, summary.failed.size(), summary.seconds,

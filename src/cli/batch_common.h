@@ -1,5 +1,5 @@
-// What `c3 compress` and `c3 reconstruct` share on the command line: loading the model, the
-// batch-hygiene options, and reporting the run's summary.
+// What `c3 compress` and `c3 reconstruct` share on the command line: the SECTION.* keys every
+// batch job has, loading the model, taking this shard's jobs, and reporting the run's summary.
 #pragma once
 
 #include <string>
@@ -8,29 +8,54 @@
 #include "c3/infer/file_jobs.h"
 #include "c3/model/c3_model.h"
 #include "c3/tokenizer/tokenizer.h"
-#include "c3/util/config.h"
+#include "c3/util/dtype.h"
 #include "command.h"
+#include "settings_table.h"
 
 namespace c3::cli {
 
-// Declares SECTION.{model,output,force,fail_fast,shard,summary,progress,dtype} and their flags.
-void add_batch_options(CLI::App& app, Options& options, const std::string& section);
+// The batch-job keys that are not the job's own options (those are FileJobOptions).
+struct BatchSettings {
+  std::string model, output, shard, summary, dtype;
+};
 
-// The model in `SECTION.model` (a C3 folder, or a training run for its newest checkpoint) on the
-// runtime's device, in SECTION.dtype (auto: bf16 on CUDA, fp32 on the CPU), with its tokenizer.
+// Declares SECTION.{model,output,force,fail_fast,shard,summary,progress,dtype} and their flags in
+// the table of a settings struct with members `batch` (BatchSettings) and `options.files`
+// (FileJobOptions).
+template <typename Settings>
+void add_batch_settings(SettingsTable<Settings>& t, const std::string& section) {
+  t.path("-m,--model", section + ".model", "", "C3 checkpoint folder (required)", C3_FIELD(batch.model));
+  t.path("-o,--output", section + ".output", "", "Output folder (mirrors the inputs), or file for one input; default stdout",
+         C3_FIELD(batch.output));
+  t.value("--force", section + ".force", false,
+          "Redo every output (default: keep outputs that are up to date, i.e. made from the same input, model and "
+          "settings, and redo the rest)",
+          C3_FIELD(options.files.force));
+  t.value("--fail-fast", section + ".fail_fast", false, "Stop at the first file that fails (else report it and go on)",
+          C3_FIELD(options.files.fail_fast));
+  t.value("--shard", section + ".shard", "", "Process slice I of N (I/N); default RANK/WORLD_SIZE or SLURM_PROCID/SLURM_NTASKS",
+          C3_FIELD(batch.shard));
+  t.path("--summary", section + ".summary", "", "Write a JSON summary of the run to this file", C3_FIELD(batch.summary));
+  t.value("--dtype", section + ".dtype", "auto", std::string("Model dtype (") + kAutoDtypeHelp + ")", C3_FIELD(batch.dtype),
+          dtype_choices());
+  t.value("", section + ".progress", true, "Show a progress line on a terminal", C3_FIELD(options.files.progress));
+}
+
+// The model in `model` (a C3 folder, or a training run for its newest checkpoint) on the
+// runtime's device, in `dtype` (resolve_dtype), with its tokenizer.
 struct LoadedModel {
   C3Model model{nullptr};
   std::unique_ptr<Tokenizer> tokenizer;
   std::filesystem::path folder;  // the checkpoint it was read from
 };
-LoadedModel load_model_for(const Config& config, const std::string& section, const Runtime& runtime);
+LoadedModel load_model_for(const std::string& model, const std::string& dtype, const Runtime& runtime);
 
-// The jobs of this shard.
-std::vector<FileJob> shard_jobs(const Config& config, const std::string& section, const std::vector<std::string>& inputs,
-                                ListOptions list);
+// The jobs of this shard (batch.shard, else the launcher's rank); removes the temporaries an
+// interrupted run left of their outputs.
+std::vector<FileJob> shard_jobs(const BatchSettings& batch, const std::vector<std::string>& inputs, ListOptions list);
 
-// Logs the summary, writes SECTION.summary (JSON, atomically) when set; returns the exit code
-// (1 when any file failed).
-int finish(const Config& config, const std::string& section, const JobSummary& summary, const std::string& verb);
+// Logs the summary, writes batch.summary (JSON, atomically) when set; returns the exit code (1
+// when any file failed).
+int finish(const BatchSettings& batch, const JobSummary& summary, const std::string& verb);
 
 }  // namespace c3::cli

@@ -12,7 +12,6 @@
 #include "c3/util/dtype.h"
 #include "c3/util/error.h"
 #include "c3/util/parallel.h"
-#include "settings_table.h"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -48,7 +47,7 @@ int score_only(const std::string& file, bool per_page, int threads) {
 
 // What `c3 eval` runs with.
 struct EvalJob {
-  std::string model, score, output;
+  std::string model, dtype, score, output;
   bool per_page = false, progress = true;
   EvalRunSettings run;
 };
@@ -91,8 +90,8 @@ const SettingsTable<EvalJob>& eval_table() {
             C3_FIELD(run.options.generate.max_new_tokens));
     t.value("--no-repeat-ngram", "eval.no_repeat_ngram", 20, "Ban repeating n-grams of this size (0: off)",
             C3_FIELD(run.options.generate.no_repeat_ngram_size));
-    t.custom("--dtype", "eval.dtype", "auto", std::string("Model dtype (") + kAutoDtypeHelp + ")",
-             [](const Config&, const std::string&, EvalJob&) {}, dtype_choices());  // read by load_model_for
+    t.value("--dtype", "eval.dtype", "auto", std::string("Model dtype (") + kAutoDtypeHelp + ")", C3_FIELD(dtype),
+            dtype_choices());
     t.value("--force", "eval.force", false, "Replace an existing output folder (or an interrupted run's journal)",
             C3_FIELD(run.force));
     t.value("", "eval.progress", true, "Show a progress line on a terminal", C3_FIELD(run.options.progress));
@@ -130,7 +129,7 @@ class EvalCommand : public Command {
     check_options(settings);
     check_eval_output(settings.output, settings.force);
     const auto pages = read_eval_pages(data_);
-    auto [model, tokenizer, folder] = load_model_for(c, "eval", runtime);
+    auto [model, tokenizer, folder] = load_model_for(job.model, job.dtype, runtime);
     const json summary = run_evaluation(model, *tokenizer, folder, pages, settings);
     const json& overall = summary["conditions"]["none"]["overall"];
     spdlog::info("{} pages: precision {:.2f}%, 1 - edit distance {:.2f}%, mean ratio {:.1f}x; report in {}",

@@ -7,9 +7,34 @@
 #include "c3/model/qwen2_io.h"
 #include "c3/util/dtype.h"
 #include "c3/util/error.h"
-#include "command.h"
+#include "settings_table.h"
 
 namespace c3::cli {
+namespace {
+
+// What `c3 init` writes.
+struct InitSettings {
+  std::string preset, model_config, dtype;
+  int64_t seed = 0, max_shard_bytes = 0;
+};
+
+// Every init.* key, its flag, default and help, and the field it fills.
+const SettingsTable<InitSettings>& init_table() {
+  static const SettingsTable<InitSettings> table = [] {
+    SettingsTable<InitSettings> t;
+    t.value("--preset", "init.preset", "tiny", "Architecture preset", C3_FIELD(preset), {"tiny", "0.5b", "1.5b", "3b"});
+    t.path("--model-config", "init.model_config", "",
+           "Hugging Face config.json to take the architecture from (overrides --preset)", C3_FIELD(model_config));
+    t.value("--dtype", "init.dtype", "float32", "Stored dtype", C3_FIELD(dtype), {"float32", "bfloat16", "float16"});
+    t.value("--seed", "init.seed", 0, "Random seed", C3_FIELD(seed));
+    t.value("--max-shard-bytes", "init.max_shard_bytes", int64_t{5} << 30,
+            "Split the weights into shards of at most this many bytes", C3_FIELD(max_shard_bytes));
+    return t;
+  }();
+  return table;
+}
+
+}  // namespace
 
 class InitCommand : public Command {
  public:
@@ -18,30 +43,22 @@ class InitCommand : public Command {
   void setup(CLI::App& app, Options& options) override {
     app.add_option("output", output_, "Checkpoint folder to create")->required();
     app.add_flag("--force", force_, "Replace OUTPUT if it exists");
-    options.add(app, "--preset", "init.preset", "tiny", "Architecture preset", {"tiny", "0.5b", "1.5b", "3b"});
-    options.add_path(app, "--model-config", "init.model_config", "",
-                "Hugging Face config.json to take the architecture from (overrides --preset)");
-    options.add(app, "--dtype", "init.dtype", "float32", "Stored dtype", {"float32", "bfloat16", "float16"});
-    options.add(app, "--seed", "init.seed", 0, "Random seed");
-    options.add(app, "--max-shard-bytes", "init.max_shard_bytes", int64_t{5} << 30,
-                "Split the weights into shards of at most this many bytes");
+    init_table().declare(app, options);
   }
   int run(const Config& config, const Runtime&) override {
     if (std::filesystem::exists(output_) && !force_)
       fail_file(output_, "already exists (pass --force to replace it)");
-    const std::string model_config = config.get<std::string>("init.model_config");
-    Qwen2Config arch = model_config.empty()
-                           ? Qwen2Config::preset(config.get<std::string>("init.preset"))
-                           : Qwen2Config::from_json(io::read_json_file(model_config), model_config);
-    const int64_t shard = config.get<int64_t>("init.max_shard_bytes");
-    if (shard <= 0) throw UsageError("--max-shard-bytes must be positive");
-    spdlog::info("initialising {} parameters (seed {})", human_count(arch.parameter_count()),
-                 config.get<int64_t>("init.seed"));
+    InitSettings s;
+    init_table().read(config, s);
+    if (s.max_shard_bytes <= 0) throw UsageError("--max-shard-bytes must be positive");
+    Qwen2Config arch = s.model_config.empty() ? Qwen2Config::preset(s.preset)
+                                              : Qwen2Config::from_json(io::read_json_file(s.model_config), s.model_config);
+    spdlog::info("initialising {} parameters (seed {})", human_count(arch.parameter_count()), s.seed);
     Qwen2ForCausalLM model(arch);
-    model->init_weights(static_cast<uint64_t>(config.get<int64_t>("init.seed")));
+    model->init_weights(static_cast<uint64_t>(s.seed));
     SaveOptions save;
-    save.dtype = scalar_type_from_name(config.get<std::string>("init.dtype"));
-    save.max_shard_bytes = static_cast<uint64_t>(shard);
+    save.dtype = scalar_type_from_name(s.dtype);
+    save.max_shard_bytes = static_cast<uint64_t>(s.max_shard_bytes);
     save.overwrite = force_;
     save_qwen2(model, output_, save);
     spdlog::info("wrote {}", output_);

@@ -3,9 +3,25 @@
 
 #include "c3/tokenizer/sentencepiece.h"
 #include "c3/util/error.h"
-#include "command.h"
+#include "settings_table.h"
 
 namespace c3::cli {
+namespace {
+
+// Every tokenizer.* key, its flag, default and help, and the field it fills.
+const SettingsTable<SentencePieceTrainOptions>& tokenizer_table() {
+  static const SettingsTable<SentencePieceTrainOptions> table = [] {
+    SettingsTable<SentencePieceTrainOptions> t;
+    t.value("--vocab-size", "tokenizer.vocab_size", 8000, "Vocabulary size", C3_FIELD(vocab_size));
+    t.value("--model-type", "tokenizer.model_type", "bpe", "sentencepiece algorithm", C3_FIELD(model_type), {"bpe", "unigram"});
+    t.value("--character-coverage", "tokenizer.character_coverage", 1.0,
+            "Share of characters the vocabulary must cover (rarer ones fall back to bytes)", C3_FIELD(character_coverage));
+    return t;
+  }();
+  return table;
+}
+
+}  // namespace
 
 class TokenizerCommand : public Command {
  public:
@@ -19,17 +35,12 @@ class TokenizerCommand : public Command {
         ->check(CLI::ExistingFile);
     train->add_option("-o,--output", output_, "Folder to create (holds tokenizer.model)")->required();
     train->add_flag("--force", force_, "Replace the output folder if it exists");
-    options.add(*train, "--vocab-size", "tokenizer.vocab_size", 8000, "Vocabulary size");
-    options.add(*train, "--model-type", "tokenizer.model_type", "bpe", "sentencepiece algorithm", {"bpe", "unigram"});
-    options.add(*train, "--character-coverage", "tokenizer.character_coverage", 1.0,
-                "Share of characters the vocabulary must cover (rarer ones fall back to bytes)");
+    tokenizer_table().declare(*train, options);
   }
   int run(const Config& config, const Runtime& runtime) override {
     SentencePieceTrainOptions o;
     for (const auto& f : inputs_) o.inputs.emplace_back(f);
-    o.vocab_size = config.get<int>("tokenizer.vocab_size");
-    o.model_type = config.get<std::string>("tokenizer.model_type");
-    o.character_coverage = config.get<double>("tokenizer.character_coverage");
+    tokenizer_table().read(config, o);
     o.threads = runtime.threads;
     o.overwrite = force_;
     train_sentencepiece(o, output_);

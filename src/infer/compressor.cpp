@@ -144,7 +144,7 @@ class CompressStep : public SpanBatchJob<Doc> {
     if (!job.to_stdout()) {
       const std::string recorded = latent_job_key(job.output);
       std::error_code ec;
-      doc.up_to_date = !options_.force && !recorded.empty() && recorded == doc.key;
+      doc.up_to_date = !options_.files.force && !recorded.empty() && recorded == doc.key;
       doc.redo = !doc.up_to_date && fs::exists(job.output, ec);
     }
     return static_cast<int64_t>(doc.spans.size());
@@ -199,7 +199,7 @@ class CompressStep : public SpanBatchJob<Doc> {
 JobSummary compress_files(C3Model& model, const Tokenizer& tokenizer, const C3Prompt& prompt,
                           const std::vector<FileJob>& jobs, const CompressOptions& options) {
   CompressStep step(model, tokenizer, prompt, options);
-  return run_span_batch_job<Doc>(jobs, step, {"compress", options.window_files, options.fail_fast, options.progress});
+  return run_span_batch_job<Doc>(jobs, step, "compress", options.files);
 }
 
 }  // namespace c3

@@ -80,7 +80,7 @@ class ReconstructStep : public SpanBatchJob<Doc> {
     doc.key = job_key(parts);
     if (!job.to_stdout()) {
       std::error_code ec;
-      doc.up_to_date = !options_.force && recorded_job_key(job.output) == doc.key;
+      doc.up_to_date = !options_.files.force && recorded_job_key(job.output) == doc.key;
       doc.redo = !doc.up_to_date && fs::exists(job.output, ec);
     }
     doc.texts.resize(doc.file.latents.size(0));
@@ -139,7 +139,7 @@ class ReconstructStep : public SpanBatchJob<Doc> {
 JobSummary reconstruct_files(C3Model& model, const Tokenizer& tokenizer, const C3Prompt& prompt,
                              const std::vector<FileJob>& jobs, const ReconstructOptions& options) {
   ReconstructStep step(model, tokenizer, prompt, options);
-  return run_span_batch_job<Doc>(jobs, step, {"reconstruct", options.window_files, options.fail_fast, options.progress});
+  return run_span_batch_job<Doc>(jobs, step, "reconstruct", options.files);
 }
 
 }  // namespace c3

@@ -47,13 +47,6 @@ class SpanBatchJob {
   virtual int64_t progress_tokens(const JobSummary& summary) const = 0;  // the status line's tokens
 };
 
-struct SpanBatchOptions {
-  std::string verb;  // "compress", "reconstruct": the status line's
-  int64_t window_files = 64;
-  bool fail_fast = false;
-  bool progress = true;
-};
-
 namespace span_batch_detail {
 
 // The error names the file; prefixed with it when it does not already.
@@ -64,12 +57,14 @@ inline std::string message_for(const FileJob& job, const Error& e) {
 
 }  // namespace span_batch_detail
 
+// `verb` ("compress", "reconstruct") names the work on the status line.
 template <typename Doc>
-JobSummary run_span_batch_job(const std::vector<FileJob>& jobs, SpanBatchJob<Doc>& step, const SpanBatchOptions& o) {
+JobSummary run_span_batch_job(const std::vector<FileJob>& jobs, SpanBatchJob<Doc>& step, const std::string& verb,
+                              const FileJobOptions& o) {
   torch::NoGradGuard no_grad;
   JobSummary summary;
   summary.files = static_cast<int64_t>(jobs.size());
-  JobProgress status(o.verb, summary.files, o.progress);
+  JobProgress status(verb, summary.files, o.progress);
   auto fail = [&](const FileJob& job, const Error& e) {
     const std::string message = span_batch_detail::message_for(job, e);
     status.clear();

@@ -21,10 +21,7 @@ struct CompressOptions {
   int64_t max_span_tokens = 0;    // longest span of text tokens (0: from max_length)
   int64_t max_length = 8192;      // the model's window, when max_span_tokens is 0
   at::ScalarType dtype = at::kFloat;  // of the stored latents
-  bool force = false;                 // redo outputs that are up to date too
-  bool fail_fast = false;
-  bool progress = true;
-  int64_t window_files = 64;      // files read ahead and grouped together
+  FileJobOptions files;
 };
 
 struct Span {

@@ -23,6 +23,14 @@ struct FileJob {
   bool to_stdout() const { return output.empty(); }
 };
 
+// How a batch job (compress, reconstruct) treats its files, whatever it does to them.
+struct FileJobOptions {
+  bool force = false;         // redo outputs that are up to date too
+  bool fail_fast = false;     // stop at the first file that fails (else report it and go on)
+  bool progress = true;       // a status line on a terminal
+  int64_t window_files = 64;  // files read ahead and grouped together
+};
+
 struct ListOptions {
   std::vector<std::string> include;  // globs on the file name (or the path below the folder when they hold '/')
   std::vector<std::string> exclude;

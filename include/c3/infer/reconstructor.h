@@ -15,10 +15,7 @@ namespace c3 {
 struct ReconstructOptions {
   GenerateOptions generate;
   int64_t batch_size = 16;  // sequences decoded together
-  bool force = false;  // redo outputs that are up to date too
-  bool fail_fast = false;
-  bool progress = true;
-  int64_t window_files = 64;
+  FileJobOptions files;
 };
 
 JobSummary reconstruct_files(C3Model& model, const Tokenizer& tokenizer, const C3Prompt& prompt,
