@@ -2,6 +2,10 @@
 #include <c10/util/Exception.h>
 #include <spdlog/spdlog.h>
 
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
 #include <iostream>
 #include <set>
 
@@ -191,10 +195,17 @@ int run_cli(int argc, char** argv) {
 }  // namespace c3::cli
 
 int main(int argc, char** argv) {
+  // A file-size limit (ulimit -f) then fails the write with EFBIG, which c3 reports naming the file,
+  // instead of killing the process in the middle of it.
+  std::signal(SIGXFSZ, SIG_IGN);
   try {
     c3::configure_logging("info", "");  // stderr from the start: stdout is for results
-
-    return c3::cli::run_cli(argc, argv);
+    const int code = c3::cli::run_cli(argc, argv);
+    // Results on stdout that did not all arrive (a full disk, /dev/full) are a failure.
+    std::cout.flush();
+    if (std::fflush(stdout) != 0 || std::ferror(stdout) || !std::cout)
+      throw c3::Error(std::string("standard output: write failed: ") + std::strerror(errno ? errno : EIO));
+    return code;
   } catch (const c3::UsageError& e) {
     spdlog::error("{}", e.what());
     return 2;

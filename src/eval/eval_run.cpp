@@ -4,8 +4,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <map>
 
@@ -62,7 +64,7 @@ class Journal {
     std::string lines;
     for (const auto& r : batch) lines += r.to_json().dump() + "\n";
     if (std::fwrite(lines.data(), 1, lines.size(), file_) != lines.size() || std::fflush(file_) != 0)
-      fail_file(path_.string(), "write failed");
+      fail_file(path_.string(), std::string("write failed: ") + std::strerror(errno));
     ::fsync(fileno(file_));
   }
 

@@ -6,6 +6,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <thread>
 
 #include "c3/io/checkpoint_dir.h"
 #include "c3/io/safetensors.h"
@@ -14,6 +15,7 @@
 #include "c3/tokenizer/tokenizer.h"
 #include "c3/util/atomic_file.h"
 #include "c3/util/error.h"
+#include "c3/util/sha256.h"
 
 namespace fs = std::filesystem;
 
@@ -22,7 +24,50 @@ namespace {
 
 constexpr const char* kStateFile = "state.json";
 constexpr const char* kOptimizerFile = "optimizer.safetensors";
+constexpr const char* kManifestFile = "manifest.json";
 constexpr const char* kPrefix = "checkpoint-";
+
+int hashing_threads() { return static_cast<int>(std::max(1u, std::thread::hardware_concurrency())); }
+
+// Every regular file below `dir`, relative to it, sorted.
+std::vector<fs::path> files_below(const fs::path& dir) {
+  std::vector<fs::path> files;
+  for (const auto& entry : fs::recursive_directory_iterator(dir))
+    if (entry.is_regular_file()) files.push_back(fs::relative(entry.path(), dir));
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+// training_state/manifest.json: size and chunked_file_digest of every file written before it.
+void write_manifest(const fs::path& dir) {
+  const auto files = files_below(dir);
+  nlohmann::json entries = nlohmann::json::object();
+  for (const auto& file : files)
+    entries[file.generic_string()] = {{"bytes", fs::file_size(dir / file)},
+                                      {"sha256_of_64MiB_chunks", chunked_file_digest(dir / file, hashing_threads())}};
+  const nlohmann::json manifest = {{"format", "c3-checkpoint-manifest"}, {"version", 1}, {"files", entries}};
+  write_file_atomically(dir / kTrainingStateDir / kManifestFile, manifest.dump(1) + "\n");
+}
+
+// What differs from the manifest ("" when nothing does).
+std::string manifest_problem(const fs::path& dir, const nlohmann::json& manifest) {
+  if (!manifest.is_object() || !manifest.contains("files") || !manifest["files"].is_object())
+    return "training_state/manifest.json is not a c3 checkpoint manifest";
+  for (const auto& [name, entry] : manifest["files"].items()) {
+    if (name.empty() || name[0] == '/' || name.find("..") != std::string::npos) return "the manifest names " + name;
+    const fs::path file = dir / name;
+    std::error_code ec;
+    const auto bytes = fs::file_size(file, ec);
+    if (ec) return name + " is missing";
+    if (!entry.is_object() || !entry.contains("bytes") || !entry.contains("sha256_of_64MiB_chunks"))
+      return "the manifest's entry for " + name + " is malformed";
+    if (entry["bytes"] != bytes)
+      return name + " holds " + std::to_string(bytes) + " bytes, not the " + entry["bytes"].dump() + " it was saved with";
+    if (entry["sha256_of_64MiB_chunks"] != chunked_file_digest(file, hashing_threads()))
+      return name + " is not what was saved (its checksum differs)";
+  }
+  return "";
+}
 
 std::optional<int64_t> step_of(const fs::path& dir) {
   const std::string name = dir.filename().string();
@@ -124,6 +169,7 @@ void save_training_checkpoint(const fs::path& dir, C3Model& model, const AdamW& 
   if (comm.is_main()) {
     write_c3(model, out->staging(), std::nullopt, 5ull << 30);
     if (!tokenizer_source.empty()) copy_tokenizer_files(tokenizer_source, out->staging());
+    write_manifest(out->staging());
     nlohmann::json j = state.to_json();
     j["world_size"] = comm.world_size();
     j["optimizer_shards"] = optimizer.shard_count();
@@ -165,10 +211,56 @@ void prune_checkpoints(const fs::path& output, int64_t keep) {
   if (keep <= 0) return;
   auto all = list_checkpoints(output);
   for (size_t i = 0; i + static_cast<size_t>(keep) < all.size(); ++i) {
-    std::error_code ec;
-    fs::remove_all(all[i], ec);
-    if (ec) spdlog::warn("{}: could not remove old checkpoint: {}", all[i].string(), ec.message());
+    try {
+      remove_directory_atomically(all[i]);
+    } catch (const Error& e) {
+      spdlog::warn("could not remove an old checkpoint: {}", e.what());
+    }
   }
+}
+
+std::string checkpoint_problem(const fs::path& dir) {
+  const fs::path state_file = dir / kTrainingStateDir / kStateFile;
+  const fs::path manifest_file = dir / kTrainingStateDir / kManifestFile;
+  std::error_code ec;
+  if (!fs::exists(state_file, ec)) return "no training_state/state.json";
+  try {
+    TrainingState::from_json(io::read_json_file(state_file), state_file.string());
+    if (!fs::exists(manifest_file, ec)) return "";  // saved by a c3 that wrote no manifest
+    return manifest_problem(dir, io::read_json_file(manifest_file));
+  } catch (const Error& e) {
+    return e.what();
+  }
+}
+
+fs::path choose_resume_checkpoint(const fs::path& output) {
+  std::vector<std::pair<int64_t, fs::path>> found;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(output, ec))
+    if (const auto step = step_of(entry.path()); step && entry.is_directory(ec)) found.emplace_back(*step, entry.path());
+  std::sort(found.rbegin(), found.rend());
+  std::vector<std::pair<fs::path, std::string>> damaged;  // newer than the one resumed from
+  for (const auto& [step, dir] : found) {
+    std::string problem = checkpoint_problem(dir);
+    if (!problem.empty()) {
+      damaged.emplace_back(dir, std::move(problem));
+      continue;
+    }
+    for (const auto& [bad, why] : damaged) {
+      fs::path aside = bad.string() + ".damaged";
+      for (int n = 2; fs::exists(aside, ec); ++n) aside = bad.string() + ".damaged-" + std::to_string(n);
+      fs::rename(bad, aside, ec);
+      if (ec) fail_file(bad.string(), "damaged (" + why + ") and cannot be moved aside: " + ec.message());
+      spdlog::warn("{}: damaged ({}); moved to {}", bad.string(), why, aside.filename().string());
+    }
+    if (!damaged.empty()) spdlog::warn("resuming from {}, the newest intact checkpoint", dir.string());
+    return dir;
+  }
+  if (!damaged.empty())
+    fail_file(damaged.front().first.string(), "damaged (" + damaged.front().second +
+                                                  "), and no older checkpoint is intact: nothing to resume from "
+                                                  "(remove the run's checkpoints to start over)");
+  return {};
 }
 
 }  // namespace c3

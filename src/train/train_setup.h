@@ -51,9 +51,9 @@ std::filesystem::path warm_start_checkpoint(const std::string& path);
 void check_settings(const TrainSettings& s);
 
 // Where the run's tokenizer comes from: the checkpoint being resumed, model.tokenizer, the
-// warm-start checkpoint, or the decoder folder. A plain Qwen2.5 tokenizer lacks <imgpad>, <img>,
-// </img>: they are added as the authors did (after the largest id) in a staged copy (in `staged`)
-// that every checkpoint then carries.
+// warm-start checkpoint, or the decoder folder. Returns its copy in `staged`, which every checkpoint
+// then carries. A plain Qwen2.5 tokenizer lacks <imgpad>, <img>, </img>: the copy adds them as the
+// authors did (after the largest id).
 std::filesystem::path prepare_tokenizer(const TrainSettings& s, const std::filesystem::path& resume_dir,
                                         const StagedFolder& staged);
 

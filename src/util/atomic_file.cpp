@@ -140,6 +140,15 @@ void AtomicDirectory::commit() {
   if (!old.empty()) fs::remove_all(old, ec);
 }
 
+void remove_directory_atomically(const fs::path& dir) {
+  const fs::path hidden = dir.parent_path() / ("." + dir.filename().string() + unique_suffix() + ".old");
+  std::error_code ec;
+  fs::rename(dir, hidden, ec);
+  if (ec) fail_file(dir.string(), "cannot remove: " + ec.message());
+  fs::remove_all(hidden, ec);
+  if (ec) fail_file(hidden.string(), "cannot remove: " + ec.message());
+}
+
 namespace {
 
 // "NAME.tmp-PID-HEX" or ".NAME.tmp-PID-HEX[.old]" -> (NAME, PID); PID 0 when not a temporary.

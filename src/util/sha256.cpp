@@ -1,6 +1,15 @@
 #include "c3/util/sha256.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <cstring>
+#include <vector>
+
+#include "c3/util/error.h"
+#include "c3/util/parallel.h"
 
 namespace c3 {
 namespace {
@@ -73,6 +82,45 @@ std::string sha256_hex(std::string_view data) {
   Sha256 h;
   h.update(data);
   return h.hex();
+}
+
+namespace {
+
+// Closes the descriptor on every path out.
+struct FileDescriptor {
+  int fd;
+  ~FileDescriptor() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+}  // namespace
+
+std::string chunked_file_digest(const std::filesystem::path& path, int threads) {
+  constexpr std::size_t kChunk = std::size_t{64} << 20;
+  const FileDescriptor file{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+  if (file.fd < 0) fail_file(path.string(), std::string("cannot open: ") + std::strerror(errno));
+  const off_t size = ::lseek(file.fd, 0, SEEK_END);
+  if (size < 0) fail_file(path.string(), std::string("cannot seek: ") + std::strerror(errno));
+  const int64_t chunks = (static_cast<int64_t>(size) + kChunk - 1) / static_cast<int64_t>(kChunk);
+  std::vector<std::string> digests(static_cast<std::size_t>(chunks));
+  parallel_for_each(chunks, threads, [&](int64_t c) {
+    std::vector<char> buffer(std::size_t{4} << 20);
+    Sha256 h;
+    off_t at = static_cast<off_t>(c) * static_cast<off_t>(kChunk);
+    const off_t end = std::min<off_t>(size, at + static_cast<off_t>(kChunk));
+    while (at < end) {
+      const ssize_t n = ::pread(file.fd, buffer.data(), std::min<std::size_t>(buffer.size(), end - at), at);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) fail_file(path.string(), n < 0 ? std::string("read failed: ") + std::strerror(errno) : "shorter than it was");
+      h.update(buffer.data(), static_cast<std::size_t>(n));
+      at += n;
+    }
+    digests[static_cast<std::size_t>(c)] = h.hex();
+  });
+  Sha256 all;
+  for (const auto& d : digests) all.update(d);
+  return all.hex();
 }
 
 }  // namespace c3

@@ -66,6 +66,17 @@ std::vector<std::string> files_under(const fs::path& root) {
   return out;
 }
 
+TrainFixture::TrainFixture() {
+  write_jsonl(dir / "train.jsonl", random_texts(24, 8, 5));
+  train_test_tokenizer(random_texts(300, 10, 6), dir / "tok", 500);
+}
+
+std::string TrainFixture::args(const std::string& output, int steps) const {
+  return "--threads 1 train --encoder preset:tiny --decoder preset:tiny --tokenizer tok --data train.jsonl -o " + output +
+         " --latent-tokens 4 --batch-size 4 --grad-accum 1 --steps " + std::to_string(steps) +
+         " --set train.log_every=1 --set train.eval_every=0 --set data.validation_samples=2";
+}
+
 TrainedModel::TrainedModel() {
   write_jsonl(dir / "train.jsonl", texts);
   train_test_tokenizer(random_texts(300, 10, 22), dir / "tok", 600);

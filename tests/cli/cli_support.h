@@ -36,6 +36,14 @@ bool wait_until(const std::function<bool()>& ready, std::chrono::milliseconds in
 // Regular files below `root`, relative to it, sorted.
 std::vector<std::string> files_under(const std::filesystem::path& root);
 
+// A small from-scratch training setup: data, tokenizer and the flags every train run of the tests
+// shares.
+struct TrainFixture {
+  TempDir dir;
+  TrainFixture();
+  std::string args(const std::string& output, int steps) const;
+};
+
 // A tiny C3 trained (inside the test, a few seconds) to reconstruct `texts`, so round trips can be
 // checked byte for byte.
 struct TrainedModel {

@@ -241,19 +241,7 @@ TEST(Cli, GlobalFlagsMayComeBeforeAndAfterTheSubcommandAndTheLastOneWins) {
   EXPECT_EQ(r.code, 0) << r.err;
 }
 
-// A small from-scratch training setup: data, tokenizer and the flags every train run here shares.
-struct TrainFixture {
-  test::TempDir dir;
-  TrainFixture() {
-    test::write_jsonl(dir / "train.jsonl", test::random_texts(24, 8, 5));
-    test::train_test_tokenizer(test::random_texts(300, 10, 6), dir / "tok", 500);
-  }
-  std::string args(const std::string& output, int steps) const {
-    return "--threads 1 train --encoder preset:tiny --decoder preset:tiny --tokenizer tok --data train.jsonl -o " +
-           output + " --latent-tokens 4 --batch-size 4 --grad-accum 1 --steps " + std::to_string(steps) +
-           " --set train.log_every=1 --set train.eval_every=0 --set data.validation_samples=2";
-  }
-};
+using test::TrainFixture;
 
 TEST(CliTrain, PathsInAConfigFileAreTakenFromItsFolderAndMissingInputsNameTheKey) {
   TrainFixture f;

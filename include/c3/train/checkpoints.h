@@ -1,7 +1,9 @@
 // Training checkpoints in an output folder: OUTPUT/checkpoint-STEP/ is a complete C3 model in the
 // released layout (loadable by c3 and by the authors' code) plus training_state/ (optimizer
 // moments and fp32 master weights, step, data position, resolved config). Each folder is written
-// under a hidden name and renamed into place, so one that exists is complete.
+// under a hidden name and renamed into place, so one that exists is complete; its
+// training_state/manifest.json records every file's size and digest, so a checkpoint damaged
+// afterwards (a truncated copy, a bad disk) is recognised before a run resumes from it.
 #pragma once
 
 #include <filesystem>
@@ -58,7 +60,19 @@ void save_training_checkpoint(const std::filesystem::path& dir, C3Model& model, 
 // them, so a checkpoint saved by any number of ranks resumes on any other.
 TrainingState load_training_state(const std::filesystem::path& dir, AdamW& optimizer, const at::Device& device);
 
-// Removes all but the newest `keep` checkpoints.
+// Removes all but the newest `keep` checkpoints (each disappears at once: a kill midway leaves no
+// half-removed checkpoint that still looks complete).
 void prune_checkpoints(const std::filesystem::path& output, int64_t keep);
+
+// Why the checkpoint `dir` cannot be resumed from ("" when it can): no state.json, or a file
+// missing, of another size or with other contents than its manifest records. A checkpoint of a c3
+// that wrote no manifest is checked for its state only.
+std::string checkpoint_problem(const std::filesystem::path& dir);
+
+// The checkpoint a run in `output` resumes from: the newest checkpoint-N folder without a problem.
+// Damaged newer ones are renamed checkpoint-N.damaged (kept for inspection), each said in the log.
+// Empty when `output` holds no checkpoint-N folder; an error when it holds only damaged ones (a
+// run is never silently restarted from scratch over its own checkpoints).
+std::filesystem::path choose_resume_checkpoint(const std::filesystem::path& output);
 
 }  // namespace c3

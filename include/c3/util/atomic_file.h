@@ -55,6 +55,11 @@ class AtomicDirectory {
   bool committed_ = false;
 };
 
+// Removes a folder so that it disappears at once: renamed to a hidden ".NAME.tmp-PID-HEX.old"
+// first, then deleted (a kill midway leaves only that hidden name, which
+// remove_stale_temporaries cleans up). Errors name the folder.
+void remove_directory_atomically(const std::filesystem::path& dir);
+
 // What a killed process (SIGKILL, power loss) leaves behind: AtomicFile temporaries
 // "NAME.tmp-PID-HEX" and AtomicDirectory staging folders ".NAME.tmp-PID-HEX[.old]". Removes those in
 // `dir` whose NAME satisfies `owned` and whose PID is not a live process on this host (so a run

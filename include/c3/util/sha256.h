@@ -1,9 +1,11 @@
-// SHA-256 (FIPS 180-4), for content fingerprints (source files, models) in latent files.
+// SHA-256 (FIPS 180-4), for content fingerprints (source files, models) in latent files and the
+// checksums of training checkpoints.
 #pragma once
 
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <string>
 #include <string_view>
 
@@ -25,5 +27,9 @@ class Sha256 {
 };
 
 std::string sha256_hex(std::string_view data);
+
+// A file's digest that `threads` threads compute together (checkpoints run to tens of GB): SHA-256
+// over the SHA-256 digests of its 64 MiB chunks, in order. Errors name the file.
+std::string chunked_file_digest(const std::filesystem::path& path, int threads);
 
 }  // namespace c3
