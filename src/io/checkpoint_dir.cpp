@@ -12,10 +12,10 @@ using nlohmann::json;
 namespace c3::io {
 
 json read_json_file(const fs::path& path) {
-  const std::string text = read_text_file(path);
+  const std::string text = read_text_file(path, kMaxMetadataFileBytes);
   try {
     return json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
     fail_file(path.string(), std::string("invalid JSON (") + e.what() + ")");
   }
 }

@@ -90,7 +90,7 @@ json parse_header(const char* header, std::uint64_t header_len, const std::strin
   json doc;
   try {
     doc = json::parse(header, header + header_len, watch_keys);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
     fail_file(source, std::string("header is not valid JSON (") + e.what() + ")");
   }
   if (!doc.is_object()) fail_file(source, "header is not a JSON object");

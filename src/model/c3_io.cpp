@@ -59,10 +59,12 @@ bool is_c3_checkpoint(const fs::path& dir) {
   std::error_code ec;
   if (!fs::exists(dir / io::CheckpointDir::kConfigFile, ec)) return false;
   const auto config = io::read_json_file(dir / io::CheckpointDir::kConfigFile);
-  return config.is_object() && config.value("model_type", std::string()) == "C3";
+  return config.is_object() && config.contains("model_type") && config["model_type"] == "C3";
 }
 
-C3Config read_c3_config(const fs::path& dir) {
+namespace {
+
+C3Config c3_config_of(const fs::path& dir) {
   if (!is_c3_checkpoint(dir)) fail_file((dir / io::CheckpointDir::kConfigFile).string(), "not a C3 checkpoint (model_type is not \"C3\")");
   io::CheckpointDir root(dir), llm1(dir / kEncoderSubdir);
   C3Config config;
@@ -81,6 +83,12 @@ C3Config read_c3_config(const fs::path& dir) {
     spdlog::warn("{}: config.json says latent_token_len {} but {} has {} rows; using {}", dir.string(), stated, kQuery,
                  config.latent_tokens, config.latent_tokens);
   return config;
+}
+
+}  // namespace
+
+C3Config read_c3_config(const fs::path& dir) {
+  return io::with_json_errors((dir / io::CheckpointDir::kConfigFile).string(), [&] { return c3_config_of(dir); });
 }
 
 C3Model load_c3(const fs::path& dir, const C3LoadOptions& options) {

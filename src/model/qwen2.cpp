@@ -204,7 +204,7 @@ at::Tensor Qwen2ModelImpl::forward(const at::Tensor& inputs_embeds, const at::Te
     const at::Tensor rows = l == last ? output_rows : at::Tensor();
     const AttentionMask& m = rows.defined() ? rows_mask : mask;
     if (gradient_checkpointing && !cache) {
-      h = recompute([block, cos, sin, m, rows](const at::Tensor& x) { return block->forward(x, cos, sin, m, nullptr, rows); }, h);
+      h = recompute([block, cos = cos, sin = sin, m, rows](const at::Tensor& x) { return block->forward(x, cos, sin, m, nullptr, rows); }, h);
     } else {
       h = block->forward(h, cos, sin, m, cache, rows);
     }

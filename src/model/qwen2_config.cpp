@@ -1,5 +1,6 @@
 #include "c3/model/qwen2_config.h"
 
+#include "c3/io/checkpoint_dir.h"
 #include "c3/util/error.h"
 
 namespace c3 {
@@ -60,6 +61,10 @@ const char* const kModelled[] = {
 }  // namespace
 
 Qwen2Config Qwen2Config::from_json(const json& j, const std::string& source) {
+  return io::with_json_errors(source, [&] { return read(j, source); });
+}
+
+Qwen2Config Qwen2Config::read(const json& j, const std::string& source) {
   if (!j.is_object()) fail_file(source, "config is not a JSON object");
   Reader r(j, source);
   Qwen2Config c;

@@ -16,15 +16,20 @@ using nlohmann::json;
 namespace c3 {
 namespace {
 
+// A token id read from `file` (a JSON value or text), checked against kMaxTokenId.
+int32_t checked_token_id(const json& value, const std::string& file, const std::string& what) {
+  if (!value.is_number_integer() || value.get<int64_t>() < 0 || value.get<int64_t>() > kMaxTokenId)
+    fail_file(file, what + " has id " + value.dump() + ", expected an integer from 0 to " + std::to_string(kMaxTokenId));
+  return static_cast<int32_t>(value.get<int64_t>());
+}
+
 // vocab object (spelled token -> id) -> raw token bytes by id.
 std::vector<std::string> read_vocab(const json& vocab, const std::string& file,
                                     std::unordered_map<std::string, int32_t>* spelled_ids) {
   if (!vocab.is_object()) fail_file(file, "vocabulary is not a JSON object of token -> id");
   std::vector<std::string> tokens;
   for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-    if (!it.value().is_number_integer() || it.value().get<int64_t>() < 0 || it.value().get<int64_t>() > INT32_MAX)
-      fail_file(file, "token '" + it.key() + "' has id " + it.value().dump() + ", expected a non-negative integer");
-    const auto id = it.value().get<int32_t>();
+    const int32_t id = checked_token_id(it.value(), file, "token '" + it.key() + "'");
     std::string bytes;
     if (!unicode::unicode_to_bytes(it.key(), &bytes) || bytes.empty())
       fail_file(file, "token '" + it.key() + "' is not spelled in the byte-level alphabet");
@@ -50,10 +55,10 @@ std::vector<AddedToken> read_added_tokens(const json& list, const std::string& f
   std::vector<AddedToken> out;
   if (!list.is_array()) fail_file(file, "added_tokens is not a list");
   for (const auto& t : list) {
-    if (!t.is_object() || !t.contains("id") || !t["id"].is_number_integer() || !t.contains("content") ||
-        !t["content"].is_string())
+    if (!t.is_object() || !t.contains("id") || !t.contains("content") || !t["content"].is_string())
       fail_file(file, "added token entry needs an integer id and a string content: " + t.dump());
-    out.push_back({t["content"].get<std::string>(), t["id"].get<int32_t>(), t.value("special", false)});
+    const int32_t id = checked_token_id(t["id"], file, "added token '" + t["content"].get<std::string>() + "'");
+    out.push_back({t["content"].get<std::string>(), id, t.value("special", false)});
   }
   return out;
 }
@@ -129,6 +134,10 @@ std::string base64_decode(std::string_view in, const std::string& where) {
 }  // namespace
 
 std::unique_ptr<ByteLevelBpe> ByteLevelBpe::from_tokenizer_json(const fs::path& path) {
+  return io::with_json_errors(path.string(), [&] { return tokenizer_json(path); });
+}
+
+std::unique_ptr<ByteLevelBpe> ByteLevelBpe::tokenizer_json(const fs::path& path) {
   const std::string file = path.string();
   const json doc = io::read_json_file(path);
   if (!doc.is_object() || !doc.contains("model") || !doc["model"].is_object())
@@ -165,7 +174,7 @@ std::unique_ptr<ByteLevelBpe> ByteLevelBpe::from_tokenizer_json(const fs::path& 
 std::unique_ptr<ByteLevelBpe> ByteLevelBpe::from_vocab_merges(const fs::path& vocab_path, const fs::path& merges_path) {
   std::unordered_map<std::string, int32_t> ids;
   auto tokens = read_vocab(io::read_json_file(vocab_path), vocab_path.string(), &ids);
-  std::istringstream lines(read_text_file(merges_path));
+  std::istringstream lines(read_text_file(merges_path, kMaxMetadataFileBytes));
   std::vector<std::pair<int32_t, int32_t>> merges;
   std::string line;
   for (size_t n = 1; std::getline(lines, line); ++n) {
@@ -177,10 +186,17 @@ std::unique_ptr<ByteLevelBpe> ByteLevelBpe::from_vocab_merges(const fs::path& vo
       fail_file(where, "expected 'left right', got '" + line + "'");
     merges.push_back(merge_ids(line.substr(0, space), line.substr(space + 1), ids, where));
   }
-  // Added tokens: tokenizer_config.json's added_tokens_decoder (with special flags), then
-  // added_tokens.json (content -> id; not special unless the config says so).
-  std::vector<AddedToken> added;
   const fs::path dir = vocab_path.parent_path();
+  const std::string names = (dir / "tokenizer_config.json").string() + " or added_tokens.json";
+  std::vector<AddedToken> added = io::with_json_errors(names, [&] { return added_tokens_beside(dir); });
+  return std::make_unique<ByteLevelBpe>(std::move(tokens), merges, std::move(added), kQwen2Pattern, true,
+                                        vocab_path.string() + " + " + merges_path.filename().string());
+}
+
+// tokenizer_config.json's added_tokens_decoder (with special flags), then added_tokens.json
+// (content -> id; not special unless the config says so).
+std::vector<AddedToken> ByteLevelBpe::added_tokens_beside(const fs::path& dir) {
+  std::vector<AddedToken> added;
   std::error_code ec;
   if (fs::exists(dir / "tokenizer_config.json", ec)) {
     const auto cfg = io::read_json_file(dir / "tokenizer_config.json");
@@ -188,12 +204,12 @@ std::unique_ptr<ByteLevelBpe> ByteLevelBpe::from_vocab_merges(const fs::path& vo
     for (auto it = decoder.begin(); it != decoder.end(); ++it) {
       if (!it.value().contains("content") || !it.value()["content"].is_string())
         fail_file((dir / "tokenizer_config.json").string(), "added_tokens_decoder." + it.key() + " has no content");
-      int32_t id = 0;
+      json key;
       try {
-        id = std::stoi(it.key());
-      } catch (...) {
-        fail_file((dir / "tokenizer_config.json").string(), "added_tokens_decoder key '" + it.key() + "' is not an id");
+        key = json::parse(it.key());
+      } catch (const json::exception&) {
       }
+      const int32_t id = checked_token_id(key, (dir / "tokenizer_config.json").string(), "added_tokens_decoder key '" + it.key() + "'");
       added.push_back({it.value()["content"].get<std::string>(), id, it.value().value("special", false)});
     }
   }
@@ -201,20 +217,18 @@ std::unique_ptr<ByteLevelBpe> ByteLevelBpe::from_vocab_merges(const fs::path& vo
     const auto map = io::read_json_file(dir / "added_tokens.json");
     if (!map.is_object()) fail_file((dir / "added_tokens.json").string(), "is not an object of token -> id");
     for (auto it = map.begin(); it != map.end(); ++it) {
-      if (!it.value().is_number_integer())
-        fail_file((dir / "added_tokens.json").string(), "'" + it.key() + "' has a non-integer id");
+      const int32_t id = checked_token_id(it.value(), (dir / "added_tokens.json").string(), "'" + it.key() + "'");
       bool known = false;
       for (const auto& a : added) known = known || a.content == it.key();
-      if (!known) added.push_back({it.key(), it.value().get<int32_t>(), false});
+      if (!known) added.push_back({it.key(), id, false});
     }
   }
-  return std::make_unique<ByteLevelBpe>(std::move(tokens), merges, std::move(added), kQwen2Pattern, true,
-                                        vocab_path.string() + " + " + merges_path.filename().string());
+  return added;
 }
 
 std::unique_ptr<ByteLevelBpe> ByteLevelBpe::from_tiktoken(const fs::path& path) {
   const std::string file = path.string();
-  std::istringstream lines(read_text_file(path));
+  std::istringstream lines(read_text_file(path, kMaxMetadataFileBytes));
   std::vector<std::string> tokens;
   std::unordered_map<std::string, int32_t> index;
   std::string line;
@@ -231,7 +245,7 @@ std::unique_ptr<ByteLevelBpe> ByteLevelBpe::from_tiktoken(const fs::path& path) 
       if (used != line.size() - space - 1) rank = -1;
     } catch (...) {
     }
-    if (rank < 0 || rank > INT32_MAX) fail_file(where, "bad rank '" + line.substr(space + 1) + "'");
+    if (rank < 0 || rank > kMaxTokenId) fail_file(where, "bad rank '" + line.substr(space + 1) + "'");
     if (static_cast<size_t>(rank) >= tokens.size()) tokens.resize(rank + 1);
     if (!tokens[rank].empty()) fail_file(where, "rank " + std::to_string(rank) + " appears twice");
     if (!index.emplace(bytes, static_cast<int32_t>(rank)).second) fail_file(where, "token appears twice");

@@ -188,10 +188,14 @@ int64_t remove_stale_temporaries(const fs::path& dir, const std::function<bool(c
   return removed;
 }
 
-std::string read_text_file(const fs::path& path) {
+std::string read_text_file(const fs::path& path, std::uint64_t max_bytes) {
   std::error_code ec;
   if (!fs::exists(path, ec)) fail_file(path.string(), "no such file");
   if (fs::is_directory(path, ec)) fail_file(path.string(), "is a folder, expected a file");
+  const auto size = fs::file_size(path, ec);
+  if (!ec && size > max_bytes)
+    fail_file(path.string(), std::to_string(size) + " bytes, more than the " + std::to_string(max_bytes >> 20) +
+                                 " MiB c3 reads from a file of this kind");
   std::ifstream in(path, std::ios::binary);
   if (!in) fail_file(path.string(), "cannot open for reading");
   std::ostringstream s;

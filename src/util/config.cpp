@@ -20,6 +20,9 @@ const char* type_name(const json& v) {
   return "null";
 }
 
+// A value in a message: as JSON, with ill-formed UTF-8 (a --set value is raw bytes) replaced.
+std::string shown(const json& value) { return value.dump(-1, ' ', false, json::error_handler_t::replace); }
+
 bool same_type(const json& expected, const json& got) {
   if (expected.is_number_integer()) return got.is_number_integer();
   if (expected.is_number()) return got.is_number();
@@ -79,7 +82,7 @@ json Config::checked(const std::string& key, json value, const std::string& sour
   const Spec& spec = it->second;
   if (!same_type(spec.default_value, value))
     throw UsageError(where + "config key '" + key + "' must be " + type_name(spec.default_value) + ", got " +
-                     value.dump());
+                     shown(value));
   if (spec.default_value.is_number_float()) value = value.get<double>();
   if (!spec.choices.empty()) {
     bool ok = false;
@@ -87,7 +90,7 @@ json Config::checked(const std::string& key, json value, const std::string& sour
     if (!ok) {
       std::string list;
       for (const auto& c : spec.choices) list += (list.empty() ? "" : ", ") + c;
-      throw UsageError(where + "config key '" + key + "' must be one of " + list + ", got " + value.dump());
+      throw UsageError(where + "config key '" + key + "' must be one of " + list + ", got " + shown(value));
     }
   }
   return value;
@@ -111,14 +114,14 @@ void Config::merge_json(const json& values, const std::string& source) {
 void Config::merge_file(const std::string& path) {
   std::string text;
   try {
-    text = read_text_file(path);
+    text = read_text_file(path, kMaxMetadataFileBytes);
   } catch (const Error& e) {
     throw UsageError(e.what());
   }
   json values;
   try {
     values = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
     throw UsageError(path + ": invalid JSON (" + e.what() + ")");
   }
   const std::filesystem::path folder = std::filesystem::path(path).parent_path();
@@ -153,7 +156,7 @@ void Config::set_text(const std::string& key, const std::string& text, const std
   json value;
   try {
     value = json::parse(text);
-  } catch (const json::parse_error&) {
+  } catch (const json::exception&) {
     throw UsageError(source + ": config key '" + key + "' must be " + type_name(it->second.default_value) +
                      ", got '" + text + "'");
   }

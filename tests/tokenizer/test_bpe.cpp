@@ -255,6 +255,31 @@ TEST(TokenizerFiles, MalformedInputsAreNamed) {
   expect_load_error(dir / "bad.model", {"bad.model", "not a sentencepiece model"});
 }
 
+// Counts and sizes read from a file are capped before anything is allocated for them.
+TEST(TokenizerFiles, AbsurdIdsAndSizesAreErrorsNotAllocations) {
+  test::TempDir dir;
+  fs::create_directories(dir / "ids");
+  json vocab = json::parse(tiny_vocab());
+  vocab[spelled("ab")] = 2000000000;  // honoured, a table of 2e9 tokens (64 GB)
+  test::write_bytes(dir / "ids" / "vocab.json", vocab.dump());
+  test::write_bytes(dir / "ids" / "merges.txt", "a b\n");
+  expect_load_error(dir / "ids", {"vocab.json", "has id 2000000000, expected an integer from 0 to 16777215"});
+  test::write_bytes(dir / "ids" / "vocab.json", tiny_vocab());
+  test::write_bytes(dir / "ids" / "tokenizer_config.json", R"({"added_tokens_decoder": {"99999999999": {"content": "<x>"}}})");
+  expect_load_error(dir / "ids", {"tokenizer_config.json", "99999999999"});
+  test::write_bytes(dir / "ids" / "tokenizer_config.json", R"({"added_tokens_decoder": {"300": {"content": "<x>", "special": "yes"}}})");
+  expect_load_error(dir / "ids", {"tokenizer_config.json", "unexpected JSON"});
+  fs::remove(dir / "ids" / "tokenizer_config.json");
+  test::write_bytes(dir / "ids" / "added_tokens.json", R"({"<x>": -1})");
+  expect_load_error(dir / "ids", {"added_tokens.json", "'<x>' has id -1"});
+  test::write_bytes(dir / "big.tiktoken", "YQ== 4294967296\n");
+  expect_load_error(dir / "big.tiktoken", {"big.tiktoken:1", "bad rank"});
+  // A file larger than any tokenizer (sparse: nothing is written) is refused before it is read.
+  test::write_bytes(dir / "tokenizer.json", "{}");
+  fs::resize_file(dir / "tokenizer.json", std::uintmax_t{300} << 20);
+  expect_load_error(dir / "tokenizer.json", {"tokenizer.json", "314572800 bytes, more than the 256 MiB"});
+}
+
 TEST(C3Tokens, AddedToAPlainQwen25TokenizerAsTheAuthorsDid) {
   test::TempDir dir;
   fs::create_directories(dir / "qwen2.5");

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "c3/io/safetensors.h"
+#include "c3/util/error.h"
 
 namespace c3::io {
 
@@ -51,5 +52,16 @@ class CheckpointDir {
 const std::vector<std::string>& tokenizer_file_names();
 
 nlohmann::json read_json_file(const std::filesystem::path& path);
+
+// Runs `read`, which takes values out of JSON read from `file`: a value of another type than
+// expected (nlohmann's exception) becomes the usual one-line error naming the file.
+template <typename Read>
+auto with_json_errors(const std::string& file, Read&& read) -> decltype(read()) {
+  try {
+    return read();
+  } catch (const nlohmann::json::exception& e) {
+    fail_file(file, std::string("unexpected JSON (") + e.what() + ")");
+  }
+}
 
 }  // namespace c3::io

@@ -37,6 +37,9 @@ struct Qwen2Config {
 
   // The sizes of the released Qwen2.5 models, and a tiny one for tests and demos.
   static Qwen2Config preset(const std::string& name);  // "tiny", "0.5b", "1.5b", "3b"
+
+ private:
+  static Qwen2Config read(const nlohmann::json& j, const std::string& source);
 };
 
 }  // namespace c3

@@ -55,6 +55,8 @@ class ByteLevelBpe : public Tokenizer {
   std::vector<std::pair<int32_t, int32_t>> merges() const;  // in rank order
 
  private:
+  static std::unique_ptr<ByteLevelBpe> tokenizer_json(const std::filesystem::path& file);
+  static std::vector<AddedToken> added_tokens_beside(const std::filesystem::path& dir);
   void encode_ordinary(std::string_view text, std::vector<int32_t>& out) const;  // no added tokens
   std::vector<int32_t> encode_with(std::string_view text, bool special_tokens) const;
   void bpe(std::string_view piece, std::vector<int32_t>& out) const;

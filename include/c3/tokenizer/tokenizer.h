@@ -38,6 +38,10 @@ class Tokenizer {
 // order: tokenizer.json, vocab.json + merges.txt, qwen.tiktoken, tokenizer.model.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::filesystem::path& path);
 
+// The largest token id a tokenizer file may hold: real vocabularies have a few hundred thousand
+// ids; a larger one is a damaged file, and honouring it would allocate gigabytes.
+inline constexpr int64_t kMaxTokenId = (int64_t{1} << 24) - 1;
+
 // Copies the tokenizer files of `source` (a folder: every known tokenizer file in it; a file: that
 // file) into the folder `destination`.
 void copy_tokenizer_files(const std::filesystem::path& source, const std::filesystem::path& destination);

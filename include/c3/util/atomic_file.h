@@ -66,6 +66,11 @@ void remove_directory_atomically(const std::filesystem::path& dir);
 // still writing is left alone); returns how many were removed.
 int64_t remove_stale_temporaries(const std::filesystem::path& dir, const std::function<bool(const std::string&)>& owned);
 
-std::string read_text_file(const std::filesystem::path& path);
+// The whole file; a file larger than `max_bytes` is an error naming it (files read into memory
+// whole, whatever their contents claim, must not exhaust it).
+std::string read_text_file(const std::filesystem::path& path, std::uint64_t max_bytes = UINT64_MAX);
+
+// The largest JSON or tokenizer file c3 reads (Qwen2's tokenizer.json is 7 MB).
+inline constexpr std::uint64_t kMaxMetadataFileBytes = std::uint64_t{256} << 20;
 
 }  // namespace c3
