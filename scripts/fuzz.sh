@@ -5,14 +5,16 @@
 # BUILD/fuzz-work/TARGET/ (kept between runs, so longer runs build on earlier ones); a failing input
 # is saved to BUILD/fuzz-findings/TARGET/ (emptied at the start of each run) and the script exits
 # 1 naming it. Prints a table and writes BUILD/fuzz-report.json.
-#   scripts/fuzz.sh [--seconds N] [TARGET...]     (default: 20 s, every target)
+#   scripts/fuzz.sh [--seconds N] [--seed S] [TARGET...]   (default: 20 s, a random seed, every target)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=20
+seed=0  # libFuzzer: 0 draws one
 targets=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) seconds=$2; shift 2 ;;
+    --seed) seed=$2; shift 2 ;;
     -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
     *) targets+=("$1"); shift ;;
   esac
@@ -40,7 +42,7 @@ for t in "${targets[@]}"; do
     exit 1
   fi
   status=0
-  "$binary" "$work" "fuzz/corpus/$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 \
+  "$binary" "$work" "fuzz/corpus/$t" -max_total_time="$seconds" -seed="$seed" -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 \
     -artifact_prefix="$findings/" >"$log" 2>&1 || status=$?
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   corpus=$(ls "$work" | wc -l)
