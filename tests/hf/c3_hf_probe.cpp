@@ -10,10 +10,13 @@
 //       latents [B, N, Hd], decoder_ids [B, Td], decoder_mask, decoder_logits [B, Td, V] (teacher
 //       forced on prompt + text + <|im_end|>, as training sees it), generated [B, MAX_NEW] (greedy
 //       reconstruction, spec section 2).
-// Everything runs on the CPU in float32. Errors: one line on stderr, exit 1.
+//       The c3 mode runs on C3_PROBE_DEVICE (default cpu) in C3_PROBE_DTYPE (default float32);
+//       floating outputs are written as float32.
+// Everything else runs on the CPU in float32. Errors: one line on stderr, exit 1.
 #include <torch/torch.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -24,6 +27,7 @@
 #include "c3/io/tensor_io.h"
 #include "c3/model/qwen2_io.h"
 #include "c3/tokenizer/tokenizer.h"
+#include "c3/util/dtype.h"
 
 namespace {
 
@@ -73,27 +77,39 @@ void qwen2_generate(const std::string& model_dir, const SafetensorsReader& in, c
   c3::io::write_tensors(out, {{"generated", padded(generated, max_new)}});
 }
 
+std::string env_or(const char* name, const char* fallback) {
+  const char* value = std::getenv(name);
+  return value && *value ? value : fallback;
+}
+
+// On the CPU, floating tensors as float32 (what the Python side compares).
+at::Tensor portable(const at::Tensor& t) {
+  const at::Tensor cpu = t.to(at::kCPU);
+  return cpu.is_floating_point() ? cpu.to(at::kFloat) : cpu;
+}
+
 void c3_model(const std::string& model_dir, const SafetensorsReader& in, const std::string& out, int64_t max_new) {
   c3::C3LoadOptions lo;
-  lo.dtype = at::kFloat;
+  lo.device = c10::Device(env_or("C3_PROBE_DEVICE", "cpu"));
+  lo.dtype = c3::scalar_type_from_name(env_or("C3_PROBE_DTYPE", "float32"));
   c3::C3Model model = c3::load_c3(model_dir, lo);
   const auto tokenizer = c3::load_tokenizer(model_dir);
   const c3::C3Prompt prompt(*tokenizer, model->config().latent_tokens);
   const auto texts = rows_of(read(in, "text_ids"), read(in, "text_mask"));
   std::vector<const std::vector<int32_t>*> pointers;
   for (const auto& t : texts) pointers.push_back(&t);
-  const c3::C3Batch batch = c3::make_c3_batch(prompt, pointers, /*with_answers=*/true);
+  const c3::C3Batch batch = c3::make_c3_batch(prompt, pointers, /*with_answers=*/true).to(lo.device);
   const at::Tensor latents = model->compress(batch.encoder_ids, batch.encoder_mask, batch.encoder_slots);
   const at::Tensor embeds = model->decoder_embeds(batch.decoder_ids, batch.decoder_slots, latents);
   const at::Tensor logits = model->decoder->logits(model->decoder->model->forward(embeds, batch.decoder_mask));
   c3::GenerateOptions o;
   o.max_new_tokens = max_new;
   const auto generated = c3::greedy_generate(model, prompt, latents, o);
-  c3::io::write_tensors(out, {{"encoder_ids", batch.encoder_ids},
-                          {"latents", latents},
-                          {"decoder_ids", batch.decoder_ids},
-                          {"decoder_mask", batch.decoder_mask},
-                          {"decoder_logits", logits},
+  c3::io::write_tensors(out, {{"encoder_ids", portable(batch.encoder_ids)},
+                          {"latents", portable(latents)},
+                          {"decoder_ids", portable(batch.decoder_ids)},
+                          {"decoder_mask", portable(batch.decoder_mask)},
+                          {"decoder_logits", portable(logits)},
                           {"generated", padded(generated, max_new)}});
 }
 

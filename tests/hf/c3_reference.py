@@ -11,6 +11,7 @@ from safetensors.torch import save_file
 PROMPT = ("<|im_start|>system\nYou should follow the instructions carefully and explain your answers in detail."
           "<|im_end|><|im_start|>user\n<img>{pads}</img>\nRepeat the text: <|im_end|><|im_start|>assistant\n")
 IGNORE_INDEX = -100
+QWEN2_TOKENIZER = Path(__file__).resolve().parents[1] / "data" / "qwen2-tokenizer"
 
 
 def decoder_prompt(latent_tokens):
@@ -39,7 +40,7 @@ class AuthorsC3(torch.nn.Module):
         """Texts (lists of ids) -> [B, N, Hd]: a right-padded encoder batch, Q in the N slots of each
         row, the final-norm states at the slots through the projector."""
         rows = [self.encoder_ids(t) for t in texts]
-        ids, mask = right_padded(rows)
+        ids, mask = (x.to(self.Q.device) for x in right_padded(rows))
         embeds = self.encoder.get_input_embeddings()(ids)
         slots = ids == self.imgpad
         embeds[slots] = self.Q.repeat(len(rows), 1).to(embeds.dtype)
@@ -67,7 +68,7 @@ class AuthorsC3(torch.nn.Module):
         """Greedy reconstruction (spec section 2): the n-gram ban sees prompt ids + output, stop at
         <|im_end|>. Returns each row's new ids without the <|im_end|>."""
         b = latents.shape[0]
-        ids = torch.tensor([self.prompt_ids] * b)
+        ids = torch.tensor([self.prompt_ids] * b, device=latents.device)
         out = self.decoder.generate(input_ids=ids, inputs_embeds=self.decoder_embeds(ids, latents),
                                     attention_mask=torch.ones_like(ids), do_sample=False, num_beams=1,
                                     no_repeat_ngram_size=no_repeat_ngram_size, max_new_tokens=max_new_tokens,
@@ -86,11 +87,11 @@ class AuthorsC3(torch.nn.Module):
         folder.mkdir(parents=True, exist_ok=True)
         self.encoder.save_pretrained(folder / "llm1")
         tied = self.decoder.config.tie_word_embeddings
-        tensors = {k: v.detach().contiguous() for k, v in self.decoder.state_dict().items()
+        tensors = {k: v.detach().cpu().contiguous() for k, v in self.decoder.state_dict().items()
                    if not (tied and k == "lm_head.weight")}
-        tensors["model.Q.weight"] = self.Q.detach().clone()
-        tensors["model.mm_projector.weight"] = self.mm_projector.weight.detach().clone()
-        tensors["model.mm_projector.bias"] = self.mm_projector.bias.detach().clone()
+        tensors["model.Q.weight"] = self.Q.detach().cpu().clone()
+        tensors["model.mm_projector.weight"] = self.mm_projector.weight.detach().cpu().clone()
+        tensors["model.mm_projector.bias"] = self.mm_projector.bias.detach().cpu().clone()
         save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
         config = self.decoder.config.to_dict()
         config.update(model_type="C3", architectures=["C3QwenForCausalLM"], latent_token_len=self.n,
@@ -132,3 +133,36 @@ def right_padded(rows, pad=0, left=False):
         ids[i, at] = torch.tensor(r, dtype=torch.long)
         mask[i, at] = 1
     return ids, mask
+
+
+def perturb_parameters(model, seed, scale=0.05):
+    """Non-zero biases and norm weights: HF initialises them to 0 and 1, which would hide their handling."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("bias") or "norm" in name:
+                p.add_((torch.randn(p.shape, generator=g) * scale).to(p.device, p.dtype))
+
+
+def qwen2_tokenizer(folder, extra_special=(), data=QWEN2_TOKENIZER):
+    """The Qwen2.5 tokenizer as transformers builds it from `data`'s vocab.json + merges.txt, with
+    Qwen2.5's 22 added tokens (and `extra_special` appended after them), saved to `folder`
+    (tokenizer.json and friends). Returns the loaded transformers tokenizer."""
+    from transformers import AutoTokenizer, Qwen2TokenizerFast
+    from tokenizers import AddedToken
+
+    data = Path(data)
+    vocab = json.loads((data / "vocab.json").read_text(encoding="utf-8"))
+    lines = (data / "merges.txt").read_text(encoding="utf-8").splitlines()
+    merges = [tuple(line.split(" ")) for line in lines if line and not line.startswith("#version")]
+    tok = Qwen2TokenizerFast(vocab=vocab, merges=merges, unk_token=None, bos_token=None,
+                             eos_token="<|endoftext|>", pad_token="<|endoftext|>")
+    added = json.loads((data / "added_tokens_qwen2.5.json").read_text())
+    for t in sorted(added, key=lambda t: t["id"]):
+        tok.add_tokens([AddedToken(t["content"], special=t["special"], normalized=False)],
+                       special_tokens=t["special"])
+        assert tok.convert_tokens_to_ids(t["content"]) == t["id"], t
+    for content in extra_special:
+        tok.add_tokens([AddedToken(content, special=True, normalized=False)], special_tokens=True)
+    tok.save_pretrained(str(folder))
+    return AutoTokenizer.from_pretrained(str(folder))

@@ -15,7 +15,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from c3_reference import right_padded  # noqa: F401 (shared with the tests)
+from c3_reference import perturb_parameters, qwen2_tokenizer, right_padded  # noqa: F401 (shared with the tests)
 
 C3 = os.environ.get("C3_BINARY", "")
 PROBE = os.environ.get("C3_HF_PROBE", "")
@@ -60,15 +60,6 @@ def rel_err(got, want):
     """max |got - want| / max |want|, in float64."""
     got, want = got.double(), want.double()
     return ((got - want).abs().max() / want.abs().max()).item()
-
-
-def perturb_parameters(model, seed, scale=0.05):
-    """Non-zero biases and norm weights: HF initialises them to 0 and 1, which would hide their handling."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith("bias") or "norm" in name:
-                p.add_(torch.randn(p.shape, generator=g) * scale)
 
 
 def qwen2_config(**overrides):
@@ -116,23 +107,5 @@ def generated_rows(tensor):
 
 
 def hf_qwen2_tokenizer(folder, extra_special=()):
-    """The Qwen2.5 tokenizer as transformers builds it from vocab.json + merges.txt, with Qwen2.5's
-    22 added tokens (and `extra_special` appended after them), saved to `folder` (tokenizer.json
-    and friends). Returns the loaded transformers tokenizer."""
-    from transformers import AutoTokenizer, Qwen2TokenizerFast
-    from tokenizers import AddedToken
-
-    vocab = json.loads((QWEN2_TOKENIZER / "vocab.json").read_text(encoding="utf-8"))
-    lines = (QWEN2_TOKENIZER / "merges.txt").read_text(encoding="utf-8").splitlines()
-    merges = [tuple(line.split(" ")) for line in lines if line and not line.startswith("#version")]
-    tok = Qwen2TokenizerFast(vocab=vocab, merges=merges, unk_token=None, bos_token=None,
-                             eos_token="<|endoftext|>", pad_token="<|endoftext|>")
-    added = json.loads((QWEN2_TOKENIZER / "added_tokens_qwen2.5.json").read_text())
-    for t in sorted(added, key=lambda t: t["id"]):
-        tok.add_tokens([AddedToken(t["content"], special=t["special"], normalized=False)],
-                       special_tokens=t["special"])
-        assert tok.convert_tokens_to_ids(t["content"]) == t["id"], t
-    for content in extra_special:
-        tok.add_tokens([AddedToken(content, special=True, normalized=False)], special_tokens=True)
-    tok.save_pretrained(str(folder))
-    return AutoTokenizer.from_pretrained(str(folder))
+    """See c3_reference.qwen2_tokenizer; from this test data's vocabulary."""
+    return qwen2_tokenizer(folder, extra_special, QWEN2_TOKENIZER)
