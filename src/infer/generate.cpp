@@ -61,6 +61,7 @@ std::vector<std::vector<int32_t>> greedy_decode(Qwen2ForCausalLM& lm, const at::
 
   // Only each row's last position is needed: the last layer runs there alone (output_rows).
   KVCache cache;
+  if (options.use_cache) lm->model->reserve(cache, b, p + options.max_new_tokens, prompt_embeds.options());
   at::Tensor embeds = prompt_embeds;  // without the cache: the whole sequence so far
   at::Tensor hidden = lm->model->forward(prompt_embeds, mask, {}, options.use_cache ? &cache : nullptr,
                                          at::tensor(last, at::kLong).to(device).view({b, 1}));  // [B, 1, H]

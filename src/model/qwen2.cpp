@@ -138,14 +138,18 @@ Qwen2ModelImpl::Qwen2ModelImpl(const Qwen2Config& c, const at::TensorOptions& o)
 }
 
 void Qwen2ModelImpl::ensure_capacity(KVCache& cache, int64_t batch, int64_t needed, const at::Tensor& like) const {
+  if (cache.capacity() >= needed && !cache.keys.empty() && cache.keys[0].size(0) == batch) return;
+  int64_t capacity = std::max<int64_t>(64, cache.capacity());
+  while (capacity < needed) capacity *= 2;
+  reserve(cache, batch, capacity, like.options());
+}
+
+void Qwen2ModelImpl::reserve(KVCache& cache, int64_t batch, int64_t positions, const at::TensorOptions& opts) const {
   if (!cache.keys.empty() && cache.keys[0].size(0) != batch)
     throw Error("KV cache holds batch " + std::to_string(cache.keys[0].size(0)) + ", input has batch " +
                 std::to_string(batch));
-  if (cache.capacity() >= needed) return;
-  int64_t capacity = std::max<int64_t>(64, cache.capacity());
-  while (capacity < needed) capacity *= 2;
-  const auto opts = like.options();
-  const std::vector<int64_t> shape{batch, config_.num_key_value_heads, capacity, config_.head_dim};
+  if (cache.capacity() >= positions) return;
+  const std::vector<int64_t> shape{batch, config_.num_key_value_heads, positions, config_.head_dim};
   for (int64_t l = 0; l < config_.num_hidden_layers; ++l) {
     at::Tensor k = at::empty(shape, opts), v = at::empty(shape, opts);
     if (cache.length > 0) {

@@ -81,6 +81,29 @@ TEST_P(Qwen2DeviceDtype, IncrementalDecodingWithTheCacheMatchesAFullForward) {
   EXPECT_LT(rel_err(torch::cat(parts, 1), full), tolerance(GetParam().dtype));
 }
 
+// Reserved once for the whole decode (prompt + new tokens): no forward regrows it, and the
+// results are those of the growing cache.
+TEST_P(Qwen2DeviceDtype, AReservedCacheIsNeverReallocatedAndDecodesTheSame) {
+  torch::NoGradGuard g;
+  torch::manual_seed(1);
+  auto m = model();
+  auto x = ids(2, 80, m->config().vocab_size);
+  const auto embeds = m->forward(x.narrow(1, 0, 1));  // for the cache's dtype and device
+  KVCache reserved, grown;
+  m->model->reserve(reserved, 2, 80, embeds.options());
+  const void* storage = reserved.keys[0].data_ptr();
+  std::vector<torch::Tensor> a{m->forward(x.narrow(1, 0, 50), {}, {}, &reserved)}, b{m->forward(x.narrow(1, 0, 50), {}, {}, &grown)};
+  for (int64_t t = 50; t < 80; ++t) {
+    a.push_back(m->forward(x.narrow(1, t, 1), {}, {}, &reserved));
+    b.push_back(m->forward(x.narrow(1, t, 1), {}, {}, &grown));
+  }
+  EXPECT_EQ(reserved.capacity(), 80);
+  EXPECT_EQ(reserved.keys[0].data_ptr(), storage) << "reallocated while decoding";
+  EXPECT_EQ(grown.capacity(), 128) << "the growing cache doubled from 64";
+  EXPECT_TRUE(torch::cat(a, 1).equal(torch::cat(b, 1)));
+  EXPECT_THROW(m->model->reserve(reserved, 3, 100, embeds.options()), Error);
+}
+
 TEST_P(Qwen2DeviceDtype, RightPaddedBatchMatchesEachSequenceAlone) {
   torch::NoGradGuard g;
   torch::manual_seed(2);

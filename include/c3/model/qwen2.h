@@ -12,8 +12,8 @@
 
 namespace c3 {
 
-// Keys and values of every layer, preallocated and grown by doubling, so decoding appends
-// in place. Keys are stored after RoPE, as HF does.
+// Keys and values of every layer, preallocated (Qwen2Model::reserve) or grown by doubling, so
+// decoding appends in place. Keys are stored after RoPE, as HF does.
 struct KVCache {
   std::vector<at::Tensor> keys;    // per layer [B, KV, capacity, D]
   std::vector<at::Tensor> values;  // per layer [B, KV, capacity, D]
@@ -115,7 +115,12 @@ class Qwen2ModelImpl : public torch::nn::Module {
   // long inputs). Has no effect without grad or with a KV cache.
   bool gradient_checkpointing = false;
 
+  // Makes room in `cache` for `positions` positions of `batch` rows at once (decoding knows its
+  // length up front: prompt + max_new_tokens), so no forward has to grow it and copy every layer.
+  void reserve(KVCache& cache, int64_t batch, int64_t positions, const at::TensorOptions& options) const;
+
  private:
+  // Grows the cache when `needed` positions do not fit: to the next power of two (at least 64).
   void ensure_capacity(KVCache& cache, int64_t batch, int64_t needed, const at::Tensor& like) const;
   Qwen2Config config_;
   Qwen2RotaryEmbedding rotary_emb_;
