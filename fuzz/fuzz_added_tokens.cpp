@@ -1,31 +1,20 @@
 // tokenizer_config.json (added_tokens_decoder) and added_tokens.json beside a valid vocab.json +
 // merges.txt: the special tokens a Qwen2 folder adds.
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "c3/tokenizer/tokenizer.h"
+#include "c3/tokenizer/unicode.h"
 #include "fuzz_support.h"
 
 namespace {
 
-// A byte-level vocabulary of the 256 byte symbols (GPT-2's mapping) and no merges.
+// A byte-level vocabulary of the 256 byte symbols and no merges.
 const std::filesystem::path& vocabulary_folder() {
   static const std::filesystem::path folder = [] {
-    std::string vocab = "{";
-    int id = 0;
-    for (int b = 0; b < 256; ++b) {
-      const bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174);
-      const int code = printable ? b : 256 + id++;
-      std::string symbol;
-      if (code < 0x80) {
-        symbol = std::string(1, static_cast<char>(code));
-      } else {
-        symbol = {static_cast<char>(0xC0 | (code >> 6)), static_cast<char>(0x80 | (code & 0x3F))};
-      }
-      if (symbol == "\"" || symbol == "\\") symbol = "\\" + symbol;
-      vocab += (b ? ",\"" : "\"") + symbol + "\":" + std::to_string(b);
-    }
-    vocab += "}";
-    c3::fuzz::write_input("base/vocab.json", vocab);
+    nlohmann::json vocab = nlohmann::json::object();
+    for (int b = 0; b < 256; ++b) vocab[c3::unicode::byte_to_unicode()[b]] = b;
+    c3::fuzz::write_input("base/vocab.json", vocab.dump());
     c3::fuzz::write_input("base/merges.txt", "#version: 0.2\n");
     return c3::fuzz::scratch() / "base";
   }();

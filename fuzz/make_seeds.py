@@ -46,6 +46,7 @@ def safetensors_seeds():
 
 def tokenizer_seeds(tmp):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -59,7 +60,7 @@ def tokenizer_seeds(tmp):
     merges = Path([f for f in files if f.endswith("merges.txt")][0]).read_bytes()
     write("vocab_merges", "bpe-300", vocab + b"\0" + merges)
     ranks = sorted(json.loads(vocab).items(), key=lambda kv: kv[1])
-    byte_of = {c: b for b, c in enumerate(bytes_to_unicode())}
+    byte_of = {c: b for b, c in bytes_to_unicode().items()}
     lines = [base64.b64encode(bytes(byte_of[c] for c in token)).decode() + f" {rank}" for token, rank in ranks]
     write("tiktoken", "bpe-300", "\n".join(lines) + "\n")
     added = {"added_tokens_decoder": {"256": {"content": "<|im_end|>", "special": True},
@@ -68,20 +69,6 @@ def tokenizer_seeds(tmp):
     write("added_tokens", "config-only", json.dumps(added))
     for i, text in enumerate(TEXTS):
         write("tokenizer_roundtrip", f"text-{i}", text)
-
-
-def bytes_to_unicode():
-    """GPT-2's byte -> printable character table, as a list indexed by byte."""
-    printable = list(range(33, 127)) + list(range(161, 173)) + list(range(174, 256))
-    extra = 0
-    table = []
-    for b in range(256):
-        if b in printable:
-            table.append(chr(b))
-        else:
-            table.append(chr(256 + extra))
-            extra += 1
-    return table
 
 
 def config_seeds():

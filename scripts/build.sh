@@ -4,7 +4,7 @@
 # PyTorch, and builds c3, its tests and benchmarks into ${BUILD_DIR:-build}.
 #   C3_PYTHON=/path/to/python: use that Python's torch (and, for the tests, its transformers)
 #   instead of creating .venv/ (a cluster where PyTorch is already installed).
-# Extra arguments go to CMake's configure step.
+# Extra arguments go to CMake's configure step; BUILD_TARGETS (space-separated) builds only those.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -18,4 +18,4 @@ torch_prefix=$("$python" -c 'import torch; print(torch.utils.cmake_prefix_path)'
 build=${BUILD_DIR:-build}
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$torch_prefix" \
   -DC3_PYTHON="$python" "$@" >/dev/null
-cmake --build "$build" -j "$(nproc)"
+cmake --build "$build" -j "$(nproc)" ${BUILD_TARGETS:+--target $BUILD_TARGETS}

@@ -9,16 +9,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh clang libclang-rt-14-dev llvm
-bash scripts/install-python.sh
-python="$(cd "${C3_VENV:-.venv}/bin" && pwd)/python"
-torch_prefix=$("$python" -c 'import torch; print(torch.utils.cmake_prefix_path)')
 build=${SANITIZE_BUILD_DIR:-build-sanitize}
 start=$SECONDS
-cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
-  -DCMAKE_PREFIX_PATH="$torch_prefix" -DC3_PYTHON="$python" -DC3_SANITIZE=address,undefined -DC3_BUILD_FUZZ=ON \
-  -DC3_BUILD_BENCH=OFF >/dev/null
 unit_tests=(test_util test_io test_tokenizer test_data test_eval test_infer test_model test_train)
-cmake --build "$build" -j "$(nproc)" --target "${unit_tests[@]}" $(cd fuzz/corpus && ls | sed 's/^/fuzz_/')
+BUILD_DIR=$build BUILD_TARGETS="${unit_tests[*]} $(cd fuzz/corpus && ls | sed 's/^/fuzz_/' | tr '\n' ' ')" \
+  bash scripts/build.sh -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
+  -DC3_SANITIZE=address,undefined -DC3_BUILD_FUZZ=ON -DC3_BUILD_BENCH=OFF
 echo "sanitize: built in $((SECONDS - start)) s" >&2
 source scripts/sanitizer-env.sh
 start=$SECONDS

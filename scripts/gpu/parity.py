@@ -26,7 +26,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "hf"))
-from c3_reference import AuthorsC3, decoder_prompt, perturb_parameters, qwen2_tokenizer  # noqa: E402
+from c3_reference import AuthorsC3, decoder_prompt, perturb_parameters, qwen2_config, qwen2_tokenizer  # noqa: E402
 
 IMAGE_TOKENS = ["<imgpad>", "<img>", "</img>"]
 GEOMETRIES = {
@@ -45,12 +45,10 @@ SENTENCE = ("Context cascade compression reads a page of text and leaves a handf
 
 
 def qwen2(seed, device, **geometry):
-    from transformers import Qwen2Config, Qwen2ForCausalLM
+    from transformers import Qwen2ForCausalLM
 
     torch.manual_seed(seed)
-    config = Qwen2Config(max_position_embeddings=32768, rms_norm_eps=1e-6, initializer_range=0.02,
-                         rope_parameters={"rope_type": "default", "rope_theta": 1e6}, tie_word_embeddings=True,
-                         **geometry)
+    config = qwen2_config(max_position_embeddings=32768, initializer_range=0.02, **geometry)
     config._attn_implementation = "sdpa"
     with torch.device(device):
         model = Qwen2ForCausalLM(config).float().eval()

@@ -138,10 +138,12 @@ Qwen2ModelImpl::Qwen2ModelImpl(const Qwen2Config& c, const at::TensorOptions& o)
 }
 
 void Qwen2ModelImpl::ensure_capacity(KVCache& cache, int64_t batch, int64_t needed, const at::Tensor& like) const {
-  if (cache.capacity() >= needed && !cache.keys.empty() && cache.keys[0].size(0) == batch) return;
-  int64_t capacity = std::max<int64_t>(64, cache.capacity());
-  while (capacity < needed) capacity *= 2;
-  reserve(cache, batch, capacity, like.options());
+  int64_t capacity = cache.capacity();
+  if (capacity < needed) {
+    capacity = std::max<int64_t>(64, capacity);
+    while (capacity < needed) capacity *= 2;
+  }
+  reserve(cache, batch, capacity, like.options());  // checks the batch; grows only when short
 }
 
 void Qwen2ModelImpl::reserve(KVCache& cache, int64_t batch, int64_t positions, const at::TensorOptions& opts) const {

@@ -6,7 +6,6 @@
 #include <map>
 #include <optional>
 #include <set>
-#include <thread>
 
 #include "c3/io/checkpoint_dir.h"
 #include "c3/io/safetensors.h"
@@ -27,7 +26,8 @@ constexpr const char* kOptimizerFile = "optimizer.safetensors";
 constexpr const char* kManifestFile = "manifest.json";
 constexpr const char* kPrefix = "checkpoint-";
 
-int hashing_threads() { return static_cast<int>(std::max(1u, std::thread::hardware_concurrency())); }
+// Checksums run on LibTorch's pool size (--threads).
+int hashing_threads() { return at::get_num_threads(); }
 
 // Every regular file below `dir`, relative to it, sorted.
 std::vector<fs::path> files_below(const fs::path& dir) {
@@ -77,6 +77,18 @@ std::optional<int64_t> step_of(const fs::path& dir) {
   return std::stoll(digits);
 }
 
+// Every checkpoint-N folder of `output` (complete or not), oldest first.
+std::vector<fs::path> checkpoint_folders(const fs::path& output) {
+  std::vector<std::pair<int64_t, fs::path>> found;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(output, ec))
+    if (const auto step = step_of(entry.path()); step && entry.is_directory(ec)) found.emplace_back(*step, entry.path());
+  std::sort(found.begin(), found.end());
+  std::vector<fs::path> folders;
+  for (auto& [step, path] : found) folders.push_back(path);
+  return folders;
+}
+
 }  // namespace
 
 nlohmann::json TrainingState::to_json() const {
@@ -110,17 +122,11 @@ TrainingState TrainingState::from_json(const nlohmann::json& j, const std::strin
 fs::path checkpoint_path(const fs::path& output, int64_t step) { return output / (kPrefix + std::to_string(step)); }
 
 std::vector<fs::path> list_checkpoints(const fs::path& output) {
-  std::vector<std::pair<int64_t, fs::path>> found;
+  std::vector<fs::path> complete;
   std::error_code ec;
-  if (!fs::is_directory(output, ec)) return {};
-  for (const auto& entry : fs::directory_iterator(output, ec)) {
-    auto step = step_of(entry.path());
-    if (step && fs::exists(entry.path() / kTrainingStateDir / kStateFile, ec)) found.emplace_back(*step, entry.path());
-  }
-  std::sort(found.begin(), found.end());
-  std::vector<fs::path> out;
-  for (auto& [step, path] : found) out.push_back(path);
-  return out;
+  for (const auto& dir : checkpoint_folders(output))
+    if (fs::exists(dir / kTrainingStateDir / kStateFile, ec)) complete.push_back(dir);
+  return complete;
 }
 
 fs::path newest_checkpoint_of_run(const fs::path& path) {
@@ -234,13 +240,11 @@ std::string checkpoint_problem(const fs::path& dir) {
 }
 
 fs::path choose_resume_checkpoint(const fs::path& output) {
-  std::vector<std::pair<int64_t, fs::path>> found;
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(output, ec))
-    if (const auto step = step_of(entry.path()); step && entry.is_directory(ec)) found.emplace_back(*step, entry.path());
-  std::sort(found.rbegin(), found.rend());
+  std::vector<fs::path> found = checkpoint_folders(output);
+  std::reverse(found.begin(), found.end());  // newest first
   std::vector<std::pair<fs::path, std::string>> damaged;  // newer than the one resumed from
-  for (const auto& [step, dir] : found) {
+  std::error_code ec;
+  for (const auto& dir : found) {
     std::string problem = checkpoint_problem(dir);
     if (!problem.empty()) {
       damaged.emplace_back(dir, std::move(problem));

@@ -138,7 +138,7 @@ void remove_half_written_checkpoints(const Run& run) {
 
 void set_up_model(Run& run) {
   // Rank 0 checks the checkpoints (and moves damaged ones aside); every rank resumes from its choice.
-  std::string resume = run.is_main() && fs::is_directory(run.output) ? choose_resume_checkpoint(run.output).string() : "";
+  std::string resume = run.is_main() ? choose_resume_checkpoint(run.output).string() : "";
   if (run.comm.world_size() > 1) resume = run.comm.broadcast_string(resume);
   run.resume_dir = resume;
   run.tokenizer_source = prepare_tokenizer(run.s, run.resume_dir, run.staged_tokenizer);

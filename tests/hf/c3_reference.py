@@ -144,6 +144,17 @@ def perturb_parameters(model, seed, scale=0.05):
                 p.add_((torch.randn(p.shape, generator=g) * scale).to(p.device, p.dtype))
 
 
+def qwen2_config(**overrides):
+    """A small Qwen2Config as the tests use it; `overrides` set the geometry."""
+    from transformers import Qwen2Config
+
+    values = dict(vocab_size=512, hidden_size=64, intermediate_size=112, num_hidden_layers=2, num_attention_heads=4,
+                  num_key_value_heads=2, max_position_embeddings=4096, rms_norm_eps=1e-6, initializer_range=0.05,
+                  rope_parameters={"rope_type": "default", "rope_theta": 1e6}, tie_word_embeddings=True)
+    values.update(overrides)
+    return Qwen2Config(**values)
+
+
 def qwen2_tokenizer(folder, extra_special=(), data=QWEN2_TOKENIZER):
     """The Qwen2.5 tokenizer as transformers builds it from `data`'s vocab.json + merges.txt, with
     Qwen2.5's 22 added tokens (and `extra_special` appended after them), saved to `folder`

@@ -15,7 +15,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from c3_reference import perturb_parameters, qwen2_tokenizer, right_padded  # noqa: F401 (shared with the tests)
+from c3_reference import perturb_parameters, qwen2_config, qwen2_tokenizer, right_padded  # noqa: F401 (shared with the tests)
 
 C3 = os.environ.get("C3_BINARY", "")
 PROBE = os.environ.get("C3_HF_PROBE", "")
@@ -60,16 +60,6 @@ def rel_err(got, want):
     """max |got - want| / max |want|, in float64."""
     got, want = got.double(), want.double()
     return ((got - want).abs().max() / want.abs().max()).item()
-
-
-def qwen2_config(**overrides):
-    from transformers import Qwen2Config
-
-    values = dict(vocab_size=512, hidden_size=64, intermediate_size=112, num_hidden_layers=2, num_attention_heads=4,
-                  num_key_value_heads=2, max_position_embeddings=4096, rms_norm_eps=1e-6, initializer_range=0.05,
-                  rope_parameters={"rope_type": "default", "rope_theta": 1e6}, tie_word_embeddings=True)
-    values.update(overrides)
-    return Qwen2Config(**values)
 
 
 def random_qwen2(seed, attn="eager", **overrides):
