@@ -2,7 +2,8 @@
 # The GPU check: one command for a lent GPU machine (python3 with CUDA PyTorch and transformers; no
 # registry: the Debian packages travel in .gpu-debs/, see scripts/gpu/fetch-debs.sh). In order:
 #   1. builds c3 and what the check needs against that Python's torch (scripts/gpu/build.sh);
-#   2. the CUDA tests (model and generation in fp32 and bf16), and `c3 train` steps on the device;
+#   2. the CUDA tests (model and generation in fp32 and bf16), and `c3 train` steps on the device
+#      through a one-rank process group (NCCL; ZeRO-2);
 #   3. parity at the paper's geometry with random weights (Qwen2.5-1.5B encoder, 3B decoder, N 32):
 #      c3 against HF transformers (SDPA) in fp32 with TF32 off and in bf16 (scripts/gpu/parity.py);
 #   4. writes OUTDIR/report.md and report.json and prints the table last (scripts/gpu/report.py).
@@ -59,15 +60,20 @@ lines = [" ".join(random.choice(words) for _ in range(12)) for _ in range(300)]
 open(sys.argv[1] + "/text.txt", "w").write("\n".join(lines) + "\n")
 open(sys.argv[1] + "/train.jsonl", "w").write("".join(json.dumps({"text": t}) + "\n" for t in lines[:32]))
 PY
+# As torchrun --nproc-per-node 1 starts it: a one-rank process group, NCCL on CUDA (Gloo on the CPU).
+backend=$([ "$device" = cuda ] && echo nccl || echo gloo)
+port=$("$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 train_start=$SECONDS
 if "$build/c3" --log-level warn tokenizer train --input "$work/text.txt" -o "$work/tok" --vocab-size 300 2>"$work/train.log" &&
-  "$build/c3" --device "$device" --log-level warn train --encoder preset:tiny --decoder preset:tiny \
+  RANK=0 WORLD_SIZE=1 LOCAL_RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port \
+  "$build/c3" --device "$device" train --encoder preset:tiny --decoder preset:tiny \
     --tokenizer "$work/tok" --data "$work/train.jsonl" -o "$work/run" --latent-tokens 4 --batch-size 8 \
-    --grad-accum 1 --steps 3 --set train.eval_every=0 --set data.validation_samples=2 2>>"$work/train.log"; then
-  echo "{\"steps\": 3, \"seconds\": $((SECONDS - train_start)), \"ok\": true}" >"$out/train.json"
+    --grad-accum 1 --steps 3 --set train.eval_every=0 --set data.validation_samples=2 --set optim.zero_stage=2 \
+    2>>"$work/train.log" && grep -q "data parallel: $backend, rank 0 of 1" "$work/train.log"; then
+  echo "{\"steps\": 3, \"seconds\": $((SECONDS - train_start)), \"backend\": \"$backend\", \"ok\": true}" >"$out/train.json"
 else
   status=1; tail -5 "$work/train.log" >&2
-  echo "{\"steps\": 3, \"ok\": false}" >"$out/train.json"
+  echo "{\"steps\": 3, \"backend\": \"$backend\", \"ok\": false}" >"$out/train.json"
 fi
 
 step "3/4 parity with HF transformers ($geometry geometry on $device)"

@@ -25,7 +25,8 @@ def main():
         rows.append(("device tests", f"{passed}/{tests['tests']} passed", tests["failures"] == 0 and tests["tests"] > 0))
     else:
         rows.append(("device tests", "missing", False))
-    rows.append(("c3 train, 3 steps", f"{train['seconds']} s" if train and train["ok"] else "failed", bool(train and train["ok"])))
+    rows.append((f"c3 train, 3 steps, one-rank {(train or {}).get('backend', '?')}",
+                 f"{train['seconds']} s" if train and train["ok"] else "failed", bool(train and train["ok"])))
     if parity:
         for dtype in ("float32", "bfloat16"):
             p = parity.get(dtype)

@@ -114,16 +114,24 @@ std::vector<double> losses(const fs::path& metrics) {
   return out;
 }
 
-class DataParallel : public testing::TestWithParam<int> {};  // the ZeRO stage
+struct WorldZero {
+  int world, zero;
+};
+class DataParallel : public testing::TestWithParam<WorldZero> {};
 
-TEST_P(DataParallel, TwoRanksTrainAsOneProcessOnTheSameGlobalBatch) {
+// One rank through a process group (torchrun --nproc-per-node 1: the path a one-GPU NCCL check takes)
+// and two ranks, both against one plain process.
+TEST_P(DataParallel, RanksTrainAsOneProcessOnTheSameGlobalBatch) {
+  const auto [world, zero] = GetParam();
   const Corpus c;
-  const std::string zero = "--set optim.zero_stage=" + std::to_string(GetParam());
   ASSERT_EQ(test::c3(c.train_args(1, "one"), c.dir).code, 0);
-  const auto codes = run_ranks(c.dir, 2, c.train_args(2, "two", zero));
-  ASSERT_EQ(codes, (std::vector<int>{0, 0})) << test::read_bytes(c.dir / "rank0.log") << test::read_bytes(c.dir / "rank1.log");
-  EXPECT_THAT(test::read_bytes(c.dir / "rank0.log"), HasSubstr("data parallel: gloo, rank 0 of 2"));
-  EXPECT_EQ(test::read_bytes(c.dir / "rank1.log"), "") << "only rank 0 logs";
+  const auto codes = run_ranks(c.dir, world, c.train_args(world, "two", "--set optim.zero_stage=" + std::to_string(zero)));
+  ASSERT_EQ(codes, std::vector<int>(static_cast<size_t>(world), 0))
+      << test::read_bytes(c.dir / "rank0.log") << (world > 1 ? test::read_bytes(c.dir / "rank1.log") : "");
+  EXPECT_THAT(test::read_bytes(c.dir / "rank0.log"), HasSubstr("data parallel: gloo, rank 0 of " + std::to_string(world)));
+  if (world > 1) {
+    EXPECT_EQ(test::read_bytes(c.dir / "rank1.log"), "") << "only rank 0 logs";
+  }
   const auto [diff, scale] = max_difference(c.dir / "one" / "checkpoint-6", c.dir / "two" / "checkpoint-6");
   // Same data, same updates; only the order of floating-point sums differs (two partial
   // gradients all-reduced vs one sum, padding to each micro-batch's own longest sample).
@@ -134,13 +142,19 @@ TEST_P(DataParallel, TwoRanksTrainAsOneProcessOnTheSameGlobalBatch) {
   for (size_t i = 0; i < la.size(); ++i) EXPECT_NEAR(la[i], lb[i], 1e-5 * la[i]) << "step " << i + 1;
   EXPECT_NE(la.front(), la.back()) << "it trained";
   const auto state = json::parse(test::read_bytes(c.dir / "two" / "checkpoint-6" / "training_state" / "state.json"));
-  EXPECT_EQ(state["world_size"], 2);
-  EXPECT_EQ(state["optimizer_shards"], GetParam() >= 1 ? 2 : 1);
-  EXPECT_EQ(fs::exists(c.dir / "two" / "checkpoint-6" / "training_state" / "optimizer-rank-1.safetensors"), GetParam() >= 1);
-  std::printf("[ measured ] ZeRO stage %d: max |param difference| %.3g (largest |param| %.3g)\n", GetParam(), diff, scale);
+  EXPECT_EQ(state["world_size"], world);
+  EXPECT_EQ(state["optimizer_shards"], zero >= 1 ? world : 1);
+  EXPECT_EQ(fs::exists(c.dir / "two" / "checkpoint-6" / "training_state" / "optimizer-rank-1.safetensors"),
+            zero >= 1 && world > 1);
+  std::printf("[ measured ] %d rank(s), ZeRO stage %d: max |param difference| %.3g (largest |param| %.3g)\n", world, zero,
+              diff, scale);
 }
 
-INSTANTIATE_TEST_SUITE_P(Zero, DataParallel, testing::Values(0, 1, 2));
+INSTANTIATE_TEST_SUITE_P(WorldZero, DataParallel,
+                         testing::Values(WorldZero{1, 2}, WorldZero{2, 0}, WorldZero{2, 1}, WorldZero{2, 2}),
+                         [](const testing::TestParamInfo<WorldZero>& info) {
+                           return std::to_string(info.param.world) + "ranks_zero" + std::to_string(info.param.zero);
+                         });
 
 TEST(DataParallelResume, ShardedStateResumesExactlyAndOnAnotherWorldSize) {
   const Corpus c;

@@ -88,5 +88,12 @@ TEST(DistributedEnv, OneSlurmTaskIsOneProcess) {
   EXPECT_FALSE(detect_distributed_env().active());
 }
 
+TEST(DistributedEnv, OneTorchrunRankStillGetsAProcessGroup) {
+  LauncherEnv env({{"RANK", "0"}, {"WORLD_SIZE", "1"}, {"LOCAL_RANK", "0"}});
+  const auto e = detect_distributed_env();
+  EXPECT_TRUE(e.active());
+  EXPECT_EQ(e.world_size, 1);
+}
+
 }  // namespace
 }  // namespace c3

@@ -17,7 +17,9 @@ struct DistributedEnv {
   std::string master_addr;  // the rendezvous host (rank 0's)
   int master_port = 29500;
   std::string source = "none";  // "torchrun", "slurm" or "none"
-  bool active() const { return world_size > 1; }
+  // A process group: several ranks, or torchrun's one (as torch.distributed's env:// init gives
+  // one, so `torchrun --nproc-per-node 1` exercises NCCL/Gloo). One SLURM task is one process.
+  bool active() const { return world_size > 1 || source == "torchrun"; }
 };
 
 // torchrun (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT), else SLURM (SLURM_PROCID,
