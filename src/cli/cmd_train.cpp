@@ -137,6 +137,9 @@ void add_loop_keys(SettingsTable<TrainJob>& t) {
   t.value("--grad-accum", "train.grad_accum", 16, "Micro-batches accumulated per optimizer step", C3_FIELD(train.grad_accum));
   t.value("--steps", "train.steps", 0, "Optimizer steps (0: from train.epochs)", C3_FIELD(train.steps));
   t.value("--epochs", "train.epochs", 5.0, "Epochs over the training samples when train.steps is 0", C3_FIELD(train.epochs));
+  t.value("--max-minutes", "train.max_minutes", 0.0,
+          "Stop once training steps took this many minutes; the schedule ends with them (0: no limit)",
+          C3_FIELD(train.max_minutes));
   t.value("", "train.save_every", 500, "Save a checkpoint every this many steps", C3_FIELD(train.save_every));
   t.value("", "train.keep_checkpoints", 3, "Keep this many newest checkpoints (0: all)", C3_FIELD(train.keep_checkpoints));
   t.value("", "train.log_every", 10, "Log (and append to metrics.jsonl) every this many steps", C3_FIELD(train.log_every));

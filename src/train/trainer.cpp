@@ -417,6 +417,15 @@ class StopAgreement {
   int signal_ = 0;
 };
 
+// The share of train.max_minutes the training steps have taken (0 without a limit), the same on
+// every rank: their clocks differ a little, and all must stop, and set the learning rate, alike.
+double time_budget_used(Run& run) {
+  if (run.s.max_minutes <= 0) return 0;
+  double elapsed = run.state.elapsed_seconds;
+  if (run.comm.world_size() > 1) elapsed = run.comm.all_reduce_sum(elapsed) / run.comm.world_size();
+  return elapsed / (60 * run.s.max_minutes);
+}
+
 }  // namespace
 
 int train(const TrainSettings& s, const at::Device& device, Communicator& comm) {
@@ -431,9 +440,14 @@ int train(const TrainSettings& s, const at::Device& device, Communicator& comm) 
   StepLog log(run, progress);
   StopAgreement stop(signals, comm);
   int64_t last_saved = run.resume_dir.empty() ? -1 : state.step;
+  bool out_of_time = false;
   while (state.step < run.schedule.total_steps && !stop.requested()) {
+    const double time_used = time_budget_used(run);
+    if ((out_of_time = time_used >= 1)) break;
     const auto start = std::chrono::steady_clock::now();
-    const double lr = run.schedule.at(state.step);
+    // With a time limit the schedule runs on whichever of steps and minutes is further along.
+    const auto total = static_cast<double>(run.schedule.total_steps);
+    const double lr = run.schedule.at(std::max(state.step, static_cast<int64_t>(time_used * total)));
     const StepResult step = forward_backward(run);
     const bool applied = update(run, step, lr);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -448,6 +462,7 @@ int train(const TrainSettings& s, const at::Device& device, Communicator& comm) 
     spdlog::warn("stopped by signal {} at step {}; resume by running the same command again", signal, state.step);
     return 128 + signal;
   }
+  if (out_of_time) spdlog::info("train.max_minutes ({}) reached at step {}", s.max_minutes, state.step);
   if (s.eval_every > 0 && !progress.recorded("validation", state.step)) evaluate(run, progress, signals);  // none twice
   spdlog::info("done: {} steps, model in {}", state.step, checkpoint_path(run.output, state.step).string());
   return 0;

@@ -383,6 +383,33 @@ TEST(CliTrain, OutputAloneCarriesOnARunAndARerunOfAFinishedRunAddsNothing) {
   EXPECT_THAT(r.err, HasSubstr("the checkpoint has 4 latent tokens but the config asks for 8"));
 }
 
+TEST(CliTrain, MaxMinutesEndsTheRunSavedWithTheScheduleDecayedOverTheTime) {
+  TrainFixture f;
+  // 100000 steps would take an hour; 0.6 s of training steps ends the run.
+  const std::string args = f.args("run", 100000) + " --max-minutes 0.01 --lr 1e-3 --set optim.warmup_steps=0";
+  auto r = c3(args, f.dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::vector<double> lrs;
+  std::istringstream metrics(test::read_bytes(f.dir / "run" / "metrics.jsonl"));
+  for (std::string line; std::getline(metrics, line);)
+    if (json::parse(line)["type"] == "train") lrs.push_back(json::parse(line)["lr"].get<double>());
+  const auto steps = static_cast<int64_t>(lrs.size());
+  ASSERT_GE(steps, 3);
+  ASSERT_LT(steps, 100000);
+  EXPECT_THAT(r.err, HasSubstr("train.max_minutes (0.01) reached at step " + std::to_string(steps)));
+  EXPECT_TRUE(fs::exists(f.dir / "run" / ("checkpoint-" + std::to_string(steps)) / "training_state" / "state.json"));
+  // Cosine over the time, not over 100000 steps: from the peak at step 1 to near 0 at the end.
+  EXPECT_DOUBLE_EQ(lrs.front(), 1e-3);
+  EXPECT_LT(lrs.back(), 0.1e-3) << "the learning rate decayed with the minutes";
+  for (size_t i = 1; i < lrs.size(); ++i) EXPECT_LE(lrs[i], lrs[i - 1]) << "step " << i + 1;
+  // The time is spent: the same command again trains nothing more.
+  r = c3(args, f.dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("resumed at step " + std::to_string(steps)));
+  EXPECT_EQ(lines(test::read_bytes(f.dir / "run" / "metrics.jsonl")), steps);
+  EXPECT_EQ(c3(f.args("bad", 10) + " --max-minutes -1", f.dir).code, 2);
+}
+
 TEST(CliTrain, DryRunNeedsNeitherWeightsNorATokenizer) {
   test::TempDir dir;
   const fs::path configs = fs::path(C3_TEST_DATA) / ".." / ".." / "configs";

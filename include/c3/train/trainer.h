@@ -60,6 +60,9 @@ struct TrainSettings {
   int64_t batch_size = 2, grad_accum = 16;
   int64_t steps = 0;     // 0: from epochs
   double epochs = 5.0;
+  // > 0: also stop (saved) once the training steps have taken this many minutes, summed over
+  // resumes; the schedule then decays over whichever of steps and minutes ends first.
+  double max_minutes = 0;
   int64_t max_bad_steps = 10;
   int64_t loss_chunk = 2048;
 
