@@ -6,9 +6,12 @@
 #      through a one-rank process group (NCCL; ZeRO-2);
 #   3. parity at the paper's geometry with random weights (Qwen2.5-1.5B encoder, 3B decoder, N 32):
 #      c3 against HF transformers (SDPA) in fp32 with TF32 off and in bf16 (scripts/gpu/parity.py);
-#   4. writes OUTDIR/report.md and report.json and prints the table last (scripts/gpu/report.py).
-# Speed and memory against HF (issue 18's step 4) are not measured yet.
-#   scripts/gpu-check.sh OUTDIR              on the GPU machine (about 5 min, most of it the build)
+#   4. speed and memory side by side with HF on the same checkpoint (bench/vs_hf.py --model): the
+#      training step at the authors' settings (tokens/s, MFU against a measured bf16 matmul peak),
+#      the largest micro-batch that trains, compress, reconstruct at batch 1 and 32, batch-1 decode
+#      against the memory floor, peak memory;
+#   5. writes OUTDIR/report.md and report.json and prints the table last (scripts/gpu/report.py).
+#   scripts/gpu-check.sh OUTDIR              on the GPU machine (at most 9 min; the build is the most)
 #   scripts/gpu-check.sh OUTDIR --dry-run    the same steps on the CPU at tiny sizes, with the
 #                                            existing build (BUILD_DIR, default build); CI runs it
 # Exit 1 when a step fails or fp32 parity misses its bound; the report says which.
@@ -18,7 +21,7 @@ out="" dry=0
 for arg in "$@"; do
   case "$arg" in
     --dry-run) dry=1 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     -*) echo "gpu-check: unknown option $arg" >&2; exit 2 ;;
     *) out=$arg ;;
   esac
@@ -28,18 +31,19 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/c3-gpu-check.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-targets=(c3 c3_hf_probe test_model)
+targets=(c3 c3_hf_probe test_model bench_c3_worker)
 if [ $dry -eq 1 ]; then
   build=${BUILD_DIR:-build} python=${C3_PYTHON:-.venv/bin/python} device=cpu geometry=tiny max_new=20 filter='*cpu*'
+  speed=(--quick)
 else
   build=${BUILD_DIR:-build-gpu} python=${C3_PYTHON:-python3} device=cuda geometry=paper max_new=200
-  filter='*cuda*'
+  filter='*cuda*' speed=()
 fi
 export LD_LIBRARY_PATH="${C3_DEPS:-/opt/c3deps}/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 status=0
 step() { echo "gpu-check: $*" >&2; }
 
-step "1/4 build ($build, torch of $python)"
+step "1/5 build ($build, torch of $python)"
 start=$SECONDS
 if [ $dry -eq 1 ]; then
   cmake --build "$build" --target "${targets[@]}" >"$work/build.log" 2>&1 || { tail -20 "$work/build.log" >&2; exit 1; }
@@ -49,7 +53,7 @@ else
 fi
 echo "{\"seconds\": $((SECONDS - start)), \"device\": \"$device\", \"build_dir\": \"$build\"}" >"$out/build.json"
 
-step "2/4 device tests (test_model $filter) and c3 train on $device"
+step "2/5 device tests (test_model $filter) and c3 train on $device"
 "$build/tests/test_model" --gtest_filter="$filter" --gtest_output="json:$out/tests.json" >"$work/tests.log" 2>&1 ||
   { status=1; grep -E "FAILED|Failure" "$work/tests.log" | head -20 >&2; }
 "$python" - "$work" <<'PY'
@@ -76,10 +80,18 @@ else
   echo "{\"steps\": 3, \"backend\": \"$backend\", \"ok\": false}" >"$out/train.json"
 fi
 
-step "3/4 parity with HF transformers ($geometry geometry on $device)"
+step "3/5 parity with HF transformers ($geometry geometry on $device)"
 "$python" scripts/gpu/parity.py --probe "$build/c3_hf_probe" --device "$device" --geometry "$geometry" \
-  --max-new "$max_new" --work "$work" --json "$out/parity.json" || status=1
+  --max-new "$max_new" --work "$work" --keep-model "$work/model" --json "$out/parity.json" || status=1
 
-step "4/4 report"
+step "4/5 speed and memory against HF ($geometry geometry on $device)"
+if [ -f "$work/model/config.json" ]; then
+  PYTHONUNBUFFERED=1 "$python" bench/vs_hf.py --device "$device" --model "$work/model" --build "$build" "${speed[@]}" \
+    --json "$out/speed.json" >"$work/speed.log" 2>&1 || { status=1; tail -20 "$work/speed.log" >&2; }
+else
+  status=1; echo "gpu-check: no checkpoint from step 3 to measure" >&2
+fi
+
+step "5/5 report"
 "$python" scripts/gpu/report.py "$out" || status=1
 exit $status

@@ -117,7 +117,9 @@ def main():
     parser.add_argument("--geometry", choices=sorted(GEOMETRIES), default="paper")
     parser.add_argument("--max-new", type=int, default=200)
     parser.add_argument("--dtypes", default="float32,bfloat16")
-    parser.add_argument("--work", default=None, help="folder for the random checkpoint (default: a temporary one)")
+    parser.add_argument("--work", default=None, help="folder for temporary files (default: the system's)")
+    parser.add_argument("--keep-model", default=None,
+                        help="write the random checkpoint (with its tokenizer) here and keep it, for bench/vs_hf.py --model")
     parser.add_argument("--json", required=True)
     args = parser.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -125,13 +127,14 @@ def main():
     g = GEOMETRIES[args.geometry]
     with tempfile.TemporaryDirectory(dir=args.work) as tmp:
         work = Path(tmp)
-        tokenizer = qwen2_tokenizer(work / "model", IMAGE_TOKENS)
+        folder = Path(args.keep_model) if args.keep_model else work / "model"
+        tokenizer = qwen2_tokenizer(folder, IMAGE_TOKENS)
         texts = [tokenizer(SENTENCE * k)["input_ids"] for k in (1, 4, 10)]
         special = {t: tokenizer.convert_tokens_to_ids(t) for t in IMAGE_TOKENS + ["<|im_end|>"]}
         start = time.time()
         model = AuthorsC3(qwen2(1, args.device, **g["encoder"]), qwen2(2, args.device, **g["decoder"]), g["n"], special,
                           tokenizer(decoder_prompt(g["n"]))["input_ids"], seed=3).to(args.device).eval()
-        model.save_released_layout(work / "model")
+        model.save_released_layout(folder)
         params = sum(p.numel() for p in model.parameters())
         result = {"geometry": args.geometry, "device": args.device, "parameters": params, "latent_tokens": g["n"],
                   "text_tokens": [len(t) for t in texts], "max_new_tokens": args.max_new, "tf32": False,
@@ -141,7 +144,7 @@ def main():
             start = time.time()
             ref = reference(model, texts, args.max_new)
             hf_seconds = time.time() - start
-            c3, c3_seconds = run_probe(args.probe, work / "model", texts, args.max_new, args.device, dtype, work)
+            c3, c3_seconds = run_probe(args.probe, folder, texts, args.max_new, args.device, dtype, work)
             row = compare(ref, c3, texts, len(model.prompt_ids))
             row.update(hf_seconds=round(hf_seconds, 1), c3_seconds=round(c3_seconds, 1))
             result[dtype] = row

@@ -57,7 +57,7 @@ class AuthorsC3(torch.nn.Module):
         Qwen2ForCausalLM(labels=...) computes it (fp32 logits, shifted, mean over supervised tokens)."""
         latents = self.latents(texts)
         rows = [self.prompt_ids + list(t) + [self.im_end] for t in texts]
-        ids, mask = right_padded(rows)
+        ids, mask = (x.to(self.Q.device) for x in right_padded(rows))
         labels = torch.full_like(ids, IGNORE_INDEX)
         for r, t in enumerate(texts):
             labels[r, len(self.prompt_ids): len(self.prompt_ids) + len(t) + 1] = ids[r, len(self.prompt_ids): len(self.prompt_ids) + len(t) + 1]
@@ -99,18 +99,21 @@ class AuthorsC3(torch.nn.Module):
         (folder / "config.json").write_text(json.dumps(config, indent=2))
 
 
-def load_released_layout(folder, special, prompt_ids, attn="sdpa"):
+def load_released_layout(folder, special, prompt_ids, attn="sdpa", device="cpu"):
     """The inverse of AuthorsC3.save_released_layout: transformers loads llm1/ and builds the decoder
-    from the root config.json; Q and the projector come from the root's tensors."""
+    from the root config.json; Q and the projector come from the root's tensors. The model is built
+    on `device` (a billion-parameter decoder's initial values are drawn there, fast, then replaced)."""
     from safetensors.torch import load_file
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     folder = Path(folder)
-    encoder = Qwen2ForCausalLM.from_pretrained(folder / "llm1", attn_implementation=attn, dtype=torch.float32)
+    encoder = Qwen2ForCausalLM.from_pretrained(folder / "llm1", attn_implementation=attn, dtype=torch.float32).to(device)
     config = json.loads((folder / "config.json").read_text())
     decoder_config = Qwen2Config(**{k: v for k, v in config.items() if k not in ("model_type", "architectures")})
     decoder_config._attn_implementation = attn
-    model = AuthorsC3(encoder, Qwen2ForCausalLM(decoder_config).float(), config["latent_token_len"], special, prompt_ids)
+    with torch.device(device):
+        decoder = Qwen2ForCausalLM(decoder_config).float()
+    model = AuthorsC3(encoder, decoder, config["latent_token_len"], special, prompt_ids).to(device)
     tensors = load_file(str(folder / "model.safetensors"))
     with torch.no_grad():
         model.Q.copy_(tensors.pop("model.Q.weight"))
