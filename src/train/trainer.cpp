@@ -426,6 +426,15 @@ double time_budget_used(Run& run) {
   return elapsed / (60 * run.s.max_minutes);
 }
 
+// The step the learning-rate schedule is read at. With a time limit, after the warmup (counted in
+// steps), the decay runs on whichever of steps and minutes is further along, so a run that the clock
+// ends has decayed to its end.
+int64_t schedule_step(const LrSchedule& schedule, int64_t step, double time_used) {
+  if (time_used <= 0 || step < schedule.warmup_steps) return step;
+  const auto decay = static_cast<double>(schedule.total_steps - schedule.warmup_steps);
+  return std::max(step, schedule.warmup_steps + static_cast<int64_t>(time_used * decay));
+}
+
 }  // namespace
 
 int train(const TrainSettings& s, const at::Device& device, Communicator& comm) {
@@ -445,9 +454,7 @@ int train(const TrainSettings& s, const at::Device& device, Communicator& comm) 
     const double time_used = time_budget_used(run);
     if ((out_of_time = time_used >= 1)) break;
     const auto start = std::chrono::steady_clock::now();
-    // With a time limit the schedule runs on whichever of steps and minutes is further along.
-    const auto total = static_cast<double>(run.schedule.total_steps);
-    const double lr = run.schedule.at(std::max(state.step, static_cast<int64_t>(time_used * total)));
+    const double lr = run.schedule.at(schedule_step(run.schedule, state.step, time_used));
     const StepResult step = forward_backward(run);
     const bool applied = update(run, step, lr);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -386,7 +386,7 @@ TEST(CliTrain, OutputAloneCarriesOnARunAndARerunOfAFinishedRunAddsNothing) {
 TEST(CliTrain, MaxMinutesEndsTheRunSavedWithTheScheduleDecayedOverTheTime) {
   TrainFixture f;
   // 100000 steps would take an hour; 0.6 s of training steps ends the run.
-  const std::string args = f.args("run", 100000) + " --max-minutes 0.01 --lr 1e-3 --set optim.warmup_steps=0";
+  const std::string args = f.args("run", 100000) + " --max-minutes 0.01 --lr 1e-3 --set optim.warmup_steps=2";
   auto r = c3(args, f.dir);
   ASSERT_EQ(r.code, 0) << r.err;
   std::vector<double> lrs;
@@ -398,10 +398,13 @@ TEST(CliTrain, MaxMinutesEndsTheRunSavedWithTheScheduleDecayedOverTheTime) {
   ASSERT_LT(steps, 100000);
   EXPECT_THAT(r.err, HasSubstr("train.max_minutes (0.01) reached at step " + std::to_string(steps)));
   EXPECT_TRUE(fs::exists(f.dir / "run" / ("checkpoint-" + std::to_string(steps)) / "training_state" / "state.json"));
-  // Cosine over the time, not over 100000 steps: from the peak at step 1 to near 0 at the end.
-  EXPECT_DOUBLE_EQ(lrs.front(), 1e-3);
+  // The warmup in steps (0, then half the peak; logged after each step), then cosine over the time,
+  // not over 100000 steps: from the peak to near 0 at the end.
+  EXPECT_DOUBLE_EQ(lrs[0], 0);
+  EXPECT_DOUBLE_EQ(lrs[1], 0.5e-3);
+  EXPECT_GT(lrs[2], 0.9e-3);
   EXPECT_LT(lrs.back(), 0.1e-3) << "the learning rate decayed with the minutes";
-  for (size_t i = 1; i < lrs.size(); ++i) EXPECT_LE(lrs[i], lrs[i - 1]) << "step " << i + 1;
+  for (size_t i = 3; i < lrs.size(); ++i) EXPECT_LE(lrs[i], lrs[i - 1]) << "step " << i + 1;
   // The time is spent: the same command again trains nothing more.
   r = c3(args, f.dir);
   ASSERT_EQ(r.code, 0) << r.err;
