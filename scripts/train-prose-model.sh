@@ -13,9 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${BUILD_DIR:-build}
 bash scripts/build-prose-corpus.sh data/prose
-if [[ ! -f data/prose/tokenizer/tokenizer.model ]]; then
-  "$build/c3" tokenizer train --input data/prose/train/*.txt --vocab-size 4000 --model-type bpe -o data/prose/tokenizer
-fi
+bash scripts/corpus/prose-tokenizer.sh data/prose "$build/c3"
 [[ -f data/prose/test-spans.jsonl ]] || python3 scripts/corpus/heldout_spans.py data/prose data/prose/test-spans.jsonl
 for phase in 1 2 3; do
   "$build/c3" --config "configs/prose-cpu-phase$phase.json" train
