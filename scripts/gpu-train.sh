@@ -43,11 +43,12 @@ if [ $dry -eq 1 ]; then
   train_extra=(--encoder preset:tiny --decoder preset:tiny --batch-size 8 --set data.min_tokens=16
                --set data.max_tokens=32 --set data.max_length=256 --set data.validation_samples=4
                --set train.eval_every=0 --set train.log_every=5)
-  spans=(--min-words 10 --max-words 24) span_tokens=(16 32) eval_extra=(--limit 8 --max-new-tokens 48)
+  spans=(--min-words 6 --max-words 12) span_tokens=(16 32) eval_tokens=(4 64) eval_extra=(--limit 8 --max-new-tokens 48)
 else
   build=${BUILD_DIR:-build-gpu} python=${C3_PYTHON:-python3} device=cuda corpus=${C3_PROSE:-data/prose} vocab=4000
   reserve_s=150 min_run_minutes=1 two_runs_minutes=4  # reserve: evaluation, loads, the corpus's tokenization
-  train_extra=() spans=(--min-words 80 --max-words 200) span_tokens=(128 256) eval_extra=(--limit 512 --max-new-tokens 320)
+  train_extra=() spans=(--min-words 80 --max-words 200) span_tokens=(128 256) eval_tokens=(128 256)
+  eval_extra=(--limit 512 --max-new-tokens 320)
 fi
 export LD_LIBRARY_PATH="${C3_DEPS:-/opt/c3deps}/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 
@@ -112,7 +113,7 @@ done
 step "5/6 evaluation: held-out spans${C3_FOX_JSON:+ and the Fox pages (out of domain)}"
 for n in "${latents[@]}"; do
   "$c3" --device "$device" --log-level warn eval -m "$work/run-n$n" "$work/heldout.jsonl" -o "$work/eval-n$n" --force \
-    --min-tokens "${span_tokens[0]}" --max-tokens "${span_tokens[1]}" --bucket-width 32 --batch-size 64 "${eval_extra[@]}" \
+    --min-tokens "${eval_tokens[0]}" --max-tokens "${eval_tokens[1]}" --bucket-width 32 --batch-size 64 "${eval_extra[@]}" \
     >/dev/null 2>"$work/eval-n$n.log" || { tail -5 "$work/eval-n$n.log" >&2; exit 1; }
   if [ -n "${C3_FOX_JSON:-}" ]; then
     "$c3" --device "$device" --log-level warn eval -m "$work/run-n$n" "$C3_FOX_JSON" -o "$work/fox-n$n" --force \
