@@ -182,7 +182,7 @@ json compress(Loaded& m, const Rows& docs, int64_t batch) {
   const auto run = [&] {
     for (size_t i = 0; i < docs.size(); i += static_cast<size_t>(batch)) {
       const c3::C3Batch b = c3::make_c3_batch(*m.prompt, pointers(docs, i, static_cast<size_t>(batch)), false).to(g_device);
-      m.model->compress(b.encoder_ids, b.encoder_mask, b.encoder_slots);
+      m.model->compress(b.encoder_ids, b.encoder_slots);
     }
   };
   run();  // warm-up
@@ -196,7 +196,7 @@ json compress(Loaded& m, const Rows& docs, int64_t batch) {
 json generate(Loaded& m, const Rows& texts, int64_t batch, int64_t new_tokens) {
   torch::NoGradGuard no_grad;
   const c3::C3Batch b = c3::make_c3_batch(*m.prompt, pointers(texts, 0, static_cast<size_t>(batch)), false).to(g_device);
-  const at::Tensor latents = m.model->compress(b.encoder_ids, b.encoder_mask, b.encoder_slots);
+  const at::Tensor latents = m.model->compress(b.encoder_ids, b.encoder_slots);
   c3::GenerateOptions o;
   o.max_new_tokens = new_tokens;
   c3::greedy_generate(m.model, *m.prompt, latents, o);  // warm-up

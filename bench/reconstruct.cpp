@@ -77,7 +77,7 @@ int main(int argc, char** argv) {
     std::vector<const std::vector<int32_t>*> batch;
     for (int i = start; i < std::min(docs, start + 64); ++i) batch.push_back(&texts[i]);
     const c3::C3Batch b = c3::make_c3_batch(prompt, batch, false);
-    model->compress(b.encoder_ids, b.encoder_mask, b.encoder_slots);
+    model->compress(b.encoder_ids, b.encoder_slots);
   }
   const double compress_docs = docs / std::chrono::duration<double>(Clock::now() - t0).count();
   std::printf("compress: %.0f documents/s (%d documents of 64-127 tokens, batches of 64)\n\n", compress_docs, docs);
@@ -86,7 +86,7 @@ int main(int argc, char** argv) {
   std::vector<const std::vector<int32_t>*> sixteen;
   for (int i = 0; i < 16; ++i) sixteen.push_back(&texts[i]);
   const c3::C3Batch b = c3::make_c3_batch(prompt, sixteen, false);
-  const at::Tensor latents = model->compress(b.encoder_ids, b.encoder_mask, b.encoder_slots);
+  const at::Tensor latents = model->compress(b.encoder_ids, b.encoder_slots);
   std::printf("%-10s %6s %10s %14s %12s\n", "decoding", "batch", "new tokens", "tokens/s", "vs cached b1");
   double baseline = 0;
   for (bool cache : {true, false}) {

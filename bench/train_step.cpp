@@ -36,7 +36,10 @@ struct Case {
   bool recompute;
 };
 
-// Builds a batch the way make_c3_batch lays it out, from random ids (no tokenizer needed).
+int64_t text_length(const Case& c, int64_t row) { return c.text_tokens - c.text_tokens * row / (2 * c.batch); }
+
+// Builds a batch the way make_c3_batch lays it out, from random ids (no tokenizer needed): row r's
+// text is text_tokens * (1 - r / (2 * batch)) long, right-padded as real batches are.
 c3::C3Batch random_batch(const Case& c, std::mt19937_64& rng) {
   const int64_t n = c.config.latent_tokens, b = c.batch, t = c.text_tokens, p = c.prompt_tokens;
   const int64_t vocab = std::min(c.config.encoder.vocab_size, c.config.decoder.vocab_size);
@@ -49,16 +52,21 @@ c3::C3Batch random_batch(const Case& c, std::mt19937_64& rng) {
   };
   c3::C3Batch batch;
   batch.encoder_ids = ids(b, t + n + 2);
-  batch.encoder_mask = at::ones({b, t + n + 2}, at::kLong);
+  batch.encoder_mask = at::zeros({b, t + n + 2}, at::kLong);
   batch.encoder_slots = at::zeros({b, t + n + 2}, at::kBool);
-  batch.encoder_slots.narrow(1, t + 1, n).fill_(true);
   batch.decoder_ids = ids(b, p + t + 1);
-  batch.decoder_mask = at::ones({b, p + t + 1}, at::kLong);
+  batch.decoder_mask = at::zeros({b, p + t + 1}, at::kLong);
   batch.decoder_slots = at::zeros({b, p + t + 1}, at::kBool);
   batch.decoder_slots.narrow(1, 8, n).fill_(true);
-  batch.labels = batch.decoder_ids.clone();
-  batch.labels.narrow(1, 0, p).fill_(c3::kIgnoreIndex);
-  batch.supervised_tokens = b * (t + 1);
+  batch.labels = at::full({b, p + t + 1}, c3::kIgnoreIndex, at::kLong);
+  for (int64_t r = 0; r < b; ++r) {
+    const int64_t length = text_length(c, r);
+    batch.encoder_mask[r].narrow(0, 0, length + n + 2).fill_(1);
+    batch.encoder_slots[r].narrow(0, length + 1, n).fill_(true);
+    batch.decoder_mask[r].narrow(0, 0, p + length + 1).fill_(1);
+    batch.labels[r].narrow(0, p, length + 1).copy_(batch.decoder_ids[r].narrow(0, p, length + 1));
+    batch.supervised_tokens += length + 1;
+  }
   return batch;
 }
 
@@ -70,7 +78,9 @@ double tokens_per_second(const Case& c, int steps) {
   for (auto part : c3::all_c3_parts()) groups.push_back({c3::c3_part_name(part), model->part_parameters(part), 1.0, false});
   c3::AdamW optimizer(groups, {});
   std::mt19937_64 rng(1);
-  const int64_t tokens = c.batch * (c.text_tokens + c.config.latent_tokens + 2) + c.batch * (c.prompt_tokens + c.text_tokens + 1);
+  int64_t tokens = 0;  // real ones, encoder and decoder
+  for (int64_t r = 0; r < c.batch; ++r)
+    tokens += text_length(c, r) + c.config.latent_tokens + 2 + c.prompt_tokens + text_length(c, r) + 1;
   auto step = [&] {
     const c3::C3Batch batch = random_batch(c, rng);
     const auto out = c3::c3_loss(model, batch, 2048);
@@ -87,6 +97,26 @@ double tokens_per_second(const Case& c, int steps) {
   }
   std::sort(times.begin(), times.end());
   return static_cast<double>(tokens) / times[times.size() / 2];
+}
+
+// Seconds of one forward + backward of `model`'s body on a right-padded batch [batch, tokens] (row r
+// shorter by r/(2 batch)), with the padding mask (how c3 ran these batches before) or without it
+// (the fused causal path it takes now); the median of `steps`.
+double padded_forward_backward(c3::Qwen2Model& model, int64_t batch, int64_t tokens, bool with_mask, int steps) {
+  const int64_t hidden = model->embed_tokens->weight.size(1);
+  const at::Tensor x = at::randn({batch, tokens, hidden}) * 0.1;
+  at::Tensor mask = at::zeros({batch, tokens}, at::kLong);
+  for (int64_t r = 0; r < batch; ++r) mask[r].narrow(0, 0, tokens - tokens * r / (2 * batch)).fill_(1);
+  std::vector<double> times;
+  for (int i = 0; i <= steps; ++i) {
+    const auto t0 = Clock::now();
+    const at::Tensor h = model->forward(x, with_mask ? mask : at::Tensor());
+    h.index({mask.to(at::kBool)}).pow(2).sum().backward();
+    if (i > 0) times.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+    model->zero_grad();
+  }
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
 }
 
 c3::Qwen2Config cut(const std::string& preset, int64_t layers, int64_t vocab) {
@@ -132,6 +162,23 @@ int main(int argc, char** argv) {
                     {"text_tokens", c.text_tokens}, {"recompute", c.recompute}, {"tokens_per_second", tps},
                     {"threads", cores}});
   }
+
+  // Right-padded batches: the padding mask (before) against none (the fused causal path, now).
+  std::printf("\nQwen2 body forward + backward on a right-padded batch (row r shorter by r/(2 batch)), padding mask vs none:\n");
+  std::printf("%-8s %6s %7s %12s %12s %9s\n", "model", "batch", "tokens", "mask s", "no mask s", "speed-up");
+  for (const int64_t tokens : quick ? std::vector<int64_t>{256} : std::vector<int64_t>{256, 1024}) {
+    c3::Qwen2ForCausalLM lm(cut("0.5b", 2, 16384), at::TensorOptions());
+    lm->init_weights(0);
+    const double masked = padded_forward_backward(lm->model, 2, tokens, true, steps);
+    const double causal = padded_forward_backward(lm->model, 2, tokens, false, steps);
+    std::printf("%-8s %6d %7lld %12.4f %12.4f %8.2fx\n", "0.5b-2L", 2, static_cast<long long>(tokens), masked, causal,
+                masked / causal);
+    rows.push_back({{"padded_attention", "0.5b-2L"}, {"batch", 2}, {"tokens", tokens}, {"mask_seconds", masked},
+                    {"no_mask_seconds", causal}});
+  }
+  // What the mask held at the paper's longest sequences: bool [batch, 1, T, T], one per forward.
+  std::printf("the padding mask at the paper's micro-batch 2 x 8192 tokens: %.0f MiB of bool per forward\n",
+              2.0 * 8192 * 8192 / (1 << 20));
 
   // The paper configuration: Qwen2.5-1.5B encoder, 3B decoder, bf16 with fp32 master weights and
   // AdamW state, micro-batch 2, sequences at the 8192-token limit.

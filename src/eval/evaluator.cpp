@@ -125,7 +125,7 @@ std::vector<size_t> decode_batch(C3Model& model, const Tokenizer& tokenizer, con
   std::vector<const std::vector<int32_t>*> texts;
   for (size_t k = start; k < end; ++k) texts.push_back(&todo[order[k].first].spans[order[k].second].ids);
   const C3Batch batch = make_c3_batch(prompt, texts, /*with_answers=*/false).to(model->query.device());
-  const at::Tensor z = model->compress(batch.encoder_ids, batch.encoder_mask, batch.encoder_slots);
+  const at::Tensor z = model->compress(batch.encoder_ids, batch.encoder_slots);
   const auto ids = greedy_generate(model, prompt, z, options.generate);
   std::vector<size_t> completed;
   for (size_t k = start; k < end; ++k) {

@@ -165,7 +165,7 @@ class CompressStep : public SpanBatchJob<Doc> {
     std::vector<const std::vector<int32_t>*> texts;
     for (const auto& [doc, span] : spans) texts.push_back(&doc->spans[span].ids);
     const C3Batch batch = make_c3_batch(prompt_, texts, /*with_answers=*/false).to(model_->query.device());
-    const at::Tensor latents = model_->compress(batch.encoder_ids, batch.encoder_mask, batch.encoder_slots).to(at::kCPU);
+    const at::Tensor latents = model_->compress(batch.encoder_ids, batch.encoder_slots).to(at::kCPU);
     for (size_t k = 0; k < spans.size(); ++k) {
       auto [doc, span] = spans[k];
       if (!doc->latents.defined())

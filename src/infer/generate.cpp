@@ -131,7 +131,7 @@ std::vector<std::string> reconstruct_texts(C3Model& model, const C3Prompt& promp
                                            const GenerateOptions& options) {
   torch::NoGradGuard no_grad;
   const C3Batch batch = make_c3_batch(prompt, texts, /*with_answers=*/false).to(model->query.device());
-  const at::Tensor latents = model->compress(batch.encoder_ids, batch.encoder_mask, batch.encoder_slots);
+  const at::Tensor latents = model->compress(batch.encoder_ids, batch.encoder_slots);
   std::vector<std::string> out;
   for (const auto& ids : greedy_generate(model, prompt, latents, options)) out.push_back(decode_reconstruction(tokenizer, ids));
   return out;

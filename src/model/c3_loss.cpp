@@ -7,7 +7,7 @@ namespace c3 {
 
 C3LossOutput c3_loss(C3Model& model, const C3Batch& batch, int64_t chunk_rows) {
   if (!batch.labels.defined()) throw Error("c3_loss needs a batch built with answers");
-  const at::Tensor latents = model->compress(batch.encoder_ids, batch.encoder_mask, batch.encoder_slots);
+  const at::Tensor latents = model->compress(batch.encoder_ids, batch.encoder_slots);
   const at::Tensor embeds = model->decoder_embeds(batch.decoder_ids, batch.decoder_slots, latents);
 
   // Position t predicts label t + 1, so only positions from the first supervised column - 1 on
@@ -17,7 +17,8 @@ C3LossOutput c3_loss(C3Model& model, const C3Batch& batch, int64_t chunk_rows) {
   if (!predicted.any().item<bool>()) throw Error("batch has no supervised tokens");
   const int64_t first = 1 + predicted.to(at::kByte).argmax().item<int64_t>();
   const at::Tensor rows = torch::arange(first - 1, t - 1, batch.labels.options()).unsqueeze(0).expand({b, t - first});
-  const at::Tensor states = model->decoder->model->forward(embeds, batch.decoder_mask, {}, nullptr, rows);
+  // Right-padded: no attention mask; padding positions carry no label (see Qwen2Model::forward).
+  const at::Tensor states = model->decoder->model->forward(embeds, {}, {}, nullptr, rows);
 
   const at::Tensor targets_all = batch.labels.narrow(1, first, t - first);
   const at::Tensor supervised = targets_all.ne(kIgnoreIndex);

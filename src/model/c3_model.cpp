@@ -43,14 +43,15 @@ C3ModelImpl::C3ModelImpl(const C3Config& c, const at::TensorOptions& o) : config
   projector = register_module("mm_projector", Linear(c.encoder.hidden_size, c.decoder.hidden_size, true, o));
 }
 
-at::Tensor C3ModelImpl::compress(const at::Tensor& ids, const at::Tensor& mask, const at::Tensor& slots) {
+at::Tensor C3ModelImpl::compress(const at::Tensor& ids, const at::Tensor& slots) {
   const int64_t b = ids.size(0), n = config_.latent_tokens;
   at::Tensor embeds = encoder->embed(ids);
   // masked_scatter fills the slots in row-major order, so slot i of every row gets Q row i.
   embeds = embeds.masked_scatter(slots.unsqueeze(-1), query.unsqueeze(0).expand({b, n, query.size(1)}));
   // Only the slots' final states are needed: the encoder's last layer runs at those rows alone.
   const at::Tensor positions = slots.nonzero().select(1, 1).view({b, n});  // row-major: slot order
-  return projector(encoder->model->forward(embeds, mask, {}, nullptr, positions));  // after the final norm
+  // Right-padded rows and slots inside each row's text: no attention mask (see Qwen2Model::forward).
+  return projector(encoder->model->forward(embeds, {}, {}, nullptr, positions));  // after the final norm
 }
 
 at::Tensor C3ModelImpl::decoder_embeds(const at::Tensor& ids, const at::Tensor& slots, const at::Tensor& latents) {

@@ -176,10 +176,7 @@ at::Tensor Qwen2ModelImpl::forward(const at::Tensor& inputs_embeds, const at::Te
     throw Error("attention_mask must be [batch, past + new] = [" + std::to_string(b) + ", " +
                 std::to_string(total) + "]");
 
-  // A mask with no padding says nothing the causal mask does not; dropping it lets fused attention
-  // use its causal kernels (flash attention takes no explicit mask).
-  const at::Tensor padding_mask =
-      attention_mask.defined() && past == 0 && attention_mask.all().item<bool>() ? at::Tensor() : attention_mask;
+  const at::Tensor& padding_mask = attention_mask;
   at::Tensor positions = position_ids;
   if (!positions.defined()) {
     if (padding_mask.defined()) {

@@ -127,7 +127,9 @@ TEST(CliEval, WritesTheReportAndResumesAKilledRun) {
   std::istringstream results(test::read_bytes(dir / "edited" / "pages.jsonl"));
   for (std::string line; std::getline(results, line);) {
     const json page = json::parse(line);
-    if (page["condition"] == "none" && page["id"] == "en_2.png") EXPECT_EQ(page["reconstruction"], m.texts[3]);
+    if (page["condition"] == "none" && page["id"] == "en_2.png") {
+      EXPECT_EQ(page["reconstruction"], m.texts[3]);
+    }
   }
   // Results made with other settings are redone, said in a warning.
   fs::create_directories(dir / "other");

@@ -99,9 +99,10 @@ void c3_model(const std::string& model_dir, const SafetensorsReader& in, const s
   std::vector<const std::vector<int32_t>*> pointers;
   for (const auto& t : texts) pointers.push_back(&t);
   const c3::C3Batch batch = c3::make_c3_batch(prompt, pointers, /*with_answers=*/true).to(lo.device);
-  const at::Tensor latents = model->compress(batch.encoder_ids, batch.encoder_mask, batch.encoder_slots);
+  const at::Tensor latents = model->compress(batch.encoder_ids, batch.encoder_slots);
   const at::Tensor embeds = model->decoder_embeds(batch.decoder_ids, batch.decoder_slots, latents);
-  const at::Tensor logits = model->decoder->logits(model->decoder->model->forward(embeds, batch.decoder_mask));
+  // As c3 trains: the right-padded batch without a mask (real positions are what is compared).
+  const at::Tensor logits = model->decoder->logits(model->decoder->model->forward(embeds));
   c3::GenerateOptions o;
   o.max_new_tokens = max_new;
   const auto generated = c3::greedy_generate(model, prompt, latents, o);

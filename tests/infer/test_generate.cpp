@@ -43,7 +43,7 @@ struct Tiny {
     model->init_weights(7);
     torch::NoGradGuard no_grad;
     const C3Batch batch = make_c3_batch(prompt, {&texts[0], &texts[1], &texts[2]}, false);
-    latents = model->compress(batch.encoder_ids, batch.encoder_mask, batch.encoder_slots);
+    latents = model->compress(batch.encoder_ids, batch.encoder_slots);
   }
 };
 

@@ -99,7 +99,7 @@ TEST_P(C3ModelTest, SlotsAreOverwrittenWhereTheSpecSays) {
   const at::Tensor hidden = model->encoder->model->forward(embeds, batch.encoder_mask);
   at::Tensor states = at::stack({hidden[0].narrow(0, 8, 3), hidden[1].narrow(0, 10, 3)});
   const at::Tensor expected = model->projector(states);
-  const at::Tensor latents = model->compress(batch.encoder_ids, batch.encoder_mask, batch.encoder_slots);
+  const at::Tensor latents = model->compress(batch.encoder_ids, batch.encoder_slots);
   ASSERT_EQ(latents.sizes(), (std::vector<int64_t>{2, 3, 96}));
   // compress runs the encoder's last layer at the slots only: the same values, summed in another order.
   const double tol = dtype == at::kFloat ? 1e-5 : 2e-2;
@@ -122,7 +122,7 @@ TEST_P(C3ModelTest, LossIsTheMeanCrossEntropyOverSupervisedTokens) {
   torch::NoGradGuard no_grad;
   const C3LossOutput out = c3_loss(model, batch, /*chunk_rows=*/4);
   // The naive way: every position of both models, full logits, the mean over the shifted labels.
-  const at::Tensor latents = model->compress(batch.encoder_ids, batch.encoder_mask, batch.encoder_slots);
+  const at::Tensor latents = model->compress(batch.encoder_ids, batch.encoder_slots);
   const at::Tensor hidden = model->decoder->model->forward(
       model->decoder_embeds(batch.decoder_ids, batch.decoder_slots, latents), batch.decoder_mask);
   const at::Tensor logits = model->decoder->logits(hidden).to(at::kFloat);

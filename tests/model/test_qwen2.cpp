@@ -121,6 +121,34 @@ TEST_P(Qwen2DeviceDtype, RightPaddedBatchMatchesEachSequenceAlone) {
   }
 }
 
+// How C3 runs its right-padded batches (training, compress, eval, prompts): without a mask, on the
+// fused causal path. Every real token's output and every gradient through real tokens is the
+// masked path's; only padding positions (never read) differ.
+TEST_P(Qwen2DeviceDtype, RightPaddedBatchWithoutAMaskEqualsTheMaskedPathAtRealTokens) {
+  torch::manual_seed(5);
+  auto m = model();
+  const std::vector<int64_t> lengths{9, 4, 7};
+  const int64_t T = 9, B = 3;
+  auto x = ids(B, T, m->config().vocab_size);
+  auto mask = torch::zeros({B, T}, torch::kLong);
+  for (int64_t b = 0; b < B; ++b) mask[b].narrow(0, 0, lengths[b]).fill_(1);
+  mask = mask.to(GetParam().device);
+  const auto real = mask.to(torch::kBool);
+  std::vector<torch::Tensor> outputs, grads;
+  for (const auto& padding : {mask, torch::Tensor()}) {
+    m->zero_grad();
+    const auto h = m->model->forward(m->embed(x), padding);
+    const auto kept = h.index({real});  // [real tokens, hidden]
+    (kept.to(torch::kFloat) * kept.to(torch::kFloat)).sum().backward();
+    outputs.push_back(kept.detach());
+    for (const auto& p : m->parameters()) grads.push_back(p.grad().clone());
+  }
+  EXPECT_LT(rel_err(outputs[1], outputs[0]), tolerance(GetParam().dtype));
+  const size_t n = m->parameters().size();
+  for (size_t i = 0; i < n; ++i)
+    EXPECT_LT(rel_err(grads[n + i], grads[i]), 5 * tolerance(GetParam().dtype)) << "parameter " << i;
+}
+
 TEST_P(Qwen2DeviceDtype, RightPaddedBatchDecodesWithTheCacheLikeEachSequenceAlone) {
   torch::NoGradGuard g;
   torch::manual_seed(3);

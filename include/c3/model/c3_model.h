@@ -41,9 +41,10 @@ class C3ModelImpl : public torch::nn::Module {
 
   const C3Config& config() const { return config_; }
 
-  // Encoder side. ids/mask [B, T] (right-padded), slots bool [B, T] with exactly N true per row.
-  // Returns the projected latents [B, N, decoder hidden].
-  at::Tensor compress(const at::Tensor& ids, const at::Tensor& mask, const at::Tensor& slots);
+  // Encoder side. ids [B, T] right-padded (each row's tokens first, then padding), slots bool
+  // [B, T] with exactly N true per row, among the row's tokens. Right padding needs no attention
+  // mask (Qwen2Model::forward). Returns the projected latents [B, N, decoder hidden].
+  at::Tensor compress(const at::Tensor& ids, const at::Tensor& slots);
 
   // Decoder input embeddings: the decoder's token embeddings with the N slot rows of each row
   // replaced by that row's latents. ids/slots [B, T]; latents [B, N, decoder hidden].

@@ -95,8 +95,12 @@ class Qwen2ModelImpl : public torch::nn::Module {
   Qwen2ModelImpl(const Qwen2Config& config, const at::TensorOptions& options);
 
   // inputs_embeds [B, T, hidden] (C3 overwrites slot rows before calling this).
-  // attention_mask: [B, past + T] of 1 (token) / 0 (padding), HF-style, or undefined (no padding).
-  //   Batches are right-padded; with a cache, padded cache slots stay masked.
+  // attention_mask: [B, past + T] of 1 (token) / 0 (padding), HF-style, or undefined. A
+  //   right-padded batch needs none: under causal attention no real token sees a padding one, so
+  //   without a mask attention takes the fused causal kernels and nothing waits for the host; the
+  //   outputs at padding positions are then not HF's, and must not be read. A mask is needed only
+  //   where a row's tokens are not a prefix of it: a cache holding rows of different lengths
+  //   (greedy_decode's prompts of unequal length); with a cache, padded slots stay masked.
   // position_ids: [B, T], or undefined: counted from the mask (cumsum - 1), else past..past+T-1.
   // cache: appended in place when given.
   // output_rows: int64 [B, R], positions (0..T-1 of this input) whose hidden states are wanted;
