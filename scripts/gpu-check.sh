@@ -31,7 +31,8 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/c3-gpu-check.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-targets=(c3 c3_hf_probe test_model bench_c3_worker)
+test_binaries=(test_model test_infer)  # the model, and decoding (the CUDA graph's token step)
+targets=(c3 c3_hf_probe "${test_binaries[@]}" bench_c3_worker)
 if [ $dry -eq 1 ]; then
   build=${BUILD_DIR:-build} python=${C3_PYTHON:-.venv/bin/python} device=cpu geometry=tiny max_new=20 filter='*cpu*'
   speed=(--quick)
@@ -53,9 +54,16 @@ else
 fi
 echo "{\"seconds\": $((SECONDS - start)), \"device\": \"$device\", \"build_dir\": \"$build\"}" >"$out/build.json"
 
-step "2/5 device tests (test_model $filter) and c3 train on $device"
-"$build/tests/test_model" --gtest_filter="$filter" --gtest_output="json:$out/tests.json" >"$work/tests.log" 2>&1 ||
-  { status=1; grep -E "FAILED|Failure" "$work/tests.log" | head -20 >&2; }
+step "2/5 device tests (${test_binaries[*]} $filter) and c3 train on $device"
+for t in "${test_binaries[@]}"; do
+  "$build/tests/$t" --gtest_filter="$filter" --gtest_output="json:$work/$t.json" >"$work/$t.log" 2>&1 ||
+    { status=1; grep -E "FAILED|Failure" "$work/$t.log" | head -20 >&2; }
+done
+"$python" - "$out/tests.json" "${test_binaries[@]/#/$work/}" <<'PY'
+import json, sys
+runs = [json.load(open(f + ".json")) for f in sys.argv[2:]]
+json.dump({k: sum(r.get(k, 0) for r in runs) for k in ("tests", "failures", "disabled", "errors")}, open(sys.argv[1], "w"))
+PY
 "$python" - "$work" <<'PY'
 import json, random, sys
 random.seed(0)

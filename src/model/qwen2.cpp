@@ -37,6 +37,29 @@ at::Tensor allowed_keys(const at::Tensor& query_pos, int64_t total, const at::Te
 
 }  // namespace
 
+// ---- KV cache
+void KVCache::fix_shapes(const at::Tensor& mask) {
+  if (keys.empty()) throw Error("KVCache::fix_shapes: reserve the cache and fill the prompt first");
+  const auto device = keys[0].device();
+  visible = at::zeros({keys[0].size(0), 1, 1, capacity()}, at::TensorOptions().dtype(at::kBool).device(device));
+  if (mask.defined()) {
+    visible.narrow(3, 0, length).copy_(mask.to(device, at::kBool).view({-1, 1, 1, length}));
+  } else {
+    visible.narrow(3, 0, length).fill_(true);
+  }
+  write_at = at::full({1}, length, at::TensorOptions().dtype(at::kLong).device(device));
+  // Attention now reads the whole capacity: unfilled slots (uninitialised memory) must be finite,
+  // since a masked score still multiplies its value (0 x NaN is NaN).
+  for (auto* side : {&keys, &values})
+    for (auto& t : *side) t.narrow(2, length, capacity() - length).zero_();
+}
+
+void KVCache::keep_rows(const at::Tensor& rows) {
+  for (auto& k : keys) k = k.index_select(0, rows);
+  for (auto& v : values) v = v.index_select(0, rows);
+  if (visible.defined()) visible = visible.index_select(0, rows);
+}
+
 // ---- RMSNorm: fp32 variance, cast back to the input dtype, then multiply by the weight.
 Qwen2RMSNormImpl::Qwen2RMSNormImpl(int64_t hidden_size, double eps_, const at::TensorOptions& options) : eps(eps_) {
   weight = register_parameter("weight", at::ones({hidden_size}, options));
@@ -89,7 +112,11 @@ at::Tensor Qwen2AttentionImpl::forward(const at::Tensor& x, const at::Tensor& co
   q = q * cq + rotate_half(q) * sq;
   k = k * c + rotate_half(k) * s;
 
-  if (cache) {
+  if (cache && cache->fixed_shapes()) {  // the whole capacity, written where the device says
+    cache->keys[layer].index_copy_(2, cache->write_at, k);
+    cache->values[layer].index_copy_(2, cache->write_at, v);
+    k = cache->keys[layer], v = cache->values[layer];
+  } else if (cache) {
     const int64_t past = cache->length;
     cache->keys[layer].narrow(2, past, t).copy_(k);
     cache->values[layer].narrow(2, past, t).copy_(v);
@@ -169,6 +196,7 @@ void Qwen2ModelImpl::reserve(KVCache& cache, int64_t batch, int64_t positions, c
 at::Tensor Qwen2ModelImpl::forward(const at::Tensor& inputs_embeds, const at::Tensor& attention_mask,
                                    const at::Tensor& position_ids, KVCache* cache, const at::Tensor& output_rows) {
   const int64_t b = inputs_embeds.size(0), t = inputs_embeds.size(1);
+  if (cache && cache->fixed_shapes()) return forward_fixed(inputs_embeds, position_ids, *cache);
   const int64_t past = cache ? cache->length : 0, total = past + t;
   const auto device = inputs_embeds.device();
   if (attention_mask.defined() && (attention_mask.dim() != 2 || attention_mask.size(0) != b ||
@@ -214,6 +242,20 @@ at::Tensor Qwen2ModelImpl::forward(const at::Tensor& inputs_embeds, const at::Te
   }
   if (output_rows.defined() && last < 0) h = select_rows(h, output_rows);  // a model without layers
   if (cache) cache->length = total;
+  return norm(h);
+}
+
+at::Tensor Qwen2ModelImpl::forward_fixed(const at::Tensor& inputs_embeds, const at::Tensor& position_ids,
+                                         KVCache& cache) {
+  if (inputs_embeds.size(1) != 1 || !position_ids.defined())
+    throw Error("a fixed-shape cache takes one token per row and its position_ids");
+  auto [cos, sin] = rotary_emb_.forward(position_ids, inputs_embeds.scalar_type());
+  cache.visible.index_fill_(3, cache.write_at, true);
+  AttentionMask mask;
+  mask.allowed = cache.visible;
+  at::Tensor h = inputs_embeds;
+  for (const auto& layer : *layers) h = layer->as<Qwen2DecoderLayer>()->forward(h, cos, sin, mask, &cache);
+  cache.write_at.add_(1);
   return norm(h);
 }
 

@@ -2,6 +2,7 @@
 // batched vs one at a time, and the decoding of the output.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <set>
 
 #include "c3/infer/generate.h"
@@ -91,6 +92,76 @@ TEST(Generate, RightPaddedPromptsDecodeAsEachAloneWithAndWithoutTheCache) {
     }
   }
 }
+
+// Rows whose stop token comes at different steps: a stop token is picked that the rows produce at
+// different steps when they never stop, so each row's expected output is its unstopped one cut there.
+class DecodeDeviceDtype : public test::DeviceDtypeTest {};
+
+TEST_P(DecodeDeviceDtype, RowsEndingAtDifferentStepsLeaveTheBatchAndEachDecodesAsAlone) {
+  const auto [device, dtype] = GetParam();
+  torch::NoGradGuard no_grad;
+  Qwen2ForCausalLM lm(test::tiny_config());
+  lm->init_weights(12);
+  lm->to(device, dtype);
+  // Equal prompts and unequal ones (padded: the cache then holds rows of different lengths).
+  for (const bool padded : {false, true}) {
+    std::vector<std::vector<int32_t>> prompts;
+    for (int32_t r = 0; r < 6; ++r) prompts.push_back({5 + r, 9, 14 + 3 * r, 3, 22, 8 + r});
+    if (padded) prompts[1].resize(2), prompts[4].resize(4);
+    at::Tensor ids = at::zeros({6, 6}, at::kLong);
+    for (size_t r = 0; r < prompts.size(); ++r)
+      for (size_t t = 0; t < prompts[r].size(); ++t) ids[static_cast<int64_t>(r)][static_cast<int64_t>(t)] = prompts[r][t];
+    const at::Tensor embeds = lm->embed(ids.to(device));
+    GenerateOptions o;
+    o.max_new_tokens = 24;
+    o.no_repeat_ngram_size = 4;
+    const auto endless = greedy_decode(lm, embeds, prompts, /*stop_id=*/-1, o);
+    // The stop token whose first appearances are spread over the most different steps.
+    int32_t stop = -1;
+    std::vector<std::vector<int32_t>> want;
+    size_t spread = 0;
+    std::set<int32_t> candidates;
+    for (const auto& row : endless) candidates.insert(row.begin(), row.end());
+    for (int32_t candidate : candidates) {
+      std::vector<std::vector<int32_t>> cut;
+      std::set<size_t> ends;
+      for (const auto& row : endless) {
+        const auto at = std::find(row.begin(), row.end(), candidate);
+        cut.emplace_back(row.begin(), at);
+        ends.insert(cut.back().size());
+      }
+      if (ends.size() > spread) spread = ends.size(), stop = candidate, want = cut;
+    }
+    ASSERT_GE(spread, 3u) << "the rows should end at three or more different steps";
+    for (const bool fixed : {false, true}) {
+      DecodeStats stats;
+      o.fixed_shapes = fixed, o.stats = &stats;
+      EXPECT_EQ(greedy_decode(lm, embeds, prompts, stop, o), want) << (fixed ? "fixed" : "dynamic") << " shapes";
+      EXPECT_GE(stats.batch_shrinks, 1) << "finished rows left the batch";
+      if (device.is_cuda() && fixed) {
+        EXPECT_GT(stats.graph_replays, 0) << "the token step was replayed as a CUDA graph";
+      } else {
+        EXPECT_EQ(stats.graph_replays, 0);
+      }
+      o.stats = nullptr;
+      for (size_t r = 0; r < prompts.size(); ++r) {
+        const auto n = static_cast<int64_t>(prompts[r].size());
+        EXPECT_EQ(greedy_decode(lm, embeds[static_cast<int64_t>(r)].narrow(0, 0, n).unsqueeze(0), {prompts[r]}, stop, o)[0],
+                  want[r])
+            << "row " << r << (padded ? ", padded prompts" : "");
+      }
+    }
+  }
+}
+
+// Greedy ids are compared exactly: float32 on each device.
+std::vector<test::DeviceDtype> float32_params() {
+  std::vector<test::DeviceDtype> out;
+  for (const auto& p : test::device_dtype_params())
+    if (p.dtype == at::kFloat) out.push_back(p);
+  return out;
+}
+INSTANTIATE_TEST_SUITE_P(DeviceDtype, DecodeDeviceDtype, testing::ValuesIn(float32_params()), test::param_name);
 
 TEST(Generate, TheBanShapesTheOutput) {
   Tiny s;

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,10 +15,23 @@
 
 namespace c3 {
 
+// What one greedy_decode did.
+struct DecodeStats {
+  int64_t steps = 0;          // decoding steps (argmax transfers to the host)
+  int64_t batch_shrinks = 0;  // times finished rows left the batch (and its cache)
+  int64_t graph_replays = 0;  // token-feeding steps that replayed a CUDA graph
+};
+
 struct GenerateOptions {
   int64_t max_new_tokens = 4096;
   int64_t no_repeat_ngram_size = 20;  // 0 disables
   bool use_cache = true;              // false: recompute the whole sequence every step (tests, benchmarks)
+  // The token-feeding step at fixed shapes over the reserved cache (KVCache::fix_shapes), replayed
+  // as a CUDA graph on CUDA. Unset: on CUDA only (on the CPU, attending over the filled positions
+  // alone is cheaper); set, forced either way (tests).
+  std::optional<bool> fixed_shapes;
+  bool cuda_graph = true;             // with fixed shapes on CUDA; false: launch each kernel
+  DecodeStats* stats = nullptr;       // filled when given
 };
 
 // Bans every token that would complete an n-gram already present in the sequence.

@@ -19,8 +19,21 @@ struct KVCache {
   std::vector<at::Tensor> values;  // per layer [B, KV, capacity, D]
   int64_t length = 0;              // filled positions (the same for every row of the batch)
 
+  // Fixed shapes, for a one-token step that a CUDA graph can capture: the token's keys and values go
+  // to position `write_at` (int64 [1] on the device; the forward marks it visible and advances it),
+  // and attention covers the whole capacity where `visible` (bool [B, 1, 1, capacity]) is true. No
+  // host value changes from step to step (`length` stays). Set by fix_shapes(); undefined: the
+  // cache grows by `length` and attention covers the filled positions.
+  at::Tensor write_at, visible;
+  bool fixed_shapes() const { return write_at.defined(); }
+  // Switches to fixed shapes after a prefill: positions < length are visible where `mask` ([B,
+  // length], 1 for a token) says so, all of them when it is undefined.
+  void fix_shapes(const at::Tensor& mask);
+  // Keeps batch rows `rows` (int64, on the cache's device) and drops the others.
+  void keep_rows(const at::Tensor& rows);
+
   int64_t capacity() const { return keys.empty() ? 0 : keys[0].size(2); }
-  void reset() { keys.clear(), values.clear(), length = 0; }
+  void reset() { keys.clear(), values.clear(), length = 0, write_at = visible = at::Tensor(); }
 };
 
 class Qwen2RMSNormImpl : public torch::nn::Module {
@@ -102,7 +115,7 @@ class Qwen2ModelImpl : public torch::nn::Module {
   //   where a row's tokens are not a prefix of it: a cache holding rows of different lengths
   //   (greedy_decode's prompts of unequal length); with a cache, padded slots stay masked.
   // position_ids: [B, T], or undefined: counted from the mask (cumsum - 1), else past..past+T-1.
-  // cache: appended in place when given.
+  // cache: appended in place when given (with fixed shapes: one token, position_ids required).
   // output_rows: int64 [B, R], positions (0..T-1 of this input) whose hidden states are wanted;
   //   the last layer then computes its queries, attention output, MLP and the final norm at those
   //   rows only (exact: no other position's output depends on them). Undefined: every position.
@@ -126,6 +139,8 @@ class Qwen2ModelImpl : public torch::nn::Module {
  private:
   // Grows the cache when `needed` positions do not fit: to the next power of two (at least 64).
   void ensure_capacity(KVCache& cache, int64_t batch, int64_t needed, const at::Tensor& like) const;
+  // One token per row into a fixed-shape cache (KVCache::fix_shapes): no host value read or changed.
+  at::Tensor forward_fixed(const at::Tensor& inputs_embeds, const at::Tensor& position_ids, KVCache& cache);
   Qwen2Config config_;
   Qwen2RotaryEmbedding rotary_emb_;
 };
