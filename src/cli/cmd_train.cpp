@@ -113,7 +113,7 @@ void add_optim_keys(SettingsTable<TrainJob>& t) {
   t.value("", "optim.fp32_grad_accumulation", true,
           "With fp32 master weights: sum the micro-batches' bf16 gradients in fp32 (DeepSpeed's default; costs 4 bytes "
           "per parameter)",
-          C3_FIELD(train.fp32_grad_accumulation));
+          C3_FIELD(train.adamw.fp32_grad_accumulation));
   t.value("", "optim.zero_stage", 0,
           "Data-parallel memory sharding: 0 every rank holds everything; 1 the optimizer state (fp32 masters, AdamW "
           "moments) is split across ranks (ZeRO-1); 2 the gradients too (ZeRO-2)",

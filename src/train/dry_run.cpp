@@ -93,7 +93,7 @@ void print_dry_run(const TrainSettings& s, int world_size, std::ostream& out) {
   const at::ScalarType dtype = resolve_dtype(s.dtype, c10::Device(c10::kCUDA));  // planned for the GPUs
   in.weight_bytes = static_cast<int64_t>(c10::elementSize(dtype));
   in.fp32_master = s.adamw.fp32_master;
-  in.fp32_grad_accumulation = s.grad_accum > 1 && s.fp32_grad_accumulation;
+  in.fp32_grad_accumulation = train_setup::optimizer_options(s, 0, 1).fp32_grad_accumulation;
   in.loss_chunk = s.loss_chunk;
   out << fmt::format(
       "c3 train --dry-run: encoder {:.2f}B + decoder {:.2f}B parameters (N = {}), all trained; micro-batch {} x {} "

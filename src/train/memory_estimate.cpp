@@ -33,9 +33,9 @@ MemoryEstimate estimate_training_memory(const MemoryEstimateInput& in) {
   MemoryEstimate m;
   m.weights = params * in.weight_bytes;
   const bool masters = in.fp32_master && in.weight_bytes != 4;
-  // The fp32 sums (sharded with ZeRO-2) plus one micro-batch's gradients in the weight dtype.
-  m.gradients = masters && in.fp32_grad_accumulation ? params * 4 / gradient_shards + params * in.weight_bytes
-                                                     : params * in.weight_bytes / gradient_shards;
+  // One micro-batch's gradients in the weight dtype, whole on every rank (backward produces them all
+  // before ZeRO-2 reduces them to their owners), plus the fp32 sums (sharded with ZeRO-2).
+  m.gradients = params * in.weight_bytes + (masters && in.fp32_grad_accumulation ? params * 4 / gradient_shards : 0.0);
   m.master = masters ? params * 4 / shards : 0.0;
   m.moments = params * 2 * (masters ? 4 : in.weight_bytes) / shards;
   // The encoder's activations are released only after the decoder's backward reaches them, so

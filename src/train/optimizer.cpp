@@ -98,8 +98,8 @@ void AdamW::accumulate_grads() {
       s.param.mutable_grad() = at::Tensor();  // reduced to its owner already
       continue;
     }
-    const bool fp32_param = s.param.scalar_type() == at::kFloat || !options_.fp32_master;
-    if (fp32_param || !s.param.grad().defined()) continue;
+    const bool own_dtype = s.param.scalar_type() == at::kFloat || !options_.fp32_master || !options_.fp32_grad_accumulation;
+    if (own_dtype || !s.param.grad().defined()) continue;  // autograd keeps summing into .grad
     if (s.grad32.defined()) {
       s.grad32.add_(s.param.grad());
     } else {

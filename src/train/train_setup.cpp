@@ -163,7 +163,7 @@ void log_memory_estimate(const TrainSettings& s, const C3Config& config, const C
   in.decoder_tokens = longest + prompt.decoder_extra_tokens();
   in.weight_bytes = static_cast<int64_t>(c10::elementSize(dtype));
   in.fp32_master = s.adamw.fp32_master;
-  in.fp32_grad_accumulation = s.grad_accum > 1 && s.fp32_grad_accumulation;
+  in.fp32_grad_accumulation = optimizer_options(s, 0, 1).fp32_grad_accumulation;
   in.recompute = s.gradient_checkpointing;
   in.loss_chunk = s.loss_chunk;
   const MemoryEstimate m = estimate_training_memory(in);
@@ -184,10 +184,16 @@ AdamW make_optimizer(C3Model& model, const TrainSettings& s, int rank, int world
     auto scale = s.lr_scale.find(name);
     groups.push_back({name, params, scale == s.lr_scale.end() ? 1.0 : scale->second, false});
   }
+  return AdamW(groups, optimizer_options(s, rank, world_size));
+}
+
+AdamWOptions optimizer_options(const TrainSettings& s, int rank, int world_size) {
   AdamWOptions options = s.adamw;
+  // One micro-batch has nothing to sum: its gradients stay where backward put them.
+  options.fp32_grad_accumulation = s.adamw.fp32_grad_accumulation && s.grad_accum > 1;
   if (s.zero_stage >= 1) options.shard_rank = rank, options.shard_count = world_size;
   options.shard_gradients = s.zero_stage >= 2 && world_size > 1;
-  return AdamW(groups, options);
+  return options;
 }
 
 void check_settings(const TrainSettings& s) {

@@ -69,6 +69,9 @@ void log_memory_estimate(const TrainSettings& s, const C3Config& config, const C
 
 // AdamW over the parts that train; frozen parts stop requiring gradients.
 AdamW make_optimizer(C3Model& model, const TrainSettings& s, int rank, int world_size);
+// Its options for `rank` of `world_size`: sharding by ZeRO stage, and fp32 gradient sums only when
+// there is more than one micro-batch to sum (what the memory estimates read too).
+AdamWOptions optimizer_options(const TrainSettings& s, int rank, int world_size);
 
 // Training config keys (model, data, optim, train) whose values differ between a checkpoint's run
 // and this one.

@@ -63,42 +63,51 @@ struct Validation {
   int64_t precision_samples = 0;
 };
 
-// Returns nullopt when a stop signal arrives meanwhile: a scheduler's grace period is better
-// spent saving than finishing a validation.
+// Spread over the ranks (rank r takes batches r, r + W, ...; the sums are all-reduced), so none
+// waits in a collective while another validates alone. Returns nullopt on every rank when a stop
+// signal reached any meanwhile: a scheduler's grace period is better spent saving.
 std::optional<Validation> validate(C3Model& model, const C3Prompt& prompt, const Tokenizer& tokenizer,
                                    const std::vector<Sample>& samples, const TrainSettings& s, const at::Device& device,
-                                   const StopSignals& signals) {
+                                   const StopSignals& signals, Communicator& comm) {
   torch::NoGradGuard no_grad;
-  Validation v;
-  double loss = 0;
-  int64_t tokens = 0;
-  for (size_t start = 0; start < samples.size(); start += s.batch_size) {
-    if (signals.received()) return std::nullopt;
+  const auto batch = static_cast<size_t>(s.batch_size), first = batch * static_cast<size_t>(comm.rank()),
+             stride = batch * static_cast<size_t>(comm.world_size());
+  auto batch_at = [&](size_t start, size_t end) {
     std::vector<int64_t> index;
-    for (size_t i = start; i < std::min(samples.size(), start + s.batch_size); ++i) index.push_back(i);
-    const auto out = c3_loss(model, make_c3_batch(prompt, ids_of(samples, index), true).to(device), s.loss_chunk);
-    loss += out.loss_sum.item<double>(), tokens += out.tokens;
+    for (size_t i = start; i < std::min(end, start + batch); ++i) index.push_back(static_cast<int64_t>(i));
+    return index;
+  };
+  double loss = 0, tokens = 0, precision = 0, interrupted = 0;
+  for (size_t start = first; start < samples.size() && !interrupted; start += stride) {
+    if ((interrupted = signals.received() ? 1 : 0)) break;
+    const auto out = c3_loss(model, make_c3_batch(prompt, ids_of(samples, batch_at(start, samples.size())), true).to(device),
+                             s.loss_chunk);
+    loss += out.loss_sum.item<double>(), tokens += static_cast<double>(out.tokens);
   }
-  v.loss = tokens ? loss / tokens : 0.0;
-  v.precision_samples = std::min<int64_t>(s.eval_precision_samples, samples.size());
-  for (int64_t start = 0; start < v.precision_samples; start += s.batch_size) {
-    if (signals.received()) return std::nullopt;
-    std::vector<int64_t> index;
+  const auto precision_samples = static_cast<size_t>(std::min<int64_t>(s.eval_precision_samples, samples.size()));
+  for (size_t start = first; start < precision_samples && !interrupted; start += stride) {
+    if ((interrupted = signals.received() ? 1 : 0)) break;
+    const std::vector<int64_t> index = batch_at(start, precision_samples);
     int64_t longest = 0;
-    for (int64_t i = start; i < std::min(v.precision_samples, start + s.batch_size); ++i) {
-      index.push_back(i);
-      longest = std::max<int64_t>(longest, static_cast<int64_t>(samples[i].ids.size()));
-    }
+    for (const int64_t i : index) longest = std::max<int64_t>(longest, static_cast<int64_t>(samples[i].ids.size()));
     GenerateOptions gen;
     gen.max_new_tokens = s.eval_max_new_tokens > 0 ? s.eval_max_new_tokens : longest + 32;
     const auto out = reconstruct_texts(model, prompt, tokenizer, ids_of(samples, index), gen);
     for (size_t k = 0; k < index.size(); ++k) {
       const std::string& truth = samples[index[k]].text;
-      v.precision += score_page(truth, out[k]).precision;
+      precision += score_page(truth, out[k]).precision;
       spdlog::debug("validation sample {}: expected {:?} got {:?}", index[k], truth, out[k]);
     }
   }
-  if (v.precision_samples) v.precision /= v.precision_samples;
+  if (comm.world_size() > 1) {
+    interrupted = comm.all_reduce_sum(interrupted);
+    loss = comm.all_reduce_sum(loss), tokens = comm.all_reduce_sum(tokens), precision = comm.all_reduce_sum(precision);
+  }
+  if (interrupted > 0) return std::nullopt;
+  Validation v;
+  v.loss = tokens > 0 ? loss / tokens : 0.0;
+  v.precision_samples = static_cast<int64_t>(precision_samples);
+  if (precision_samples > 0) v.precision = precision / static_cast<double>(precision_samples);
   return v;
 }
 
@@ -277,8 +286,8 @@ StepResult forward_backward(Run& run) {
         comm.reduce_sum(grads, owner);
       }
       optimizer.accumulate_grads();
-    } else if (s.grad_accum > 1 && s.fp32_grad_accumulation) {
-      optimizer.accumulate_grads();  // bf16 gradients summed in fp32
+    } else {
+      optimizer.accumulate_grads();  // with fp32 sums (AdamWOptions::fp32_grad_accumulation), into them
     }
     loss_sum += out.loss_sum.item<double>();
     r.tokens += cpu_batch.encoder_mask.sum().item<int64_t>() + cpu_batch.decoder_mask.sum().item<int64_t>();
@@ -383,10 +392,21 @@ void save(Run& run, int64_t step) {
   run.comm.barrier();
 }
 
+// Whether rank 0's metrics already hold a validation at `step` (a resumed run), agreed by all ranks
+// (only rank 0 keeps the metrics), since every rank takes part in a validation.
+bool validated_at(Run& run, const TrainProgress& progress, int64_t step) {
+  const bool recorded = run.is_main() && progress.recorded("validation", step);
+  if (run.comm.world_size() == 1) return recorded;
+  return run.comm.all_reduce_sum(recorded ? 1.0 : 0.0) > 0;
+}
+
+// Every rank validates its share; rank 0 records.
 void evaluate(Run& run, TrainProgress& progress, const StopSignals& signals) {
-  if (!run.is_main() || run.valid_samples.empty() || run.s.eval_every <= 0) return;
-  const auto result = validate(run.model, *run.prompt, *run.tokenizer, run.valid_samples, run.s, run.device, signals);
+  if (run.valid_samples.empty() || run.s.eval_every <= 0) return;
+  const auto result =
+      validate(run.model, *run.prompt, *run.tokenizer, run.valid_samples, run.s, run.device, signals, run.comm);
   const int64_t step = run.state.step;
+  if (!run.is_main()) return;
   if (!result) {
     spdlog::warn("validation at step {} interrupted by a stop signal", step);
     return;
@@ -444,7 +464,7 @@ int train(const TrainSettings& s, const at::Device& device, Communicator& comm) 
   set_up(run);
   TrainingState& state = run.state;
   TrainProgress progress(run.is_main() ? run.output / "metrics.jsonl" : fs::path(), s.progress && run.is_main(), state.step);
-  if (state.step == 0 && s.eval_at_start && !progress.recorded("validation", 0)) evaluate(run, progress, signals);  // baseline
+  if (state.step == 0 && s.eval_at_start && !validated_at(run, progress, 0)) evaluate(run, progress, signals);  // baseline
 
   StepLog log(run, progress);
   StopAgreement stop(signals, comm);
@@ -470,7 +490,7 @@ int train(const TrainSettings& s, const at::Device& device, Communicator& comm) 
     return 128 + signal;
   }
   if (out_of_time) spdlog::info("train.max_minutes ({}) reached at step {}", s.max_minutes, state.step);
-  if (s.eval_every > 0 && !progress.recorded("validation", state.step)) evaluate(run, progress, signals);  // none twice
+  if (s.eval_every > 0 && !validated_at(run, progress, state.step)) evaluate(run, progress, signals);  // none twice
   spdlog::info("done: {} steps, model in {}", state.step, checkpoint_path(run.output, state.step).string());
   return 0;
 }

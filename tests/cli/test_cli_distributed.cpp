@@ -156,6 +156,48 @@ INSTANTIATE_TEST_SUITE_P(WorldZero, DataParallel,
                            return std::to_string(info.param.world) + "ranks_zero" + std::to_string(info.param.zero);
                          });
 
+std::vector<json> validations(const fs::path& metrics) {
+  std::vector<json> out;
+  std::ifstream in(metrics);
+  for (std::string line; std::getline(in, line);)
+    if (json::parse(line)["type"] == "validation") out.push_back(json::parse(line));
+  return out;
+}
+
+// The paper's precision (bf16 weights, fp32 masters and fp32 gradient sums) under ZeRO-2, with
+// validation spread over the ranks: the same training and the same validation records as one process.
+TEST(DataParallelBf16, TwoRanksWithFp32MastersTrainAndValidateAsOneProcess) {
+  const Corpus c;
+  const std::string bf16 = "--set model.dtype=bfloat16 --set train.eval_every=3 --set data.validation_samples=6 "
+                           "--set train.eval_precision_samples=5 --set train.eval_max_new_tokens=12";
+  auto r = test::c3(c.train_args(1, "one", bf16), c.dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(run_ranks(c.dir, 2, c.train_args(2, "two", bf16 + " --set optim.zero_stage=2")), (std::vector<int>{0, 0}))
+      << test::read_bytes(c.dir / "rank0.log") << test::read_bytes(c.dir / "rank1.log");
+  // bf16 weights are rounded from fp32 masters that differ only in summation order: at most one
+  // bf16 step (2^-7 = 0.0078 at the largest weights, about 1.0).
+  const auto [diff, scale] = max_difference(c.dir / "one" / "checkpoint-6", c.dir / "two" / "checkpoint-6");
+  EXPECT_LT(diff, 1e-2 * std::max(1.0, scale)) << "largest parameter difference after 6 steps";
+  const auto la = losses(c.dir / "one" / "metrics.jsonl"), lb = losses(c.dir / "two" / "metrics.jsonl");
+  ASSERT_EQ(la.size(), 6u);
+  ASSERT_EQ(lb.size(), 6u);
+  for (size_t i = 0; i < la.size(); ++i) EXPECT_NEAR(la[i], lb[i], 1e-2 * la[i]) << "step " << i + 1;
+  const auto va = validations(c.dir / "one" / "metrics.jsonl"), vb = validations(c.dir / "two" / "metrics.jsonl");
+  ASSERT_EQ(va.size(), 3u) << "steps 0, 3 and 6";
+  ASSERT_EQ(vb.size(), 3u);
+  for (size_t i = 0; i < va.size(); ++i) {
+    EXPECT_EQ(va[i]["step"], vb[i]["step"]);
+    EXPECT_EQ(vb[i]["precision_samples"], 5);
+    EXPECT_NEAR(va[i]["validation_loss"].get<double>(), vb[i]["validation_loss"].get<double>(),
+                (i == 0 ? 1e-6 : 1e-2) * va[i]["validation_loss"].get<double>())
+        << "step " << va[i]["step"];
+  }
+  // Before any update the weights are the same: so is every reconstruction.
+  EXPECT_EQ(va[0]["validation_precision"], vb[0]["validation_precision"]);
+  std::printf("[ measured ] bf16 + fp32 masters, ZeRO-2, 2 ranks: max |param difference| %.3g (largest |param| %.3g)\n",
+              diff, scale);
+}
+
 TEST(DataParallelResume, ShardedStateResumesExactlyAndOnAnotherWorldSize) {
   const Corpus c;
   const std::string zero = "--set optim.zero_stage=2";

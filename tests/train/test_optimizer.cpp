@@ -150,6 +150,24 @@ TEST(AdamW, Bf16GradientsAccumulateInFp32) {
   EXPECT_TRUE(ours.gradients().empty());
 }
 
+TEST(AdamW, WithoutFp32SumsMicroBatchGradientsStayInTheParameterDtype) {
+  auto params = make_params(6, at::kBFloat16);
+  AdamWOptions o;
+  o.fp32_grad_accumulation = false;
+  AdamW opt({{"g", {{"w", params[0]}}, 1.0, false}}, o);
+  set_grads(params, 0);
+  const at::Tensor grad = params[0].grad();
+  opt.accumulate_grads();
+  ASSERT_TRUE(params[0].grad().defined()) << "left where autograd sums the next micro-batch";
+  EXPECT_TRUE(params[0].grad().is_same(grad));
+  EXPECT_EQ(opt.gradients()[0].scalar_type(), at::kBFloat16);
+  o.fp32_grad_accumulation = true;
+  AdamW summing({{"g", {{"w", params[0]}}, 1.0, false}}, o);
+  summing.accumulate_grads();
+  EXPECT_FALSE(params[0].grad().defined()) << "moved into the fp32 sum";
+  EXPECT_EQ(summing.gradients()[0].scalar_type(), at::kFloat);
+}
+
 TEST(AdamW, WithoutMastersTheStateStaysInTheParameterDtype) {
   auto params = make_params(6, at::kBFloat16);
   AdamWOptions o;
@@ -187,7 +205,11 @@ TEST(MemoryEstimate, CountsStateAndActivationsAsDocumented) {
   EXPECT_DOUBLE_EQ(zero1.gradients, 2 * p) << "ZeRO-1 keeps full gradients";
   EXPECT_DOUBLE_EQ(zero1.weights, m.weights) << "and full weights";
   in.gradient_shards = 4;
-  EXPECT_DOUBLE_EQ(estimate_training_memory(in).gradients, 0.5 * p) << "ZeRO-2 shards them";
+  EXPECT_DOUBLE_EQ(estimate_training_memory(in).gradients, 2 * p)
+      << "ZeRO-2: one micro-batch's gradients are whole on every rank until reduced";
+  in.fp32_grad_accumulation = true;
+  EXPECT_DOUBLE_EQ(estimate_training_memory(in).gradients, 2 * p + 1 * p) << "and the fp32 sums are sharded";
+  in.fp32_grad_accumulation = false;
   // The reference: the ZeRO paper's 2 + (2 + 12) / N bytes per parameter, recomputed activations,
   // unchunked logits.
   const auto ref = estimate_deepspeed_zero2_memory(in, 4);

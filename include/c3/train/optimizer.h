@@ -21,6 +21,9 @@ struct AdamWOptions {
   // fp32 master weights and moments for non-fp32 parameters (DeepSpeed-style mixed precision).
   // false: state in the parameters' own dtype, as `model.to(bfloat16)` + torch.optim.AdamW.
   bool fp32_master = true;
+  // With fp32 masters, accumulate_grads() sums micro-batch gradients in fp32 (DeepSpeed's default);
+  // false: in the parameters' own dtype (autograd's sum), 4 bytes per parameter less.
+  bool fp32_grad_accumulation = true;
   // ZeRO stage 1 (optimizer-state sharding): with shard_count > 1 this rank keeps master weights
   // and moments only for the parameters it owns (a balanced split by size, the same on every
   // rank), and step() updates only those; the trainer then broadcasts each owner's parameters.

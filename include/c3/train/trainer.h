@@ -54,7 +54,6 @@ struct TrainSettings {
   double warmup_ratio = 0.01;
   int64_t warmup_steps = -1;  // >= 0 overrides warmup_ratio
   double clip_norm = 1.0;     // 0: no clipping
-  bool fp32_grad_accumulation = true;  // with fp32 masters: sum micro-batch gradients in fp32
   std::vector<std::string> frozen;                 // part names
   std::map<std::string, double> lr_scale;          // part name -> multiplier
   int64_t batch_size = 2, grad_accum = 16;
