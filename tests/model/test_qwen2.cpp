@@ -33,6 +33,13 @@ double rel_err(const torch::Tensor& got, const torch::Tensor& want) {
 
 double tolerance(torch::Dtype dtype) { return dtype == torch::kFloat32 ? 2e-5 : 4e-2; }
 
+// [B, T] int64 on `device`: row b's first lengths[b] positions are tokens (1), the rest padding (0).
+torch::Tensor right_padding(const std::vector<int64_t>& lengths, int64_t T, const torch::Device& device) {
+  auto mask = torch::zeros({static_cast<int64_t>(lengths.size()), T}, torch::kLong);
+  for (size_t b = 0; b < lengths.size(); ++b) mask[static_cast<int64_t>(b)].narrow(0, 0, lengths[b]).fill_(1);
+  return mask.to(device);
+}
+
 TEST(Qwen2, RotaryFrequenciesStayFloat32InABfloat16Model) {
   Qwen2RotaryEmbedding rope(16, 1e6);
   auto pos = torch::tensor({{0, 1, 1000}}, torch::kLong);
@@ -111,10 +118,7 @@ TEST_P(Qwen2DeviceDtype, RightPaddedBatchMatchesEachSequenceAlone) {
   const std::vector<int64_t> lengths{9, 5, 1};
   const int64_t T = 9, B = 3;
   auto x = ids(B, T, m->config().vocab_size);
-  auto mask = torch::zeros({B, T}, torch::kLong);
-  for (int64_t b = 0; b < B; ++b) mask[b].narrow(0, 0, lengths[b]).fill_(1);
-  mask = mask.to(GetParam().device);
-  auto batched = m->forward(x, mask);
+  auto batched = m->forward(x, right_padding(lengths, T, GetParam().device));
   for (int64_t b = 0; b < B; ++b) {
     auto alone = m->forward(x[b].narrow(0, 0, lengths[b]).unsqueeze(0));
     EXPECT_LT(rel_err(batched[b].narrow(0, 0, lengths[b]), alone[0]), tolerance(GetParam().dtype)) << "row " << b;
@@ -130,9 +134,7 @@ TEST_P(Qwen2DeviceDtype, RightPaddedBatchWithoutAMaskEqualsTheMaskedPathAtRealTo
   const std::vector<int64_t> lengths{9, 4, 7};
   const int64_t T = 9, B = 3;
   auto x = ids(B, T, m->config().vocab_size);
-  auto mask = torch::zeros({B, T}, torch::kLong);
-  for (int64_t b = 0; b < B; ++b) mask[b].narrow(0, 0, lengths[b]).fill_(1);
-  mask = mask.to(GetParam().device);
+  const auto mask = right_padding(lengths, T, GetParam().device);
   const auto real = mask.to(torch::kBool);
   std::vector<torch::Tensor> outputs, grads;
   for (const auto& padding : {mask, torch::Tensor()}) {
@@ -157,8 +159,7 @@ TEST_P(Qwen2DeviceDtype, RightPaddedBatchDecodesWithTheCacheLikeEachSequenceAlon
   const int64_t T = 6, B = 2, steps = 4, V = m->config().vocab_size;
   auto x = ids(B, T, V);
   auto next = ids(B, steps, V);
-  auto mask = torch::zeros({B, T}, torch::kLong).to(GetParam().device);
-  for (int64_t b = 0; b < B; ++b) mask[b].narrow(0, 0, lengths[b]).fill_(1);
+  auto mask = right_padding(lengths, T, GetParam().device);
   KVCache cache;
   m->forward(x, mask, {}, &cache);
   std::vector<torch::Tensor> batched;
@@ -179,9 +180,7 @@ TEST_P(Qwen2DeviceDtype, OutputRowsEqualTheFullForwardAtThoseRowsWithTheSameGrad
   auto m = model();
   const std::vector<int64_t> lengths{9, 6};
   auto x = ids(2, 9, m->config().vocab_size);
-  auto mask = torch::zeros({2, 9}, torch::kLong);
-  for (int64_t b = 0; b < 2; ++b) mask[b].narrow(0, 0, lengths[b]).fill_(1);
-  mask = mask.to(GetParam().device);
+  const auto mask = right_padding(lengths, 9, GetParam().device);
   const auto rows = torch::tensor({{8, 2, 5}, {5, 0, 3}}, torch::kLong).to(GetParam().device);
   for (const auto& padding : {torch::Tensor(), mask}) {
     for (bool checkpointing : {false, true}) {
