@@ -118,6 +118,9 @@ void add_optim_keys(SettingsTable<TrainJob>& t) {
           "Data-parallel memory sharding: 0 every rank holds everything; 1 the optimizer state (fp32 masters, AdamW "
           "moments) is split across ranks (ZeRO-1); 2 the gradients too (ZeRO-2)",
           C3_FIELD(train.zero_stage));
+  t.value("", "optim.overlap_comm", true,
+          "ZeRO-2: reduce each gradient bucket to its owner while backward goes on (2 in flight); false: one at a time",
+          C3_FIELD(train.overlap_comm));
   t.value("", "optim.schedule", "cosine", "Learning-rate schedule after warmup", C3_FIELD(train.schedule),
           {"cosine", "linear", "constant"});
   t.value("", "optim.warmup_ratio", 0.01, "Warmup steps as a fraction of all steps", C3_FIELD(train.warmup_ratio));

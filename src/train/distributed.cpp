@@ -31,8 +31,6 @@ auto guarded(const std::string& what, F&& f) -> decltype(f()) {
   }
 }
 
-constexpr size_t kBucketBytes = 25u << 20;  // as PyTorch DDP's default bucket
-
 template <typename Group>
 class C10dCommunicator : public Communicator {
  public:
@@ -48,12 +46,19 @@ class C10dCommunicator : public Communicator {
     });
   }
 
-  void reduce_sum(std::vector<at::Tensor>& tensors, int root) override {
-    guarded("reduce", [&] {
-      c10d::ReduceOptions options;
-      options.rootRank = root;
-      in_buckets(tensors, [&](std::vector<at::Tensor>& flat) { return group_->reduce(flat, options); });
-    });
+  std::unique_ptr<Pending> reduce_sum_async(at::Tensor& flat, int root) override {
+    struct Work : Pending {
+      c10::intrusive_ptr<c10d::Work> work;
+      void wait() override {
+        guarded("reduce", [&] { work->wait(); });
+      }
+    };
+    c10d::ReduceOptions options;
+    options.rootRank = root;
+    std::vector<at::Tensor> one{flat};
+    auto pending = std::make_unique<Work>();
+    pending->work = guarded("reduce", [&] { return group_->reduce(one, options); });
+    return pending;
   }
 
   double all_reduce_sum(double value) override {

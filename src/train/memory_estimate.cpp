@@ -1,5 +1,7 @@
 #include "c3/train/memory_estimate.h"
 
+#include "c3/train/communicator.h"
+
 namespace c3 {
 namespace {
 
@@ -33,9 +35,13 @@ MemoryEstimate estimate_training_memory(const MemoryEstimateInput& in) {
   MemoryEstimate m;
   m.weights = params * in.weight_bytes;
   const bool masters = in.fp32_master && in.weight_bytes != 4;
-  // One micro-batch's gradients in the weight dtype, whole on every rank (backward produces them all
-  // before ZeRO-2 reduces them to their owners), plus the fp32 sums (sharded with ZeRO-2).
-  m.gradients = params * in.weight_bytes + (masters && in.fp32_grad_accumulation ? params * 4 / gradient_shards : 0.0);
+  // ZeRO-2 keeps a rank's own gradients, plus the buckets in flight (2) and filling (one per owner,
+  // GradientReducer); otherwise one micro-batch's gradients are whole. Plus the fp32 sums, sharded
+  // with ZeRO-2.
+  const double held = gradient_shards > 1
+                          ? params * in.weight_bytes / gradient_shards + (2 + gradient_shards) * static_cast<double>(kBucketBytes)
+                          : params * in.weight_bytes;
+  m.gradients = held + (masters && in.fp32_grad_accumulation ? params * 4 / gradient_shards : 0.0);
   m.master = masters ? params * 4 / shards : 0.0;
   m.moments = params * 2 * (masters ? 4 : in.weight_bytes) / shards;
   // The encoder's activations are released only after the decoder's backward reaches them, so

@@ -44,10 +44,9 @@ AdamW::AdamW(const std::vector<ParamGroup>& groups, AdamWOptions options) : opti
   }
 }
 
-std::vector<at::Tensor> AdamW::gradients_owned_by(int rank) const {
-  std::vector<at::Tensor> out;
-  for (const Slot& s : slots_)
-    if (s.owner == rank && s.param.grad().defined()) out.push_back(s.param.grad());
+std::vector<std::pair<at::Tensor, int>> AdamW::parameter_owners() const {
+  std::vector<std::pair<at::Tensor, int>> out;
+  for (const Slot& s : slots_) out.emplace_back(s.param, s.owner);
   return out;
 }
 

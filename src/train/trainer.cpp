@@ -17,6 +17,7 @@
 #include "c3/util/atomic_file.h"
 #include "c3/util/dtype.h"
 #include "c3/util/error.h"
+#include "gradient_reducer.h"
 #include "progress.h"
 #include "train_setup.h"
 
@@ -130,6 +131,7 @@ struct Run {
   std::vector<Sample> train_samples, valid_samples;
   std::optional<AdamW> optimizer;
   bool zero2 = false;  // gradients sharded too (ZeRO-2)
+  std::unique_ptr<GradientReducer> reducer;  // ZeRO-2: gradients to their owners during backward
   LrSchedule schedule;
   std::optional<Sampler> sampler;
   TrainingState state;
@@ -188,6 +190,9 @@ void set_up_optimizer(Run& run) {
   const TrainSettings& s = run.s;
   run.optimizer.emplace(make_optimizer(run.model, s, run.comm.rank(), run.comm.world_size()));
   run.zero2 = s.zero_stage >= 2 && run.comm.world_size() > 1;
+  if (run.zero2)
+    run.reducer = std::make_unique<GradientReducer>(run.optimizer->parameter_owners(), run.comm, kBucketBytes,
+                                                    s.overlap_comm ? 2 : 0);
   if (run.optimizer->shard_count() > 1)
     spdlog::info("optimizer state{} sharded across {} ranks (ZeRO stage {}): this rank updates {} of {} parameter tensors",
                  run.zero2 ? " and gradients" : "", run.optimizer->shard_count(), run.zero2 ? 2 : 1,
@@ -280,11 +285,7 @@ StepResult forward_backward(Run& run) {
     const C3LossOutput out = c3_loss(run.model, cpu_batch.to(run.device), s.loss_chunk);
     (out.loss_sum / r.supervised).backward();
     if (run.zero2) {
-      // ZeRO-2: this micro-batch's gradients go to their owners; the others drop theirs.
-      for (int owner = 0; owner < comm.world_size(); ++owner) {
-        std::vector<at::Tensor> grads = optimizer.gradients_owned_by(owner);
-        comm.reduce_sum(grads, owner);
-      }
+      run.reducer->finish();  // this micro-batch's gradients are with their owners only
       optimizer.accumulate_grads();
     } else {
       optimizer.accumulate_grads();  // with fp32 sums (AdamWOptions::fp32_grad_accumulation), into them

@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "c3/train/communicator.h"
 #include "c3/train/memory_estimate.h"
 #include "c3/train/optimizer.h"
 #include "c3/train/schedule.h"
@@ -205,10 +206,10 @@ TEST(MemoryEstimate, CountsStateAndActivationsAsDocumented) {
   EXPECT_DOUBLE_EQ(zero1.gradients, 2 * p) << "ZeRO-1 keeps full gradients";
   EXPECT_DOUBLE_EQ(zero1.weights, m.weights) << "and full weights";
   in.gradient_shards = 4;
-  EXPECT_DOUBLE_EQ(estimate_training_memory(in).gradients, 2 * p)
-      << "ZeRO-2: one micro-batch's gradients are whole on every rank until reduced";
+  const double buckets = (2 + 4) * static_cast<double>(kBucketBytes);  // in flight, and filling per owner
+  EXPECT_DOUBLE_EQ(estimate_training_memory(in).gradients, 0.5 * p + buckets) << "ZeRO-2 shards them";
   in.fp32_grad_accumulation = true;
-  EXPECT_DOUBLE_EQ(estimate_training_memory(in).gradients, 2 * p + 1 * p) << "and the fp32 sums are sharded";
+  EXPECT_DOUBLE_EQ(estimate_training_memory(in).gradients, 0.5 * p + buckets + 1 * p) << "and the fp32 sums";
   in.fp32_grad_accumulation = false;
   // The reference: the ZeRO paper's 2 + (2 + 12) / N bytes per parameter, recomputed activations,
   // unchunked logits.

@@ -6,13 +6,23 @@
 
 #include <torch/torch.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
 namespace c3 {
 
+// Collectives move tensors in flat buckets of at most this many bytes (PyTorch DDP's default).
+constexpr size_t kBucketBytes = 25u << 20;
+
 class Communicator {
  public:
+  // A collective launched without waiting; wait() finishes it (and throws c3::Error if it failed).
+  class Pending {
+   public:
+    virtual ~Pending() = default;
+    virtual void wait() = 0;
+  };
   virtual ~Communicator() = default;
   virtual int rank() const = 0;
   virtual int world_size() const = 0;
@@ -20,9 +30,9 @@ class Communicator {
   // In-place sum over ranks (gradients: each rank has already divided by the global token count).
   virtual void all_reduce_sum(std::vector<at::Tensor>& tensors) = 0;
   virtual double all_reduce_sum(double value) = 0;
-  // Sum over ranks into `root`'s tensors (ZeRO-2: gradients to the rank that owns them); the
-  // other ranks' tensors are left unspecified.
-  virtual void reduce_sum(std::vector<at::Tensor>& tensors, int root) = 0;
+  // Sum over ranks into `root`'s `flat`, launched and not waited for (ZeRO-2: a bucket of gradients
+  // to the rank that owns them, during backward); the other ranks' `flat` is left unspecified.
+  virtual std::unique_ptr<Pending> reduce_sum_async(at::Tensor& flat, int root) = 0;
   // `root`'s values to every rank, in place (initial parameters; ZeRO-1's updated shards).
   virtual void broadcast(std::vector<at::Tensor>& tensors, int root = 0) = 0;
   // `root`'s string to every rank (e.g. where rank 0 stages a checkpoint).
@@ -38,7 +48,12 @@ class LocalCommunicator : public Communicator {
   int world_size() const override { return 1; }
   void all_reduce_sum(std::vector<at::Tensor>&) override {}
   double all_reduce_sum(double value) override { return value; }
-  void reduce_sum(std::vector<at::Tensor>&, int) override {}
+  std::unique_ptr<Pending> reduce_sum_async(at::Tensor&, int) override {
+    struct Done : Pending {
+      void wait() override {}
+    };
+    return std::make_unique<Done>();
+  }
   void broadcast(std::vector<at::Tensor>&, int) override {}
   std::string broadcast_string(const std::string& value, int) override { return value; }
   void barrier() override {}

@@ -28,9 +28,9 @@ struct AdamWOptions {
   // and moments only for the parameters it owns (a balanced split by size, the same on every
   // rank), and step() updates only those; the trainer then broadcasts each owner's parameters.
   int shard_rank = 0, shard_count = 1;
-  // ZeRO stage 2 on top: gradients too are kept only by their owner. After each micro-batch's
-  // backward the trainer reduces gradients_owned_by(r) to each owner r, then accumulate_grads()
-  // keeps the owned sums and drops the rest.
+  // ZeRO stage 2 on top: gradients too are kept only by their owner. During each micro-batch's
+  // backward the trainer's GradientReducer sends them to their owners (parameter_owners()), then
+  // accumulate_grads() keeps the owned sums and drops anything else.
   bool shard_gradients = false;
 };
 
@@ -63,10 +63,10 @@ class AdamW {
   double grad_norm() const;
   void scale_grads(double factor);
 
-  // The parameters whose update rank `rank` computes (all of them when not sharded), and their
-  // current .grad (the defined ones).
+  // The parameters whose update rank `rank` computes (all of them when not sharded).
   std::vector<at::Tensor> parameters_owned_by(int rank) const;
-  std::vector<at::Tensor> gradients_owned_by(int rank) const;
+  // Every parameter with the rank that owns it, in registration order (ZeRO-2's buckets).
+  std::vector<std::pair<at::Tensor, int>> parameter_owners() const;
   // Sum of squares of the gradients this rank holds (ZeRO-2: its own; the trainer sums over ranks).
   double grad_norm_squared() const;
   int shard_count() const { return options_.shard_count; }

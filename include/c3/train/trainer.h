@@ -50,6 +50,7 @@ struct TrainSettings {
   double lr = 1e-5;
   AdamWOptions adamw;
   int zero_stage = 0;  // 1: optimizer state sharded across data-parallel ranks (ZeRO-1); 2: gradients too
+  bool overlap_comm = true;  // ZeRO-2: reduce gradient buckets while backward goes on
   std::string schedule = "cosine";
   double warmup_ratio = 0.01;
   int64_t warmup_steps = -1;  // >= 0 overrides warmup_ratio
