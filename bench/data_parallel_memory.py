@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Peak memory per rank of data-parallel `c3 train` on the CPU (Gloo), at 1, 2 and 4 ranks for ZeRO
-stages 0, 1 and 2, beside `c3 train --dry-run`'s estimate for the same run, and the time per step.
+stages 0, 1 and 2 (and 2 without overlapping the gradient reduction with backward), beside
+`c3 train --dry-run`'s estimate for the same run, and the time per step.
 
     .venv/bin/python bench/data_parallel_memory.py [--build build] [--ranks 1,2,4] [--stages 0,1,2]
         [--steps 4] [--json FILE]
@@ -106,25 +107,28 @@ def main():
         print(f"data-parallel c3 train on the CPU over Gloo: 0.5B geometry cut to 2 layers per side, fp32, micro-batch "
               f"2 x <= 128 tokens x 2 accumulated, {args.steps} steps; {os.cpu_count()} cores shared by the ranks\n"
               f"idle footprint (tiny model, 1 step): {idle[0][1]:.0f} MiB\n")
-        print(f"{'ranks':>5} {'ZeRO':>4} {'peak RSS MiB per rank (max)':>28} {'minus idle':>10} {'estimate MiB':>12} "
-              f"{'s/step':>7}")
-        for world in (int(w) for w in args.ranks.split(",")):
-            for zero in (int(z) for z in args.stages.split(",")):
-                run = f"run-{world}-{zero}"
-                train = ["--threads", "1", "train", "--encoder", "model.json", "--decoder", "model.json",
-                         "--tokenizer", "tok", "--data", "train.jsonl", "-o", run, "--steps", str(args.steps),
-                         "--batch-size", "2", "--set", f"optim.zero_stage={zero}", *common]
-                results, _ = run_ranks(c3, train, world, tmp)
-                if any(code != 0 for code, _ in results):
-                    raise SystemExit(f"{world} ranks, ZeRO-{zero} failed: {(tmp / 'rank0.log').read_text()[-2000:]}")
-                peak = max(rss for _, rss in results)
-                est = estimate(c3, train, world, zero, tmp) * 1024
-                seconds = step_seconds(tmp / run / "metrics.jsonl")
-                rows.append({"ranks": world, "zero_stage": zero, "peak_rss_mib": peak, "idle_rss_mib": idle[0][1],
-                             "estimate_mib": est, "seconds_per_step": seconds,
-                             "per_rank_rss_mib": [rss for _, rss in results]})
-                print(f"{world:>5} {zero:>4} {peak:>28.0f} {peak - idle[0][1]:>10.0f} {est:>12.0f} {seconds:>7.2f}",
-                      flush=True)
+        print(f"{'ranks':>5} {'ZeRO':>4} {'overlap':>7} {'peak RSS MiB per rank (max)':>28} {'minus idle':>10} "
+              f"{'estimate MiB':>12} {'s/step':>7}")
+        cases = [(int(w), int(z), True) for w in args.ranks.split(",") for z in args.stages.split(",")]
+        cases += [(w, 2, False) for w, z, _ in cases if z == 2 and w > 1]
+        for world, zero, overlap in cases:
+            run = f"run-{world}-{zero}-{int(overlap)}"
+            train = ["--threads", "1", "train", "--encoder", "model.json", "--decoder", "model.json",
+                     "--tokenizer", "tok", "--data", "train.jsonl", "-o", run, "--steps", str(args.steps),
+                     "--batch-size", "2", "--set", f"optim.zero_stage={zero}",
+                     "--set", f"optim.overlap_comm={str(overlap).lower()}", *common]
+            results, _ = run_ranks(c3, train, world, tmp)
+            if any(code != 0 for code, _ in results):
+                raise SystemExit(f"{world} ranks, ZeRO-{zero} failed: {(tmp / 'rank0.log').read_text()[-2000:]}")
+            peak = max(rss for _, rss in results)
+            est = estimate(c3, train, world, zero, tmp) * 1024
+            seconds = step_seconds(tmp / run / "metrics.jsonl")
+            rows.append({"ranks": world, "zero_stage": zero, "overlap": overlap, "peak_rss_mib": peak,
+                         "idle_rss_mib": idle[0][1],
+                         "estimate_mib": est, "seconds_per_step": seconds,
+                         "per_rank_rss_mib": [rss for _, rss in results]})
+            print(f"{world:>5} {zero:>4} {'yes' if overlap else 'no':>7} {peak:>28.0f} {peak - idle[0][1]:>10.0f} "
+                  f"{est:>12.0f} {seconds:>7.2f}", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
 

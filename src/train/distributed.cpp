@@ -115,16 +115,9 @@ class C10dCommunicator : public Communicator {
       buckets.back().push_back(i);
       bytes += t.nbytes();
     }
-    std::vector<at::Tensor> flats;
-    std::vector<decltype(collective(std::declval<std::vector<at::Tensor>&>()))> works;
-    for (const auto& members : buckets) {
-      std::vector<at::Tensor> parts;
-      for (size_t i : members) parts.push_back(tensors[i].reshape({-1}));
-      std::vector<at::Tensor> one{at::cat(parts)};
-      flats.push_back(one[0]);
-      works.push_back(collective(one));
-    }
-    for (size_t k = 0; k < buckets.size(); ++k) {
+    std::vector<at::Tensor> flats(buckets.size());
+    std::vector<decltype(collective(std::declval<std::vector<at::Tensor>&>()))> works(buckets.size());
+    auto finish = [&](size_t k) {
       works[k]->wait();
       int64_t offset = 0;
       for (size_t i : buckets[k]) {
@@ -132,7 +125,19 @@ class C10dCommunicator : public Communicator {
         tensors[i].copy_(flats[k].narrow(0, offset, n).view_as(tensors[i]));
         offset += n;
       }
+      flats[k] = at::Tensor();
+    };
+    // At most kBucketsInFlight copies exist at once: the next is launched while one is summed.
+    for (size_t k = 0; k < buckets.size(); ++k) {
+      if (k >= kBucketsInFlight) finish(k - kBucketsInFlight);
+      std::vector<at::Tensor> parts;
+      for (size_t i : buckets[k]) parts.push_back(tensors[i].reshape({-1}));
+      std::vector<at::Tensor> one{at::cat(parts)};
+      flats[k] = one[0];
+      works[k] = collective(one);
     }
+    for (size_t k = buckets.size() > kBucketsInFlight ? buckets.size() - kBucketsInFlight : 0; k < buckets.size(); ++k)
+      finish(k);
   }
 
   c10::intrusive_ptr<Group> group_;

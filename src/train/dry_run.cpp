@@ -78,7 +78,7 @@ C3Config resolve_architecture(const TrainSettings& s) {
   return config;
 }
 
-std::string gib(double bytes) { return fmt::format("{:.1f}", bytes / (1ull << 30)); }
+std::string gib(double bytes) { return fmt::format("{:.2f}", bytes / (1ull << 30)); }
 
 }  // namespace
 
@@ -109,6 +109,7 @@ void print_dry_run(const TrainSettings& s, int world_size, std::ostream& out) {
     MemoryEstimateInput ours = in;
     ours.optimizer_shards = s.zero_stage >= 1 ? n : 1;
     ours.gradient_shards = s.zero_stage >= 2 ? n : 1;
+    ours.ranks = n;
     ours.recompute = true;
     const MemoryEstimate with = estimate_training_memory(ours);
     ours.recompute = false;

@@ -35,12 +35,12 @@ MemoryEstimate estimate_training_memory(const MemoryEstimateInput& in) {
   MemoryEstimate m;
   m.weights = params * in.weight_bytes;
   const bool masters = in.fp32_master && in.weight_bytes != 4;
-  // ZeRO-2 keeps a rank's own gradients, plus the buckets in flight (2) and filling (one per owner,
-  // GradientReducer); otherwise one micro-batch's gradients are whole. Plus the fp32 sums, sharded
-  // with ZeRO-2.
-  const double held = gradient_shards > 1
-                          ? params * in.weight_bytes / gradient_shards + (2 + gradient_shards) * static_cast<double>(kBucketBytes)
-                          : params * in.weight_bytes;
+  // ZeRO-2 keeps a rank's own gradients, plus the buckets in flight and filling (one per owner,
+  // GradientReducer); otherwise one micro-batch's gradients are whole, plus the all-reduce's
+  // buckets in flight when there are several ranks. Plus the fp32 sums, sharded with ZeRO-2.
+  const double bucket = static_cast<double>(kBucketBytes), in_flight = static_cast<double>(kBucketsInFlight);
+  const double held = gradient_shards > 1 ? params * in.weight_bytes / gradient_shards + (in_flight + gradient_shards) * bucket
+                                          : params * in.weight_bytes + (in.ranks > 1 ? in_flight * bucket : 0.0);
   m.gradients = held + (masters && in.fp32_grad_accumulation ? params * 4 / gradient_shards : 0.0);
   m.master = masters ? params * 4 / shards : 0.0;
   m.moments = params * 2 * (masters ? 4 : in.weight_bytes) / shards;

@@ -192,7 +192,7 @@ void set_up_optimizer(Run& run) {
   run.zero2 = s.zero_stage >= 2 && run.comm.world_size() > 1;
   if (run.zero2)
     run.reducer = std::make_unique<GradientReducer>(run.optimizer->parameter_owners(), run.comm, kBucketBytes,
-                                                    s.overlap_comm ? 2 : 0);
+                                                    s.overlap_comm ? kBucketsInFlight : 0);
   if (run.optimizer->shard_count() > 1)
     spdlog::info("optimizer state{} sharded across {} ranks (ZeRO stage {}): this rank updates {} of {} parameter tensors",
                  run.zero2 ? " and gradients" : "", run.optimizer->shard_count(), run.zero2 ? 2 : 1,

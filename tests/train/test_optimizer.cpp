@@ -199,14 +199,15 @@ TEST(MemoryEstimate, CountsStateAndActivationsAsDocumented) {
   EXPECT_DOUBLE_EQ(m.master, 4 * p);
   EXPECT_DOUBLE_EQ(m.moments, 8 * p);
   EXPECT_DOUBLE_EQ(m.logits, 2.0 * 120 * 512 * (2 + 4 + 4)) << "240 supervised rows fit one chunk";
-  in.optimizer_shards = 4;
+  in.optimizer_shards = 4, in.ranks = 4;
   const auto zero1 = estimate_training_memory(in);
   EXPECT_DOUBLE_EQ(zero1.moments, 2 * p);
   EXPECT_DOUBLE_EQ(zero1.master, 1 * p);
-  EXPECT_DOUBLE_EQ(zero1.gradients, 2 * p) << "ZeRO-1 keeps full gradients";
+  EXPECT_DOUBLE_EQ(zero1.gradients, 2 * p + kBucketsInFlight * static_cast<double>(kBucketBytes))
+      << "ZeRO-1 keeps full gradients, and the all-reduce's buckets in flight";
   EXPECT_DOUBLE_EQ(zero1.weights, m.weights) << "and full weights";
   in.gradient_shards = 4;
-  const double buckets = (2 + 4) * static_cast<double>(kBucketBytes);  // in flight, and filling per owner
+  const double buckets = (kBucketsInFlight + 4) * static_cast<double>(kBucketBytes);  // in flight, filling per owner
   EXPECT_DOUBLE_EQ(estimate_training_memory(in).gradients, 0.5 * p + buckets) << "ZeRO-2 shards them";
   in.fp32_grad_accumulation = true;
   EXPECT_DOUBLE_EQ(estimate_training_memory(in).gradients, 0.5 * p + buckets + 1 * p) << "and the fp32 sums";

@@ -12,8 +12,10 @@
 
 namespace c3 {
 
-// Collectives move tensors in flat buckets of at most this many bytes (PyTorch DDP's default).
+// Collectives move tensors in flat buckets of at most this many bytes (PyTorch DDP's default), at
+// most kBucketsInFlight of them launched and not yet finished (their copies are the memory cost).
 constexpr size_t kBucketBytes = 25u << 20;
+constexpr size_t kBucketsInFlight = 2;
 
 class Communicator {
  public:

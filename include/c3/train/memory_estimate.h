@@ -23,6 +23,7 @@ struct MemoryEstimateInput {
   int64_t loss_chunk = 2048;     // supervised positions per lm_head chunk
   int64_t optimizer_shards = 1;  // ranks sharing the fp32 masters and moments (ZeRO-1 and -2)
   int64_t gradient_shards = 1;   // ranks sharing the gradients (ZeRO-2)
+  int64_t ranks = 1;             // data-parallel ranks (> 1: gradient buckets in flight)
 };
 
 struct MemoryEstimate {
