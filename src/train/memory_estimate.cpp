@@ -66,7 +66,12 @@ MemoryEstimate estimate_deepspeed_zero2_memory(const MemoryEstimateInput& in, in
   const double params = static_cast<double>(in.config.parameter_count());
   const double n = static_cast<double>(std::max<int64_t>(1, gpus));
   m.weights = 2 * params;
-  m.gradients = 2 * params / n;
+  // DeepSpeedZeroOptimizer (stage_1_and_2.py) in bf16 with overlap_comm and contiguous_gradients:
+  // the partition's gradients in bf16, their fp32 copy made for the optimizer step (alive with the
+  // moments), and two reduce buffers ("IPG") of reduce_bucket_size bf16 elements, which HF
+  // Trainer's "auto" sets to hidden_size^2.
+  const auto hidden = static_cast<double>(in.config.decoder.hidden_size);
+  m.gradients = 2 * params / n + 4 * params / n + 2 * hidden * hidden * 2;
   m.master = 4 * params / n;
   m.moments = 8 * params / n;
   return m;

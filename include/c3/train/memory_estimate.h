@@ -34,9 +34,12 @@ struct MemoryEstimate {
 MemoryEstimate estimate_training_memory(const MemoryEstimateInput& in);
 
 // The reference: DeepSpeed ZeRO-2 as the authors ran it (bf16 weights, fp32 masters and moments,
-// gradient checkpointing), by the ZeRO paper's count: 2 bytes of weights per parameter on every
-// GPU, 2 of gradients and 12 of optimizer state divided among the GPUs; activations as `in` with
-// recomputation, and full-sequence logits as transformers computes them (no chunking).
+// gradient checkpointing), by what DeepSpeed's ZeRO-1/2 optimizer allocates: 2 bytes of weights per
+// parameter on every GPU; divided among the GPUs, 2 of bf16 gradients, 4 of their fp32 copy at the
+// step and 12 of optimizer state; two bf16 reduce buffers of hidden_size^2 elements (HF Trainer's
+// "auto" bucket); activations as `in` with recomputation, and full-sequence logits as
+// transformers computes them (no chunking). (The ZeRO paper's 2 + 14/N leaves out the fp32 copy
+// and the buffers.)
 MemoryEstimate estimate_deepspeed_zero2_memory(const MemoryEstimateInput& in, int64_t gpus);
 
 }  // namespace c3
