@@ -3,7 +3,10 @@
 #include <torch/csrc/autograd/function_hook.h>
 #include <torch/csrc/autograd/variable.h>
 
+#include <algorithm>
 #include <map>
+
+#include "c3/util/error.h"
 
 namespace c3 {
 namespace {
@@ -17,14 +20,31 @@ struct ReadyHook : torch::autograd::PostAccumulateGradHook {
 }  // namespace
 
 GradientReducer::GradientReducer(const std::vector<std::pair<at::Tensor, int>>& params, Communicator& comm,
-                                 size_t bucket_bytes, size_t max_in_flight)
-    : bucket_of_(params.size()), comm_(comm), max_in_flight_(max_in_flight) {
-  // Backward order, roughly: the last registered first. Each owner fills a bucket of its own; a
-  // bucket is closed (takes its place in the launch order) when full, the rest at the end.
+                                 size_t bucket_bytes, size_t max_in_flight, const std::vector<at::Tensor>& after_backward)
+    : bucket_of_(params.size()), fired_(params.size(), false), comm_(comm), max_in_flight_(max_in_flight) {
+  auto deferred = [&](const at::Tensor& p) {
+    return std::any_of(after_backward.begin(), after_backward.end(), [&](const at::Tensor& d) { return d.is_same(p); });
+  };
+  // Backward order, roughly: the last registered first, the deferred ones after all. Each owner
+  // fills a bucket of its own; a bucket is closed (takes its place in the launch order) when full,
+  // the rest at the end.
+  std::vector<size_t> order;
+  for (size_t k = params.size(); k-- > 0;)
+    if (!deferred(params[k].first)) order.push_back(k);
+  const size_t hooked = order.size();
+  for (size_t k = params.size(); k-- > 0;)
+    if (deferred(params[k].first)) order.push_back(k);
   std::map<int, Bucket> open;
   std::map<int, size_t> open_bytes;
-  for (size_t k = params.size(); k-- > 0;) {
-    const auto& [param, owner] = params[k];
+  for (size_t position = 0; position < order.size(); ++position) {
+    if (position == hooked) {  // deferred parameters get buckets of their own
+      for (auto& [owner, b] : open) {
+        for (size_t m : b.members) bucket_of_[m] = buckets_.size();
+        buckets_.push_back(std::move(b));
+      }
+      open.clear(), open_bytes.clear();
+    }
+    const auto& [param, owner] = params[order[position]];
     params_.push_back(param);
     const size_t index = params_.size() - 1;
     Bucket& b = open[owner];
@@ -40,15 +60,20 @@ GradientReducer::GradientReducer(const std::vector<std::pair<at::Tensor, int>>& 
     for (size_t m : b.members) bucket_of_[m] = buckets_.size();
     buckets_.push_back(std::move(b));
   }
-  for (size_t i = 0; i < params_.size(); ++i)
+  for (size_t i = 0; i < hooked; ++i)
     torch::autograd::impl::set_post_acc_grad_hooks(params_[i], std::make_unique<ReadyHook>([this, i] { ready(i); }));
+  hooked_ = hooked;
 }
 
 GradientReducer::~GradientReducer() {
-  for (auto& p : params_) torch::autograd::impl::set_post_acc_grad_hooks(p, nullptr);
+  for (size_t i = 0; i < hooked_; ++i) torch::autograd::impl::set_post_acc_grad_hooks(params_[i], nullptr);
 }
 
 void GradientReducer::ready(size_t param) {
+  if (fired_[param])
+    throw Error("ZeRO-2: a parameter's gradient accumulated twice in one backward (used in two recomputed regions?); "
+                "its bucket already left");
+  fired_[param] = true;
   ++buckets_[bucket_of_[param]].ready;
   while (next_ < buckets_.size() && buckets_[next_].ready == buckets_[next_].members.size()) launch(next_++);
 }
@@ -87,6 +112,7 @@ void GradientReducer::finish() {
   while (next_ < buckets_.size()) launch(next_++);
   while (!in_flight_.empty()) complete_oldest();
   for (auto& b : buckets_) b.ready = 0;
+  std::fill(fired_.begin(), fired_.end(), false);
   next_ = 0;
 }
 

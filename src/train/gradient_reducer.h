@@ -5,6 +5,9 @@
 // oldest is waited for first; 0: each at once, no overlap). So no rank holds more than its own
 // gradients plus the buckets in flight and those not yet complete. Buckets are fixed up front and
 // launched in one order, the same on every rank, as collectives must be.
+// A hook must fire once per backward: a parameter whose gradient accumulates several times (the
+// lm_head, used in every recomputed loss chunk, whose nested backward each accumulates) is named
+// in `after_backward` and reduced by finish() instead; a hooked one that fires twice is an error.
 #pragma once
 
 #include <torch/torch.h>
@@ -21,9 +24,10 @@ namespace c3 {
 class GradientReducer {
  public:
   // params: (parameter, owner rank) in the order the model registers them; backward produces their
-  // gradients roughly in reverse, which is how buckets are filled.
+  // gradients roughly in reverse, which is how buckets are filled. after_backward: parameters
+  // (among them) reduced only after backward, in the last buckets.
   GradientReducer(const std::vector<std::pair<at::Tensor, int>>& params, Communicator& comm, size_t bucket_bytes,
-                  size_t max_in_flight);
+                  size_t max_in_flight, const std::vector<at::Tensor>& after_backward = {});
   ~GradientReducer();  // removes the hooks
   GradientReducer(const GradientReducer&) = delete;
   GradientReducer& operator=(const GradientReducer&) = delete;
@@ -49,8 +53,10 @@ class GradientReducer {
 
   std::vector<at::Tensor> params_;
   std::vector<size_t> bucket_of_;
+  std::vector<bool> fired_;  // this backward
   std::vector<Bucket> buckets_;  // in launch order
   size_t next_ = 0;              // the next bucket to launch
+  size_t hooked_ = 0;            // params_[0, hooked_) have hooks; the rest wait for finish()
   std::deque<InFlight> in_flight_;
   Communicator& comm_;
   size_t max_in_flight_;

@@ -191,8 +191,10 @@ void set_up_optimizer(Run& run) {
   run.optimizer.emplace(make_optimizer(run.model, s, run.comm.rank(), run.comm.world_size()));
   run.zero2 = s.zero_stage >= 2 && run.comm.world_size() > 1;
   if (run.zero2)
+    // The lm_head's gradient accumulates once per recomputed loss chunk: reduced after backward.
     run.reducer = std::make_unique<GradientReducer>(run.optimizer->parameter_owners(), run.comm, kBucketBytes,
-                                                    s.overlap_comm ? kBucketsInFlight : 0);
+                                                    s.overlap_comm ? kBucketsInFlight : 0,
+                                                    std::vector<at::Tensor>{run.model->decoder->output_embedding()});
   if (run.optimizer->shard_count() > 1)
     spdlog::info("optimizer state{} sharded across {} ranks (ZeRO stage {}): this rank updates {} of {} parameter tensors",
                  run.zero2 ? " and gradients" : "", run.optimizer->shard_count(), run.zero2 ? 2 : 1,

@@ -87,7 +87,9 @@ struct Corpus {
     return "--threads 1 train --encoder preset:tiny --decoder preset:tiny --tokenizer tok --data train.jsonl -o " + out +
            " --latent-tokens 8 --steps " + std::to_string(steps) + " --lr 2e-3 --grad-accum 2 --batch-size " + std::to_string(8 / world) +
            " --set optim.warmup_steps=1 --set train.eval_every=0 --set data.validation_samples=0 --set train.log_every=1"
-           " --set train.save_every=3 --set train.keep_checkpoints=5 --set train.dist_timeout=60 " + extra;
+           " --set train.save_every=3 --set train.keep_checkpoints=5 --set train.dist_timeout=60"
+           // lm_head chunks of 8 rows, each recomputed: its gradient accumulates per chunk (ZeRO-2 defers it)
+           " --set train.loss_chunk=8 " + extra;
   }
 };
 
