@@ -82,52 +82,76 @@ class TokenStep {
   int64_t eager_steps_ = 0;
 };
 
-// Sets the logits of every token the n-gram rule bans for the still-running rows to -inf.
-void ban_ngrams(at::Tensor& logits, const std::vector<int64_t>& rows, const std::vector<bool>& done,
-                const std::vector<NoRepeatNgram>& ngrams) {
-  std::vector<int64_t> ban_rows, ban_cols;
-  for (size_t i = 0; i < rows.size(); ++i) {
-    if (done[static_cast<size_t>(rows[i])]) continue;
-    for (int32_t t : ngrams[static_cast<size_t>(rows[i])].banned())
-      ban_rows.push_back(static_cast<int64_t>(i)), ban_cols.push_back(t);
+// The rows of one decoding (one per prompt): their outputs, n-gram histories and whether they
+// have stopped.
+struct Decoding {
+  std::vector<std::vector<int32_t>> out;
+  std::vector<NoRepeatNgram> ngrams;
+  std::vector<bool> done;
+  int32_t stop_id;
+
+  // Sets the logits of every token the n-gram rule bans to -inf, for the running ones among the
+  // batch's rows (`rows`: the prompt row of each).
+  void ban(at::Tensor& logits, const std::vector<int64_t>& rows) const {
+    std::vector<int64_t> ban_rows, ban_cols;
+    for (size_t i = 0; i < rows.size(); ++i) {
+      if (done[static_cast<size_t>(rows[i])]) continue;
+      for (int32_t t : ngrams[static_cast<size_t>(rows[i])].banned())
+        ban_rows.push_back(static_cast<int64_t>(i)), ban_cols.push_back(t);
+    }
+    if (ban_rows.empty()) return;
+    const auto device = logits.device();
+    logits.index_put_({at::tensor(ban_rows, at::kLong).to(device), at::tensor(ban_cols, at::kLong).to(device)},
+                      at::full({}, -std::numeric_limits<float>::infinity(), logits.options()));
   }
-  if (ban_rows.empty()) return;
-  logits.index_put_({at::tensor(ban_rows, at::kLong).to(logits.device()), at::tensor(ban_cols, at::kLong).to(logits.device())},
-                    at::full({}, -std::numeric_limits<float>::infinity(), logits.options()));
-}
+
+  // Takes each batch row's token (`next`, on the CPU): appended to its output, or its stop. Returns
+  // the tokens to feed back (finished rows idle on the stop token) and the batch rows still running.
+  std::pair<std::vector<int64_t>, std::vector<int64_t>> take(const at::Tensor& next, const std::vector<int64_t>& rows) {
+    const auto ids = next.accessor<int64_t, 1>();
+    std::vector<int64_t> fed(rows.size()), running;
+    for (size_t i = 0; i < rows.size(); ++i) {
+      const auto r = static_cast<size_t>(rows[i]);
+      const auto token = static_cast<int32_t>(ids[static_cast<int64_t>(i)]);
+      fed[i] = done[r] ? stop_id : token;
+      if (done[r]) continue;
+      if (token == stop_id) {
+        done[r] = true;
+        continue;
+      }
+      out[r].push_back(token), ngrams[r].append(token);
+      running.push_back(static_cast<int64_t>(i));
+    }
+    return {fed, running};
+  }
+};
 
 // Without a cache (tests, benchmarks): the whole sequence again for every token.
-std::vector<std::vector<int32_t>> decode_recomputing(Qwen2ForCausalLM& lm, at::Tensor embeds, at::Tensor mask,
-                                                     const std::vector<int64_t>& last, std::vector<NoRepeatNgram>& ngrams,
-                                                     int32_t stop_id, int64_t max_new_tokens) {
+void decode_recomputing(Qwen2ForCausalLM& lm, at::Tensor embeds, at::Tensor mask, const std::vector<int64_t>& last,
+                        Decoding& d, int64_t max_new_tokens) {
   const auto device = embeds.device();
   const int64_t b = embeds.size(0);
-  std::vector<std::vector<int32_t>> out(static_cast<size_t>(b));
-  std::vector<bool> done(static_cast<size_t>(b), false);
   std::vector<int64_t> rows(static_cast<size_t>(b));
   std::iota(rows.begin(), rows.end(), 0);
   at::Tensor at_rows = at::tensor(last, at::kLong).to(device).view({b, 1});
   for (int64_t step = 0; step < max_new_tokens; ++step) {
     at::Tensor logits = lm->logits(lm->model->forward(embeds, mask, {}, nullptr, at_rows).select(1, 0)).to(at::kFloat);
-    ban_ngrams(logits, rows, done, ngrams);
-    const at::Tensor next = logits.argmax(-1).to(at::kCPU);
-    std::vector<int64_t> fed(static_cast<size_t>(b));
-    for (int64_t r = 0; r < b; ++r) {
-      const auto token = static_cast<int32_t>(next[r].item<int64_t>());
-      fed[static_cast<size_t>(r)] = done[static_cast<size_t>(r)] ? stop_id : token;
-      if (done[static_cast<size_t>(r)]) continue;
-      if (token == stop_id) {
-        done[static_cast<size_t>(r)] = true;
-      } else {
-        out[static_cast<size_t>(r)].push_back(token), ngrams[static_cast<size_t>(r)].append(token);
-      }
-    }
-    if (std::all_of(done.begin(), done.end(), [](bool d) { return d; })) break;
+    d.ban(logits, rows);
+    const auto [fed, running] = d.take(logits.argmax(-1).to(at::kCPU), rows);
+    if (running.empty()) break;
     embeds = at::cat({embeds, lm->embed(at::tensor(fed, at::kLong).to(device).view({b, 1}))}, 1);
     if (mask.defined()) mask = at::cat({mask, at::ones({b, 1}, mask.options())}, 1);
     at_rows = at::full({b, 1}, embeds.size(1) - 1, at::kLong).to(device);
   }
-  return out;
+}
+
+// [B, P] with 1 on each row's prompt, when the prompts differ in length (a cache of unequal rows
+// needs it); undefined when every prompt fills all P positions.
+at::Tensor prompt_mask(const std::vector<int64_t>& last, int64_t p, const c10::Device& device) {
+  if (std::all_of(last.begin(), last.end(), [&](int64_t l) { return l == p - 1; })) return {};
+  at::Tensor mask = at::zeros({static_cast<int64_t>(last.size()), p}, at::kLong);
+  for (size_t r = 0; r < last.size(); ++r) mask[static_cast<int64_t>(r)].narrow(0, 0, last[r] + 1).fill_(1);
+  return mask.to(device);
 }
 
 }  // namespace
@@ -139,58 +163,37 @@ std::vector<std::vector<int32_t>> greedy_decode(Qwen2ForCausalLM& lm, const at::
   const auto device = prompt_embeds.device();
   const int64_t b = prompt_embeds.size(0), p = prompt_embeds.size(1);
   if (static_cast<int64_t>(prompt_ids.size()) != b) throw Error("greedy_decode: one prompt_ids row per batch row");
-  std::vector<int64_t> last(static_cast<size_t>(b));  // each row's last prompt position: its logits give the first token
-  std::vector<NoRepeatNgram> ngrams(static_cast<size_t>(b), NoRepeatNgram(options.no_repeat_ngram_size));
-  for (int64_t r = 0; r < b; ++r) {
-    const auto length = static_cast<int64_t>(prompt_ids[static_cast<size_t>(r)].size());
+  Decoding d{std::vector<std::vector<int32_t>>(static_cast<size_t>(b)),
+             std::vector<NoRepeatNgram>(static_cast<size_t>(b), NoRepeatNgram(options.no_repeat_ngram_size)),
+             std::vector<bool>(static_cast<size_t>(b), false), stop_id};
+  std::vector<int64_t> last;  // each row's last prompt position: its logits give the first token
+  for (size_t r = 0; r < prompt_ids.size(); ++r) {
+    const auto length = static_cast<int64_t>(prompt_ids[r].size());
     if (length < 1 || length > p) throw Error("greedy_decode: a prompt is empty or longer than the embeddings");
-    last[static_cast<size_t>(r)] = length - 1;
-    for (int32_t id : prompt_ids[static_cast<size_t>(r)]) ngrams[static_cast<size_t>(r)].append(id);
+    last.push_back(length - 1);
+    for (int32_t id : prompt_ids[r]) d.ngrams[r].append(id);
   }
-  at::Tensor mask;  // [B, P]: only when prompts differ in length (a cache of unequal rows needs it)
-  if (std::any_of(last.begin(), last.end(), [&](int64_t l) { return l != p - 1; })) {
-    mask = at::zeros({b, p}, at::kLong);
-    for (int64_t r = 0; r < b; ++r) mask[r].narrow(0, 0, last[static_cast<size_t>(r)] + 1).fill_(1);
-    mask = mask.to(device);
-  }
-  if (!options.use_cache) return decode_recomputing(lm, prompt_embeds, mask, last, ngrams, stop_id, options.max_new_tokens);
+  const at::Tensor mask = prompt_mask(last, p, device);
+  if (!options.use_cache) return decode_recomputing(lm, prompt_embeds, mask, last, d, options.max_new_tokens), d.out;
 
   // The prompt: only each row's last position is needed, so the last layer runs there alone.
   KVCache cache;
   lm->model->reserve(cache, b, p + options.max_new_tokens, prompt_embeds.options());
-  at::Tensor logits =
-      lm->logits(lm->model->forward(prompt_embeds, mask, {}, &cache, at::tensor(last, at::kLong).to(device).view({b, 1}))
-                     .select(1, 0))
-          .to(at::kFloat);
+  const at::Tensor at_last = at::tensor(last, at::kLong).to(device).view({b, 1});
+  at::Tensor logits = lm->logits(lm->model->forward(prompt_embeds, mask, {}, &cache, at_last).select(1, 0)).to(at::kFloat);
   const bool fixed = options.fixed_shapes.value_or(device.is_cuda());
   if (fixed) cache.fix_shapes(mask);
   std::vector<int64_t> positions(last);
   for (auto& position : positions) ++position;
   TokenStep feed(lm, cache, mask, positions, fixed && device.is_cuda() && options.cuda_graph);
 
-  std::vector<std::vector<int32_t>> out(static_cast<size_t>(b));
-  std::vector<bool> done(static_cast<size_t>(b), false);
   std::vector<int64_t> rows(static_cast<size_t>(b));  // batch row i decodes prompt rows[i]
   std::iota(rows.begin(), rows.end(), 0);
   DecodeStats stats;
   for (int64_t step = 0; step < options.max_new_tokens; ++step) {
     ++stats.steps;
-    ban_ngrams(logits, rows, done, ngrams);
-    const at::Tensor next = logits.argmax(-1).to(at::kCPU);  // the step's one transfer to the host
-    const auto next_ids = next.accessor<int64_t, 1>();
-    std::vector<int64_t> fed(rows.size()), running;
-    for (size_t i = 0; i < rows.size(); ++i) {
-      const auto r = static_cast<size_t>(rows[i]);
-      fed[i] = done[r] ? stop_id : next_ids[static_cast<int64_t>(i)];  // finished rows idle on the stop token
-      if (done[r]) continue;
-      const auto token = static_cast<int32_t>(next_ids[static_cast<int64_t>(i)]);
-      if (token == stop_id) {
-        done[r] = true;
-        continue;
-      }
-      out[r].push_back(token), ngrams[r].append(token);
-      running.push_back(static_cast<int64_t>(i));
-    }
+    d.ban(logits, rows);
+    auto [fed, running] = d.take(logits.argmax(-1).to(at::kCPU), rows);  // the step's one transfer to the host
     if (running.empty() || step + 1 == options.max_new_tokens) break;
     // Finished rows leave once a quarter of the batch has: at most a few cache copies per batch.
     if (4 * running.size() <= 3 * rows.size()) {
@@ -204,7 +207,7 @@ std::vector<std::vector<int32_t>> greedy_decode(Qwen2ForCausalLM& lm, const at::
     stats.graph_replays += feed.graph_replays() ? 1 : 0;
   }
   if (options.stats) *options.stats = stats;
-  return out;
+  return d.out;
 }
 
 }  // namespace c3
