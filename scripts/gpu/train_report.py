@@ -17,12 +17,12 @@ MODEL_FILES = ["config.json", "model.safetensors", "llm1/config.json", "llm1/mod
 MAX_FILE_BYTES = 16 << 20
 
 
-def records(metrics, kind):
-    out = []
+def records(metrics):
+    """metrics.jsonl's records by type ("train", "validation")."""
+    out = {"train": [], "validation": []}
     for line in metrics.read_text().splitlines():
         r = json.loads(line)
-        if r.get("type") == kind:
-            out.append(r)
+        out.setdefault(r.get("type"), []).append(r)
     return out
 
 
@@ -40,8 +40,8 @@ def newest_checkpoint(run):
 
 def describe(work, n):
     run = work / f"run-n{n}"
-    train = records(run / "metrics.jsonl", "train")
-    validation = records(run / "metrics.jsonl", "validation")
+    by_type = records(run / "metrics.jsonl")
+    train, validation = by_type["train"], by_type["validation"]
     last = train[-1] if train else {}
     checkpoint = newest_checkpoint(run)
     state = json.loads((checkpoint / "training_state" / "state.json").read_text()) if checkpoint else {}

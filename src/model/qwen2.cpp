@@ -204,11 +204,10 @@ at::Tensor Qwen2ModelImpl::forward(const at::Tensor& inputs_embeds, const at::Te
     throw Error("attention_mask must be [batch, past + new] = [" + std::to_string(b) + ", " +
                 std::to_string(total) + "]");
 
-  const at::Tensor& padding_mask = attention_mask;
   at::Tensor positions = position_ids;
   if (!positions.defined()) {
-    if (padding_mask.defined()) {
-      positions = (padding_mask.to(at::kLong).cumsum(-1) - 1).clamp_min(0).narrow(1, past, t);
+    if (attention_mask.defined()) {
+      positions = (attention_mask.to(at::kLong).cumsum(-1) - 1).clamp_min(0).narrow(1, past, t);
     } else {
       positions = torch::arange(past, total, torch::TensorOptions().dtype(at::kLong).device(device))
                       .unsqueeze(0)
@@ -219,13 +218,13 @@ at::Tensor Qwen2ModelImpl::forward(const at::Tensor& inputs_embeds, const at::Te
 
   const auto idx = torch::TensorOptions().dtype(at::kLong).device(device);
   AttentionMask mask;
-  if (padding_mask.defined() || (t > 1 && past > 0)) {
-    mask.allowed = allowed_keys(torch::arange(past, total, idx).unsqueeze(0), total, padding_mask);
+  if (attention_mask.defined() || (t > 1 && past > 0)) {
+    mask.allowed = allowed_keys(torch::arange(past, total, idx).unsqueeze(0), total, attention_mask);
   } else {
     mask.causal = t > 1;  // no cache: top-left causal; a single new token sees every cached key
   }
   AttentionMask rows_mask;  // the last layer's, for queries at output_rows only
-  if (output_rows.defined()) rows_mask.allowed = allowed_keys(output_rows + past, total, padding_mask);
+  if (output_rows.defined()) rows_mask.allowed = allowed_keys(output_rows + past, total, attention_mask);
 
   if (cache) ensure_capacity(*cache, b, total, inputs_embeds);
   at::Tensor h = inputs_embeds;

@@ -128,16 +128,16 @@ class C10dCommunicator : public Communicator {
       flats[k] = at::Tensor();
     };
     // At most kBucketsInFlight copies exist at once: the next is launched while one is summed.
+    size_t finished = 0;
     for (size_t k = 0; k < buckets.size(); ++k) {
-      if (k >= kBucketsInFlight) finish(k - kBucketsInFlight);
+      if (k - finished == kBucketsInFlight) finish(finished++);
       std::vector<at::Tensor> parts;
       for (size_t i : buckets[k]) parts.push_back(tensors[i].reshape({-1}));
       std::vector<at::Tensor> one{at::cat(parts)};
       flats[k] = one[0];
       works[k] = collective(one);
     }
-    for (size_t k = buckets.size() > kBucketsInFlight ? buckets.size() - kBucketsInFlight : 0; k < buckets.size(); ++k)
-      finish(k);
+    while (finished < buckets.size()) finish(finished++);
   }
 
   c10::intrusive_ptr<Group> group_;

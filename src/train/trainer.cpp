@@ -286,12 +286,8 @@ StepResult forward_backward(Run& run) {
   for (const C3Batch& cpu_batch : micro) {
     const C3LossOutput out = c3_loss(run.model, cpu_batch.to(run.device), s.loss_chunk);
     (out.loss_sum / r.supervised).backward();
-    if (run.zero2) {
-      run.reducer->finish();  // this micro-batch's gradients are with their owners only
-      optimizer.accumulate_grads();
-    } else {
-      optimizer.accumulate_grads();  // with fp32 sums (AdamWOptions::fp32_grad_accumulation), into them
-    }
+    if (run.zero2) run.reducer->finish();  // this micro-batch's gradients are with their owners only
+    optimizer.accumulate_grads();  // into the fp32 sums when there are any; ZeRO-2: drops what is not owned
     loss_sum += out.loss_sum.item<double>();
     r.tokens += cpu_batch.encoder_mask.sum().item<int64_t>() + cpu_batch.decoder_mask.sum().item<int64_t>();
   }
