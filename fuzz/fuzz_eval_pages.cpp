@@ -9,12 +9,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   switch (data[0] % 3) {
     case 0: {
       const auto path = c3::fuzz::write_input("en_page_ocr.json", body);
-      c3::fuzz::expect_only_c3_errors([&] { (void)c3::read_eval_pages(path); });
+      c3::fuzz::expect_only_c3_errors([&] { (void)c3::read_eval_data(path); });
       break;
     }
     case 1: {
       const auto path = c3::fuzz::write_input("pages.jsonl", body);
-      c3::fuzz::expect_only_c3_errors([&] { (void)c3::read_eval_pages(path); });
+      c3::fuzz::expect_only_c3_errors([&] { (void)c3::read_eval_data(path); });
       break;
     }
     default: {

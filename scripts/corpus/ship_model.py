@@ -177,7 +177,7 @@ def card(name, phases, evals, info, corpus, c3_commit):
              f"{info['parameters']:,} in all with the queries and the projector.",
              f"- {n} latent tokens. Trained on spans of up to {phases[-1].config['data']['max_tokens']} tokens: "
              f"{phases[-1].config['data']['max_tokens'] // n}x compression at the longest; `c3 compress` and `c3 eval` cut "
-             "longer texts into spans of at most that length.",
+             "longer texts into spans of at most that length (recorded as `c3_max_text_tokens` in `config.json`).",
              f"- Vocabulary: {enc['config']['vocab_size']}-piece sentencepiece BPE made by `c3 tokenizer train` on the "
              "training split (byte fallback, identity normalisation).",
              f"- Stored in {model.get('dtype', 'bfloat16')} ({sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(phases[-1].shipped) for f in fs if f.endswith('.safetensors')) / 2**20:.1f} MiB); "
@@ -187,7 +187,7 @@ def card(name, phases, evals, info, corpus, c3_commit):
              "```sh",
              f"build/c3 compress -m models/{name} notes/ -o latents/",
              f"build/c3 reconstruct -m models/{name} latents/ -o restored/",
-             f"build/c3 eval -m models/{name} pages.jsonl -o eval/ --max-span-tokens {phases[-1].config['data']['max_tokens']}",
+             f"build/c3 eval -m models/{name} pages.jsonl -o eval/",
              "```", "",
              "## Data", "",
              "English technical prose from Debian documentation packages, built by `scripts/build-prose-corpus.sh` "

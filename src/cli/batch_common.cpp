@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -10,6 +11,7 @@
 #include "c3/train/checkpoints.h"
 #include "c3/util/atomic_file.h"
 #include "c3/util/error.h"
+#include "c3/util/stop_signals.h"
 
 namespace c3::cli {
 
@@ -35,7 +37,7 @@ void remove_stale_outputs(const std::vector<FileJob>& jobs) {
   for (const auto& job : jobs) {
     if (job.to_stdout()) continue;
     outputs_by_folder[job.output.parent_path()].insert(job.output.filename().string());
-    outputs_by_folder[job.output.parent_path()].insert(job_key_file(job.output).filename().string());
+    outputs_by_folder[job.output.parent_path()].insert(output_record_file(job.output).filename().string());
   }
   int64_t removed = 0;
   for (const auto& [folder, names] : outputs_by_folder)
@@ -45,38 +47,101 @@ void remove_stale_outputs(const std::vector<FileJob>& jobs) {
 
 }  // namespace
 
-std::vector<FileJob> shard_jobs(const BatchSettings& batch, const std::vector<std::string>& inputs, ListOptions list) {
+std::vector<FileJob> prepare_jobs(const BatchSettings& batch, const std::vector<std::string>& inputs, ListOptions list,
+                                  const WrittenByC3& written_by_c3, bool force) {
   list.output = batch.output;
   const auto all = list_file_jobs(inputs, list);
   const Shard shard = Shard::parse(batch.shard);
   auto jobs = take_shard(all, shard);
-  if (shard.count > 1) spdlog::info("shard {}/{}: {} of {} files", shard.index, shard.count, jobs.size(), all.size());
+  if (shard.count > 1) {
+    // Taken from RANK/WORLD_SIZE or SLURM's variables, a shard is easy to get without meaning to.
+    const std::string line = fmt::format("shard {}/{}: {} of {} files", shard.index, shard.count, jobs.size(), all.size());
+    if (shard.from != "--shard")
+      spdlog::warn("{} (from {}: the other files are left to the other processes; pass --shard 0/1 for all of them)",
+                   line, shard.from);
+    else
+      spdlog::info("{}", line);
+  }
+  check_output_locations(jobs);
+  if (!batch.summary.empty()) {
+    if (std::filesystem::is_directory(batch.summary)) fail_file(batch.summary, "is a folder (--summary takes a file name)");
+    make_folder(std::filesystem::path(batch.summary).parent_path());
+  }
+  std::vector<std::filesystem::path> outputs;
+  for (const auto& job : jobs)
+    if (!job.to_stdout()) outputs.push_back(job.output);
+  claim_outputs(outputs, written_by_c3, force);
   remove_stale_outputs(jobs);
   return jobs;
 }
 
+namespace {
+
+std::string files(int64_t n) { return std::to_string(n) + (n == 1 ? " file" : " files"); }
+
+// One line that reads at a glance: what was written, kept, failed, left; then the totals.
+std::string closing_line(const JobSummary& s, const std::string& verb) {
+  const int64_t failed = static_cast<int64_t>(s.failed.size());
+  const int64_t not_done = s.files - s.written - s.skipped - failed;
+  const std::string done = verb == "compress" ? "compressed" : verb + "ed";
+  std::string line;
+  if (s.written == 0 && failed == 0 && not_done == 0) {
+    line = "nothing to " + verb + ": " + (s.skipped == 1 ? "the file is" : "all " + files(s.skipped) + " are") +
+           " up to date (made from the same input, model and settings)";
+  } else {
+    line = done + " " + files(s.written);
+    std::vector<std::string> notes;
+    if (s.redone > 0) notes.push_back(std::to_string(s.redone) + " of them redone: out of date or --force");
+    if (s.replaced_foreign > 0) notes.push_back(std::to_string(s.replaced_foreign) + " replacing files c3 had not written (--force)");
+    for (size_t i = 0; i < notes.size(); ++i) line += (i == 0 ? " (" : "; ") + notes[i];
+    if (!notes.empty()) line += ")";
+    if (s.skipped > 0) line += ", " + std::to_string(s.skipped) + " already up to date";
+    if (failed > 0) line += ", " + std::to_string(failed) + " failed";
+    if (not_done > 0) line += ", " + std::to_string(not_done) + " not done";
+  }
+  line += fmt::format(" in {:.1f} s", s.seconds);
+  if (s.spans > 0)
+    line += fmt::format(": {} spans, {} text tokens", s.spans, s.text_tokens) +
+            (s.latent_tokens > 0 ? fmt::format(", {:.1f}x compression", static_cast<double>(s.text_tokens) / s.latent_tokens)
+                                 : std::string());
+  return line;
+}
+
+std::vector<std::string> sorted(std::vector<std::string> names) {
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+std::string some_of(const std::vector<std::string>& names, size_t most = 5) {
+  std::string out;
+  for (size_t i = 0; i < names.size() && i < most; ++i) out += (i ? ", " : "") + names[i];
+  return names.size() > most ? out + ", ..." : out;
+}
+
+}  // namespace
+
 int finish(const BatchSettings& batch, const JobSummary& summary, const std::string& verb) {
   if (!batch.summary.empty()) write_file_atomically(batch.summary, summary.to_json().dump(2) + "\n");
-  spdlog::info("{} {} files ({} of them redone: out of date or --force; {} up to date, kept; {} failed) in {:.1f} s: "
-               "{} spans, {} text tokens{}",
-               verb, summary.written, summary.redone, summary.skipped, summary.failed.size(), summary.seconds,
-               summary.spans, summary.text_tokens,
-               summary.latent_tokens > 0
-                   ? fmt::format(", {:.1f}x compression", static_cast<double>(summary.text_tokens) / summary.latent_tokens)
-                   : std::string());
+  spdlog::info("{}", closing_line(summary, verb));
   if (summary.empty_spans > 0)
-    spdlog::warn("{} of {} spans came back empty{}", summary.empty_spans, summary.spans,
+    spdlog::warn("{} of {} spans came back empty, in {}{}", summary.empty_spans, summary.spans,
+                 some_of(sorted(summary.files_with_empty_spans)),
                  summary.empty_spans == summary.spans ? ": this model does not reconstruct (untrained, or another prompt?)" : "");
   if (summary.spans_at_limit > 0)
     spdlog::warn("{} of {} spans stopped at --max-new-tokens, not at <|im_end|>: their text may be cut short{}",
                  summary.spans_at_limit, summary.spans,
                  summary.spans_at_limit == summary.spans ? " (all of them: raise --max-new-tokens, or the model never stops)" : "");
-  if (summary.failed.empty()) return 0;
-  std::string names;
-  for (size_t i = 0; i < summary.failed.size() && i < 5; ++i) names += (i ? ", " : "") + summary.failed[i].first;
-  spdlog::error("{} of {} files failed: {}{}", summary.failed.size(), summary.files, names,
-                summary.failed.size() > 5 ? ", ..." : "");
-  return 1;
+  std::vector<std::string> names;
+  for (const auto& [file, error] : summary.failed) names.push_back(file);
+  if (!names.empty()) spdlog::error("{} of {} failed: {}", names.size(), files(summary.files), some_of(names));
+  if (summary.interrupted_by != 0) {
+    const int64_t left = summary.files - summary.written - summary.skipped - static_cast<int64_t>(names.size());
+    spdlog::warn("interrupted by {}: the {} finished are kept{}; rerun the same command to {} the other {}",
+                 Interrupted::signal_name(summary.interrupted_by), files(summary.written + summary.skipped),
+                 batch.summary.empty() ? "" : " (summary in " + batch.summary + ")", verb, left);
+    return 128 + summary.interrupted_by;
+  }
+  return names.empty() ? 0 : 1;
 }
 
 }  // namespace c3::cli

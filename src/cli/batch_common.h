@@ -9,6 +9,7 @@
 #include "c3/model/c3_model.h"
 #include "c3/tokenizer/tokenizer.h"
 #include "c3/util/dtype.h"
+#include "c3/util/output_record.h"
 #include "command.h"
 #include "settings_table.h"
 
@@ -50,12 +51,17 @@ struct LoadedModel {
 };
 LoadedModel load_model_for(const std::string& model, const std::string& dtype, const Runtime& runtime);
 
-// The jobs of this shard (batch.shard, else the launcher's rank); removes the temporaries an
-// interrupted run left of their outputs.
-std::vector<FileJob> shard_jobs(const BatchSettings& batch, const std::vector<std::string>& inputs, ListOptions list);
+// The jobs of this shard (batch.shard, else the launcher's rank, which is warned about), checked
+// before any work: every output's folder can be written, the summary's folder is made, and outputs
+// that exist but that `written_by_c3` does not claim are refused unless `force` (c3 never
+// replaces a file it did not write without being told to). Removes the temporaries an interrupted
+// run left of this shard's outputs.
+std::vector<FileJob> prepare_jobs(const BatchSettings& batch, const std::vector<std::string>& inputs, ListOptions list,
+                                  const WrittenByC3& written_by_c3, bool force);
 
-// Logs the summary, writes batch.summary (JSON, atomically) when set; returns the exit code (1
-// when any file failed).
+// Logs the closing line (and what was cut short: empty spans, spans at the token limit, an
+// interruption), writes batch.summary (JSON, atomically) when set; returns the exit code: 128 +
+// the signal when interrupted, 1 when any file failed, else 0. `verb`: "compress", "reconstruct".
 int finish(const BatchSettings& batch, const JobSummary& summary, const std::string& verb);
 
 }  // namespace c3::cli

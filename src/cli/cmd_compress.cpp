@@ -5,6 +5,8 @@
 #include "c3/infer/compressor.h"
 #include "c3/tokenizer/tokenizer.h"
 #include "c3/util/error.h"
+#include "c3/util/file_selection.h"
+#include "c3/util/stop_signals.h"
 
 namespace c3::cli {
 namespace {
@@ -22,15 +24,19 @@ const SettingsTable<CompressSettings>& compress_table() {
   static const SettingsTable<CompressSettings> table = [] {
     SettingsTable<CompressSettings> t;
     add_batch_settings(t, "compress");
-    t.value("--include", "compress.include", nlohmann::json::array({"*.txt", "*.md", "*.text", "*.markdown", "*.rst"}),
-            "Globs of files to take from folders (case-insensitive)", C3_FIELD(include));
-    t.value("--exclude", "compress.exclude", nlohmann::json::array(), "Globs of files to leave out", C3_FIELD(exclude));
+    t.value("--include", "compress.include", text_file_globs(),
+            "Glob of files to take from folders, as in .gitignore (case-insensitive; repeat the flag for more)",
+            C3_FIELD(include));
+    t.value("--exclude", "compress.exclude", nlohmann::json::array(),
+            "Glob of files or folders to leave out, as in .gitignore ('sub', 'sub/**', '*.log'; repeat the flag for more)",
+            C3_FIELD(exclude));
     t.value("--batch-tokens", "compress.batch_tokens", 16384, "Padded encoder tokens per batch", C3_FIELD(options.batch_tokens));
     t.value("--max-span-tokens", "compress.max_span_tokens", 0,
-            "Longest span of text compressed at once; longer texts are cut (0: what --max-length allows)",
+            "Longest span of text compressed at once; longer texts are cut (0: the longest text the model was trained "
+            "on, else what --max-length allows)",
             C3_FIELD(options.max_span_tokens));
     t.value("--max-length", "compress.max_length", 0,
-            "The model's window (0: the length it was trained with, from its config.json, else 8192)",
+            "Cut texts into spans that fit this window with the prompt (0: see --max-span-tokens)",
             C3_FIELD(options.max_length));
     t.value("--latent-dtype", "compress.latent_dtype", "auto", std::string("Stored latents (") + kAutoDtypeHelp + ")",
             C3_FIELD(latent_dtype), dtype_choices());
@@ -58,15 +64,17 @@ class CompressCommand : public Command {
     ListOptions list;
     list.include = s.include;
     list.exclude = s.exclude;
+    list.warn_unmatched_include = s.include != text_file_globs();
     list.add_suffix = ".c3";
-    const auto jobs = shard_jobs(s.batch, inputs_, list);
+    const auto jobs = prepare_jobs(s.batch, inputs_, list, is_c3_latent_file, o.files.force);
     if (jobs.size() == 1 && jobs[0].to_stdout() && isatty(STDOUT_FILENO))
       throw UsageError("a latent file is binary: give -o FILE or redirect stdout");
     auto [model, tokenizer, folder] = load_model_for(s.batch.model, s.batch.dtype, runtime);
     const C3Prompt prompt(*tokenizer, model->config().latent_tokens);
-    if (o.max_length == 0) o.max_length = model->config().max_length > 0 ? model->config().max_length : 8192;
     o.dtype = resolve_dtype(s.latent_dtype, runtime.device);
-    return finish(s.batch, compress_files(model, *tokenizer, prompt, jobs, o), "compressed");
+    const StopSignals stop;
+    o.files.stop = &stop;
+    return finish(s.batch, compress_files(model, *tokenizer, prompt, jobs, o), "compress");
   }
 
  private:

@@ -11,6 +11,8 @@
 #include "c3/eval/fox_metrics.h"
 #include "c3/util/dtype.h"
 #include "c3/util/error.h"
+#include "c3/util/file_selection.h"
+#include "c3/util/stop_signals.h"
 #include "c3/util/parallel.h"
 
 namespace fs = std::filesystem;
@@ -48,6 +50,7 @@ int score_only(const std::string& file, bool per_page, int threads) {
 // What `c3 eval` runs with.
 struct EvalJob {
   std::string model, dtype, score, output;
+  std::vector<std::string> include, exclude;
   bool per_page = false, progress = true;
   EvalRunSettings run;
 };
@@ -60,6 +63,10 @@ const SettingsTable<EvalJob>& eval_table() {
     t.path("-o,--output", "eval.output", "", "Folder for pages.jsonl, summary.json, report.md and the plots", C3_FIELD(output));
     t.path("--score", "eval.score", "", "Score a JSONL of label/answer (or reference/prediction) pairs, no model; - for stdin",
            C3_FIELD(score));
+    t.value("--include", "eval.include", text_file_globs(),
+            "With a DATA folder: glob of files to take, as compress takes them (repeat the flag for more)", C3_FIELD(include));
+    t.value("--exclude", "eval.exclude", json::array(),
+            "With a DATA folder: glob of files or folders to leave out (repeat the flag for more)", C3_FIELD(exclude));
     t.value("--per-page", "eval.per_page", false, "With --score: one JSON line per record before the summary",
             C3_FIELD(per_page));
     t.value("--min-tokens", "eval.min_tokens", 600, "Pages with fewer text tokens are left out",
@@ -107,7 +114,9 @@ class EvalCommand : public Command {
     return "Evaluate reconstruction on Fox-format pages (with --model), or score predictions (--score FILE)";
   }
   void setup(CLI::App& app, Options& o) override {
-    app.add_option("data", data_, "Fox page-OCR JSON (en_page_ocr.json), JSONL with id and text, or a folder of .txt files");
+    app.add_option("data", data_,
+                   "Fox page-OCR JSON (en_page_ocr.json), JSONL with id and text, a text file (one page), or a folder of "
+                   "text files (as compress takes them)");
     eval_table().declare(app, o);
   }
 
@@ -117,9 +126,12 @@ class EvalCommand : public Command {
     if (!job.score.empty()) {
       if (!data_.empty() || !job.model.empty())
         throw UsageError("--score FILE scores predictions without a model: leave out --model and DATA");
+      if (!job.output.empty())
+        throw UsageError("--score prints its summary on stdout and writes no folder: leave out -o (redirect stdout instead)");
       return score_only(job.score, job.per_page, runtime.threads);
     }
-    if (data_.empty()) throw UsageError("DATA (Fox page-OCR JSON or JSONL) is required, or --score FILE");
+    if (job.per_page) throw UsageError("--per-page goes with --score FILE (an evaluation writes every page to pages.jsonl)");
+    if (data_.empty()) throw UsageError("DATA (Fox page-OCR JSON, JSONL, a text file or a folder) is required, or --score FILE");
     EvalRunSettings& settings = job.run;
     settings.output = job.output;
     if (settings.output.empty()) throw UsageError("--output FOLDER is required (report.md, summary.json and pages.jsonl go there)");
@@ -128,15 +140,23 @@ class EvalCommand : public Command {
     settings.options.threads = runtime.threads;
     check_options(settings);
     check_eval_output(settings.output, settings.force);
-    const auto pages = read_eval_pages(data_);
+    const EvalData data = read_eval_data(data_, job.include, job.exclude);
+    // Pages compress would refuse are named and left out, not scored as zeros.
+    for (const auto& [where, why] : data.rejected) spdlog::error("{}: {} (left out)", where, why);
+    settings.rejected = data.rejected;
     auto [model, tokenizer, folder] = load_model_for(job.model, job.dtype, runtime);
-    const json summary = run_evaluation(model, *tokenizer, folder, pages, settings);
+    const StopSignals stop;
+    settings.options.generate.stop = &stop;
+    const json summary = run_evaluation(model, *tokenizer, folder, data.pages, settings);
     const json& overall = summary["conditions"]["none"]["overall"];
     spdlog::info("{} pages: precision {:.2f}%, 1 - edit distance {:.2f}%, mean ratio {:.1f}x; report in {}",
                  overall["pages"].get<int64_t>(), 100 * overall["precision"].get<double>(),
                  100 * overall["one_minus_edit_distance"].get<double>(), overall["mean_ratio"].get<double>(),
                  (settings.output / "report.md").string());
-    return 0;
+    if (data.rejected.empty()) return 0;
+    spdlog::error("{} pages of {} could not be evaluated and were left out, starting with {}", data.rejected.size(), data_,
+                  data.rejected.front().first);
+    return 1;
   }
 
  private:

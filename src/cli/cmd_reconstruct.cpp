@@ -6,6 +6,7 @@
 #include "c3/model/c3_prompt.h"
 #include "c3/tokenizer/tokenizer.h"
 #include "c3/util/error.h"
+#include "c3/util/stop_signals.h"
 
 namespace c3::cli {
 namespace {
@@ -53,13 +54,15 @@ class ReconstructCommand : public Command {
     ListOptions list;
     list.include = {"*.c3"};
     list.remove_suffix = ".c3";
-    const auto jobs = shard_jobs(s.batch, inputs_, list);
+    const auto jobs = prepare_jobs(s.batch, inputs_, list, has_intact_record, s.options.files.force);
     if (jobs.size() == 1 && jobs[0].from_stdin() && isatty(STDIN_FILENO))
       throw UsageError("'-' reads a latent file from standard input, which is a terminal: pipe one in (c3 compress ... | c3 reconstruct -m M -)");
     auto [model, tokenizer, folder] = load_model_for(s.batch.model, s.batch.dtype, runtime);
     const C3Prompt prompt(*tokenizer, model->config().latent_tokens, kDefaultPromptTemplate,
                           s.instruction.empty() ? kDefaultInstruction : s.instruction);
-    return finish(s.batch, reconstruct_files(model, *tokenizer, prompt, jobs, o), "reconstructed");
+    const StopSignals stop;
+    s.options.files.stop = &stop;
+    return finish(s.batch, reconstruct_files(model, *tokenizer, prompt, jobs, s.options), "reconstruct");
   }
 
  private:

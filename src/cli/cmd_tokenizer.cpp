@@ -3,6 +3,7 @@
 
 #include "c3/tokenizer/sentencepiece.h"
 #include "c3/util/error.h"
+#include "c3/util/file_selection.h"
 #include "settings_table.h"
 
 namespace c3::cli {
@@ -21,6 +22,22 @@ const SettingsTable<SentencePieceTrainOptions>& tokenizer_table() {
   return table;
 }
 
+// Files as given; folders as the text files below them (as compress and train take folders).
+std::vector<std::filesystem::path> text_files_of(const std::vector<std::string>& inputs) {
+  std::vector<std::filesystem::path> files;
+  for (const auto& input : inputs) {
+    if (!std::filesystem::is_directory(input)) {
+      files.emplace_back(input);
+      continue;
+    }
+    FileSelection selection(text_file_globs(), {});
+    const auto listing = selection.list(input);
+    if (listing.taken.empty()) fail_file(input, "holds no files that match " + selection.describe());
+    for (const auto& relative : listing.taken) files.push_back(std::filesystem::path(input) / relative);
+  }
+  return files;
+}
+
 }  // namespace
 
 class TokenizerCommand : public Command {
@@ -30,16 +47,18 @@ class TokenizerCommand : public Command {
   void setup(CLI::App& app, Options& options) override {
     app.require_subcommand(1);
     CLI::App* train = app.add_subcommand("train", "Train a sentencepiece model with the C3 special tokens");
-    train->add_option("--input", inputs_, "Plain-text training files (one sentence or paragraph per line)")
+    train->add_option("--input", inputs_,
+                      "Plain-text training files (one sentence or paragraph per line), or folders of them (their text "
+                      "files, as compress takes them)")
         ->required()
-        ->check(CLI::ExistingFile);
+        ->check(CLI::ExistingPath);
     train->add_option("-o,--output", output_, "Folder to create (holds tokenizer.model)")->required();
     train->add_flag("--force", force_, "Replace the output folder if it exists");
     tokenizer_table().declare(*train, options);
   }
   int run(const Config& config, const Runtime& runtime) override {
     SentencePieceTrainOptions o;
-    for (const auto& f : inputs_) o.inputs.emplace_back(f);
+    o.inputs = text_files_of(inputs_);
     tokenizer_table().read(config, o);
     o.threads = runtime.threads;
     o.overwrite = force_;

@@ -13,6 +13,7 @@
 #include "c3/util/error.h"
 #include "c3/util/runtime.h"
 #include "c3/util/status_line.h"
+#include "c3/util/stop_signals.h"
 #include "c3/version.h"
 #include "command.h"
 
@@ -22,6 +23,24 @@ std::vector<CommandFactory>& command_registry() {
   static std::vector<CommandFactory> registry;
   return registry;
 }
+
+namespace {
+
+// What --help shows a flag's value as: INT, NUMBER, TEXT, the choices (a|b), or the element's type
+// for a list (whose flag takes one value each time).
+std::string value_type_name(const nlohmann::json& default_value, const std::vector<std::string>& choices) {
+  if (!choices.empty()) {
+    std::string joined;
+    for (const auto& c : choices) joined += (joined.empty() ? "" : "|") + c;
+    return joined;
+  }
+  if (default_value.is_array()) return "TEXT";
+  if (default_value.is_number_integer()) return "INT";
+  if (default_value.is_number()) return "NUMBER";
+  return "TEXT";
+}
+
+}  // namespace
 
 CLI::Option* Options::add(CLI::App& app, const std::string& flag, const std::string& key,
                           nlohmann::json default_value, const std::string& help, std::vector<std::string> choices) {
@@ -36,6 +55,8 @@ CLI::Option* Options::add(CLI::App& app, const std::string& flag, const std::str
   CLI::Option* opt = lists_.back()   ? app.add_option(flag, *lists_.back(), description)
                      : flags_.back() ? app.add_flag(flag, *flags_.back(), description)
                                      : app.add_option(flag, *texts_.back(), description);
+  // Values are read as text and checked against the key's type later; --help shows that type.
+  if (!flags_.back()) opt->type_name(value_type_name(default_value, choices));
   // A flag given twice (before and after the subcommand, or a script's default then the user's)
   // takes the last value, as the command line reads.
   if (!lists_.back()) opt->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
@@ -105,6 +126,25 @@ struct Commands {
   }
 };
 
+bool takes_positionals(CLI::App& app) {
+  if (!app.get_options([](const CLI::Option* o) { return o->get_positional(); }).empty()) return true;
+  for (CLI::App* sub : app.get_subcommands({}))
+    if (takes_positionals(*sub)) return true;
+  return false;
+}
+
+// A list flag would swallow the positional arguments after it (`--include '*.txt' corpus` would
+// take corpus as a second glob): where a command, or a subcommand its flags may precede or follow,
+// takes positional arguments, each list flag takes one value, and is repeated for more. (`train
+// --data a b` and `tokenizer train --input *.txt` have no positionals to swallow.)
+void one_value_per_list_flag(CLI::App& app) {
+  if (takes_positionals(app))
+    for (CLI::Option* o : app.get_options([](const CLI::Option* o) { return !o->get_positional(); }))
+      if (o->get_allow_extra_args())  // a list option (CLI11 lets those take several values)
+        o->expected(1)->allow_extra_args(false)->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  for (CLI::App* sub : app.get_subcommands({})) one_value_per_list_flag(*sub);
+}
+
 Commands add_commands(CLI::App& app, Options& options, Config& config) {
   Commands commands;
   for (const auto& factory : command_registry()) {
@@ -132,7 +172,14 @@ int report_parse_error(const CLI::App& app, const Commands& commands, const CLI:
     for (const auto& cmd : commands.all) names += (names.empty() ? "" : ", ") + cmd->name();
     spdlog::error("unknown subcommand '{}' (choose from {}; run 'c3 --help' for usage)", extra.front(), names);
   } else {
-    spdlog::error("{} (run 'c3 --help' for usage)", e.what());
+    // Point to the help of the subcommand that was being parsed, where the options are.
+    std::string help = "c3";
+    for (const CLI::App* sub = &app; sub;) {
+      const auto parsed = sub->get_subcommands();
+      sub = parsed.empty() ? nullptr : parsed.front();
+      if (sub) help += " " + sub->get_name();
+    }
+    spdlog::error("{} (run '{} --help' for usage)", e.what(), help);
   }
   return 2;
 }
@@ -167,6 +214,7 @@ int run_cli(int argc, char** argv) {
   GlobalFlags flags;
   add_global_options(app, options, flags);
   Commands commands = add_commands(app, options, config);
+  one_value_per_list_flag(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForVersion& e) {
@@ -206,6 +254,8 @@ int main(int argc, char** argv) {
     if (std::fflush(stdout) != 0 || std::ferror(stdout) || !std::cout)
       throw c3::Error(std::string("standard output: write failed: ") + std::strerror(errno ? errno : EIO));
     return code;
+  } catch (const c3::Interrupted& e) {  // what was kept is already said
+    return 128 + e.signal();
   } catch (const c3::UsageError& e) {
     spdlog::error("{}", e.what());
     return 2;

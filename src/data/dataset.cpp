@@ -7,6 +7,7 @@
 
 #include "c3/util/atomic_file.h"
 #include "c3/util/error.h"
+#include "c3/util/file_selection.h"
 
 namespace fs = std::filesystem;
 
@@ -150,22 +151,19 @@ class Cutter {
 std::vector<Document> read_documents(const fs::path& path, const std::string& text_field) {
   std::error_code ec;
   if (!fs::exists(path, ec)) fail_file(path.string(), "no such file or folder");
+  const FileSelection text_files(text_file_globs(), {});  // a folder means the files compress would take
   if (fs::is_directory(path, ec)) {
-    std::vector<fs::path> files;
-    for (auto it = fs::recursive_directory_iterator(path, ec); !ec && it != fs::recursive_directory_iterator();
-         it.increment(ec))
-      if (it->is_regular_file() && has_extension(it->path(), ".txt")) files.push_back(it->path());
-    if (ec) fail_file(path.string(), "cannot list the folder: " + ec.message());
-    if (files.empty()) fail_file(path.string(), "folder has no .txt files");
-    std::sort(files.begin(), files.end());
+    FileSelection selection = text_files;
+    const auto listing = selection.list(path);
+    if (listing.taken.empty()) fail_file(path.string(), "folder has no text files (" + selection.describe() + ")");
     std::vector<Document> docs;
-    for (const auto& file : files) docs.push_back({read_text_file(file), file.string()});
+    for (const auto& relative : listing.taken) docs.push_back({read_text_file(path / relative), (path / relative).string()});
     return docs;
   }
   if (has_extension(path, ".jsonl")) return read_jsonl(path, text_field);
   if (has_extension(path, ".json")) return read_json(path, text_field);
-  if (has_extension(path, ".txt")) return {{read_text_file(path), path.string()}};
-  fail_file(path.string(), "unknown data format (expected .jsonl, .json, .txt or a folder of .txt files)");
+  if (text_files.takes(path.filename())) return {{read_text_file(path), path.string()}};
+  fail_file(path.string(), "unknown data format (expected .jsonl, .json, a text file (.txt, .md, ...) or a folder of them)");
 }
 
 std::vector<Sample> make_samples(const std::vector<Document>& documents, const Tokenizer& tokenizer,

@@ -13,10 +13,13 @@
 
 #include "c3/eval/report.h"
 #include "c3/infer/compressor.h"
+#include "c3/infer/file_jobs.h"
 #include "c3/infer/latent_file.h"
 #include "c3/util/atomic_file.h"
 #include "c3/util/error.h"
+#include "c3/util/output_record.h"
 #include "c3/util/sha256.h"
+#include "c3/util/stop_signals.h"
 #include "c3/version.h"
 
 namespace fs = std::filesystem;
@@ -60,7 +63,10 @@ class Journal {
 
   const std::vector<PageResult>& done() const { return done_; }
 
+  size_t pages() const { return done_.size() + appended_; }  // results it holds
+
   void append(const std::vector<PageResult>& batch) {
+    appended_ += batch.size();
     std::string lines;
     for (const auto& r : batch) lines += r.to_json().dump() + "\n";
     if (std::fwrite(lines.data(), 1, lines.size(), file_) != lines.size() || std::fflush(file_) != 0)
@@ -121,7 +127,32 @@ class Journal {
   fs::path path_;
   std::FILE* file_ = nullptr;
   std::vector<PageResult> done_;
+  size_t appended_ = 0;
 };
+
+// A journal shows that c3 wrote it by its first line, the run's key.
+bool is_eval_journal(const fs::path& path) {
+  std::ifstream in(path);
+  std::string line;
+  if (!std::getline(in, line)) return false;
+  try {
+    const json header = json::parse(line);
+    return header.is_object() && header.contains("resume_key");
+  } catch (const json::exception&) {
+    return false;
+  }
+}
+
+// What eval writes into its folder, each with the test that shows c3 wrote it.
+std::vector<fs::path> output_paths(const fs::path& out) {
+  std::vector<fs::path> paths;
+  for (const char* name : kOutputs) paths.push_back(out / name);
+  return paths;
+}
+
+bool written_by_eval(const fs::path& path) {
+  return path.filename() == kJournal ? is_eval_journal(path) : has_intact_record(path);
+}
 
 std::vector<SelectedPage> select(const std::vector<EvalPage>& pages, const Tokenizer& tokenizer, const EvalRunSettings& s,
                                  int64_t latent_tokens) {
@@ -140,17 +171,14 @@ std::vector<SelectedPage> select(const std::vector<EvalPage>& pages, const Token
 int64_t set_span_limit(EvalRunSettings& s, const C3Model& model, const C3Prompt& prompt,
                        const std::vector<SelectedPage>& selected) {
   if (s.max_span_tokens < 0) throw UsageError("--max-span-tokens must be >= 0");
-  const int64_t window = model->config().max_length > 0 ? model->config().max_length : 8192;
-  s.options.span_tokens = span_token_limit(prompt, s.max_span_tokens, window);
-  const int64_t span = s.options.span_tokens;
-  const auto cut = std::count_if(selected.begin(), selected.end(), [&](const SelectedPage& p) { return p.tokens > span; });
+  const SpanLimit limit = span_limit(model->config(), prompt, s.max_span_tokens, 0);
+  s.options.span_tokens = limit.tokens;
+  const auto cut =
+      std::count_if(selected.begin(), selected.end(), [&](const SelectedPage& p) { return p.tokens > limit.tokens; });
   if (cut > 0)
     spdlog::info("{} of {} pages have more than {} text tokens ({}): they are cut into spans of at most {} tokens, "
                  "each compressed into {} latents, and their ratio counts all of them",
-                 cut, selected.size(), span,
-                 s.max_span_tokens > 0 ? "--max-span-tokens"
-                                       : "what the " + std::to_string(window) + "-token window the model was trained on leaves",
-                 span, prompt.latent_tokens());
+                 cut, selected.size(), limit.tokens, limit.source, limit.tokens, prompt.latent_tokens());
   return cut;
 }
 
@@ -181,7 +209,8 @@ json run_record(C3Model& model, const fs::path& model_folder, const std::vector<
 // not change a page's result (pages are checked one by one).
 json resume_key(const json& run, const Buckets& buckets) {
   json key = run;
-  for (const char* name : {"c3_version", "pages_sha256", "data", "selection"}) key.erase(name);
+  for (const char* name : {"c3_version", "pages_sha256", "data", "selection", "foreign_files_replaced", "rejected_pages"})
+    key.erase(name);
   key["generation"].erase("batch_size");
   key["generation"].erase("pages_cut_into_spans");
   key["buckets"] = {buckets.min_tokens, buckets.max_tokens, buckets.width};
@@ -190,29 +219,31 @@ json resume_key(const json& run, const Buckets& buckets) {
 
 void prepare_output(const fs::path& out, bool force) {
   std::error_code ec;
-  if (force)  // only what eval writes: the folder may hold other things
-    for (const char* name : kOutputs) fs::remove(out / name, ec);
-  fs::create_directories(out, ec);
-  if (ec) fail_file(out.string(), "cannot create folder: " + ec.message());
+  if (force)  // only what eval writes (checked by check_eval_output): the folder may hold other things
+    for (const auto& path : output_paths(out)) fs::remove(path, ec);
+  make_folder(out);
 }
 
-void write_outputs(const fs::path& out, const std::vector<PageResult>& results, const json& summary) {
+// Each output with its record (c3/util/output_record.h), so a rerun knows them for c3's.
+void write_outputs(const fs::path& out, const std::vector<PageResult>& results, const json& summary, const std::string& key) {
   std::string lines;
   for (const auto& r : results) lines += r.to_json().dump() + "\n";
-  write_file_atomically(out / "pages.jsonl", lines);
-  write_file_atomically(out / "precision_vs_ratio.svg", precision_plot_svg(summary, results));
-  write_file_atomically(out / "position_curve.svg", position_plot_svg(summary));
-  write_file_atomically(out / "report.md", report_markdown(summary));
-  write_file_atomically(out / "summary.json", summary.dump(2) + "\n");  // last: its presence means finished
+  write_recorded_output(out / "pages.jsonl", lines, key);
+  write_recorded_output(out / "precision_vs_ratio.svg", precision_plot_svg(summary, results), key);
+  write_recorded_output(out / "position_curve.svg", position_plot_svg(summary), key);
+  write_recorded_output(out / "report.md", report_markdown(summary), key);
+  write_recorded_output(out / "summary.json", summary.dump(2) + "\n", key);  // last: its presence means finished
 }
 
 }  // namespace
 
-void check_eval_output(const fs::path& output, bool force) {
+int64_t check_eval_output(const fs::path& output, bool force) {
   std::error_code ec;
-  if (fs::exists(output / "summary.json", ec) && !force)
-    fail_file(output.string(), "already holds a finished evaluation (pass --force to replace it)");
   if (fs::exists(output, ec) && !fs::is_directory(output, ec)) fail_file(output.string(), "exists and is not a folder");
+  if (!fs::exists(output, ec)) check_writable_folder(output);
+  if (written_by_eval(output / "summary.json") && !force)
+    fail_file(output.string(), "already holds a finished evaluation (pass --force to replace it)");
+  return static_cast<int64_t>(claim_outputs(output_paths(output), written_by_eval, force).size());
 }
 
 json run_evaluation(C3Model& model, const Tokenizer& tokenizer, const fs::path& model_folder,
@@ -221,19 +252,35 @@ json run_evaluation(C3Model& model, const Tokenizer& tokenizer, const fs::path& 
   const auto selected = select(pages, tokenizer, s, prompt.latent_tokens());
   const int64_t cut = set_span_limit(s, model, prompt, selected);
   json run = run_record(model, model_folder, pages, selected, s, cut);
+  // Checked again (check_eval_output ran before the model loaded): files may have appeared since.
+  const auto foreign = foreign_files(output_paths(s.output), written_by_eval);
+  if (!foreign.empty() && !s.force) throw Error(foreign_file_message(foreign.front(), foreign.size()));
+  run["foreign_files_replaced"] = foreign.size();
+  json rejected = json::array();
+  for (const auto& [where, why] : s.rejected) rejected.push_back({{"page", where}, {"error", why}});
+  run["rejected_pages"] = rejected;
   prepare_output(s.output, s.force);
-  Journal journal(s.output / kJournal, resume_key(run, s.options.buckets), selected);
+  const json key = resume_key(run, s.options.buckets);
+  Journal journal(s.output / kJournal, key, selected);
 
   const auto start = std::chrono::steady_clock::now();
-  const std::vector<PageResult> results = evaluate(model, tokenizer, prompt, selected, s.options, journal.done(),
-                                                   [&](const std::vector<PageResult>& batch) { journal.append(batch); });
+  std::vector<PageResult> results;
+  try {
+    results = evaluate(model, tokenizer, prompt, selected, s.options, journal.done(),
+                       [&](const std::vector<PageResult>& batch) { journal.append(batch); });
+  } catch (const Interrupted& stop) {
+    spdlog::warn("interrupted by {}: {} of {} page results are kept in {}; rerun the same command to resume",
+                 Interrupted::signal_name(stop.signal()), journal.pages(), selected.size() * s.conditions.size(),
+                 (s.output / kJournal).string());
+    throw;
+  }
   int64_t generated = 0;
   for (const auto& r : results) generated += r.generated_tokens;
   run["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   run["generated_tokens"] = generated;
   run["resumed_pages"] = journal.done().size();
   const json summary = summarize(results, s.options.buckets, s.conditions, run);
-  write_outputs(s.output, results, summary);
+  write_outputs(s.output, results, summary, job_key(key));
   journal.remove();
   return summary;
 }

@@ -14,6 +14,7 @@
 #include "c3/infer/file_jobs.h"
 #include "c3/tokenizer/unicode.h"
 #include "c3/util/parallel.h"
+#include "c3/util/stop_signals.h"
 
 using json = nlohmann::json;
 
@@ -178,6 +179,7 @@ std::vector<PageResult> evaluate(C3Model& model, const Tokenizer& tokenizer, con
   int64_t finished = 0, generated = 0;
   for (size_t start = 0; start < order.size(); start += static_cast<size_t>(options.batch_size)) {
     const size_t end = std::min(order.size(), start + static_cast<size_t>(options.batch_size));
+    throw_if_stopped(options.generate.stop);  // (decoding checks it too, every step)
     const std::vector<size_t> completed = decode_batch(model, tokenizer, prompt, options, todo, order, start, end);
     score_completed(todo, completed, options.threads);
     std::vector<PageResult> batch_results;

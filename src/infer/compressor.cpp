@@ -67,13 +67,58 @@ void write_output(const Doc& doc, const std::string& fingerprint, const std::str
 
 }  // namespace
 
-int64_t span_token_limit(const C3Prompt& prompt, int64_t max_span_tokens, int64_t max_length) {
-  const int64_t limit = max_span_tokens > 0
-                            ? max_span_tokens
-                            : max_length - std::max(prompt.encoder_extra_tokens(), prompt.decoder_extra_tokens());
-  if (limit <= 0) throw UsageError("the window leaves no room for text (raise --max-span-tokens)");
+std::string unusable_text_reason(const std::string& text) {
+  if (!unicode::is_valid_utf8(text)) return "not valid UTF-8 text";
+  if (text.find('\0') != std::string::npos) return "binary, not text (it holds NUL bytes)";
+  if (std::all_of(text.begin(), text.end(), unicode::is_ascii_space)) return "empty (no text to compress)";
+  return "";
+}
+
+SpanLimit span_limit(const C3Config& config, const C3Prompt& prompt, int64_t max_span_tokens, int64_t max_length) {
+  const int64_t prompt_tokens = std::max(prompt.encoder_extra_tokens(), prompt.decoder_extra_tokens());
+  const int64_t window = config.max_length > 0 ? config.max_length : 8192;
+  SpanLimit limit;
+  if (max_span_tokens > 0)
+    limit = {max_span_tokens, "--max-span-tokens"};
+  else if (max_length > 0)
+    limit = {max_length - prompt_tokens, "what the " + std::to_string(max_length) + "-token --max-length leaves"};
+  else if (config.max_text_tokens > 0)
+    limit = {config.max_text_tokens, "the longest text the model was trained to reconstruct"};
+  else
+    limit = {window - prompt_tokens, "what the " + std::to_string(window) + "-token window the model was trained with leaves"};
+  if (limit.tokens <= 0) throw UsageError("the window leaves no room for text (raise --max-span-tokens)");
+  if (config.max_text_tokens > 0 && limit.tokens > config.max_text_tokens)
+    spdlog::warn("spans of up to {} tokens ({}) are longer than the {}-token texts this model was trained to reconstruct: "
+                 "expect much worse reconstructions past that length",
+                 limit.tokens, limit.source, config.max_text_tokens);
   return limit;
 }
+
+namespace {
+
+// Whether a span may end before token `k` at a word boundary: token k starts with whitespace, or
+// token k - 1 ends with it. Each token is decoded after its predecessor, so a sentencepiece "▁word"
+// keeps its space.
+bool word_boundary_before(const Tokenizer& tokenizer, const std::vector<int32_t>& ids, size_t k) {
+  const std::string before = tokenizer.decode({ids[k - 1]});
+  const std::string both = tokenizer.decode({ids[k - 1], ids[k]});
+  if (!before.empty() && unicode::is_ascii_space(before.back())) return true;
+  return both.size() > before.size() && both.compare(0, before.size(), before) == 0 &&
+         unicode::is_ascii_space(both[before.size()]);
+}
+
+// Where a span starting at token `a` ends: `a + max_tokens`, moved back to a word boundary in the
+// span's last quarter when there is one.
+size_t span_end(const Tokenizer& tokenizer, const std::vector<int32_t>& ids, size_t a, int64_t max_tokens) {
+  const size_t b = std::min(ids.size(), a + static_cast<size_t>(max_tokens));
+  if (b == ids.size()) return b;
+  const size_t lowest = a + std::max<size_t>(1, static_cast<size_t>(max_tokens - max_tokens / 4));
+  for (size_t k = b; k >= lowest && k > a; --k)
+    if (word_boundary_before(tokenizer, ids, k)) return k;
+  return b;
+}
+
+}  // namespace
 
 std::vector<Span> cut_spans(const std::string& text, const Tokenizer& tokenizer, int64_t max_tokens) {
   const std::vector<int32_t> ids = tokenizer.encode_text(text);
@@ -91,7 +136,7 @@ std::vector<Span> cut_spans(const std::string& text, const Tokenizer& tokenizer,
     }
   };
   while (a < ids.size()) {
-    size_t b = std::min(ids.size(), a + static_cast<size_t>(max_tokens));
+    size_t b = span_end(tokenizer, ids, a, max_tokens);
     std::string piece = tokenizer.decode(std::vector<int32_t>(ids.begin() + a, ids.begin() + b));
     // A cut inside a multi-byte character decodes to U+FFFD: move it back a token or two.
     for (int tries = 0; b < ids.size() && b > a + 1 && covered(offset, piece) < 0 && tries < 8; ++tries) {
@@ -126,19 +171,18 @@ class CompressStep : public SpanBatchJob<Doc> {
  public:
   CompressStep(C3Model& model, const Tokenizer& tokenizer, const C3Prompt& prompt, const CompressOptions& options)
       : model_(model), tokenizer_(tokenizer), prompt_(prompt), options_(options),
-        span_limit_(span_token_limit(prompt, options.max_span_tokens, options.max_length)),
+        span_limit_(span_limit(model->config(), prompt, options.max_span_tokens, options.max_length).tokens),
         fingerprint_(model_fingerprint(model)) {}
 
   int64_t open(Doc& doc) override {
     const FileJob& job = *doc.job;
     doc.text = read_input(job);
-    if (!unicode::is_valid_utf8(doc.text)) throw Error("not valid UTF-8 text");
-    if (std::all_of(doc.text.begin(), doc.text.end(), unicode::is_ascii_space)) throw Error("empty (no text to compress)");
+    if (const std::string problem = unusable_text_reason(doc.text); !problem.empty()) throw Error(problem);
     doc.spans = cut_spans(doc.text, tokenizer_, span_limit_);
     // What makes the output's bytes: the text, the model, the spans it is cut into, the dtype,
     // the prompt a reader will use.
     doc.key = job_key({{"source_sha256", sha256_hex(doc.text)}, {"model", fingerprint_}, {"span_limit", span_limit_},
-                       {"span_cutter", 2},  // 2: sentencepiece spans no longer shrink to single tokens
+                       {"span_cutter", 3},  // 2: sentencepiece spans no longer shrink to single tokens; 3: word boundaries
                        {"dtype", scalar_type_name(options_.dtype)}, {"prompt_template", prompt_.prompt_template()},
                        {"format_version", kLatentFormatVersion}});
     if (!job.to_stdout()) {
@@ -176,6 +220,8 @@ class CompressStep : public SpanBatchJob<Doc> {
   }
 
   void write(Doc& doc) override { write_output(doc, fingerprint_, prompt_.prompt_template(), options_.dtype); }
+
+  bool written_by_c3(const fs::path& output) const override { return is_c3_latent_file(output); }
 
   void count_written(const Doc& doc, JobSummary& summary) const override {
     summary.spans += static_cast<int64_t>(doc.spans.size());

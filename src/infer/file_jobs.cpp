@@ -1,14 +1,17 @@
 #include "c3/infer/file_jobs.h"
 
-#include <fnmatch.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cstdlib>
+#include <set>
 
 #include "c3/util/atomic_file.h"
 #include "c3/util/error.h"
-#include "util/launcher.h"
+#include "c3/util/file_selection.h"
 #include "c3/util/sha256.h"
+#include "c3/util/stop_signals.h"
+#include "util/launcher.h"
 
 #include <fmt/format.h>
 
@@ -16,26 +19,6 @@ namespace fs = std::filesystem;
 
 namespace c3 {
 namespace {
-
-// Globs match case-insensitively: `*.txt` takes NOTES.TXT too.
-bool matches(const std::string& pattern, const fs::path& relative) {
-  const bool by_path = pattern.find('/') != std::string::npos;
-  const std::string subject = by_path ? relative.generic_string() : relative.filename().string();
-  return fnmatch(pattern.c_str(), subject.c_str(), FNM_CASEFOLD | (by_path ? FNM_PATHNAME : 0)) == 0;
-}
-
-bool selected(const ListOptions& o, const fs::path& relative) {
-  bool keep = o.include.empty();
-  for (const auto& g : o.include) keep = keep || matches(g, relative);
-  for (const auto& g : o.exclude) keep = keep && !matches(g, relative);
-  return keep;
-}
-
-std::string joined(const std::vector<std::string>& items, size_t most = 8) {
-  std::string out;
-  for (size_t i = 0; i < items.size() && i < most; ++i) out += (i ? " " : "") + items[i];
-  return items.size() > most ? out + " ..." : out;
-}
 
 // Outputs must never overwrite an input, nor land where a rerun would read them back as inputs.
 void refuse_outputs_among_inputs(const std::vector<FileJob>& jobs, const std::vector<std::string>& inputs,
@@ -47,6 +30,7 @@ void refuse_outputs_among_inputs(const std::vector<FileJob>& jobs, const std::ve
   for (const auto& input : inputs)
     if (input != "-" && fs::is_directory(input, ec)) folders.push_back(fs::weakly_canonical(input, ec));
   std::sort(sources.begin(), sources.end());
+  const FileSelection selection(o.include, o.exclude);
   for (const auto& job : jobs) {
     if (job.to_stdout()) continue;
     const fs::path out = fs::weakly_canonical(job.output, ec);
@@ -55,7 +39,7 @@ void refuse_outputs_among_inputs(const std::vector<FileJob>& jobs, const std::ve
     for (const auto& folder : folders) {
       const fs::path relative = out.lexically_relative(folder);
       if (relative.empty() || *relative.begin() == "..") continue;
-      if (selected(o, relative))
+      if (selection.takes(relative))
         throw UsageError(job.output.string() + ": the output would land inside the input folder " + folder.string() +
                          " and match --include there, so a rerun would read it back (choose another -o)");
     }
@@ -70,12 +54,36 @@ fs::path with_suffix(fs::path path, const ListOptions& o) {
   return path.replace_filename(name + o.add_suffix);
 }
 
+std::string joined(const std::vector<std::string>& items, size_t most = 8) {
+  std::string out;
+  for (size_t i = 0; i < items.size() && i < most; ++i) out += (i ? " " : "") + items[i];
+  return items.size() > most ? out + " ..." : out;
+}
+
+// Globs the user gave that took or left out nothing are most likely mistyped: said, not silent.
+void warn_unmatched(const FileSelection& selection, const ListOptions& o) {
+  const auto unmatched = selection.unmatched(o.warn_unmatched_include, true);
+  if (unmatched.empty()) return;
+  std::string names;
+  for (const auto& u : unmatched) names += (names.empty() ? "" : ", ") + u;
+  spdlog::warn("{} matched no file in the input folders (globs are matched below each folder, as in .gitignore: "
+               "'*.txt' at any depth, 'sub' or 'sub/**' for a folder)",
+               names);
+}
+
 }  // namespace
+
+bool names_a_folder(const fs::path& output) {
+  std::error_code ec;
+  return !output.empty() && (!output.has_filename() || fs::is_directory(output, ec));
+}
 
 std::vector<FileJob> list_file_jobs(const std::vector<std::string>& inputs, const ListOptions& o) {
   if (inputs.empty()) throw UsageError("no inputs given");
   std::error_code ec;
-  const bool output_is_dir = !o.output.empty() && fs::is_directory(o.output, ec);
+  const bool output_is_dir = names_a_folder(o.output);
+  FileSelection selection(o.include, o.exclude);
+  bool any_folder = false;
   const bool single = inputs.size() == 1 && (inputs[0] == "-" || !fs::is_directory(inputs[0], ec));
   std::vector<FileJob> jobs;
   for (const std::string& input : inputs) {
@@ -95,28 +103,25 @@ std::vector<FileJob> list_file_jobs(const std::vector<std::string>& inputs, cons
       continue;
     }
     if (o.output.empty()) throw UsageError(input + ": a folder input needs -o OUTDIR");
-    std::vector<fs::path> found;
-    std::vector<std::string> others;  // files the globs left out, for the message below
-    for (auto it = fs::recursive_directory_iterator(path, ec); !ec && it != fs::recursive_directory_iterator();
-         it.increment(ec)) {
-      if (!it->is_regular_file()) continue;
-      const fs::path relative = it->path().lexically_relative(path);
-      if (selected(o, relative)) found.push_back(relative);
-      else others.push_back(relative.string());
-    }
-    if (ec) fail_file(input, "cannot list the folder: " + ec.message());
-    if (found.empty()) {
-      std::sort(others.begin(), others.end());
-      throw UsageError(input + ": no files match --include " + joined(o.include) +
-                       (o.exclude.empty() ? "" : " --exclude " + joined(o.exclude)) +
-                       (others.empty() ? " (the folder has no files)" : " (it has " + joined(others, 4) + ")"));
-    }
-    std::sort(found.begin(), found.end());
-    for (const auto& relative : found)
+    any_folder = true;
+    const auto listing = selection.list(path);
+    if (listing.taken.empty())
+      throw UsageError(input + ": no files match " + selection.describe() +
+                       (listing.left_out.empty() ? " (the folder has no files)"
+                                                 : " (it has " + joined(listing.left_out, 4) + ")"));
+    for (const auto& relative : listing.taken)
       jobs.push_back({path / relative, o.output / with_suffix(relative, o), (path / relative).string()});
   }
+  if (any_folder) warn_unmatched(selection, o);
   refuse_outputs_among_inputs(jobs, inputs, o);
   return jobs;
+}
+
+void check_output_locations(const std::vector<FileJob>& jobs) {
+  std::set<fs::path> folders;
+  for (const auto& job : jobs)
+    if (!job.to_stdout()) folders.insert(job.output.parent_path().empty() ? fs::path(".") : job.output.parent_path());
+  for (const auto& folder : folders) check_writable_folder(folder);
 }
 
 Shard Shard::parse(const std::string& text) {
@@ -124,8 +129,10 @@ Shard Shard::parse(const std::string& text) {
   if (text.empty()) {  // one shard per launched process
     const LaunchRank launch = launch_rank_from_env();
     s.index = launch.rank, s.count = launch.world_size;
+    s.from = launch.source == "torchrun" ? "RANK/WORLD_SIZE" : launch.source == "slurm" ? "SLURM_PROCID/SLURM_NTASKS" : "";
     return s;
   }
+  s.from = "--shard";
   const auto slash = text.find('/');
   try {
     size_t used = 0;
@@ -169,30 +176,28 @@ std::vector<std::pair<size_t, size_t>> length_batches(const std::vector<int64_t>
 
 std::string job_key(const nlohmann::json& parts) { return sha256_hex(parts.dump()); }
 
-fs::path job_key_file(const fs::path& output) {
-  return output.parent_path() / ("." + output.filename().string() + ".c3-job");
-}
-
-std::string recorded_job_key(const fs::path& output) {
-  std::error_code ec;
-  if (!fs::exists(output, ec) || !fs::exists(job_key_file(output), ec)) return "";
-  try {
-    return read_text_file(job_key_file(output));
-  } catch (const Error&) {
-    return "";
-  }
-}
-
-void record_job_key(const fs::path& output, const std::string& key) { write_file_atomically(job_key_file(output), key); }
-
 nlohmann::json JobSummary::to_json() const {
   nlohmann::json failures = nlohmann::json::array();
   for (const auto& [file, error] : failed) failures.push_back({{"file", file}, {"error", error}});
-  nlohmann::json j = {{"files", files},     {"written", written},         {"skipped", skipped}, {"redone", redone},
-                      {"failed", failures}, {"spans", spans},             {"text_tokens", text_tokens},
-                      {"latent_tokens", latent_tokens}, {"generated_tokens", generated_tokens},
-                      {"empty_spans", empty_spans}, {"spans_at_limit", spans_at_limit},
+  nlohmann::json j = {{"files", files},
+                      {"written", written},
+                      {"skipped", skipped},
+                      {"redone", redone},
+                      {"replaced_foreign", replaced_foreign},
+                      {"failed", failures},
+                      {"spans", spans},
+                      {"text_tokens", text_tokens},
+                      {"latent_tokens", latent_tokens},
+                      {"generated_tokens", generated_tokens},
+                      {"empty_spans", empty_spans},
+                      {"files_with_empty_spans", files_with_empty_spans},
+                      {"spans_at_limit", spans_at_limit},
                       {"seconds", seconds}};
+  // An interrupted run: which signal, and how many files it left for a rerun.
+  if (interrupted_by != 0) {
+    j["interrupted_by"] = Interrupted::signal_name(interrupted_by);
+    j["not_done"] = files - written - skipped - static_cast<int64_t>(failed.size());
+  }
   if (latent_tokens > 0) j["compression_ratio"] = static_cast<double>(text_tokens) / static_cast<double>(latent_tokens);
   return j;
 }

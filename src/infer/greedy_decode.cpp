@@ -12,6 +12,7 @@
 
 #include "c3/infer/generate.h"
 #include "c3/util/error.h"
+#include "c3/util/stop_signals.h"
 #include "captured_step.h"
 
 namespace c3 {
@@ -128,13 +129,14 @@ struct Decoding {
 
 // Without a cache (tests, benchmarks): the whole sequence again for every token.
 void decode_recomputing(Qwen2ForCausalLM& lm, at::Tensor embeds, at::Tensor mask, const std::vector<int64_t>& last,
-                        Decoding& d, int64_t max_new_tokens) {
+                        Decoding& d, int64_t max_new_tokens, const StopSignals* stop) {
   const auto device = embeds.device();
   const int64_t b = embeds.size(0);
   std::vector<int64_t> rows(static_cast<size_t>(b));
   std::iota(rows.begin(), rows.end(), 0);
   at::Tensor at_rows = at::tensor(last, at::kLong).to(device).view({b, 1});
   for (int64_t step = 0; step < max_new_tokens; ++step) {
+    throw_if_stopped(stop);
     at::Tensor logits = lm->logits(lm->model->forward(embeds, mask, {}, nullptr, at_rows).select(1, 0)).to(at::kFloat);
     d.ban(logits, rows);
     const auto [fed, running] = d.take(logits.argmax(-1).to(at::kCPU), rows);
@@ -174,7 +176,7 @@ std::vector<std::vector<int32_t>> greedy_decode(Qwen2ForCausalLM& lm, const at::
     for (int32_t id : prompt_ids[r]) d.ngrams[r].append(id);
   }
   const at::Tensor mask = prompt_mask(last, p, device);
-  if (!options.use_cache) return decode_recomputing(lm, prompt_embeds, mask, last, d, options.max_new_tokens), d.out;
+  if (!options.use_cache) return decode_recomputing(lm, prompt_embeds, mask, last, d, options.max_new_tokens, options.stop), d.out;
 
   // The prompt: only each row's last position is needed, so the last layer runs there alone.
   KVCache cache;
@@ -191,6 +193,7 @@ std::vector<std::vector<int32_t>> greedy_decode(Qwen2ForCausalLM& lm, const at::
   std::iota(rows.begin(), rows.end(), 0);
   DecodeStats stats;
   for (int64_t step = 0; step < options.max_new_tokens; ++step) {
+    throw_if_stopped(options.stop);
     ++stats.steps;
     d.ban(logits, rows);
     auto [fed, running] = d.take(logits.argmax(-1).to(at::kCPU), rows);  // the step's one transfer to the host

@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <memory>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "c3/io/safetensors.h"
 #include "c3/io/tensor_io.h"
+#include "c3/util/dtype.h"
 #include "c3/util/error.h"
 #include "c3/util/sha256.h"
 
@@ -24,7 +26,11 @@ void hash_tensor(Sha256& h, const at::Tensor& t) {
 
 std::string model_fingerprint(C3Model& model) {
   Sha256 h;
-  h.update(model->config().root_config_json().dump());
+  // The longest text trained on says how to cut texts, not how latents are made: latents from before
+  // checkpoints recorded it stay readable.
+  nlohmann::json root = model->config().root_config_json();
+  root.erase("c3_max_text_tokens");
+  h.update(root.dump());
   h.update(model->config().encoder.to_json().dump());
   hash_tensor(h, model->query);
   hash_tensor(h, model->projector->weight);
@@ -129,16 +135,54 @@ LatentFile read_latent_bytes(const std::string& bytes, const std::string& source
   return latent_from(parsed.tensors, parsed.metadata, source);
 }
 
-std::string latent_job_key(const fs::path& path) {
+namespace {
+
+// The metadata of a c3 latent file at `path`, without its tensor; nullopt for anything else.
+std::optional<std::map<std::string, std::string>> latent_metadata(const fs::path& path) {
   std::error_code ec;
-  if (!fs::exists(path, ec)) return "";
+  if (!fs::is_regular_file(path, ec)) return std::nullopt;
   try {
     const io::SafetensorsReader reader(path);
-    const auto it = reader.metadata().find("job_key");
-    return it == reader.metadata().end() ? "" : it->second;
+    const auto format = reader.metadata().find("format");
+    if (format == reader.metadata().end() || format->second != kLatentFormat) return std::nullopt;
+    return reader.metadata();
   } catch (const Error&) {
-    return "";
+    return std::nullopt;
   }
+}
+
+}  // namespace
+
+std::string latent_job_key(const fs::path& path) {
+  const auto meta = latent_metadata(path);
+  if (!meta) return "";
+  const auto it = meta->find("job_key");
+  return it == meta->end() ? "" : it->second;
+}
+
+bool is_c3_latent_file(const fs::path& path) { return latent_metadata(path).has_value(); }
+
+json describe_latent_file(const fs::path& path) {
+  const LatentFile file = read_latent_file(path);
+  int64_t text_tokens = 0;
+  for (int64_t t : file.span_tokens) text_tokens += t;
+  const int64_t latent_tokens = file.latents.size(0) * file.latents.size(1);
+  return {{"format", kLatentFormat},
+          {"format_version", kLatentFormatVersion},
+          {"c3_version", file.c3_version},
+          {"source_path", file.source_path},
+          {"source_sha256", file.source_sha256},
+          {"source_bytes", file.span_bytes.empty() ? 0 : file.span_bytes.back().second},
+          {"spans", file.latents.size(0)},
+          {"span_tokens", file.span_tokens},
+          {"text_tokens", text_tokens},
+          {"latent_tokens_per_span", file.latents.size(1)},
+          {"hidden_size", file.latents.size(2)},
+          {"dtype", scalar_type_name(file.latents.scalar_type())},
+          {"compression_ratio", latent_tokens > 0 ? static_cast<double>(text_tokens) / latent_tokens : 0.0},
+          {"model_fingerprint", file.model_fingerprint},
+          {"prompt_template", file.prompt_template},
+          {"job_key", file.job_key}};
 }
 
 }  // namespace c3

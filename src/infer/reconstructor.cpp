@@ -7,6 +7,7 @@
 #include <iostream>
 #include <iterator>
 #include <limits>
+#include <set>
 
 #include "c3/infer/latent_file.h"
 #include "span_batch_job.h"
@@ -15,6 +16,7 @@
 #include "c3/util/sha256.h"
 #include "c3/util/atomic_file.h"
 #include "c3/util/error.h"
+#include "c3/util/output_record.h"
 
 namespace fs = std::filesystem;
 
@@ -46,7 +48,9 @@ std::string joined_text(const Doc& doc) {
   return out;
 }
 
-void write_text(const FileJob& job, const std::string& text) {
+// To stdout, or to the output file with its record (the job key, and the digest that shows c3
+// wrote it).
+void write_text(const FileJob& job, const std::string& text, const std::string& key) {
   if (job.to_stdout()) {
     std::fwrite(text.data(), 1, text.size(), stdout);
     if (text.empty() || text.back() != '\n') std::fputc('\n', stdout);
@@ -55,7 +59,7 @@ void write_text(const FileJob& job, const std::string& text) {
   }
   std::error_code ec;
   if (job.output.has_parent_path()) fs::create_directories(job.output.parent_path(), ec);
-  write_file_atomically(job.output, text);
+  write_recorded_output(job.output, text, key);
 }
 
 class ReconstructStep : public SpanBatchJob<Doc> {
@@ -98,7 +102,9 @@ class ReconstructStep : public SpanBatchJob<Doc> {
     std::vector<at::Tensor> rows;
     for (const auto& [doc, span] : spans) rows.push_back(doc->file.latents[span]);
     const at::Tensor latents = at::stack(rows).to(model_->query.device(), dtype_);
-    const auto generated = greedy_generate(model_, prompt_, latents, options_.generate);
+    GenerateOptions generate = options_.generate;
+    generate.stop = options_.files.stop;
+    const auto generated = greedy_generate(model_, prompt_, latents, generate);
     for (size_t k = 0; k < spans.size(); ++k) {
       auto [doc, span] = spans[k];
       std::string& text = doc->texts[span];
@@ -106,15 +112,16 @@ class ReconstructStep : public SpanBatchJob<Doc> {
       const auto length = static_cast<int64_t>(generated[k].size());
       summary.generated_tokens += length;
       if (doc->up_to_date) continue;  // computed only for a shared batch
+      if (text.empty() && files_with_empty_spans_.insert(doc->job->name).second)
+        summary.files_with_empty_spans.push_back(doc->job->name);
       summary.empty_spans += text.empty();
       summary.spans_at_limit += length >= options_.generate.max_new_tokens;
     }
   }
 
-  void write(Doc& doc) override {
-    write_text(*doc.job, joined_text(doc));
-    if (!doc.job->to_stdout()) record_job_key(doc.job->output, doc.key);
-  }
+  void write(Doc& doc) override { write_text(*doc.job, joined_text(doc), doc.key); }
+
+  bool written_by_c3(const fs::path& output) const override { return has_intact_record(output); }
 
   void count_written(const Doc& doc, JobSummary& summary) const override {
     summary.spans += doc.file.latents.size(0);
@@ -132,6 +139,7 @@ class ReconstructStep : public SpanBatchJob<Doc> {
   const std::string fingerprint_;
   const at::ScalarType dtype_;
   const nlohmann::json settings_;
+  std::set<std::string> files_with_empty_spans_;
 };
 
 }  // namespace

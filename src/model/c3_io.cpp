@@ -26,7 +26,7 @@ Qwen2Config qwen2_config_of(const io::CheckpointDir& ckpt) {
   Qwen2Config config = Qwen2Config::from_json(ckpt.config(), ckpt.config_path().string());
   vocab_from_shapes(config, ckpt);
   for (const char* key : {"latent_token_len", "contexts_compression_llm_hidden_size", "model_type", "architectures",
-                          "c3_max_length"})
+                          "c3_max_length", "c3_max_text_tokens"})
     config.extra.erase(key);
   return config;
 }
@@ -78,6 +78,7 @@ C3Config c3_config_of(const fs::path& dir) {
                                                  std::to_string(config.encoder.hidden_size));
   config.latent_tokens = q[0];
   config.max_length = root.config().value("c3_max_length", int64_t{0});
+  config.max_text_tokens = root.config().value("c3_max_text_tokens", int64_t{0});
   const auto stated = root.config().value("latent_token_len", config.latent_tokens);
   if (stated != config.latent_tokens)
     spdlog::warn("{}: config.json says latent_token_len {} but {} has {} rows; using {}", dir.string(), stated, kQuery,

@@ -12,6 +12,7 @@ nlohmann::json C3Config::root_config_json() const {
   root.extra["latent_token_len"] = latent_tokens;
   root.extra["contexts_compression_llm_hidden_size"] = encoder.hidden_size;
   if (max_length > 0) root.extra["c3_max_length"] = max_length;
+  if (max_text_tokens > 0) root.extra["c3_max_text_tokens"] = max_text_tokens;
   return root.to_json();
 }
 

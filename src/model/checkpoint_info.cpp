@@ -100,6 +100,21 @@ void format_model(std::ostringstream& s, const json& m, const std::string& inden
   s << indent << "tokenizer     " << (tok.empty() ? "no tokenizer files found" : tok) << "\n";
 }
 
+// What the model was trained to reconstruct, in the terms compress and eval use: texts of up to N
+// tokens, which is also the span they cut longer texts into.
+std::string trained_lengths_line(const json& text_tokens, const json& window) {
+  const std::string in_window =
+      window.is_number() ? " (in a window of " + window.dump() + " tokens with the prompt)" : std::string();
+  if (text_tokens.is_number())
+    return "texts of up to " + text_tokens.dump() + " tokens" + in_window + ": compress and eval cut longer texts into " +
+           text_tokens.dump() + "-token spans";
+  if (window.is_number())
+    return "windows of up to " + window.dump() +
+           " tokens with the prompt (the longest text is not recorded, c3_max_text_tokens): compress and eval cut longer "
+           "texts into spans of what the window leaves";
+  return "an unrecorded length (no c3_max_length or c3_max_text_tokens): compress and eval assume a window of 8192 tokens";
+}
+
 }  // namespace
 
 json describe_checkpoint(const fs::path& dir) {
@@ -115,6 +130,7 @@ json describe_checkpoint(const fs::path& dir) {
     // What running it needs: the longest text it was trained on (compress cuts longer texts into
     // spans of that size), and the dtype c3 runs it in unless told otherwise.
     info["trained_max_length"] = root.config().value("c3_max_length", json());
+    info["trained_max_text_tokens"] = root.config().value("c3_max_text_tokens", json());
     parameters += enc["parameters"].get<int64_t>();
     kv_per_token += enc["kv_cache_bf16_bytes_per_token"].get<int64_t>();
   }
@@ -131,11 +147,7 @@ std::string format_checkpoint_info(const json& info) {
     format_model(s, info["encoder"], "  ");
     s << "total         " << human_count(info["parameters"].get<int64_t>()) << " parameters, "
       << info["latent_token_len"].dump() << " latent tokens\n";
-    const json& trained = info["trained_max_length"];
-    s << "trained on    "
-      << (trained.is_number() ? "sequences of up to " + trained.dump() + " tokens (c3_max_length): compress cuts longer texts"
-                              : std::string("an unrecorded length (no c3_max_length): compress assumes 8192 tokens"))
-      << "\n";
+    s << "trained on    " << trained_lengths_line(info["trained_max_text_tokens"], info["trained_max_length"]) << "\n";
     s << "runs in       float32 on the CPU, bfloat16 on CUDA (--dtype chooses); compress writes latents in the same "
          "(--latent-dtype)\n";
   }

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <fmt/format.h>
+#include <regex>
 #include <sstream>
 
 #include "c3/tokenizer/unicode.h"
@@ -168,6 +169,23 @@ std::optional<int32_t> SentencePieceTokenizer::token_id(std::string_view token) 
 
 int64_t SentencePieceTokenizer::vocab_size() const { return spm().piece_size(handle_); }
 
+namespace {
+
+// sentencepiece's status text ("Internal: src/trainer_interface.cc(660) [...] Vocabulary size is too
+// high (16000). Please set it to a value <= 2395.") as what to do about it.
+std::string training_error(const std::string& error, int64_t vocab_size) {
+  static const std::regex too_high(R"(Vocabulary size (is )?too high \((\d+)\)\. Please set it to a value <= (\d+))");
+  std::smatch m;
+  if (std::regex_search(error, m, too_high))
+    return "--vocab-size " + std::to_string(vocab_size) + " is more than this text can fill: at most " + m[3].str() +
+           " pieces (give --vocab-size " + m[3].str() + " or less, or more text)";
+  // Otherwise its message without the status code and source location.
+  static const std::regex location(R"(^[A-Za-z ]+: (\S+\(\d+\) )?(\[[^\]]*\] )?)");
+  return std::regex_replace(error, location, "");
+}
+
+}  // namespace
+
 void train_sentencepiece(const SentencePieceTrainOptions& o, const fs::path& dir) {
   if (o.inputs.empty()) throw UsageError("tokenizer train: no --input files");
   std::string inputs;
@@ -201,7 +219,7 @@ void train_sentencepiece(const SentencePieceTrainOptions& o, const fs::path& dir
   const int failed = spm().train(args.c_str(), append_bytes, &log, append_bytes, &error);
   std::istringstream lines(log);
   for (std::string line; std::getline(lines, line);) spdlog::debug("sentencepiece: {}", line);
-  if (failed) throw Error("tokenizer train: " + error);
+  if (failed) throw Error("tokenizer train: " + training_error(error, o.vocab_size));
   out.commit();
 }
 

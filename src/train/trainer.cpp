@@ -17,6 +17,7 @@
 #include "c3/util/atomic_file.h"
 #include "c3/util/dtype.h"
 #include "c3/util/error.h"
+#include "c3/util/stop_signals.h"
 #include "gradient_reducer.h"
 #include "progress.h"
 #include "train_setup.h"
@@ -27,30 +28,6 @@ namespace c3 {
 namespace {
 
 using namespace train_setup;
-
-std::atomic<int> g_stop_signal{0};
-extern "C" void on_stop_signal(int signal) { g_stop_signal.store(signal); }
-
-// SIGINT/SIGTERM only raise a flag: the step in flight finishes, then the loop saves and exits.
-class StopSignals {
- public:
-  StopSignals() {
-    g_stop_signal.store(0);
-    struct sigaction action {};
-    action.sa_handler = on_stop_signal;
-    sigemptyset(&action.sa_mask);
-    sigaction(SIGINT, &action, &old_int_);
-    sigaction(SIGTERM, &action, &old_term_);
-  }
-  ~StopSignals() {
-    sigaction(SIGINT, &old_int_, nullptr);
-    sigaction(SIGTERM, &old_term_, nullptr);
-  }
-  int received() const { return g_stop_signal.load(); }
-
- private:
-  struct sigaction old_int_ {}, old_term_ {};
-};
 
 std::vector<const std::vector<int32_t>*> ids_of(const std::vector<Sample>& samples, const std::vector<int64_t>& index) {
   std::vector<const std::vector<int32_t>*> out;
@@ -157,7 +134,8 @@ void set_up_model(Run& run) {
   run.dtype = resolve_dtype(run.s.dtype, run.device);
   run.model = build_model(run.s, *run.tokenizer, run.dtype, run.device, run.resume_dir);
   run.model->set_gradient_checkpointing(run.s.gradient_checkpointing);
-  run.model->set_max_length(run.s.max_length);  // recorded in checkpoints: compress's default window
+  // Recorded in checkpoints: compress and eval cut texts into spans no longer than those trained on.
+  run.model->set_trained_lengths(run.s.max_length, run.s.sampling.max_tokens);
   const C3Config& config = run.model->config();
   const int64_t rows = std::min(config.encoder.vocab_size, config.decoder.vocab_size);
   if (run.tokenizer->vocab_size() > rows)

@@ -204,4 +204,24 @@ std::string read_text_file(const fs::path& path, std::uint64_t max_bytes) {
   return s.str();
 }
 
+void check_writable_folder(const fs::path& folder) {
+  std::error_code ec;
+  fs::path existing = folder.empty() ? fs::path(".") : folder;
+  while (!fs::exists(existing, ec) && existing.has_relative_path() && existing != existing.parent_path())
+    existing = existing.parent_path().empty() ? fs::path(".") : existing.parent_path();
+  if (!fs::is_directory(existing, ec))
+    fail_file(existing.string(), existing == folder ? "is a file, not a folder to write into"
+                                                    : "is a file, so the folder " + folder.string() + " cannot be made");
+  if (::access(existing.c_str(), W_OK | X_OK) != 0)
+    fail_file(existing.string(), std::string("cannot write there: ") + std::strerror(errno));
+}
+
+void make_folder(const fs::path& folder) {
+  if (folder.empty()) return;
+  check_writable_folder(folder);
+  std::error_code ec;
+  fs::create_directories(folder, ec);
+  if (ec) fail_file(folder.string(), "cannot make the folder: " + ec.message());
+}
+
 }  // namespace c3

@@ -213,7 +213,19 @@ TEST(Cli, TokenizerTrainWritesASentencePieceModelThatTokenizeUses) {
   r = c3("tokenizer train --input corpus.txt --vocab-size 100000 -o spm3", dir);
   EXPECT_EQ(r.code, 1) << "sentencepiece's own error, reported";
   EXPECT_EQ(lines(r.err), 2) << r.err;  // the info line, then the error
+  EXPECT_THAT(r.err, HasSubstr("--vocab-size 100000 is more than this text can fill: at most "));
+  EXPECT_THAT(r.err, Not(HasSubstr("Internal")));
   EXPECT_FALSE(fs::exists(dir / "spm3"));
+  // A folder stands for its text files, as for train --data and compress; several files per flag.
+  fs::create_directories(dir / "texts" / "more");
+  test::write_bytes(dir / "texts" / "a.txt", corpus);
+  test::write_bytes(dir / "texts" / "more" / "b.md", corpus);
+  test::write_bytes(dir / "texts" / "skip.bin", "\xff\xfe");
+  r = c3("--log-level warn tokenizer train --input texts --vocab-size 320 -o spm4", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(dir / "spm4" / "tokenizer.model"));
+  r = c3("--log-level warn tokenizer train --input corpus.txt texts/a.txt --vocab-size 320 -o spm5", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
 }
 
 TEST(Cli, LogFileReceivesTheLogEvenInAFolderNotYetMade) {
@@ -299,6 +311,14 @@ TEST(CliTrain, TrainsSavesTheReleasedLayoutAndLogsJson) {
   r = c3("info out/checkpoint-3", f.dir);
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("llm1"));
+  // The longest text it was trained on (data.max_tokens), which compress and eval cut texts to.
+  EXPECT_EQ(json::parse(test::read_bytes(ckpt / "config.json"))["c3_max_text_tokens"], 1024);
+  r = c3(f.args("short", 1) + " --set data.min_tokens=4 --set data.max_tokens=12", f.dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(c3("info short", f.dir).out, HasSubstr("texts of up to 12 tokens"));
+  test::write_bytes(f.dir / "long.txt", test::random_texts(1, 60, 3)[0]);
+  ASSERT_EQ(c3("--threads 1 compress -m short long.txt -o long.c3", f.dir).code, 0);
+  for (const auto& t : json::parse(c3("info --json long.c3", f.dir).out)["span_tokens"]) EXPECT_LE(t.get<int>(), 12);
   // The run's folder holds the resolved config, which reproduces the run.
   EXPECT_EQ(json::parse(test::read_bytes(f.dir / "out" / "train_config.json"))["model"]["latent_tokens"], 4);
   r = c3("--config out/train_config.json train --dump-config", f.dir);
@@ -604,6 +624,76 @@ TEST(CliCompress, OutputsNeverOverwriteOrReadBackInputsAndEmptySelectionsAreErro
   EXPECT_EQ(files_under(dir / "mixed-lat"), (std::vector<std::string>{"NOTES.TXT.c3", "guide.rst.c3"}));
 }
 
+TEST(CliCompress, GlobsWorkAsInGitignoreAndOnesThatMatchNothingAreWarnedAbout) {
+  const auto& m = trained_model();
+  test::TempDir dir;
+  fs::create_directories(dir / "docs" / "sub" / "deep");
+  test::write_bytes(dir / "docs" / "top.txt", m.texts[0]);
+  test::write_bytes(dir / "docs" / "sub" / "a.txt", m.texts[1]);
+  test::write_bytes(dir / "docs" / "sub" / "deep" / "b.txt", m.texts[2]);
+  const std::string run = "--threads 1 compress -m '" + m.model() + "' ";
+  for (const char* glob : {"sub/*", "sub/**", "sub", "sub/", "/sub", "SUB"}) {
+    const std::string out = "lat" + std::to_string(std::hash<std::string>{}(glob) % 100000);
+    auto r = c3(run + "docs -o " + out + " --exclude '" + glob + "'", dir);
+    ASSERT_EQ(r.code, 0) << glob << ": " << r.err;
+    EXPECT_EQ(files_under(dir / out), std::vector<std::string>{"top.txt.c3"}) << glob;
+    EXPECT_THAT(r.err, Not(HasSubstr("matched no file"))) << glob;
+  }
+  // `*` stays within a name: `sub/*.txt` is only sub's own files; `**` crosses folders.
+  auto r = c3(run + "docs -o only --include 'sub/*.txt'", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(files_under(dir / "only"), std::vector<std::string>{"sub/a.txt.c3"});
+  r = c3(run + "docs -o deep --include 'sub/**/b.txt' --include 'nothing-*.txt' --exclude '*.log'", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(files_under(dir / "deep"), std::vector<std::string>{"sub/deep/b.txt.c3"});
+  EXPECT_THAT(r.err, HasSubstr("--include 'nothing-*.txt', --exclude '*.log' matched no file in the input folders"));
+  // A list flag takes one value: the folder after it is the input, not a second glob.
+  r = c3(run + "--include '*.txt' docs -o listed", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(files_under(dir / "listed").size(), 3u);
+  r = c3(run + "--exclude top.txt --exclude 'sub/deep' docs -o two", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(files_under(dir / "two"), std::vector<std::string>{"sub/a.txt.c3"});
+}
+
+TEST(Cli, HelpShowsValueTypesAndUsageErrorsPointToTheSubcommandsHelp) {
+  test::TempDir dir;
+  auto r = c3("--help", dir);
+  ASSERT_EQ(r.code, 0);
+  EXPECT_THAT(r.out, HasSubstr("--threads INT"));
+  EXPECT_THAT(r.out, HasSubstr("--progress-every NUMBER"));
+  EXPECT_THAT(r.out, Not(HasSubstr("--threads TEXT")));
+  r = c3("compress --help", dir);
+  ASSERT_EQ(r.code, 0);
+  EXPECT_THAT(r.out, HasSubstr("--batch-tokens INT"));
+  EXPECT_THAT(r.out, HasSubstr("--dtype auto|float32"));
+  r = c3("compress --frobnicate x", dir);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("run 'c3 compress --help' for usage"));
+  r = c3("tokenizer train --vocab-size", dir);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("run 'c3 tokenizer train --help' for usage"));
+}
+
+TEST(Cli, InfoDescribesALatentFile) {
+  const auto& m = trained_model();
+  test::TempDir dir;
+  test::write_bytes(dir / "a.txt", m.texts[2]);
+  ASSERT_EQ(c3("--threads 1 compress -m '" + m.model() + "' a.txt -o a.c3 --max-span-tokens 10", dir).code, 0);
+  auto r = c3("info a.c3", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("latent file   c3 latents, format 1"));
+  EXPECT_THAT(r.out, HasSubstr("source        a.txt (" + std::to_string(m.texts[2].size()) + " bytes"));
+  r = c3("info --json a.c3", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json info = json::parse(r.out);
+  EXPECT_EQ(info["latent_tokens_per_span"], 8);
+  EXPECT_GT(info["spans"].get<int>(), 1);
+  EXPECT_EQ(info["spans"].get<size_t>(), info["span_tokens"].size());
+  EXPECT_EQ(info["source_sha256"].get<std::string>().size(), 64u);
+  for (const auto& t : info["span_tokens"]) EXPECT_LE(t.get<int>(), 10);
+}
+
 TEST(CliCompress, PipesFromCompressToReconstructWarnsAboutCutOutputsAndNamesNonLatentFiles) {
   const auto& m = trained_model();
   test::TempDir dir;
@@ -680,7 +770,7 @@ TEST(CliCompress, ModelPathsNameTheRealProblemAndATrainingRunStandsForItsNewestC
   r = c3("info '" + run + "'", dir);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("checkpoint-150"));
-  EXPECT_THAT(r.out, HasSubstr("trained on    sequences of up to"));
+  EXPECT_THAT(r.out, HasSubstr("trained on    texts of up to 1024 tokens (in a window of 8192 tokens with the prompt)"));
   EXPECT_THAT(r.out, HasSubstr("runs in       float32 on the CPU, bfloat16 on CUDA"));
   r = c3("tokenize --count --tokenizer '" + run + "' in.txt", dir);
   ASSERT_EQ(r.code, 0) << r.err;

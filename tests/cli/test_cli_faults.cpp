@@ -280,10 +280,12 @@ TEST(CliFaults, NothingReadFromAFileMakesC3WriteOutsideItsOutputFolder) {
   r = c3("--threads 1 train -o run --steps 2", f.dir);
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_TRUE(fs::exists(f.dir / "run" / "checkpoint-2"));
-  EXPECT_EQ(files_under(dir.path()), (std::vector<std::string>{"work/docs/a.txt", "work/eval/pages.jsonl", "work/eval/position_curve.svg",
-                                                         "work/eval/precision_vs_ratio.svg", "work/eval/report.md",
-                                                         "work/eval/summary.json", "work/latents/a.txt.c3",
-                                                         "work/pages.jsonl", "work/text/.a.txt.c3-job", "work/text/a.txt"}));
+  EXPECT_EQ(files_under(dir.path()),
+            (std::vector<std::string>{"work/docs/a.txt", "work/eval/.pages.jsonl.c3-job", "work/eval/.position_curve.svg.c3-job",
+                                      "work/eval/.precision_vs_ratio.svg.c3-job", "work/eval/.report.md.c3-job",
+                                      "work/eval/.summary.json.c3-job", "work/eval/pages.jsonl", "work/eval/position_curve.svg",
+                                      "work/eval/precision_vs_ratio.svg", "work/eval/report.md", "work/eval/summary.json",
+                                      "work/latents/a.txt.c3", "work/pages.jsonl", "work/text/.a.txt.c3-job", "work/text/a.txt"}));
 }
 
 }  // namespace

@@ -3,13 +3,17 @@
 // threshold sits below the precision measured when the model was shipped (see its README.md) and
 // far above what the decoder reaches without the latents (the words-shuffled control), so it fails
 // when loading, encoding, the latent files or decoding break.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <cctype>
 
 #include <fstream>
 
 #include <nlohmann/json.hpp>
 
 #include "c3/eval/fox_metrics.h"
+#include "c3/io/safetensors.h"
 #include "cli_support.h"
 
 namespace c3 {
@@ -60,6 +64,35 @@ TEST(CliModel, ShippedModelRoundTripsHeldOutProse) {
   EXPECT_GE(means.precision(), kMinimumPrecision) << "1 - edit distance " << means.one_minus_edit_distance();
   std::cerr << "shipped model on " << pieces.size() << " held-out pieces: precision " << means.precision()
             << ", 1 - edit distance " << means.one_minus_edit_distance() << "\n";
+}
+
+// The shipped model was trained on texts of up to 128 tokens: compress cuts longer ones into spans
+// of at most that (it cut 194-token spans, what its 256-token window left, and reconstructed them
+// far worse), ending at word boundaries.
+TEST(CliModel, ShippedModelCutsLongTextsIntoSpansOfTheLengthItWasTrainedOn) {
+  const std::string model = C3_SHIPPED_MODEL;
+  test::TempDir dir;
+  auto r = c3("info " + model, dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.out, testing::HasSubstr("trained on    texts of up to 128 tokens (in a window of 256 tokens"));
+  std::string text;
+  for (const auto& [name, piece] : heldout_pieces()) text += piece + "\n\n";
+  test::write_bytes(dir / "long.txt", text);
+  r = c3("compress -m " + model + " long.txt -o long.c3", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto info = json::parse(c3("info --json long.c3", dir).out);
+  const auto tokens = info["span_tokens"].get<std::vector<int64_t>>();
+  ASSERT_GT(tokens.size(), 5u);
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    EXPECT_LE(tokens[i], 128) << "span " << i;
+    if (i + 1 < tokens.size()) EXPECT_GE(tokens[i], 96) << "span " << i << " ends in its last quarter";
+  }
+  const auto bytes = json::parse(io::SafetensorsReader(dir / "long.c3").metadata().at("span_bytes"));
+  auto space = [&](int64_t at) { return at >= 0 && at < static_cast<int64_t>(text.size()) && std::isspace(static_cast<unsigned char>(text[at])); };
+  for (size_t i = 0; i + 1 < bytes.size(); ++i) {
+    const int64_t end = bytes[i][1];
+    EXPECT_TRUE(space(end) || space(end - 1)) << "span " << i << " ends inside a word: ..." << text.substr(end - 10, 20);
+  }
 }
 
 }  // namespace

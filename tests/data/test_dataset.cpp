@@ -33,11 +33,13 @@ TEST(Documents, ReadsJsonlConversationsAndTextFolders) {
   fs::create_directories(dir / "txt" / "sub");
   test::write_bytes(dir / "txt" / "b.txt", "bee\n");
   test::write_bytes(dir / "txt" / "sub" / "a.txt", "ay");
-  test::write_bytes(dir / "txt" / "skip.md", "not text");
+  test::write_bytes(dir / "txt" / "c.md", "see");  // the text files compress takes
+  test::write_bytes(dir / "txt" / "skip.json", "{}");
   docs = read_documents(dir / "txt");
-  ASSERT_EQ(docs.size(), 2u);
+  ASSERT_EQ(docs.size(), 3u);
   EXPECT_EQ(docs[0].text, "bee\n");
-  EXPECT_EQ(docs[1].text, "ay");
+  EXPECT_EQ(docs[1].text, "see");
+  EXPECT_EQ(docs[2].text, "ay");
 }
 
 TEST(Documents, BadInputNamesTheFileAndLine) {
@@ -52,7 +54,7 @@ TEST(Documents, BadInputNamesTheFileAndLine) {
   test::write_bytes(dir / "data.csv", "a,b");
   EXPECT_THAT(error_of([&] { read_documents(dir / "data.csv"); }), HasSubstr("unknown data format"));
   fs::create_directories(dir / "empty");
-  EXPECT_THAT(error_of([&] { read_documents(dir / "empty"); }), HasSubstr("no .txt files"));
+  EXPECT_THAT(error_of([&] { read_documents(dir / "empty"); }), HasSubstr("folder has no text files"));
 }
 
 TEST(Samples, LongDocumentsAreCutLosslesslyIntoTheTargetRange) {

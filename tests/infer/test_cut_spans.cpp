@@ -4,6 +4,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cctype>
+
 #include "c3/infer/compressor.h"
 #include "c3/tokenizer/tokenizer.h"
 #include "test_support.h"
@@ -24,9 +26,20 @@ void expect_spans_tile(const Tokenizer& tokenizer, const std::string& text, int6
   }
   EXPECT_EQ(offset, static_cast<int64_t>(text.size())) << "the last span ends the text";
   EXPECT_EQ(joined, ids) << "every token once, in order";
-  // Only a cut inside a multi-byte character moves back, by a token or two: never to tiny spans.
-  EXPECT_LE(static_cast<int64_t>(spans.size()), (static_cast<int64_t>(ids.size()) + max_tokens - 1) / (max_tokens - 2) + 1)
+  // A cut moves back only to a word boundary in the span's last quarter, or out of a multi-byte
+  // character by a token or two: never to tiny spans.
+  const int64_t shortest = max_tokens - max_tokens / 4 - 2;
+  EXPECT_LE(static_cast<int64_t>(spans.size()), (static_cast<int64_t>(ids.size()) + shortest - 1) / shortest + 1)
       << spans.size() << " spans for " << ids.size() << " tokens";
+}
+
+// Where a span ends: between words (the text's byte there, or the one before, is whitespace).
+std::vector<std::string> cuts_inside_words(const std::string& text, const std::vector<Span>& spans) {
+  std::vector<std::string> inside;
+  auto space = [&](int64_t at) { return at >= 0 && std::isspace(static_cast<unsigned char>(text[at])); };
+  for (size_t i = 0; i + 1 < spans.size(); ++i)
+    if (!space(spans[i].end) && !space(spans[i].end - 1)) inside.push_back(text.substr(spans[i].end - 8, 16));
+  return inside;
 }
 
 TEST(CutSpans, TileTheTextWithSentencepieceAndByteLevelBpe) {
@@ -40,6 +53,25 @@ TEST(CutSpans, TileTheTextWithSentencepieceAndByteLevelBpe) {
   const auto bpe = load_tokenizer(std::filesystem::path(C3_TEST_DATA) / "qwen2-tokenizer");
   for (const Tokenizer* tokenizer : std::vector<const Tokenizer*>{spm.get(), bpe.get()})
     for (int64_t max_tokens : {5, 8, 13, 1000}) expect_spans_tile(*tokenizer, text, max_tokens);
+}
+
+TEST(CutSpans, SpansEndBetweenWordsWhenABoundaryIsNear) {
+  std::string text;
+  for (const auto& t : test::random_texts(20, 15, 4)) text += t + (text.size() % 3 ? "\n" : " ");
+  test::TempDir dir;
+  test::train_test_tokenizer(test::random_texts(300, 12, 9), dir / "spm", 400);
+  const auto spm = load_tokenizer(dir / "spm");
+  const auto bpe = load_tokenizer(std::filesystem::path(C3_TEST_DATA) / "qwen2-tokenizer");
+  for (const Tokenizer* tokenizer : std::vector<const Tokenizer*>{spm.get(), bpe.get()})
+    for (int64_t max_tokens : {32, 100}) {  // (random words take up to 6 tokens each here)
+      const auto spans = cut_spans(text, *tokenizer, max_tokens);
+      ASSERT_GT(spans.size(), 2u);
+      EXPECT_THAT(cuts_inside_words(text, spans), testing::IsEmpty()) << tokenizer->kind() << ", " << max_tokens;
+    }
+  // One long word has no boundary to move to: the span is cut at the limit.
+  const std::string word(400, 'x');
+  const auto spans = cut_spans(word, *bpe, 16);
+  for (size_t i = 0; i + 1 < spans.size(); ++i) EXPECT_EQ(spans[i].ids.size(), 16u);
 }
 
 }  // namespace

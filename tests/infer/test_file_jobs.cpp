@@ -36,6 +36,10 @@ TEST(FileJobs, FoldersAreMirroredAndFilteredByGlobs) {
   EXPECT_EQ(list_file_jobs({(dir / "one.txt.c3").string()}, back)[0].output, dir / "text") << "one input: OUTPUT is the file";
   fs::create_directories(dir / "text");
   EXPECT_EQ(list_file_jobs({(dir / "one.txt.c3").string()}, back)[0].output, dir / "text" / "one.txt");
+  back.output = dir.path().string() + "/fresh/";  // a trailing slash: a folder, made later
+  EXPECT_EQ(list_file_jobs({(dir / "one.txt.c3").string()}, back)[0].output, dir / "fresh" / "one.txt");
+  EXPECT_TRUE(names_a_folder("fresh/"));
+  EXPECT_FALSE(names_a_folder(dir / "fresh"));
   ListOptions to_stdout;
   EXPECT_TRUE(list_file_jobs({(dir / "one.txt.c3").string()}, to_stdout)[0].to_stdout());
   EXPECT_TRUE(list_file_jobs({"-"}, to_stdout)[0].from_stdin());

@@ -179,7 +179,7 @@ TEST(C3Model, FrozenPartsGetNoGradient) {
 TEST(C3Checkpoint, ReleasedLayoutRoundTripsBitIdentically) {
   test::TempDir dir;
   C3Model model = tiny_model(4);
-  model->set_max_length(512);
+  model->set_trained_lengths(512, 300);
   save_c3(model, dir / "c3", {}, "");
   // The authors' layout: decoder + Q + projector at the root, encoder in llm1/.
   io::CheckpointDir root(dir / "c3"), llm1(dir / "c3" / "llm1");
@@ -204,6 +204,7 @@ TEST(C3Checkpoint, ReleasedLayoutRoundTripsBitIdentically) {
   for (const auto& item : a) EXPECT_TRUE(item.value().equal(b[item.key()])) << item.key();
   EXPECT_EQ(loaded->config().latent_tokens, 4);
   EXPECT_EQ(loaded->config().max_length, 512);
+  EXPECT_EQ(loaded->config().max_text_tokens, 300);
 }
 
 TEST(C3Checkpoint, ChangingTheNumberOfLatentsNeedsConsent) {

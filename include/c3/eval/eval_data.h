@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace c3 {
@@ -15,11 +16,20 @@ struct EvalPage {
   std::string text;
 };
 
+struct EvalData {
+  std::vector<EvalPage> pages;
+  // Pages that cannot be evaluated, as compress refuses documents (not UTF-8, empty): (where:
+  // "FILE" or "FILE: page ID", why).
+  std::vector<std::pair<std::string, std::string>> rejected;
+};
+
 // Fox's en_page_ocr.json (a JSON list of {"image", "conversations": [..., {"from": "gpt",
-// "value": TEXT}]}; id = the image name) or JSONL with "text" and "id" (default: the line
-// number), or a folder of .txt files (id = the path below the folder). The text is taken raw, as
-// the spec says. Errors name the file (and line).
-std::vector<EvalPage> read_eval_pages(const std::filesystem::path& path);
+// "value": TEXT}]}; id = the image name), JSONL with "text" and "id" (default: the line number),
+// one text file (.txt, .md, ...: one page, id = its name), or a folder of text files taken as
+// compress takes them (`include`, default text_file_globs(), and `exclude`; id = the path below the
+// folder). The text is taken raw, as the spec says. Errors name the file (and line).
+EvalData read_eval_data(const std::filesystem::path& path, const std::vector<std::string>& include = {},
+                        const std::vector<std::string>& exclude = {});
 
 struct ScoredPair {
   std::string id;

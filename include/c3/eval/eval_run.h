@@ -22,14 +22,17 @@ struct EvalRunSettings {
   std::vector<std::string> conditions;   // "none" first, then the perturbations' names (options.conditions)
   int64_t limit = 0;                     // at most this many selected pages (0: all)
   int64_t max_span_tokens = 0;           // longer pages are cut into spans (0: what the trained window leaves)
-  bool force = false;                    // replace eval's outputs (and a journal) in `output`
+  bool force = false;                    // replace eval's outputs (and a journal) in `output`, even files c3 did not write
+  std::vector<std::pair<std::string, std::string>> rejected;  // pages the data held that cannot be evaluated (recorded)
   std::string device;                    // recorded
   EvalOptions options;
 };
 
-// Refuses an output that holds a finished evaluation (without force) or is not a folder: checked
-// before any model is loaded.
-void check_eval_output(const std::filesystem::path& output, bool force);
+// Refuses, before any model is loaded, an output that is not a folder (or cannot be made), that
+// holds a finished evaluation, or that holds files under eval's names that c3 did not write
+// (without force: c3 replaces only files it can show it wrote). Returns how many such files force
+// will replace.
+int64_t check_eval_output(const std::filesystem::path& output, bool force);
 
 // Evaluates `pages` (read from settings.data) and writes the outputs; returns the summary.
 nlohmann::json run_evaluation(C3Model& model, const Tokenizer& tokenizer, const std::filesystem::path& model_folder,

@@ -15,6 +15,8 @@
 
 namespace c3 {
 
+class StopSignals;
+
 // What one greedy_decode did.
 struct DecodeStats {
   int64_t steps = 0;          // decoding steps (argmax transfers to the host)
@@ -32,6 +34,7 @@ struct GenerateOptions {
   std::optional<bool> fixed_shapes;
   bool cuda_graph = true;             // with fixed shapes on CUDA; false: launch each kernel
   DecodeStats* stats = nullptr;       // filled when given
+  const StopSignals* stop = nullptr;  // when given, a stop signal ends decoding (throws Interrupted)
 };
 
 // Bans every token that would complete an n-gram already present in the sequence.

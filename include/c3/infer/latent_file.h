@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
 #include <vector>
@@ -50,7 +51,14 @@ LatentFile read_latent_file(const std::filesystem::path& path);
 LatentFile read_latent_bytes(const std::string& bytes, const std::string& source);
 
 // The job key recorded in a latent file's metadata, without reading its tensor; "" when the file
-// is missing, unreadable or has none.
+// is missing, unreadable, not a c3 latent file or has none.
 std::string latent_job_key(const std::filesystem::path& path);
+// What `c3 info FILE.c3` shows: the metadata, the latents' shape and dtype, token counts and the
+// compression ratio, as JSON. Errors as read_latent_file.
+nlohmann::json describe_latent_file(const std::filesystem::path& path);
+
+// Whether the file is a c3 latent file (its header says so; the tensor is not read): the files
+// compress may replace without --force.
+bool is_c3_latent_file(const std::filesystem::path& path);
 
 }  // namespace c3

@@ -22,6 +22,9 @@ struct C3Config {
   Qwen2Config decoder;
   int64_t latent_tokens = 32;  // N, "latent_token_len"
   int64_t max_length = 0;      // longest sequence it was trained on ("c3_max_length"; 0: unknown)
+  // Longest text it was trained to reconstruct, the data's max_tokens ("c3_max_text_tokens"; 0:
+  // unknown): the spans compress and eval cut longer texts into.
+  int64_t max_text_tokens = 0;
 
   // config.json at the root of a C3 checkpoint: the decoder's Qwen2 keys plus model_type "C3",
   // latent_token_len and contexts_compression_llm_hidden_size.
@@ -53,7 +56,10 @@ class C3ModelImpl : public torch::nn::Module {
   // Both LLMs as HF initialises them; Q and the projector normal(0, initializer_range), zero bias.
   void init_weights(uint64_t seed);
   void set_gradient_checkpointing(bool on);
-  void set_max_length(int64_t tokens) { config_.max_length = tokens; }
+  // What training records in checkpoints: the window and the longest text (C3Config).
+  void set_trained_lengths(int64_t max_length, int64_t max_text_tokens) {
+    config_.max_length = max_length, config_.max_text_tokens = max_text_tokens;
+  }
 
   // Parameters of one part, with the names they have inside the module.
   std::vector<std::pair<std::string, at::Tensor>> part_parameters(C3Part part);

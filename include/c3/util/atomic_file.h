@@ -66,6 +66,14 @@ void remove_directory_atomically(const std::filesystem::path& dir);
 // still writing is left alone); returns how many were removed.
 int64_t remove_stale_temporaries(const std::filesystem::path& dir, const std::function<bool(const std::string&)>& owned);
 
+// Checks, before any work is done, that files can be written into `folder` later: it is a folder
+// (or can be made: its nearest existing ancestor is one) and this process may write there. Errors
+// name the path that is in the way.
+void check_writable_folder(const std::filesystem::path& folder);
+
+// Makes `folder` (and its parents) now, as check_writable_folder would allow; errors name it.
+void make_folder(const std::filesystem::path& folder);
+
 // The whole file; a file larger than `max_bytes` is an error naming it (files read into memory
 // whole, whatever their contents claim, must not exhaust it).
 std::string read_text_file(const std::filesystem::path& path, std::uint64_t max_bytes = UINT64_MAX);
