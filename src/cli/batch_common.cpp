@@ -84,21 +84,19 @@ std::string closing_line(const JobSummary& s, const std::string& verb) {
   const int64_t failed = static_cast<int64_t>(s.failed.size());
   const int64_t not_done = s.files - s.written - s.skipped - failed;
   const std::string done = verb == "compress" ? "compressed" : verb + "ed";
-  std::string line;
-  if (s.written == 0 && failed == 0 && not_done == 0) {
-    line = "nothing to " + verb + ": " + (s.skipped == 1 ? "the file is" : "all " + files(s.skipped) + " are") +
+  if (s.files == 0) return "nothing to " + verb + ": no files in this shard";
+  if (s.written == 0 && failed == 0 && not_done == 0)
+    return "nothing to " + verb + ": " + (s.skipped == 1 ? "the file is" : "all " + files(s.skipped) + " are") +
            " up to date (made from the same input, model and settings)";
-  } else {
-    line = done + " " + files(s.written);
-    std::vector<std::string> notes;
-    if (s.redone > 0) notes.push_back(std::to_string(s.redone) + " of them redone: out of date or --force");
-    if (s.replaced_foreign > 0) notes.push_back(std::to_string(s.replaced_foreign) + " replacing files c3 had not written (--force)");
-    for (size_t i = 0; i < notes.size(); ++i) line += (i == 0 ? " (" : "; ") + notes[i];
-    if (!notes.empty()) line += ")";
-    if (s.skipped > 0) line += ", " + std::to_string(s.skipped) + " already up to date";
-    if (failed > 0) line += ", " + std::to_string(failed) + " failed";
-    if (not_done > 0) line += ", " + std::to_string(not_done) + " not done";
-  }
+  std::string line = done + " " + files(s.written);
+  std::vector<std::string> notes;
+  if (s.redone > 0) notes.push_back(std::to_string(s.redone) + " of them redone: out of date or --force");
+  if (s.replaced_foreign > 0) notes.push_back(std::to_string(s.replaced_foreign) + " replacing files c3 had not written (--force)");
+  for (size_t i = 0; i < notes.size(); ++i) line += (i == 0 ? " (" : "; ") + notes[i];
+  if (!notes.empty()) line += ")";
+  if (s.skipped > 0) line += ", " + std::to_string(s.skipped) + " already up to date";
+  if (failed > 0) line += ", " + std::to_string(failed) + " failed";
+  if (not_done > 0) line += ", " + std::to_string(not_done) + " not done";
   line += fmt::format(" in {:.1f} s", s.seconds);
   if (s.spans > 0)
     line += fmt::format(": {} spans, {} text tokens", s.spans, s.text_tokens) +
