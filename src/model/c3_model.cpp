@@ -5,15 +5,17 @@
 namespace c3 {
 
 nlohmann::json C3Config::root_config_json() const {
-  Qwen2Config root = decoder;
-  root.extra["model_type"] = "C3";
-  // No "architectures": the authors' loader names its class itself, and we do not guess its name.
-  root.extra.erase("architectures");
-  root.extra["latent_token_len"] = latent_tokens;
-  root.extra["contexts_compression_llm_hidden_size"] = encoder.hidden_size;
-  if (max_length > 0) root.extra["c3_max_length"] = max_length;
-  if (max_text_tokens > 0) root.extra["c3_max_text_tokens"] = max_text_tokens;
-  return root.to_json();
+  nlohmann::json root = decoder.to_json();
+  root["model_type"] = "C3";
+  // The decoder's family, where it is not the authors' Qwen2 (Qwen2Config reads it back).
+  if (decoder.model_type != "qwen2") root["c3_decoder_model_type"] = decoder.model_type;
+  // "architectures" stays the decoder's class (as the released checkpoint's config.json has it):
+  // the authors' loader names its own class, and the fingerprints of existing models stay.
+  root["latent_token_len"] = latent_tokens;
+  root["contexts_compression_llm_hidden_size"] = encoder.hidden_size;
+  if (max_length > 0) root["c3_max_length"] = max_length;
+  if (max_text_tokens > 0) root["c3_max_text_tokens"] = max_text_tokens;
+  return root;
 }
 
 int64_t C3Config::parameter_count() const {

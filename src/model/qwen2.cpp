@@ -1,5 +1,7 @@
 #include "c3/model/qwen2.h"
 
+#include <cmath>
+
 #include "recompute.h"
 #include "c3/torch_compat.h"
 #include "c3/util/error.h"
@@ -74,10 +76,22 @@ at::Tensor Qwen2RMSNormImpl::forward(const at::Tensor& x) {
 }
 
 // ---- RoPE
-Qwen2RotaryEmbedding::Qwen2RotaryEmbedding(int64_t head_dim, double theta) {
+Qwen2RotaryEmbedding::Qwen2RotaryEmbedding(int64_t head_dim, double theta, const RopeScaling& scaling) {
   // inv_freq[j] = theta^(-2j/d), computed as HF does: int64 arange -> float -> pow in fp32.
   at::Tensor exponent = torch::arange(0, head_dim, 2, torch::kInt64).to(at::kFloat) / static_cast<double>(head_dim);
   inv_freq_ = 1.0 / torch::pow(torch::scalar_tensor(theta, at::kFloat), exponent);
+  if (scaling.type != "llama3") return;
+  // Long wavelengths are divided by `factor`, short ones kept, the band between blended smoothly.
+  const double context = static_cast<double>(scaling.original_max_position_embeddings);
+  const double low_freq_wavelen = context / scaling.low_freq_factor;
+  const double high_freq_wavelen = context / scaling.high_freq_factor;
+  const at::Tensor wavelen = 2 * M_PI / inv_freq_;
+  at::Tensor scaled = at::where(wavelen > low_freq_wavelen, inv_freq_ / scaling.factor, inv_freq_);
+  const at::Tensor smooth =
+      (context / wavelen - scaling.low_freq_factor) / (scaling.high_freq_factor - scaling.low_freq_factor);
+  const at::Tensor smoothed = (1 - smooth) * scaled / scaling.factor + smooth * scaled;
+  const at::Tensor medium = (wavelen >= high_freq_wavelen).logical_and(wavelen <= low_freq_wavelen);
+  inv_freq_ = at::where(medium, smoothed, scaled);
 }
 
 std::pair<at::Tensor, at::Tensor> Qwen2RotaryEmbedding::forward(const at::Tensor& position_ids,
@@ -94,17 +108,23 @@ Qwen2AttentionImpl::Qwen2AttentionImpl(const Qwen2Config& c, const at::TensorOpt
       num_kv_heads_(c.num_key_value_heads),
       head_dim_(c.head_dim),
       scaling_(1.0 / std::sqrt(static_cast<double>(c.head_dim))) {
-  q_proj = register_module("q_proj", Linear(c.hidden_size, num_heads_ * head_dim_, true, o));
-  k_proj = register_module("k_proj", Linear(c.hidden_size, num_kv_heads_ * head_dim_, true, o));
-  v_proj = register_module("v_proj", Linear(c.hidden_size, num_kv_heads_ * head_dim_, true, o));
-  o_proj = register_module("o_proj", Linear(num_heads_ * head_dim_, c.hidden_size, false, o));
+  q_proj = register_module("q_proj", Linear(c.hidden_size, num_heads_ * head_dim_, c.qkv_bias, o));
+  k_proj = register_module("k_proj", Linear(c.hidden_size, num_kv_heads_ * head_dim_, c.qkv_bias, o));
+  v_proj = register_module("v_proj", Linear(c.hidden_size, num_kv_heads_ * head_dim_, c.qkv_bias, o));
+  o_proj = register_module("o_proj", Linear(num_heads_ * head_dim_, c.hidden_size, c.o_proj_bias, o));
+  if (c.qk_norm) {
+    q_norm = register_module("q_norm", Qwen2RMSNorm(head_dim_, c.rms_norm_eps, o));
+    k_norm = register_module("k_norm", Qwen2RMSNorm(head_dim_, c.rms_norm_eps, o));
+  }
 }
 
 at::Tensor Qwen2AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
                                        const AttentionMask& mask, KVCache* cache, int64_t layer, const at::Tensor& rows) {
   const int64_t b = x.size(0), t = x.size(1), r = rows.defined() ? rows.size(1) : t;
-  at::Tensor q = q_proj(select_rows(x, rows)).view({b, r, num_heads_, head_dim_}).transpose(1, 2);
-  at::Tensor k = k_proj(x).view({b, t, num_kv_heads_, head_dim_}).transpose(1, 2);
+  at::Tensor q = q_proj(select_rows(x, rows)).view({b, r, num_heads_, head_dim_});
+  at::Tensor k = k_proj(x).view({b, t, num_kv_heads_, head_dim_});
+  if (q_norm) q = q_norm(q), k = k_norm(k);
+  q = q.transpose(1, 2), k = k.transpose(1, 2);
   at::Tensor v = v_proj(x).view({b, t, num_kv_heads_, head_dim_}).transpose(1, 2);
 
   const at::Tensor c = cos.unsqueeze(1), s = sin.unsqueeze(1);  // broadcast over heads
@@ -130,9 +150,9 @@ at::Tensor Qwen2AttentionImpl::forward(const at::Tensor& x, const at::Tensor& co
 
 // ---- MLP
 Qwen2MLPImpl::Qwen2MLPImpl(const Qwen2Config& c, const at::TensorOptions& o) {
-  gate_proj = register_module("gate_proj", Linear(c.hidden_size, c.intermediate_size, false, o));
-  up_proj = register_module("up_proj", Linear(c.hidden_size, c.intermediate_size, false, o));
-  down_proj = register_module("down_proj", Linear(c.intermediate_size, c.hidden_size, false, o));
+  gate_proj = register_module("gate_proj", Linear(c.hidden_size, c.intermediate_size, c.mlp_bias, o));
+  up_proj = register_module("up_proj", Linear(c.hidden_size, c.intermediate_size, c.mlp_bias, o));
+  down_proj = register_module("down_proj", Linear(c.intermediate_size, c.hidden_size, c.mlp_bias, o));
 }
 
 at::Tensor Qwen2MLPImpl::forward(const at::Tensor& x) {
@@ -157,7 +177,7 @@ at::Tensor Qwen2DecoderLayerImpl::forward(const at::Tensor& h, const at::Tensor&
 
 // ---- Body
 Qwen2ModelImpl::Qwen2ModelImpl(const Qwen2Config& c, const at::TensorOptions& o)
-    : config_(c), rotary_emb_(c.head_dim, c.rope_theta) {
+    : config_(c), rotary_emb_(c.head_dim, c.rope_theta, c.rope_scaling) {
   embed_tokens = register_module("embed_tokens", Embedding(c.vocab_size, c.hidden_size, o));
   layers = register_module("layers", torch::nn::ModuleList());
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers->push_back(Qwen2DecoderLayer(c, i, o));

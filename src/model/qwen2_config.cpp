@@ -53,10 +53,40 @@ class Reader {
 
 // Keys from_json models; everything else goes to `extra`.
 const char* const kModelled[] = {
-    "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
-    "num_key_value_heads", "head_dim", "max_position_embeddings", "rope_theta", "rope_parameters",
-    "rms_norm_eps", "initializer_range", "tie_word_embeddings", "torch_dtype", "dtype",
-    "layer_types", "use_sliding_window", "rope_scaling", "hidden_act"};
+    "model_type", "c3_decoder_model_type", "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
+    "num_attention_heads", "num_key_value_heads", "head_dim", "max_position_embeddings", "rope_theta",
+    "rope_parameters", "rms_norm_eps", "initializer_range", "tie_word_embeddings", "torch_dtype", "dtype",
+    "layer_types", "use_sliding_window", "rope_scaling", "hidden_act", "attention_bias", "mlp_bias"};
+
+// The families whose blocks c3 runs, and the class transformers builds for each.
+const std::pair<const char*, const char*> kFamilies[] = {
+    {"qwen2", "Qwen2ForCausalLM"}, {"llama", "LlamaForCausalLM"}, {"qwen3", "Qwen3ForCausalLM"}, {"mistral", "MistralForCausalLM"}};
+
+const char* architecture_of(const std::string& model_type) {
+  for (const auto& [type, architecture] : kFamilies)
+    if (model_type == type) return architecture;
+  return nullptr;
+}
+
+// RoPE frequency scaling from rope_parameters (transformers 5) or rope_scaling (4): default or llama3.
+void read_rope_scaling(Reader& r, const json& params, const std::string& where, RopeScaling& out) {
+  if (!params.is_object()) return;
+  std::string type = "default";
+  for (const char* k : {"type", "rope_type"})
+    if (params.contains(k) && params[k].is_string()) type = params[k].get<std::string>();
+  if (type == "default") return;
+  if (type != "llama3") r.fail(where + " type '" + type + "' is not supported (c3 implements default and llama3 RoPE)");
+  out.type = type;
+  out.factor = r.number(params, "factor", out.factor);
+  out.low_freq_factor = r.number(params, "low_freq_factor", out.low_freq_factor);
+  out.high_freq_factor = r.number(params, "high_freq_factor", out.high_freq_factor);
+  out.original_max_position_embeddings = static_cast<int64_t>(
+      r.number(params, "original_max_position_embeddings", static_cast<double>(out.original_max_position_embeddings)));
+  if (!(out.factor > 0) || !(out.high_freq_factor > out.low_freq_factor) || !(out.low_freq_factor > 0) ||
+      out.original_max_position_embeddings <= 0)
+    r.fail(where + ": llama3 RoPE needs factor > 0, 0 < low_freq_factor < high_freq_factor and "
+                   "original_max_position_embeddings > 0");
+}
 
 }  // namespace
 
@@ -68,6 +98,10 @@ Qwen2Config Qwen2Config::read(const json& j, const std::string& source) {
   if (!j.is_object()) fail_file(source, "config is not a JSON object");
   Reader r(j, source);
   Qwen2Config c;
+  c.model_type = r.string("model_type", "qwen2");
+  if (c.model_type == "C3") c.model_type = r.string("c3_decoder_model_type", "qwen2");
+  if (!architecture_of(c.model_type))
+    r.fail("model_type '" + c.model_type + "' is not supported (c3 runs qwen2, llama, qwen3 and mistral)");
   c.vocab_size = r.integer("vocab_size", 0, true);
   c.hidden_size = r.integer("hidden_size", 0, true);
   c.intermediate_size = r.integer("intermediate_size", 0, true);
@@ -90,31 +124,40 @@ Qwen2Config Qwen2Config::read(const json& j, const std::string& source) {
   if (c.num_attention_heads % c.num_key_value_heads != 0)
     r.fail("num_attention_heads (" + std::to_string(c.num_attention_heads) +
            ") must be a multiple of num_key_value_heads (" + std::to_string(c.num_key_value_heads) + ")");
-  c.head_dim = r.integer("head_dim", c.hidden_size / c.num_attention_heads, false);
-  if (!j.contains("head_dim") && c.hidden_size % c.num_attention_heads != 0)
+  // Qwen3's config class defaults head_dim to 128; the others derive it (also from an explicit null).
+  const bool head_dim_given = j.contains("head_dim") && !j["head_dim"].is_null();
+  const bool qwen3_default = c.model_type == "qwen3" && !j.contains("head_dim");
+  c.head_dim = r.integer("head_dim", qwen3_default ? 128 : c.hidden_size / c.num_attention_heads, false);
+  if (!head_dim_given && !qwen3_default && c.hidden_size % c.num_attention_heads != 0)
     r.fail("hidden_size must be a multiple of num_attention_heads when head_dim is not given");
   if (c.head_dim <= 0 || c.head_dim % 2 != 0) r.fail("head_dim must be positive and even (RoPE pairs halves)");
 
   // rope_theta: transformers-5 keeps it in rope_parameters; transformers-4 at the top level.
+  if (c.model_type != "qwen2") c.rope_theta = 10000.0;  // their config classes' default
   c.rope_theta = r.number(j, "rope_theta", c.rope_theta);
-  auto check_rope_type = [&](const json& params, const char* where) {
-    if (!params.is_object()) return;
-    for (const char* k : {"rope_type", "type"}) {
-      if (params.contains(k) && params[k].is_string() && params[k] != "default")
-        r.fail(std::string(where) + " type '" + params[k].get<std::string>() + "' is not supported (only default RoPE)");
-    }
-  };
   if (j.contains("rope_parameters") && !j["rope_parameters"].is_null()) {
     const json& rp = j["rope_parameters"];
     if (!rp.is_object()) r.fail("'rope_parameters' must be an object");
-    check_rope_type(rp, "rope_parameters");
+    read_rope_scaling(r, rp, "rope_parameters", c.rope_scaling);
     c.rope_theta = r.number(rp, "rope_theta", c.rope_theta);
   }
-  if (j.contains("rope_scaling")) check_rope_type(j["rope_scaling"], "rope_scaling");
+  if (j.contains("rope_scaling")) read_rope_scaling(r, j["rope_scaling"], "rope_scaling", c.rope_scaling);
   if (c.rope_theta <= 0) r.fail("rope_theta must be positive");
 
-  if (r.string("hidden_act", "silu") != "silu") r.fail("hidden_act must be 'silu' for Qwen2");
+  // What tells the families' blocks apart (HF's modeling_*.py): qwen2 has q/k/v biases; llama and
+  // qwen3 put attention_bias on all four projections, llama mlp_bias on the MLP; qwen3 normalises
+  // each head of q and k.
+  if (c.model_type != "qwen2") {
+    const bool attention_bias = c.model_type != "mistral" && r.boolean("attention_bias", false);
+    c.qkv_bias = c.o_proj_bias = attention_bias;
+    c.mlp_bias = c.model_type == "llama" && r.boolean("mlp_bias", false);
+  }
+  c.qk_norm = c.model_type == "qwen3";
+
+  if (r.string("hidden_act", "silu") != "silu") r.fail("hidden_act '" + r.string("hidden_act", "") + "' is not supported (only silu)");
   if (r.boolean("use_sliding_window", false)) r.fail("sliding-window attention (use_sliding_window) is not supported");
+  if (c.model_type == "mistral" && j.contains("sliding_window") && !j["sliding_window"].is_null())
+    r.fail("sliding-window attention (sliding_window " + j["sliding_window"].dump() + ") is not supported");
   if (j.contains("layer_types") && !j["layer_types"].is_null()) {
     const json& lt = j["layer_types"];
     if (!lt.is_array() || static_cast<int64_t>(lt.size()) != c.num_hidden_layers)
@@ -135,8 +178,8 @@ Qwen2Config Qwen2Config::read(const json& j, const std::string& source) {
 
 json Qwen2Config::to_json() const {
   json j = extra;
-  j["architectures"] = j.value("architectures", json::array({"Qwen2ForCausalLM"}));
-  j["model_type"] = j.value("model_type", std::string("qwen2"));
+  j["architectures"] = j.value("architectures", json::array({architecture_of(model_type)}));
+  j["model_type"] = model_type;
   j["vocab_size"] = vocab_size;
   j["hidden_size"] = hidden_size;
   j["intermediate_size"] = intermediate_size;
@@ -152,13 +195,25 @@ json Qwen2Config::to_json() const {
   j["torch_dtype"] = dtype;
   j["hidden_act"] = "silu";
   j["use_sliding_window"] = false;
+  // The family's own keys; a qwen2 config is written as before (its fingerprints stay).
+  if (model_type == "llama" || model_type == "qwen3") j["attention_bias"] = o_proj_bias;
+  if (model_type == "llama") j["mlp_bias"] = mlp_bias;
+  if (model_type == "qwen3") j["head_dim"] = head_dim;
+  if (model_type == "mistral") j["sliding_window"] = nullptr;
+  if (rope_scaling.type != "default")
+    j["rope_scaling"] = {{"rope_type", rope_scaling.type},
+                         {"factor", rope_scaling.factor},
+                         {"low_freq_factor", rope_scaling.low_freq_factor},
+                         {"high_freq_factor", rope_scaling.high_freq_factor},
+                         {"original_max_position_embeddings", rope_scaling.original_max_position_embeddings}};
   return j;
 }
 
 int64_t Qwen2Config::parameter_count() const {
   const int64_t q = num_attention_heads * head_dim, kv = num_key_value_heads * head_dim;
-  const int64_t attn = hidden_size * q + q + 2 * (hidden_size * kv + kv) + q * hidden_size;
-  const int64_t mlp = 3 * hidden_size * intermediate_size;
+  const int64_t attn = hidden_size * q + 2 * hidden_size * kv + q * hidden_size + (qkv_bias ? q + 2 * kv : 0) +
+                       (o_proj_bias ? hidden_size : 0) + (qk_norm ? 2 * head_dim : 0);
+  const int64_t mlp = 3 * hidden_size * intermediate_size + (mlp_bias ? 2 * intermediate_size + hidden_size : 0);
   const int64_t layer = attn + mlp + 2 * hidden_size;
   const int64_t embed = vocab_size * hidden_size;
   return embed + num_hidden_layers * layer + hidden_size + (tie_word_embeddings ? 0 : embed);

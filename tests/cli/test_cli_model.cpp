@@ -66,6 +66,23 @@ TEST(CliModel, ShippedModelRoundTripsHeldOutProse) {
             << ", 1 - edit distance " << means.one_minus_edit_distance() << "\n";
 }
 
+// Latent files an earlier c3 made (tests/data/latents/: commit c6beb91 compressed
+// data/samples/threading-3.txt with the shipped model, before its config.json recorded
+// c3_max_text_tokens) still read: the model's fingerprint has not moved, and they decode to what
+// the same text compressed today decodes to.
+TEST(CliModel, LatentsFromAnEarlierC3StillReconstruct) {
+  const std::string model = C3_SHIPPED_MODEL;
+  const fs::path old_latents = fs::path(C3_TEST_DATA) / "latents" / "threading-3-c3-0.1.0-c6beb91.txt.c3";
+  const fs::path text = fs::path(model) / ".." / ".." / "data" / "samples" / "threading-3.txt";
+  test::TempDir dir;
+  auto r = c3("--threads 1 reconstruct -m " + model + " '" + old_latents.string() + "' -o old.txt", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(c3("--threads 1 compress -m " + model + " '" + text.string() + "' -o now.c3", dir).code, 0);
+  ASSERT_EQ(c3("--threads 1 reconstruct -m " + model + " now.c3 -o now.txt", dir).code, 0);
+  EXPECT_EQ(test::read_bytes(dir / "old.txt"), test::read_bytes(dir / "now.txt"));
+  EXPECT_GT(test::read_bytes(dir / "old.txt").size(), 200u);
+}
+
 // The shipped model was trained on texts of up to 128 tokens: compress cuts longer ones into spans
 // of at most that (it cut 194-token spans, what its 256-token window left, and reconstructed them
 // far worse), ending at word boundaries.

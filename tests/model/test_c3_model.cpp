@@ -207,6 +207,53 @@ TEST(C3Checkpoint, ReleasedLayoutRoundTripsBitIdentically) {
   EXPECT_EQ(loaded->config().max_text_tokens, 300);
 }
 
+// One C3 may pair families: a Llama encoder (biases, Llama 3 RoPE) with a Qwen3 decoder (q/k norms).
+// The root's config.json records the decoder's family, llm1/ is a plain checkpoint of its own.
+TEST(C3Checkpoint, EncoderAndDecoderOfDifferentFamiliesRoundTrip) {
+  test::TempDir dir;
+  C3Config c = test::tiny_c3_config(4);
+  c.encoder.model_type = "llama";
+  c.encoder.qkv_bias = c.encoder.o_proj_bias = c.encoder.mlp_bias = true;
+  c.encoder.rope_scaling.type = "llama3";
+  c.encoder.rope_scaling.factor = 8;
+  c.encoder.rope_scaling.original_max_position_embeddings = 64;
+  c.decoder.model_type = "qwen3";
+  c.decoder.qkv_bias = false;
+  c.decoder.qk_norm = true;
+  C3Model model(c);
+  model->init_weights(2);
+  save_c3(model, dir / "c3", {}, "");
+  io::CheckpointDir root(dir / "c3"), llm1(dir / "c3" / "llm1");
+  EXPECT_EQ(root.config()["model_type"], "C3");
+  EXPECT_EQ(root.config()["c3_decoder_model_type"], "qwen3");
+  EXPECT_EQ(root.config()["architectures"], nlohmann::json::array({"Qwen3ForCausalLM"}));
+  EXPECT_EQ(llm1.config()["model_type"], "llama");
+  EXPECT_EQ(llm1.config()["rope_scaling"]["rope_type"], "llama3");
+  EXPECT_TRUE(root.contains("model.layers.0.self_attn.q_norm.weight"));
+  EXPECT_FALSE(root.contains("model.layers.0.self_attn.q_proj.bias"));
+  EXPECT_TRUE(llm1.contains("model.layers.0.self_attn.o_proj.bias"));
+  EXPECT_TRUE(llm1.contains("model.layers.0.mlp.up_proj.bias"));
+
+  C3Model loaded = load_c3(dir / "c3");
+  EXPECT_EQ(loaded->config().decoder.model_type, "qwen3");
+  EXPECT_TRUE(loaded->config().decoder.qk_norm);
+  EXPECT_EQ(loaded->config().encoder.model_type, "llama");
+  EXPECT_TRUE(loaded->config().encoder.rope_scaling == c.encoder.rope_scaling);
+  const auto a = model->named_parameters(), b = loaded->named_parameters();
+  ASSERT_EQ(a.size(), b.size());
+  for (const auto& item : a) EXPECT_TRUE(item.value().equal(b[item.key()])) << item.key();
+  torch::NoGradGuard no_grad;
+  const C3Prompt prompt(kTokenizer, 4);
+  const auto text = ids("the cat sat on the mat");
+  const C3Batch batch = make_c3_batch(prompt, {&text}, false);
+  EXPECT_TRUE(model->compress(batch.encoder_ids, batch.encoder_slots)
+                  .equal(loaded->compress(batch.encoder_ids, batch.encoder_slots)));
+  EXPECT_EQ(model->config().parameter_count(), loaded->config().parameter_count());
+  int64_t stored = 0;
+  for (const auto& item : b) stored += item.value().numel();
+  EXPECT_EQ(loaded->config().parameter_count(), stored) << "biases and norms counted";
+}
+
 TEST(C3Checkpoint, ChangingTheNumberOfLatentsNeedsConsent) {
   test::TempDir dir;
   C3Model model = tiny_model(4);

@@ -47,9 +47,10 @@ TORCH_MODULE(Qwen2RMSNorm);
 
 // inv_freq stays fp32 whatever the model's dtype (it is not a registered buffer, so
 // module->to(bf16) leaves it alone); cos/sin are computed in fp32 and cast to the activations.
+// Llama 3's scaling rescales inv_freq by wavelength, as HF's _compute_llama3_parameters.
 class Qwen2RotaryEmbedding {
  public:
-  Qwen2RotaryEmbedding(int64_t head_dim, double theta);
+  Qwen2RotaryEmbedding(int64_t head_dim, double theta, const RopeScaling& scaling = {});
   // position_ids [B, T] -> (cos, sin), each [B, T, head_dim] in `dtype`.
   std::pair<at::Tensor, at::Tensor> forward(const at::Tensor& position_ids, at::ScalarType dtype);
 
@@ -72,6 +73,7 @@ class Qwen2AttentionImpl : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
                      const AttentionMask& mask, KVCache* cache, int64_t layer, const at::Tensor& rows = {});
   Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+  Qwen2RMSNorm q_norm{nullptr}, k_norm{nullptr};  // qwen3: over each head, before RoPE; else null
 
  private:
   int64_t num_heads_, num_kv_heads_, head_dim_;
