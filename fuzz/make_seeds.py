@@ -101,10 +101,40 @@ def latent_seeds(c3, tmp):
     write("latent_file", "one-span", (tmp / "a.c3").read_bytes())
 
 
+def gguf_seeds():
+    """Small GGUF files of llama, qwen2 and qwen3 models in several tensor types (gguf-py's writer)."""
+    import numpy as np
+    import gguf
+    from gguf import GGMLQuantizationType as T
+    from gguf.quants import quantize
+
+    rng = np.random.default_rng(0)
+    for arch, qtype in (("llama", T.Q4_K), ("qwen2", T.Q8_0), ("qwen3", T.Q4_1)):
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "m.gguf"
+            w = gguf.GGUFWriter(str(path), arch)
+            w.add_embedding_length(256), w.add_block_count(1), w.add_feed_forward_length(32)
+            w.add_head_count(2), w.add_head_count_kv(1), w.add_context_length(64)
+            w.add_tensor("token_embd.weight", np.zeros((2, 256), dtype=np.float16))
+            values = rng.standard_normal((1, 256)).astype(np.float32)
+            if qtype == T.Q4_K:
+                w.add_tensor("blk.0.attn_q.weight", rng.integers(0, 256, (1, 144), dtype=np.uint8), raw_dtype=qtype)
+            else:
+                w.add_tensor("blk.0.attn_q.weight", quantize(values, qtype), raw_dtype=qtype)
+            w.add_tensor("output_norm.weight", np.ones(256, dtype=np.float32))
+            w.write_header_to_file(), w.write_kv_data_to_file(), w.write_tensors_to_file(), w.close()
+            write("gguf", f"{arch}-{qtype.name}", path.read_bytes())
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--c3", default=str(ROOT / "build" / "c3"), help="the c3 binary (for latent files)")
+    parser.add_argument("--only", help="write only this target's seeds (gguf), leaving the others")
     args = parser.parse_args()
+    if args.only == "gguf":
+        shutil.rmtree(CORPUS / "gguf", ignore_errors=True)
+        gguf_seeds()
+        return
     shutil.rmtree(CORPUS, ignore_errors=True)
     with tempfile.TemporaryDirectory() as tmp:
         safetensors_seeds()
@@ -112,6 +142,7 @@ def main():
         config_seeds()
         data_seeds()
         latent_seeds(args.c3, Path(tmp))
+        gguf_seeds()
     for folder in sorted(CORPUS.iterdir()):
         print(f"{folder.name}: {len(list(folder.iterdir()))} seeds")
 
