@@ -11,7 +11,7 @@ namespace {
 
 struct ImportSettings {
   std::string output, dtype;
-  bool force = false;
+  bool force = false, weights_only = false;
 };
 
 // Every import.* key, its flag, default and help, and the field it fills.
@@ -21,6 +21,9 @@ const SettingsTable<ImportSettings>& import_table() {
     t.path("-o,--output", "import.output", "", "Folder to create (config.json, model.safetensors)", C3_FIELD(output));
     t.value("--dtype", "import.dtype", "float32", "dtype of the weights written", C3_FIELD(dtype), {"float32", "bfloat16"});
     t.value("--force", "import.force", false, "Replace the output folder if it exists", C3_FIELD(force));
+    t.value("--weights-only", "import.weights_only", false,
+            "Write config.json and the weights, not the tokenizer (for a tokenizer type c3 does not convert)",
+            C3_FIELD(weights_only));
     return t;
   }();
   return table;
@@ -45,9 +48,11 @@ class ImportCommand : public Command {
     GgufImportOptions options;
     options.dtype = scalar_type_from_name(s.dtype);
     options.overwrite = s.force;
+    options.weights_only = s.weights_only;
     const Qwen2Config config = import_gguf(gguf_, s.output, options);
-    spdlog::info("imported {} ({}: {} layers, hidden {}, {} parameters) into {} as {}", gguf_, config.model_type,
-                 config.num_hidden_layers, config.hidden_size, config.parameter_count(), s.output, s.dtype);
+    spdlog::info("imported {} ({}: {} layers, hidden {}, {} parameters{}) into {} as {}", gguf_, config.model_type,
+                 config.num_hidden_layers, config.hidden_size, config.parameter_count(),
+                 s.weights_only ? "; no tokenizer" : ", with its tokenizer", s.output, s.dtype);
     return 0;
   }
 

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "c3/model/qwen2_io.h"
+#include "c3/tokenizer/unicode.h"
 #include "c3/util/error.h"
 
 namespace c3 {
@@ -157,6 +158,114 @@ std::vector<std::pair<std::string, at::Tensor>> gguf_model_tensors(const io::Ggu
   return out;
 }
 
+namespace {
+
+// The pre-tokenizer splits transformers' GGUF loader sets by tokenizer.ggml.pre (its
+// GGUF_PRE_TOKENIZER_SPLITS, the ones c3 checks); other types keep ByteLevel's GPT-2 regex, as there.
+const char* const kLlama3Split =
+    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+const char* const kQwen2Split =
+    R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
+const std::map<std::string, const char*> kPreTokenizerSplits{
+    {"llama3", kLlama3Split}, {"llama-v3", kLlama3Split}, {"llama-bpe", kLlama3Split}, {"smaug-bpe", kLlama3Split},
+    {"qwen2", kQwen2Split},   {"deepseek-r1-qwen", kQwen2Split}};
+
+std::string spelled_in_byte_alphabet(const std::string& token) {
+  std::string out;
+  for (unsigned char b : token) out += unicode::byte_to_unicode()[b];
+  return out;
+}
+
+json byte_level(bool add_prefix_space, bool use_regex) {
+  return {{"type", "ByteLevel"}, {"add_prefix_space", add_prefix_space}, {"trim_offsets", true}, {"use_regex", use_regex}};
+}
+
+const json& array_of_strings(const io::GgufReader& gguf, const std::string& key) {
+  const json& meta = gguf.metadata();
+  if (!meta.contains(key) || !meta[key].is_array())
+    fail_file(gguf.path().string(), "no " + key + " (the tokenizer's " + key.substr(key.rfind('.') + 1) + ")");
+  for (const auto& v : meta[key])
+    if (!v.is_string()) fail_file(gguf.path().string(), key + " holds a " + std::string(v.type_name()) + ", not strings");
+  return meta[key];
+}
+
+}  // namespace
+
+std::map<std::string, std::string> gguf_tokenizer_files(const io::GgufReader& gguf) {
+  const std::string source = gguf.path().string();
+  const json& meta = gguf.metadata();
+  const std::string model = meta.value("tokenizer.ggml.model", std::string());
+  if (model.empty()) fail_file(source, "holds no tokenizer (tokenizer.ggml.model); import with --weights-only");
+  if (model != "gpt2")
+    fail_file(source, "tokenizer type '" + model + "' is not converted (c3 converts byte-level BPE, 'gpt2'); "
+                          "import with --weights-only to leave it out");
+  const json& tokens = array_of_strings(gguf, "tokenizer.ggml.tokens");
+  const json& merges = array_of_strings(gguf, "tokenizer.ggml.merges");
+  const json types = meta.value("tokenizer.ggml.token_type", json::array());
+  // Tokens spelled outside the byte-level alphabet are respelled from their UTF-8 bytes (as there).
+  json vocab = json::object();
+  for (size_t id = 0; id < tokens.size(); ++id) {
+    const std::string& token = tokens[id].get_ref<const std::string&>();
+    std::string bytes;
+    vocab[unicode::unicode_to_bytes(token, &bytes) ? token : spelled_in_byte_alphabet(token)] = id;
+  }
+  json pairs = json::array();
+  for (const auto& m : merges) {
+    const std::string& merge = m.get_ref<const std::string&>();
+    const size_t space = merge.find(' ');
+    if (space == std::string::npos) fail_file(source, "merge '" + merge + "' is not two tokens");
+    pairs.push_back({merge.substr(0, space), merge.substr(space + 1)});
+  }
+  // Control tokens (type 3) spelled in the byte alphabet are special added tokens; user-defined
+  // ones (4) plain added tokens.
+  json added = json::array();
+  for (size_t id = 0; id < tokens.size() && id < types.size(); ++id) {
+    const std::string& token = tokens[id].get_ref<const std::string&>();
+    std::string bytes;
+    const bool control = types[id] == 3 && unicode::unicode_to_bytes(token, &bytes);
+    if (!control && types[id] != 4) continue;
+    added.push_back({{"id", id}, {"content", token}, {"single_word", false}, {"lstrip", false}, {"rstrip", false},
+                     {"normalized", false}, {"special", control}});
+  }
+  const std::string pre = meta.value("tokenizer.ggml.pre", std::string());
+  const auto split = kPreTokenizerSplits.find(pre);
+  const json pre_tokenizer =
+      split == kPreTokenizerSplits.end()
+          ? byte_level(false, true)
+          : json{{"type", "Sequence"},
+                 {"pretokenizers",
+                  {{{"type", "Split"}, {"pattern", {{"Regex", split->second}}}, {"behavior", "Isolated"}, {"invert", false}},
+                   byte_level(false, false)}}};
+  const json tokenizer = {
+      {"version", "1.0"}, {"truncation", nullptr}, {"padding", nullptr}, {"added_tokens", added},
+      {"normalizer", nullptr}, {"pre_tokenizer", pre_tokenizer},
+      {"post_processor", {{"type", "TemplateProcessing"},
+                          {"single", {{{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
+                          {"pair", {{{"Sequence", {{"id", "A"}, {"type_id", 0}}}}, {{"Sequence", {{"id", "B"}, {"type_id", 1}}}}}},
+                          {"special_tokens", json::object()}}},
+      {"decoder", byte_level(true, true)},
+      {"model", {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", nullptr}, {"continuing_subword_prefix", ""},
+                 {"end_of_word_suffix", ""}, {"fuse_unk", false}, {"byte_fallback", false}, {"ignore_merges", false},
+                 {"vocab", vocab}, {"merges", pairs}}}};
+  json config = {{"tokenizer_class", "PreTrainedTokenizerFast"}};
+  const std::pair<const char*, const char*> specials[] = {
+      {"bos_token", "bos_token_id"}, {"eos_token", "eos_token_id"}, {"unk_token", "unknown_token_id"}, {"pad_token", "padding_token_id"}};
+  for (const auto& [name, key] : specials) {
+    const std::string full = std::string("tokenizer.ggml.") + key;
+    if (meta.contains(full) && meta[full].is_number_unsigned() && meta[full].get<uint64_t>() < tokens.size())
+      config[name] = tokens[meta[full].get<size_t>()];
+  }
+  if (meta.contains("tokenizer.chat_template") && meta["tokenizer.chat_template"].is_string())
+    config["chat_template"] = meta["tokenizer.chat_template"];
+  for (const char* flag : {"add_bos_token", "add_eos_token"}) {
+    const std::string full = std::string("tokenizer.ggml.") + flag;
+    if (meta.contains(full) && meta[full].is_boolean()) config[flag] = meta[full];
+  }
+  const auto replace = json::error_handler_t::replace;
+  return {{"tokenizer.json", tokenizer.dump(-1, ' ', false, replace) + "\n"},
+          {"tokenizer_config.json", config.dump(2, ' ', false, replace) + "\n"}};
+}
+
 Qwen2Config import_gguf(const std::filesystem::path& path, const std::filesystem::path& dir, const GgufImportOptions& options) {
   const io::GgufReader gguf(path);
   const Qwen2Config config = gguf_model_config(gguf);
@@ -178,6 +287,7 @@ Qwen2Config import_gguf(const std::filesystem::path& path, const std::filesystem
   SaveOptions save;
   save.dtype = options.dtype;
   save.overwrite = options.overwrite;
+  if (!options.weights_only) save.extra_files = gguf_tokenizer_files(gguf);
   save_qwen2(model, dir, save);
   return config;
 }

@@ -80,6 +80,7 @@ void save_qwen2(Qwen2ForCausalLM& model, const fs::path& dir, const SaveOptions&
   AtomicDirectory out(dir, options.overwrite);
   io::write_safetensors_shards(tensors, out.staging(), options.max_shard_bytes);
   write_file_atomically(out.staging() / io::CheckpointDir::kConfigFile, config.to_json().dump(2) + "\n");
+  for (const auto& [name, contents] : options.extra_files) write_file_atomically(out.staging() / name, contents);
   out.commit();
 }
 

