@@ -565,24 +565,34 @@ def main():
                       f"{c3['peak_rss_mib']:.0f} / {hf['eager']['peak_rss_mib']:.0f} / {hf['sdpa']['peak_rss_mib']:.0f}"
                       + ("" if same is None else ("  same ids" if same else "  IDS DIFFER")), flush=True)
 
-        # Tokenizer: the real Qwen2.5 vocabulary, one thread on both sides.
+        # Tokenizers: the real Qwen2.5 vocabulary, and SmolLM2's as c3 import writes it from its GGUF
+        # (scripts/fetch-smollm2.sh), one thread on both sides.
         from conftest import hf_qwen2_tokenizer
         hf_qwen2_tokenizer(tmp / "qwen2.5", [])
+        tokenizers = {"Qwen2.5": tmp / "qwen2.5" / "tokenizer.json"}
+        fetched = subprocess.run(["bash", str(ROOT / "scripts" / "fetch-smollm2.sh")], capture_output=True, text=True, cwd=ROOT)
+        if fetched.returncode == 0:
+            subprocess.run([str(Path(args.build) / "c3"), "--log-level", "warn", "import", str(ROOT / fetched.stdout.strip()),
+                            "-o", str(tmp / "smollm2")], check=True)
+            tokenizers["SmolLM2"] = tmp / "smollm2" / "tokenizer.json"
+        else:
+            print(f"SmolLM2 not fetched, its tokenizer row left out: {fetched.stderr.strip()}")
         pieces = [t[i: i + 4000] for t in texts for i in range(0, len(t), 4000)]
         (tmp / "texts.jsonl").write_text("".join(json.dumps({"text": p}) + "\n" for p in pieces), encoding="utf-8")
         one_thread = {"RAYON_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
-        c3 = median_run([run_worker([c3_worker, "tokenize", tmp / "qwen2.5" / "tokenizer.json", tmp / "texts.jsonl"])
-                         for _ in range(repeats)], "mb_per_second")
-        hf = median_run([run_worker([*py, "tokenize", tmp / "qwen2.5" / "tokenizer.json", tmp / "texts.jsonl"],
-                                    env=one_thread) for _ in range(repeats)], "mb_per_second")
-        assert c3["tokens"] == hf["tokens"], (c3["tokens"], hf["tokens"])
-        rows.append({"size": "qwen2.5 tokenizer", "task": "tokenize", "unit": "mb_per_second", "c3": c3["mb_per_second"],
-                     "hf_tokenizers": hf["mb_per_second"], "tokens": c3["tokens"],
-                     "rss_mib": {"c3": c3["peak_rss_mib"], "hf_tokenizers": hf["peak_rss_mib"]}})
-        print(f"\nQwen2.5 tokenizer encode, one thread, {sum(len(p.encode()) for p in pieces) / 1e6:.2f} MB in "
-              f"{len(pieces)} pieces ({c3['tokens']} tokens, identical): c3 {c3['mb_per_second']:.2f} MB/s, "
-              f"HF tokenizers {hf['mb_per_second']:.2f} MB/s, c3/HF {c3['mb_per_second'] / hf['mb_per_second']:.2f}x; "
-              f"peak RSS {c3['peak_rss_mib']:.0f} / {hf['peak_rss_mib']:.0f} MiB")
+        for name, tokenizer_json in tokenizers.items():
+            c3 = median_run([run_worker([c3_worker, "tokenize", tokenizer_json, tmp / "texts.jsonl"])
+                             for _ in range(repeats)], "mb_per_second")
+            hf = median_run([run_worker([*py, "tokenize", tokenizer_json, tmp / "texts.jsonl"], env=one_thread)
+                             for _ in range(repeats)], "mb_per_second")
+            assert c3["tokens"] == hf["tokens"], (name, c3["tokens"], hf["tokens"])
+            rows.append({"size": f"{name.lower()} tokenizer", "task": "tokenize", "unit": "mb_per_second",
+                         "c3": c3["mb_per_second"], "hf_tokenizers": hf["mb_per_second"], "tokens": c3["tokens"],
+                         "rss_mib": {"c3": c3["peak_rss_mib"], "hf_tokenizers": hf["peak_rss_mib"]}})
+            print(f"\n{name} tokenizer encode, one thread, {sum(len(p.encode()) for p in pieces) / 1e6:.2f} MB in "
+                  f"{len(pieces)} pieces ({c3['tokens']} tokens, as many on both sides): c3 {c3['mb_per_second']:.2f} MB/s, "
+                  f"HF tokenizers {hf['mb_per_second']:.2f} MB/s, c3/HF {c3['mb_per_second'] / hf['mb_per_second']:.2f}x; "
+                  f"peak RSS {c3['peak_rss_mib']:.0f} / {hf['peak_rss_mib']:.0f} MiB")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
 

@@ -121,19 +121,90 @@ C3Model load_c3(const fs::path& dir, const C3LoadOptions& options) {
   return model;
 }
 
+namespace {
+
+// A side's config from its folder (or architecture), cut to `source.layers` layers; the prefixes
+// of the layers left out, which loading then skips.
+Qwen2Config side_config(const Qwen2Source& source, const std::optional<io::CheckpointDir>& dir,
+                        std::vector<std::string>& skipped) {
+  Qwen2Config config = dir ? qwen2_config_of(*dir) : source.architecture;
+  if (source.layers <= 0) return config;
+  if (source.layers > config.num_hidden_layers)
+    fail_file(source.dir.string(), "has " + std::to_string(config.num_hidden_layers) + " layers, fewer than the " +
+                                       std::to_string(source.layers) + " asked to keep");
+  for (int64_t l = source.layers; l < config.num_hidden_layers; ++l)
+    skipped.push_back("model.layers." + std::to_string(l) + ".");
+  config.num_hidden_layers = source.layers;
+  return config;
+}
+
+}  // namespace
+
 C3Model c3_from_qwen2(const Qwen2Source& encoder, const Qwen2Source& decoder, const C3LoadOptions& options) {
   std::optional<io::CheckpointDir> enc, dec;
   if (!encoder.dir.empty()) enc.emplace(encoder.dir);
   if (!decoder.dir.empty()) dec.emplace(decoder.dir);
+  std::vector<std::string> enc_skipped, dec_skipped;
   C3Config config;
-  config.encoder = enc ? qwen2_config_of(*enc) : encoder.architecture;
-  config.decoder = dec ? qwen2_config_of(*dec) : decoder.architecture;
+  config.encoder = side_config(encoder, enc, enc_skipped);
+  config.decoder = side_config(decoder, dec, dec_skipped);
   config.latent_tokens = options.latent_tokens.value_or(32);
   C3Model model(config, options_for(options, config.decoder));
   model->init_weights(options.seed);  // what a folder provides is overwritten next
-  if (enc) load_qwen2_parameters(model->encoder, *enc, {});
-  if (dec) load_qwen2_parameters(model->decoder, *dec, {});
+  if (enc) load_qwen2_parameters(model->encoder, *enc, enc_skipped);
+  if (dec) load_qwen2_parameters(model->decoder, *dec, dec_skipped);
   return model;
+}
+
+C3Model grow_vocabulary(C3Model& model, int64_t rows) {
+  C3Config config = model->config();
+  config.encoder.vocab_size = std::max(config.encoder.vocab_size, rows);
+  config.decoder.vocab_size = std::max(config.decoder.vocab_size, rows);
+  const at::Tensor any = model->query;
+  C3Model grown(config, at::TensorOptions().dtype(any.scalar_type()).device(any.device()));
+  torch::NoGradGuard no_grad;
+  auto from = model->named_parameters(/*recurse=*/true);
+  for (auto& item : grown->named_parameters(/*recurse=*/true)) {
+    const at::Tensor& old = from[item.key()];
+    at::Tensor& now = item.value();
+    if (old.sizes() == now.sizes()) {
+      now.copy_(old);
+    } else {  // an embedding table or lm_head: [vocab, hidden]
+      now.narrow(0, 0, old.size(0)).copy_(old);
+      now.narrow(0, old.size(0), now.size(0) - old.size(0)).copy_(old.mean(0, /*keepdim=*/true).expand({now.size(0) - old.size(0), -1}));
+    }
+  }
+  grown->set_trained_lengths(model->config().max_length, model->config().max_text_tokens);
+  return grown;
+}
+
+C3Config assemble_c3(const fs::path& encoder, const fs::path& decoder, const fs::path& out, const C3AssembleOptions& o) {
+  if (o.latent_tokens <= 0) throw UsageError("--latent-tokens must be positive");
+  const fs::path tokenizer_source = o.tokenizer.empty() ? decoder : o.tokenizer;
+  const auto tokenizer = load_tokenizer(tokenizer_source);
+  C3LoadOptions load;
+  load.dtype = at::kFloat;
+  load.latent_tokens = o.latent_tokens;
+  load.seed = o.seed;
+  C3Model model = c3_from_qwen2(Qwen2Source{encoder, {}, o.encoder_layers}, Qwen2Source{decoder, {}, 0}, load);
+  AtomicDirectory staged(out, o.save.overwrite);
+  // The tokenizer the C3 reads with: C3's image tokens added when missing.
+  const auto added = write_tokenizer_with_c3_tokens(tokenizer_source, *tokenizer, staged.staging());
+  if (added.empty()) copy_tokenizer_files(tokenizer_source, staged.staging());
+  for (const auto& [token, id] : added) spdlog::info("added {} to the tokenizer as id {}", token, id);
+  const auto with_tokens = load_tokenizer(staged.staging());
+  for (const auto& token : c3_image_tokens())
+    if (!with_tokens->token_id(token)) fail_file(tokenizer_source.string(), "has no " + token + " after adding it");
+  int64_t rows = with_tokens->vocab_size();
+  for (const auto& token : c3_image_tokens()) rows = std::max<int64_t>(rows, *with_tokens->token_id(token) + 1);
+  if (rows > std::min(model->config().encoder.vocab_size, model->config().decoder.vocab_size)) {
+    spdlog::info("embedding tables grown to {} rows for the tokenizer's ids (new rows: the mean of the old ones)", rows);
+    model = grow_vocabulary(model, rows);
+  }
+  write_c3(model, staged.staging(), o.save.dtype, o.save.max_shard_bytes);
+  copy_tokenizer_files(staged.staging(), staged.staging() / kEncoderSubdir);
+  staged.commit();
+  return model->config();
 }
 
 void write_c3(C3Model& model, const fs::path& dir, std::optional<at::ScalarType> dtype, std::uint64_t max_shard_bytes) {

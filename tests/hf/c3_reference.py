@@ -104,15 +104,18 @@ def load_released_layout(folder, special, prompt_ids, attn="sdpa", device="cpu")
     from the root config.json; Q and the projector come from the root's tensors. The model is built
     on `device` (a billion-parameter decoder's initial values are drawn there, fast, then replaced)."""
     from safetensors.torch import load_file
-    from transformers import Qwen2Config, Qwen2ForCausalLM
+    from transformers import AutoConfig, AutoModelForCausalLM
 
     folder = Path(folder)
-    encoder = Qwen2ForCausalLM.from_pretrained(folder / "llm1", attn_implementation=attn, dtype=torch.float32).to(device)
+    encoder = AutoModelForCausalLM.from_pretrained(folder / "llm1", attn_implementation=attn, dtype=torch.float32).to(device)
     config = json.loads((folder / "config.json").read_text())
-    decoder_config = Qwen2Config(**{k: v for k, v in config.items() if k not in ("model_type", "architectures")})
+    # The decoder's family: Qwen2 in the authors' release, else what c3 recorded (c3_decoder_model_type).
+    family = config.get("c3_decoder_model_type", "qwen2")
+    decoder_config = AutoConfig.for_model(family, **{k: v for k, v in config.items()
+                                                     if k not in ("model_type", "architectures", "c3_decoder_model_type")})
     decoder_config._attn_implementation = attn
     with torch.device(device):
-        decoder = Qwen2ForCausalLM(decoder_config).float()
+        decoder = AutoModelForCausalLM.from_config(decoder_config, attn_implementation=attn).float()
     model = AuthorsC3(encoder, decoder, config["latent_token_len"], special, prompt_ids).to(device)
     tensors = load_file(str(folder / "model.safetensors"))
     with torch.no_grad():

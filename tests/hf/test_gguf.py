@@ -15,7 +15,8 @@ import torch
 from gguf import GGMLQuantizationType as T
 from gguf.quants import quantize
 
-from conftest import C3, load_tensors, probe, rel_err, right_padded, save_tensors
+from c3_reference import decoder_prompt, load_released_layout
+from conftest import C3, generated_rows, load_tensors, probe, rel_err, right_padded, run, save_tensors
 from test_tokenizer import TEXT_SETS, c3_tokenize_lines, compare
 
 REPO = Path(__file__).resolve().parents[2]
@@ -185,6 +186,49 @@ def test_smollm2_tokenizer_gives_transformers_ids(smollm2, tmp_path):
         compare(f"SmolLM2 tokenizer.json in HF tokenizers / {name}", texts,
                 [written.encode(t, add_special_tokens=False).ids for t in texts], want)
         compare(f"SmolLM2 in c3 / {name}", texts, c3_tokenize_lines(imported, texts, tmp_path), want)
+
+
+C3_TEXTS = ["Context cascade compression reads a text and leaves a handful of latent vectors behind.",
+            "The capital of France is Paris."]
+
+
+def test_a_c3_assembled_from_smollm2_runs_as_the_authors_code_on_transformers_llama(smollm2, tmp_path):
+    """`c3 init` from the imported SmolLM2 (encoder cut to 2 layers, N = 8): the tokenizer gains
+    <imgpad> <img> </img> after its last id and the tables grow to match; the checkpoint loads into
+    the authors' code path on transformers' Llama modules (c3_reference.py), whose latents, decoder
+    logits and greedy ids c3 reproduces; c3 train starts from it."""
+    from tokenizers import Tokenizer
+
+    _, imported = smollm2
+    out = tmp_path / "c3-smollm2"
+    run([C3, "init", out, "--encoder", imported, "--decoder", imported, "--encoder-layers", 2, "--latent-tokens", 8,
+         "--seed", 3])
+    tok = Tokenizer.from_file(str(out / "tokenizer.json"))
+    special = {t: tok.token_to_id(t) for t in ("<img>", "<imgpad>", "</img>", "<|im_end|>")}
+    assert [special["<imgpad>"], special["<img>"], special["</img>"]] == [49152, 49153, 49154]
+    assert (out / "llm1" / "tokenizer.json").read_bytes() == (out / "tokenizer.json").read_bytes()
+    model = load_released_layout(out, special, tok.encode(decoder_prompt(8)).ids, attn="eager").eval()
+    assert type(model.decoder).__name__ == "LlamaForCausalLM" and model.encoder.config.num_hidden_layers == 2
+    texts = [tok.encode(t, add_special_tokens=False).ids for t in C3_TEXTS]
+    ids, mask = right_padded(texts)
+    save_tensors(tmp_path / "in.safetensors", {"text_ids": ids, "text_mask": mask})
+    probe("c3", out, tmp_path / "in.safetensors", tmp_path / "out.safetensors", 40)
+    got = load_tensors(tmp_path / "out.safetensors")
+    generated = generated_rows(got["generated"])
+    with torch.no_grad():
+        for r, t in enumerate(texts):
+            z = model.latents([t])
+            dec_ids = torch.tensor([model.prompt_ids + t + [model.im_end]])
+            logits = model.decoder(inputs_embeds=model.decoder_embeds(dec_ids, z)).logits[0]
+            latent_err = rel_err(got["latents"][r], z[0])
+            logits_err = rel_err(got["decoder_logits"][r, : logits.shape[0]], logits)
+            print(f"text {r}: latents {latent_err:.2e}, decoder logits {logits_err:.2e}")
+            assert latent_err < 1e-4 and logits_err < 1e-4
+            assert generated[r] == model.generate(z, 40)[0], f"text {r}"
+    (tmp_path / "train.jsonl").write_text("".join(f'{{"text": "{t}"}}\n' for t in C3_TEXTS * 4))
+    run([C3, "--threads", "2", "train", "--checkpoint", out, "--data", tmp_path / "train.jsonl", "-o", tmp_path / "run",
+         "--steps", 1, "--batch-size", 2, "--set", "train.eval_every=0", "--set", "data.validation_samples=2"])
+    assert (tmp_path / "run" / "checkpoint-1" / "model.safetensors").exists()
 
 
 def test_bad_files_are_refused_with_one_line_and_no_output(tmp_path):

@@ -254,6 +254,35 @@ TEST(C3Checkpoint, EncoderAndDecoderOfDifferentFamiliesRoundTrip) {
   EXPECT_EQ(loaded->config().parameter_count(), stored) << "biases and norms counted";
 }
 
+// c3 init's pieces: an encoder cut to its first layers (the rest never loaded), and embedding
+// tables grown for new tokens, old rows kept and new ones their mean.
+TEST(C3Checkpoint, AnEncoderCutToItsFirstLayersAndTablesGrownForNewTokens) {
+  test::TempDir dir;
+  Qwen2Config arch = test::tiny_config();
+  arch.num_hidden_layers = 3;
+  Qwen2ForCausalLM llm(arch);
+  llm->init_weights(4);
+  save_qwen2(llm, dir / "llm");
+  C3LoadOptions options;
+  options.latent_tokens = 2;
+  C3Model cut = c3_from_qwen2(Qwen2Source{dir / "llm", {}, 1}, Qwen2Source{dir / "llm", {}, 0}, options);
+  EXPECT_EQ(cut->config().encoder.num_hidden_layers, 1);
+  EXPECT_EQ(cut->config().decoder.num_hidden_layers, 3);
+  EXPECT_TRUE(cut->encoder->named_parameters()["model.layers.0.mlp.up_proj.weight"].equal(
+      llm->named_parameters()["model.layers.0.mlp.up_proj.weight"]));
+  EXPECT_THROW(c3_from_qwen2(Qwen2Source{dir / "llm", {}, 4}, Qwen2Source{dir / "llm", {}, 0}, options), Error);
+
+  const int64_t rows = arch.vocab_size + 3;
+  C3Model grown = grow_vocabulary(cut, rows);
+  const at::Tensor before = cut->decoder->model->embed_tokens->weight, after = grown->decoder->model->embed_tokens->weight;
+  ASSERT_EQ(after.size(0), rows);
+  EXPECT_TRUE(after.narrow(0, 0, before.size(0)).equal(before));
+  EXPECT_TRUE(after[rows - 1].allclose(before.mean(0)));
+  EXPECT_EQ(grown->encoder->model->embed_tokens->weight.size(0), rows);
+  EXPECT_TRUE(grown->query.equal(cut->query));
+  EXPECT_TRUE(grown->projector->weight.equal(cut->projector->weight));
+}
+
 TEST(C3Checkpoint, ChangingTheNumberOfLatentsNeedsConsent) {
   test::TempDir dir;
   C3Model model = tiny_model(4);

@@ -35,6 +35,7 @@ C3Model load_c3(const std::filesystem::path& dir, const C3LoadOptions& options =
 struct Qwen2Source {
   std::filesystem::path dir;
   Qwen2Config architecture;
+  int64_t layers = 0;  // keep only the first `layers` decoder layers of the folder's model (0: all)
 };
 
 // A new C3 model: each side loaded from its folder (any sizes) or initialised as HF does; Q and
@@ -44,6 +45,26 @@ inline C3Model c3_from_qwen2(const std::filesystem::path& encoder_dir, const std
                              const C3LoadOptions& options) {
   return c3_from_qwen2(Qwen2Source{encoder_dir, {}}, Qwen2Source{decoder_dir, {}}, options);
 }
+
+// The same model with embedding tables (and an untied lm_head) of `rows` rows on both sides; rows
+// a side lacks are the mean of its existing rows (a new token starts as an average one, as HF's
+// resize_token_embeddings centres them). Sides with enough rows keep theirs.
+C3Model grow_vocabulary(C3Model& model, int64_t rows);
+
+// What `c3 init OUT --encoder E --decoder D` writes: an untrained C3 of two LLM folders (any
+// family c3 runs, any widths), its tokenizer (from `tokenizer`, else the decoder's folder) with
+// C3's <imgpad> <img> </img> added after its largest id when missing and embedding rows grown to
+// match, the encoder cut to its first `encoder_layers` layers (0: all), Q and the projector drawn as
+// c3 train draws them; in the released layout, tokenizer files at the root and in llm1/.
+struct C3AssembleOptions {
+  int64_t latent_tokens = 32;
+  int64_t encoder_layers = 0;
+  uint64_t seed = 0;
+  std::filesystem::path tokenizer;
+  SaveOptions save;
+};
+C3Config assemble_c3(const std::filesystem::path& encoder, const std::filesystem::path& decoder,
+                     const std::filesystem::path& out, const C3AssembleOptions& options);
 
 // Writes the released layout into `dir`, which must exist (no atomicity: save_c3 adds it).
 void write_c3(C3Model& model, const std::filesystem::path& dir, std::optional<at::ScalarType> dtype,
