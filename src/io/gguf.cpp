@@ -1,10 +1,6 @@
 #include "c3/io/gguf.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <numeric>
@@ -213,38 +209,12 @@ ParsedGguf parse_gguf(const std::uint8_t* data, std::size_t size, const std::str
   return out;
 }
 
-GgufReader::GgufReader(const std::filesystem::path& path) : path_(path) {
-  const std::string source = path.string();
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail_file(source, std::string("cannot open: ") + std::strerror(errno));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    fail_file(source, "not a regular file");
-  }
-  map_size_ = static_cast<std::size_t>(st.st_size);
-  if (map_size_ > 0) {
-    map_ = ::mmap(nullptr, map_size_, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (map_ == MAP_FAILED) {
-      map_ = nullptr;
-      ::close(fd);
-      fail_file(source, std::string("cannot memory-map: ") + std::strerror(errno));
-    }
-  }
-  ::close(fd);
-  try {
-    parsed_ = parse_gguf(static_cast<const std::uint8_t*>(map_), map_size_, source);
-  } catch (...) {
-    if (map_) ::munmap(map_, map_size_);
-    map_ = nullptr;
-    throw;
-  }
+GgufReader::GgufReader(const std::filesystem::path& path)
+    : path_(path), file_(path), parsed_(parse_gguf(file_.data(), file_.size(), path.string())) {
   for (std::size_t i = 0; i < parsed_.tensors.size(); ++i) index_[parsed_.tensors[i].name] = i;
 }
 
-GgufReader::~GgufReader() {
-  if (map_) ::munmap(map_, map_size_);
-}
+GgufReader::~GgufReader() = default;
 
 const GgufTensor* GgufReader::find(const std::string& name) const {
   const auto it = index_.find(name);

@@ -189,40 +189,14 @@ ParsedSafetensors parse_safetensors(const std::uint8_t* bytes, std::size_t size,
   return out;
 }
 
-SafetensorsReader::SafetensorsReader(const std::filesystem::path& path) : path_(path) {
-  const std::string source = path.string();
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail_file(source, std::string("cannot open: ") + std::strerror(errno));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    fail_file(source, "not a regular file");
-  }
-  map_size_ = static_cast<std::size_t>(st.st_size);
-  if (map_size_ > 0) {
-    map_ = ::mmap(nullptr, map_size_, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (map_ == MAP_FAILED) {
-      map_ = nullptr;
-      ::close(fd);
-      fail_file(source, std::string("cannot memory-map: ") + std::strerror(errno));
-    }
-  }
-  ::close(fd);
-  try {
-    auto parsed = parse_safetensors(static_cast<const std::uint8_t*>(map_), map_size_, source);
-    tensors_ = std::move(parsed.tensors);
-    metadata_ = std::move(parsed.metadata);
-  } catch (...) {
-    if (map_) ::munmap(map_, map_size_);
-    map_ = nullptr;
-    throw;
-  }
+SafetensorsReader::SafetensorsReader(const std::filesystem::path& path) : path_(path), file_(path) {
+  auto parsed = parse_safetensors(file_.data(), file_.size(), path.string());
+  tensors_ = std::move(parsed.tensors);
+  metadata_ = std::move(parsed.metadata);
   for (std::size_t i = 0; i < tensors_.size(); ++i) index_[tensors_[i].name] = i;
 }
 
-SafetensorsReader::~SafetensorsReader() {
-  if (map_) ::munmap(map_, map_size_);
-}
+SafetensorsReader::~SafetensorsReader() = default;
 
 const TensorInfo* SafetensorsReader::find(const std::string& name) const {
   auto it = index_.find(name);
@@ -235,15 +209,7 @@ const TensorInfo& SafetensorsReader::at(const std::string& name) const {
   return *t;
 }
 
-void SafetensorsReader::evict(const TensorInfo& tensor) const {
-  if (!map_ || tensor.nbytes() == 0) return;
-  const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
-  const auto base = reinterpret_cast<std::uintptr_t>(map_);
-  // Only whole pages inside the tensor, so neighbours are untouched.
-  const std::uintptr_t begin = (reinterpret_cast<std::uintptr_t>(tensor.data) + page - 1) / page * page;
-  const std::uintptr_t end = (reinterpret_cast<std::uintptr_t>(tensor.data) + tensor.nbytes()) / page * page;
-  if (end > begin && begin >= base) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
-}
+void SafetensorsReader::evict(const TensorInfo& tensor) const { file_.evict(tensor.data, tensor.nbytes()); }
 
 std::string safetensors_header(const std::vector<TensorBytes>& tensors,
                                const std::map<std::string, std::string>& metadata,

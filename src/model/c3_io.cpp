@@ -186,7 +186,10 @@ C3Config assemble_c3(const fs::path& encoder, const fs::path& decoder, const fs:
   load.dtype = at::kFloat;
   load.latent_tokens = o.latent_tokens;
   load.seed = o.seed;
-  C3Model model = c3_from_qwen2(Qwen2Source{encoder, {}, o.encoder_layers}, Qwen2Source{decoder, {}, 0}, load);
+  Qwen2Source encoder_side, decoder_side;
+  encoder_side.dir = encoder, encoder_side.layers = o.encoder_layers;
+  decoder_side.dir = decoder;
+  C3Model model = c3_from_qwen2(encoder_side, decoder_side, load);
   AtomicDirectory staged(out, o.save.overwrite);
   // The tokenizer the C3 reads with: C3's image tokens added when missing.
   const auto added = write_tokenizer_with_c3_tokens(tokenizer_source, *tokenizer, staged.staging());

@@ -14,6 +14,8 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "c3/io/mapped_file.h"
+
 namespace c3::io {
 
 // ggml's tensor types (ggml.h's enum ggml_type), the ones c3 names.
@@ -57,8 +59,7 @@ class GgufReader {
 
  private:
   std::filesystem::path path_;
-  void* map_ = nullptr;
-  std::size_t map_size_ = 0;
+  MappedFile file_;
   ParsedGguf parsed_;
   std::map<std::string, std::size_t> index_;
 };

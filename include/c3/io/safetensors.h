@@ -3,6 +3,8 @@
 // the data. This layer knows bytes only; torch conversions live in c3/io/tensor_io.h.
 #pragma once
 
+#include "c3/io/mapped_file.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -58,8 +60,7 @@ class SafetensorsReader {
 
  private:
   std::filesystem::path path_;
-  void* map_ = nullptr;
-  std::size_t map_size_ = 0;
+  MappedFile file_;
   std::vector<TensorInfo> tensors_;
   std::unordered_map<std::string, std::size_t> index_;
   std::map<std::string, std::string> metadata_;
