@@ -81,8 +81,7 @@ std::string files(int64_t n) { return std::to_string(n) + (n == 1 ? " file" : " 
 
 // One line that reads at a glance: what was written, kept, failed, left; then the totals.
 std::string closing_line(const JobSummary& s, const std::string& verb) {
-  const int64_t failed = static_cast<int64_t>(s.failed.size());
-  const int64_t not_done = s.files - s.written - s.skipped - failed;
+  const int64_t failed = static_cast<int64_t>(s.failed.size()), not_done = s.not_done();
   const std::string done = verb == "compress" ? "compressed" : verb + "ed";
   if (s.files == 0) return "nothing to " + verb + ": no files in this shard";
   if (s.written == 0 && failed == 0 && not_done == 0)
@@ -133,10 +132,9 @@ int finish(const BatchSettings& batch, const JobSummary& summary, const std::str
   for (const auto& [file, error] : summary.failed) names.push_back(file);
   if (!names.empty()) spdlog::error("{} of {} failed: {}", names.size(), files(summary.files), some_of(names));
   if (summary.interrupted_by != 0) {
-    const int64_t left = summary.files - summary.written - summary.skipped - static_cast<int64_t>(names.size());
     spdlog::warn("interrupted by {}: the {} finished are kept{}; rerun the same command to {} the other {}",
                  Interrupted::signal_name(summary.interrupted_by), files(summary.written + summary.skipped),
-                 batch.summary.empty() ? "" : " (summary in " + batch.summary + ")", verb, left);
+                 batch.summary.empty() ? "" : " (summary in " + batch.summary + ")", verb, summary.not_done());
     return 128 + summary.interrupted_by;
   }
   return names.empty() ? 0 : 1;

@@ -237,13 +237,13 @@ void write_outputs(const fs::path& out, const std::vector<PageResult>& results, 
 
 }  // namespace
 
-int64_t check_eval_output(const fs::path& output, bool force) {
+void check_eval_output(const fs::path& output, bool force) {
   std::error_code ec;
   if (fs::exists(output, ec) && !fs::is_directory(output, ec)) fail_file(output.string(), "exists and is not a folder");
   if (!fs::exists(output, ec)) check_writable_folder(output);
   if (written_by_eval(output / "summary.json") && !force)
     fail_file(output.string(), "already holds a finished evaluation (pass --force to replace it)");
-  return static_cast<int64_t>(claim_outputs(output_paths(output), written_by_eval, force).size());
+  claim_outputs(output_paths(output), written_by_eval, force);
 }
 
 json run_evaluation(C3Model& model, const Tokenizer& tokenizer, const fs::path& model_folder,

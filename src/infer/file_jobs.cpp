@@ -196,7 +196,7 @@ nlohmann::json JobSummary::to_json() const {
   // An interrupted run: which signal, and how many files it left for a rerun.
   if (interrupted_by != 0) {
     j["interrupted_by"] = Interrupted::signal_name(interrupted_by);
-    j["not_done"] = files - written - skipped - static_cast<int64_t>(failed.size());
+    j["not_done"] = not_done();
   }
   if (latent_tokens > 0) j["compression_ratio"] = static_cast<double>(text_tokens) / static_cast<double>(latent_tokens);
   return j;

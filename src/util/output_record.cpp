@@ -43,20 +43,28 @@ std::optional<Record> read_record(const fs::path& output) {
   }
 }
 
-// Which of its record's digests the file at `output` has: 0 the bytes c3 wrote last, 1 the ones
-// they were replacing (a kill came between record and file); -1 none (or no record, no file).
-// A record without digests (before they were kept) counts as 0.
-int recorded_version(const fs::path& output, std::string* job_key = nullptr) {
+// What the file at `output` is to its record.
+struct RecordCheck {
+  // Which of the record's digests the file has: 0 the bytes c3 wrote last, 1 the ones they were
+  // replacing (a kill came between record and file); -1 none (or no record, no file). A record
+  // without digests (before they were kept) counts as 0.
+  int version = -1;
+  std::string job_key;
+  std::string digest;  // the file's SHA-256, when it was read ("" otherwise)
+};
+
+RecordCheck check_record(const fs::path& output) {
+  RecordCheck check;
   std::error_code ec;
-  if (!fs::is_regular_file(output, ec)) return -1;
+  if (!fs::is_regular_file(output, ec)) return check;
   const auto record = read_record(output);
-  if (!record) return -1;
-  if (job_key) *job_key = record->job_key;
-  if (record->digests.empty()) return 0;
-  const std::string digest = sha256_hex(read_text_file(output));
-  for (size_t i = 0; i < record->digests.size(); ++i)
-    if (record->digests[i] == digest) return static_cast<int>(i);
-  return -1;
+  if (!record) return check;
+  check.job_key = record->job_key;
+  if (record->digests.empty()) return check.version = 0, check;
+  check.digest = sha256_hex(read_text_file(output));
+  for (size_t i = 0; i < record->digests.size() && check.version < 0; ++i)
+    if (record->digests[i] == check.digest) check.version = static_cast<int>(i);
+  return check;
 }
 
 }  // namespace
@@ -66,17 +74,16 @@ fs::path output_record_file(const fs::path& output) {
 }
 
 std::string recorded_job_key(const fs::path& output) {
-  std::string key;
-  return recorded_version(output, &key) == 0 ? key : "";
+  const RecordCheck check = check_record(output);
+  return check.version == 0 ? check.job_key : "";
 }
 
-bool has_intact_record(const fs::path& output) { return recorded_version(output) >= 0; }
+bool has_intact_record(const fs::path& output) { return check_record(output).version >= 0; }
 
 void write_recorded_output(const fs::path& output, std::string_view contents, const std::string& job_key) {
   json record = {{"job_key", job_key}, {"sha256", sha256_hex(contents)}};
-  std::error_code ec;
-  if (fs::is_regular_file(output, ec) && has_intact_record(output))
-    record["replaces"] = sha256_hex(read_text_file(output));
+  if (const RecordCheck check = check_record(output); check.version >= 0)
+    record["replaces"] = check.digest.empty() ? sha256_hex(read_text_file(output)) : check.digest;
   write_file_atomically(output_record_file(output), record.dump() + "\n");
   write_file_atomically(output, contents);
 }

@@ -30,9 +30,8 @@ struct EvalRunSettings {
 
 // Refuses, before any model is loaded, an output that is not a folder (or cannot be made), that
 // holds a finished evaluation, or that holds files under eval's names that c3 did not write
-// (without force: c3 replaces only files it can show it wrote). Returns how many such files force
-// will replace.
-int64_t check_eval_output(const std::filesystem::path& output, bool force);
+// (without force: c3 replaces only files it can show it wrote; with it, says how many it will).
+void check_eval_output(const std::filesystem::path& output, bool force);
 
 // Evaluates `pages` (read from settings.data) and writes the outputs; returns the summary.
 nlohmann::json run_evaluation(C3Model& model, const Tokenizer& tokenizer, const std::filesystem::path& model_folder,

@@ -94,6 +94,8 @@ struct JobSummary {
   std::vector<std::string> files_with_empty_spans;  // reconstruct: which files those empty spans belong to
   int interrupted_by = 0;  // the signal (SIGINT, SIGTERM) that stopped the job early, 0 for none
   double seconds = 0;
+  // Files neither written, kept nor failed: what an interrupted job left for a rerun.
+  int64_t not_done() const { return files - written - skipped - static_cast<int64_t>(failed.size()); }
   nlohmann::json to_json() const;
 };
 
