@@ -8,7 +8,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const auto vocab_path = c3::fuzz::write_input("tok/vocab.json", vocab);
   const auto merges_path = c3::fuzz::write_input("tok/merges.txt", merges);
   c3::fuzz::expect_only_c3_errors([&] {
-    const auto tokenizer = c3::ByteLevelBpe::from_vocab_merges(vocab_path, merges_path);
+    const auto tokenizer = c3::BpeTokenizer::from_vocab_merges(vocab_path, merges_path);
     (void)tokenizer->decode(tokenizer->encode("Hello world, <|im_end|> 123\n"), false);
   });
   return 0;

@@ -24,13 +24,18 @@ class TokenizeCommand : public Command {
     auto* decode = app.add_flag("--decode", decode_, "Read whitespace-separated ids and print their text");
     auto* json = app.add_flag("--json", json_, "Print one JSON object with ids and count (or text)");
     auto* jsonl = app.add_flag("--jsonl", jsonl_,
-                               "Input is JSON lines with a \"text\" field: print one JSON line of ids and count per line");
+                               "Input is JSON lines with a \"text\" field (with --decode: an \"ids\" list): print one "
+                               "JSON line of ids and count (or text) per line");
     app.add_flag("--skip-special", skip_special_, "With --decode: leave out special tokens");
     app.add_flag("--special", special_,
                  "Read special-token strings (<|im_end|>, <img>, ...) as those tokens, as in prompts; by default they "
                  "are ordinary text, as compress, eval and train read documents");
+    auto* add = app.add_flag("--add-special-tokens", add_special_,
+                             "Add the tokenizer's post-processor tokens around the ids (BOS, EOS; Hugging Face's "
+                             "add_special_tokens=True)");
     count->excludes(decode);
-    jsonl->excludes(decode)->excludes(json);
+    add->excludes(decode);
+    jsonl->excludes(json);
   }
   int run(const Config&, const Runtime&) override {
     const std::string source = input_ == "-" ? "<stdin>" : input_;
@@ -41,6 +46,7 @@ class TokenizeCommand : public Command {
       text = read_text_file(input_);
     }
     const auto tokenizer = load_tokenizer(newest_checkpoint_of_run(tokenizer_));  // a training run: its newest
+    if (decode_ && jsonl_) return decode_lines(*tokenizer, text, source);
     if (decode_) {
       std::vector<int32_t> ids;
       std::istringstream in(text);
@@ -78,14 +84,15 @@ class TokenizeCommand : public Command {
 
  private:
   std::vector<int32_t> encode(const Tokenizer& tokenizer, std::string_view text) const {
-    return special_ ? tokenizer.encode(text) : tokenizer.encode_text(text);
+    auto ids = special_ ? tokenizer.encode(text) : tokenizer.encode_text(text);
+    return add_special_ ? tokenizer.with_special_tokens(std::move(ids)) : ids;
   }
 
-  // One text per JSON line (blank lines skipped); the output has one line per text, in order, and
-  // is printed only when every line was read (a bad line leaves stdout empty).
-  int encode_lines(const Tokenizer& tokenizer, const std::string& input, const std::string& source) const {
+  // Each JSON line of `input` (blank ones skipped), parsed, to `field`'s value, with its "FILE:LINE".
+  template <typename Each>
+  static void for_each_line(const std::string& input, const std::string& source, const char* field, Each each) {
     std::istringstream lines(input);
-    std::string line, output;
+    std::string line;
     for (size_t n = 1; std::getline(lines, line); ++n) {
       if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
       const std::string where = source + ":" + std::to_string(n);
@@ -95,19 +102,47 @@ class TokenizeCommand : public Command {
       } catch (const nlohmann::json::exception& e) {
         fail_file(where, std::string("not a JSON line (") + e.what() + ")");
       }
-      if (!record.is_object() || !record.contains("text") || !record["text"].is_string())
-        fail_file(where, "expected an object with a string \"text\"");
-      const auto ids = encode(tokenizer, record["text"].get<std::string>());
+      if (!record.is_object() || !record.contains(field))
+        fail_file(where, std::string("expected an object with \"") + field + "\"");
+      each(record[field], where);
+    }
+  }
+
+  // One {"ids": [...]} per line -> one {"text": ..., "count": ...} per line, printed when all are read.
+  int decode_lines(const Tokenizer& tokenizer, const std::string& input, const std::string& source) const {
+    std::string output;
+    for_each_line(input, source, "ids", [&](const nlohmann::json& value, const std::string& where) {
+      std::vector<int32_t> ids;
+      if (!value.is_array()) fail_file(where, "\"ids\" is not a list of token ids");
+      for (const auto& id : value) {
+        if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > INT32_MAX)
+          fail_file(where, id.dump() + " is not a token id");
+        ids.push_back(static_cast<int32_t>(id.get<int64_t>()));
+      }
+      output += nlohmann::json{{"text", tokenizer.decode(ids, skip_special_)}, {"count", ids.size()}}.dump() + "\n";
+    });
+    std::cout << output;
+    return 0;
+  }
+
+  // One text per JSON line (blank lines skipped); the output has one line per text, in order, and
+  // is printed only when every line was read (a bad line leaves stdout empty).
+  int encode_lines(const Tokenizer& tokenizer, const std::string& input, const std::string& source) const {
+    std::string output;
+    for_each_line(input, source, "text", [&](const nlohmann::json& value, const std::string& where) {
+      if (!value.is_string()) fail_file(where, "expected an object with a string \"text\"");
+      const auto ids = encode(tokenizer, value.get<std::string>());
       nlohmann::json out = {{"count", ids.size()}};
       if (!count_) out["ids"] = ids;
       output += out.dump() + "\n";
-    }
+    });
     std::cout << output;
     return 0;
   }
 
   std::string tokenizer_, input_ = "-";
-  bool count_ = false, decode_ = false, json_ = false, jsonl_ = false, skip_special_ = false, special_ = false;
+  bool count_ = false, decode_ = false, json_ = false, jsonl_ = false, skip_special_ = false, special_ = false,
+       add_special_ = false;
 };
 
 C3_REGISTER_COMMAND(TokenizeCommand);

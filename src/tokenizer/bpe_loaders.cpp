@@ -1,4 +1,4 @@
-// Loading ByteLevelBpe from the three file layouts checkpoints carry.
+// Loading BpeTokenizer from the three file layouts checkpoints carry.
 #include <nlohmann/json.hpp>
 
 #include <fstream>
@@ -24,15 +24,17 @@ int32_t checked_token_id(const json& value, const std::string& file, const std::
 }
 
 // vocab object (spelled token -> id) -> raw token bytes by id.
+// byte_level: tokens are spelled in GPT-2's byte alphabet and kept as the bytes they stand for.
 std::vector<std::string> read_vocab(const json& vocab, const std::string& file,
-                                    std::unordered_map<std::string, int32_t>* spelled_ids) {
+                                    std::unordered_map<std::string, int32_t>* spelled_ids, bool byte_level = true) {
   if (!vocab.is_object()) fail_file(file, "vocabulary is not a JSON object of token -> id");
   std::vector<std::string> tokens;
   for (auto it = vocab.begin(); it != vocab.end(); ++it) {
     const int32_t id = checked_token_id(it.value(), file, "token '" + it.key() + "'");
-    std::string bytes;
-    if (!unicode::unicode_to_bytes(it.key(), &bytes) || bytes.empty())
+    std::string bytes = it.key();
+    if (byte_level && (!unicode::unicode_to_bytes(it.key(), &bytes) || bytes.empty()))
       fail_file(file, "token '" + it.key() + "' is not spelled in the byte-level alphabet");
+    if (bytes.empty()) fail_file(file, "the vocabulary has an empty token");
     if (static_cast<size_t>(id) >= tokens.size()) tokens.resize(id + 1);
     if (!tokens[id].empty()) fail_file(file, "id " + std::to_string(id) + " is given to two tokens");
     tokens[id] = bytes;
@@ -41,13 +43,16 @@ std::vector<std::string> read_vocab(const json& vocab, const std::string& file,
   return tokens;
 }
 
-// One merge, spelled "left right" or ["left", "right"] -> ids.
+// One merge, spelled "left right" or ["left", "right"] -> ids. It makes left + right less the
+// continuing_subword_prefix `prefix` (as spelled), which must be a token too.
 std::pair<int32_t, int32_t> merge_ids(const std::string& left, const std::string& right,
-                                      const std::unordered_map<std::string, int32_t>& ids, const std::string& where) {
+                                      const std::unordered_map<std::string, int32_t>& ids, const std::string& where,
+                                      const std::string& prefix = "") {
   auto l = ids.find(left), r = ids.find(right);
   if (l == ids.end()) fail_file(where, "merge names '" + left + "', which is not in the vocabulary");
   if (r == ids.end()) fail_file(where, "merge names '" + right + "', which is not in the vocabulary");
-  if (!ids.count(left + right)) fail_file(where, "merge '" + left + " " + right + "' produces a token missing from the vocabulary");
+  if (right.size() < prefix.size() || !ids.count(left + right.substr(prefix.size())))
+    fail_file(where, "merge '" + left + " " + right + "' produces a token missing from the vocabulary");
   return {l->second, r->second};
 }
 
@@ -57,53 +62,38 @@ std::vector<AddedToken> read_added_tokens(const json& list, const std::string& f
   for (const auto& t : list) {
     if (!t.is_object() || !t.contains("id") || !t.contains("content") || !t["content"].is_string())
       fail_file(file, "added token entry needs an integer id and a string content: " + t.dump());
-    const int32_t id = checked_token_id(t["id"], file, "added token '" + t["content"].get<std::string>() + "'");
-    out.push_back({t["content"].get<std::string>(), id, t.value("special", false)});
+    const std::string content = t["content"].get<std::string>();
+    const int32_t id = checked_token_id(t["id"], file, "added token '" + content + "'");
+    if (t.value("single_word", false)) fail_file(file, "added token '" + content + "': single_word=true is not supported");
+    const bool special = t.value("special", false);
+    out.push_back({content, id, special, t.value("normalized", !special), t.value("lstrip", false), t.value("rstrip", false)});
   }
   return out;
 }
 
-// The regex of a HF pre_tokenizer, or an error for a layout c3 does not reproduce.
-std::string pattern_of(const json& pre, const std::string& file) {
-  if (pre.is_null()) fail_file(file, "no pre_tokenizer: byte-level BPE needs one");
-  const std::string type = pre.value("type", "");
-  if (type == "ByteLevel") {
-    if (pre.value("add_prefix_space", false)) fail_file(file, "ByteLevel add_prefix_space=true is not supported");
-    return pre.value("use_regex", true) ? kGpt2Pattern : "[\\s\\S]+";
+// The model's options, checked: what c3 does not implement is refused by name.
+BpeOptions bpe_options(const json& model, const std::unordered_map<std::string, int32_t>& ids, bool byte_level,
+                       const std::string& file) {
+  BpeOptions o;
+  o.ignore_merges = model.value("ignore_merges", false);
+  o.byte_fallback = model.value("byte_fallback", false);
+  o.fuse_unk = model.value("fuse_unk", false);
+  if (o.byte_fallback && byte_level) fail_file(file, "byte_fallback=true with a ByteLevel pre-tokenizer is not supported");
+  if (model.contains("dropout") && model["dropout"].is_number() && model["dropout"].get<double>() > 0)
+    fail_file(file, "BPE dropout " + model["dropout"].dump() + " is not supported (it makes encoding random)");
+  if (model.contains("unk_token") && model["unk_token"].is_string()) {
+    auto it = ids.find(model["unk_token"].get<std::string>());
+    if (it == ids.end()) fail_file(file, "unk_token '" + model["unk_token"].get<std::string>() + "' is not in the vocabulary");
+    o.unk = it->second;
   }
-  if (type == "Split") {
-    if (!pre.contains("pattern") || !pre["pattern"].contains("Regex"))
-      fail_file(file, "Split pre-tokenizer without a Regex pattern is not supported");
-    if (pre.value("behavior", "Isolated") != "Isolated" || pre.value("invert", false))
-      fail_file(file, "Split pre-tokenizer behaviour other than Isolated is not supported");
-    return pre["pattern"]["Regex"].get<std::string>();
+  for (auto [key, field] : {std::pair{"continuing_subword_prefix", &o.continuing_subword_prefix},
+                            std::pair{"end_of_word_suffix", &o.end_of_word_suffix}}) {
+    if (!model.contains(key) || !model[key].is_string()) continue;
+    *field = model[key].get<std::string>();
+    if (byte_level && !unicode::unicode_to_bytes(model[key].get<std::string>(), field))
+      fail_file(file, std::string(key) + " '" + model[key].get<std::string>() + "' is not spelled in the byte-level alphabet");
   }
-  if (type == "Sequence") {
-    std::string pattern;
-    for (const auto& p : pre.value("pretokenizers", json::array())) {
-      if (p.value("type", "") == "ByteLevel") {
-        if (p.value("use_regex", true)) {
-          if (!pattern.empty()) fail_file(file, "two regex pre-tokenizers in sequence are not supported");
-          pattern = kGpt2Pattern;
-        }
-        if (p.value("add_prefix_space", false)) fail_file(file, "ByteLevel add_prefix_space=true is not supported");
-      } else {
-        if (!pattern.empty()) fail_file(file, "two regex pre-tokenizers in sequence are not supported");
-        pattern = pattern_of(p, file);
-      }
-    }
-    if (pattern.empty()) fail_file(file, "pre_tokenizer sequence has no splitting step");
-    return pattern;
-  }
-  fail_file(file, "pre_tokenizer type '" + type + "' is not supported");
-}
-
-bool wants_nfc(const json& normalizer, const std::string& file) {
-  if (normalizer.is_null()) return false;
-  const std::string type = normalizer.value("type", "");
-  if (type == "NFC") return true;
-  if (type == "Sequence" && normalizer.value("normalizers", json::array()).empty()) return false;
-  fail_file(file, "normalizer '" + type + "' is not supported (only NFC or none)");
+  return o;
 }
 
 std::string base64_decode(std::string_view in, const std::string& where) {
@@ -133,29 +123,24 @@ std::string base64_decode(std::string_view in, const std::string& where) {
 
 }  // namespace
 
-std::unique_ptr<ByteLevelBpe> ByteLevelBpe::from_tokenizer_json(const fs::path& path) {
+std::unique_ptr<BpeTokenizer> BpeTokenizer::from_tokenizer_json(const fs::path& path) {
   return io::with_json_errors(path.string(), [&] { return tokenizer_json(path); });
 }
 
-std::unique_ptr<ByteLevelBpe> ByteLevelBpe::tokenizer_json(const fs::path& path) {
+std::unique_ptr<BpeTokenizer> BpeTokenizer::tokenizer_json(const fs::path& path) {
   const std::string file = path.string();
   const json doc = io::read_json_file(path);
   if (!doc.is_object() || !doc.contains("model") || !doc["model"].is_object())
     fail_file(file, "no 'model' object: not a Hugging Face tokenizer.json");
   const json& model = doc["model"];
-  if (model.value("type", "BPE") != "BPE") fail_file(file, "model type '" + model.value("type", "") + "' is not BPE");
-  if (model.value("ignore_merges", false)) fail_file(file, "ignore_merges=true is not supported");
-  if (model.value("byte_fallback", false)) fail_file(file, "byte_fallback=true is not supported");
-  for (const char* affix : {"continuing_subword_prefix", "end_of_word_suffix"})
-    if (model.contains(affix) && model[affix].is_string() && !model[affix].get<std::string>().empty())
-      fail_file(file, std::string(affix) + " '" + model[affix].get<std::string>() + "' is not supported");
+  if (model.value("type", "BPE") != "BPE")
+    fail_file(file, "model type '" + model.value("type", std::string()) + "' is not supported (c3 has BPE)");
+  TextPipeline pipeline = TextPipeline::from_tokenizer_json(doc, file);
   std::unordered_map<std::string, int32_t> ids;
-  auto tokens = read_vocab(model.value("vocab", json()), file, &ids);
-  // Without an unk_token, HF drops a byte the vocabulary lacks (as c3 does); with one, it would map it there.
-  if (model.contains("unk_token") && !model["unk_token"].is_null())
-    for (int b = 0; b < 256; ++b)
-      if (!ids.count(unicode::byte_to_unicode()[b]))
-        fail_file(file, "unk_token with a vocabulary lacking byte " + std::to_string(b) + " is not supported");
+  auto tokens = read_vocab(model.value("vocab", json()), file, &ids, pipeline.byte_level());
+  BpeOptions options = bpe_options(model, ids, pipeline.byte_level(), file);
+  const std::string prefix = model.value("continuing_subword_prefix", json()).is_string()
+                                 ? model["continuing_subword_prefix"].get<std::string>() : "";
   std::vector<std::pair<int32_t, int32_t>> merges;
   const json list = model.value("merges", json::array());
   if (!list.is_array()) fail_file(file, "model.merges is not a list");
@@ -167,20 +152,19 @@ std::unique_ptr<ByteLevelBpe> ByteLevelBpe::tokenizer_json(const fs::path& path)
       const auto space = s.find(' ');
       if (space == std::string::npos || s.find(' ', space + 1) != std::string::npos)
         fail_file(where, "'" + s + "' is not 'left right'");
-      merges.push_back(merge_ids(s.substr(0, space), s.substr(space + 1), ids, where));
+      merges.push_back(merge_ids(s.substr(0, space), s.substr(space + 1), ids, where, prefix));
     } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
-      merges.push_back(merge_ids(m[0].get<std::string>(), m[1].get<std::string>(), ids, where));
+      merges.push_back(merge_ids(m[0].get<std::string>(), m[1].get<std::string>(), ids, where, prefix));
     } else {
       fail_file(where, "is neither 'left right' nor [left, right]");
     }
   }
   auto added = read_added_tokens(doc.value("added_tokens", json::array()), file);
-  return std::make_unique<ByteLevelBpe>(std::move(tokens), merges, std::move(added),
-                                        pattern_of(doc.value("pre_tokenizer", json()), file),
-                                        wants_nfc(doc.value("normalizer", json()), file), file);
+  return std::make_unique<BpeTokenizer>(std::move(tokens), merges, std::move(added), std::move(pipeline),
+                                        std::move(options), file);
 }
 
-std::unique_ptr<ByteLevelBpe> ByteLevelBpe::from_vocab_merges(const fs::path& vocab_path, const fs::path& merges_path) {
+std::unique_ptr<BpeTokenizer> BpeTokenizer::from_vocab_merges(const fs::path& vocab_path, const fs::path& merges_path) {
   std::unordered_map<std::string, int32_t> ids;
   auto tokens = read_vocab(io::read_json_file(vocab_path), vocab_path.string(), &ids);
   std::istringstream lines(read_text_file(merges_path, kMaxMetadataFileBytes));
@@ -198,13 +182,14 @@ std::unique_ptr<ByteLevelBpe> ByteLevelBpe::from_vocab_merges(const fs::path& vo
   const fs::path dir = vocab_path.parent_path();
   const std::string names = (dir / "tokenizer_config.json").string() + " or added_tokens.json";
   std::vector<AddedToken> added = io::with_json_errors(names, [&] { return added_tokens_beside(dir); });
-  return std::make_unique<ByteLevelBpe>(std::move(tokens), merges, std::move(added), kQwen2Pattern, true,
-                                        vocab_path.string() + " + " + merges_path.filename().string());
+  const std::string source = vocab_path.string() + " + " + merges_path.filename().string();
+  return std::make_unique<BpeTokenizer>(std::move(tokens), merges, std::move(added), TextPipeline::qwen2(source),
+                                        BpeOptions{}, source);
 }
 
 // tokenizer_config.json's added_tokens_decoder (with special flags), then added_tokens.json
 // (content -> id; not special unless the config says so).
-std::vector<AddedToken> ByteLevelBpe::added_tokens_beside(const fs::path& dir) {
+std::vector<AddedToken> BpeTokenizer::added_tokens_beside(const fs::path& dir) {
   std::vector<AddedToken> added;
   std::error_code ec;
   if (fs::exists(dir / "tokenizer_config.json", ec)) {
@@ -219,7 +204,9 @@ std::vector<AddedToken> ByteLevelBpe::added_tokens_beside(const fs::path& dir) {
       } catch (const json::exception&) {
       }
       const int32_t id = checked_token_id(key, (dir / "tokenizer_config.json").string(), "added_tokens_decoder key '" + it.key() + "'");
-      added.push_back({it.value()["content"].get<std::string>(), id, it.value().value("special", false)});
+      const bool special = it.value().value("special", false);
+      added.push_back({it.value()["content"].get<std::string>(), id, special, it.value().value("normalized", !special),
+                       it.value().value("lstrip", false), it.value().value("rstrip", false)});
     }
   }
   if (fs::exists(dir / "added_tokens.json", ec)) {
@@ -235,7 +222,7 @@ std::vector<AddedToken> ByteLevelBpe::added_tokens_beside(const fs::path& dir) {
   return added;
 }
 
-std::unique_ptr<ByteLevelBpe> ByteLevelBpe::from_tiktoken(const fs::path& path) {
+std::unique_ptr<BpeTokenizer> BpeTokenizer::from_tiktoken(const fs::path& path) {
   const std::string file = path.string();
   std::istringstream lines(read_text_file(path, kMaxMetadataFileBytes));
   std::vector<std::string> tokens;
@@ -296,7 +283,8 @@ std::unique_ptr<ByteLevelBpe> ByteLevelBpe::from_tiktoken(const fs::path& path) 
   int32_t id = 151851;
   for (const char* t : {"<ref>", "</ref>", "<box>", "</box>", "<quad>", "</quad>", "<img>", "</img>", "<imgpad>"})
     added.push_back({t, id++, true});
-  return std::make_unique<ByteLevelBpe>(std::move(tokens), merges, std::move(added), kQwen2Pattern, true, file);
+  return std::make_unique<BpeTokenizer>(std::move(tokens), merges, std::move(added), TextPipeline::qwen2(file),
+                                        BpeOptions{}, file);
 }
 
 }  // namespace c3

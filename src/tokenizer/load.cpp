@@ -17,20 +17,20 @@ const std::vector<std::string>& c3_special_tokens() {
 std::unique_ptr<Tokenizer> load_tokenizer(const fs::path& path) {
   std::error_code ec;
   if (fs::is_directory(path, ec)) {
-    if (fs::exists(path / "tokenizer.json", ec)) return ByteLevelBpe::from_tokenizer_json(path / "tokenizer.json");
+    if (fs::exists(path / "tokenizer.json", ec)) return BpeTokenizer::from_tokenizer_json(path / "tokenizer.json");
     if (fs::exists(path / "vocab.json", ec) && fs::exists(path / "merges.txt", ec))
-      return ByteLevelBpe::from_vocab_merges(path / "vocab.json", path / "merges.txt");
-    if (fs::exists(path / "qwen.tiktoken", ec)) return ByteLevelBpe::from_tiktoken(path / "qwen.tiktoken");
+      return BpeTokenizer::from_vocab_merges(path / "vocab.json", path / "merges.txt");
+    if (fs::exists(path / "qwen.tiktoken", ec)) return BpeTokenizer::from_tiktoken(path / "qwen.tiktoken");
     if (fs::exists(path / "tokenizer.model", ec)) return std::make_unique<SentencePieceTokenizer>(path / "tokenizer.model");
     fail_file(path.string(), "no tokenizer: expected tokenizer.json, vocab.json + merges.txt, qwen.tiktoken or tokenizer.model");
   }
   if (!fs::exists(path, ec)) fail_file(path.string(), "no such file or folder");
   const std::string name = path.filename().string();
   const std::string ext = path.extension().string();
-  if (ext == ".json" && name != "vocab.json") return ByteLevelBpe::from_tokenizer_json(path);
+  if (ext == ".json" && name != "vocab.json") return BpeTokenizer::from_tokenizer_json(path);
   if (name == "vocab.json" || name == "merges.txt")
-    return ByteLevelBpe::from_vocab_merges(path.parent_path() / "vocab.json", path.parent_path() / "merges.txt");
-  if (ext == ".tiktoken") return ByteLevelBpe::from_tiktoken(path);
+    return BpeTokenizer::from_vocab_merges(path.parent_path() / "vocab.json", path.parent_path() / "merges.txt");
+  if (ext == ".tiktoken") return BpeTokenizer::from_tiktoken(path);
   if (ext == ".model") return std::make_unique<SentencePieceTokenizer>(path);
   fail_file(path.string(), "not a tokenizer file (expected tokenizer.json, vocab.json, merges.txt, *.tiktoken or *.model)");
 }

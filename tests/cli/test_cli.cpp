@@ -188,9 +188,18 @@ TEST(Cli, TokenizeEncodesCountsDecodesAndReportsBadInput) {
   test::write_bytes(dir / "bad.jsonl", "{\"text\": \"a\"}\n{\"txt\": \"b\"}\n");
   r = c3("tokenize " + tok + " --jsonl bad.jsonl", dir);
   EXPECT_EQ(r.code, 1);
-  EXPECT_THAT(r.err, HasSubstr("bad.jsonl:2: expected an object with a string \"text\""));
+  EXPECT_THAT(r.err, HasSubstr("bad.jsonl:2: expected an object with \"text\""));
   EXPECT_EQ(r.out, "") << "nothing printed for the good first line";
-  EXPECT_EQ(c3("tokenize " + tok + " --jsonl --decode in.txt", dir).code, 2);
+  // --jsonl --decode: {"ids": [...]} per line -> {"text": ...} per line; --add-special-tokens is for encoding.
+  test::write_bytes(dir / "ids.jsonl", "{\"ids\": [14990, 256, 1879]}\n{\"ids\": []}\n");
+  r = c3("tokenize " + tok + " --jsonl --decode ids.jsonl", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "{\"count\":3,\"text\":\"hello   world\"}\n{\"count\":0,\"text\":\"\"}\n");
+  test::write_bytes(dir / "ids.jsonl", "{\"ids\": [14990, -1]}\n");
+  r = c3("tokenize " + tok + " --jsonl --decode ids.jsonl", dir);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, HasSubstr("ids.jsonl:1: -1 is not a token id"));
+  EXPECT_EQ(c3("tokenize " + tok + " --decode --add-special-tokens in.txt", dir).code, 2);
 }
 
 TEST(Cli, TokenizerTrainWritesASentencePieceModelThatTokenizeUses) {

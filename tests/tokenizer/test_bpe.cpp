@@ -62,7 +62,7 @@ class Qwen2Tokenizers : public testing::Test {
     for (const auto& t : added) decoder[std::to_string(t["id"].get<int>())] = t;
     write_file_atomically(dir_->path() / "vm" / "tokenizer_config.json", json{{"added_tokens_decoder", decoder}}.dump());
     vm_ = load_tokenizer(dir_->path() / "vm").release();
-    auto& bpe = dynamic_cast<ByteLevelBpe&>(*vm_);
+    auto& bpe = dynamic_cast<BpeTokenizer&>(*vm_);
 
     // tokenizer.json, the HF fast format, with the Qwen2 normalizer and pre-tokenizer.
     json vocab = json::object(), merges = json::array();
@@ -78,6 +78,7 @@ class Qwen2Tokenizers : public testing::Test {
                                                  {"behavior", "Isolated"}, {"invert", false}},
                                                 {{"type", "ByteLevel"}, {"add_prefix_space", false},
                                                  {"trim_offsets", false}, {"use_regex", false}}})}}},
+               {"decoder", {{"type", "ByteLevel"}}},
                {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", merges}}}};
     write_file_atomically(dir_->path() / "tokenizer.json", tj.dump());
     json_ = load_tokenizer(dir_->path() / "tokenizer.json").release();
@@ -178,7 +179,7 @@ TEST_F(Qwen2Tokenizers, InvalidUtf8IsReplacedNotFatal) {
   EXPECT_EQ(vm_->decode(ids), "ok \xEF\xBF\xBD\xEF\xBF\xBD bytes \xEF\xBF\xBD");
   // Decoding the byte token 0xC3 alone (a lead byte without its continuation) gives U+FFFD, as
   // Python's errors="replace" does.
-  auto& bpe = dynamic_cast<const ByteLevelBpe&>(*vm_);
+  auto& bpe = dynamic_cast<const BpeTokenizer&>(*vm_);
   int32_t byte_c3 = -1;
   for (size_t id = 0; id < 300; ++id)
     if (bpe.token_bytes()[id] == "\xC3") byte_c3 = static_cast<int32_t>(id);
@@ -222,20 +223,27 @@ std::string tiny_vocab() {
 }
 
 // A vocabulary without a token for some bytes (SmolLM2's has none for most control bytes): HF's BPE
-// drops such a byte when there is no unk_token, and its neighbours still merge; c3 does the same.
-// Options c3 does not implement are refused, not approximated.
+// drops such a byte when there is no unk_token, and its neighbours still merge; with one, the byte is
+// that token (HF tokenizers gives [97, 300, 98] for this file). Options c3 does not implement are
+// refused, not approximated.
 TEST(TokenizerFiles, BytesWithoutATokenAreDroppedAndUnsupportedBpeOptionsRefused) {
   test::TempDir dir;
   json vocab = json::parse(tiny_vocab());
   vocab.erase(unicode::byte_to_unicode()[0x07]);
   json doc = {{"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", json::array({spelled("a") + " " + spelled("b")})}}},
-              {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}}};
+              {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}},
+              {"decoder", {{"type", "ByteLevel"}}}};
   test::write_bytes(dir / "t.json", doc.dump());
   EXPECT_EQ(load_tokenizer(dir / "t.json")->encode("a\x07" "b"), (std::vector<int32_t>{256})) << "dropped, then a+b merge";
+  json with_unk = doc;
+  with_unk["model"]["vocab"]["<unk>"] = 300;
+  with_unk["model"]["unk_token"] = "<unk>";
+  test::write_bytes(dir / "unk.json", with_unk.dump());
+  EXPECT_EQ(load_tokenizer(dir / "unk.json")->encode("a\x07" "b"), (std::vector<int32_t>{97, 300, 98}));
   for (const auto& [key, value, message] : std::vector<std::tuple<std::string, json, std::string>>{
-           {"byte_fallback", true, "byte_fallback=true is not supported"},
-           {"continuing_subword_prefix", "##", "continuing_subword_prefix '##' is not supported"},
-           {"unk_token", "<unk>", "unk_token with a vocabulary lacking byte 7"}}) {
+           {"byte_fallback", true, "byte_fallback=true with a ByteLevel pre-tokenizer is not supported"},
+           {"dropout", 0.1, "BPE dropout 0.1 is not supported"},
+           {"unk_token", "<unk>", "unk_token '<unk>' is not in the vocabulary"}}) {
     json bad = doc;
     bad["model"][key] = value;
     test::write_bytes(dir / "bad.json", bad.dump());
@@ -269,9 +277,9 @@ TEST(TokenizerFiles, MalformedInputsAreNamed) {
   expect_load_error(dir / "z.tiktoken", {"z.tiktoken", "no token for byte"});
 
   test::write_bytes(dir / "tokenizer.json", R"({"model": {"type": "Unigram", "vocab": []}})");
-  expect_load_error(dir / "tokenizer.json", {"tokenizer.json", "not BPE"});
-  test::write_bytes(dir / "t2.json", R"({"model": {"type": "BPE", "vocab": {}, "merges": []}, "pre_tokenizer": {"type": "Metaspace"}})");
-  expect_load_error(dir / "t2.json", {"t2.json"});
+  expect_load_error(dir / "tokenizer.json", {"tokenizer.json", "model type 'Unigram' is not supported"});
+  test::write_bytes(dir / "t2.json", R"({"model": {"type": "BPE", "vocab": {}, "merges": []}, "pre_tokenizer": {"type": "Punctuation"}})");
+  expect_load_error(dir / "t2.json", {"t2.json", "pre_tokenizer 'Punctuation' is not supported"});
   expect_load_error(dir / "missing-folder", {"missing-folder", "no such file"});
   fs::create_directories(dir / "empty");
   expect_load_error(dir / "empty", {"empty", "no tokenizer"});

@@ -1,5 +1,6 @@
-// One interface over both tokenizer kinds c3 uses: Qwen2's byte-level BPE (released models) and
-// sentencepiece (models trained from scratch). The rest of c3 sees only this.
+// One interface over both tokenizer kinds c3 uses: BPE as Hugging Face tokenizer.json files define it
+// (Qwen2's byte-level BPE in released models, Llama's, GPT-2's, ...) and sentencepiece (models
+// trained from scratch). The rest of c3 sees only this.
 #pragma once
 
 #include <cstdint>
@@ -24,13 +25,16 @@ class Tokenizer {
   // characters, so no text can forge a token that steers the model (HF's split_special_tokens;
   // added tokens that are not special are still matched). Decodes back to the same text.
   virtual std::vector<int32_t> encode_text(std::string_view text) const = 0;
+  // `ids` with the tokenizer's post-processor tokens around them (BOS, EOS: HF's
+  // add_special_tokens=True); a tokenizer without a post-processor returns them unchanged.
+  virtual std::vector<int32_t> with_special_tokens(std::vector<int32_t> ids) const { return ids; }
   // Ids back to text; ill-formed UTF-8 in the result is replaced by U+FFFD. An id outside the
   // vocabulary throws c3::Error.
   virtual std::string decode(const std::vector<int32_t>& ids, bool skip_special = false) const = 0;
   // The id of a token spelled as it appears in text ("<|im_end|>", "<imgpad>"), if it is one token.
   virtual std::optional<int32_t> token_id(std::string_view token) const = 0;
   virtual int64_t vocab_size() const = 0;  // largest id + 1
-  virtual std::string kind() const = 0;    // "byte-level-bpe" or "sentencepiece"
+  virtual std::string kind() const = 0;    // "byte-level-bpe", "bpe" or "sentencepiece"
   virtual std::string source() const = 0;  // the file(s) it was loaded from
 };
 
