@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <climits>
 #include <cstdio>
+#include <queue>
 
 #include "c3/tokenizer/unicode.h"
 #include "c3/util/error.h"
@@ -20,6 +21,10 @@ uint64_t pair_key(int32_t a, int32_t b) {
 }
 
 constexpr size_t kMaxCacheEntries = 1 << 18;
+// Pre-tokens longer than this merge through a queue (O(n log n)) instead of rescans (O(n^2)).
+constexpr size_t kLongPiece = 64;
+// Longer pre-tokens are not cached: they rarely repeat, and would fill the cache.
+constexpr size_t kMaxCachedPiece = 256;
 
 size_t utf8_length(unsigned char c) { return c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4; }
 
@@ -204,6 +209,73 @@ void BpeTokenizer::initial_symbols(std::string_view piece, std::vector<int32_t>&
   if (pending_unk) symbols.push_back(*pending_unk);
 }
 
+// Merges the lowest-ranked adjacent pair, every occurrence left to right, until none is left: what
+// HF's rank queue does, by rescanning (fast for the short pre-tokens of most text).
+void BpeTokenizer::merge_short(std::vector<int32_t>& symbols) const {
+  std::vector<int32_t> next;
+  while (symbols.size() > 1) {
+    int32_t best_rank = INT32_MAX, merged = -1;
+    uint64_t best = 0;
+    for (size_t i = 0; i + 1 < symbols.size(); ++i) {
+      auto it = ranks_.find(pair_key(symbols[i], symbols[i + 1]));
+      if (it != ranks_.end() && it->second.first < best_rank) {
+        best_rank = it->second.first;
+        merged = it->second.second;
+        best = it->first;
+      }
+    }
+    if (merged < 0) break;
+    next.clear();
+    for (size_t i = 0; i < symbols.size(); ++i) {
+      if (i + 1 < symbols.size() && pair_key(symbols[i], symbols[i + 1]) == best) {
+        next.push_back(merged);
+        ++i;
+      } else {
+        next.push_back(symbols[i]);
+      }
+    }
+    symbols.swap(next);
+  }
+}
+
+// The same merges for a long pre-token (a Metaspace text without spaces split off, one 200 KB word)
+// in O(n log n), as HF's Word::merge_all: a queue of (rank, position) over a linked list of symbols.
+void BpeTokenizer::merge_long(std::vector<int32_t>& symbols) const {
+  const size_t n = symbols.size();
+  std::vector<size_t> prev(n), next(n);
+  std::vector<bool> alive(n, true);
+  for (size_t i = 0; i < n; ++i) prev[i] = i - 1, next[i] = i + 1;  // prev[0] and next[n-1] are out of range
+  struct Candidate {
+    int32_t rank;
+    size_t pos;
+    uint64_t pair;
+    bool operator>(const Candidate& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
+  };
+  std::priority_queue<Candidate, std::vector<Candidate>, std::greater<>> queue;
+  const auto push = [&](size_t left) {
+    if (left >= n || next[left] >= n) return;
+    const uint64_t key = pair_key(symbols[left], symbols[next[left]]);
+    if (auto it = ranks_.find(key); it != ranks_.end()) queue.push({it->second.first, left, key});
+  };
+  for (size_t i = 0; i + 1 < n; ++i) push(i);
+  while (!queue.empty()) {
+    const Candidate top = queue.top();
+    queue.pop();
+    const size_t right = next[top.pos];
+    if (!alive[top.pos] || right >= n || pair_key(symbols[top.pos], symbols[right]) != top.pair) continue;  // stale
+    symbols[top.pos] = ranks_.at(top.pair).second;
+    alive[right] = false;
+    next[top.pos] = next[right];
+    if (next[right] < n) prev[next[right]] = top.pos;
+    if (top.pos > 0) push(prev[top.pos]);
+    push(top.pos);
+  }
+  size_t kept = 0;
+  for (size_t i = 0; i < n; ++i)
+    if (alive[i]) symbols[kept++] = symbols[i];
+  symbols.resize(kept);
+}
+
 void BpeTokenizer::bpe(std::string_view piece, std::vector<int32_t>& out) const {
   if (piece.size() == 1 && plain_units_ && !options_.ignore_merges) {
     if (const int32_t id = byte_ids_[static_cast<unsigned char>(piece[0])]; id >= 0) out.push_back(id);
@@ -226,32 +298,10 @@ void BpeTokenizer::bpe(std::string_view piece, std::vector<int32_t>& out) const 
     symbols.reserve(piece.size());
     initial_symbols(piece, symbols);
   }
-  std::vector<int32_t> next;
-  while (symbols.size() > 1) {
-    int32_t best_rank = INT32_MAX, merged = -1;
-    uint64_t best = 0;
-    for (size_t i = 0; i + 1 < symbols.size(); ++i) {
-      auto it = ranks_.find(pair_key(symbols[i], symbols[i + 1]));
-      if (it != ranks_.end() && it->second.first < best_rank) {
-        best_rank = it->second.first;
-        merged = it->second.second;
-        best = it->first;
-      }
-    }
-    if (merged < 0) break;
-    // Merge every occurrence of the best pair, left to right (what HF's rank queue does).
-    next.clear();
-    for (size_t i = 0; i < symbols.size(); ++i) {
-      if (i + 1 < symbols.size() && pair_key(symbols[i], symbols[i + 1]) == best) {
-        next.push_back(merged);
-        ++i;
-      } else {
-        next.push_back(symbols[i]);
-      }
-    }
-    symbols.swap(next);
-  }
+  if (symbols.size() > kLongPiece) merge_long(symbols);
+  else merge_short(symbols);
   out.insert(out.end(), symbols.begin(), symbols.end());
+  if (key.size() > kMaxCachedPiece) return;
   std::lock_guard<std::mutex> lock(cache_mutex_);
   if (cache_.size() >= kMaxCacheEntries) cache_.clear();
   cache_.emplace(key, std::move(symbols));

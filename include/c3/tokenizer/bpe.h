@@ -88,6 +88,8 @@ class BpeTokenizer : public Tokenizer {
   void encode_stretch(std::string_view text, bool at_start, bool special_tokens, std::vector<int32_t>& out) const;
   void initial_symbols(std::string_view piece, std::vector<int32_t>& symbols) const;
   void bpe(std::string_view piece, std::vector<int32_t>& out) const;
+  void merge_short(std::vector<int32_t>& symbols) const;
+  void merge_long(std::vector<int32_t>& symbols) const;
 
   std::vector<std::string> tokens_;
   std::unordered_map<std::string, int32_t> token_index_;          // token text -> id (the vocabulary's)
