@@ -193,7 +193,6 @@ C3Config assemble_c3(const fs::path& encoder, const fs::path& decoder, const fs:
   AtomicDirectory staged(out, o.save.overwrite);
   // The tokenizer the C3 reads with: C3's image tokens added when missing.
   const auto added = write_tokenizer_with_c3_tokens(tokenizer_source, *tokenizer, staged.staging());
-  if (added.empty()) copy_tokenizer_files(tokenizer_source, staged.staging());
   for (const auto& [token, id] : added) spdlog::info("added {} to the tokenizer as id {}", token, id);
   const auto with_tokens = load_tokenizer(staged.staging());
   for (const auto& token : c3_image_tokens())

@@ -22,7 +22,10 @@ std::vector<std::pair<std::string, int32_t>> write_tokenizer_with_c3_tokens(cons
   int32_t next = static_cast<int32_t>(tokenizer.vocab_size());
   for (const auto& token : c3_image_tokens())
     if (!tokenizer.token_id(token)) added.emplace_back(token, next++);
-  if (added.empty()) return added;
+  if (added.empty()) {
+    copy_tokenizer_files(source, destination);
+    return added;
+  }
   std::error_code ec;
   const bool has_json = fs::exists(source / "tokenizer.json", ec);
   const bool has_vocab = fs::exists(source / "vocab.json", ec) && fs::exists(source / "merges.txt", ec);

@@ -53,18 +53,12 @@ fs::path prepare_tokenizer(const TrainSettings& s, const fs::path& resume_dir, c
   }
   if (source.empty()) throw UsageError("model.tokenizer is required when training from scratch");
   const auto tokenizer = load_tokenizer(source);
-  bool lacks_image_tokens = false;
-  for (const auto& token : c3_image_tokens()) lacks_image_tokens = lacks_image_tokens || !tokenizer->token_id(token);
-  if (!lacks_image_tokens) {
-    // A copy the run owns: checkpoint rotation may delete the checkpoint it resumed from, and the
-    // user may edit model.tokenizer, while every checkpoint must carry the tokenizer it trained with.
-    copy_tokenizer_files(source, staged.path());
-    return staged.path();
-  }
+  // A copy the run owns: checkpoint rotation may delete the checkpoint it resumed from, and the
+  // user may edit model.tokenizer, while every checkpoint must carry the tokenizer it trained with.
   const auto added = write_tokenizer_with_c3_tokens(source, *tokenizer, staged.path());
   std::string list;
   for (const auto& [token, id] : added) list += (list.empty() ? "" : ", ") + token + "=" + std::to_string(id);
-  spdlog::info("added {} to the tokenizer from {} (saved with every checkpoint)", list, source.string());
+  if (!added.empty()) spdlog::info("added {} to the tokenizer from {} (saved with every checkpoint)", list, source.string());
   return staged.path();
 }
 

@@ -58,7 +58,7 @@ const std::vector<std::string>& c3_image_tokens();
 // image tokens `tokenizer` (loaded from `source`) lacks appended as special added tokens after its
 // largest id. Handles tokenizer.json and vocab.json + merges.txt folders (added_tokens.json and
 // tokenizer_config.json's added_tokens_decoder); anything else is an error naming `source`.
-// Returns the tokens added with their ids (empty: nothing was missing, nothing written).
+// When nothing is missing, the files are copied as they are. Returns the tokens added with their ids.
 std::vector<std::pair<std::string, int32_t>> write_tokenizer_with_c3_tokens(const std::filesystem::path& source,
                                                                             const Tokenizer& tokenizer,
                                                                             const std::filesystem::path& destination);
