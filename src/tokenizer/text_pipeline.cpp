@@ -432,6 +432,7 @@ TextPipeline TextPipeline::from_tokenizer_json(const json& doc, const std::strin
       t.add_prefix_space = s.value("add_prefix_space", true);
       if (s.value("use_regex", true)) t.regex = std::make_shared<Regex>(kGpt2Pattern, file);
       p.byte_level_ = true;
+      if (!t.add_prefix_space && !t.regex) continue;  // splits nothing: the bytes are the model's business
     } else if (type == "Digits") {
       t.kind = PreTokenizer::kDigits;
       t.behavior = s.value("individual_digits", false) ? Behavior::kIsolated : Behavior::kContiguous;
@@ -569,6 +570,17 @@ void TextPipeline::pre_tokenize_from(size_t step, std::string_view text, bool at
   if (t.kind == PreTokenizer::kByteLevel) {
     for (const Range& r : apply_behavior(regex_ranges(*t.regex, text), Behavior::kIsolated))
       pre_tokenize_from(step + 1, text.substr(r.start, r.end - r.start), at_start && r.start == 0, emit);
+    return;
+  }
+  if (t.kind == PreTokenizer::kSplit && t.regex && t.behavior == Behavior::kIsolated && !t.invert) {
+    // The common case (Qwen2, Llama 3): pieces go on as the regex finds them, with no range lists.
+    size_t covered = 0;
+    t.regex->find_all(text, [&](size_t start, size_t end) {
+      if (start > covered) pre_tokenize_from(step + 1, text.substr(covered, start - covered), at_start && covered == 0, emit);
+      if (end > start) pre_tokenize_from(step + 1, text.substr(start, end - start), at_start && start == 0, emit);
+      covered = end;
+    });
+    if (covered < text.size()) pre_tokenize_from(step + 1, text.substr(covered), at_start && covered == 0, emit);
     return;
   }
   for (const Range& r : t.ranges(text))
