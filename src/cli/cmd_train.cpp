@@ -143,6 +143,9 @@ void add_loop_keys(SettingsTable<TrainJob>& t) {
   t.value("--max-minutes", "train.max_minutes", 0.0,
           "Stop once training steps took this many minutes; the schedule ends with them (0: no limit)",
           C3_FIELD(train.max_minutes));
+  t.value("", "train.max_cpu_minutes", 0.0,
+          "Stop once training steps took this many CPU minutes (all threads); the schedule ends with them (0: no limit)",
+          C3_FIELD(train.max_cpu_minutes));
   t.value("", "train.save_every", 500, "Save a checkpoint every this many steps", C3_FIELD(train.save_every));
   t.value("", "train.keep_checkpoints", 3, "Keep this many newest checkpoints (0: all)", C3_FIELD(train.keep_checkpoints));
   t.value("", "train.log_every", 10, "Log (and append to metrics.jsonl) every this many steps", C3_FIELD(train.log_every));

@@ -99,6 +99,7 @@ nlohmann::json TrainingState::to_json() const {
           {"skipped_steps", skipped_steps},
           {"tokens_seen", tokens_seen},
           {"elapsed_seconds", elapsed_seconds},
+          {"cpu_seconds", cpu_seconds},
           {"config", config}};
 }
 
@@ -112,6 +113,7 @@ TrainingState TrainingState::from_json(const nlohmann::json& j, const std::strin
     s.skipped_steps = j.at("skipped_steps").get<int64_t>();
     s.tokens_seen = j.at("tokens_seen").get<int64_t>();
     s.elapsed_seconds = j.at("elapsed_seconds").get<double>();
+    s.cpu_seconds = j.value("cpu_seconds", 0.0);  // absent before it was recorded
     s.config = j.value("config", nlohmann::json::object());
   } catch (const nlohmann::json::exception& e) {
     fail_file(source, std::string("bad training state (") + e.what() + ")");

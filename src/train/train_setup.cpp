@@ -207,6 +207,7 @@ void check_settings(const TrainSettings& s) {
   if (s.save_every <= 0 || s.log_every <= 0) throw UsageError("train.save_every and train.log_every must be positive");
   if (s.max_bad_steps <= 0) throw UsageError("train.max_bad_steps must be positive");
   if (!(s.max_minutes >= 0)) throw UsageError("train.max_minutes must be 0 (no limit) or positive");
+  if (!(s.max_cpu_minutes >= 0)) throw UsageError("train.max_cpu_minutes must be 0 (no limit) or positive");
   for (const auto& [part, scale] : s.lr_scale)
     if (!(scale >= 0)) throw UsageError("optim.lr_scale_" + part + " must be >= 0");
   for (const auto& name : s.frozen) {

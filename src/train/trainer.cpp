@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <csignal>
+#include <ctime>
 #include <optional>
 
 #include "c3/infer/generate.h"
@@ -303,14 +304,23 @@ bool update(Run& run, const StepResult& r, double lr) {
   return finite;
 }
 
+// CPU time of the whole process, all threads: what "equal CPU time" compares between runs that
+// shared the machine with other work.
+double process_cpu_seconds() {
+  timespec t{};
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
+}
+
 // The step is done: the state every checkpoint saves moves on.
-void count_step(Run& run, const StepResult& r, double seconds) {
+void count_step(Run& run, const StepResult& r, double seconds, double cpu_seconds) {
   TrainingState& state = run.state;
   ++state.step;
   state.tokens_seen += r.tokens * run.comm.world_size();
   state.optimizer_steps = run.optimizer->steps();
   state.consumed = run.sampler->consumed();
   state.elapsed_seconds += seconds;
+  state.cpu_seconds += cpu_seconds;
   if (state.bad_steps_in_row >= run.s.max_bad_steps) {
     const auto saved = list_checkpoints(run.output);
     throw Error("stopping at step " + std::to_string(state.step) + ": non-finite loss or gradient in " +
@@ -343,7 +353,8 @@ class StepLog {
     const double epoch = static_cast<double>(state.consumed) / run_.train_samples.size();
     progress_.record({{"type", "train"}, {"step", state.step}, {"epoch", epoch}, {"loss", mean_loss}, {"lr", lr},
                       {"grad_norm", r.grad_norm}, {"tokens_per_second", tokens_per_second}, {"tokens_seen", state.tokens_seen},
-                      {"skipped_steps", state.skipped_steps}, {"elapsed_seconds", state.elapsed_seconds}},
+                      {"skipped_steps", state.skipped_steps}, {"elapsed_seconds", state.elapsed_seconds},
+                      {"cpu_seconds", state.cpu_seconds}},
                      fmt::format("step {}/{} : epoch {:.2f} : loss {:.4f} : lr {:.3e} : gnorm {:.3f} : {:.0f} tok/s : ETA {}",
                                  state.step, total, epoch, mean_loss, lr, r.grad_norm, tokens_per_second, format_duration(eta)));
     start_ = clock::now(), loss_ = loss_tokens_ = 0, tokens_ = 0;
@@ -413,13 +424,15 @@ class StopAgreement {
   int signal_ = 0;
 };
 
-// The share of train.max_minutes the training steps have taken (0 without a limit), the same on
-// every rank: their clocks differ a little, and all must stop, and set the learning rate, alike.
+// The share of the time budget (train.max_minutes, train.max_cpu_minutes, whichever is further
+// along; 0 without one) the training steps have taken, the same on every rank: their clocks differ
+// a little, and all must stop, and set the learning rate, alike.
 double time_budget_used(Run& run) {
-  if (run.s.max_minutes <= 0) return 0;
-  double elapsed = run.state.elapsed_seconds;
-  if (run.comm.world_size() > 1) elapsed = run.comm.all_reduce_sum(elapsed) / run.comm.world_size();
-  return elapsed / (60 * run.s.max_minutes);
+  double used = 0;
+  if (run.s.max_minutes > 0) used = run.state.elapsed_seconds / (60 * run.s.max_minutes);
+  if (run.s.max_cpu_minutes > 0) used = std::max(used, run.state.cpu_seconds / (60 * run.s.max_cpu_minutes));
+  if (used > 0 && run.comm.world_size() > 1) used = run.comm.all_reduce_sum(used) / run.comm.world_size();
+  return used;
 }
 
 // The step the learning-rate schedule is read at. With a time limit, after the warmup (counted in
@@ -450,11 +463,12 @@ int train(const TrainSettings& s, const at::Device& device, Communicator& comm) 
     const double time_used = time_budget_used(run);
     if ((out_of_time = time_used >= 1)) break;
     const auto start = std::chrono::steady_clock::now();
+    const double cpu_start = process_cpu_seconds();
     const double lr = run.schedule.at(schedule_step(run.schedule, state.step, time_used));
     const StepResult step = forward_backward(run);
     const bool applied = update(run, step, lr);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    count_step(run, step, seconds);
+    count_step(run, step, seconds, process_cpu_seconds() - cpu_start);
     log.add(step, applied, seconds);
     log.log(step, lr);
     if (s.eval_every > 0 && state.step % s.eval_every == 0) evaluate(run, progress, signals);
@@ -465,7 +479,7 @@ int train(const TrainSettings& s, const at::Device& device, Communicator& comm) 
     spdlog::warn("stopped by signal {} at step {}; resume by running the same command again", signal, state.step);
     return 128 + signal;
   }
-  if (out_of_time) spdlog::info("train.max_minutes ({}) reached at step {}", s.max_minutes, state.step);
+  if (out_of_time) spdlog::info("the time budget (train.max_minutes {}, train.max_cpu_minutes {}) was reached at step {}", s.max_minutes, s.max_cpu_minutes, state.step);
   if (s.eval_every > 0 && !validated_at(run, progress, state.step)) evaluate(run, progress, signals);  // none twice
   spdlog::info("done: {} steps, model in {}", state.step, checkpoint_path(run.output, state.step).string());
   return 0;

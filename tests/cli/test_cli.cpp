@@ -425,7 +425,7 @@ TEST(CliTrain, MaxMinutesEndsTheRunSavedWithTheScheduleDecayedOverTheTime) {
   const auto steps = static_cast<int64_t>(lrs.size());
   ASSERT_GE(steps, 3);
   ASSERT_LT(steps, 100000);
-  EXPECT_THAT(r.err, HasSubstr("train.max_minutes (0.01) reached at step " + std::to_string(steps)));
+  EXPECT_THAT(r.err, HasSubstr("(train.max_minutes 0.01, train.max_cpu_minutes 0) was reached at step " + std::to_string(steps)));
   EXPECT_TRUE(fs::exists(f.dir / "run" / ("checkpoint-" + std::to_string(steps)) / "training_state" / "state.json"));
   // The warmup in steps (0, then half the peak; logged after each step), then cosine over the time,
   // not over 100000 steps: from the peak to near 0 at the end.
@@ -440,6 +440,32 @@ TEST(CliTrain, MaxMinutesEndsTheRunSavedWithTheScheduleDecayedOverTheTime) {
   EXPECT_THAT(r.err, HasSubstr("resumed at step " + std::to_string(steps)));
   EXPECT_EQ(lines(test::read_bytes(f.dir / "run" / "metrics.jsonl")), steps);
   EXPECT_EQ(c3(f.args("bad", 10) + " --max-minutes -1", f.dir).code, 2);
+}
+
+TEST(CliTrain, MaxCpuMinutesEndsTheRunOnTheProcessCpuTimeRecordedInMetricsAndState) {
+  TrainFixture f;
+  const std::string args = f.args("run", 100000) + " --set train.max_cpu_minutes=0.01";
+  auto r = c3(args, f.dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::vector<double> cpu;
+  std::istringstream metrics(test::read_bytes(f.dir / "run" / "metrics.jsonl"));
+  for (std::string line; std::getline(metrics, line);)
+    if (json::parse(line)["type"] == "train") cpu.push_back(json::parse(line)["cpu_seconds"].get<double>());
+  const auto steps = static_cast<int64_t>(cpu.size());
+  ASSERT_GE(steps, 2);
+  ASSERT_LT(steps, 100000);
+  EXPECT_THAT(r.err, HasSubstr("train.max_cpu_minutes 0.01) was reached at step " + std::to_string(steps)));
+  for (size_t i = 1; i < cpu.size(); ++i) EXPECT_GT(cpu[i], cpu[i - 1]) << "step " << i + 1;
+  EXPECT_GE(cpu.back(), 0.6);
+  EXPECT_LT(cpu[cpu.size() - 2], 0.6) << "the run stopped at the first step past the budget";
+  const json state = json::parse(test::read_bytes(f.dir / "run" / ("checkpoint-" + std::to_string(steps)) /
+                                                  "training_state" / "state.json"));
+  EXPECT_DOUBLE_EQ(state["cpu_seconds"].get<double>(), cpu.back());
+  // The CPU time is carried over a resume: nothing more to train.
+  r = c3(args, f.dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(lines(test::read_bytes(f.dir / "run" / "metrics.jsonl")), steps);
+  EXPECT_EQ(c3(f.args("bad", 10) + " --set train.max_cpu_minutes=-1", f.dir).code, 2);
 }
 
 TEST(CliTrain, DryRunNeedsNeitherWeightsNorATokenizer) {

@@ -63,6 +63,9 @@ struct TrainSettings {
   // > 0: also stop (saved) once the training steps have taken this many minutes, summed over
   // resumes; the schedule then decays over whichever of steps and minutes ends first.
   double max_minutes = 0;
+  // The same over this process's CPU minutes (all threads), for comparing runs at equal compute on
+  // a machine shared with other work.
+  double max_cpu_minutes = 0;
   int64_t max_bad_steps = 10;
   int64_t loss_chunk = 2048;
 
