@@ -20,6 +20,7 @@ LoadedModel load_model_for(const std::string& model, const std::string& dtype, c
   C3LoadOptions options;
   options.device = runtime.device;
   options.dtype = resolve_dtype(dtype, runtime.device);
+  options.merge_adapters = true;  // inference: LoRA folded into the weights, no extra matmuls
   LoadedModel loaded;
   loaded.folder = resolve_c3_checkpoint(model);
   loaded.model = load_c3(loaded.folder, options);

@@ -77,6 +77,15 @@ void add_model_keys(SettingsTable<TrainJob>& t) {
           "Recompute each transformer block in backward (less memory, ~1/3 more compute)",
           C3_FIELD(train.gradient_checkpointing));
   t.value("", "model.init_seed", 0, "Seed for freshly initialised weights (scratch, Q, projector)", C3_FIELD(train.init_seed));
+  t.value("", "model.lora_encoder", nlohmann::json::array(),
+          "LoRA on the encoder: projections to adapt (q_proj k_proj v_proj o_proj gate_proj up_proj down_proj, or "
+          "all-linear); its weights then stay frozen. Empty: full training",
+          C3_FIELD(train.lora_encoder));
+  t.value("", "model.lora_decoder", nlohmann::json::array(), "LoRA on the decoder: as model.lora_encoder",
+          C3_FIELD(train.lora_decoder));
+  t.value("", "model.lora_rank", 16, "LoRA rank r", C3_FIELD(train.lora_rank));
+  t.value("", "model.lora_alpha", 32.0, "LoRA alpha (the update is scaled by alpha / r)", C3_FIELD(train.lora_alpha));
+  t.value("", "model.lora_dropout", 0.0, "Dropout on the LoRA path's input while training", C3_FIELD(train.lora_dropout));
 }
 
 void add_data_keys(SettingsTable<TrainJob>& t) {

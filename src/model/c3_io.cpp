@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "c3/io/checkpoint_dir.h"
+#include "c3/model/lora.h"
 #include "c3/tokenizer/tokenizer.h"
 #include "c3/util/atomic_file.h"
 #include "c3/util/dtype.h"
@@ -105,6 +106,11 @@ C3Model load_c3(const fs::path& dir, const C3LoadOptions& options) {
   io::CheckpointDir root(dir), llm1(dir / kEncoderSubdir);
   load_qwen2_parameters(model->decoder, root, {"model.Q.", "model.mm_projector."});
   load_qwen2_parameters(model->encoder, llm1, {});
+  for (auto [side, folder] : {std::pair{model->decoder.get(), dir}, std::pair{model->encoder.get(), dir / kEncoderSubdir}}) {
+    if (!has_adapter(folder)) continue;
+    load_adapter(*side, folder);
+    if (options.merge_adapters) merge_lora(*side);
+  }
   torch::NoGradGuard no_grad;
   copy_checked(model->projector->weight, root, "model.mm_projector.weight");
   copy_checked(model->projector->bias, root, "model.mm_projector.bias");
@@ -213,6 +219,7 @@ void write_c3(C3Model& model, const fs::path& dir, std::optional<at::ScalarType>
   std::vector<std::pair<std::string, at::Tensor>> root, encoder;
   at::ScalarType stored = at::kFloat;
   for (const auto& item : model->named_parameters(/*recurse=*/true)) {
+    if (is_lora_parameter(item.key())) continue;  // written apart, below
     at::Tensor t = item.value().detach();
     if (dtype) t = t.to(*dtype);
     stored = t.scalar_type();
@@ -226,6 +233,8 @@ void write_c3(C3Model& model, const fs::path& dir, std::optional<at::ScalarType>
   write_file_atomically(dir / io::CheckpointDir::kConfigFile, config.root_config_json().dump(2) + "\n");
   io::write_safetensors_shards(encoder, dir / kEncoderSubdir, max_shard_bytes);
   write_file_atomically(dir / kEncoderSubdir / io::CheckpointDir::kConfigFile, config.encoder.to_json().dump(2) + "\n");
+  if (lora_config_of(*model->decoder)) write_adapter(*model->decoder, dir, dtype);
+  if (lora_config_of(*model->encoder)) write_adapter(*model->encoder, dir / kEncoderSubdir, dtype);
 }
 
 void save_c3(C3Model& model, const fs::path& dir, const SaveOptions& options, const fs::path& tokenizer_source) {

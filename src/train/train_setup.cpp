@@ -7,9 +7,11 @@
 #include <algorithm>
 #include <random>
 #include <set>
+#include <tuple>
 
 #include "c3/io/checkpoint_dir.h"
 #include "c3/model/c3_io.h"
+#include "c3/model/lora.h"
 #include "c3/model/checkpoint_info.h"
 #include "c3/train/checkpoints.h"
 #include "c3/train/memory_estimate.h"
@@ -62,8 +64,10 @@ fs::path prepare_tokenizer(const TrainSettings& s, const fs::path& resume_dir, c
   return staged.path();
 }
 
-C3Model build_model(const TrainSettings& s, const Tokenizer& tokenizer, at::ScalarType dtype, const at::Device& device,
-                    const fs::path& resume_dir) {
+namespace {
+
+C3Model load_or_init_model(const TrainSettings& s, const Tokenizer& tokenizer, at::ScalarType dtype,
+                           const at::Device& device, const fs::path& resume_dir) {
   C3LoadOptions options;
   options.dtype = dtype;
   options.device = device;
@@ -94,6 +98,52 @@ C3Model build_model(const TrainSettings& s, const Tokenizer& tokenizer, at::Scal
   spdlog::info("encoder {}, decoder {}; Q, projector and any from-scratch side initialised with seed {}",
                describe(encoder), describe(decoder), s.init_seed);
   return c3_from_qwen2(encoder, decoder, options);
+}
+
+struct LoraSide {
+  Qwen2ForCausalLMImpl* model;
+  const std::vector<std::string>& targets;
+  std::string key, name;
+  uint64_t seed;
+};
+
+std::vector<LoraSide> lora_sides(C3Model& model, const TrainSettings& s) {
+  return {{model->encoder.get(), s.lora_encoder, "model.lora_encoder", "encoder", s.init_seed + 101},
+          {model->decoder.get(), s.lora_decoder, "model.lora_decoder", "decoder", s.init_seed + 102}};
+}
+
+// LoRA as the settings ask: a side without an adapter gets a new one (A drawn from model.init_seed);
+// one that came with the checkpoint (resume, warm start) must be the one asked for.
+void attach_lora(C3Model& model, const TrainSettings& s) {
+  for (const LoraSide& side : lora_sides(model, s)) {
+    const auto existing = lora_config_of(*side.model);
+    if (side.targets.empty()) {
+      if (existing)
+        throw UsageError("the checkpoint's " + side.name + " has a LoRA adapter: set " + side.key +
+                         " to go on training it, or merge it into the weights first (c3 export --merge)");
+      continue;
+    }
+    const LoraConfig want{s.lora_rank, s.lora_alpha, s.lora_dropout, resolve_lora_targets(side.targets, side.key)};
+    if (!existing) {
+      add_lora(*side.model, want, side.seed);
+      spdlog::info("{}: LoRA rank {}, alpha {}, dropout {} on {} (its weights frozen)", side.name, want.rank, want.alpha,
+                   want.dropout, joined(want.targets));
+    } else if (existing->rank != want.rank || existing->alpha != want.alpha || existing->targets != want.targets) {
+      throw UsageError("the checkpoint's " + side.name + " adapter (rank " + std::to_string(existing->rank) + ", alpha " +
+                       fmt::format("{}", existing->alpha) + ", " + joined(existing->targets) + ") is not the one " +
+                       side.key + " and model.lora_rank/lora_alpha ask for");
+    }
+    set_lora_dropout(*side.model, s.lora_dropout);
+  }
+}
+
+}  // namespace
+
+C3Model build_model(const TrainSettings& s, const Tokenizer& tokenizer, at::ScalarType dtype, const at::Device& device,
+                    const fs::path& resume_dir) {
+  C3Model model = load_or_init_model(s, tokenizer, dtype, device, resume_dir);
+  attach_lora(model, s);
+  return model;
 }
 
 std::vector<Sample> load_samples(const std::vector<std::string>& files, const TrainSettings& s,
@@ -172,8 +222,14 @@ AdamW make_optimizer(C3Model& model, const TrainSettings& s, int rank, int world
   for (C3Part part : all_c3_parts()) {
     const std::string name = c3_part_name(part);
     const bool frozen = std::find(s.frozen.begin(), s.frozen.end(), name) != s.frozen.end();
+    // A side with a LoRA adapter trains the adapter alone.
+    const bool lora = (part == C3Part::encoder && lora_config_of(*model->encoder)) ||
+                      (part == C3Part::decoder && lora_config_of(*model->decoder));
     auto params = model->part_parameters(part);
-    for (auto& [pname, p] : params) p.requires_grad_(!frozen);
+    for (auto& [pname, p] : params) p.requires_grad_(!frozen && (!lora || is_lora_parameter(pname)));
+    if (lora)
+      params.erase(std::remove_if(params.begin(), params.end(), [](const auto& p) { return !is_lora_parameter(p.first); }),
+                   params.end());
     if (frozen) continue;
     auto scale = s.lr_scale.find(name);
     groups.push_back({name, params, scale == s.lr_scale.end() ? 1.0 : scale->second, false});
@@ -214,6 +270,19 @@ void check_settings(const TrainSettings& s) {
     bool known = false;
     for (C3Part part : all_c3_parts()) known = known || c3_part_name(part) == name;
     if (!known) throw UsageError("optim.frozen: unknown part '" + name + "' (choose encoder, query, projector, decoder)");
+  }
+  const bool any_lora = !s.lora_encoder.empty() || !s.lora_decoder.empty();
+  if (any_lora && s.lora_rank <= 0) throw UsageError("model.lora_rank must be positive");
+  if (any_lora && !(s.lora_alpha > 0)) throw UsageError("model.lora_alpha must be positive");
+  if (!(s.lora_dropout >= 0 && s.lora_dropout < 1)) throw UsageError("model.lora_dropout must be in [0, 1)");
+  if (any_lora && s.lora_dropout > 0 && s.gradient_checkpointing)
+    throw UsageError("model.lora_dropout > 0 with model.gradient_checkpointing: the recomputed forward would draw other "
+                     "dropout masks (set one of them off)");
+  for (const auto& [targets, part, key] : {std::tuple{&s.lora_encoder, "encoder", "model.lora_encoder"},
+                                           std::tuple{&s.lora_decoder, "decoder", "model.lora_decoder"}}) {
+    resolve_lora_targets(*targets, key);
+    if (!targets->empty() && std::find(s.frozen.begin(), s.frozen.end(), part) != s.frozen.end())
+      throw UsageError(std::string(key) + " trains an adapter on the " + part + ", which optim.frozen freezes");
   }
   if (std::all_of(all_c3_parts().begin(), all_c3_parts().end(), [&](C3Part part) {
         return std::find(s.frozen.begin(), s.frozen.end(), c3_part_name(part)) != s.frozen.end();

@@ -92,6 +92,7 @@ void c3_model(const std::string& model_dir, const SafetensorsReader& in, const s
   c3::C3LoadOptions lo;
   lo.device = c10::Device(env_or("C3_PROBE_DEVICE", "cpu"));
   lo.dtype = c3::scalar_type_from_name(env_or("C3_PROBE_DTYPE", "float32"));
+  lo.merge_adapters = env_or("C3_PROBE_MERGE", "0") == "1";  // LoRA folded in, or run beside the weights
   c3::C3Model model = c3::load_c3(model_dir, lo);
   const auto tokenizer = c3::load_tokenizer(model_dir);
   const c3::C3Prompt prompt(*tokenizer, model->config().latent_tokens);

@@ -21,6 +21,10 @@ struct C3LoadOptions {
   std::optional<int64_t> latent_tokens;  // N wanted; default: the checkpoint's
   bool allow_resize_latents = false;     // else a different N is an error
   uint64_t seed = 0;                     // for freshly initialised Q rows / projector
+  // LoRA adapters in the folder (adapter_config.json at the root for the decoder, in llm1/ for the
+  // encoder) are loaded onto their side; merged into the weights (inference at full speed) or kept
+  // apart (training goes on with them).
+  bool merge_adapters = false;
 };
 
 bool is_c3_checkpoint(const std::filesystem::path& dir);  // config.json says model_type "C3"
@@ -66,7 +70,9 @@ struct C3AssembleOptions {
 C3Config assemble_c3(const std::filesystem::path& encoder, const std::filesystem::path& decoder,
                      const std::filesystem::path& out, const C3AssembleOptions& options);
 
-// Writes the released layout into `dir`, which must exist (no atomicity: save_c3 adds it).
+// Writes the released layout into `dir`, which must exist (no atomicity: save_c3 adds it). A side
+// with a LoRA adapter keeps its base weights in model.safetensors and the adapter beside them, as
+// PEFT saves it (c3/model/lora.h).
 void write_c3(C3Model& model, const std::filesystem::path& dir, std::optional<at::ScalarType> dtype,
               std::uint64_t max_shard_bytes);
 

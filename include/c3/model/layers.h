@@ -11,9 +11,16 @@ namespace c3 {
 class LinearImpl : public torch::nn::Module {
  public:
   LinearImpl(int64_t in_features, int64_t out_features, bool bias, const at::TensorOptions& options);
-  at::Tensor forward(const at::Tensor& x);  // x @ weight^T + bias
-  at::Tensor weight;                        // [out, in], as HF stores it
-  at::Tensor bias;                          // [out] or undefined
+  // x @ weight^T + bias, plus the LoRA path when the layer has an adapter (c3/model/lora.h).
+  at::Tensor forward(const at::Tensor& x);
+  at::Tensor weight;  // [out, in], as HF stores it
+  at::Tensor bias;    // [out] or undefined
+
+  // LoRA (PEFT's names): lora_A [rank, in], lora_B [out, rank], both without bias; null without
+  // an adapter. In training mode x goes through dropout(lora_dropout) on the LoRA path only.
+  std::shared_ptr<LinearImpl> lora_A, lora_B;
+  double lora_scale = 0;  // alpha / rank
+  double lora_dropout = 0;
 };
 TORCH_MODULE(Linear);
 

@@ -36,6 +36,12 @@ struct TrainSettings {
   std::string dtype = "auto";  // auto (bf16 on CUDA, fp32 on CPU) | float32 | bfloat16
   bool gradient_checkpointing = false;
   uint64_t init_seed = 0;
+  // LoRA (c3/model/lora.h): a side with targets trains an adapter on those projections instead of
+  // its weights, which stay frozen; rank, alpha and dropout are shared by both sides.
+  std::vector<std::string> lora_encoder, lora_decoder;  // projection names or "all-linear"; empty: none
+  int64_t lora_rank = 16;
+  double lora_alpha = 32;
+  double lora_dropout = 0;
 
   // Data.
   std::vector<std::string> train_files;
