@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include "c3/model/c3_io.h"
+#include "c3/model/lean_part.h"
 #include "c3/model/checkpoint_info.h"
 #include "c3/model/lora.h"
 #include "c3/train/checkpoints.h"
@@ -15,7 +16,7 @@ namespace c3::cli {
 namespace {
 
 struct ExportSettings {
-  std::string output, dtype;
+  std::string output, dtype, lean_base;
   bool merge = false;
 };
 
@@ -29,6 +30,10 @@ const SettingsTable<ExportSettings>& export_table() {
             "Fold LoRA adapters into the weights (a plain C3 that runs at full speed anywhere); else they are kept "
             "beside the weights as adapter_model.safetensors + adapter_config.json",
             C3_FIELD(merge));
+    t.path("--lean-base", "export.lean_base", "",
+           "Write only what training changed over this base C3 (the folder c3 init assembled, with its c3_init.json): "
+           "a part that c3 assemble turns back into the whole model from the public LLMs",
+           C3_FIELD(lean_base));
     return t;
   }();
   return table;
@@ -56,9 +61,18 @@ class ExportCommand : public Command {
     const std::filesystem::path from = resolve_c3_checkpoint(model_);
     if (std::filesystem::weakly_canonical(from) == std::filesystem::weakly_canonical(s.output))
       throw UsageError("--output is the model being exported");
+    if (!s.lean_base.empty() && s.merge) throw UsageError("--lean-base keeps the adapters apart: leave out --merge");
     C3LoadOptions load;
     load.merge_adapters = s.merge;
     C3Model model = load_c3(from, load);
+    if (!s.lean_base.empty()) {
+      const auto dtype = s.dtype == "auto" ? std::nullopt : std::optional(scalar_type_from_name(s.dtype));
+      const int64_t bytes = write_lean_part(model, s.lean_base, from, s.output, dtype, force_);
+      spdlog::info("wrote {}: what training changed over {} ({} of trained tensors{}); rebuild the model with c3 assemble",
+                   s.output, s.lean_base, human_bytes(bytes),
+                   lora_config_of(*model->encoder) || lora_config_of(*model->decoder) ? ", plus LoRA adapters" : "");
+      return 0;
+    }
     const bool adapters = lora_config_of(*model->encoder) || lora_config_of(*model->decoder);
     SaveOptions save;
     if (s.dtype != "auto") save.dtype = scalar_type_from_name(s.dtype);

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "c3/io/checkpoint_dir.h"
+#include "c3/model/lean_part.h"
 #include "c3/model/lora.h"
 #include "c3/tokenizer/tokenizer.h"
 #include "c3/util/atomic_file.h"
@@ -211,6 +212,13 @@ C3Config assemble_c3(const fs::path& encoder, const fs::path& decoder, const fs:
   }
   write_c3(model, staged.staging(), o.save.dtype, o.save.max_shard_bytes);
   copy_tokenizer_files(staged.staging(), staged.staging() / kEncoderSubdir);
+  // The recipe, so that a model trained from this one can ship as what training changed.
+  InitRecipe recipe;
+  recipe.encoder_sha256 = weights_digest(encoder);
+  std::error_code ec;
+  recipe.decoder_sha256 = fs::equivalent(encoder, decoder, ec) ? recipe.encoder_sha256 : weights_digest(decoder);
+  recipe.latent_tokens = o.latent_tokens, recipe.encoder_layers = o.encoder_layers, recipe.seed = o.seed;
+  write_file_atomically(staged.staging() / kInitRecipeFile, recipe.to_json().dump(2) + "\n");
   staged.commit();
   return model->config();
 }

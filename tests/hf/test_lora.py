@@ -211,3 +211,45 @@ def test_a_damaged_adapter_file_is_named(trained, tmp_path):
     (folder / "adapter_model.safetensors").unlink()
     err = c3_run(["export", folder, "-o", tmp_path / "out"], status=1)
     assert "has adapter_config.json but no adapter_model.safetensors" in err, err
+
+
+def test_a_lean_part_holds_what_training_changed_and_assembles_into_the_trained_model(tmp_path):
+    """c3 init from two LLM folders records its recipe; c3 train with the decoder frozen and LoRA
+    on the encoder changes Q, the projector and the encoder's adapter alone, which is all that
+    c3 export --lean-base writes; c3 assemble rebuilds from the LLM folders the model training
+    saved, and refuses LLM folders that are not the ones the recipe names."""
+    tokenizer = hf_qwen2_tokenizer(tmp_path / "tokenizer", IMAGE_TOKENS)
+    authors = tiny_authors_c3(tokenizer, seed=9)
+    for name, llm in (("enc", authors.encoder), ("dec", authors.decoder)):
+        llm.save_pretrained(tmp_path / name)
+        hf_qwen2_tokenizer(tmp_path / name, IMAGE_TOKENS)
+    c3_run(["init", tmp_path / "base", "--encoder", tmp_path / "enc", "--decoder", tmp_path / "dec",
+            "--latent-tokens", N, "--encoder-layers", 1, "--seed", 4])
+    recipe = json.loads((tmp_path / "base" / "c3_init.json").read_text())
+    assert (recipe["latent_tokens"], recipe["encoder_layers"], recipe["seed"]) == (N, 1, 4)
+    assert recipe["encoder_weights_sha256"] != recipe["decoder_weights_sha256"]
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS * 4))
+    c3_run(["--threads", "1", "train", "--checkpoint", tmp_path / "base", "--data", tmp_path / "train.jsonl",
+            "-o", tmp_path / "run", "--steps", 2, "--batch-size", 2, "--grad-accum", 1, "--lr", 0.02, "--dtype", "float32",
+            "--set", 'model.lora_encoder=["q_proj","up_proj"]', "--set", "model.lora_rank=2",
+            "--set", 'optim.frozen=["decoder"]', "--set", "optim.warmup_steps=0", "--set", "train.eval_every=0",
+            "--set", "data.validation_samples=1"])
+    c3_run(["export", tmp_path / "run", "-o", tmp_path / "part", "--lean-base", tmp_path / "base"])
+    part = tmp_path / "part"
+    assert sorted(load_file(str(part / "lean.safetensors"))) == ["model.Q.weight", "model.mm_projector.bias",
+                                                                 "model.mm_projector.weight"]
+    assert (part / "llm1" / "adapter_model.safetensors").exists() and not (part / "adapter_config.json").exists()
+    assert not list(part.rglob("model*.safetensors")), "no base weights in the part"
+    c3_run(["assemble", part, "--encoder", tmp_path / "enc", "--decoder", tmp_path / "dec", "-o", tmp_path / "full"])
+    texts = [tokenizer(t)["input_ids"] for t in TEXTS]
+    want = probe_outputs(tmp_path / "run" / "checkpoint-2", texts, tmp_path, merge=True)
+    got = probe_outputs(tmp_path / "full", texts, tmp_path, merge=True)
+    assert torch.equal(got["latents"], want["latents"]) and torch.equal(got["generated"], want["generated"])
+    assert not list(tmp_path.glob(".c3-base-*")), "the temporary base is gone"
+    # The wrong LLM folders, and a base c3 init did not write, are refused with one line.
+    err = c3_run(["assemble", part, "--encoder", tmp_path / "dec", "--decoder", tmp_path / "dec", "-o", tmp_path / "x"], 1)
+    assert "is not the encoder LLM this model was trained from" in err and err.count("\n") == 1, err
+    (tmp_path / "base" / "c3_init.json").unlink()
+    err = c3_run(["export", tmp_path / "run", "-o", tmp_path / "y", "--lean-base", tmp_path / "base"], 1)
+    assert "has no c3_init.json" in err and err.count("[error]") == 1, err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
