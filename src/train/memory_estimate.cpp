@@ -29,11 +29,12 @@ double stack_bytes(const Qwen2Config& c, int64_t tokens_per_row, int64_t batch, 
 }  // namespace
 
 MemoryEstimate estimate_training_memory(const MemoryEstimateInput& in) {
-  const double params = static_cast<double>(in.config.parameter_count());
+  const double all = static_cast<double>(in.config.parameter_count() + in.adapter_parameters);
+  const double params = in.trainable_parameters >= 0 ? static_cast<double>(in.trainable_parameters) : all;
   const double shards = static_cast<double>(std::max<int64_t>(1, in.optimizer_shards));
   const double gradient_shards = static_cast<double>(std::max<int64_t>(1, in.gradient_shards));
   MemoryEstimate m;
-  m.weights = params * in.weight_bytes;
+  m.weights = all * in.weight_bytes;
   const bool masters = in.fp32_master && in.weight_bytes != 4;
   // ZeRO-2 keeps a rank's own gradients, plus the buckets in flight and filling (one per owner,
   // GradientReducer); otherwise one micro-batch's gradients are whole, plus the all-reduce's

@@ -196,12 +196,17 @@ std::vector<std::string> changed_keys(const nlohmann::json& before, const nlohma
   return out;
 }
 
-void log_memory_estimate(const TrainSettings& s, const C3Config& config, const C3Prompt& prompt,
+void log_memory_estimate(const TrainSettings& s, C3Model& model, const C3Prompt& prompt,
                          const std::vector<Sample>& samples, at::ScalarType dtype) {
   int64_t longest = 0;
   for (const auto& sample : samples) longest = std::max<int64_t>(longest, static_cast<int64_t>(sample.ids.size()));
   MemoryEstimateInput in;
-  in.config = config;
+  in.config = model->config();
+  in.trainable_parameters = 0;
+  for (const auto& item : model->named_parameters(/*recurse=*/true)) {
+    if (item.value().requires_grad()) in.trainable_parameters += item.value().numel();
+    if (is_lora_parameter(item.key())) in.adapter_parameters += item.value().numel();
+  }
   in.batch = s.batch_size;
   in.encoder_tokens = longest + prompt.encoder_extra_tokens();
   in.decoder_tokens = longest + prompt.decoder_extra_tokens();
@@ -211,9 +216,10 @@ void log_memory_estimate(const TrainSettings& s, const C3Config& config, const C
   in.recompute = s.gradient_checkpointing;
   in.loss_chunk = s.loss_chunk;
   const MemoryEstimate m = estimate_training_memory(in);
-  spdlog::info("estimated peak memory per device: {} (weights {}, gradients {}, fp32 master {}, AdamW moments {}, "
-               "activations {}, logits {}) for the longest sample",
-               human_bytes(m.total()), human_bytes(m.weights), human_bytes(m.gradients), human_bytes(m.master),
+  spdlog::info("{} of {} parameters train; estimated peak memory per device: {} (weights {}, gradients {}, fp32 master {}, "
+               "AdamW moments {}, activations {}, logits {}) for the longest sample",
+               human_count(in.trainable_parameters),
+               human_count(in.config.parameter_count() + in.adapter_parameters), human_bytes(m.total()), human_bytes(m.weights), human_bytes(m.gradients), human_bytes(m.master),
                human_bytes(m.moments), human_bytes(m.activations), human_bytes(m.logits));
 }
 

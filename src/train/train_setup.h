@@ -64,7 +64,8 @@ C3Model build_model(const TrainSettings& s, const Tokenizer& tokenizer, at::Scal
 std::vector<Sample> load_samples(const std::vector<std::string>& files, const TrainSettings& s,
                                  const Tokenizer& tokenizer, const SampleOptions& options);
 
-void log_memory_estimate(const TrainSettings& s, const C3Config& config, const C3Prompt& prompt,
+// After the optimizer is made: what trains is what requires gradients.
+void log_memory_estimate(const TrainSettings& s, C3Model& model, const C3Prompt& prompt,
                          const std::vector<Sample>& samples, at::ScalarType dtype);
 
 // AdamW over the parts that train; frozen parts stop requiring gradients.

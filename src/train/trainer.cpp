@@ -161,12 +161,12 @@ void set_up_data(Run& run) {
   for (const auto& sample : run.train_samples) train_tokens += static_cast<int64_t>(sample.ids.size());
   spdlog::info("data: {} training samples ({} tokens), {} validation samples", run.train_samples.size(), train_tokens,
                run.valid_samples.size());
-  log_memory_estimate(s, run.model->config(), *run.prompt, run.train_samples, run.dtype);
 }
 
 void set_up_optimizer(Run& run) {
   const TrainSettings& s = run.s;
   run.optimizer.emplace(make_optimizer(run.model, s, run.comm.rank(), run.comm.world_size()));
+  log_memory_estimate(s, run.model, *run.prompt, run.train_samples, run.dtype);
   run.zero2 = s.zero_stage >= 2 && run.comm.world_size() > 1;
   if (run.zero2)
     // The lm_head's gradient accumulates once per recomputed loss chunk: reduced after backward.

@@ -227,5 +227,20 @@ TEST(MemoryEstimate, CountsStateAndActivationsAsDocumented) {
   EXPECT_DOUBLE_EQ(estimate_training_memory(in).master, 0.0) << "fp32 training needs no master copy";
 }
 
+TEST(MemoryEstimate, OnlyWhatTrainsHasGradientsMastersAndMoments) {
+  MemoryEstimateInput in;
+  in.config.encoder = Qwen2Config::preset("tiny");
+  in.config.decoder = Qwen2Config::preset("tiny");
+  in.config.latent_tokens = 4;
+  in.batch = 2, in.encoder_tokens = 100, in.decoder_tokens = 120;
+  const double p = static_cast<double>(in.config.parameter_count());
+  in.trainable_parameters = 1000, in.adapter_parameters = 600;  // a frozen decoder, LoRA on the encoder
+  const auto m = estimate_training_memory(in);
+  EXPECT_DOUBLE_EQ(m.weights, 2 * (p + 600)) << "every weight is held, the adapters' too";
+  EXPECT_DOUBLE_EQ(m.gradients, 2 * 1000.0);
+  EXPECT_DOUBLE_EQ(m.master, 4 * 1000.0);
+  EXPECT_DOUBLE_EQ(m.moments, 8 * 1000.0);
+}
+
 }  // namespace
 }  // namespace c3

@@ -24,6 +24,10 @@ struct MemoryEstimateInput {
   int64_t optimizer_shards = 1;  // ranks sharing the fp32 masters and moments (ZeRO-1 and -2)
   int64_t gradient_shards = 1;   // ranks sharing the gradients (ZeRO-2)
   int64_t ranks = 1;             // data-parallel ranks (> 1: gradient buckets in flight)
+  // Parameters that train (gradients, masters and moments are theirs alone; frozen parts and the
+  // weights under LoRA adapters have none); -1: all of the config's.
+  int64_t trainable_parameters = -1;
+  int64_t adapter_parameters = 0;  // LoRA adapters' parameters, on top of the config's
 };
 
 struct MemoryEstimate {
