@@ -334,16 +334,25 @@ class StepLog {
  public:
   StepLog(const Run& run, TrainProgress& progress) : run_(run), progress_(progress) {}
 
-  void add(const StepResult& r, bool applied, double seconds) {
+  // `budget_used`: the share of the time budget spent after this step (0 without one).
+  void add(const StepResult& r, bool applied, double seconds, double budget_used) {
     if (applied) loss_ += r.loss * r.supervised, loss_tokens_ += r.supervised;
     tokens_ += r.tokens;
     step_seconds_ema_ = step_seconds_ema_ == 0 ? seconds : 0.9 * step_seconds_ema_ + 0.1 * seconds;
+    if (budget_used > 0 && last_budget_used_ > 0) {
+      const double step_share = budget_used - last_budget_used_;
+      budget_per_step_ema_ = budget_per_step_ema_ == 0 ? step_share : 0.9 * budget_per_step_ema_ + 0.1 * step_share;
+    }
+    last_budget_used_ = budget_used;
   }
 
   void log(const StepResult& r, double lr) {
     const TrainingState& state = run_.state;
     const int64_t total = run_.schedule.total_steps;
-    const double eta = step_seconds_ema_ * static_cast<double>(total - state.step);
+    // The steps left: to train.steps, or fewer where a time budget ends the run first.
+    double steps_left = static_cast<double>(total - state.step);
+    if (budget_per_step_ema_ > 0) steps_left = std::min(steps_left, std::max(0.0, 1 - last_budget_used_) / budget_per_step_ema_);
+    const double eta = step_seconds_ema_ * steps_left;
     const double seconds = std::max(1e-9, std::chrono::duration<double>(clock::now() - start_).count());
     progress_.status(fmt::format("step {}/{} | loss {:.4f} | lr {:.2e} | gnorm {:.3f} | {:.0f} tok/s | ETA {}", state.step,
                                  total, r.loss, lr, r.grad_norm, tokens_ / seconds, format_duration(eta)));
@@ -366,6 +375,7 @@ class StepLog {
   TrainProgress& progress_;
   clock::time_point start_ = clock::now();
   double loss_ = 0, loss_tokens_ = 0, step_seconds_ema_ = 0;
+  double last_budget_used_ = 0, budget_per_step_ema_ = 0;
   int64_t tokens_ = 0;
 };
 
@@ -469,7 +479,7 @@ int train(const TrainSettings& s, const at::Device& device, Communicator& comm) 
     const bool applied = update(run, step, lr);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     count_step(run, step, seconds, process_cpu_seconds() - cpu_start);
-    log.add(step, applied, seconds);
+    log.add(step, applied, seconds, time_budget_used(run));
     log.log(step, lr);
     if (s.eval_every > 0 && state.step % s.eval_every == 0) evaluate(run, progress, signals);
     if (state.step % s.save_every == 0) save(run, state.step), last_saved = state.step;

@@ -444,7 +444,8 @@ TEST(CliTrain, MaxMinutesEndsTheRunSavedWithTheScheduleDecayedOverTheTime) {
 
 TEST(CliTrain, MaxCpuMinutesEndsTheRunOnTheProcessCpuTimeRecordedInMetricsAndState) {
   TrainFixture f;
-  const std::string args = f.args("run", 100000) + " --set train.max_cpu_minutes=0.01";
+  // 10^7 steps would take days; the budget ends the run, and the ETA says so.
+  const std::string args = f.args("run", 10000000) + " --set train.max_cpu_minutes=0.01";
   auto r = c3(args, f.dir);
   ASSERT_EQ(r.code, 0) << r.err;
   std::vector<double> cpu;
@@ -454,6 +455,8 @@ TEST(CliTrain, MaxCpuMinutesEndsTheRunOnTheProcessCpuTimeRecordedInMetricsAndSta
   const auto steps = static_cast<int64_t>(cpu.size());
   ASSERT_GE(steps, 2);
   ASSERT_LT(steps, 100000);
+  const std::string last_eta = r.err.substr(r.err.rfind("ETA ") + 4, 8);
+  EXPECT_EQ(std::count(last_eta.begin(), last_eta.end(), ':'), 1) << "under an hour: " << last_eta;
   EXPECT_THAT(r.err, HasSubstr("train.max_cpu_minutes 0.01) was reached at step " + std::to_string(steps)));
   for (size_t i = 1; i < cpu.size(); ++i) EXPECT_GT(cpu[i], cpu[i - 1]) << "step " << i + 1;
   EXPECT_GE(cpu.back(), 0.6);
