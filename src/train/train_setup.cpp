@@ -4,7 +4,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <signal.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <random>
 #include <set>
 #include <tuple>
@@ -33,6 +37,39 @@ Qwen2Config architecture(const std::string& spec, std::optional<int64_t> vocab_s
   }
   if (vocab_size) config.vocab_size = *vocab_size;
   return config;
+}
+
+namespace {
+
+constexpr const char* kStagedPrefix = "c3-staged-";
+
+// Staged folders of processes that no longer run (a SIGKILL, an OOM kill): c3-staged-PID-...
+void remove_orphaned_staged_folders(const fs::path& temp) {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(temp, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind(kStagedPrefix, 0) != 0) continue;
+    const std::string rest = name.substr(std::string(kStagedPrefix).size());
+    const auto dash = rest.find('-');
+    if (dash == std::string::npos || dash == 0 || rest.find_first_not_of("0123456789") != dash) continue;
+    const pid_t pid = static_cast<pid_t>(std::stoll(rest.substr(0, dash)));
+    if (::kill(pid, 0) != 0 && errno == ESRCH) fs::remove_all(entry.path(), ec);
+  }
+}
+
+}  // namespace
+
+StagedFolder::StagedFolder() {
+  const fs::path temp = fs::temp_directory_path();
+  remove_orphaned_staged_folders(temp);
+  std::random_device rd;
+  path_ = temp / (kStagedPrefix + std::to_string(::getpid()) + "-" + std::to_string(rd()) + std::to_string(rd()));
+  fs::create_directories(path_);
+}
+
+StagedFolder::~StagedFolder() {
+  std::error_code ec;
+  fs::remove_all(path_, ec);
 }
 
 bool is_dir(const std::string& path) {

@@ -20,18 +20,14 @@
 
 namespace c3::train_setup {
 
-// A private temporary folder, removed with everything in it.
+// A private temporary folder, removed with everything in it. Its name carries the process id, so
+// that the next one made removes those whose process is gone (killed before it could clean up).
 class StagedFolder {
  public:
-  StagedFolder() {
-    std::random_device rd;
-    path_ = std::filesystem::temp_directory_path() / ("c3-staged-" + std::to_string(rd()) + std::to_string(rd()));
-    std::filesystem::create_directories(path_);
-  }
-  ~StagedFolder() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
+  StagedFolder();
+  ~StagedFolder();
+  StagedFolder(const StagedFolder&) = delete;
+  StagedFolder& operator=(const StagedFolder&) = delete;
   const std::filesystem::path& path() const { return path_; }
 
  private:

@@ -3,6 +3,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <fstream>
 
 #include "c3/model/c3_io.h"
@@ -11,6 +14,7 @@
 #include "c3/train/trainer.h"
 #include "c3/util/error.h"
 #include "test_support.h"
+#include "train/train_setup.h"
 
 namespace c3 {
 namespace {
@@ -223,6 +227,34 @@ TEST(Trainer, StartsFromTwoQwen2FoldersAndAddsTheImageTokens) {
   EXPECT_FALSE(model->encoder->model->layers[0]->as<Qwen2DecoderLayer>()->mlp->up_proj->weight.equal(
       encoder->model->layers[0]->as<Qwen2DecoderLayer>()->mlp->up_proj->weight))
       << "the encoder trained";
+}
+
+}  // namespace
+}  // namespace c3
+
+namespace c3 {
+namespace {
+
+TEST(StagedFolder, RemovesTheFoldersOfProcessesThatAreGone) {
+  const pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  ASSERT_GT(child, 0);
+  ::waitpid(child, nullptr, 0);  // reaped: no process has that id now
+  const fs::path temp = fs::temp_directory_path();
+  const fs::path orphan = temp / ("c3-staged-" + std::to_string(child) + "-1"),
+                 live = temp / ("c3-staged-" + std::to_string(::getpid()) + "-test");
+  fs::create_directories(orphan / "inside");
+  fs::create_directories(live);
+  fs::path made;
+  {
+    const train_setup::StagedFolder staged;
+    made = staged.path();
+    EXPECT_TRUE(fs::is_directory(made));
+    EXPECT_FALSE(fs::exists(orphan)) << "its process is gone";
+    EXPECT_TRUE(fs::exists(live)) << "a running process's folder stays";
+  }
+  EXPECT_FALSE(fs::exists(made));
+  fs::remove_all(live);
 }
 
 }  // namespace
