@@ -2,6 +2,7 @@
 #include "c3/tokenizer/bpe.h"
 #include "c3/tokenizer/sentencepiece.h"
 #include "c3/tokenizer/tokenizer.h"
+#include "c3/util/atomic_file.h"
 #include "c3/util/error.h"
 
 namespace fs = std::filesystem;
@@ -35,7 +36,10 @@ std::unique_ptr<Tokenizer> load_tokenizer(const fs::path& path) {
   fail_file(path.string(), "not a tokenizer file (expected tokenizer.json, vocab.json, merges.txt, *.tiktoken or *.model)");
 }
 
-void copy_tokenizer_files(const fs::path& source, const fs::path& destination) {
+namespace {
+
+// A folder: every known tokenizer file in it; a file: that file.
+std::vector<fs::path> tokenizer_files_of(const fs::path& source) {
   std::error_code ec;
   std::vector<fs::path> files;
   if (fs::is_directory(source, ec)) {
@@ -45,10 +49,23 @@ void copy_tokenizer_files(const fs::path& source, const fs::path& destination) {
   } else {
     files.push_back(source);
   }
-  for (const fs::path& file : files) {
+  return files;
+}
+
+}  // namespace
+
+void copy_tokenizer_files(const fs::path& source, const fs::path& destination) {
+  for (const fs::path& file : tokenizer_files_of(source)) {
+    std::error_code ec;
     fs::copy_file(file, destination / file.filename(), fs::copy_options::overwrite_existing, ec);
     if (ec) fail_file(file.string(), "cannot copy into " + destination.string() + ": " + ec.message());
   }
+}
+
+std::map<std::string, std::string> read_tokenizer_files(const fs::path& source) {
+  std::map<std::string, std::string> out;
+  for (const fs::path& file : tokenizer_files_of(source)) out[file.filename().string()] = read_text_file(file);
+  return out;
 }
 
 }  // namespace c3

@@ -159,7 +159,7 @@ fs::path resolve_c3_checkpoint(const fs::path& path) {
 }
 
 void save_training_checkpoint(const fs::path& dir, C3Model& model, const AdamW& optimizer, const TrainingState& state,
-                              const fs::path& tokenizer_source, Communicator& comm) {
+                              const std::map<std::string, std::string>& tokenizer_files, Communicator& comm) {
   std::optional<AtomicDirectory> out;
   std::string staging;
   if (comm.is_main()) out.emplace(dir, /*overwrite=*/true), staging = out->staging().string();
@@ -176,7 +176,7 @@ void save_training_checkpoint(const fs::path& dir, C3Model& model, const AdamW& 
   if (sharded) comm.barrier();  // all parts are in the staging folder
   if (comm.is_main()) {
     write_c3(model, out->staging(), std::nullopt, 5ull << 30);
-    if (!tokenizer_source.empty()) copy_tokenizer_files(tokenizer_source, out->staging());
+    for (const auto& [name, contents] : tokenizer_files) write_file_atomically(out->staging() / name, contents);
     write_manifest(out->staging());
     nlohmann::json j = state.to_json();
     j["world_size"] = comm.world_size();

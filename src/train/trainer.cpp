@@ -101,6 +101,8 @@ struct Run {
   fs::path resume_dir;  // the newest checkpoint of `output`, when resuming
   StagedFolder staged_tokenizer;
   fs::path tokenizer_source;
+  // Its files, read once: every checkpoint gets them even if the staged copy is gone (a /tmp cleaner).
+  std::map<std::string, std::string> tokenizer_files;
   std::unique_ptr<Tokenizer> tokenizer;
   at::ScalarType dtype = at::kFloat;
   C3Model model{nullptr};
@@ -131,6 +133,7 @@ void set_up_model(Run& run) {
   run.resume_dir = resume;
   run.tokenizer_source = prepare_tokenizer(run.s, run.resume_dir, run.staged_tokenizer);
   run.tokenizer = load_tokenizer(run.tokenizer_source);
+  run.tokenizer_files = read_tokenizer_files(run.tokenizer_source);
   run.dtype = resolve_dtype(run.s.dtype, run.device);
   run.model = build_model(run.s, *run.tokenizer, run.dtype, run.device, run.resume_dir);
   run.model->set_gradient_checkpointing(run.s.gradient_checkpointing);
@@ -381,7 +384,7 @@ class StepLog {
 
 void save(Run& run, int64_t step) {
   const fs::path dir = checkpoint_path(run.output, step);
-  save_training_checkpoint(dir, run.model, *run.optimizer, run.state, run.tokenizer_source, run.comm);
+  save_training_checkpoint(dir, run.model, *run.optimizer, run.state, run.tokenizer_files, run.comm);
   if (run.is_main()) {
     prune_checkpoints(run.output, run.s.keep_checkpoints);
     spdlog::info("saved {}", dir.string());

@@ -85,6 +85,27 @@ TEST(CliFaults, AResumedRunKeepsSavingAfterRotationDeletesTheCheckpointItResumed
   EXPECT_EQ(checkpoint_problem(f.dir / "run" / "checkpoint-15"), "");
 }
 
+// A long run outlives its temporary folder's contents (a /tmp cleaner such as systemd-tmpfiles):
+// the tokenizer it staged there at the start still goes into every checkpoint.
+TEST(CliFaults, ARunWhoseTemporaryFolderIsEmptiedKeepsSavingItsTokenizer) {
+  TrainFixture f;
+  const fs::path temp = f.dir / "private-tmp";
+  fs::create_directories(temp);
+  const int steps = 40;
+  const pid_t pid = test::spawn_shell("cd '" + f.dir.path().string() + "' && TMPDIR='" + temp.string() + "' exec '" C3_BINARY
+                                      "' " + f.args("run", steps) + " --set train.save_every=1 2>stderr.txt");
+  ASSERT_TRUE(test::wait_until([&] { return !list_checkpoints(f.dir / "run").empty(); }, std::chrono::milliseconds(2)));
+  std::vector<std::string> removed;
+  for (const auto& e : fs::directory_iterator(temp)) removed.push_back(e.path().filename().string()), fs::remove_all(e.path());
+  const int code = test::wait_exit(pid);
+  const std::string err = test::read_bytes(f.dir / "stderr.txt");
+  ASSERT_EQ(code, 0) << err;  // before the fix: "/tmp/c3-staged-...: cannot copy into run/.checkpoint-N.tmp-..."
+  EXPECT_FALSE(removed.empty()) << "the run staged its tokenizer in TMPDIR";
+  const fs::path last = f.dir / "run" / ("checkpoint-" + std::to_string(steps));
+  EXPECT_EQ(test::read_bytes(last / "tokenizer.model"), test::read_bytes(f.dir / "tok" / "tokenizer.model"));
+  EXPECT_EQ(checkpoint_problem(last), "");
+}
+
 // kill -9 at random moments (most of them inside a checkpoint write: one is saved every step),
 // each rerun resuming from the newest complete checkpoint; the end equals a run never interrupted.
 TEST(CliFaults, KillNineAtRandomMomentsThenResumingEndsBitIdenticalToAnUninterruptedRun) {

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -49,6 +50,9 @@ inline constexpr int64_t kMaxTokenId = (int64_t{1} << 24) - 1;
 // Copies the tokenizer files of `source` (a folder: every known tokenizer file in it; a file: that
 // file) into the folder `destination`.
 void copy_tokenizer_files(const std::filesystem::path& source, const std::filesystem::path& destination);
+// The same files read into memory, file name -> contents: what a long run writes into each
+// checkpoint without depending on `source` still being there.
+std::map<std::string, std::string> read_tokenizer_files(const std::filesystem::path& source);
 
 // The image tokens C3's prompts need, in the order the authors appended them to Qwen2.5's
 // vocabulary: <imgpad>, <img>, </img> (151665, 151666, 151667 there).

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -53,7 +54,7 @@ std::filesystem::path resolve_c3_checkpoint(const std::filesystem::path& path);
 // writes its part to training_state/optimizer-rank-R.safetensors; rank 0 renames the folder into
 // place once all parts are there. state.json records the world size and the number of shards.
 void save_training_checkpoint(const std::filesystem::path& dir, C3Model& model, const AdamW& optimizer,
-                              const TrainingState& state, const std::filesystem::path& tokenizer_source,
+                              const TrainingState& state, const std::map<std::string, std::string>& tokenizer_files,
                               Communicator& comm);
 
 // Reads training_state/ of `dir` into `optimizer` and returns the state (the model is loaded
