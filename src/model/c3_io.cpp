@@ -68,6 +68,11 @@ namespace {
 
 C3Config c3_config_of(const fs::path& dir) {
   if (!is_c3_checkpoint(dir)) fail_file((dir / io::CheckpointDir::kConfigFile).string(), "not a C3 checkpoint (model_type is not \"C3\")");
+  std::error_code ec;
+  if (fs::exists(dir / kLeanWeightsFile, ec) && !fs::exists(dir / io::CheckpointDir::kSingleFile, ec) &&
+      !fs::exists(dir / io::CheckpointDir::kIndexFile, ec))
+    fail_file(dir.string(), "is a lean part (what training changed, without the base weights): rebuild the model with "
+                            "c3 assemble " + dir.string() + " --encoder LLM_FOLDER -o MODEL");
   io::CheckpointDir root(dir), llm1(dir / kEncoderSubdir);
   C3Config config;
   config.decoder = qwen2_config_of(root);

@@ -240,6 +240,9 @@ def test_a_lean_part_holds_what_training_changed_and_assembles_into_the_trained_
                                                                  "model.mm_projector.weight"]
     assert (part / "llm1" / "adapter_model.safetensors").exists() and not (part / "adapter_config.json").exists()
     assert not list(part.rglob("model*.safetensors")), "no base weights in the part"
+    (tmp_path / "doc.txt").write_text(TEXTS[0])
+    err = c3_run(["compress", "-m", part, tmp_path / "doc.txt", "-o", tmp_path / "latents"], 1)
+    assert "is a lean part" in err and "c3 assemble" in err and err.count("[error]") == 1, err
     c3_run(["assemble", part, "--encoder", tmp_path / "enc", "--decoder", tmp_path / "dec", "-o", tmp_path / "full"])
     texts = [tokenizer(t)["input_ids"] for t in TEXTS]
     want = probe_outputs(tmp_path / "run" / "checkpoint-2", texts, tmp_path, merge=True)
