@@ -44,12 +44,13 @@ void refuse_unsupported(const nlohmann::json& j, const std::string& source) {
     return v.is_null() || (v.is_boolean() && !v.get<bool>()) || (v.is_object() && v.empty()) ||
            (v.is_array() && v.empty()) || (v.is_string() && (v == "none" || v.get<std::string>().empty()));
   };
+  // (layers_pattern only means something with layers_to_transform, which is refused.)
   for (const char* key : {"use_rslora", "use_dora", "fan_in_fan_out", "bias", "lora_bias", "modules_to_save",
-                          "rank_pattern", "alpha_pattern", "layers_to_transform", "layers_pattern", "target_parameters",
+                          "rank_pattern", "alpha_pattern", "layers_to_transform", "target_parameters",
                           "trainable_token_indices", "exclude_modules", "layer_replication", "use_qalora",
                           "alora_invocation_tokens", "use_bdlora"})
-    if (j.contains(key) && !is_default(j[key]) && !(std::string(key) == "layers_pattern" && j["layers_to_transform"].is_null()))
-      fail_file(source, std::string("adapter option ") + key + " = " + j[key].dump() + " is not supported by c3");
+    if (j.contains(key) && !is_default(j.at(key)))
+      fail_file(source, std::string("adapter option ") + key + " = " + j.at(key).dump() + " is not supported by c3");
 }
 
 }  // namespace

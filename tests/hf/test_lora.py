@@ -185,6 +185,7 @@ def test_training_resumes_the_adapter_and_refuses_another(trained, tmp_path):
     ({"target_modules": ".*proj"}, "target_modules as a regular expression is not supported by c3"),
     ({"target_modules": ["lm_head"]}, "unknown target 'lm_head'"),
     ({"rank_pattern": {"q_proj": 8}}, "adapter option rank_pattern"),
+    ({"layers_pattern": "layers", "layers_to_transform": [0]}, "adapter option layers_to_transform = [0]"),
     ({"peft_type": "IA3"}, 'peft_type "IA3" is not LORA'),
     ({"r": 8}, "has shape [4, 48] but the adapter expects [8, 48]"),
 ])
