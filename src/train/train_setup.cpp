@@ -51,7 +51,7 @@ void remove_orphaned_staged_folders(const fs::path& temp) {
     if (name.rfind(kStagedPrefix, 0) != 0) continue;
     const std::string rest = name.substr(std::string(kStagedPrefix).size());
     const auto dash = rest.find('-');
-    if (dash == std::string::npos || dash == 0 || rest.find_first_not_of("0123456789") != dash) continue;
+    if (dash == std::string::npos || dash == 0 || dash > 9 || rest.find_first_not_of("0123456789") != dash) continue;
     const pid_t pid = static_cast<pid_t>(std::stoll(rest.substr(0, dash)));
     if (::kill(pid, 0) != 0 && errno == ESRCH) fs::remove_all(entry.path(), ec);
   }

@@ -243,8 +243,10 @@ TEST(StagedFolder, RemovesTheFoldersOfProcessesThatAreGone) {
   const fs::path temp = fs::temp_directory_path();
   const fs::path orphan = temp / ("c3-staged-" + std::to_string(child) + "-1"),
                  live = temp / ("c3-staged-" + std::to_string(::getpid()) + "-test");
+  const fs::path junk = temp / "c3-staged-99999999999999999999999-x";  // not a process id: left alone
   fs::create_directories(orphan / "inside");
   fs::create_directories(live);
+  fs::create_directories(junk);
   fs::path made;
   {
     const train_setup::StagedFolder staged;
@@ -254,7 +256,9 @@ TEST(StagedFolder, RemovesTheFoldersOfProcessesThatAreGone) {
     EXPECT_TRUE(fs::exists(live)) << "a running process's folder stays";
   }
   EXPECT_FALSE(fs::exists(made));
+  EXPECT_TRUE(fs::exists(junk));
   fs::remove_all(live);
+  fs::remove_all(junk);
 }
 
 }  // namespace
