@@ -31,16 +31,7 @@ gguf=$(bash scripts/fetch-smollm2.sh)
     --latent-tokens 16 --force
 
 # An evaluation is redone when the model has trained since it was made.
-evaluate() {  # RUN OUTPUT DATA [c3 eval options...]
-  local run=$1 out=$2 data=$3 newest
-  shift 3
-  newest=$(ls -d "$run"/checkpoint-* | sort -t- -k3 -n | tail -1)
-  if [[ -f $out/summary.json && $out/summary.json -nt $newest/model.safetensors ]]; then
-    echo "train-pretrained-c3.sh: $out is up to date" >&2
-    return
-  fi
-  "${c3[@]}" eval -m "$run" "$data" -o "$out" --force --batch-size 16 --perturb shuffle-words "$@"
-}
+evaluate() { C3_THREADS=${C3_THREADS:-2} bash scripts/corpus/eval-if-stale.sh "$@"; }  # RUN OUTPUT DATA [c3 eval options...]
 
 # The from-scratch recipe at equal compute: each phase until its CPU minutes are spent.
 train_scratch() {

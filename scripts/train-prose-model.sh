@@ -19,16 +19,7 @@ for phase in 1 2 3; do
   "$build/c3" --config "configs/prose-cpu-phase$phase.json" train
 done
 # An evaluation is redone when the model has trained since it was made.
-evaluate() {  # OUTPUT DATA [c3 eval options...]
-  local out=$1 data=$2 newest
-  shift 2
-  newest=$(ls -d runs/prose-phase3/checkpoint-* | sort -t- -k3 -n | tail -1)
-  if [[ -f $out/summary.json && $out/summary.json -nt $newest/model.safetensors ]]; then
-    echo "train-prose-model.sh: $out is up to date" >&2
-    return
-  fi
-  "$build/c3" eval -m runs/prose-phase3 "$data" -o "$out" --force --batch-size 16 --perturb shuffle-words "$@"
-}
+evaluate() { bash scripts/corpus/eval-if-stale.sh runs/prose-phase3 "$@"; }  # OUTPUT DATA [c3 eval options...]
 evaluate runs/prose-eval data/prose/test-spans.jsonl --min-tokens 64 --max-tokens 128 --bucket-width 16 \
   --max-new-tokens 192
 evals=(--eval heldout=runs/prose-eval)

@@ -65,15 +65,14 @@ class ExportCommand : public Command {
     C3LoadOptions load;
     load.merge_adapters = s.merge;
     C3Model model = load_c3(from, load);
+    const bool adapters = lora_config_of(*model->encoder) || lora_config_of(*model->decoder);
     if (!s.lean_base.empty()) {
       const auto dtype = s.dtype == "auto" ? std::nullopt : std::optional(scalar_type_from_name(s.dtype));
       const int64_t bytes = write_lean_part(model, s.lean_base, from, s.output, dtype, force_);
       spdlog::info("wrote {}: what training changed over {} ({} of trained tensors{}); rebuild the model with c3 assemble",
-                   s.output, s.lean_base, human_bytes(bytes),
-                   lora_config_of(*model->encoder) || lora_config_of(*model->decoder) ? ", plus LoRA adapters" : "");
+                   s.output, s.lean_base, human_bytes(bytes), adapters ? ", plus LoRA adapters" : "");
       return 0;
     }
-    const bool adapters = lora_config_of(*model->encoder) || lora_config_of(*model->decoder);
     SaveOptions save;
     if (s.dtype != "auto") save.dtype = scalar_type_from_name(s.dtype);
     save.overwrite = force_;

@@ -112,11 +112,7 @@ C3Model load_c3(const fs::path& dir, const C3LoadOptions& options) {
   io::CheckpointDir root(dir), llm1(dir / kEncoderSubdir);
   load_qwen2_parameters(model->decoder, root, {"model.Q.", "model.mm_projector."});
   load_qwen2_parameters(model->encoder, llm1, {});
-  for (auto [side, folder] : {std::pair{model->decoder.get(), dir}, std::pair{model->encoder.get(), dir / kEncoderSubdir}}) {
-    if (!has_adapter(folder)) continue;
-    load_adapter(*side, folder);
-    if (options.merge_adapters) merge_lora(*side);
-  }
+  load_c3_adapters(model, dir, options.merge_adapters);
   torch::NoGradGuard no_grad;
   copy_checked(model->projector->weight, root, "model.mm_projector.weight");
   copy_checked(model->projector->bias, root, "model.mm_projector.bias");
@@ -190,10 +186,9 @@ C3Model grow_vocabulary(C3Model& model, int64_t rows) {
   return grown;
 }
 
-C3Config assemble_c3(const fs::path& encoder, const fs::path& decoder, const fs::path& out, const C3AssembleOptions& o) {
+C3Model assemble_c3_model(const fs::path& encoder, const fs::path& decoder, const Tokenizer& tokenizer,
+                          const C3AssembleOptions& o) {
   if (o.latent_tokens <= 0) throw UsageError("--latent-tokens must be positive");
-  const fs::path tokenizer_source = o.tokenizer.empty() ? decoder : o.tokenizer;
-  const auto tokenizer = load_tokenizer(tokenizer_source);
   C3LoadOptions load;
   load.dtype = at::kFloat;
   load.latent_tokens = o.latent_tokens;
@@ -202,30 +197,54 @@ C3Config assemble_c3(const fs::path& encoder, const fs::path& decoder, const fs:
   encoder_side.dir = encoder, encoder_side.layers = o.encoder_layers;
   decoder_side.dir = decoder;
   C3Model model = c3_from_qwen2(encoder_side, decoder_side, load);
-  AtomicDirectory staged(out, o.save.overwrite);
-  // The tokenizer the C3 reads with: C3's image tokens added when missing.
-  const auto added = write_tokenizer_with_c3_tokens(tokenizer_source, *tokenizer, staged.staging());
-  for (const auto& [token, id] : added) spdlog::info("added {} to the tokenizer as id {}", token, id);
-  const auto with_tokens = load_tokenizer(staged.staging());
-  for (const auto& token : c3_image_tokens())
-    if (!with_tokens->token_id(token)) fail_file(tokenizer_source.string(), "has no " + token + " after adding it");
-  int64_t rows = with_tokens->vocab_size();
-  for (const auto& token : c3_image_tokens()) rows = std::max<int64_t>(rows, *with_tokens->token_id(token) + 1);
+  int64_t rows = tokenizer.vocab_size();
+  for (const auto& token : c3_image_tokens()) {
+    const auto id = tokenizer.token_id(token);
+    if (!id) fail_file(tokenizer.source(), "has no " + token);
+    rows = std::max<int64_t>(rows, *id + 1);
+  }
   if (rows > std::min(model->config().encoder.vocab_size, model->config().decoder.vocab_size)) {
     spdlog::info("embedding tables grown to {} rows for the tokenizer's ids (new rows: the mean of the old ones)", rows);
     model = grow_vocabulary(model, rows);
   }
+  return model;
+}
+
+C3Config assemble_c3(const fs::path& encoder, const fs::path& decoder, const fs::path& out, const C3AssembleOptions& o) {
+  if (o.latent_tokens <= 0) throw UsageError("--latent-tokens must be positive");
+  const fs::path tokenizer_source = o.tokenizer.empty() ? decoder : o.tokenizer;
+  const auto tokenizer = load_tokenizer(tokenizer_source);
+  AtomicDirectory staged(out, o.save.overwrite);
+  // The tokenizer the C3 reads with: C3's image tokens added when missing.
+  const auto added = write_tokenizer_with_c3_tokens(tokenizer_source, *tokenizer, staged.staging());
+  for (const auto& [token, id] : added) spdlog::info("added {} to the tokenizer as id {}", token, id);
+  C3Model model = assemble_c3_model(encoder, decoder, *load_tokenizer(staged.staging()), o);
   write_c3(model, staged.staging(), o.save.dtype, o.save.max_shard_bytes);
   copy_tokenizer_files(staged.staging(), staged.staging() / kEncoderSubdir);
   // The recipe, so that a model trained from this one can ship as what training changed.
-  InitRecipe recipe;
-  recipe.encoder_sha256 = weights_digest(encoder);
-  std::error_code ec;
-  recipe.decoder_sha256 = fs::equivalent(encoder, decoder, ec) ? recipe.encoder_sha256 : weights_digest(decoder);
-  recipe.latent_tokens = o.latent_tokens, recipe.encoder_layers = o.encoder_layers, recipe.seed = o.seed;
+  const InitRecipe recipe = make_init_recipe(encoder, decoder, o);
   write_file_atomically(staged.staging() / kInitRecipeFile, recipe.to_json().dump(2) + "\n");
   staged.commit();
   return model->config();
+}
+
+void write_c3_configs(const C3Config& config, const fs::path& dir) {
+  fs::create_directories(dir / kEncoderSubdir);
+  write_file_atomically(dir / io::CheckpointDir::kConfigFile, config.root_config_json().dump(2) + "\n");
+  write_file_atomically(dir / kEncoderSubdir / io::CheckpointDir::kConfigFile, config.encoder.to_json().dump(2) + "\n");
+}
+
+void load_c3_adapters(C3Model& model, const fs::path& dir, bool merge) {
+  for (auto [side, folder] : {std::pair{model->decoder.get(), dir}, std::pair{model->encoder.get(), dir / kEncoderSubdir}}) {
+    if (!has_adapter(folder)) continue;
+    load_adapter(*side, folder);
+    if (merge) merge_lora(*side);
+  }
+}
+
+void write_c3_adapters(C3Model& model, const fs::path& dir, std::optional<at::ScalarType> dtype) {
+  if (lora_config_of(*model->decoder)) write_adapter(*model->decoder, dir, dtype);
+  if (lora_config_of(*model->encoder)) write_adapter(*model->encoder, dir / kEncoderSubdir, dtype);
 }
 
 void write_c3(C3Model& model, const fs::path& dir, std::optional<at::ScalarType> dtype, std::uint64_t max_shard_bytes) {
@@ -241,13 +260,10 @@ void write_c3(C3Model& model, const fs::path& dir, std::optional<at::ScalarType>
   }
   C3Config config = model->config();
   config.encoder.dtype = config.decoder.dtype = scalar_type_name(stored);
-  fs::create_directories(dir / kEncoderSubdir);
+  write_c3_configs(config, dir);
   io::write_safetensors_shards(root, dir, max_shard_bytes);
-  write_file_atomically(dir / io::CheckpointDir::kConfigFile, config.root_config_json().dump(2) + "\n");
   io::write_safetensors_shards(encoder, dir / kEncoderSubdir, max_shard_bytes);
-  write_file_atomically(dir / kEncoderSubdir / io::CheckpointDir::kConfigFile, config.encoder.to_json().dump(2) + "\n");
-  if (lora_config_of(*model->decoder)) write_adapter(*model->decoder, dir, dtype);
-  if (lora_config_of(*model->encoder)) write_adapter(*model->encoder, dir / kEncoderSubdir, dtype);
+  write_c3_adapters(model, dir, dtype);
 }
 
 void save_c3(C3Model& model, const fs::path& dir, const SaveOptions& options, const fs::path& tokenizer_source) {

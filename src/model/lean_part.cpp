@@ -1,7 +1,5 @@
 #include "c3/model/lean_part.h"
 
-#include <unistd.h>
-
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -27,15 +25,6 @@ std::string lean_name(const std::string& module_name) {
   const CheckpointName where = checkpoint_name(module_name);
   return (where.encoder ? std::string(kEncoderSubdir) + "/" : std::string()) + where.name;
 }
-
-// Removes a folder (and everything in it) when it goes out of scope.
-struct RemovedAtExit {
-  fs::path path;
-  ~RemovedAtExit() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
 
 }  // namespace
 
@@ -74,6 +63,15 @@ std::string weights_digest(const fs::path& llm_dir) {
   return h.hex();
 }
 
+InitRecipe make_init_recipe(const fs::path& encoder, const fs::path& decoder, const C3AssembleOptions& options) {
+  InitRecipe r;
+  r.encoder_sha256 = weights_digest(encoder);
+  std::error_code ec;
+  r.decoder_sha256 = fs::equivalent(encoder, decoder, ec) ? r.encoder_sha256 : weights_digest(decoder);
+  r.latent_tokens = options.latent_tokens, r.encoder_layers = options.encoder_layers, r.seed = options.seed;
+  return r;
+}
+
 int64_t write_lean_part(C3Model& model, const fs::path& base, const fs::path& tokenizer_source, const fs::path& out,
                         std::optional<at::ScalarType> dtype, bool overwrite) {
   const InitRecipe recipe = InitRecipe::read(base);
@@ -93,15 +91,10 @@ int64_t write_lean_part(C3Model& model, const fs::path& base, const fs::path& to
     changed.emplace_back(lean_name(item.key()), dtype ? now.to(*dtype) : now);
   }
   AtomicDirectory staged(out, overwrite);
-  fs::create_directories(staged.staging() / kEncoderSubdir);
-  const C3Config& config = model->config();
-  write_file_atomically(staged.staging() / io::CheckpointDir::kConfigFile, config.root_config_json().dump(2) + "\n");
-  write_file_atomically(staged.staging() / kEncoderSubdir / io::CheckpointDir::kConfigFile,
-                        config.encoder.to_json().dump(2) + "\n");
+  write_c3_configs(model->config(), staged.staging());
   write_file_atomically(staged.staging() / kInitRecipeFile, recipe.to_json().dump(2) + "\n");
   io::write_tensors(staged.staging() / kLeanWeightsFile, changed, {{"format", "pt"}});
-  if (lora_config_of(*model->decoder)) write_adapter(*model->decoder, staged.staging(), dtype);
-  if (lora_config_of(*model->encoder)) write_adapter(*model->encoder, staged.staging() / kEncoderSubdir, dtype);
+  write_c3_adapters(model, staged.staging(), dtype);
   copy_tokenizer_files(tokenizer_source, staged.staging());
   staged.commit();
   return static_cast<int64_t>(fs::file_size(out / kLeanWeightsFile));
@@ -110,29 +103,18 @@ int64_t write_lean_part(C3Model& model, const fs::path& base, const fs::path& to
 C3Config assemble_lean_part(const fs::path& part, const fs::path& encoder, const fs::path& decoder, const fs::path& out,
                             bool overwrite) {
   const InitRecipe recipe = InitRecipe::read(part);
-  const std::string recipe_file = (part / kInitRecipeFile).string();
-  for (const auto& [dir, want, side] : {std::tuple{encoder, recipe.encoder_sha256, "encoder"},
-                                        std::tuple{decoder, recipe.decoder_sha256, "decoder"}})
-    if (weights_digest(dir) != want)
+  C3AssembleOptions o;
+  o.latent_tokens = recipe.latent_tokens, o.encoder_layers = recipe.encoder_layers, o.seed = recipe.seed;
+  const InitRecipe given = make_init_recipe(encoder, decoder, o);
+  for (const auto& [dir, got, want, side] : {std::tuple{encoder, given.encoder_sha256, recipe.encoder_sha256, "encoder"},
+                                             std::tuple{decoder, given.decoder_sha256, recipe.decoder_sha256, "decoder"}})
+    if (got != want)
       fail_file(dir.string(), std::string("is not the ") + side + " LLM this model was trained from (its weights' SHA-256 "
-                                  "differs from the one in " + recipe_file + ")");
+                                  "differs from the one in " + (part / kInitRecipeFile).string() + ")");
   std::error_code ec;
   if (fs::exists(out, ec) && !overwrite) fail_file(out.string(), "already exists (pass --force to replace it)");
-
-  // The base C3 as c3 init made it, in a temporary folder beside `out`.
-  const fs::path parent = out.has_parent_path() ? out.parent_path() : fs::path(".");
-  const RemovedAtExit base{parent / (".c3-base-" + std::to_string(::getpid()) + "-" + out.filename().string())};
-  C3AssembleOptions o;
-  o.latent_tokens = recipe.latent_tokens;
-  o.encoder_layers = recipe.encoder_layers;
-  o.seed = recipe.seed;
-  o.tokenizer = part;  // the C3's own: the image tokens are there already, at the same ids
-  o.save.dtype = at::kFloat;
-  o.save.overwrite = true;
-  assemble_c3(encoder, decoder, base.path, o);
-  C3LoadOptions load;
-  load.dtype = at::kFloat;
-  C3Model model = load_c3(base.path, load);
+  // The base C3 as c3 init made it, with the part's tokenizer (the image tokens at the same ids).
+  C3Model model = assemble_c3_model(encoder, decoder, *load_tokenizer(part), o);
 
   const fs::path lean_file = part / kLeanWeightsFile;
   const io::SafetensorsReader lean(lean_file);
@@ -153,8 +135,7 @@ C3Config assemble_lean_part(const fs::path& part, const fs::path& encoder, const
   }
   for (const auto& info : lean.tensors())
     if (!used.count(info.name)) fail_file(lean_file.string(), "unexpected tensor '" + info.name + "' that the model does not have");
-  if (has_adapter(part)) load_adapter(*model->decoder, part);
-  if (has_adapter(part / kEncoderSubdir)) load_adapter(*model->encoder, part / kEncoderSubdir);
+  load_c3_adapters(model, part, /*merge=*/false);
   const nlohmann::json root = io::read_json_file(part / io::CheckpointDir::kConfigFile);
   model->set_trained_lengths(root.value("c3_max_length", int64_t{0}), root.value("c3_max_text_tokens", int64_t{0}));
   SaveOptions save;
@@ -162,7 +143,8 @@ C3Config assemble_lean_part(const fs::path& part, const fs::path& encoder, const
   save_c3(model, out, save, part);
   spdlog::info("assembled {}: the base from {} and {}, {} trained tensors and {} from {}", out.string(), encoder.string(),
                decoder.string(), used.size(),
-               has_adapter(part) || has_adapter(part / kEncoderSubdir) ? "LoRA adapters" : "no adapters", part.string());
+               lora_config_of(*model->encoder) || lora_config_of(*model->decoder) ? "LoRA adapters" : "no adapters",
+               part.string());
   return model->config();
 }
 

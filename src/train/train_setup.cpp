@@ -255,8 +255,8 @@ void log_memory_estimate(const TrainSettings& s, C3Model& model, const C3Prompt&
   const MemoryEstimate m = estimate_training_memory(in);
   spdlog::info("{} of {} parameters train; estimated peak memory per device: {} (weights {}, gradients {}, fp32 master {}, "
                "AdamW moments {}, activations {}, logits {}) for the longest sample",
-               human_count(in.trainable_parameters),
-               human_count(in.config.parameter_count() + in.adapter_parameters), human_bytes(m.total()), human_bytes(m.weights), human_bytes(m.gradients), human_bytes(m.master),
+               human_count(in.trainable_parameters), human_count(in.config.parameter_count() + in.adapter_parameters),
+               human_bytes(m.total()), human_bytes(m.weights), human_bytes(m.gradients), human_bytes(m.master),
                human_bytes(m.moments), human_bytes(m.activations), human_bytes(m.logits));
 }
 
@@ -268,11 +268,12 @@ AdamW make_optimizer(C3Model& model, const TrainSettings& s, int rank, int world
     // A side with a LoRA adapter trains the adapter alone.
     const bool lora = (part == C3Part::encoder && lora_config_of(*model->encoder)) ||
                       (part == C3Part::decoder && lora_config_of(*model->decoder));
-    auto params = model->part_parameters(part);
-    for (auto& [pname, p] : params) p.requires_grad_(!frozen && (!lora || is_lora_parameter(pname)));
-    if (lora)
-      params.erase(std::remove_if(params.begin(), params.end(), [](const auto& p) { return !is_lora_parameter(p.first); }),
-                   params.end());
+    std::vector<std::pair<std::string, at::Tensor>> params;
+    for (auto& [pname, p] : model->part_parameters(part)) {
+      const bool trains = !frozen && (!lora || is_lora_parameter(pname));
+      p.requires_grad_(trains);
+      if (trains) params.emplace_back(pname, p);
+    }
     if (frozen) continue;
     auto scale = s.lr_scale.find(name);
     groups.push_back({name, params, scale == s.lr_scale.end() ? 1.0 : scale->second, false});

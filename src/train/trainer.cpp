@@ -472,8 +472,8 @@ int train(const TrainSettings& s, const at::Device& device, Communicator& comm) 
   StopAgreement stop(signals, comm);
   int64_t last_saved = run.resume_dir.empty() ? -1 : state.step;
   bool out_of_time = false;
+  double time_used = time_budget_used(run);  // then once per step, after it
   while (state.step < run.schedule.total_steps && !stop.requested()) {
-    const double time_used = time_budget_used(run);
     if ((out_of_time = time_used >= 1)) break;
     const auto start = std::chrono::steady_clock::now();
     const double cpu_start = process_cpu_seconds();
@@ -482,7 +482,8 @@ int train(const TrainSettings& s, const at::Device& device, Communicator& comm) 
     const bool applied = update(run, step, lr);
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     count_step(run, step, seconds, process_cpu_seconds() - cpu_start);
-    log.add(step, applied, seconds, time_budget_used(run));
+    time_used = time_budget_used(run);
+    log.add(step, applied, seconds, time_used);
     log.log(step, lr);
     if (s.eval_every > 0 && state.step % s.eval_every == 0) evaluate(run, progress, signals);
     if (state.step % s.save_every == 0) save(run, state.step), last_saved = state.step;

@@ -183,12 +183,18 @@ TEST(AdamW, WithoutMastersTheStateStaysInTheParameterDtype) {
   EXPECT_FALSE(params[0].equal(before));
 }
 
-TEST(MemoryEstimate, CountsStateAndActivationsAsDocumented) {
+// Two tiny Qwen2s, a batch of 2 with 100 encoder and 120 decoder tokens.
+MemoryEstimateInput tiny_estimate_input() {
   MemoryEstimateInput in;
   in.config.encoder = Qwen2Config::preset("tiny");
   in.config.decoder = Qwen2Config::preset("tiny");
   in.config.latent_tokens = 4;
   in.batch = 2, in.encoder_tokens = 100, in.decoder_tokens = 120;
+  return in;
+}
+
+TEST(MemoryEstimate, CountsStateAndActivationsAsDocumented) {
+  MemoryEstimateInput in = tiny_estimate_input();
   const double p = static_cast<double>(in.config.parameter_count());
   const auto m = estimate_training_memory(in);
   EXPECT_DOUBLE_EQ(m.weights, 2 * p);
@@ -228,11 +234,7 @@ TEST(MemoryEstimate, CountsStateAndActivationsAsDocumented) {
 }
 
 TEST(MemoryEstimate, OnlyWhatTrainsHasGradientsMastersAndMoments) {
-  MemoryEstimateInput in;
-  in.config.encoder = Qwen2Config::preset("tiny");
-  in.config.decoder = Qwen2Config::preset("tiny");
-  in.config.latent_tokens = 4;
-  in.batch = 2, in.encoder_tokens = 100, in.decoder_tokens = 120;
+  MemoryEstimateInput in = tiny_estimate_input();
   const double p = static_cast<double>(in.config.parameter_count());
   in.trainable_parameters = 1000, in.adapter_parameters = 600;  // a frozen decoder, LoRA on the encoder
   const auto m = estimate_training_memory(in);

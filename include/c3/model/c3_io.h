@@ -10,6 +10,7 @@
 
 #include "c3/model/c3_model.h"
 #include "c3/model/qwen2_io.h"
+#include "c3/tokenizer/tokenizer.h"
 
 namespace c3 {
 
@@ -69,6 +70,17 @@ struct C3AssembleOptions {
 };
 C3Config assemble_c3(const std::filesystem::path& encoder, const std::filesystem::path& decoder,
                      const std::filesystem::path& out, const C3AssembleOptions& options);
+// The same C3 in memory (float32), for a tokenizer that has the image tokens already; `options`'
+// tokenizer and save fields are not used.
+C3Model assemble_c3_model(const std::filesystem::path& encoder, const std::filesystem::path& decoder,
+                          const Tokenizer& tokenizer, const C3AssembleOptions& options);
+
+// The pieces of the released layout beside the weights: both config.json files (llm1/ made), and
+// each side's LoRA adapter (the decoder's at the root, the encoder's in llm1/), written or loaded
+// (merged into the weights or kept apart).
+void write_c3_configs(const C3Config& config, const std::filesystem::path& dir);
+void write_c3_adapters(C3Model& model, const std::filesystem::path& dir, std::optional<at::ScalarType> dtype);
+void load_c3_adapters(C3Model& model, const std::filesystem::path& dir, bool merge);
 
 // Writes the released layout into `dir`, which must exist (no atomicity: save_c3 adds it). A side
 // with a LoRA adapter keeps its base weights in model.safetensors and the adapter beside them, as

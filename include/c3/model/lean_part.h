@@ -34,6 +34,11 @@ struct InitRecipe {
 // SHA-256 of an LLM folder's weights: the digests of its .safetensors files, in name order.
 std::string weights_digest(const std::filesystem::path& llm_dir);
 
+struct C3AssembleOptions;
+// The recipe of a C3 assembled from these LLM folders (one digest when they are the same folder).
+InitRecipe make_init_recipe(const std::filesystem::path& encoder, const std::filesystem::path& decoder,
+                            const C3AssembleOptions& options);
+
 // Writes the lean part of `model` (loaded from a checkpoint whose tokenizer is in
 // `tokenizer_source`) against `base`, the C3 folder c3 init wrote (with its c3_init.json), into
 // `out`, complete or not at all. Returns the bytes of lean.safetensors.
