@@ -188,7 +188,7 @@ json run_record(C3Model& model, const fs::path& model_folder, const std::vector<
   const EvalOptions& o = s.options;
   return {{"c3_version", C3_VERSION},
           {"model", model_folder.string()},
-          {"model_fingerprint", model_fingerprint(model)},
+          {"model_fingerprint", model->fingerprint()},
           {"latent_tokens", model->config().latent_tokens},
           {"data", s.data},
           {"pages_sha256", pages_digest(pages)},  // the report's record of the data

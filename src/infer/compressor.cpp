@@ -172,7 +172,7 @@ class CompressStep : public SpanBatchJob<Doc> {
   CompressStep(C3Model& model, const Tokenizer& tokenizer, const C3Prompt& prompt, const CompressOptions& options)
       : model_(model), tokenizer_(tokenizer), prompt_(prompt), options_(options),
         span_limit_(span_limit(model->config(), prompt, options.max_span_tokens, options.max_length).tokens),
-        fingerprint_(model_fingerprint(model)) {}
+        fingerprint_(model->fingerprint()) {}
 
   int64_t open(Doc& doc) override {
     const FileJob& job = *doc.job;

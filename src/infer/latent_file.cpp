@@ -9,35 +9,11 @@
 #include "c3/io/tensor_io.h"
 #include "c3/util/dtype.h"
 #include "c3/util/error.h"
-#include "c3/util/sha256.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace c3 {
-namespace {
-
-void hash_tensor(Sha256& h, const at::Tensor& t) {
-  const at::Tensor values = t.detach().to(at::kCPU, at::kFloat).contiguous();
-  h.update(values.data_ptr(), static_cast<size_t>(values.numel()) * sizeof(float));
-}
-
-}  // namespace
-
-std::string model_fingerprint(C3Model& model) {
-  Sha256 h;
-  // The longest text trained on says how to cut texts, not how latents are made: latents from before
-  // checkpoints recorded it stay readable.
-  nlohmann::json root = model->config().root_config_json();
-  root.erase("c3_max_text_tokens");
-  h.update(root.dump());
-  h.update(model->config().encoder.to_json().dump());
-  hash_tensor(h, model->query);
-  hash_tensor(h, model->projector->weight);
-  hash_tensor(h, model->projector->bias);
-  return h.hex();
-}
-
 void write_latent_file(const fs::path& path, const LatentFile& file) {
   if (!file.latents.defined() || file.latents.dim() != 3)
     throw Error("latents must be [spans, N, hidden] to write " + path.string());

@@ -65,7 +65,7 @@ void write_text(const FileJob& job, const std::string& text, const std::string& 
 class ReconstructStep : public SpanBatchJob<Doc> {
  public:
   ReconstructStep(C3Model& model, const Tokenizer& tokenizer, const C3Prompt& prompt, const ReconstructOptions& options)
-      : model_(model), tokenizer_(tokenizer), prompt_(prompt), options_(options), fingerprint_(model_fingerprint(model)),
+      : model_(model), tokenizer_(tokenizer), prompt_(prompt), options_(options), fingerprint_(model->fingerprint()),
         dtype_(model->decoder->model->norm->weight.scalar_type()),
         // What makes an output's bytes besides its latent file: the model (and the dtype it runs
         // in), the prompt, the generation settings.

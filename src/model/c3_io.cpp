@@ -48,6 +48,10 @@ void copy_checked(at::Tensor& destination, const io::CheckpointDir& ckpt, const 
   io::copy_tensor(destination, info, ckpt.file_of(name).string());
 }
 
+at::Tensor stored_fp32(const io::CheckpointDir& ckpt, const std::string& name) {
+  return io::load_tensor(ckpt.tensor(name), at::kFloat, at::kCPU, ckpt.file_of(name).string());
+}
+
 void load_qwen2_parameters(Qwen2ForCausalLM& model, const io::CheckpointDir& ckpt, std::vector<std::string> ignore) {
   LoadOptions opts;
   opts.ignore_prefixes = std::move(ignore);
@@ -118,8 +122,12 @@ C3Model load_c3(const fs::path& dir, const C3LoadOptions& options) {
   copy_checked(model->projector->bias, root, "model.mm_projector.bias");
   if (wanted_n == stored_n) {
     copy_checked(model->query, root, kQuery);
+    // The fingerprint of the weights as stored: the same model loaded in another dtype keeps it.
+    model->pin_fingerprint(c3_fingerprint(model->config(), stored_fp32(root, kQuery),
+                                          stored_fp32(root, "model.mm_projector.weight"),
+                                          stored_fp32(root, "model.mm_projector.bias")));
   } else {
-    at::Tensor stored = io::load_tensor(root.tensor(kQuery), at::kFloat, at::kCPU, root.file_of(kQuery).string());
+    at::Tensor stored = stored_fp32(root, kQuery);
     model->query.copy_(resize_query(stored, wanted_n, config.encoder.initializer_range, options.seed));
     spdlog::warn("{}: latent tokens changed from {} to {}: Q rows 0..{} kept from the checkpoint, {} new rows drawn "
                  "from normal(0, {}) with seed {}",

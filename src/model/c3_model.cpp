@@ -1,6 +1,7 @@
 #include "c3/model/c3_model.h"
 
 #include "c3/util/error.h"
+#include "c3/util/sha256.h"
 
 namespace c3 {
 
@@ -88,6 +89,44 @@ std::vector<std::pair<std::string, at::Tensor>> C3ModelImpl::part_parameters(C3P
     if (owner == part) out.emplace_back(name, item.value());
   }
   return out;
+}
+
+namespace {
+
+void hash_tensor(Sha256& h, const at::Tensor& t) {
+  const at::Tensor values = t.detach().to(at::kCPU, at::kFloat).contiguous();
+  h.update(values.data_ptr(), static_cast<size_t>(values.numel()) * sizeof(float));
+}
+
+}  // namespace
+
+std::string c3_fingerprint(const C3Config& config, const at::Tensor& query, const at::Tensor& projector_weight,
+                           const at::Tensor& projector_bias) {
+  Sha256 h;
+  // The longest text trained on says how to cut texts, not how latents are made: latents from before
+  // checkpoints recorded it stay readable.
+  nlohmann::json root = config.root_config_json();
+  root.erase("c3_max_text_tokens");
+  h.update(root.dump());
+  h.update(config.encoder.to_json().dump());
+  hash_tensor(h, query);
+  hash_tensor(h, projector_weight);
+  hash_tensor(h, projector_bias);
+  return h.hex();
+}
+
+std::vector<int64_t> C3ModelImpl::fingerprinted_versions() const {
+  return {query._version(), projector->weight._version(), projector->bias._version()};
+}
+
+std::string C3ModelImpl::fingerprint() const {
+  if (!pinned_fingerprint_.empty() && pinned_versions_ == fingerprinted_versions()) return pinned_fingerprint_;
+  return c3_fingerprint(config_, query, projector->weight, projector->bias);
+}
+
+void C3ModelImpl::pin_fingerprint(std::string fingerprint) {
+  pinned_fingerprint_ = std::move(fingerprint);
+  pinned_versions_ = fingerprinted_versions();
 }
 
 CheckpointName checkpoint_name(const std::string& module_name) {

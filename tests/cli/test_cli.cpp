@@ -874,6 +874,20 @@ TEST(CliCompress, ShardsCoverTheInputOnceAndOtherModelsAreRefused) {
   EXPECT_THAT(r.err, HasSubstr("from docs/d0.txt"));
 }
 
+// The fingerprint names the checkpoint, not the dtype it was loaded in: latents compressed in bf16
+// (as on a GPU) are read by a float32 run of the same model (as on a CPU).
+TEST(CliCompress, LatentsFromABfloat16RunAreReadByAFloat32RunOfTheSameModel) {
+  const auto& m = trained_model();
+  test::TempDir dir;
+  fs::create_directories(dir / "docs");
+  test::write_bytes(dir / "docs" / "d0.txt", m.texts[0]);
+  auto r = c3("--threads 1 compress -m '" + m.model() + "' docs -o lat --dtype bfloat16", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = c3("--threads 1 reconstruct -m '" + m.model() + "' lat -o rec --dtype float32", dir);
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(dir / "rec" / "d0.txt"));
+}
+
 TEST(CliCompress, AKilledRunResumesToExactlyTheUninterruptedOutputs) {
   const auto& m = trained_model();
   test::TempDir dir;

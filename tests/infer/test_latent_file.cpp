@@ -4,6 +4,7 @@
 
 #include "c3/infer/latent_file.h"
 #include "c3/io/safetensors.h"
+#include "c3/model/c3_io.h"
 #include "c3/util/error.h"
 #include "c3/util/sha256.h"
 #include "test_support.h"
@@ -76,14 +77,36 @@ TEST(LatentFile, RefusesWhatItCannotTrust) {
 TEST(LatentFile, FingerprintsTellModelsApart) {
   C3Model a(test::tiny_c3_config(3)), b(test::tiny_c3_config(3)), c(test::tiny_c3_config(4));
   a->init_weights(1), b->init_weights(1), c->init_weights(1);
-  EXPECT_EQ(model_fingerprint(a), model_fingerprint(b));
-  EXPECT_EQ(model_fingerprint(a).size(), 64u);
-  EXPECT_NE(model_fingerprint(a), model_fingerprint(c)) << "another N";
+  EXPECT_EQ(a->fingerprint(), b->fingerprint());
+  EXPECT_EQ(a->fingerprint().size(), 64u);
+  EXPECT_NE(a->fingerprint(), c->fingerprint()) << "another N";
   {
     torch::NoGradGuard no_grad;
     b->projector->bias[0] += 1e-3;
   }
-  EXPECT_NE(model_fingerprint(a), model_fingerprint(b)) << "another projector";
+  EXPECT_NE(a->fingerprint(), b->fingerprint()) << "another projector";
+}
+
+// A checkpoint keeps its fingerprint in whatever dtype it is loaded; training it changes it.
+TEST(LatentFile, TheFingerprintIsTheCheckpointsInAnyDtype) {
+  C3Model a(test::tiny_c3_config(3));
+  a->init_weights(1);
+  test::TempDir dir;
+  save_c3(a, dir / "m", {}, "");  // in the dtype it has: float32
+  C3LoadOptions bf16, f32;
+  bf16.dtype = at::kBFloat16, f32.dtype = at::kFloat;
+  C3Model loaded_bf16 = load_c3(dir / "m", bf16), loaded_f32 = load_c3(dir / "m", f32);
+  EXPECT_EQ(loaded_f32->fingerprint(), a->fingerprint());
+  EXPECT_EQ(loaded_bf16->fingerprint(), a->fingerprint());
+  EXPECT_NE(c3_fingerprint(loaded_bf16->config(), loaded_bf16->query, loaded_bf16->projector->weight,
+                           loaded_bf16->projector->bias),
+            a->fingerprint())
+      << "the bf16 weights themselves hash differently: the test can tell";
+  {
+    torch::NoGradGuard no_grad;
+    loaded_bf16->query[0][0] += 1;  // as an optimizer step does, in place
+  }
+  EXPECT_NE(loaded_bf16->fingerprint(), a->fingerprint()) << "a changed Q is another model";
 }
 
 }  // namespace

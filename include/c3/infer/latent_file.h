@@ -13,7 +13,6 @@
 #include <utility>
 #include <vector>
 
-#include "c3/model/c3_model.h"
 
 namespace c3 {
 
@@ -37,9 +36,6 @@ struct LatentFile {
   int64_t latent_tokens() const { return latents.defined() ? latents.size(1) : 0; }
 };
 
-// Hash of the model's architecture (both configs, N) and its query and projector weights (as
-// fp32): two models that compress differently get different fingerprints.
-std::string model_fingerprint(C3Model& model);
 
 // Writes atomically (complete or not at all); latents are stored in their own dtype.
 void write_latent_file(const std::filesystem::path& path, const LatentFile& file);

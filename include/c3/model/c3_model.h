@@ -64,15 +64,30 @@ class C3ModelImpl : public torch::nn::Module {
   // Parameters of one part, with the names they have inside the module.
   std::vector<std::pair<std::string, at::Tensor>> part_parameters(C3Part part);
 
+  // SHA-256 of the architecture (both configs, N) and of Q and the projector in fp32: two models
+  // that compress differently differ, and latent files name the model that made them. After
+  // load_c3 it is the checkpoint's, hashed from the weights as stored, so loading in another dtype
+  // (bf16 on a GPU, fp32 on a CPU) keeps it; once Q or the projector change it is recomputed.
+  std::string fingerprint() const;
+  void pin_fingerprint(std::string fingerprint);  // load_c3: the checkpoint's, for the weights now held
+
   Qwen2ForCausalLM encoder{nullptr};  // "llm1" in the checkpoint
   Qwen2ForCausalLM decoder{nullptr};
   at::Tensor query;                   // [N, encoder hidden], "model.Q.weight"
   Linear projector{nullptr};          // "model.mm_projector.{weight,bias}"
 
  private:
+  std::vector<int64_t> fingerprinted_versions() const;
+
   C3Config config_;
+  std::string pinned_fingerprint_;
+  std::vector<int64_t> pinned_versions_;  // of Q and the projector when pinned
 };
 TORCH_MODULE(C3Model);
+
+// C3ModelImpl::fingerprint of these weights (any dtype or device; hashed as fp32).
+std::string c3_fingerprint(const C3Config& config, const at::Tensor& query, const at::Tensor& projector_weight,
+                           const at::Tensor& projector_bias);
 
 // Where a parameter of C3ModelImpl lives in the released checkpoint layout.
 struct CheckpointName {
