@@ -1,5 +1,4 @@
 // c3 train: end-to-end C3 training into an output folder; rerunning on that folder resumes it.
-#include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <spdlog/spdlog.h>
 
 #include <array>
@@ -231,15 +230,9 @@ class TrainCommand : public Command {
       print_dry_run(s, dist.world_size, std::cout);
       return 0;
     }
-    c10::Device device = runtime.device;
-    if (dist.active()) {
-      if (dist.rank != 0 && spdlog::default_logger()->level() < spdlog::level::warn)
-        spdlog::set_level(spdlog::level::warn);
-      if (device.is_cuda()) {
-        device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(dist.local_rank));
-        c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA)->setDevice(device);  // before NCCL starts
-      }
-    }
+    const c10::Device device = runtime.device;  // the local rank's GPU (resolve_device)
+    if (dist.active() && dist.rank != 0 && spdlog::default_logger()->level() < spdlog::level::warn)
+      spdlog::set_level(spdlog::level::warn);
     const double timeout = job.dist_timeout;
     if (timeout <= 0) throw UsageError("train.dist_timeout must be positive (seconds)");
     const auto comm = make_communicator(dist, device, std::chrono::milliseconds(static_cast<int64_t>(timeout * 1000)));

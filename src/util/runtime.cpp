@@ -1,5 +1,6 @@
 #include "c3/util/runtime.h"
 
+#include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <malloc.h>
 
 #include <cstdlib>
@@ -11,6 +12,7 @@
 #include <thread>
 
 #include "c3/util/error.h"
+#include "util/launcher.h"
 
 namespace c3 {
 
@@ -48,10 +50,22 @@ void configure_cpu_allocator() {
   ::mallopt(M_TRIM_THRESHOLD, 1 << 30);
 }
 
+c10::Device cuda_device_for_local_rank(int local_rank, int device_count) {
+  if (local_rank >= device_count)
+    throw UsageError("local rank " + std::to_string(local_rank) + " has no GPU of its own: this node has " +
+                     std::to_string(device_count) + " (start at most one process per GPU)");
+  return c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(local_rank));
+}
+
 c10::Device resolve_device(const std::string& name) {
   if (name == "cpu") return c10::Device(c10::kCPU);
   if (name == "cuda" || name == "auto") {
-    if (cuda_available()) return c10::Device(c10::kCUDA, 0);
+    if (cuda_available()) {
+      const c10::Device device = cuda_device_for_local_rank(launch_rank_from_env().local_rank,
+                                                             static_cast<int>(torch::cuda::device_count()));
+      c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA)->setDevice(device);  // before cuBLAS or NCCL start
+      return device;
+    }
     if (name == "cuda") throw UsageError("--device cuda: this LibTorch build has no usable CUDA device");
     return c10::Device(c10::kCPU);
   }

@@ -6,6 +6,7 @@
 
 #include "c3/train/distributed.h"
 #include "c3/util/error.h"
+#include "c3/util/runtime.h"
 #include "test_support.h"
 
 namespace c3 {
@@ -93,6 +94,22 @@ TEST(DistributedEnv, OneTorchrunRankStillGetsAProcessGroup) {
   const auto e = detect_distributed_env();
   EXPECT_TRUE(e.active());
   EXPECT_EQ(e.world_size, 1);
+}
+
+// Every process started on a node (torchrun, SLURM) runs on its own GPU, compress and reconstruct
+// as well as train; on the CPU the local rank changes nothing.
+TEST(DistributedEnv, EachLocalRankGetsItsOwnGpu) {
+  EXPECT_EQ(cuda_device_for_local_rank(0, 1), c10::Device(c10::kCUDA, 0));
+  EXPECT_EQ(cuda_device_for_local_rank(3, 8), c10::Device(c10::kCUDA, 3));
+  try {
+    cuda_device_for_local_rank(2, 2);
+    ADD_FAILURE() << "a third process on two GPUs";
+  } catch (const UsageError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("local rank 2 has no GPU of its own: this node has 2"));
+  }
+  LauncherEnv env({{"RANK", "1"}, {"WORLD_SIZE", "2"}, {"LOCAL_RANK", "1"}});
+  EXPECT_EQ(resolve_device("cpu"), c10::Device(c10::kCPU));
+  if (!cuda_available()) EXPECT_EQ(resolve_device("auto"), c10::Device(c10::kCPU));
 }
 
 }  // namespace

@@ -22,8 +22,14 @@ int configure_threads(int requested);
 // change at 50M parameters in fp32). Leaves glibc alone when GLIBC_TUNABLES or MALLOC_* is set.
 void configure_cpu_allocator();
 
-// "cpu", "cuda" or "auto" (cuda when available). "cuda" without a GPU is a UsageError.
+// "cpu", "cuda" or "auto" (cuda when available). "cuda" without a GPU is a UsageError. A CUDA
+// device is the local rank's (cuda_device_for_local_rank; LOCAL_RANK or SLURM_LOCALID, 0 for one
+// process), made the process's current device.
 c10::Device resolve_device(const std::string& name);
+
+// One GPU per process on a node, as torchrun and SLURM start them: local rank r gets cuda:r. A
+// rank with no GPU of its own is a UsageError (two processes sharing a GPU is slower, never asked).
+c10::Device cuda_device_for_local_rank(int local_rank, int device_count);
 
 bool cuda_available();
 std::string blas_backend();  // LibTorch's BLAS_INFO, e.g. "MKL"
