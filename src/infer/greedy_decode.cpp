@@ -22,7 +22,7 @@ namespace {
 // the cache. Dynamic shapes: attention over the filled positions, which the cache's host-side
 // length counts. Fixed shapes (KVCache::fix_shapes): no shape or host value changes between steps,
 // inputs and outputs stay in the same buffers, and on CUDA the step is captured once as a graph
-// (after one eager step) and replayed; when capture fails it says why once and runs eagerly.
+// (after one eager step on the capture's stream) and replayed; when capture fails it says why once and runs eagerly.
 class TokenStep {
  public:
   TokenStep(Qwen2ForCausalLM& lm, KVCache& cache, at::Tensor mask, const std::vector<int64_t>& positions, bool graph)
@@ -37,7 +37,11 @@ class TokenStep {
     tokens_.copy_(at::tensor(tokens, at::kLong).view({-1, 1}));
     if (!cache_.fixed_shapes() || !graph_wanted_) return forward();
     if (graph_.captured()) return graph_.replay(), logits_;
-    if (eager_steps_++ == 0) return forward();  // a real step, and the capture's warm-up
+    if (!warmed_up_) {  // a real step, on the stream that captures next
+      graph_.warm_up([this] { logits_ = forward(); }, tokens_.device());
+      warmed_up_ = true;
+      return logits_;
+    }
     const std::string why = graph_.capture([this] { logits_ = forward(); }, tokens_.device());
     if (why.empty()) return graph_.replay(), logits_;
     static std::once_flag said;
@@ -53,7 +57,7 @@ class TokenStep {
     tokens_ = tokens_.index_select(0, index);
     positions_ = positions_.index_select(0, index);
     if (mask_.defined()) mask_ = mask_.index_select(0, index);
-    graph_.reset(), eager_steps_ = 0;  // shapes changed: capture again
+    graph_.reset(), warmed_up_ = false;  // shapes changed: capture again
   }
 
   bool graph_replays() const { return graph_.captured(); }
@@ -80,7 +84,7 @@ class TokenStep {
   at::Tensor logits_;                    // the captured step's output
   bool graph_wanted_;
   CapturedStep graph_;
-  int64_t eager_steps_ = 0;
+  bool warmed_up_ = false;
 };
 
 // The rows of one decoding (one per prompt): their outputs, n-gram histories and whether they
