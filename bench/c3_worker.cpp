@@ -67,7 +67,8 @@ struct PeakMemory {
 #ifdef C3_BENCH_CUDA_STATS
     if (g_device.is_cuda()) {
       const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(g_device.index());
-      return static_cast<double>(stats.allocated_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)].peak) /
+      return static_cast<double>(
+                 stats.allocated_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)].peak) /
              (1 << 20);
     }
 #endif
@@ -116,7 +117,8 @@ struct Loaded {
 
 std::unique_ptr<c3::AdamW> make_optimizer(Loaded& m) {
   std::vector<c3::ParamGroup> groups;
-  for (auto part : c3::all_c3_parts()) groups.push_back({c3::c3_part_name(part), m.model->part_parameters(part), 1.0, false});
+  for (auto part : c3::all_c3_parts())
+    groups.push_back({c3::c3_part_name(part), m.model->part_parameters(part), 1.0, false});
   return std::make_unique<c3::AdamW>(groups, c3::AdamWOptions{});
 }
 
@@ -146,7 +148,9 @@ json train(Loaded& m, c3::AdamW& optimizer, const at::Tensor& ids, int64_t steps
   }
   std::sort(times.begin(), times.end());
   return {{"tokens_per_second", static_cast<double>(tokens) / times[times.size() / 2]},
-          {"step_seconds", times[times.size() / 2]}, {"tokens_per_step", tokens}, {"peak_device_mib", PeakMemory::mib()}};
+          {"step_seconds", times[times.size() / 2]},
+          {"tokens_per_step", tokens},
+          {"peak_device_mib", PeakMemory::mib()}};
 }
 
 // The largest of `batches` (ascending) with which one training step runs without running out of
@@ -160,7 +164,8 @@ json largest_micro_batch(Loaded& m, c3::AdamW& optimizer, const at::Tensor& ids,
     try {
       const auto start = Clock::now();
       train_step(m, optimizer, pointers(texts, 0, static_cast<size_t>(b), true));
-      tried.push_back({{"batch", b}, {"fits", true}, {"seconds", seconds_since(start)}, {"peak_device_mib", PeakMemory::mib()}});
+      tried.push_back(
+          {{"batch", b}, {"fits", true}, {"seconds", seconds_since(start)}, {"peak_device_mib", PeakMemory::mib()}});
       largest = b;
     } catch (const c10::Error& e) {  // c10::OutOfMemoryError, or a library's own "out of memory"
       if (dynamic_cast<const c10::OutOfMemoryError*>(&e) == nullptr &&
@@ -181,7 +186,8 @@ json compress(Loaded& m, const Rows& docs, int64_t batch) {
   torch::NoGradGuard no_grad;
   const auto run = [&] {
     for (size_t i = 0; i < docs.size(); i += static_cast<size_t>(batch)) {
-      const c3::C3Batch b = c3::make_c3_batch(*m.prompt, pointers(docs, i, static_cast<size_t>(batch)), false).to(g_device);
+      const c3::C3Batch b =
+          c3::make_c3_batch(*m.prompt, pointers(docs, i, static_cast<size_t>(batch)), false).to(g_device);
       m.model->compress(b.encoder_ids, b.encoder_slots);
     }
   };
@@ -195,7 +201,8 @@ json compress(Loaded& m, const Rows& docs, int64_t batch) {
 
 json generate(Loaded& m, const Rows& texts, int64_t batch, int64_t new_tokens) {
   torch::NoGradGuard no_grad;
-  const c3::C3Batch b = c3::make_c3_batch(*m.prompt, pointers(texts, 0, static_cast<size_t>(batch)), false).to(g_device);
+  const c3::C3Batch b =
+      c3::make_c3_batch(*m.prompt, pointers(texts, 0, static_cast<size_t>(batch)), false).to(g_device);
   const at::Tensor latents = m.model->compress(b.encoder_ids, b.encoder_slots);
   c3::GenerateOptions o;
   o.max_new_tokens = new_tokens;
@@ -205,10 +212,12 @@ json generate(Loaded& m, const Rows& texts, int64_t batch, int64_t new_tokens) {
   const auto out = c3::greedy_generate(m.model, *m.prompt, latents, o);
   const double seconds = seconds_since(start);
   int64_t produced = 0, longest = 0;
-  for (const auto& row : out) produced += static_cast<int64_t>(row.size()), longest = std::max<int64_t>(longest, row.size());
+  for (const auto& row : out)
+    produced += static_cast<int64_t>(row.size()), longest = std::max<int64_t>(longest, row.size());
   return {{"tokens_per_second", static_cast<double>(produced) / seconds},
           {"seconds_per_step", seconds / static_cast<double>(std::max<int64_t>(longest, 1))},
-          {"peak_device_mib", PeakMemory::mib()}, {"ids", out}};
+          {"peak_device_mib", PeakMemory::mib()},
+          {"ids", out}};
 }
 
 json tokenize(const std::string& tokenizer_path, const std::string& texts_file) {
@@ -268,7 +277,8 @@ json run_task(const std::vector<std::string>& a) {
   }
   if (a.size() == 3 && a[0] == "tokenize") return tokenize(a[1], a[2]);
   if (a.size() == 4 && a[0] == "suite") return suite(a[1], a[2], a[3]);
-  throw std::invalid_argument("usage: bench_c3_worker [--device D] train|compress|generate|tokenize|suite ... (see the source's header)");
+  throw std::invalid_argument(
+      "usage: bench_c3_worker [--device D] train|compress|generate|tokenize|suite ... (see the source's header)");
 }
 
 }  // namespace

@@ -19,8 +19,8 @@
 #include "c3/model/checkpoint_info.h"
 #include "c3/model/qwen2_io.h"
 #include "c3/util/dtype.h"
-#include "c3/util/sha256.h"
 #include "c3/util/runtime.h"
+#include "c3/util/sha256.h"
 
 namespace fs = std::filesystem;
 extern char** environ;
@@ -97,7 +97,8 @@ int main(int argc, char** argv) {
       const std::string out = (dir / "seconds.txt").string(), ckpt = (dir / "ckpt").string();
       const char* child_argv[] = {argv[0], "--load-child", ckpt.c_str(), dtype.c_str(), out.c_str(), nullptr};
       pid_t pid = 0;
-      if (::posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, const_cast<char**>(child_argv), environ) != 0) return 1;
+      if (::posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, const_cast<char**>(child_argv), environ) != 0)
+        return 1;
       int status = 0;
       ::waitpid(pid, &status, 0);
       double seconds = -1, rss = -1;

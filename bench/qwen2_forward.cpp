@@ -9,8 +9,8 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
-#include <nlohmann/json.hpp>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
@@ -38,10 +38,16 @@ std::string shape_label(const Case& c) {
 }
 
 nlohmann::json row(const Case& c, double tokens_per_second, const std::string& wait_policy) {
-  return {{"model", c.model}, {"mode", c.mode}, {"dtype", c3::scalar_type_name(c.dtype)},
-          {"batch", c.batch}, {"prompt", c.prompt}, {"steps", c.steps}, {"threads", c.threads},
+  return {{"model", c.model},
+          {"mode", c.mode},
+          {"dtype", c3::scalar_type_name(c.dtype)},
+          {"batch", c.batch},
+          {"prompt", c.prompt},
+          {"steps", c.steps},
+          {"threads", c.threads},
           {"omp_wait_policy", wait_policy},
-          {"tokens_per_second", tokens_per_second}, {"parameters", c.config.parameter_count()}};
+          {"tokens_per_second", tokens_per_second},
+          {"parameters", c.config.parameter_count()}};
 }
 
 // Median seconds of `fn` over repeats (after one warm-up), at least `min_repeats`, up to ~budget.
@@ -116,9 +122,12 @@ int main(int argc, char** argv) {
   std::string json_path;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--quick") quick = true;
-    else if (a == "--policy-child") policy_child = true;
-    else if (a == "--json" && i + 1 < argc) json_path = argv[++i];
+    if (a == "--quick")
+      quick = true;
+    else if (a == "--policy-child")
+      policy_child = true;
+    else if (a == "--json" && i + 1 < argc)
+      json_path = argv[++i];
     else {
       std::fprintf(stderr, "usage: %s [--quick] [--json FILE]\n", argv[0]);
       return 2;
@@ -148,8 +157,8 @@ int main(int argc, char** argv) {
 
   std::printf("Qwen2 forward on CPU: LibTorch %s, BLAS %s, %d cores, OMP_WAIT_POLICY=%s\n",
               c3::compat::torch_version().c_str(), c3::blas_backend().c_str(), cores, policy ? policy : "(default)");
-  std::printf("%-8s %-7s %-8s %-6s %-14s %7s %12s %10s\n", "model", "mode", "dtype", "batch", "prompt+steps",
-              "threads", "tokens/s", "vs 1 thr");
+  std::printf("%-8s %-7s %-8s %-6s %-14s %7s %12s %10s\n", "model", "mode", "dtype", "batch", "prompt+steps", "threads",
+              "tokens/s", "vs 1 thr");
   nlohmann::json rows = nlohmann::json::array();
   std::map<std::string, double> single;
   for (const auto& c : cases) {

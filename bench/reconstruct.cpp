@@ -20,14 +20,14 @@
 #include <thread>
 #include <vector>
 
+#include "bench_args.h"
 #include "c3/infer/generate.h"
 #include "c3/model/c3_io.h"
-#include "c3/tokenizer/tokenizer.h"
 #include "c3/model/c3_model.h"
 #include "c3/model/c3_prompt.h"
+#include "c3/tokenizer/tokenizer.h"
 #include "c3/torch_compat.h"
 #include "c3/util/runtime.h"
-#include "bench_args.h"
 
 namespace {
 
@@ -57,20 +57,20 @@ class OpCounter {
  public:
   OpCounter() {
     count_ = outside_ = depth_ = 0;
-    handle_ = at::addThreadLocalCallback(
-        at::RecordFunctionCallback(
-            [](const at::RecordFunction& fn) -> std::unique_ptr<at::ObserverContext> {
-              if (fn.scope() == at::RecordScope::USER_SCOPE) {
-                depth_ += std::string(fn.name()) == "c3::token_step";
-              } else {
-                ++count_, outside_ += depth_ == 0;
-              }
-              return nullptr;
-            },
-            [](const at::RecordFunction& fn, at::ObserverContext*) {
-              if (fn.scope() == at::RecordScope::USER_SCOPE) depth_ -= std::string(fn.name()) == "c3::token_step";
-            })
-            .scopes({at::RecordScope::FUNCTION, at::RecordScope::USER_SCOPE}));
+    handle_ = at::addThreadLocalCallback(at::RecordFunctionCallback(
+                                             [](const at::RecordFunction& fn) -> std::unique_ptr<at::ObserverContext> {
+                                               if (fn.scope() == at::RecordScope::USER_SCOPE) {
+                                                 depth_ += std::string(fn.name()) == "c3::token_step";
+                                               } else {
+                                                 ++count_, outside_ += depth_ == 0;
+                                               }
+                                               return nullptr;
+                                             },
+                                             [](const at::RecordFunction& fn, at::ObserverContext*) {
+                                               if (fn.scope() == at::RecordScope::USER_SCOPE)
+                                                 depth_ -= std::string(fn.name()) == "c3::token_step";
+                                             })
+                                             .scopes({at::RecordScope::FUNCTION, at::RecordScope::USER_SCOPE}));
   }
   ~OpCounter() { at::removeCallback(handle_); }
   int64_t count() const { return count_; }
@@ -107,7 +107,7 @@ void shipped_model_section(bool quick, nlohmann::json& rows) {
   std::mt19937_64 rng(5);
   const int count = quick ? 32 : 64;
   std::vector<std::vector<int32_t>> texts;
-  for (size_t at = 0; static_cast<int>(texts.size()) < count; ) {
+  for (size_t at = 0; static_cast<int>(texts.size()) < count;) {
     const size_t length = 24 + rng() % 97;
     if (at + length > ids.size()) at = 0;
     texts.emplace_back(ids.begin() + static_cast<int64_t>(at), ids.begin() + static_cast<int64_t>(at + length));
@@ -134,7 +134,10 @@ void shipped_model_section(bool quick, nlohmann::json& rows) {
     const double tps = produced / std::chrono::duration<double>(Clock::now() - start).count();
     std::printf("%6lld %10lld %14.0f %12.0f\n", static_cast<long long>(batch), static_cast<long long>(produced), tps,
                 static_cast<double>(ops) / static_cast<double>(steps));
-    rows.push_back({{"mode", "shipped"}, {"batch", batch}, {"tokens_per_second", tps}, {"new_tokens", produced},
+    rows.push_back({{"mode", "shipped"},
+                    {"batch", batch},
+                    {"tokens_per_second", tps},
+                    {"new_tokens", produced},
                     {"ops_per_step", static_cast<double>(ops) / static_cast<double>(steps)}});
   }
 }
@@ -178,8 +181,8 @@ int main(int argc, char** argv) {
   for (int i = 0; i < 16; ++i) sixteen.push_back(&texts[i]);
   const c3::C3Batch b = c3::make_c3_batch(prompt, sixteen, false);
   const at::Tensor latents = model->compress(b.encoder_ids, b.encoder_slots);
-  std::printf("%-10s %6s %10s %14s %12s %12s %18s\n", "decoding", "batch", "new tokens", "tokens/s", "vs cached b1", "ops/step",
-              "outside token step");
+  std::printf("%-10s %6s %10s %14s %12s %12s %18s\n", "decoding", "batch", "new tokens", "tokens/s", "vs cached b1",
+              "ops/step", "outside token step");
   double baseline = 0;
   // "fixed shapes": the token step CUDA replays as a graph, run eagerly here (its ops are what one
   // graph launch replaces on a GPU).
@@ -208,8 +211,11 @@ int main(int argc, char** argv) {
       std::printf("%-10s %6lld %10lld %14.0f %11.2fx %12.0f %18.0f\n", mode.c_str(), static_cast<long long>(batch),
                   static_cast<long long>(produced), tps, tps / baseline, ops_per_step, outside_per_step);
       std::fflush(stdout);
-      rows.push_back({{"mode", mode}, {"batch", batch}, {"tokens_per_second", tps},
-                      {"new_tokens", produced}, {"ops_per_step", ops_per_step},
+      rows.push_back({{"mode", mode},
+                      {"batch", batch},
+                      {"tokens_per_second", tps},
+                      {"new_tokens", produced},
+                      {"ops_per_step", ops_per_step},
                       {"ops_per_step_outside_token_step", outside_per_step}});
     }
   }

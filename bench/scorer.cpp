@@ -57,19 +57,21 @@ std::vector<Pair> make_pairs(int count) {
         for (auto& w : out)
           if (rng() % 100 < 3) w = word();
         break;
-      case 2: out.resize(out.size() * 8 / 10); break;
+      case 2:
+        out.resize(out.size() * 8 / 10);
+        break;
       case 3:
         out.resize(out.size() * 6 / 10);
         for (int k = 0; k < 10; ++k) out.insert(out.end(), words.begin() + 100, words.begin() + 140);
         break;
-      default: break;
+      default:
+        break;
     }
     pair.output = join(out);
     pairs.push_back(std::move(pair));
   }
   return pairs;
 }
-
 
 template <typename F>
 double seconds(F&& f) {
@@ -91,7 +93,8 @@ int main(int argc, char** argv) {
     output_cp.push_back(c3::unicode::code_points(p.output));
     chars += static_cast<double>(truth_cp.back().size());
   }
-  std::printf("%d page pairs, %.0f characters per ground truth on average, %d cores\n\n", count, chars / count, args.cores);
+  std::printf("%d page pairs, %.0f characters per ground truth on average, %d cores\n\n", count, chars / count,
+              args.cores);
   volatile double sink = 0;
   struct Row {
     std::string name;
@@ -101,11 +104,13 @@ int main(int argc, char** argv) {
   std::vector<Row> rows;
 
   rows.push_back({"split words (both sides)", seconds([&] {
-                    for (const auto& p : pairs) sink = sink + c3::split_words(p.truth).size() + c3::split_words(p.output).size();
+                    for (const auto& p : pairs)
+                      sink = sink + c3::split_words(p.truth).size() + c3::split_words(p.output).size();
                   }),
                   count});
   rows.push_back({"BLEU (NLTK, swapped)", seconds([&] {
-                    for (const auto& p : pairs) sink = sink + c3::nltk_bleu(c3::split_words(p.output), c3::split_words(p.truth));
+                    for (const auto& p : pairs)
+                      sink = sink + c3::nltk_bleu(c3::split_words(p.output), c3::split_words(p.truth));
                   }),
                   count});
   rows.push_back({"edit distance, bit-parallel", seconds([&] {
@@ -116,7 +121,8 @@ int main(int argc, char** argv) {
   int64_t mismatches = 0;
   rows.push_back({"edit distance, DP table (reference)", seconds([&] {
                     for (int i = 0; i < table_pairs; ++i)
-                      mismatches += c3::levenshtein_table(truth_cp[i], output_cp[i]) != c3::levenshtein(truth_cp[i], output_cp[i]);
+                      mismatches += c3::levenshtein_table(truth_cp[i], output_cp[i]) !=
+                                    c3::levenshtein(truth_cp[i], output_cp[i]);
                   }),
                   table_pairs});
   rows.push_back({"position curve (alignment)", seconds([&] {

@@ -62,9 +62,12 @@ int main(int argc, char** argv) {
   double megabytes = 8;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--megabytes" && i + 1 < argc) megabytes = std::stod(argv[++i]);
-    else if (qwen.empty()) qwen = a;
-    else files.push_back(a);
+    if (a == "--megabytes" && i + 1 < argc)
+      megabytes = std::stod(argv[++i]);
+    else if (qwen.empty())
+      qwen = a;
+    else
+      files.push_back(a);
   }
   if (qwen.empty() || files.empty()) {
     std::fprintf(stderr, "usage: %s QWEN_TOKENIZER_PATH PROSE_FILE... [--megabytes N]\n", argv[0]);
@@ -83,8 +86,8 @@ int main(int argc, char** argv) {
   o.vocab_size = 1000;
   c3::train_sentencepiece(o, tmp / "spm");
 
-  std::printf("English prose: %.1f KB in %zu documents, repeated %d times (%.1f MB)\n", prose.size() / 1e3,
-              docs.size(), repeats, prose.size() * repeats / 1e6);
+  std::printf("English prose: %.1f KB in %zu documents, repeated %d times (%.1f MB)\n", prose.size() / 1e3, docs.size(),
+              repeats, prose.size() * repeats / 1e6);
   std::printf("%-34s %9s %10s %12s %12s %9s\n", "tokenizer", "load s", "cold MB/s", "warm MB/s", "warm tok/s",
               "bytes/tok");
   struct Row {

@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_args.h"
 #include "c3/model/c3_loss.h"
 #include "c3/model/c3_model.h"
 #include "c3/model/c3_prompt.h"
@@ -22,7 +23,6 @@
 #include "c3/train/optimizer.h"
 #include "c3/util/dtype.h"
 #include "c3/util/runtime.h"
-#include "bench_args.h"
 
 namespace {
 
@@ -75,7 +75,8 @@ double tokens_per_second(const Case& c, int steps) {
   model->init_weights(0);
   model->set_gradient_checkpointing(c.recompute);
   std::vector<c3::ParamGroup> groups;
-  for (auto part : c3::all_c3_parts()) groups.push_back({c3::c3_part_name(part), model->part_parameters(part), 1.0, false});
+  for (auto part : c3::all_c3_parts())
+    groups.push_back({c3::c3_part_name(part), model->part_parameters(part), 1.0, false});
   c3::AdamW optimizer(groups, {});
   std::mt19937_64 rng(1);
   int64_t tokens = 0;  // real ones, encoder and decoder
@@ -154,17 +155,23 @@ int main(int argc, char** argv) {
     const double tps = tokens_per_second(c, steps);
     if (!c.recompute) baseline = tps;
     std::printf("%-8s %9.1fM %-8s %6lld %6lld %6lld %-10s %12.0f %11.2fx\n", c.model.c_str(),
-                c.config.parameter_count() / 1e6, c3::scalar_type_name(c.dtype).c_str(), static_cast<long long>(c.batch),
-                static_cast<long long>(c.text_tokens), static_cast<long long>(c.config.latent_tokens),
-                c.recompute ? "yes" : "no", tps, tps / baseline);
+                c.config.parameter_count() / 1e6, c3::scalar_type_name(c.dtype).c_str(),
+                static_cast<long long>(c.batch), static_cast<long long>(c.text_tokens),
+                static_cast<long long>(c.config.latent_tokens), c.recompute ? "yes" : "no", tps, tps / baseline);
     std::fflush(stdout);
-    rows.push_back({{"model", c.model}, {"dtype", c3::scalar_type_name(c.dtype)}, {"batch", c.batch},
-                    {"text_tokens", c.text_tokens}, {"recompute", c.recompute}, {"tokens_per_second", tps},
+    rows.push_back({{"model", c.model},
+                    {"dtype", c3::scalar_type_name(c.dtype)},
+                    {"batch", c.batch},
+                    {"text_tokens", c.text_tokens},
+                    {"recompute", c.recompute},
+                    {"tokens_per_second", tps},
                     {"threads", cores}});
   }
 
   // Right-padded batches: the padding mask (before) against none (the fused causal path, now).
-  std::printf("\nQwen2 body forward + backward on a right-padded batch (row r shorter by r/(2 batch)), padding mask vs none:\n");
+  std::printf(
+      "\nQwen2 body forward + backward on a right-padded batch (row r shorter by r/(2 batch)), padding mask vs "
+      "none:\n");
   std::printf("%-8s %6s %7s %12s %12s %9s\n", "model", "batch", "tokens", "mask s", "no mask s", "speed-up");
   for (const int64_t tokens : quick ? std::vector<int64_t>{256} : std::vector<int64_t>{256, 1024}) {
     c3::Qwen2ForCausalLM lm(cut("0.5b", 2, 16384), at::TensorOptions());
@@ -173,7 +180,10 @@ int main(int argc, char** argv) {
     const double causal = padded_forward_backward(lm->model, 2, tokens, false, steps);
     std::printf("%-8s %6d %7lld %12.4f %12.4f %8.2fx\n", "0.5b-2L", 2, static_cast<long long>(tokens), masked, causal,
                 masked / causal);
-    rows.push_back({{"padded_attention", "0.5b-2L"}, {"batch", 2}, {"tokens", tokens}, {"mask_seconds", masked},
+    rows.push_back({{"padded_attention", "0.5b-2L"},
+                    {"batch", 2},
+                    {"tokens", tokens},
+                    {"mask_seconds", masked},
                     {"no_mask_seconds", causal}});
   }
   // What the mask held at the paper's longest sequences: bool [batch, 1, T, T], one per forward.
@@ -182,30 +192,40 @@ int main(int argc, char** argv) {
 
   // The paper configuration: Qwen2.5-1.5B encoder, 3B decoder, bf16 with fp32 master weights and
   // AdamW state, micro-batch 2, sequences at the 8192-token limit.
-  std::printf("\nEstimated peak memory per GPU, paper configuration (1.5B + 3B, bf16 weights, batch 2 x 8192 tokens,\n16 micro-batches accumulated (in fp32 with fp32 masters); shards: ZeRO-2-style sharding of gradients and optimizer state):\n");
-  std::printf("%-4s %-7s %-10s %-10s %-7s %8s %8s %8s %8s %8s %8s %9s\n", "N", "master", "attention", "recompute", "shards", "weights",
-              "grads", "master", "moments", "activ.", "logits", "total GiB");
+  std::printf(
+      "\nEstimated peak memory per GPU, paper configuration (1.5B + 3B, bf16 weights, batch 2 x 8192 tokens,\n16 "
+      "micro-batches accumulated (in fp32 with fp32 masters); shards: ZeRO-2-style sharding of gradients and optimizer "
+      "state):\n");
+  std::printf("%-4s %-7s %-10s %-10s %-7s %8s %8s %8s %8s %8s %8s %9s\n", "N", "master", "attention", "recompute",
+              "shards", "weights", "grads", "master", "moments", "activ.", "logits", "total GiB");
   for (int64_t n : {32, 64, 100}) {
     for (bool fused : {true, false}) {
       for (bool recompute : {true, false}) {
         for (int64_t shards : {1, 8}) {
           if (n != 32 && (!fused || !recompute || shards != 1)) continue;
           for (bool master : {true, false}) {
-          if (!master && (n != 32 || !fused || !recompute || shards != 1)) continue;
-          c3::MemoryEstimateInput in;
-          in.config = {c3::Qwen2Config::preset("1.5b"), c3::Qwen2Config::preset("3b"), n};
-          in.batch = 2;
-          in.decoder_tokens = 8192;
-          in.encoder_tokens = 8192 - 150 + n + 2;  // the same text, without the decoder's ~150-token prompt
-          in.recompute = recompute, in.fused_attention = fused, in.optimizer_shards = in.gradient_shards = shards, in.fp32_master = master;
-          in.fp32_grad_accumulation = true;  // grad_accum 16
-          const auto m = c3::estimate_training_memory(in);
-          const double g = 1 << 30;
-          std::printf("%-4lld %-7s %-10s %-10s %-7lld %8.1f %8.1f %8.1f %8.1f %8.1f %8.1f %9.1f\n", static_cast<long long>(n),
-                      master ? "fp32" : "none", fused ? "fused" : "eager", recompute ? "yes" : "no", static_cast<long long>(shards), m.weights / g,
-                      m.gradients / g, m.master / g, m.moments / g, m.activations / g, m.logits / g, m.total() / g);
-          rows.push_back({{"estimate", "paper"}, {"latent_tokens", n}, {"fused_attention", fused}, {"recompute", recompute},
-                          {"shards", shards}, {"fp32_master", master}, {"total_gib", m.total() / g}});
+            if (!master && (n != 32 || !fused || !recompute || shards != 1)) continue;
+            c3::MemoryEstimateInput in;
+            in.config = {c3::Qwen2Config::preset("1.5b"), c3::Qwen2Config::preset("3b"), n};
+            in.batch = 2;
+            in.decoder_tokens = 8192;
+            in.encoder_tokens = 8192 - 150 + n + 2;  // the same text, without the decoder's ~150-token prompt
+            in.recompute = recompute, in.fused_attention = fused, in.optimizer_shards = in.gradient_shards = shards,
+            in.fp32_master = master;
+            in.fp32_grad_accumulation = true;  // grad_accum 16
+            const auto m = c3::estimate_training_memory(in);
+            const double g = 1 << 30;
+            std::printf("%-4lld %-7s %-10s %-10s %-7lld %8.1f %8.1f %8.1f %8.1f %8.1f %8.1f %9.1f\n",
+                        static_cast<long long>(n), master ? "fp32" : "none", fused ? "fused" : "eager",
+                        recompute ? "yes" : "no", static_cast<long long>(shards), m.weights / g, m.gradients / g,
+                        m.master / g, m.moments / g, m.activations / g, m.logits / g, m.total() / g);
+            rows.push_back({{"estimate", "paper"},
+                            {"latent_tokens", n},
+                            {"fused_attention", fused},
+                            {"recompute", recompute},
+                            {"shards", shards},
+                            {"fp32_master", master},
+                            {"total_gib", m.total() / g}});
           }
         }
       }

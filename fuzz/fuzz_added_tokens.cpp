@@ -31,7 +31,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::filesystem::remove_all(dir, ec);
   std::filesystem::create_directories(dir);
   for (const char* name : {"vocab.json", "merges.txt"})
-    std::filesystem::copy_file(vocabulary_folder() / name, dir / name, std::filesystem::copy_options::overwrite_existing);
+    std::filesystem::copy_file(vocabulary_folder() / name, dir / name,
+                               std::filesystem::copy_options::overwrite_existing);
   if (!config.empty()) c3::fuzz::write_input("added/tokenizer_config.json", config);
   if (!added.empty()) c3::fuzz::write_input("added/added_tokens.json", added);
   c3::fuzz::expect_only_c3_errors([&] {

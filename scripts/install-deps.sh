@@ -10,6 +10,7 @@ pkgs=(
   libgtest-dev libgmock-dev
   libpcre2-dev libutf8proc-dev
   libgloo-dev
+  clang-format
   "$@"
 )
 missing=()

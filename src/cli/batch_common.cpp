@@ -42,7 +42,8 @@ void remove_stale_outputs(const std::vector<FileJob>& jobs) {
   }
   int64_t removed = 0;
   for (const auto& [folder, names] : outputs_by_folder)
-    removed += remove_stale_temporaries(folder, [&names = names](const std::string& name) { return names.count(name) > 0; });
+    removed +=
+        remove_stale_temporaries(folder, [&names = names](const std::string& name) { return names.count(name) > 0; });
   if (removed > 0) spdlog::info("removed {} temporary files left by an interrupted run", removed);
 }
 
@@ -56,7 +57,8 @@ std::vector<FileJob> prepare_jobs(const BatchSettings& batch, const std::vector<
   auto jobs = take_shard(all, shard);
   if (shard.count > 1) {
     // Taken from RANK/WORLD_SIZE or SLURM's variables, a shard is easy to get without meaning to.
-    const std::string line = fmt::format("shard {}/{}: {} of {} files", shard.index, shard.count, jobs.size(), all.size());
+    const std::string line =
+        fmt::format("shard {}/{}: {} of {} files", shard.index, shard.count, jobs.size(), all.size());
     if (shard.from != "--shard")
       spdlog::warn("{} (from {}: the other files are left to the other processes; pass --shard 0/1 for all of them)",
                    line, shard.from);
@@ -65,7 +67,8 @@ std::vector<FileJob> prepare_jobs(const BatchSettings& batch, const std::vector<
   }
   check_output_locations(jobs);
   if (!batch.summary.empty()) {
-    if (std::filesystem::is_directory(batch.summary)) fail_file(batch.summary, "is a folder (--summary takes a file name)");
+    if (std::filesystem::is_directory(batch.summary))
+      fail_file(batch.summary, "is a folder (--summary takes a file name)");
     make_folder(std::filesystem::path(batch.summary).parent_path());
   }
   std::vector<std::filesystem::path> outputs;
@@ -91,7 +94,8 @@ std::string closing_line(const JobSummary& s, const std::string& verb) {
   std::string line = done + " " + files(s.written);
   std::vector<std::string> notes;
   if (s.redone > 0) notes.push_back(std::to_string(s.redone) + " of them redone: out of date or --force");
-  if (s.replaced_foreign > 0) notes.push_back(std::to_string(s.replaced_foreign) + " replacing files c3 had not written (--force)");
+  if (s.replaced_foreign > 0)
+    notes.push_back(std::to_string(s.replaced_foreign) + " replacing files c3 had not written (--force)");
   for (size_t i = 0; i < notes.size(); ++i) line += (i == 0 ? " (" : "; ") + notes[i];
   if (!notes.empty()) line += ")";
   if (s.skipped > 0) line += ", " + std::to_string(s.skipped) + " already up to date";
@@ -100,8 +104,9 @@ std::string closing_line(const JobSummary& s, const std::string& verb) {
   line += fmt::format(" in {:.1f} s", s.seconds);
   if (s.spans > 0)
     line += fmt::format(": {} spans, {} text tokens", s.spans, s.text_tokens) +
-            (s.latent_tokens > 0 ? fmt::format(", {:.1f}x compression", static_cast<double>(s.text_tokens) / s.latent_tokens)
-                                 : std::string());
+            (s.latent_tokens > 0
+                 ? fmt::format(", {:.1f}x compression", static_cast<double>(s.text_tokens) / s.latent_tokens)
+                 : std::string());
   return line;
 }
 
@@ -124,11 +129,15 @@ int finish(const BatchSettings& batch, const JobSummary& summary, const std::str
   if (summary.empty_spans > 0)
     spdlog::warn("{} of {} spans came back empty, in {}{}", summary.empty_spans, summary.spans,
                  some_of(sorted(summary.files_with_empty_spans)),
-                 summary.empty_spans == summary.spans ? ": this model does not reconstruct (untrained, or another prompt?)" : "");
+                 summary.empty_spans == summary.spans
+                     ? ": this model does not reconstruct (untrained, or another prompt?)"
+                     : "");
   if (summary.spans_at_limit > 0)
     spdlog::warn("{} of {} spans stopped at --max-new-tokens, not at <|im_end|>: their text may be cut short{}",
                  summary.spans_at_limit, summary.spans,
-                 summary.spans_at_limit == summary.spans ? " (all of them: raise --max-new-tokens, or the model never stops)" : "");
+                 summary.spans_at_limit == summary.spans
+                     ? " (all of them: raise --max-new-tokens, or the model never stops)"
+                     : "");
   std::vector<std::string> names;
   for (const auto& [file, error] : summary.failed) names.push_back(file);
   if (!names.empty()) spdlog::error("{} of {} failed: {}", names.size(), files(summary.files), some_of(names));

@@ -26,19 +26,20 @@ struct BatchSettings {
 template <typename Settings>
 void add_batch_settings(SettingsTable<Settings>& t, const std::string& section) {
   t.path("-m,--model", section + ".model", "", "C3 checkpoint folder (required)", C3_FIELD(batch.model));
-  t.path("-o,--output", section + ".output", "", "Output folder (mirrors the inputs), or file for one input; default stdout",
-         C3_FIELD(batch.output));
+  t.path("-o,--output", section + ".output", "",
+         "Output folder (mirrors the inputs), or file for one input; default stdout", C3_FIELD(batch.output));
   t.value("--force", section + ".force", false,
           "Redo every output (default: keep outputs that are up to date, i.e. made from the same input, model and "
           "settings, and redo the rest)",
           C3_FIELD(options.files.force));
   t.value("--fail-fast", section + ".fail_fast", false, "Stop at the first file that fails (else report it and go on)",
           C3_FIELD(options.files.fail_fast));
-  t.value("--shard", section + ".shard", "", "Process slice I of N (I/N); default RANK/WORLD_SIZE or SLURM_PROCID/SLURM_NTASKS",
-          C3_FIELD(batch.shard));
-  t.path("--summary", section + ".summary", "", "Write a JSON summary of the run to this file", C3_FIELD(batch.summary));
-  t.value("--dtype", section + ".dtype", "auto", std::string("Model dtype (") + kAutoDtypeHelp + ")", C3_FIELD(batch.dtype),
-          dtype_choices());
+  t.value("--shard", section + ".shard", "",
+          "Process slice I of N (I/N); default RANK/WORLD_SIZE or SLURM_PROCID/SLURM_NTASKS", C3_FIELD(batch.shard));
+  t.path("--summary", section + ".summary", "", "Write a JSON summary of the run to this file",
+         C3_FIELD(batch.summary));
+  t.value("--dtype", section + ".dtype", "auto", std::string("Model dtype (") + kAutoDtypeHelp + ")",
+          C3_FIELD(batch.dtype), dtype_choices());
   t.value("", section + ".progress", true, "Show a progress line on a terminal", C3_FIELD(options.files.progress));
 }
 

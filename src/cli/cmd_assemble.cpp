@@ -31,10 +31,12 @@ class AssembleCommand : public Command {
  public:
   std::string name() const override { return "assemble"; }
   std::string summary() const override {
-    return "Rebuild a whole C3 checkpoint from a lean part (c3 export --lean-base) and the LLM folders it was trained from";
+    return "Rebuild a whole C3 checkpoint from a lean part (c3 export --lean-base) and the LLM folders it was trained "
+           "from";
   }
   void setup(CLI::App& app, Options& options) override {
-    app.add_option("part", part_, "The lean part's folder (lean.safetensors, c3_init.json, adapters, tokenizer)")->required();
+    app.add_option("part", part_, "The lean part's folder (lean.safetensors, c3_init.json, adapters, tokenizer)")
+        ->required();
     app.add_flag("--force", force_, "Replace OUTPUT if it exists");
     assemble_table().declare(app, options);
   }
@@ -44,7 +46,8 @@ class AssembleCommand : public Command {
     if (s.output.empty()) throw UsageError("-o/--output (the folder to create) is required");
     if (s.encoder.empty()) throw UsageError("--encoder (the LLM folder the part was trained from) is required");
     if (s.decoder.empty()) s.decoder = s.encoder;
-    if (std::filesystem::exists(s.output) && !force_) fail_file(s.output, "already exists (pass --force to replace it)");
+    if (std::filesystem::exists(s.output) && !force_)
+      fail_file(s.output, "already exists (pass --force to replace it)");
     assemble_lean_part(part_, s.encoder, s.decoder, s.output, force_);
     return 0;
   }

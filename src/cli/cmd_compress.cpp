@@ -27,10 +27,12 @@ const SettingsTable<CompressSettings>& compress_table() {
     t.value("--include", "compress.include", text_file_globs(),
             "Glob of files to take from folders, as in .gitignore (case-insensitive; repeat the flag for more)",
             C3_FIELD(include));
-    t.value("--exclude", "compress.exclude", nlohmann::json::array(),
-            "Glob of files or folders to leave out, as in .gitignore ('sub', 'sub/**', '*.log'; repeat the flag for more)",
-            C3_FIELD(exclude));
-    t.value("--batch-tokens", "compress.batch_tokens", 16384, "Padded encoder tokens per batch", C3_FIELD(options.batch_tokens));
+    t.value(
+        "--exclude", "compress.exclude", nlohmann::json::array(),
+        "Glob of files or folders to leave out, as in .gitignore ('sub', 'sub/**', '*.log'; repeat the flag for more)",
+        C3_FIELD(exclude));
+    t.value("--batch-tokens", "compress.batch_tokens", 16384, "Padded encoder tokens per batch",
+            C3_FIELD(options.batch_tokens));
     t.value("--max-span-tokens", "compress.max_span_tokens", 0,
             "Longest span of text compressed at once; longer texts are cut (0: the longest text the model was trained "
             "on, else what --max-length allows)",

@@ -12,8 +12,8 @@
 #include "c3/util/dtype.h"
 #include "c3/util/error.h"
 #include "c3/util/file_selection.h"
-#include "c3/util/stop_signals.h"
 #include "c3/util/parallel.h"
+#include "c3/util/stop_signals.h"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
@@ -41,7 +41,8 @@ int score_only(const std::string& file, bool per_page, int threads) {
   out += per_page ? summary.dump() + "\n" : summary.dump(2) + "\n";
   std::fwrite(out.data(), 1, out.size(), stdout);
   if (summary["chinese_pages_segmented_by_character"].get<int64_t>() > 0)
-    spdlog::warn("some records hold Chinese characters: segmented per character, not with jieba as the official script");
+    spdlog::warn(
+        "some records hold Chinese characters: segmented per character, not with jieba as the official script");
   return 0;
 }
 
@@ -60,11 +61,13 @@ const SettingsTable<EvalJob>& eval_table() {
   static const SettingsTable<EvalJob> table = [] {
     SettingsTable<EvalJob> t;
     t.path("-m,--model", "eval.model", "", "C3 checkpoint folder", C3_FIELD(model));
-    t.path("-o,--output", "eval.output", "", "Folder for pages.jsonl, summary.json, report.md and the plots", C3_FIELD(output));
-    t.path("--score", "eval.score", "", "Score a JSONL of label/answer (or reference/prediction) pairs, no model; - for stdin",
-           C3_FIELD(score));
+    t.path("-o,--output", "eval.output", "", "Folder for pages.jsonl, summary.json, report.md and the plots",
+           C3_FIELD(output));
+    t.path("--score", "eval.score", "",
+           "Score a JSONL of label/answer (or reference/prediction) pairs, no model; - for stdin", C3_FIELD(score));
     t.value("--include", "eval.include", text_file_globs(),
-            "With a DATA folder: glob of files to take, as compress takes them (repeat the flag for more)", C3_FIELD(include));
+            "With a DATA folder: glob of files to take, as compress takes them (repeat the flag for more)",
+            C3_FIELD(include));
     t.value("--exclude", "eval.exclude", json::array(),
             "With a DATA folder: glob of files or folders to leave out (repeat the flag for more)", C3_FIELD(exclude));
     t.value("--per-page", "eval.per_page", false, "With --score: one JSON line per record before the summary",
@@ -75,7 +78,8 @@ const SettingsTable<EvalJob>& eval_table() {
             C3_FIELD(run.options.buckets.max_tokens));
     t.value("--bucket-width", "eval.bucket_width", 100, "Width of the text-token buckets of the report",
             C3_FIELD(run.options.buckets.width));
-    t.custom("--perturb", "eval.perturb", json::array(), "Controls evaluated beside the pages themselves: shuffle-words, random-chars",
+    t.custom("--perturb", "eval.perturb", json::array(),
+             "Controls evaluated beside the pages themselves: shuffle-words, random-chars",
              [](const Config& c, const std::string& key, EvalJob& j) {
                j.run.conditions = {"none"};
                for (const auto& name : c.get<std::vector<std::string>>(key)) {
@@ -89,10 +93,11 @@ const SettingsTable<EvalJob>& eval_table() {
              [](const Config& c, const std::string& key, EvalJob& j) { j.run.options.seed = c.get<uint64_t>(key); });
     t.value("--limit", "eval.limit", 0, "Evaluate at most this many selected pages (0: all)", C3_FIELD(run.limit));
     t.value("--batch-size", "eval.batch_size", 8, "Spans (pages) decoded together", C3_FIELD(run.options.batch_size));
-    t.value("--max-span-tokens", "eval.max_span_tokens", 0,
-            "Pages with more text tokens are cut into spans of this many, as compress cuts them (0: what the length the "
-            "model was trained on leaves, as compress)",
-            C3_FIELD(run.max_span_tokens));
+    t.value(
+        "--max-span-tokens", "eval.max_span_tokens", 0,
+        "Pages with more text tokens are cut into spans of this many, as compress cuts them (0: what the length the "
+        "model was trained on leaves, as compress)",
+        C3_FIELD(run.max_span_tokens));
     t.value("--max-new-tokens", "eval.max_new_tokens", 4096, "Longest reconstruction",
             C3_FIELD(run.options.generate.max_new_tokens));
     t.value("--no-repeat-ngram", "eval.no_repeat_ngram", 20, "Ban repeating n-grams of this size (0: off)",
@@ -114,9 +119,10 @@ class EvalCommand : public Command {
     return "Evaluate reconstruction on Fox-format pages (with --model), or score predictions (--score FILE)";
   }
   void setup(CLI::App& app, Options& o) override {
-    app.add_option("data", data_,
-                   "Fox page-OCR JSON (en_page_ocr.json), JSONL with id and text, a text file (one page), or a folder of "
-                   "text files (as compress takes them)");
+    app.add_option(
+        "data", data_,
+        "Fox page-OCR JSON (en_page_ocr.json), JSONL with id and text, a text file (one page), or a folder of "
+        "text files (as compress takes them)");
     eval_table().declare(app, o);
   }
 
@@ -127,14 +133,18 @@ class EvalCommand : public Command {
       if (!data_.empty() || !job.model.empty())
         throw UsageError("--score FILE scores predictions without a model: leave out --model and DATA");
       if (!job.output.empty())
-        throw UsageError("--score prints its summary on stdout and writes no folder: leave out -o (redirect stdout instead)");
+        throw UsageError(
+            "--score prints its summary on stdout and writes no folder: leave out -o (redirect stdout instead)");
       return score_only(job.score, job.per_page, runtime.threads);
     }
-    if (job.per_page) throw UsageError("--per-page goes with --score FILE (an evaluation writes every page to pages.jsonl)");
-    if (data_.empty()) throw UsageError("DATA (Fox page-OCR JSON, JSONL, a text file or a folder) is required, or --score FILE");
+    if (job.per_page)
+      throw UsageError("--per-page goes with --score FILE (an evaluation writes every page to pages.jsonl)");
+    if (data_.empty())
+      throw UsageError("DATA (Fox page-OCR JSON, JSONL, a text file or a folder) is required, or --score FILE");
     EvalRunSettings& settings = job.run;
     settings.output = job.output;
-    if (settings.output.empty()) throw UsageError("--output FOLDER is required (report.md, summary.json and pages.jsonl go there)");
+    if (settings.output.empty())
+      throw UsageError("--output FOLDER is required (report.md, summary.json and pages.jsonl go there)");
     settings.data = data_;
     settings.device = runtime.device.str();
     settings.options.threads = runtime.threads;
@@ -154,8 +164,8 @@ class EvalCommand : public Command {
                  100 * overall["one_minus_edit_distance"].get<double>(), overall["mean_ratio"].get<double>(),
                  (settings.output / "report.md").string());
     if (data.rejected.empty()) return 0;
-    spdlog::error("{} pages of {} could not be evaluated and were left out, starting with {}", data.rejected.size(), data_,
-                  data.rejected.front().first);
+    spdlog::error("{} pages of {} could not be evaluated and were left out, starting with {}", data.rejected.size(),
+                  data_, data.rejected.front().first);
     return 1;
   }
 

@@ -4,8 +4,8 @@
 #include <spdlog/spdlog.h>
 
 #include "c3/model/c3_io.h"
-#include "c3/model/lean_part.h"
 #include "c3/model/checkpoint_info.h"
+#include "c3/model/lean_part.h"
 #include "c3/model/lora.h"
 #include "c3/train/checkpoints.h"
 #include "c3/util/dtype.h"
@@ -57,7 +57,8 @@ class ExportCommand : public Command {
     ExportSettings s;
     export_table().read(config, s);
     if (s.output.empty()) throw UsageError("-o/--output (the folder to create) is required");
-    if (std::filesystem::exists(s.output) && !force_) fail_file(s.output, "already exists (pass --force to replace it)");
+    if (std::filesystem::exists(s.output) && !force_)
+      fail_file(s.output, "already exists (pass --force to replace it)");
     const std::filesystem::path from = resolve_c3_checkpoint(model_);
     if (std::filesystem::weakly_canonical(from) == std::filesystem::weakly_canonical(s.output))
       throw UsageError("--output is the model being exported");
@@ -69,8 +70,9 @@ class ExportCommand : public Command {
     if (!s.lean_base.empty()) {
       const auto dtype = s.dtype == "auto" ? std::nullopt : std::optional(scalar_type_from_name(s.dtype));
       const int64_t bytes = write_lean_part(model, s.lean_base, from, s.output, dtype, force_);
-      spdlog::info("wrote {}: what training changed over {} ({} of trained tensors{}); rebuild the model with c3 assemble",
-                   s.output, s.lean_base, human_bytes(bytes), adapters ? ", plus LoRA adapters" : "");
+      spdlog::info(
+          "wrote {}: what training changed over {} ({} of trained tensors{}); rebuild the model with c3 assemble",
+          s.output, s.lean_base, human_bytes(bytes), adapters ? ", plus LoRA adapters" : "");
       return 0;
     }
     SaveOptions save;
@@ -79,7 +81,9 @@ class ExportCommand : public Command {
     save_c3(model, s.output, save, from);
     spdlog::info("wrote {} from {} ({} parameters{})", s.output, from.string(),
                  human_count(model->config().parameter_count()),
-                 adapters ? ", LoRA adapters beside the weights" : s.merge ? ", LoRA merged where there was any" : "");
+                 adapters  ? ", LoRA adapters beside the weights"
+                 : s.merge ? ", LoRA merged where there was any"
+                           : "");
     return 0;
   }
 

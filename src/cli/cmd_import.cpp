@@ -19,7 +19,8 @@ const SettingsTable<ImportSettings>& import_table() {
   static const SettingsTable<ImportSettings> table = [] {
     SettingsTable<ImportSettings> t;
     t.path("-o,--output", "import.output", "", "Folder to create (config.json, model.safetensors)", C3_FIELD(output));
-    t.value("--dtype", "import.dtype", "float32", "dtype of the weights written", C3_FIELD(dtype), {"float32", "bfloat16"});
+    t.value("--dtype", "import.dtype", "float32", "dtype of the weights written", C3_FIELD(dtype),
+            {"float32", "bfloat16"});
     t.value("--force", "import.force", false, "Replace the output folder if it exists", C3_FIELD(force));
     t.value("--weights-only", "import.weights_only", false,
             "Write config.json and the weights, not the tokenizer (for a tokenizer type c3 does not convert)",

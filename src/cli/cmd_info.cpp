@@ -23,9 +23,11 @@ std::string format_latent_info(const nlohmann::json& info) {
       "model         fingerprint {} (c3 reconstruct needs the model with this fingerprint)\n",
       info["format_version"].get<int>(), info["c3_version"].get<std::string>(), info["source_path"].get<std::string>(),
       info["source_bytes"].get<int64_t>(), info["source_sha256"].get<std::string>().substr(0, 16),
-      info["spans"].get<int64_t>() == 1 ? std::string("1 span") : std::to_string(info["spans"].get<int64_t>()) + " spans",
-      spans, info["text_tokens"].get<int64_t>(), info["spans"].get<int64_t>(), info["latent_tokens_per_span"].get<int64_t>(),
-      info["hidden_size"].get<int64_t>(), info["dtype"].get<std::string>(), info["compression_ratio"].get<double>(),
+      info["spans"].get<int64_t>() == 1 ? std::string("1 span")
+                                        : std::to_string(info["spans"].get<int64_t>()) + " spans",
+      spans, info["text_tokens"].get<int64_t>(), info["spans"].get<int64_t>(),
+      info["latent_tokens_per_span"].get<int64_t>(), info["hidden_size"].get<int64_t>(),
+      info["dtype"].get<std::string>(), info["compression_ratio"].get<double>(),
       info["model_fingerprint"].get<std::string>().substr(0, 16));
 }
 

@@ -35,7 +35,8 @@ const SettingsTable<InitSettings>& init_table() {
            C3_FIELD(encoder));
     t.path("--decoder", "init.decoder", "", "With --encoder: the C3's decoder LLM folder", C3_FIELD(decoder));
     t.path("--tokenizer", "init.tokenizer", "", "The C3's tokenizer (default: the decoder's)", C3_FIELD(tokenizer));
-    t.value("--latent-tokens", "init.latent_tokens", 32, "N, the latent vectors per text (a C3)", C3_FIELD(latent_tokens));
+    t.value("--latent-tokens", "init.latent_tokens", 32, "N, the latent vectors per text (a C3)",
+            C3_FIELD(latent_tokens));
     t.value("--encoder-layers", "init.encoder_layers", 0, "Keep only the encoder's first K layers (0: all)",
             C3_FIELD(encoder_layers));
     return t;
@@ -49,7 +50,8 @@ class InitCommand : public Command {
  public:
   std::string name() const override { return "init"; }
   std::string summary() const override {
-    return "Write a randomly initialised Qwen2 checkpoint folder, or a C3 assembled from two LLMs (--encoder, --decoder)";
+    return "Write a randomly initialised Qwen2 checkpoint folder, or a C3 assembled from two LLMs (--encoder, "
+           "--decoder)";
   }
   void setup(CLI::App& app, Options& options) override {
     app.add_option("output", output_, "Checkpoint folder to create")->required();
@@ -57,14 +59,14 @@ class InitCommand : public Command {
     init_table().declare(app, options);
   }
   int run(const Config& config, const Runtime&) override {
-    if (std::filesystem::exists(output_) && !force_)
-      fail_file(output_, "already exists (pass --force to replace it)");
+    if (std::filesystem::exists(output_) && !force_) fail_file(output_, "already exists (pass --force to replace it)");
     InitSettings s;
     init_table().read(config, s);
     if (s.max_shard_bytes <= 0) throw UsageError("--max-shard-bytes must be positive");
     if (!s.encoder.empty() || !s.decoder.empty()) return assemble(s);
-    Qwen2Config arch = s.model_config.empty() ? Qwen2Config::preset(s.preset)
-                                              : Qwen2Config::from_json(io::read_json_file(s.model_config), s.model_config);
+    Qwen2Config arch = s.model_config.empty()
+                           ? Qwen2Config::preset(s.preset)
+                           : Qwen2Config::from_json(io::read_json_file(s.model_config), s.model_config);
     spdlog::info("initialising {} parameters (seed {})", human_count(arch.parameter_count()), s.seed);
     Qwen2ForCausalLM model(arch);
     model->init_weights(static_cast<uint64_t>(s.seed));
@@ -90,11 +92,11 @@ class InitCommand : public Command {
     o.save.max_shard_bytes = static_cast<uint64_t>(s.max_shard_bytes);
     o.save.overwrite = force_;
     const C3Config c = assemble_c3(s.encoder, s.decoder, output_, o);
-    spdlog::info("wrote {}: a C3 of a {} encoder ({} layers, hidden {}) and a {} decoder ({} layers, hidden {}), {} latent "
-                 "tokens, {} parameters; train it with c3 train --checkpoint {}",
-                 output_, c.encoder.model_type, c.encoder.num_hidden_layers, c.encoder.hidden_size, c.decoder.model_type,
-                 c.decoder.num_hidden_layers, c.decoder.hidden_size, c.latent_tokens, human_count(c.parameter_count()),
-                 output_);
+    spdlog::info(
+        "wrote {}: a C3 of a {} encoder ({} layers, hidden {}) and a {} decoder ({} layers, hidden {}), {} latent "
+        "tokens, {} parameters; train it with c3 train --checkpoint {}",
+        output_, c.encoder.model_type, c.encoder.num_hidden_layers, c.encoder.hidden_size, c.decoder.model_type,
+        c.decoder.num_hidden_layers, c.decoder.hidden_size, c.latent_tokens, human_count(c.parameter_count()), output_);
     return 0;
   }
 

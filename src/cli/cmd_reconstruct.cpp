@@ -23,8 +23,8 @@ const SettingsTable<ReconstructSettings>& reconstruct_table() {
   static const SettingsTable<ReconstructSettings> table = [] {
     SettingsTable<ReconstructSettings> t;
     add_batch_settings(t, "reconstruct");
-    t.value("--prompt", "reconstruct.prompt", "", "Instruction instead of \"Repeat the text: \" (ask the document a question)",
-            C3_FIELD(instruction));
+    t.value("--prompt", "reconstruct.prompt", "",
+            "Instruction instead of \"Repeat the text: \" (ask the document a question)", C3_FIELD(instruction));
     t.value("--max-new-tokens", "reconstruct.max_new_tokens", 4096, "Longest output per span",
             C3_FIELD(options.generate.max_new_tokens));
     t.value("--no-repeat-ngram", "reconstruct.no_repeat_ngram", 20, "Ban repeating n-grams of this size (0: off)",
@@ -56,7 +56,9 @@ class ReconstructCommand : public Command {
     list.remove_suffix = ".c3";
     const auto jobs = prepare_jobs(s.batch, inputs_, list, has_intact_record, s.options.files.force);
     if (jobs.size() == 1 && jobs[0].from_stdin() && isatty(STDIN_FILENO))
-      throw UsageError("'-' reads a latent file from standard input, which is a terminal: pipe one in (c3 compress ... | c3 reconstruct -m M -)");
+      throw UsageError(
+          "'-' reads a latent file from standard input, which is a terminal: pipe one in (c3 compress ... | c3 "
+          "reconstruct -m M -)");
     auto [model, tokenizer, folder] = load_model_for(s.batch.model, s.batch.dtype, runtime);
     const C3Prompt prompt(*tokenizer, model->config().latent_tokens, kDefaultPromptTemplate,
                           s.instruction.empty() ? kDefaultInstruction : s.instruction);

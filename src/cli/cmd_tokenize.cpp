@@ -18,7 +18,8 @@ class TokenizeCommand : public Command {
   std::string name() const override { return "tokenize"; }
   std::string summary() const override { return "Print the token ids of a text (or, with --decode, the text of ids)"; }
   void setup(CLI::App& app, Options&) override {
-    app.add_option("--tokenizer", tokenizer_, "Checkpoint folder, training run, tokenizer folder or tokenizer file")->required();
+    app.add_option("--tokenizer", tokenizer_, "Checkpoint folder, training run, tokenizer folder or tokenizer file")
+        ->required();
     app.add_option("input", input_, "Input file; - or none for standard input");
     auto* count = app.add_flag("--count", count_, "Print only the number of tokens");
     auto* decode = app.add_flag("--decode", decode_, "Read whitespace-separated ids and print their text");
@@ -62,8 +63,10 @@ class TokenizeCommand : public Command {
         ids.push_back(static_cast<int32_t>(id));
       }
       const std::string out = tokenizer->decode(ids, skip_special_);
-      if (json_) std::cout << nlohmann::json{{"text", out}, {"count", ids.size()}}.dump() << "\n";
-      else std::cout << out;
+      if (json_)
+        std::cout << nlohmann::json{{"text", out}, {"count", ids.size()}}.dump() << "\n";
+      else
+        std::cout << out;
       return 0;
     }
     if (jsonl_) return encode_lines(*tokenizer, text, source);

@@ -14,9 +14,11 @@ const SettingsTable<SentencePieceTrainOptions>& tokenizer_table() {
   static const SettingsTable<SentencePieceTrainOptions> table = [] {
     SettingsTable<SentencePieceTrainOptions> t;
     t.value("--vocab-size", "tokenizer.vocab_size", 8000, "Vocabulary size", C3_FIELD(vocab_size));
-    t.value("--model-type", "tokenizer.model_type", "bpe", "sentencepiece algorithm", C3_FIELD(model_type), {"bpe", "unigram"});
+    t.value("--model-type", "tokenizer.model_type", "bpe", "sentencepiece algorithm", C3_FIELD(model_type),
+            {"bpe", "unigram"});
     t.value("--character-coverage", "tokenizer.character_coverage", 1.0,
-            "Share of characters the vocabulary must cover (rarer ones fall back to bytes)", C3_FIELD(character_coverage));
+            "Share of characters the vocabulary must cover (rarer ones fall back to bytes)",
+            C3_FIELD(character_coverage));
     return t;
   }();
   return table;
@@ -47,9 +49,10 @@ class TokenizerCommand : public Command {
   void setup(CLI::App& app, Options& options) override {
     app.require_subcommand(1);
     CLI::App* train = app.add_subcommand("train", "Train a sentencepiece model with the C3 special tokens");
-    train->add_option("--input", inputs_,
-                      "Plain-text training files (one sentence or paragraph per line), or folders of them (their text "
-                      "files, as compress takes them)")
+    train
+        ->add_option("--input", inputs_,
+                     "Plain-text training files (one sentence or paragraph per line), or folders of them (their text "
+                     "files, as compress takes them)")
         ->required()
         ->check(CLI::ExistingPath);
     train->add_option("-o,--output", output_, "Folder to create (holds tokenizer.model)")->required();

@@ -33,7 +33,8 @@ nlohmann::json saved_settings(const Config& c) {
     for (auto& [name, value] : out[section].items()) {
       if (!c.is_path(std::string(section) + "." + name)) continue;
       auto absolute = [](nlohmann::json& v) {
-        if (Config::names_a_file(v.get<std::string>())) v = fs::absolute(v.get<std::string>()).lexically_normal().string();
+        if (Config::names_a_file(v.get<std::string>()))
+          v = fs::absolute(v.get<std::string>()).lexically_normal().string();
       };
       if (value.is_array())
         for (auto& v : value) absolute(v);
@@ -53,7 +54,8 @@ struct TrainJob {
 // Every key of train's sections, its flag, default and help, and the field it fills: one
 // function per section.
 void add_model_keys(SettingsTable<TrainJob>& t) {
-  t.path("--checkpoint", "model.checkpoint", "", "C3 checkpoint folder to start from (warm start)", C3_FIELD(train.checkpoint));
+  t.path("--checkpoint", "model.checkpoint", "", "C3 checkpoint folder to start from (warm start)",
+         C3_FIELD(train.checkpoint));
   t.path("--encoder", "model.encoder", "",
          "Encoder: Hugging Face Qwen2 folder, or for training from scratch a config.json or preset:NAME",
          C3_FIELD(train.encoder));
@@ -69,13 +71,15 @@ void add_model_keys(SettingsTable<TrainJob>& t) {
   t.value("", "model.prompt_template", kDefaultPromptTemplate,
           "Decoder prompt: {latents} becomes <img><imgpad>xN</img>, {instruction} the instruction",
           C3_FIELD(train.prompt_template));
-  t.value("", "model.instruction", kDefaultInstruction, "Instruction inside the decoder prompt", C3_FIELD(train.instruction));
+  t.value("", "model.instruction", kDefaultInstruction, "Instruction inside the decoder prompt",
+          C3_FIELD(train.instruction));
   t.value("--dtype", "model.dtype", "auto", std::string("Training dtype of the weights (") + kAutoDtypeHelp + ")",
           C3_FIELD(train.dtype), dtype_choices());
   t.value("--gradient-checkpointing", "model.gradient_checkpointing", false,
           "Recompute each transformer block in backward (less memory, ~1/3 more compute)",
           C3_FIELD(train.gradient_checkpointing));
-  t.value("", "model.init_seed", 0, "Seed for freshly initialised weights (scratch, Q, projector)", C3_FIELD(train.init_seed));
+  t.value("", "model.init_seed", 0, "Seed for freshly initialised weights (scratch, Q, projector)",
+          C3_FIELD(train.init_seed));
   t.value("", "model.lora_encoder", nlohmann::json::array(),
           "LoRA on the encoder: projections to adapt (q_proj k_proj v_proj o_proj gate_proj up_proj down_proj, or "
           "all-linear); its weights then stay frozen. Empty: full training",
@@ -84,7 +88,8 @@ void add_model_keys(SettingsTable<TrainJob>& t) {
           C3_FIELD(train.lora_decoder));
   t.value("", "model.lora_rank", 16, "LoRA rank r", C3_FIELD(train.lora_rank));
   t.value("", "model.lora_alpha", 32.0, "LoRA alpha (the update is scaled by alpha / r)", C3_FIELD(train.lora_alpha));
-  t.value("", "model.lora_dropout", 0.0, "Dropout on the LoRA path's input while training", C3_FIELD(train.lora_dropout));
+  t.value("", "model.lora_dropout", 0.0, "Dropout on the LoRA path's input while training",
+          C3_FIELD(train.lora_dropout));
 }
 
 void add_data_keys(SettingsTable<TrainJob>& t) {
@@ -96,8 +101,10 @@ void add_data_keys(SettingsTable<TrainJob>& t) {
   t.value("", "data.validation_samples", 16, "Samples split off for validation when data.validation is empty",
           C3_FIELD(train.validation_samples));
   t.value("", "data.text_field", "text", "Field holding the text in JSONL lines", C3_FIELD(train.text_field));
-  t.value("", "data.min_tokens", 256, "Shortest piece cut from a long document (tokens)", C3_FIELD(train.sampling.min_tokens));
-  t.value("", "data.max_tokens", 1024, "Longest piece cut from a long document (tokens)", C3_FIELD(train.sampling.max_tokens));
+  t.value("", "data.min_tokens", 256, "Shortest piece cut from a long document (tokens)",
+          C3_FIELD(train.sampling.min_tokens));
+  t.value("", "data.max_tokens", 1024, "Longest piece cut from a long document (tokens)",
+          C3_FIELD(train.sampling.max_tokens));
   t.value("", "data.split_long", true, "Cut documents longer than data.max_tokens (else they are an error)",
           C3_FIELD(train.sampling.split_long));
   t.value("", "data.pack_short", false, "Join consecutive documents shorter than data.min_tokens",
@@ -112,11 +119,14 @@ void add_optim_keys(SettingsTable<TrainJob>& t) {
   t.value("", "optim.beta1", 0.9, "AdamW beta1", C3_FIELD(train.adamw.beta1));
   t.value("", "optim.beta2", 0.999, "AdamW beta2", C3_FIELD(train.adamw.beta2));
   t.value("", "optim.eps", 1e-8, "AdamW epsilon", C3_FIELD(train.adamw.eps));
-  t.value("", "optim.weight_decay", 0.0, "AdamW weight decay (matrices only, as HF Trainer)", C3_FIELD(train.adamw.weight_decay));
+  t.value("", "optim.weight_decay", 0.0, "AdamW weight decay (matrices only, as HF Trainer)",
+          C3_FIELD(train.adamw.weight_decay));
   t.custom("", "optim.master_weights", "fp32",
            "bf16 training: fp32 master weights and AdamW state, or none (state in bf16, as model.to(bfloat16) + torch "
            "AdamW; half the optimizer memory)",
-           [](const Config& c, const std::string& key, TrainJob& j) { j.train.adamw.fp32_master = c.get<std::string>(key) == "fp32"; },
+           [](const Config& c, const std::string& key, TrainJob& j) {
+             j.train.adamw.fp32_master = c.get<std::string>(key) == "fp32";
+           },
            {"fp32", "none"});
   t.value("", "optim.fp32_grad_accumulation", true,
           "With fp32 master weights: sum the micro-batches' bf16 gradients in fp32 (DeepSpeed's default; costs 4 bytes "
@@ -132,31 +142,38 @@ void add_optim_keys(SettingsTable<TrainJob>& t) {
   t.value("", "optim.schedule", "cosine", "Learning-rate schedule after warmup", C3_FIELD(train.schedule),
           {"cosine", "linear", "constant"});
   t.value("", "optim.warmup_ratio", 0.01, "Warmup steps as a fraction of all steps", C3_FIELD(train.warmup_ratio));
-  t.value("", "optim.warmup_steps", -1, "Warmup steps (>= 0 overrides optim.warmup_ratio)", C3_FIELD(train.warmup_steps));
+  t.value("", "optim.warmup_steps", -1, "Warmup steps (>= 0 overrides optim.warmup_ratio)",
+          C3_FIELD(train.warmup_steps));
   t.value("", "optim.clip_norm", 1.0, "Clip the global gradient norm to this (0: off)", C3_FIELD(train.clip_norm));
   t.value("", "optim.frozen", json::array(), "Parts not trained: any of encoder, query, projector, decoder",
           C3_FIELD(train.frozen));
   for (const std::string part : {"encoder", "query", "projector", "decoder"})
-    t.custom("", "optim.lr_scale_" + part, 1.0, "Learning-rate multiplier of the " + part,
-             [part](const Config& c, const std::string& key, TrainJob& j) { j.train.lr_scale[part] = c.get<double>(key); });
+    t.custom(
+        "", "optim.lr_scale_" + part, 1.0, "Learning-rate multiplier of the " + part,
+        [part](const Config& c, const std::string& key, TrainJob& j) { j.train.lr_scale[part] = c.get<double>(key); });
 }
 
 void add_loop_keys(SettingsTable<TrainJob>& t) {
-  t.path("-o,--output", "train.output", "", "Output folder (checkpoints, metrics.jsonl); resumed if it has a checkpoint",
-         C3_FIELD(train.output));
+  t.path("-o,--output", "train.output", "",
+         "Output folder (checkpoints, metrics.jsonl); resumed if it has a checkpoint", C3_FIELD(train.output));
   t.value("--batch-size", "train.batch_size", 2, "Samples per micro-batch (per GPU)", C3_FIELD(train.batch_size));
-  t.value("--grad-accum", "train.grad_accum", 16, "Micro-batches accumulated per optimizer step", C3_FIELD(train.grad_accum));
+  t.value("--grad-accum", "train.grad_accum", 16, "Micro-batches accumulated per optimizer step",
+          C3_FIELD(train.grad_accum));
   t.value("--steps", "train.steps", 0, "Optimizer steps (0: from train.epochs)", C3_FIELD(train.steps));
-  t.value("--epochs", "train.epochs", 5.0, "Epochs over the training samples when train.steps is 0", C3_FIELD(train.epochs));
+  t.value("--epochs", "train.epochs", 5.0, "Epochs over the training samples when train.steps is 0",
+          C3_FIELD(train.epochs));
   t.value("--max-minutes", "train.max_minutes", 0.0,
           "Stop once training steps took this many minutes; the schedule ends with them (0: no limit)",
           C3_FIELD(train.max_minutes));
-  t.value("", "train.max_cpu_minutes", 0.0,
-          "Stop once training steps took this many CPU minutes (all threads); the schedule ends with them (0: no limit)",
-          C3_FIELD(train.max_cpu_minutes));
+  t.value(
+      "", "train.max_cpu_minutes", 0.0,
+      "Stop once training steps took this many CPU minutes (all threads); the schedule ends with them (0: no limit)",
+      C3_FIELD(train.max_cpu_minutes));
   t.value("", "train.save_every", 500, "Save a checkpoint every this many steps", C3_FIELD(train.save_every));
-  t.value("", "train.keep_checkpoints", 3, "Keep this many newest checkpoints (0: all)", C3_FIELD(train.keep_checkpoints));
-  t.value("", "train.log_every", 10, "Log (and append to metrics.jsonl) every this many steps", C3_FIELD(train.log_every));
+  t.value("", "train.keep_checkpoints", 3, "Keep this many newest checkpoints (0: all)",
+          C3_FIELD(train.keep_checkpoints));
+  t.value("", "train.log_every", 10, "Log (and append to metrics.jsonl) every this many steps",
+          C3_FIELD(train.log_every));
   t.value("", "train.eval_every", 500, "Validate every this many steps (0: never)", C3_FIELD(train.eval_every));
   t.value("", "train.eval_at_start", true, "Validate before the first step (the untrained baseline)",
           C3_FIELD(train.eval_at_start));
@@ -164,8 +181,10 @@ void add_loop_keys(SettingsTable<TrainJob>& t) {
           C3_FIELD(train.eval_precision_samples));
   t.value("", "train.eval_max_new_tokens", 0, "Generation limit for validation (0: sample length + 32)",
           C3_FIELD(train.eval_max_new_tokens));
-  t.value("", "train.max_bad_steps", 10, "Stop after this many consecutive non-finite steps", C3_FIELD(train.max_bad_steps));
-  t.value("", "train.loss_chunk", 2048, "Supervised positions per lm_head chunk (0: no chunking)", C3_FIELD(train.loss_chunk));
+  t.value("", "train.max_bad_steps", 10, "Stop after this many consecutive non-finite steps",
+          C3_FIELD(train.max_bad_steps));
+  t.value("", "train.loss_chunk", 2048, "Supervised positions per lm_head chunk (0: no chunking)",
+          C3_FIELD(train.loss_chunk));
   t.value("", "train.dist_timeout", 600.0,
           "Seconds a multi-process rendezvous or collective may take before the run stops with an error",
           C3_FIELD(dist_timeout));
@@ -187,8 +206,9 @@ class TrainCommand : public Command {
   std::string summary() const override { return "Train a C3 model (resumes when OUTPUT already holds a checkpoint)"; }
 
   void setup(CLI::App& app, Options& o) override {
-    app.footer("\nEvery key (data.*, optim.*, train.*, model.*) can be set in a --config file or with --set "
-               "section.key=value;\n'c3 train --dump-config' lists them with their values. Configs: configs/*.json.");
+    app.footer(
+        "\nEvery key (data.*, optim.*, train.*, model.*) can be set in a --config file or with --set "
+        "section.key=value;\n'c3 train --dump-config' lists them with their values. Configs: configs/*.json.");
     app.add_flag("--dry-run", dry_run_,
                  "Print the estimated memory per GPU (1, 2, 4, 8 and this world size; vs DeepSpeed ZeRO-2) and exit");
     train_table().declare(app, o);
@@ -239,6 +259,7 @@ class TrainCommand : public Command {
     if (dist.active()) spdlog::info("data parallel: {}", comm->describe());
     return train(s, device, *comm);
   }
+
  private:
   bool dry_run_ = false;
 };

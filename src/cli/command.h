@@ -2,8 +2,8 @@
 // C3_REGISTER_COMMAND; main.cpp finds them through the registry.
 #pragma once
 
-#include <CLI/CLI.hpp>
 #include <c10/core/Device.h>
+#include <CLI/CLI.hpp>
 
 #include <functional>
 #include <memory>
@@ -68,5 +68,7 @@ struct CommandRegistrar {
 
 }  // namespace c3::cli
 
-#define C3_REGISTER_COMMAND(Type) \
-  static const ::c3::cli::CommandRegistrar c3_register_##Type{[] { return std::make_unique<Type>(); }}
+#define C3_REGISTER_COMMAND(Type)                               \
+  static const ::c3::cli::CommandRegistrar c3_register_##Type { \
+    [] { return std::make_unique<Type>(); }                     \
+  }

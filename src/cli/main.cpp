@@ -42,14 +42,14 @@ std::string value_type_name(const nlohmann::json& default_value, const std::vect
 
 }  // namespace
 
-CLI::Option* Options::add(CLI::App& app, const std::string& flag, const std::string& key,
-                          nlohmann::json default_value, const std::string& help, std::vector<std::string> choices) {
+CLI::Option* Options::add(CLI::App& app, const std::string& flag, const std::string& key, nlohmann::json default_value,
+                          const std::string& help, std::vector<std::string> choices) {
   config_.declare(key, default_value, help, choices);
   texts_.push_back(std::make_unique<std::string>());
   std::string allowed;
   for (const auto& c : choices) allowed += (allowed.empty() ? "" : "|") + c;
-  std::string description = help + (allowed.empty() ? "" : " (" + allowed + ")") + " [" + key + ", default " +
-                            default_value.dump() + "]";
+  std::string description =
+      help + (allowed.empty() ? "" : " (" + allowed + ")") + " [" + key + ", default " + default_value.dump() + "]";
   lists_.push_back(default_value.is_array() ? std::make_unique<std::vector<std::string>>() : nullptr);
   flags_.push_back(default_value.is_boolean() ? std::make_unique<bool>(false) : nullptr);
   CLI::Option* opt = lists_.back()   ? app.add_option(flag, *lists_.back(), description)
@@ -99,8 +99,9 @@ struct GlobalFlags {
 };
 
 void add_global_options(CLI::App& app, Options& options, GlobalFlags& flags) {
-  app.add_flag_callback("--version", [] { throw CLI::CallForVersion(version_text(), 0); },
-                        "Print c3's version, the LibTorch version and whether CUDA is available");
+  app.add_flag_callback(
+      "--version", [] { throw CLI::CallForVersion(version_text(), 0); },
+      "Print c3's version, the LibTorch version and whether CUDA is available");
   app.add_option("--config", flags.config_files, "JSON config file(s), merged in order over the defaults")
       ->check(CLI::ExistingFile);
   app.add_option("--set", flags.assignments, "Override one config key: section.key=value (repeatable)");
@@ -201,8 +202,8 @@ Runtime configure_runtime(const Config& config) {
   runtime.threads = configure_threads(config.get<int>("runtime.threads"));
   runtime.device = resolve_device(config.get<std::string>("runtime.device"));
   const char* wait_policy = std::getenv("OMP_WAIT_POLICY");
-  spdlog::debug("c3 {}: LibTorch {}, device {}, {} threads, OMP_WAIT_POLICY={}", C3_VERSION,
-                compat::torch_version(), runtime.device.str(), runtime.threads, wait_policy ? wait_policy : "(unset)");
+  spdlog::debug("c3 {}: LibTorch {}, device {}, {} threads, OMP_WAIT_POLICY={}", C3_VERSION, compat::torch_version(),
+                runtime.device.str(), runtime.threads, wait_policy ? wait_policy : "(unset)");
   return runtime;
 }
 

@@ -25,12 +25,14 @@ class SettingsTable {
   template <typename Field>
   SettingsTable& value(std::string flag, std::string key, nlohmann::json default_value, std::string help, Field field,
                        std::vector<std::string> choices = {}) {
-    return custom(std::move(flag), std::move(key), std::move(default_value), std::move(help), reader(field), std::move(choices));
+    return custom(std::move(flag), std::move(key), std::move(default_value), std::move(help), reader(field),
+                  std::move(choices));
   }
   // The same for a key that holds file paths (taken from a config file's folder, see Config).
   template <typename Field>
   SettingsTable& path(std::string flag, std::string key, nlohmann::json default_value, std::string help, Field field) {
-    entries_.push_back({std::move(flag), std::move(key), std::move(default_value), std::move(help), {}, true, reader(field)});
+    entries_.push_back(
+        {std::move(flag), std::move(key), std::move(default_value), std::move(help), {}, true, reader(field)});
     return *this;
   }
   // A key whose value is turned into settings by `read`.
@@ -84,4 +86,5 @@ class SettingsTable {
 }  // namespace c3::cli
 
 // The member of the settings (`s`) that a key fills: C3_FIELD(sampling.min_tokens).
-#define C3_FIELD(member) [](auto& s) -> auto& { return s.member; }
+#define C3_FIELD(member) \
+  [](auto& s) -> auto& { return s.member; }

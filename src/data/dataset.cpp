@@ -53,7 +53,8 @@ std::vector<Document> read_json(const fs::path& path, const std::string& field) 
     if (item.is_object() && item.contains("conversations") && item["conversations"].is_array()) {
       const nlohmann::json* context = nullptr;
       for (const auto& turn : item["conversations"])
-        if (turn.is_object() && turn.value("from", "") == "context" && turn.contains("value") && turn["value"].is_string())
+        if (turn.is_object() && turn.value("from", "") == "context" && turn.contains("value") &&
+            turn["value"].is_string())
           context = &turn["value"];
       if (!context) fail_file(where, "conversation has no {\"from\": \"context\", \"value\": TEXT} turn");
       docs.push_back({context->get<std::string>(), where});
@@ -157,13 +158,15 @@ std::vector<Document> read_documents(const fs::path& path, const std::string& te
     const auto listing = selection.list(path);
     if (listing.taken.empty()) fail_file(path.string(), "folder has no text files (" + selection.describe() + ")");
     std::vector<Document> docs;
-    for (const auto& relative : listing.taken) docs.push_back({read_text_file(path / relative), (path / relative).string()});
+    for (const auto& relative : listing.taken)
+      docs.push_back({read_text_file(path / relative), (path / relative).string()});
     return docs;
   }
   if (has_extension(path, ".jsonl")) return read_jsonl(path, text_field);
   if (has_extension(path, ".json")) return read_json(path, text_field);
   if (text_files.takes(path.filename())) return {{read_text_file(path), path.string()}};
-  fail_file(path.string(), "unknown data format (expected .jsonl, .json, a text file (.txt, .md, ...) or a folder of them)");
+  fail_file(path.string(),
+            "unknown data format (expected .jsonl, .json, a text file (.txt, .md, ...) or a folder of them)");
 }
 
 std::vector<Sample> make_samples(const std::vector<Document>& documents, const Tokenizer& tokenizer,
@@ -183,7 +186,8 @@ std::vector<Sample> make_samples(const std::vector<Document>& documents, const T
         fail_file(origin, "sample has " + std::to_string(ids.size()) + " tokens, more than the " +
                               std::to_string(options.limit_tokens) +
                               " that fit in the window (raise data.max_length or set data.split_long=true)");
-      for (auto& part : cutter.cut_ids(ids, options.limit_tokens)) samples.push_back({tokenizer.decode(part), part, origin});
+      for (auto& part : cutter.cut_ids(ids, options.limit_tokens))
+        samples.push_back({tokenizer.decode(part), part, origin});
       return;
     }
     samples.push_back({text, std::move(ids), origin});
@@ -252,7 +256,8 @@ Sampler::Sampler(int64_t dataset_size, uint64_t seed, int64_t rank, int64_t worl
 
 int64_t Sampler::index_at(int64_t position) {
   const int64_t epoch = position / size_;
-  if (epoch != perm_epoch_) perm_ = seeded_permutation(size_, seed_ + static_cast<uint64_t>(epoch)), perm_epoch_ = epoch;
+  if (epoch != perm_epoch_)
+    perm_ = seeded_permutation(size_, seed_ + static_cast<uint64_t>(epoch)), perm_epoch_ = epoch;
   return perm_[position % size_];
 }
 

@@ -8,8 +8,8 @@
 
 #include "c3/infer/compressor.h"
 #include "c3/util/atomic_file.h"
-#include "c3/util/file_selection.h"
 #include "c3/util/error.h"
+#include "c3/util/file_selection.h"
 
 using json = nlohmann::json;
 
@@ -70,8 +70,9 @@ std::vector<EvalPage> fox_pages(const std::string& text, const std::string& name
     for (const auto& turn : page["conversations"])
       if (turn.is_object() && turn.value("from", "") == "gpt") answer = &turn;
     if (!answer) fail_file(where, "no \"gpt\" turn holding the page's text");
-    pages.push_back({page.contains("image") && page["image"].is_string() ? page["image"].get<std::string>() : std::to_string(i),
-                     string_field(*answer, "value", where)});
+    pages.push_back(
+        {page.contains("image") && page["image"].is_string() ? page["image"].get<std::string>() : std::to_string(i),
+         string_field(*answer, "value", where)});
   }
   return pages;
 }
@@ -97,23 +98,27 @@ EvalData read_eval_data(const std::filesystem::path& path, const std::vector<std
   if (std::filesystem::is_directory(path, ec)) {
     FileSelection selection(include.empty() ? text_file_globs() : include, exclude);
     const auto listing = selection.list(path);
-    for (const auto& relative : listing.taken) add({relative.string(), read_text_file(path / relative)}, (path / relative).string());
+    for (const auto& relative : listing.taken)
+      add({relative.string(), read_text_file(path / relative)}, (path / relative).string());
     if (listing.taken.empty()) fail_file(name, "holds no files that match " + selection.describe());
   } else if (is_text_file(path)) {
     add({path.filename().string(), read_text_file(path)}, name);
   } else {
     const std::string text = read_text_file(path);
     const size_t first = text.find_first_not_of(" \t\r\n");
-    if (first == std::string::npos) fail_file(name, "empty (expected Fox page-OCR JSON, JSONL with \"text\", or a text file)");
+    if (first == std::string::npos)
+      fail_file(name, "empty (expected Fox page-OCR JSON, JSONL with \"text\", or a text file)");
     if (text[first] == '[') {
       for (auto& page : fox_pages(text, name)) add(page, name + ": page " + page.id);
     } else {
       for (const auto& [number, j] : jsonl_lines(text, name))
-        add({id_of(j, number), string_field(j, "text", name + ":" + std::to_string(number))}, name + ":" + std::to_string(number));
+        add({id_of(j, number), string_field(j, "text", name + ":" + std::to_string(number))},
+            name + ":" + std::to_string(number));
     }
   }
   if (data.pages.empty() && !data.rejected.empty())
-    fail_file(data.rejected.front().first, data.rejected.front().second + (data.rejected.size() > 1 ? ", and so are all the other pages" : ""));
+    fail_file(data.rejected.front().first,
+              data.rejected.front().second + (data.rejected.size() > 1 ? ", and so are all the other pages" : ""));
   if (data.pages.empty()) fail_file(name, "holds no pages");
   std::set<std::string> ids;
   for (const auto& page : data.pages)
@@ -123,7 +128,8 @@ EvalData read_eval_data(const std::filesystem::path& path, const std::vector<std
 
 std::vector<ScoredPair> read_scored_pairs(const std::string& path) {
   const std::string name = path == "-" ? "<stdin>" : path;
-  const std::string text = path == "-" ? std::string(std::istreambuf_iterator<char>(std::cin), {}) : read_text_file(path);
+  const std::string text =
+      path == "-" ? std::string(std::istreambuf_iterator<char>(std::cin), {}) : read_text_file(path);
   std::vector<ScoredPair> pairs;
   for (const auto& [number, j] : jsonl_lines(text, name)) {
     const std::string where = name + ":" + std::to_string(number);

@@ -29,7 +29,7 @@ namespace c3 {
 namespace {
 
 constexpr const char* kJournal = "pages.partial.jsonl";
-constexpr const char* kOutputs[] = {"pages.jsonl", "summary.json", "report.md", "precision_vs_ratio.svg",
+constexpr const char* kOutputs[] = {"pages.jsonl",        "summary.json", "report.md", "precision_vs_ratio.svg",
                                     "position_curve.svg", kJournal};
 
 // SHA-256 over every page's id and text: names the data whatever file format held it.
@@ -47,7 +47,8 @@ class Journal {
   Journal(const fs::path& path, const json& key, const std::vector<SelectedPage>& pages) : path_(path) {
     std::error_code ec;
     if (fs::exists(path, ec)) done_ = read_up_to_date(key, pages);
-    if (!done_.empty()) spdlog::info("resuming: {} page results from the interrupted run in {}", done_.size(), path.string());
+    if (!done_.empty())
+      spdlog::info("resuming: {} page results from the interrupted run in {}", done_.size(), path.string());
     // Rewritten with what is kept (a cut-off last line is dropped), then appended to.
     std::string kept = json{{"resume_key", key}}.dump() + "\n";
     for (const auto& r : done_) kept += r.to_json().dump() + "\n";
@@ -154,8 +155,8 @@ bool written_by_eval(const fs::path& path) {
   return path.filename() == kJournal ? is_eval_journal(path) : has_intact_record(path);
 }
 
-std::vector<SelectedPage> select(const std::vector<EvalPage>& pages, const Tokenizer& tokenizer, const EvalRunSettings& s,
-                                 int64_t latent_tokens) {
+std::vector<SelectedPage> select(const std::vector<EvalPage>& pages, const Tokenizer& tokenizer,
+                                 const EvalRunSettings& s, int64_t latent_tokens) {
   const Buckets& buckets = s.options.buckets;
   auto selected = select_pages(pages, tokenizer, buckets, s.limit);
   if (selected.empty())
@@ -176,9 +177,10 @@ int64_t set_span_limit(EvalRunSettings& s, const C3Model& model, const C3Prompt&
   const auto cut =
       std::count_if(selected.begin(), selected.end(), [&](const SelectedPage& p) { return p.tokens > limit.tokens; });
   if (cut > 0)
-    spdlog::info("{} of {} pages have more than {} text tokens ({}): they are cut into spans of at most {} tokens, "
-                 "each compressed into {} latents, and their ratio counts all of them",
-                 cut, selected.size(), limit.tokens, limit.source, limit.tokens, prompt.latent_tokens());
+    spdlog::info(
+        "{} of {} pages have more than {} text tokens ({}): they are cut into spans of at most {} tokens, "
+        "each compressed into {} latents, and their ratio counts all of them",
+        cut, selected.size(), limit.tokens, limit.source, limit.tokens, prompt.latent_tokens());
   return cut;
 }
 
@@ -209,7 +211,8 @@ json run_record(C3Model& model, const fs::path& model_folder, const std::vector<
 // not change a page's result (pages are checked one by one).
 json resume_key(const json& run, const Buckets& buckets) {
   json key = run;
-  for (const char* name : {"c3_version", "pages_sha256", "data", "selection", "foreign_files_replaced", "rejected_pages"})
+  for (const char* name :
+       {"c3_version", "pages_sha256", "data", "selection", "foreign_files_replaced", "rejected_pages"})
     key.erase(name);
   key["generation"].erase("batch_size");
   key["generation"].erase("pages_cut_into_spans");
@@ -225,7 +228,8 @@ void prepare_output(const fs::path& out, bool force) {
 }
 
 // Each output with its record (c3/util/output_record.h), so a rerun knows them for c3's.
-void write_outputs(const fs::path& out, const std::vector<PageResult>& results, const json& summary, const std::string& key) {
+void write_outputs(const fs::path& out, const std::vector<PageResult>& results, const json& summary,
+                   const std::string& key) {
   std::string lines;
   for (const auto& r : results) lines += r.to_json().dump() + "\n";
   write_recorded_output(out / "pages.jsonl", lines, key);

@@ -133,11 +133,13 @@ double nltk_bleu(const std::vector<std::string>& reference, const std::vector<st
   }
   if (numerators[1] == 0) return 0.0;  // no unigram in common (also: empty hypothesis)
   const auto hyp_len = static_cast<int64_t>(hyp.size()), ref_len = static_cast<int64_t>(ref.size());
-  const double bp = hyp_len > ref_len ? 1.0 : std::exp(1.0 - static_cast<double>(ref_len) / static_cast<double>(hyp_len));
+  const double bp =
+      hyp_len > ref_len ? 1.0 : std::exp(1.0 - static_cast<double>(ref_len) / static_cast<double>(hyp_len));
   std::vector<double> terms;
   for (size_t n = 1; n <= 4; ++n) {
     // SmoothingFunction.method0: a zero precision becomes sys.float_info.min.
-    const double p = numerators[n] == 0 ? DBL_MIN : static_cast<double>(numerators[n]) / static_cast<double>(denominators[n]);
+    const double p =
+        numerators[n] == 0 ? DBL_MIN : static_cast<double>(numerators[n]) / static_cast<double>(denominators[n]);
     terms.push_back(0.25 * std::log(p));
   }
   return bp * std::exp(exact_sum(terms));
@@ -174,8 +176,10 @@ int64_t levenshtein(std::u32string_view a, std::u32string_view b) {
       const uint64_t high = k + 1 == blocks ? last_bit : 1ull << 63;
       const int out = (ph & high) ? 1 : (mh & high) ? -1 : 0;
       ph <<= 1, mh <<= 1;
-      if (carry < 0) mh |= 1;
-      else if (carry > 0) ph |= 1;
+      if (carry < 0)
+        mh |= 1;
+      else if (carry > 0)
+        ph |= 1;
       pv[k] = mh | ~(xv | ph);
       mv[k] = ph & xv;
       carry = out;
@@ -224,8 +228,10 @@ PageScores score_page(std::string_view ground_truth, std::string_view output) {
   const bool both_empty = distinct_gt == 0 && distinct_out == 0;
   s.precision = ratio(common, distinct_gt, both_empty);
   s.recall = ratio(common, distinct_out, both_empty);
-  if (both_empty) s.f1 = 1.0;
-  else if (s.precision > 0 && s.recall > 0) s.f1 = 1.0 / (0.5 / s.precision + 0.5 / s.recall);
+  if (both_empty)
+    s.f1 = 1.0;
+  else if (s.precision > 0 && s.recall > 0)
+    s.f1 = 1.0 / (0.5 / s.precision + 0.5 / s.recall);
   s.bleu = nltk_bleu(out, gt);  // swapped, as the official script: the GT is the hypothesis
   s.reference_chars = static_cast<int64_t>(a.size()), s.output_chars = static_cast<int64_t>(b.size());
   const auto longest = static_cast<int64_t>(std::max(a.size(), b.size()));

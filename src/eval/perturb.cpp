@@ -17,9 +17,12 @@ Perturbation parse_perturbation(const std::string& name) {
 
 std::string perturbation_name(Perturbation p) {
   switch (p) {
-    case Perturbation::kShuffleWords: return "shuffle-words";
-    case Perturbation::kRandomChars: return "random-chars";
-    default: return "none";
+    case Perturbation::kShuffleWords:
+      return "shuffle-words";
+    case Perturbation::kRandomChars:
+      return "random-chars";
+    default:
+      return "none";
   }
 }
 

@@ -72,8 +72,8 @@ std::vector<double> position_curve(std::u32string_view truth, std::u32string_vie
   while (suffix < truth.size() - prefix && suffix < output.size() - prefix &&
          truth[truth.size() - 1 - suffix] == output[output.size() - 1 - suffix])
     matched[truth.size() - 1 - suffix++] = 1;
-  align_middle(truth.substr(prefix, truth.size() - prefix - suffix), output.substr(prefix, output.size() - prefix - suffix),
-               matched.data() + prefix);
+  align_middle(truth.substr(prefix, truth.size() - prefix - suffix),
+               output.substr(prefix, output.size() - prefix - suffix), matched.data() + prefix);
   const size_t n = truth.size();
   std::vector<double> hits(bins, 0.0), sizes(bins, 0.0);
   for (size_t i = 0; i < n; ++i) {

@@ -70,8 +70,9 @@ json published_results() {
       {{"bucket", "1100-1200"}, {"pages", 8}, {"v64", {0.764, 17.7}}, {"v100", {0.898, 11.3}}},
       {{"bucket", "1200-1300"}, {"pages", 4}, {"v64", {0.591, 19.7}}, {"v100", {0.871, 12.6}}},
   });
-  return {{"deepseek_ocr", rows},
-          {"c3_paper", json::array({{{"precision", 0.984}, {"ratio", 20.0}}, {{"precision", 0.933}, {"ratio", 40.0}}})}};
+  return {
+      {"deepseek_ocr", rows},
+      {"c3_paper", json::array({{{"precision", 0.984}, {"ratio", 20.0}}, {{"precision", 0.933}, {"ratio", 40.0}}})}};
 }
 
 json summarize(const std::vector<PageResult>& pages, const Buckets& buckets, const std::vector<std::string>& conditions,
@@ -111,19 +112,22 @@ std::string run_section(const json& s) {
   std::string md = fmt::format("- model: `{}` ({} latent tokens, fingerprint `{}`)\n", s.value("model", ""),
                                s.value("latent_tokens", 0), s.value("model_fingerprint", "").substr(0, 12));
   const json& sel = s["selection"];
-  md += fmt::format("- data: `{}`: {} of {} pages have {}-{} text tokens (counted with the model's tokenizer), "
-                    "in buckets of {}\n",
-                    s.value("data", ""), sel.value("pages_selected", 0), sel.value("pages_read", 0),
-                    sel["min_tokens"].get<int64_t>(), sel["max_tokens"].get<int64_t>(), sel["bucket_width"].get<int64_t>());
+  md += fmt::format(
+      "- data: `{}`: {} of {} pages have {}-{} text tokens (counted with the model's tokenizer), "
+      "in buckets of {}\n",
+      s.value("data", ""), sel.value("pages_selected", 0), sel.value("pages_read", 0), sel["min_tokens"].get<int64_t>(),
+      sel["max_tokens"].get<int64_t>(), sel["bucket_width"].get<int64_t>());
   if (s.contains("generation"))
     md += fmt::format("- generation: greedy, no-repeat n-gram {}, at most {} new tokens, batches of {}, {} on {}\n",
                       s["generation"].value("no_repeat_ngram", 0), s["generation"].value("max_new_tokens", 0),
                       s["generation"].value("batch_size", 0), s["generation"].value("dtype", ""),
                       s["generation"].value("device", ""));
   if (s.contains("generation") && s["generation"].value("pages_cut_into_spans", int64_t{0}) > 0)
-    md += fmt::format("- spans: {} pages longer than {} text tokens were cut into spans of at most that many, each "
-                      "compressed into the model's latents; their ratio counts all of them\n",
-                      s["generation"].value("pages_cut_into_spans", int64_t{0}), s["generation"].value("max_span_tokens", int64_t{0}));
+    md += fmt::format(
+        "- spans: {} pages longer than {} text tokens were cut into spans of at most that many, each "
+        "compressed into the model's latents; their ratio counts all of them\n",
+        s["generation"].value("pages_cut_into_spans", int64_t{0}),
+        s["generation"].value("max_span_tokens", int64_t{0}));
   if (s.contains("seconds"))
     md += fmt::format("- {:.1f} s, {} tokens generated; c3 {}\n", s["seconds"].get<double>(),
                       s.value("generated_tokens", int64_t{0}), s.value("c3_version", ""));
@@ -133,9 +137,10 @@ std::string run_section(const json& s) {
 std::string conditions_section(const json& s) {
   std::string md;
   for (const auto& [name, condition] : s["conditions"].items()) {
-    md += name == "none" ? "\n## Reconstruction by text length\n\n"
-                         : fmt::format("\n## Control: {} (same pages, {})\n\n", name,
-                                       name == "shuffle-words" ? "words shuffled" : "words replaced by random characters");
+    md += name == "none"
+              ? "\n## Reconstruction by text length\n\n"
+              : fmt::format("\n## Control: {} (same pages, {})\n\n", name,
+                            name == "shuffle-words" ? "words shuffled" : "words replaced by random characters");
     md += metrics_table(condition);
   }
   return md;
@@ -143,8 +148,9 @@ std::string conditions_section(const json& s) {
 
 std::string published_section(const json& s) {
   const json& published = s["published"];
-  std::string md = "\n## Next to the published numbers\n\nPrecision @ compression ratio. DeepSeek-OCR counted text "
-                   "tokens with its own tokenizer, c3 with the model's.\n\n";
+  std::string md =
+      "\n## Next to the published numbers\n\nPrecision @ compression ratio. DeepSeek-OCR counted text "
+      "tokens with its own tokenizer, c3 with the model's.\n\n";
   std::vector<std::string> names;
   for (const auto& [name, condition] : s["conditions"].items()) names.push_back(name);
   md += "| text tokens | pages (Fox) |";
@@ -230,7 +236,8 @@ std::string precision_plot_svg(const json& s, const std::vector<PageResult>& pag
     v64.emplace_back(row["v64"][1].get<double>(), 100.0 * row["v64"][0].get<double>());
     v100.emplace_back(row["v100"][1].get<double>(), 100.0 * row["v100"][0].get<double>());
   }
-  for (const auto& p : s["published"]["c3_paper"]) paper.emplace_back(p["ratio"].get<double>(), 100.0 * p["precision"].get<double>());
+  for (const auto& p : s["published"]["c3_paper"])
+    paper.emplace_back(p["ratio"].get<double>(), 100.0 * p["precision"].get<double>());
   plot.add_points("DeepSeek-OCR, 64 tokens", "#ff7f0e", v64, true);
   plot.add_points("DeepSeek-OCR, 100 tokens", "#2ca02c", v100, true);
   plot.add_points("C3 paper", "#000000", paper, true);

@@ -29,11 +29,20 @@ std::string xml_escape(const std::string& text) {
   std::string out;
   for (char c : text) {
     switch (c) {
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '&': out += "&amp;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -78,13 +87,15 @@ std::string SvgPlot::render(int width, int height) const {
   // Grid and ticks.
   const double xs = tick_step(x_hi - x_lo, 8), ys = tick_step(y_hi - y_lo, 6);
   for (double x = std::ceil(x_lo / xs) * xs; x <= x_hi + 1e-9 * xs; x += xs)
-    svg += fmt::format("<line x1=\"{0:.1f}\" y1=\"{1:.1f}\" x2=\"{0:.1f}\" y2=\"{2:.1f}\" stroke=\"#e4e4e4\"/>"
-                       "<text x=\"{0:.1f}\" y=\"{3:.1f}\" text-anchor=\"middle\">{4}</text>\n",
-                       px(x), top, top + ph, top + ph + 16, number(x));
+    svg += fmt::format(
+        "<line x1=\"{0:.1f}\" y1=\"{1:.1f}\" x2=\"{0:.1f}\" y2=\"{2:.1f}\" stroke=\"#e4e4e4\"/>"
+        "<text x=\"{0:.1f}\" y=\"{3:.1f}\" text-anchor=\"middle\">{4}</text>\n",
+        px(x), top, top + ph, top + ph + 16, number(x));
   for (double y = std::ceil(y_lo / ys) * ys; y <= y_hi + 1e-9 * ys; y += ys)
-    svg += fmt::format("<line x1=\"{0:.1f}\" y1=\"{1:.1f}\" x2=\"{2:.1f}\" y2=\"{1:.1f}\" stroke=\"#e4e4e4\"/>"
-                       "<text x=\"{3:.1f}\" y=\"{4:.1f}\" text-anchor=\"end\">{5}</text>\n",
-                       left, py(y), left + pw, left - 6, py(y) + 4, number(y));
+    svg += fmt::format(
+        "<line x1=\"{0:.1f}\" y1=\"{1:.1f}\" x2=\"{2:.1f}\" y2=\"{1:.1f}\" stroke=\"#e4e4e4\"/>"
+        "<text x=\"{3:.1f}\" y=\"{4:.1f}\" text-anchor=\"end\">{5}</text>\n",
+        left, py(y), left + pw, left - 6, py(y) + 4, number(y));
   svg += fmt::format("<rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"#555\"/>\n", left, top,
                      pw, ph);
   svg += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n", left + pw / 2, height - 14,
@@ -92,8 +103,10 @@ std::string SvgPlot::render(int width, int height) const {
   svg += fmt::format("<text transform=\"translate(18 {}) rotate(-90)\" text-anchor=\"middle\">{}</text>\n",
                      top + ph / 2, xml_escape(y_label_));
   // Series, clipped to the plot area.
-  svg += fmt::format("<clipPath id=\"area\"><rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\"/></clipPath>\n<g clip-path=\"url(#area)\">\n",
-                     left, top, pw, ph);
+  svg += fmt::format(
+      "<clipPath id=\"area\"><rect x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\"/></clipPath>\n<g "
+      "clip-path=\"url(#area)\">\n",
+      left, top, pw, ph);
   for (const auto& s : series_) {
     if (s.line) {
       std::string path;
@@ -117,8 +130,9 @@ std::string SvgPlot::render(int width, int height) const {
   for (const auto& s : series_) {
     const double lx = left + pw + 14;
     if (s.line)
-      svg += fmt::format("<line x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"{}\" stroke-width=\"2\"{}/>", lx,
-                         ly, lx + 18, ly, s.color, s.hollow_or_dashed ? " stroke-dasharray=\"6 4\"" : "");
+      svg += fmt::format(
+          "<line x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"{}\" stroke-width=\"2\"{}/>", lx, ly,
+          lx + 18, ly, s.color, s.hollow_or_dashed ? " stroke-dasharray=\"6 4\"" : "");
     else
       svg += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3.5\" fill=\"{}\" stroke=\"{}\"/>", lx + 9, ly,
                          s.hollow_or_dashed ? "none" : s.color, s.color);

@@ -9,7 +9,6 @@
 #include <limits>
 #include <map>
 
-#include "span_batch_job.h"
 #include "c3/model/qwen2.h"
 #include "c3/tokenizer/unicode.h"
 #include "c3/util/atomic_file.h"
@@ -17,6 +16,7 @@
 #include "c3/util/error.h"
 #include "c3/util/sha256.h"
 #include "c3/version.h"
+#include "span_batch_job.h"
 
 namespace fs = std::filesystem;
 
@@ -85,12 +85,14 @@ SpanLimit span_limit(const C3Config& config, const C3Prompt& prompt, int64_t max
   else if (config.max_text_tokens > 0)
     limit = {config.max_text_tokens, "the longest text the model was trained to reconstruct"};
   else
-    limit = {window - prompt_tokens, "what the " + std::to_string(window) + "-token window the model was trained with leaves"};
+    limit = {window - prompt_tokens,
+             "what the " + std::to_string(window) + "-token window the model was trained with leaves"};
   if (limit.tokens <= 0) throw UsageError("the window leaves no room for text (raise --max-span-tokens)");
   if (config.max_text_tokens > 0 && limit.tokens > config.max_text_tokens)
-    spdlog::warn("spans of up to {} tokens ({}) are longer than the {}-token texts this model was trained to reconstruct: "
-                 "expect much worse reconstructions past that length",
-                 limit.tokens, limit.source, config.max_text_tokens);
+    spdlog::warn(
+        "spans of up to {} tokens ({}) are longer than the {}-token texts this model was trained to reconstruct: "
+        "expect much worse reconstructions past that length",
+        limit.tokens, limit.source, config.max_text_tokens);
   return limit;
 }
 
@@ -131,7 +133,8 @@ std::vector<Span> cut_spans(const std::string& text, const Tokenizer& tokenizer,
     int64_t skip = 0;
     while (true) {
       if (text.compare(offset + skip, piece.size(), piece) == 0) return skip + static_cast<int64_t>(piece.size());
-      if (offset + skip >= static_cast<int64_t>(text.size()) || !unicode::is_ascii_space(text[offset + skip])) return -1;
+      if (offset + skip >= static_cast<int64_t>(text.size()) || !unicode::is_ascii_space(text[offset + skip]))
+        return -1;
       ++skip;
     }
   };
@@ -170,7 +173,10 @@ namespace {
 class CompressStep : public SpanBatchJob<Doc> {
  public:
   CompressStep(C3Model& model, const Tokenizer& tokenizer, const C3Prompt& prompt, const CompressOptions& options)
-      : model_(model), tokenizer_(tokenizer), prompt_(prompt), options_(options),
+      : model_(model),
+        tokenizer_(tokenizer),
+        prompt_(prompt),
+        options_(options),
         span_limit_(span_limit(model->config(), prompt, options.max_span_tokens, options.max_length).tokens),
         fingerprint_(model->fingerprint()) {}
 
@@ -181,10 +187,14 @@ class CompressStep : public SpanBatchJob<Doc> {
     doc.spans = cut_spans(doc.text, tokenizer_, span_limit_);
     // What makes the output's bytes: the text, the model, the spans it is cut into, the dtype,
     // the prompt a reader will use.
-    doc.key = job_key({{"source_sha256", sha256_hex(doc.text)}, {"model", fingerprint_}, {"span_limit", span_limit_},
-                       {"span_cutter", 3},  // 2: sentencepiece spans no longer shrink to single tokens; 3: word boundaries
-                       {"dtype", scalar_type_name(options_.dtype)}, {"prompt_template", prompt_.prompt_template()},
-                       {"format_version", kLatentFormatVersion}});
+    doc.key =
+        job_key({{"source_sha256", sha256_hex(doc.text)},
+                 {"model", fingerprint_},
+                 {"span_limit", span_limit_},
+                 {"span_cutter", 3},  // 2: sentencepiece spans no longer shrink to single tokens; 3: word boundaries
+                 {"dtype", scalar_type_name(options_.dtype)},
+                 {"prompt_template", prompt_.prompt_template()},
+                 {"format_version", kLatentFormatVersion}});
     if (!job.to_stdout()) {
       const std::string recorded = latent_job_key(job.output);
       std::error_code ec;

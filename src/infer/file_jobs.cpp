@@ -66,9 +66,10 @@ void warn_unmatched(const FileSelection& selection, const ListOptions& o) {
   if (unmatched.empty()) return;
   std::string names;
   for (const auto& u : unmatched) names += (names.empty() ? "" : ", ") + u;
-  spdlog::warn("{} matched no file in the input folders (globs are matched below each folder, as in .gitignore: "
-               "'*.txt' at any depth, 'sub' or 'sub/**' for a folder)",
-               names);
+  spdlog::warn(
+      "{} matched no file in the input folders (globs are matched below each folder, as in .gitignore: "
+      "'*.txt' at any depth, 'sub' or 'sub/**' for a folder)",
+      names);
 }
 
 }  // namespace
@@ -96,9 +97,12 @@ std::vector<FileJob> list_file_jobs(const std::vector<std::string>& inputs, cons
     if (!fs::exists(path, ec)) fail_file(input, "no such file or folder");
     if (!fs::is_directory(path, ec)) {
       fs::path out;
-      if (single && !output_is_dir) out = o.output;  // may be empty: stdout
-      else if (o.output.empty()) throw UsageError("several inputs need -o OUTDIR");
-      else out = o.output / with_suffix(path.filename(), o);
+      if (single && !output_is_dir)
+        out = o.output;  // may be empty: stdout
+      else if (o.output.empty())
+        throw UsageError("several inputs need -o OUTDIR");
+      else
+        out = o.output / with_suffix(path.filename(), o);
       jobs.push_back({path, out, input});
       continue;
     }
@@ -106,9 +110,9 @@ std::vector<FileJob> list_file_jobs(const std::vector<std::string>& inputs, cons
     any_folder = true;
     const auto listing = selection.list(path);
     if (listing.taken.empty())
-      throw UsageError(input + ": no files match " + selection.describe() +
-                       (listing.left_out.empty() ? " (the folder has no files)"
-                                                 : " (it has " + joined(listing.left_out, 4) + ")"));
+      throw UsageError(
+          input + ": no files match " + selection.describe() +
+          (listing.left_out.empty() ? " (the folder has no files)" : " (it has " + joined(listing.left_out, 4) + ")"));
     for (const auto& relative : listing.taken)
       jobs.push_back({path / relative, o.output / with_suffix(relative, o), (path / relative).string()});
   }
@@ -129,7 +133,9 @@ Shard Shard::parse(const std::string& text) {
   if (text.empty()) {  // one shard per launched process
     const LaunchRank launch = launch_rank_from_env();
     s.index = launch.rank, s.count = launch.world_size;
-    s.from = launch.source == "torchrun" ? "RANK/WORLD_SIZE" : launch.source == "slurm" ? "SLURM_PROCID/SLURM_NTASKS" : "";
+    s.from = launch.source == "torchrun" ? "RANK/WORLD_SIZE"
+             : launch.source == "slurm"  ? "SLURM_PROCID/SLURM_NTASKS"
+                                         : "";
     return s;
   }
   s.from = "--shard";
@@ -144,8 +150,7 @@ Shard Shard::parse(const std::string& text) {
   } catch (const std::exception&) {
     throw UsageError("--shard '" + text + "': expected I/N, e.g. 0/4");
   }
-  if (s.count <= 0 || s.index < 0 || s.index >= s.count)
-    throw UsageError("--shard '" + text + "': need 0 <= I < N");
+  if (s.count <= 0 || s.index < 0 || s.index >= s.count) throw UsageError("--shard '" + text + "': need 0 <= I < N");
   return s;
 }
 
@@ -203,7 +208,10 @@ nlohmann::json JobSummary::to_json() const {
 }
 
 JobProgress::JobProgress(std::string verb, int64_t files, bool enabled, std::string unit)
-    : status_(enabled), verb_(std::move(verb)), unit_(std::move(unit)), files_(files),
+    : status_(enabled),
+      verb_(std::move(verb)),
+      unit_(std::move(unit)),
+      files_(files),
       start_(std::chrono::steady_clock::now()) {}
 
 double JobProgress::seconds() const {
@@ -214,8 +222,8 @@ void JobProgress::update(int64_t processed, int64_t tokens) {
   const double elapsed = std::max(1e-9, seconds());
   const double rate = static_cast<double>(processed) / elapsed;
   const double eta = processed > 0 ? static_cast<double>(files_ - processed) / rate : -1;  // unknown before the first
-  status_.update(fmt::format("{} {}/{} {} | {:.2f} {}/s | {:.0f} tokens/s | ETA {}", verb_, processed, files_, unit_, rate,
-                             unit_, static_cast<double>(tokens) / elapsed, format_duration(eta)));
+  status_.update(fmt::format("{} {}/{} {} | {:.2f} {}/s | {:.0f} tokens/s | ETA {}", verb_, processed, files_, unit_,
+                             rate, unit_, static_cast<double>(tokens) / elapsed, format_duration(eta)));
 }
 
 }  // namespace c3

@@ -15,7 +15,6 @@ std::string window_key(const std::vector<int32_t>& seq, size_t start, size_t len
   return key;
 }
 
-
 }  // namespace
 
 void NoRepeatNgram::append(int32_t token) {
@@ -65,7 +64,8 @@ std::vector<std::string> reconstruct_texts(C3Model& model, const C3Prompt& promp
   const C3Batch batch = make_c3_batch(prompt, texts, /*with_answers=*/false).to(model->query.device());
   const at::Tensor latents = model->compress(batch.encoder_ids, batch.encoder_slots);
   std::vector<std::string> out;
-  for (const auto& ids : greedy_generate(model, prompt, latents, options)) out.push_back(decode_reconstruction(tokenizer, ids));
+  for (const auto& ids : greedy_generate(model, prompt, latents, options))
+    out.push_back(decode_reconstruction(tokenizer, ids));
   return out;
 }
 

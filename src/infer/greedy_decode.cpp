@@ -45,7 +45,8 @@ class TokenStep {
     const std::string why = graph_.capture([this] { logits_ = forward(); }, tokens_.device());
     if (why.empty()) return graph_.replay(), logits_;
     static std::once_flag said;
-    std::call_once(said, [&] { spdlog::warn("decoding without a CUDA graph (each step launches its kernels): {}", why); });
+    std::call_once(said,
+                   [&] { spdlog::warn("decoding without a CUDA graph (each step launches its kernels): {}", why); });
     graph_wanted_ = false;
     return forward();
   }
@@ -79,9 +80,9 @@ class TokenStep {
 
   Qwen2ForCausalLM& lm_;
   KVCache& cache_;
-  at::Tensor mask_;                      // dynamic shapes with padded prompts: [B, filled]
-  at::Tensor tokens_, positions_;        // [B, 1]: the fed tokens; with fixed shapes, their positions
-  at::Tensor logits_;                    // the captured step's output
+  at::Tensor mask_;                // dynamic shapes with padded prompts: [B, filled]
+  at::Tensor tokens_, positions_;  // [B, 1]: the fed tokens; with fixed shapes, their positions
+  at::Tensor logits_;              // the captured step's output
   bool graph_wanted_;
   CapturedStep graph_;
   bool warmed_up_ = false;
@@ -180,13 +181,15 @@ std::vector<std::vector<int32_t>> greedy_decode(Qwen2ForCausalLM& lm, const at::
     for (int32_t id : prompt_ids[r]) d.ngrams[r].append(id);
   }
   const at::Tensor mask = prompt_mask(last, p, device);
-  if (!options.use_cache) return decode_recomputing(lm, prompt_embeds, mask, last, d, options.max_new_tokens, options.stop), d.out;
+  if (!options.use_cache)
+    return decode_recomputing(lm, prompt_embeds, mask, last, d, options.max_new_tokens, options.stop), d.out;
 
   // The prompt: only each row's last position is needed, so the last layer runs there alone.
   KVCache cache;
   lm->model->reserve(cache, b, p + options.max_new_tokens, prompt_embeds.options());
   const at::Tensor at_last = at::tensor(last, at::kLong).to(device).view({b, 1});
-  at::Tensor logits = lm->logits(lm->model->forward(prompt_embeds, mask, {}, &cache, at_last).select(1, 0)).to(at::kFloat);
+  at::Tensor logits =
+      lm->logits(lm->model->forward(prompt_embeds, mask, {}, &cache, at_last).select(1, 0)).to(at::kFloat);
   const bool fixed = options.fixed_shapes.value_or(device.is_cuda());
   if (fixed) cache.fix_shapes(mask);
   std::vector<int64_t> positions(last);
@@ -205,7 +208,8 @@ std::vector<std::vector<int32_t>> greedy_decode(Qwen2ForCausalLM& lm, const at::
     // Finished rows leave once a quarter of the batch has: at most a few cache copies per batch.
     if (4 * running.size() <= 3 * rows.size()) {
       std::vector<int64_t> kept_rows, kept_fed;
-      for (const int64_t i : running) kept_rows.push_back(rows[static_cast<size_t>(i)]), kept_fed.push_back(fed[static_cast<size_t>(i)]);
+      for (const int64_t i : running)
+        kept_rows.push_back(rows[static_cast<size_t>(i)]), kept_fed.push_back(fed[static_cast<size_t>(i)]);
       feed.keep_rows(running);
       rows = std::move(kept_rows), fed = std::move(kept_fed);
       ++stats.batch_shrinks;

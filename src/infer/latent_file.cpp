@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <memory>
-#include <optional>
 #include <nlohmann/json.hpp>
+#include <optional>
 
 #include "c3/io/safetensors.h"
 #include "c3/io/tensor_io.h"
@@ -23,19 +23,18 @@ void write_latent_file(const fs::path& path, const LatentFile& file) {
     throw Error("span metadata does not match the latents' " + std::to_string(spans) + " spans for " + path.string());
   json bytes = json::array();
   for (const auto& [start, end] : file.span_bytes) bytes.push_back({start, end});
-  const std::map<std::string, std::string> metadata{
-      {"format", kLatentFormat},
-      {"format_version", std::to_string(kLatentFormatVersion)},
-      {"model_fingerprint", file.model_fingerprint},
-      {"latent_tokens", std::to_string(file.latent_tokens())},
-      {"source_path", file.source_path},
-      {"source_sha256", file.source_sha256},
-      {"span_tokens", json(file.span_tokens).dump()},
-      {"span_bytes", bytes.dump()},
-      {"span_joiners", json(file.span_joiners).dump()},
-      {"prompt_template", file.prompt_template},
-      {"c3_version", file.c3_version},
-      {"job_key", file.job_key}};
+  const std::map<std::string, std::string> metadata{{"format", kLatentFormat},
+                                                    {"format_version", std::to_string(kLatentFormatVersion)},
+                                                    {"model_fingerprint", file.model_fingerprint},
+                                                    {"latent_tokens", std::to_string(file.latent_tokens())},
+                                                    {"source_path", file.source_path},
+                                                    {"source_sha256", file.source_sha256},
+                                                    {"span_tokens", json(file.span_tokens).dump()},
+                                                    {"span_bytes", bytes.dump()},
+                                                    {"span_joiners", json(file.span_joiners).dump()},
+                                                    {"prompt_template", file.prompt_template},
+                                                    {"c3_version", file.c3_version},
+                                                    {"job_key", file.job_key}};
   io::write_tensors(path, {{"latents", file.latents}}, metadata);
 }
 
@@ -53,8 +52,10 @@ LatentFile latent_from(const std::vector<io::TensorInfo>& tensors, const std::ma
   if (field("format_version") != std::to_string(kLatentFormatVersion))
     fail_file(source, "latent format version " + field("format_version") + " is not supported (this c3 reads " +
                           std::to_string(kLatentFormatVersion) + ")");
-  const auto info = std::find_if(tensors.begin(), tensors.end(), [](const io::TensorInfo& t) { return t.name == "latents"; });
-  if (info == tensors.end() || info->shape.size() != 3) fail_file(source, "no 'latents' tensor of shape [spans, N, hidden]");
+  const auto info =
+      std::find_if(tensors.begin(), tensors.end(), [](const io::TensorInfo& t) { return t.name == "latents"; });
+  if (info == tensors.end() || info->shape.size() != 3)
+    fail_file(source, "no 'latents' tensor of shape [spans, N, hidden]");
   LatentFile file;
   file.latents = io::load_tensor(*info, io::to_scalar_type(info->dtype, source), at::kCPU, source);
   file.model_fingerprint = field("model_fingerprint");

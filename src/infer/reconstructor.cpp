@@ -10,13 +10,13 @@
 #include <set>
 
 #include "c3/infer/latent_file.h"
-#include "span_batch_job.h"
 #include "c3/model/qwen2.h"
-#include "c3/util/dtype.h"
-#include "c3/util/sha256.h"
 #include "c3/util/atomic_file.h"
+#include "c3/util/dtype.h"
 #include "c3/util/error.h"
 #include "c3/util/output_record.h"
+#include "c3/util/sha256.h"
+#include "span_batch_job.h"
 
 namespace fs = std::filesystem;
 
@@ -38,7 +38,8 @@ LatentFile read_checked(const FileJob& job, const std::string& fingerprint, C3Mo
     fail_file(job.name, "made by another model (fingerprint " + file.model_fingerprint.substr(0, 12) + ", " +
                             std::to_string(file.latents.size(1)) + " x " + std::to_string(file.latents.size(2)) +
                             " latents, c3 " + file.c3_version + ", from " + file.source_path + "), not by this one (" +
-                            fingerprint.substr(0, 12) + ", " + std::to_string(n) + " x " + std::to_string(hidden) + ")");
+                            fingerprint.substr(0, 12) + ", " + std::to_string(n) + " x " + std::to_string(hidden) +
+                            ")");
   return file;
 }
 
@@ -65,7 +66,11 @@ void write_text(const FileJob& job, const std::string& text, const std::string& 
 class ReconstructStep : public SpanBatchJob<Doc> {
  public:
   ReconstructStep(C3Model& model, const Tokenizer& tokenizer, const C3Prompt& prompt, const ReconstructOptions& options)
-      : model_(model), tokenizer_(tokenizer), prompt_(prompt), options_(options), fingerprint_(model->fingerprint()),
+      : model_(model),
+        tokenizer_(tokenizer),
+        prompt_(prompt),
+        options_(options),
+        fingerprint_(model->fingerprint()),
         dtype_(model->decoder->model->norm->weight.scalar_type()),
         // What makes an output's bytes besides its latent file: the model (and the dtype it runs
         // in), the prompt, the generation settings.
@@ -95,7 +100,8 @@ class ReconstructStep : public SpanBatchJob<Doc> {
 
   // Batches of batch_size spans (by expected length, so their generations end close together).
   std::vector<std::pair<size_t, size_t>> batches(const std::vector<int64_t>& lengths) const override {
-    return length_batches(std::vector<int64_t>(lengths.size(), 1), std::numeric_limits<int64_t>::max(), options_.batch_size);
+    return length_batches(std::vector<int64_t>(lengths.size(), 1), std::numeric_limits<int64_t>::max(),
+                          options_.batch_size);
   }
 
   void run(const std::vector<std::pair<Doc*, int64_t>>& spans, JobSummary& summary) override {

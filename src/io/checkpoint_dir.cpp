@@ -23,9 +23,11 @@ json read_json_file(const fs::path& path) {
 CheckpointDir::CheckpointDir(const fs::path& dir) : dir_(dir) {
   std::error_code ec;
   if (!fs::is_directory(dir_, ec))
-    fail_file(dir_.string(), fs::exists(dir_, ec) ? "is a file; a checkpoint is the folder that holds config.json and the weights"
-                                                   : "not a checkpoint folder (no such folder)");
-  if (!fs::exists(config_path(), ec)) fail_file(config_path().string(), "missing: a checkpoint folder needs config.json");
+    fail_file(dir_.string(), fs::exists(dir_, ec)
+                                 ? "is a file; a checkpoint is the folder that holds config.json and the weights"
+                                 : "not a checkpoint folder (no such folder)");
+  if (!fs::exists(config_path(), ec))
+    fail_file(config_path().string(), "missing: a checkpoint folder needs config.json");
   config_ = read_json_file(config_path());
   if (!config_.is_object()) fail_file(config_path().string(), "is not a JSON object");
 
@@ -39,7 +41,8 @@ CheckpointDir::CheckpointDir(const fs::path& dir) : dir_(dir) {
     if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object())
       fail_file(index_path.string(), "has no 'weight_map' object");
     for (auto it = index["weight_map"].begin(); it != index["weight_map"].end(); ++it) {
-      if (!it.value().is_string()) fail_file(index_path.string(), "weight_map entry '" + it.key() + "' is not a file name");
+      if (!it.value().is_string())
+        fail_file(index_path.string(), "weight_map entry '" + it.key() + "' is not a file name");
       const std::string file = it.value().get<std::string>();
       if (file.find('/') != std::string::npos || file == "..")
         fail_file(index_path.string(), "weight_map names a file outside the folder: '" + file + "'");
@@ -69,7 +72,8 @@ CheckpointDir::CheckpointDir(const fs::path& dir) : dir_(dir) {
   }
   for (const auto& [name, file] : weight_map) {
     if (!index_.count(name))
-      fail_file((dir_ / file).string(), "has no tensor '" + name + "' although " + std::string(kIndexFile) + " says so");
+      fail_file((dir_ / file).string(),
+                "has no tensor '" + name + "' although " + std::string(kIndexFile) + " says so");
   }
 }
 
@@ -106,7 +110,7 @@ std::vector<fs::path> CheckpointDir::files() const {
 
 const std::vector<std::string>& tokenizer_file_names() {
   static const std::vector<std::string> names{
-      "tokenizer.json", "vocab.json",    "merges.txt",      "added_tokens.json", "tokenizer_config.json",
+      "tokenizer.json",          "vocab.json",    "merges.txt",      "added_tokens.json", "tokenizer_config.json",
       "special_tokens_map.json", "qwen.tiktoken", "tokenizer.model", "tokenizer.vocab"};
   return names;
 }

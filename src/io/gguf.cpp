@@ -13,7 +13,7 @@ namespace {
 
 using nlohmann::json;
 
-constexpr std::uint32_t kMagic = 0x46554747;  // "GGUF" read as a little-endian u32
+constexpr std::uint32_t kMagic = 0x46554747;                 // "GGUF" read as a little-endian u32
 constexpr std::uint64_t kMaxCount = std::uint64_t{1} << 24;  // tensors, keys, array items: far above any model
 constexpr int kMaxDims = 4;                                  // GGML_MAX_DIMS
 constexpr int kMaxArrayDepth = 4;
@@ -26,9 +26,9 @@ struct TypeTraits {
   std::size_t bytes;
 };
 constexpr TypeTraits kTypes[] = {
-    {0, "F32", 1, 4},      {1, "F16", 1, 2},       {2, "Q4_0", 32, 18},    {3, "Q4_1", 32, 20},
-    {6, "Q5_0", 32, 22},   {7, "Q5_1", 32, 24},    {8, "Q8_0", 32, 34},    {9, "Q8_1", 32, 36},
-    {10, "Q2_K", 256, 84}, {11, "Q3_K", 256, 110}, {12, "Q4_K", 256, 144}, {13, "Q5_K", 256, 176},
+    {0, "F32", 1, 4},       {1, "F16", 1, 2},       {2, "Q4_0", 32, 18},    {3, "Q4_1", 32, 20},
+    {6, "Q5_0", 32, 22},    {7, "Q5_1", 32, 24},    {8, "Q8_0", 32, 34},    {9, "Q8_1", 32, 36},
+    {10, "Q2_K", 256, 84},  {11, "Q3_K", 256, 110}, {12, "Q4_K", 256, 144}, {13, "Q5_K", 256, 176},
     {14, "Q6_K", 256, 210}, {15, "Q8_K", 256, 292}, {30, "BF16", 1, 2},
 };
 
@@ -76,28 +76,50 @@ class Cursor {
 
 // gguf_type (GGUF's metadata value types).
 enum ValueType : std::uint32_t {
-  kU8 = 0, kI8 = 1, kU16 = 2, kI16 = 3, kU32 = 4, kI32 = 5, kF32 = 6, kBool = 7, kString = 8, kArray = 9,
-  kU64 = 10, kI64 = 11, kF64 = 12,
+  kU8 = 0,
+  kI8 = 1,
+  kU16 = 2,
+  kI16 = 3,
+  kU32 = 4,
+  kI32 = 5,
+  kF32 = 6,
+  kBool = 7,
+  kString = 8,
+  kArray = 9,
+  kU64 = 10,
+  kI64 = 11,
+  kF64 = 12,
 };
 
 json read_value(Cursor& c, std::uint32_t type, const std::string& key, int depth) {
   switch (type) {
-    case kU8: return c.read<std::uint8_t>("a u8");
-    case kI8: return c.read<std::int8_t>("an i8");
-    case kU16: return c.read<std::uint16_t>("a u16");
-    case kI16: return c.read<std::int16_t>("an i16");
-    case kU32: return c.read<std::uint32_t>("a u32");
-    case kI32: return c.read<std::int32_t>("an i32");
-    case kF32: return static_cast<double>(c.read<float>("an f32"));
+    case kU8:
+      return c.read<std::uint8_t>("a u8");
+    case kI8:
+      return c.read<std::int8_t>("an i8");
+    case kU16:
+      return c.read<std::uint16_t>("a u16");
+    case kI16:
+      return c.read<std::int16_t>("an i16");
+    case kU32:
+      return c.read<std::uint32_t>("a u32");
+    case kI32:
+      return c.read<std::int32_t>("an i32");
+    case kF32:
+      return static_cast<double>(c.read<float>("an f32"));
     case kBool: {
       const auto b = c.read<std::uint8_t>("a bool");
       if (b > 1) c.fail("metadata '" + key + "': a bool holds " + std::to_string(b));
       return b == 1;
     }
-    case kString: return c.string("a string");
-    case kU64: return c.read<std::uint64_t>("a u64");
-    case kI64: return c.read<std::int64_t>("an i64");
-    case kF64: return c.read<double>("an f64");
+    case kString:
+      return c.string("a string");
+    case kU64:
+      return c.read<std::uint64_t>("a u64");
+    case kI64:
+      return c.read<std::int64_t>("an i64");
+    case kF64:
+      return c.read<double>("an f64");
     case kArray: {
       if (depth >= kMaxArrayDepth) c.fail("metadata '" + key + "': arrays nested too deep");
       const auto item_type = c.read<std::uint32_t>("an array's item type");
@@ -140,7 +162,8 @@ ParsedGguf parse_gguf(const std::uint8_t* data, std::size_t size, const std::str
   if (size < 4 || c.read<std::uint32_t>("the magic") != kMagic) c.fail("not a GGUF file (no 'GGUF' magic)");
   ParsedGguf out;
   out.version = c.read<std::uint32_t>("the version");
-  if (out.version == 0x02000000u || out.version == 0x03000000u) c.fail("a big-endian GGUF file, which c3 does not read");
+  if (out.version == 0x02000000u || out.version == 0x03000000u)
+    c.fail("a big-endian GGUF file, which c3 does not read");
   if (out.version != 2 && out.version != 3)
     c.fail("GGUF version " + std::to_string(out.version) + " is not supported (c3 reads versions 2 and 3)");
   const auto tensor_count = c.read<std::uint64_t>("the tensor count");
@@ -159,7 +182,8 @@ ParsedGguf parse_gguf(const std::uint8_t* data, std::size_t size, const std::str
     const json& a = out.metadata["general.alignment"];
     if (!a.is_number_unsigned() || a.get<std::uint64_t>() == 0 || a.get<std::uint64_t>() > (1u << 20) ||
         (a.get<std::uint64_t>() & (a.get<std::uint64_t>() - 1)) != 0)
-      c.fail("general.alignment must be a power of two, got " + a.dump(-1, ' ', false, json::error_handler_t::replace).substr(0, 40));
+      c.fail("general.alignment must be a power of two, got " +
+             a.dump(-1, ' ', false, json::error_handler_t::replace).substr(0, 40));
     alignment = a.get<std::size_t>();
   }
 
@@ -175,7 +199,8 @@ ParsedGguf parse_gguf(const std::uint8_t* data, std::size_t size, const std::str
     std::uint64_t numel = 1;
     for (auto& n : ne) {
       const auto v = c.read<std::uint64_t>("a tensor dimension");
-      if (v == 0 || v > (std::uint64_t{1} << 40) || __builtin_mul_overflow(numel, v, &numel) || numel > (std::uint64_t{1} << 40))
+      if (v == 0 || v > (std::uint64_t{1} << 40) || __builtin_mul_overflow(numel, v, &numel) ||
+          numel > (std::uint64_t{1} << 40))
         c.fail("tensor '" + t.name + "' has an impossible dimension " + std::to_string(v));
       n = static_cast<int64_t>(v);
     }
@@ -189,8 +214,8 @@ ParsedGguf parse_gguf(const std::uint8_t* data, std::size_t size, const std::str
     t.shape.assign(ne.rbegin(), ne.rend());
     offsets.push_back(c.read<std::uint64_t>("a tensor offset"));
     if (offsets.back() % alignment != 0)
-      c.fail("tensor '" + t.name + "' starts at " + std::to_string(offsets.back()) + ", not a multiple of the alignment " +
-             std::to_string(alignment));
+      c.fail("tensor '" + t.name + "' starts at " + std::to_string(offsets.back()) +
+             ", not a multiple of the alignment " + std::to_string(alignment));
     out.tensors.push_back(std::move(t));
   }
   const std::size_t data_start = align_up(c.at(), alignment);

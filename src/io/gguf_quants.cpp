@@ -126,7 +126,9 @@ at::Tensor dequantize(const GgufTensor& t, const std::string& source) {
   const std::uint8_t* b = t.data;
   const int64_t n = t.numel();
   switch (static_cast<GgmlType>(t.type)) {
-    case GgmlType::F32: std::memcpy(y, b, static_cast<std::size_t>(n) * 4); break;
+    case GgmlType::F32:
+      std::memcpy(y, b, static_cast<std::size_t>(n) * 4);
+      break;
     case GgmlType::F16:
       for (int64_t i = 0; i < n; ++i) y[i] = f16(b + 2 * i);
       break;
@@ -137,15 +139,32 @@ at::Tensor dequantize(const GgufTensor& t, const std::string& source) {
         y[i] = static_cast<float>(c10::BFloat16(bits, c10::BFloat16::from_bits()));
       }
       break;
-    case GgmlType::Q8_0: for (int64_t k = 0; k < n / 32; ++k) q8_0(b + 34 * k, y + 32 * k); break;
-    case GgmlType::Q4_0: for (int64_t k = 0; k < n / 32; ++k) q4_0(b + 18 * k, y + 32 * k); break;
-    case GgmlType::Q4_1: for (int64_t k = 0; k < n / 32; ++k) q4_1(b + 20 * k, y + 32 * k); break;
-    case GgmlType::Q5_0: for (int64_t k = 0; k < n / 32; ++k) q5_0(b + 22 * k, y + 32 * k); break;
-    case GgmlType::Q5_1: for (int64_t k = 0; k < n / 32; ++k) q5_1(b + 24 * k, y + 32 * k); break;
-    case GgmlType::Q4_K: for (int64_t k = 0; k < n / 256; ++k) q45_k(b + 144 * k, y + 256 * k, false); break;
-    case GgmlType::Q5_K: for (int64_t k = 0; k < n / 256; ++k) q45_k(b + 176 * k, y + 256 * k, true); break;
-    case GgmlType::Q6_K: for (int64_t k = 0; k < n / 256; ++k) q6_k(b + 210 * k, y + 256 * k); break;
-    default: break;  // can_dequantize said no
+    case GgmlType::Q8_0:
+      for (int64_t k = 0; k < n / 32; ++k) q8_0(b + 34 * k, y + 32 * k);
+      break;
+    case GgmlType::Q4_0:
+      for (int64_t k = 0; k < n / 32; ++k) q4_0(b + 18 * k, y + 32 * k);
+      break;
+    case GgmlType::Q4_1:
+      for (int64_t k = 0; k < n / 32; ++k) q4_1(b + 20 * k, y + 32 * k);
+      break;
+    case GgmlType::Q5_0:
+      for (int64_t k = 0; k < n / 32; ++k) q5_0(b + 22 * k, y + 32 * k);
+      break;
+    case GgmlType::Q5_1:
+      for (int64_t k = 0; k < n / 32; ++k) q5_1(b + 24 * k, y + 32 * k);
+      break;
+    case GgmlType::Q4_K:
+      for (int64_t k = 0; k < n / 256; ++k) q45_k(b + 144 * k, y + 256 * k, false);
+      break;
+    case GgmlType::Q5_K:
+      for (int64_t k = 0; k < n / 256; ++k) q45_k(b + 176 * k, y + 256 * k, true);
+      break;
+    case GgmlType::Q6_K:
+      for (int64_t k = 0; k < n / 256; ++k) q6_k(b + 210 * k, y + 256 * k);
+      break;
+    default:
+      break;  // can_dequantize said no
   }
   return out.view(t.shape);
 }

@@ -28,10 +28,9 @@ struct DTypeEntry {
 
 // Declaration order of the reference implementation's Dtype enum, which its writer sorts by.
 constexpr DTypeEntry kDTypes[] = {
-    {DType::BOOL, "BOOL", 1}, {DType::U8, "U8", 1},   {DType::I8, "I8", 1},
-    {DType::I16, "I16", 2},   {DType::U16, "U16", 2}, {DType::F16, "F16", 2},
-    {DType::BF16, "BF16", 2}, {DType::I32, "I32", 4}, {DType::U32, "U32", 4},
-    {DType::F32, "F32", 4},   {DType::F64, "F64", 8}, {DType::I64, "I64", 8},
+    {DType::BOOL, "BOOL", 1}, {DType::U8, "U8", 1},   {DType::I8, "I8", 1},     {DType::I16, "I16", 2},
+    {DType::U16, "U16", 2},   {DType::F16, "F16", 2}, {DType::BF16, "BF16", 2}, {DType::I32, "I32", 4},
+    {DType::U32, "U32", 4},   {DType::F32, "F32", 4}, {DType::F64, "F64", 8},   {DType::I64, "I64", 8},
     {DType::U64, "U64", 8},
 };
 
@@ -41,9 +40,7 @@ int dtype_rank(DType d) {
   return -1;
 }
 
-bool mul_overflows(std::uint64_t a, std::uint64_t b, std::uint64_t* out) {
-  return __builtin_mul_overflow(a, b, out);
-}
+bool mul_overflows(std::uint64_t a, std::uint64_t b, std::uint64_t* out) { return __builtin_mul_overflow(a, b, out); }
 
 std::uint64_t read_le_u64(const std::uint8_t* p) {
   std::uint64_t v = 0;
@@ -158,18 +155,21 @@ void check_coverage(std::vector<TensorInfo>& tensors, std::size_t data_size, con
     cursor = t.end;
   }
   if (cursor != data_size)
-    fail_file(source, std::to_string(data_size - cursor) + " bytes after the last tensor are not described by the header");
+    fail_file(source,
+              std::to_string(data_size - cursor) + " bytes after the last tensor are not described by the header");
 }
 
 }  // namespace
 
-ParsedSafetensors parse_safetensors(const std::uint8_t* bytes, std::size_t size,
-                                    const std::string& source) {
-  if (size < 8) fail_file(source, "not a safetensors file: " + std::to_string(size) + " bytes, shorter than the 8-byte header length");
+ParsedSafetensors parse_safetensors(const std::uint8_t* bytes, std::size_t size, const std::string& source) {
+  if (size < 8)
+    fail_file(source,
+              "not a safetensors file: " + std::to_string(size) + " bytes, shorter than the 8-byte header length");
   const std::uint64_t header_len = read_le_u64(bytes);
   if (header_len > SafetensorsReader::kMaxHeaderBytes)
     fail_file(source, "header length " + std::to_string(header_len) + " exceeds the " +
-                          std::to_string(SafetensorsReader::kMaxHeaderBytes) + "-byte limit (corrupt or not safetensors)");
+                          std::to_string(SafetensorsReader::kMaxHeaderBytes) +
+                          "-byte limit (corrupt or not safetensors)");
   if (header_len > size - 8)
     fail_file(source, "header length " + std::to_string(header_len) + " runs past the end of the " +
                           std::to_string(size) + "-byte file (truncated?)");
@@ -212,8 +212,7 @@ const TensorInfo& SafetensorsReader::at(const std::string& name) const {
 void SafetensorsReader::evict(const TensorInfo& tensor) const { file_.evict(tensor.data, tensor.nbytes()); }
 
 std::string safetensors_header(const std::vector<TensorBytes>& tensors,
-                               const std::map<std::string, std::string>& metadata,
-                               std::vector<std::size_t>* order) {
+                               const std::map<std::string, std::string>& metadata, std::vector<std::size_t>* order) {
   std::vector<std::size_t> idx(tensors.size());
   std::iota(idx.begin(), idx.end(), 0);
   std::sort(idx.begin(), idx.end(), [&](std::size_t a, std::size_t b) {

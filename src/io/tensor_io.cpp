@@ -20,40 +20,61 @@ std::vector<int64_t> to_vector(at::IntArrayRef sizes) { return {sizes.begin(), s
 
 at::ScalarType to_scalar_type(io::DType dtype, const std::string& context) {
   switch (dtype) {
-    case DType::BOOL: return at::kBool;
-    case DType::U8: return at::kByte;
-    case DType::I8: return at::kChar;
-    case DType::I16: return at::kShort;
-    case DType::F16: return at::kHalf;
-    case DType::BF16: return at::kBFloat16;
-    case DType::I32: return at::kInt;
-    case DType::F32: return at::kFloat;
-    case DType::F64: return at::kDouble;
-    case DType::I64: return at::kLong;
-    default: break;
+    case DType::BOOL:
+      return at::kBool;
+    case DType::U8:
+      return at::kByte;
+    case DType::I8:
+      return at::kChar;
+    case DType::I16:
+      return at::kShort;
+    case DType::F16:
+      return at::kHalf;
+    case DType::BF16:
+      return at::kBFloat16;
+    case DType::I32:
+      return at::kInt;
+    case DType::F32:
+      return at::kFloat;
+    case DType::F64:
+      return at::kDouble;
+    case DType::I64:
+      return at::kLong;
+    default:
+      break;
   }
   fail_file(context, "dtype " + std::string(dtype_name(dtype)) + " has no LibTorch equivalent");
 }
 
 io::DType to_dtype(at::ScalarType type) {
   switch (type) {
-    case at::kBool: return DType::BOOL;
-    case at::kByte: return DType::U8;
-    case at::kChar: return DType::I8;
-    case at::kShort: return DType::I16;
-    case at::kHalf: return DType::F16;
-    case at::kBFloat16: return DType::BF16;
-    case at::kInt: return DType::I32;
-    case at::kFloat: return DType::F32;
-    case at::kDouble: return DType::F64;
-    case at::kLong: return DType::I64;
-    default: break;
+    case at::kBool:
+      return DType::BOOL;
+    case at::kByte:
+      return DType::U8;
+    case at::kChar:
+      return DType::I8;
+    case at::kShort:
+      return DType::I16;
+    case at::kHalf:
+      return DType::F16;
+    case at::kBFloat16:
+      return DType::BF16;
+    case at::kInt:
+      return DType::I32;
+    case at::kFloat:
+      return DType::F32;
+    case at::kDouble:
+      return DType::F64;
+    case at::kLong:
+      return DType::I64;
+    default:
+      break;
   }
   throw Error(std::string("cannot store tensors of type ") + c10::toString(type) + " in safetensors");
 }
 
-at::Tensor load_tensor(const TensorInfo& info, at::ScalarType type, const at::Device& device,
-                       const std::string& file) {
+at::Tensor load_tensor(const TensorInfo& info, at::ScalarType type, const at::Device& device, const std::string& file) {
   const at::ScalarType stored = to_scalar_type(info.dtype, file + ": tensor '" + info.name + "'");
   // The mapping is read-only and may be unaligned for the element type: copy the bytes out first.
   at::Tensor staging = at::empty(info.shape, at::TensorOptions().dtype(stored));
@@ -66,7 +87,8 @@ void copy_tensor(at::Tensor& destination, const TensorInfo& info, const std::str
   const auto address = reinterpret_cast<std::uintptr_t>(info.data);
   if (address % c10::elementSize(stored) == 0) {
     // Aligned: read straight from the mapping (copy_ only reads the source).
-    destination.copy_(at::from_blob(const_cast<std::uint8_t*>(info.data), info.shape, at::TensorOptions().dtype(stored)));
+    destination.copy_(
+        at::from_blob(const_cast<std::uint8_t*>(info.data), info.shape, at::TensorOptions().dtype(stored)));
   } else {
     destination.copy_(load_tensor(info, stored, at::kCPU, file));
   }
@@ -86,8 +108,8 @@ void write_tensors(const fs::path& file, const std::vector<std::pair<std::string
   write_safetensors(file, entries, metadata);
 }
 
-void write_safetensors_shards(const std::vector<std::pair<std::string, at::Tensor>>& tensors,
-                              const fs::path& dir, std::uint64_t max_shard_bytes) {
+void write_safetensors_shards(const std::vector<std::pair<std::string, at::Tensor>>& tensors, const fs::path& dir,
+                              std::uint64_t max_shard_bytes) {
   // Greedy in order, as HF's split_torch_state_dict_into_shards: a tensor larger than the limit
   // gets a shard of its own.
   std::vector<std::vector<size_t>> shards(1);

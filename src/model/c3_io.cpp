@@ -44,7 +44,7 @@ void copy_checked(at::Tensor& destination, const io::CheckpointDir& ckpt, const 
   const std::vector<int64_t> want(destination.sizes().begin(), destination.sizes().end());
   if (info.shape != want)
     fail_file(ckpt.file_of(name).string(), "tensor '" + name + "' has shape " + io::shape_string(info.shape) +
-                                                " but the model expects " + io::shape_string(want));
+                                               " but the model expects " + io::shape_string(want));
   io::copy_tensor(destination, info, ckpt.file_of(name).string());
 }
 
@@ -71,12 +71,15 @@ bool is_c3_checkpoint(const fs::path& dir) {
 namespace {
 
 C3Config c3_config_of(const fs::path& dir) {
-  if (!is_c3_checkpoint(dir)) fail_file((dir / io::CheckpointDir::kConfigFile).string(), "not a C3 checkpoint (model_type is not \"C3\")");
+  if (!is_c3_checkpoint(dir))
+    fail_file((dir / io::CheckpointDir::kConfigFile).string(), "not a C3 checkpoint (model_type is not \"C3\")");
   std::error_code ec;
   if (fs::exists(dir / kLeanWeightsFile, ec) && !fs::exists(dir / io::CheckpointDir::kSingleFile, ec) &&
       !fs::exists(dir / io::CheckpointDir::kIndexFile, ec))
-    fail_file(dir.string(), "is a lean part (what training changed, without the base weights): rebuild the model with "
-                            "c3 assemble " + dir.string() + " --encoder LLM_FOLDER -o MODEL");
+    fail_file(dir.string(),
+              "is a lean part (what training changed, without the base weights): rebuild the model with "
+              "c3 assemble " +
+                  dir.string() + " --encoder LLM_FOLDER -o MODEL");
   io::CheckpointDir root(dir), llm1(dir / kEncoderSubdir);
   C3Config config;
   config.decoder = qwen2_config_of(root);
@@ -129,10 +132,11 @@ C3Model load_c3(const fs::path& dir, const C3LoadOptions& options) {
   } else {
     at::Tensor stored = stored_fp32(root, kQuery);
     model->query.copy_(resize_query(stored, wanted_n, config.encoder.initializer_range, options.seed));
-    spdlog::warn("{}: latent tokens changed from {} to {}: Q rows 0..{} kept from the checkpoint, {} new rows drawn "
-                 "from normal(0, {}) with seed {}",
-                 dir.string(), stored_n, wanted_n, std::min(stored_n, wanted_n) - 1,
-                 std::max<int64_t>(0, wanted_n - stored_n), config.encoder.initializer_range, options.seed);
+    spdlog::warn(
+        "{}: latent tokens changed from {} to {}: Q rows 0..{} kept from the checkpoint, {} new rows drawn "
+        "from normal(0, {}) with seed {}",
+        dir.string(), stored_n, wanted_n, std::min(stored_n, wanted_n) - 1, std::max<int64_t>(0, wanted_n - stored_n),
+        config.encoder.initializer_range, options.seed);
   }
   return model;
 }
@@ -187,7 +191,8 @@ C3Model grow_vocabulary(C3Model& model, int64_t rows) {
       now.copy_(old);
     } else {  // an embedding table or lm_head: [vocab, hidden]
       now.narrow(0, 0, old.size(0)).copy_(old);
-      now.narrow(0, old.size(0), now.size(0) - old.size(0)).copy_(old.mean(0, /*keepdim=*/true).expand({now.size(0) - old.size(0), -1}));
+      now.narrow(0, old.size(0), now.size(0) - old.size(0))
+          .copy_(old.mean(0, /*keepdim=*/true).expand({now.size(0) - old.size(0), -1}));
     }
   }
   grown->set_trained_lengths(model->config().max_length, model->config().max_text_tokens);
@@ -212,13 +217,15 @@ C3Model assemble_c3_model(const fs::path& encoder, const fs::path& decoder, cons
     rows = std::max<int64_t>(rows, *id + 1);
   }
   if (rows > std::min(model->config().encoder.vocab_size, model->config().decoder.vocab_size)) {
-    spdlog::info("embedding tables grown to {} rows for the tokenizer's ids (new rows: the mean of the old ones)", rows);
+    spdlog::info("embedding tables grown to {} rows for the tokenizer's ids (new rows: the mean of the old ones)",
+                 rows);
     model = grow_vocabulary(model, rows);
   }
   return model;
 }
 
-C3Config assemble_c3(const fs::path& encoder, const fs::path& decoder, const fs::path& out, const C3AssembleOptions& o) {
+C3Config assemble_c3(const fs::path& encoder, const fs::path& decoder, const fs::path& out,
+                     const C3AssembleOptions& o) {
   if (o.latent_tokens <= 0) throw UsageError("--latent-tokens must be positive");
   const fs::path tokenizer_source = o.tokenizer.empty() ? decoder : o.tokenizer;
   const auto tokenizer = load_tokenizer(tokenizer_source);
@@ -243,7 +250,8 @@ void write_c3_configs(const C3Config& config, const fs::path& dir) {
 }
 
 void load_c3_adapters(C3Model& model, const fs::path& dir, bool merge) {
-  for (auto [side, folder] : {std::pair{model->decoder.get(), dir}, std::pair{model->encoder.get(), dir / kEncoderSubdir}}) {
+  for (auto [side, folder] :
+       {std::pair{model->decoder.get(), dir}, std::pair{model->encoder.get(), dir / kEncoderSubdir}}) {
     if (!has_adapter(folder)) continue;
     load_adapter(*side, folder);
     if (merge) merge_lora(*side);

@@ -1,7 +1,7 @@
 #include "c3/model/c3_loss.h"
 
-#include "recompute.h"
 #include "c3/util/error.h"
+#include "recompute.h"
 
 namespace c3 {
 
@@ -22,7 +22,7 @@ C3LossOutput c3_loss(C3Model& model, const C3Batch& batch, int64_t chunk_rows) {
 
   const at::Tensor targets_all = batch.labels.narrow(1, first, t - first);
   const at::Tensor supervised = targets_all.ne(kIgnoreIndex);
-  const at::Tensor hidden = states.index({supervised});       // [M, H]
+  const at::Tensor hidden = states.index({supervised});        // [M, H]
   const at::Tensor targets = targets_all.index({supervised});  // [M]
   C3LossOutput out;
   out.tokens = hidden.size(0);

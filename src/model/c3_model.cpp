@@ -31,10 +31,14 @@ const std::vector<C3Part>& all_c3_parts() {
 
 std::string c3_part_name(C3Part part) {
   switch (part) {
-    case C3Part::encoder: return "encoder";
-    case C3Part::query: return "query";
-    case C3Part::projector: return "projector";
-    case C3Part::decoder: return "decoder";
+    case C3Part::encoder:
+      return "encoder";
+    case C3Part::query:
+      return "query";
+    case C3Part::projector:
+      return "projector";
+    case C3Part::decoder:
+      return "decoder";
   }
   return "?";
 }

@@ -14,8 +14,8 @@ namespace {
 int32_t required_token(const Tokenizer& tokenizer, const std::string& token) {
   auto id = tokenizer.token_id(token);
   if (!id)
-    fail_file(tokenizer.source(), "the tokenizer has no single token '" + token +
-                                      "', which C3's prompt needs (add it as a special token)");
+    fail_file(tokenizer.source(),
+              "the tokenizer has no single token '" + token + "', which C3's prompt needs (add it as a special token)");
   return *id;
 }
 
@@ -27,7 +27,8 @@ void replace_all(std::string& text, const std::string& from, const std::string& 
 // A piece of the template with {instruction} filled in. The instruction is user text: when it holds
 // a special-token string it is tokenized on its own, as plain text; otherwise with the template,
 // as the authors' code does, so the default prompt keeps its exact ids.
-std::vector<int32_t> encode_piece(const Tokenizer& tokenizer, const std::string& piece, const std::string& instruction) {
+std::vector<int32_t> encode_piece(const Tokenizer& tokenizer, const std::string& piece,
+                                  const std::string& instruction) {
   const std::string marker = "{instruction}";
   if (tokenizer.encode(instruction) == tokenizer.encode_text(instruction)) {
     std::string text = piece;
@@ -82,13 +83,14 @@ std::vector<int32_t> C3Prompt::encoder_ids(const std::vector<int32_t>& text) con
 
 C3Batch C3Batch::to(const at::Device& device) const {
   C3Batch out = *this;
-  for (at::Tensor* t : {&out.encoder_ids, &out.encoder_mask, &out.encoder_slots, &out.decoder_ids, &out.decoder_mask,
-                        &out.decoder_slots, &out.labels})
+  // The masks stay where they are: right padding needs none on the device (Qwen2Model::forward).
+  for (at::Tensor* t : {&out.encoder_ids, &out.encoder_slots, &out.decoder_ids, &out.decoder_slots, &out.labels})
     if (t->defined()) *t = t->to(device, /*non_blocking=*/true);
   return out;
 }
 
-C3Batch make_c3_batch(const C3Prompt& prompt, const std::vector<const std::vector<int32_t>*>& texts, bool with_answers) {
+C3Batch make_c3_batch(const C3Prompt& prompt, const std::vector<const std::vector<int32_t>*>& texts,
+                      bool with_answers) {
   if (texts.empty()) throw Error("empty batch");
   const int64_t b = static_cast<int64_t>(texts.size());
   const int64_t n = prompt.latent_tokens();

@@ -106,13 +106,15 @@ std::string trained_lengths_line(const json& text_tokens, const json& window) {
   const std::string in_window =
       window.is_number() ? " (in a window of " + window.dump() + " tokens with the prompt)" : std::string();
   if (text_tokens.is_number())
-    return "texts of up to " + text_tokens.dump() + " tokens" + in_window + ": compress and eval cut longer texts into " +
-           text_tokens.dump() + "-token spans";
+    return "texts of up to " + text_tokens.dump() + " tokens" + in_window +
+           ": compress and eval cut longer texts into " + text_tokens.dump() + "-token spans";
   if (window.is_number())
     return "windows of up to " + window.dump() +
-           " tokens with the prompt (the longest text is not recorded, c3_max_text_tokens): compress and eval cut longer "
+           " tokens with the prompt (the longest text is not recorded, c3_max_text_tokens): compress and eval cut "
+           "longer "
            "texts into spans of what the window leaves";
-  return "an unrecorded length (no c3_max_length or c3_max_text_tokens): compress and eval assume a window of 8192 tokens";
+  return "an unrecorded length (no c3_max_length or c3_max_text_tokens): compress and eval assume a window of 8192 "
+         "tokens";
 }
 
 }  // namespace
@@ -156,8 +158,8 @@ std::string format_checkpoint_info(const json& info) {
     << human_bytes(m["run_weights_bf16_bytes"].get<double>()) << " bf16 weights + "
     << human_bytes(m["run_kv_cache_bytes"].get<double>()) << " bf16 KV cache for " << m["run_context_tokens"]
     << " tokens\n";
-  s << "memory, train " << human_bytes(m["train_bytes"].get<double>()) << " ("
-    << m["train_bytes_per_parameter"] << " B/parameter: " << m["train_note"].get<std::string>() << ")\n";
+  s << "memory, train " << human_bytes(m["train_bytes"].get<double>()) << " (" << m["train_bytes_per_parameter"]
+    << " B/parameter: " << m["train_note"].get<std::string>() << ")\n";
   return s.str();
 }
 

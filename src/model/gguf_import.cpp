@@ -17,10 +17,13 @@ namespace {
 using nlohmann::json;
 
 // The GGUF architectures c3 imports, and the family each is.
-const std::pair<const char*, const char*> kArchitectures[] = {{"llama", "llama"}, {"qwen2", "qwen2"}, {"qwen3", "qwen3"}};
+const std::pair<const char*, const char*> kArchitectures[] = {
+    {"llama", "llama"}, {"qwen2", "qwen2"}, {"qwen3", "qwen3"}};
 
 // A metadata value in a message: JSON, ill-formed UTF-8 replaced, cut short.
-std::string shown(const json& value) { return value.dump(-1, ' ', false, json::error_handler_t::replace).substr(0, 40); }
+std::string shown(const json& value) {
+  return value.dump(-1, ' ', false, json::error_handler_t::replace).substr(0, 40);
+}
 
 // A metadata value, checked for its type; errors name the file and the key.
 class Metadata {
@@ -79,10 +82,12 @@ std::string hf_tensor_name(const std::string& name) {
                                                       {"output_norm.weight", "model.norm.weight"},
                                                       {"output.weight", "lm_head.weight"}};
   static const std::map<std::string, std::string> block{
-      {"attn_norm", "input_layernorm"}, {"ffn_norm", "post_attention_layernorm"}, {"attn_q", "self_attn.q_proj"},
-      {"attn_k", "self_attn.k_proj"},   {"attn_v", "self_attn.v_proj"},           {"attn_output", "self_attn.o_proj"},
-      {"attn_q_norm", "self_attn.q_norm"}, {"attn_k_norm", "self_attn.k_norm"},   {"ffn_gate", "mlp.gate_proj"},
-      {"ffn_up", "mlp.up_proj"},        {"ffn_down", "mlp.down_proj"}};
+      {"attn_norm", "input_layernorm"},    {"ffn_norm", "post_attention_layernorm"},
+      {"attn_q", "self_attn.q_proj"},      {"attn_k", "self_attn.k_proj"},
+      {"attn_v", "self_attn.v_proj"},      {"attn_output", "self_attn.o_proj"},
+      {"attn_q_norm", "self_attn.q_norm"}, {"attn_k_norm", "self_attn.k_norm"},
+      {"ffn_gate", "mlp.gate_proj"},       {"ffn_up", "mlp.up_proj"},
+      {"ffn_down", "mlp.down_proj"}};
   if (const auto it = top.find(name); it != top.end()) return it->second;
   static const std::regex pattern(R"(blk\.(\d+)\.(\w+)\.(weight|bias))");
   std::smatch m;
@@ -115,17 +120,20 @@ Qwen2Config gguf_model_config(const io::GgufReader& gguf) {
   c.num_key_value_heads = meta.integer("attention.head_count_kv", c.num_attention_heads);
   if (c.hidden_size <= 0 || c.num_attention_heads <= 0 || c.num_key_value_heads <= 0 ||
       c.num_attention_heads % c.num_key_value_heads != 0 || c.num_hidden_layers <= 0 || c.intermediate_size <= 0)
-    meta.fail("impossible geometry: hidden " + std::to_string(c.hidden_size) + ", " + std::to_string(c.num_attention_heads) +
-              " heads, " + std::to_string(c.num_key_value_heads) + " KV heads, " + std::to_string(c.num_hidden_layers) + " layers");
+    meta.fail("impossible geometry: hidden " + std::to_string(c.hidden_size) + ", " +
+              std::to_string(c.num_attention_heads) + " heads, " + std::to_string(c.num_key_value_heads) +
+              " KV heads, " + std::to_string(c.num_hidden_layers) + " layers");
   c.head_dim = meta.integer("attention.key_length", c.hidden_size / c.num_attention_heads);
-  if (c.head_dim <= 0 || c.head_dim % 2 != 0) meta.fail("head_dim " + std::to_string(c.head_dim) + " is not positive and even");
+  if (c.head_dim <= 0 || c.head_dim % 2 != 0)
+    meta.fail("head_dim " + std::to_string(c.head_dim) + " is not positive and even");
   c.max_position_embeddings = meta.integer("context_length", 2048);
   c.rope_theta = meta.number("rope.freq_base", 10000.0);
   c.rms_norm_eps = meta.number("attention.layer_norm_rms_epsilon", 1e-6);
   c.tie_word_embeddings = gguf.find("output.weight") == nullptr;
   c.qkv_bias = gguf.find("blk.0.attn_q.bias") != nullptr;
   c.o_proj_bias = gguf.find("blk.0.attn_output.bias") != nullptr;
-  if (c.model_type == "qwen2" && (!c.qkv_bias || c.o_proj_bias)) meta.fail("a qwen2 model without q/k/v biases (or with an o_proj bias)");
+  if (c.model_type == "qwen2" && (!c.qkv_bias || c.o_proj_bias))
+    meta.fail("a qwen2 model without q/k/v biases (or with an o_proj bias)");
   if (c.model_type != "qwen2" && c.qkv_bias != c.o_proj_bias) meta.fail("attention biases on some projections only");
   c.mlp_bias = gguf.find("blk.0.ffn_up.bias") != nullptr;
   if (c.mlp_bias && c.model_type != "llama") meta.fail("MLP biases, which " + arch + " does not have");
@@ -146,8 +154,10 @@ std::vector<std::pair<std::string, at::Tensor>> gguf_model_tensors(const io::Ggu
     const std::string name = hf_tensor_name(t.name);
     if (name.empty()) fail_file(source, "tensor '" + t.name + "' has no place in a " + c.model_type + " model");
     at::Tensor w = io::dequantize(t, source);
-    if (c.model_type == "llama" && (t.name.find(".attn_q.") != std::string::npos || t.name.find(".attn_k.") != std::string::npos)) {
-      const int64_t heads = t.name.find(".attn_q.") != std::string::npos ? c.num_attention_heads : c.num_key_value_heads;
+    if (c.model_type == "llama" &&
+        (t.name.find(".attn_q.") != std::string::npos || t.name.find(".attn_k.") != std::string::npos)) {
+      const int64_t heads =
+          t.name.find(".attn_q.") != std::string::npos ? c.num_attention_heads : c.num_key_value_heads;
       if (w.size(0) % (2 * heads) != 0)
         fail_file(source, "tensor '" + t.name + "' has " + std::to_string(w.size(0)) + " rows, not whole pairs for " +
                               std::to_string(heads) + " heads");
@@ -167,8 +177,8 @@ const char* const kLlama3Split =
 const char* const kQwen2Split =
     R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
 const std::map<std::string, const char*> kPreTokenizerSplits{
-    {"llama3", kLlama3Split}, {"llama-v3", kLlama3Split}, {"llama-bpe", kLlama3Split}, {"smaug-bpe", kLlama3Split},
-    {"qwen2", kQwen2Split},   {"deepseek-r1-qwen", kQwen2Split}};
+    {"llama3", kLlama3Split},    {"llama-v3", kLlama3Split}, {"llama-bpe", kLlama3Split},
+    {"smaug-bpe", kLlama3Split}, {"qwen2", kQwen2Split},     {"deepseek-r1-qwen", kQwen2Split}};
 
 std::string spelled_in_byte_alphabet(const std::string& token) {
   std::string out;
@@ -177,7 +187,8 @@ std::string spelled_in_byte_alphabet(const std::string& token) {
 }
 
 json byte_level(bool add_prefix_space, bool use_regex) {
-  return {{"type", "ByteLevel"}, {"add_prefix_space", add_prefix_space}, {"trim_offsets", true}, {"use_regex", use_regex}};
+  return {
+      {"type", "ByteLevel"}, {"add_prefix_space", add_prefix_space}, {"trim_offsets", true}, {"use_regex", use_regex}};
 }
 
 const json& array_of_strings(const io::GgufReader& gguf, const std::string& key) {
@@ -185,7 +196,8 @@ const json& array_of_strings(const io::GgufReader& gguf, const std::string& key)
   if (!meta.contains(key) || !meta[key].is_array())
     fail_file(gguf.path().string(), "no " + key + " (the tokenizer's " + key.substr(key.rfind('.') + 1) + ")");
   for (const auto& v : meta[key])
-    if (!v.is_string()) fail_file(gguf.path().string(), key + " holds a " + std::string(v.type_name()) + ", not strings");
+    if (!v.is_string())
+      fail_file(gguf.path().string(), key + " holds a " + std::string(v.type_name()) + ", not strings");
   return meta[key];
 }
 
@@ -197,7 +209,8 @@ std::map<std::string, std::string> gguf_tokenizer_files(const io::GgufReader& gg
   const std::string model = meta.value("tokenizer.ggml.model", std::string());
   if (model.empty()) fail_file(source, "holds no tokenizer (tokenizer.ggml.model); import with --weights-only");
   if (model != "gpt2")
-    fail_file(source, "tokenizer type '" + model + "' is not converted (c3 converts byte-level BPE, 'gpt2'); "
+    fail_file(source, "tokenizer type '" + model +
+                          "' is not converted (c3 converts byte-level BPE, 'gpt2'); "
                           "import with --weights-only to leave it out");
   const json& tokens = array_of_strings(gguf, "tokenizer.ggml.tokens");
   const json& merges = array_of_strings(gguf, "tokenizer.ggml.merges");
@@ -224,32 +237,53 @@ std::map<std::string, std::string> gguf_tokenizer_files(const io::GgufReader& gg
     std::string bytes;
     const bool control = types[id] == 3 && unicode::unicode_to_bytes(token, &bytes);
     if (!control && types[id] != 4) continue;
-    added.push_back({{"id", id}, {"content", token}, {"single_word", false}, {"lstrip", false}, {"rstrip", false},
-                     {"normalized", false}, {"special", control}});
+    added.push_back({{"id", id},
+                     {"content", token},
+                     {"single_word", false},
+                     {"lstrip", false},
+                     {"rstrip", false},
+                     {"normalized", false},
+                     {"special", control}});
   }
   const std::string pre = meta.value("tokenizer.ggml.pre", std::string());
   const auto split = kPreTokenizerSplits.find(pre);
-  const json pre_tokenizer =
-      split == kPreTokenizerSplits.end()
-          ? byte_level(false, true)
-          : json{{"type", "Sequence"},
-                 {"pretokenizers",
-                  {{{"type", "Split"}, {"pattern", {{"Regex", split->second}}}, {"behavior", "Isolated"}, {"invert", false}},
-                   byte_level(false, false)}}};
+  const json pre_tokenizer = split == kPreTokenizerSplits.end() ? byte_level(false, true)
+                                                                : json{{"type", "Sequence"},
+                                                                       {"pretokenizers",
+                                                                        {{{"type", "Split"},
+                                                                          {"pattern", {{"Regex", split->second}}},
+                                                                          {"behavior", "Isolated"},
+                                                                          {"invert", false}},
+                                                                         byte_level(false, false)}}};
   const json tokenizer = {
-      {"version", "1.0"}, {"truncation", nullptr}, {"padding", nullptr}, {"added_tokens", added},
-      {"normalizer", nullptr}, {"pre_tokenizer", pre_tokenizer},
-      {"post_processor", {{"type", "TemplateProcessing"},
-                          {"single", {{{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
-                          {"pair", {{{"Sequence", {{"id", "A"}, {"type_id", 0}}}}, {{"Sequence", {{"id", "B"}, {"type_id", 1}}}}}},
-                          {"special_tokens", json::object()}}},
+      {"version", "1.0"},
+      {"truncation", nullptr},
+      {"padding", nullptr},
+      {"added_tokens", added},
+      {"normalizer", nullptr},
+      {"pre_tokenizer", pre_tokenizer},
+      {"post_processor",
+       {{"type", "TemplateProcessing"},
+        {"single", {{{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
+        {"pair", {{{"Sequence", {{"id", "A"}, {"type_id", 0}}}}, {{"Sequence", {{"id", "B"}, {"type_id", 1}}}}}},
+        {"special_tokens", json::object()}}},
       {"decoder", byte_level(true, true)},
-      {"model", {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", nullptr}, {"continuing_subword_prefix", ""},
-                 {"end_of_word_suffix", ""}, {"fuse_unk", false}, {"byte_fallback", false}, {"ignore_merges", false},
-                 {"vocab", vocab}, {"merges", pairs}}}};
+      {"model",
+       {{"type", "BPE"},
+        {"dropout", nullptr},
+        {"unk_token", nullptr},
+        {"continuing_subword_prefix", ""},
+        {"end_of_word_suffix", ""},
+        {"fuse_unk", false},
+        {"byte_fallback", false},
+        {"ignore_merges", false},
+        {"vocab", vocab},
+        {"merges", pairs}}}};
   json config = {{"tokenizer_class", "PreTrainedTokenizerFast"}};
-  const std::pair<const char*, const char*> specials[] = {
-      {"bos_token", "bos_token_id"}, {"eos_token", "eos_token_id"}, {"unk_token", "unknown_token_id"}, {"pad_token", "padding_token_id"}};
+  const std::pair<const char*, const char*> specials[] = {{"bos_token", "bos_token_id"},
+                                                          {"eos_token", "eos_token_id"},
+                                                          {"unk_token", "unknown_token_id"},
+                                                          {"pad_token", "padding_token_id"}};
   for (const auto& [name, key] : specials) {
     const std::string full = std::string("tokenizer.ggml.") + key;
     if (meta.contains(full) && meta[full].is_number_unsigned() && meta[full].get<uint64_t>() < tokens.size())
@@ -266,7 +300,8 @@ std::map<std::string, std::string> gguf_tokenizer_files(const io::GgufReader& gg
           {"tokenizer_config.json", config.dump(2, ' ', false, replace) + "\n"}};
 }
 
-Qwen2Config import_gguf(const std::filesystem::path& path, const std::filesystem::path& dir, const GgufImportOptions& options) {
+Qwen2Config import_gguf(const std::filesystem::path& path, const std::filesystem::path& dir,
+                        const GgufImportOptions& options) {
   const io::GgufReader gguf(path);
   const Qwen2Config config = gguf_model_config(gguf);
   Qwen2ForCausalLM model(config, at::TensorOptions().dtype(at::kFloat));

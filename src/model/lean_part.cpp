@@ -29,8 +29,10 @@ std::string lean_name(const std::string& module_name) {
 }  // namespace
 
 nlohmann::json InitRecipe::to_json() const {
-  return {{"encoder_weights_sha256", encoder_sha256}, {"decoder_weights_sha256", decoder_sha256},
-          {"latent_tokens", latent_tokens},           {"encoder_layers", encoder_layers},
+  return {{"encoder_weights_sha256", encoder_sha256},
+          {"decoder_weights_sha256", decoder_sha256},
+          {"latent_tokens", latent_tokens},
+          {"encoder_layers", encoder_layers},
           {"seed", seed}};
 }
 
@@ -38,7 +40,8 @@ InitRecipe InitRecipe::read(const fs::path& dir) {
   const fs::path file = dir / kInitRecipeFile;
   std::error_code ec;
   if (!fs::exists(file, ec))
-    fail_file(dir.string(), std::string("has no ") + kInitRecipeFile + " (not a C3 that c3 init assembled, nor a lean part)");
+    fail_file(dir.string(),
+              std::string("has no ") + kInitRecipeFile + " (not a C3 that c3 init assembled, nor a lean part)");
   const nlohmann::json j = io::read_json_file(file);
   return io::with_json_errors(file.string(), [&] {
     InitRecipe r;
@@ -85,8 +88,8 @@ int64_t write_lean_part(C3Model& model, const fs::path& base, const fs::path& to
     const at::Tensor* was = base_params.find(item.key());
     const at::Tensor now = item.value().detach().to(at::kCPU);
     if (!was || was->sizes() != now.sizes())
-      fail_file(base.string(), "is not the C3 this model was trained from (no parameter '" + item.key() +
-                                   "' of the same shape)");
+      fail_file(base.string(),
+                "is not the C3 this model was trained from (no parameter '" + item.key() + "' of the same shape)");
     if (now.equal(was->to(now.scalar_type()))) continue;
     changed.emplace_back(lean_name(item.key()), dtype ? now.to(*dtype) : now);
   }
@@ -106,11 +109,14 @@ C3Config assemble_lean_part(const fs::path& part, const fs::path& encoder, const
   C3AssembleOptions o;
   o.latent_tokens = recipe.latent_tokens, o.encoder_layers = recipe.encoder_layers, o.seed = recipe.seed;
   const InitRecipe given = make_init_recipe(encoder, decoder, o);
-  for (const auto& [dir, got, want, side] : {std::tuple{encoder, given.encoder_sha256, recipe.encoder_sha256, "encoder"},
-                                             std::tuple{decoder, given.decoder_sha256, recipe.decoder_sha256, "decoder"}})
+  for (const auto& [dir, got, want, side] :
+       {std::tuple{encoder, given.encoder_sha256, recipe.encoder_sha256, "encoder"},
+        std::tuple{decoder, given.decoder_sha256, recipe.decoder_sha256, "decoder"}})
     if (got != want)
-      fail_file(dir.string(), std::string("is not the ") + side + " LLM this model was trained from (its weights' SHA-256 "
-                                  "differs from the one in " + (part / kInitRecipeFile).string() + ")");
+      fail_file(dir.string(), std::string("is not the ") + side +
+                                  " LLM this model was trained from (its weights' SHA-256 "
+                                  "differs from the one in " +
+                                  (part / kInitRecipeFile).string() + ")");
   std::error_code ec;
   if (fs::exists(out, ec) && !overwrite) fail_file(out.string(), "already exists (pass --force to replace it)");
   // The base C3 as c3 init made it, with the part's tokenizer (the image tokens at the same ids).
@@ -134,15 +140,16 @@ C3Config assemble_lean_part(const fs::path& part, const fs::path& encoder, const
     }
   }
   for (const auto& info : lean.tensors())
-    if (!used.count(info.name)) fail_file(lean_file.string(), "unexpected tensor '" + info.name + "' that the model does not have");
+    if (!used.count(info.name))
+      fail_file(lean_file.string(), "unexpected tensor '" + info.name + "' that the model does not have");
   load_c3_adapters(model, part, /*merge=*/false);
   const nlohmann::json root = io::read_json_file(part / io::CheckpointDir::kConfigFile);
   model->set_trained_lengths(root.value("c3_max_length", int64_t{0}), root.value("c3_max_text_tokens", int64_t{0}));
   SaveOptions save;
   save.overwrite = overwrite;
   save_c3(model, out, save, part);
-  spdlog::info("assembled {}: the base from {} and {}, {} trained tensors and {} from {}", out.string(), encoder.string(),
-               decoder.string(), used.size(),
+  spdlog::info("assembled {}: the base from {} and {}, {} trained tensors and {} from {}", out.string(),
+               encoder.string(), decoder.string(), used.size(),
                lora_config_of(*model->encoder) || lora_config_of(*model->decoder) ? "LoRA adapters" : "no adapters",
                part.string());
   return model->config();

@@ -45,10 +45,10 @@ void refuse_unsupported(const nlohmann::json& j, const std::string& source) {
            (v.is_array() && v.empty()) || (v.is_string() && (v == "none" || v.get<std::string>().empty()));
   };
   // (layers_pattern only means something with layers_to_transform, which is refused.)
-  for (const char* key : {"use_rslora", "use_dora", "fan_in_fan_out", "bias", "lora_bias", "modules_to_save",
-                          "rank_pattern", "alpha_pattern", "layers_to_transform", "target_parameters",
-                          "trainable_token_indices", "exclude_modules", "layer_replication", "use_qalora",
-                          "alora_invocation_tokens", "use_bdlora"})
+  for (const char* key :
+       {"use_rslora", "use_dora", "fan_in_fan_out", "bias", "lora_bias", "modules_to_save", "rank_pattern",
+        "alpha_pattern", "layers_to_transform", "target_parameters", "trainable_token_indices", "exclude_modules",
+        "layer_replication", "use_qalora", "alora_invocation_tokens", "use_bdlora"})
     if (j.contains(key) && !is_default(j.at(key)))
       fail_file(source, std::string("adapter option ") + key + " = " + j.at(key).dump() + " is not supported by c3");
 }
@@ -56,7 +56,8 @@ void refuse_unsupported(const nlohmann::json& j, const std::string& source) {
 }  // namespace
 
 const std::vector<std::string>& lora_target_names() {
-  static const std::vector<std::string> names{"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+  static const std::vector<std::string> names{"q_proj",    "k_proj",  "v_proj",   "o_proj",
+                                              "gate_proj", "up_proj", "down_proj"};
   return names;
 }
 
@@ -83,11 +84,11 @@ bool is_lora_parameter(const std::string& name) {
 }
 
 nlohmann::json LoraConfig::to_peft_json() const {
-  return {{"peft_type", "LORA"},       {"task_type", "CAUSAL_LM"},  {"r", rank},
-          {"lora_alpha", alpha},       {"lora_dropout", dropout},   {"target_modules", targets},
-          {"bias", "none"},            {"fan_in_fan_out", false},   {"use_rslora", false},
-          {"use_dora", false},         {"modules_to_save", nullptr}, {"init_lora_weights", true},
-          {"inference_mode", true},    {"base_model_name_or_path", nullptr}};
+  return {{"peft_type", "LORA"},    {"task_type", "CAUSAL_LM"},          {"r", rank},
+          {"lora_alpha", alpha},    {"lora_dropout", dropout},           {"target_modules", targets},
+          {"bias", "none"},         {"fan_in_fan_out", false},           {"use_rslora", false},
+          {"use_dora", false},      {"modules_to_save", nullptr},        {"init_lora_weights", true},
+          {"inference_mode", true}, {"base_model_name_or_path", nullptr}};
 }
 
 LoraConfig LoraConfig::from_peft_json(const nlohmann::json& j, const std::string& source) {
@@ -186,7 +187,8 @@ void load_adapter(Qwen2ForCausalLMImpl& model, const fs::path& dir) {
   const fs::path config_file = dir / kAdapterConfigFile, weights_file = dir / kAdapterWeightsFile;
   const LoraConfig config = LoraConfig::from_peft_json(io::read_json_file(config_file), config_file.string());
   std::error_code ec;
-  if (!fs::exists(weights_file, ec)) fail_file(dir.string(), std::string("has ") + kAdapterConfigFile + " but no " + kAdapterWeightsFile);
+  if (!fs::exists(weights_file, ec))
+    fail_file(dir.string(), std::string("has ") + kAdapterConfigFile + " but no " + kAdapterWeightsFile);
   add_lora(model, config, /*seed=*/0);  // every value is overwritten below
   const io::SafetensorsReader reader(weights_file);
   std::set<std::string> used;

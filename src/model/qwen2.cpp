@@ -2,9 +2,9 @@
 
 #include <cmath>
 
-#include "recompute.h"
 #include "c3/torch_compat.h"
 #include "c3/util/error.h"
+#include "recompute.h"
 
 namespace c3 {
 namespace {
@@ -94,8 +94,7 @@ Qwen2RotaryEmbedding::Qwen2RotaryEmbedding(int64_t head_dim, double theta, const
   inv_freq_ = at::where(medium, smoothed, scaled);
 }
 
-std::pair<at::Tensor, at::Tensor> Qwen2RotaryEmbedding::forward(const at::Tensor& position_ids,
-                                                                 at::ScalarType dtype) {
+std::pair<at::Tensor, at::Tensor> Qwen2RotaryEmbedding::forward(const at::Tensor& position_ids, at::ScalarType dtype) {
   if (inv_freq_.device() != position_ids.device()) inv_freq_ = inv_freq_.to(position_ids.device());
   const at::Tensor freqs = position_ids.to(at::kFloat).unsqueeze(-1) * inv_freq_;  // [B, T, D/2]
   const at::Tensor emb = at::cat({freqs, freqs}, -1);
@@ -119,7 +118,8 @@ Qwen2AttentionImpl::Qwen2AttentionImpl(const Qwen2Config& c, const at::TensorOpt
 }
 
 at::Tensor Qwen2AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
-                                       const AttentionMask& mask, KVCache* cache, int64_t layer, const at::Tensor& rows) {
+                                       const AttentionMask& mask, KVCache* cache, int64_t layer,
+                                       const at::Tensor& rows) {
   const int64_t b = x.size(0), t = x.size(1), r = rows.defined() ? rows.size(1) : t;
   at::Tensor q = q_proj(select_rows(x, rows)).view({b, r, num_heads_, head_dim_});
   at::Tensor k = k_proj(x).view({b, t, num_kv_heads_, head_dim_});
@@ -155,9 +155,7 @@ Qwen2MLPImpl::Qwen2MLPImpl(const Qwen2Config& c, const at::TensorOptions& o) {
   down_proj = register_module("down_proj", Linear(c.intermediate_size, c.hidden_size, c.mlp_bias, o));
 }
 
-at::Tensor Qwen2MLPImpl::forward(const at::Tensor& x) {
-  return down_proj(at::silu(gate_proj(x)) * up_proj(x));
-}
+at::Tensor Qwen2MLPImpl::forward(const at::Tensor& x) { return down_proj(at::silu(gate_proj(x)) * up_proj(x)); }
 
 // ---- Decoder layer (pre-norm)
 Qwen2DecoderLayerImpl::Qwen2DecoderLayerImpl(const Qwen2Config& c, int64_t layer_idx, const at::TensorOptions& o)
@@ -219,10 +217,10 @@ at::Tensor Qwen2ModelImpl::forward(const at::Tensor& inputs_embeds, const at::Te
   if (cache && cache->fixed_shapes()) return forward_fixed(inputs_embeds, position_ids, *cache);
   const int64_t past = cache ? cache->length : 0, total = past + t;
   const auto device = inputs_embeds.device();
-  if (attention_mask.defined() && (attention_mask.dim() != 2 || attention_mask.size(0) != b ||
-                                   attention_mask.size(1) != total))
-    throw Error("attention_mask must be [batch, past + new] = [" + std::to_string(b) + ", " +
-                std::to_string(total) + "]");
+  if (attention_mask.defined() &&
+      (attention_mask.dim() != 2 || attention_mask.size(0) != b || attention_mask.size(1) != total))
+    throw Error("attention_mask must be [batch, past + new] = [" + std::to_string(b) + ", " + std::to_string(total) +
+                "]");
 
   at::Tensor positions = position_ids;
   if (!positions.defined()) {
@@ -254,7 +252,9 @@ at::Tensor Qwen2ModelImpl::forward(const at::Tensor& inputs_embeds, const at::Te
     const at::Tensor rows = l == last ? output_rows : at::Tensor();
     const AttentionMask& m = rows.defined() ? rows_mask : mask;
     if (gradient_checkpointing && !cache) {
-      h = recompute([block, cos = cos, sin = sin, m, rows](const at::Tensor& x) { return block->forward(x, cos, sin, m, nullptr, rows); }, h);
+      h = recompute([block, cos = cos, sin = sin, m,
+                     rows](const at::Tensor& x) { return block->forward(x, cos, sin, m, nullptr, rows); },
+                    h);
     } else {
       h = block->forward(h, cos, sin, m, cache, rows);
     }

@@ -52,15 +52,35 @@ class Reader {
 };
 
 // Keys from_json models; everything else goes to `extra`.
-const char* const kModelled[] = {
-    "model_type", "c3_decoder_model_type", "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
-    "num_attention_heads", "num_key_value_heads", "head_dim", "max_position_embeddings", "rope_theta",
-    "rope_parameters", "rms_norm_eps", "initializer_range", "tie_word_embeddings", "torch_dtype", "dtype",
-    "layer_types", "use_sliding_window", "rope_scaling", "hidden_act", "attention_bias", "mlp_bias"};
+const char* const kModelled[] = {"model_type",
+                                 "c3_decoder_model_type",
+                                 "vocab_size",
+                                 "hidden_size",
+                                 "intermediate_size",
+                                 "num_hidden_layers",
+                                 "num_attention_heads",
+                                 "num_key_value_heads",
+                                 "head_dim",
+                                 "max_position_embeddings",
+                                 "rope_theta",
+                                 "rope_parameters",
+                                 "rms_norm_eps",
+                                 "initializer_range",
+                                 "tie_word_embeddings",
+                                 "torch_dtype",
+                                 "dtype",
+                                 "layer_types",
+                                 "use_sliding_window",
+                                 "rope_scaling",
+                                 "hidden_act",
+                                 "attention_bias",
+                                 "mlp_bias"};
 
 // The families whose blocks c3 runs, and the class transformers builds for each.
-const std::pair<const char*, const char*> kFamilies[] = {
-    {"qwen2", "Qwen2ForCausalLM"}, {"llama", "LlamaForCausalLM"}, {"qwen3", "Qwen3ForCausalLM"}, {"mistral", "MistralForCausalLM"}};
+const std::pair<const char*, const char*> kFamilies[] = {{"qwen2", "Qwen2ForCausalLM"},
+                                                         {"llama", "LlamaForCausalLM"},
+                                                         {"qwen3", "Qwen3ForCausalLM"},
+                                                         {"mistral", "MistralForCausalLM"}};
 
 const char* architecture_of(const std::string& model_type) {
   for (const auto& [type, architecture] : kFamilies)
@@ -84,8 +104,9 @@ void read_rope_scaling(Reader& r, const json& params, const std::string& where, 
       r.number(params, "original_max_position_embeddings", static_cast<double>(out.original_max_position_embeddings)));
   if (!(out.factor > 0) || !(out.high_freq_factor > out.low_freq_factor) || !(out.low_freq_factor > 0) ||
       out.original_max_position_embeddings <= 0)
-    r.fail(where + ": llama3 RoPE needs factor > 0, 0 < low_freq_factor < high_freq_factor and "
-                   "original_max_position_embeddings > 0");
+    r.fail(where +
+           ": llama3 RoPE needs factor > 0, 0 < low_freq_factor < high_freq_factor and "
+           "original_max_position_embeddings > 0");
 }
 
 }  // namespace
@@ -114,10 +135,12 @@ Qwen2Config Qwen2Config::read(const json& j, const std::string& source) {
   c.tie_word_embeddings = r.boolean("tie_word_embeddings", false);  // HF's Qwen2Config default
   c.dtype = r.string("dtype", r.string("torch_dtype", "float32"));
 
-  const std::pair<const char*, int64_t> sizes[] = {
-      {"vocab_size", c.vocab_size}, {"hidden_size", c.hidden_size},
-      {"intermediate_size", c.intermediate_size}, {"num_hidden_layers", c.num_hidden_layers},
-      {"num_attention_heads", c.num_attention_heads}, {"num_key_value_heads", c.num_key_value_heads}};
+  const std::pair<const char*, int64_t> sizes[] = {{"vocab_size", c.vocab_size},
+                                                   {"hidden_size", c.hidden_size},
+                                                   {"intermediate_size", c.intermediate_size},
+                                                   {"num_hidden_layers", c.num_hidden_layers},
+                                                   {"num_attention_heads", c.num_attention_heads},
+                                                   {"num_key_value_heads", c.num_key_value_heads}};
   for (const auto& [key, value] : sizes) {
     if (value <= 0) r.fail(std::string("'") + key + "' must be positive");
   }
@@ -154,7 +177,8 @@ Qwen2Config Qwen2Config::read(const json& j, const std::string& source) {
   }
   c.qk_norm = c.model_type == "qwen3";
 
-  if (r.string("hidden_act", "silu") != "silu") r.fail("hidden_act '" + r.string("hidden_act", "") + "' is not supported (only silu)");
+  if (r.string("hidden_act", "silu") != "silu")
+    r.fail("hidden_act '" + r.string("hidden_act", "") + "' is not supported (only silu)");
   if (r.boolean("use_sliding_window", false)) r.fail("sliding-window attention (use_sliding_window) is not supported");
   if (c.model_type == "mistral" && j.contains("sliding_window") && !j["sliding_window"].is_null())
     r.fail("sliding-window attention (sliding_window " + j["sliding_window"].dump() + ") is not supported");
@@ -163,8 +187,7 @@ Qwen2Config Qwen2Config::read(const json& j, const std::string& source) {
     if (!lt.is_array() || static_cast<int64_t>(lt.size()) != c.num_hidden_layers)
       r.fail("'layer_types' must list one type per layer (" + std::to_string(c.num_hidden_layers) + ")");
     for (const auto& t : lt) {
-      if (t != "full_attention")
-        r.fail("layer type " + t.dump() + " is not supported (only full_attention)");
+      if (t != "full_attention") r.fail("layer type " + t.dump() + " is not supported (only full_attention)");
     }
   }
 

@@ -14,9 +14,7 @@ namespace fs = std::filesystem;
 namespace c3 {
 namespace {
 
-bool starts_with(const std::string& s, const std::string& prefix) {
-  return s.compare(0, prefix.size(), prefix) == 0;
-}
+bool starts_with(const std::string& s, const std::string& prefix) { return s.compare(0, prefix.size(), prefix) == 0; }
 
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
@@ -33,13 +31,13 @@ void load_parameters(torch::nn::Module& module, const io::CheckpointDir& ckpt, c
     const std::string name = options.prefix + item.key();
     at::Tensor& param = item.value();
     if (!ckpt.contains(name))
-      fail_file(ckpt.dir().string(), "missing tensor '" + name + "' (shape " +
-                                         io::shape_string(to_vector(param.sizes())) + ")");
+      fail_file(ckpt.dir().string(),
+                "missing tensor '" + name + "' (shape " + io::shape_string(to_vector(param.sizes())) + ")");
     const io::TensorInfo& info = ckpt.tensor(name);
     const std::string file = ckpt.file_of(name).string();
     if (info.shape != to_vector(param.sizes()))
-      fail_file(file, "tensor '" + name + "' has shape " + io::shape_string(info.shape) +
-                          " but the model expects " + io::shape_string(to_vector(param.sizes())));
+      fail_file(file, "tensor '" + name + "' has shape " + io::shape_string(info.shape) + " but the model expects " +
+                          io::shape_string(to_vector(param.sizes())));
     io::copy_tensor(param, info, file);
     ckpt.evict(name);
     used.insert(name);
@@ -50,7 +48,8 @@ void load_parameters(torch::nn::Module& module, const io::CheckpointDir& ckpt, c
     for (const auto& p : options.ignore_prefixes) ignored = ignored || starts_with(name, p);
     if (!ignored)
       fail_file(ckpt.file_of(name).string(), "unexpected tensor '" + name + "' (shape " +
-                                                 io::shape_string(ckpt.tensor(name).shape) + ") that the model does not have");
+                                                 io::shape_string(ckpt.tensor(name).shape) +
+                                                 ") that the model does not have");
   }
 }
 

@@ -39,7 +39,10 @@ bool white_space_at(std::string_view s, size_t i, size_t* length) {
 
 BpeTokenizer::BpeTokenizer(std::vector<std::string> tokens, const std::vector<std::pair<int32_t, int32_t>>& merges,
                            std::vector<AddedToken> added, TextPipeline pipeline, BpeOptions options, std::string source)
-    : tokens_(std::move(tokens)), added_(std::move(added)), pipeline_(std::move(pipeline)), options_(std::move(options)),
+    : tokens_(std::move(tokens)),
+      added_(std::move(added)),
+      pipeline_(std::move(pipeline)),
+      options_(std::move(options)),
       source_(std::move(source)) {
   for (size_t id = 0; id < tokens_.size(); ++id) {
     if (!tokens_[id].empty()) token_index_.emplace(tokens_[id], static_cast<int32_t>(id));
@@ -76,7 +79,8 @@ BpeTokenizer::BpeTokenizer(std::vector<std::string> tokens, const std::vector<st
   }
   for (AddedIndex* index : {&raw_added_, &normalized_added_})
     for (auto& list : index->by_first_byte)
-      std::stable_sort(list.begin(), list.end(), [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+      std::stable_sort(list.begin(), list.end(),
+                       [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
   is_special_.assign(tokens_.size(), false);
   for (const auto& t : added_) is_special_[t.id] = t.special;
   for (int32_t id : pipeline_.prefix_ids())
@@ -193,8 +197,10 @@ void BpeTokenizer::initial_symbols(std::string_view piece, std::vector<int32_t>&
       char name[8];
       for (unsigned char b : unit) {
         std::snprintf(name, sizeof name, "<0x%02X>", b);
-        if (auto it = token_index_.find(name); it != token_index_.end()) fallback.push_back(it->second);
-        else break;
+        if (auto it = token_index_.find(name); it != token_index_.end())
+          fallback.push_back(it->second);
+        else
+          break;
       }
       if (fallback.size() == unit.size()) {
         symbols.insert(symbols.end(), fallback.begin(), fallback.end());
@@ -298,8 +304,10 @@ void BpeTokenizer::bpe(std::string_view piece, std::vector<int32_t>& out) const 
     symbols.reserve(piece.size());
     initial_symbols(piece, symbols);
   }
-  if (symbols.size() > kLongPiece) merge_long(symbols);
-  else merge_short(symbols);
+  if (symbols.size() > kLongPiece)
+    merge_long(symbols);
+  else
+    merge_short(symbols);
   out.insert(out.end(), symbols.begin(), symbols.end());
   if (key.size() > kMaxCachedPiece) return;
   std::lock_guard<std::mutex> lock(cache_mutex_);

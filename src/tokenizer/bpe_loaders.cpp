@@ -19,7 +19,8 @@ namespace {
 // A token id read from `file` (a JSON value or text), checked against kMaxTokenId.
 int32_t checked_token_id(const json& value, const std::string& file, const std::string& what) {
   if (!value.is_number_integer() || value.get<int64_t>() < 0 || value.get<int64_t>() > kMaxTokenId)
-    fail_file(file, what + " has id " + value.dump() + ", expected an integer from 0 to " + std::to_string(kMaxTokenId));
+    fail_file(file,
+              what + " has id " + value.dump() + ", expected an integer from 0 to " + std::to_string(kMaxTokenId));
   return static_cast<int32_t>(value.get<int64_t>());
 }
 
@@ -64,9 +65,11 @@ std::vector<AddedToken> read_added_tokens(const json& list, const std::string& f
       fail_file(file, "added token entry needs an integer id and a string content: " + t.dump());
     const std::string content = t["content"].get<std::string>();
     const int32_t id = checked_token_id(t["id"], file, "added token '" + content + "'");
-    if (t.value("single_word", false)) fail_file(file, "added token '" + content + "': single_word=true is not supported");
+    if (t.value("single_word", false))
+      fail_file(file, "added token '" + content + "': single_word=true is not supported");
     const bool special = t.value("special", false);
-    out.push_back({content, id, special, t.value("normalized", !special), t.value("lstrip", false), t.value("rstrip", false)});
+    out.push_back(
+        {content, id, special, t.value("normalized", !special), t.value("lstrip", false), t.value("rstrip", false)});
   }
   return out;
 }
@@ -78,12 +81,14 @@ BpeOptions bpe_options(const json& model, const std::unordered_map<std::string, 
   o.ignore_merges = model.value("ignore_merges", false);
   o.byte_fallback = model.value("byte_fallback", false);
   o.fuse_unk = model.value("fuse_unk", false);
-  if (o.byte_fallback && byte_level) fail_file(file, "byte_fallback=true with a ByteLevel pre-tokenizer is not supported");
+  if (o.byte_fallback && byte_level)
+    fail_file(file, "byte_fallback=true with a ByteLevel pre-tokenizer is not supported");
   if (model.contains("dropout") && model["dropout"].is_number() && model["dropout"].get<double>() > 0)
     fail_file(file, "BPE dropout " + model["dropout"].dump() + " is not supported (it makes encoding random)");
   if (model.contains("unk_token") && model["unk_token"].is_string()) {
     auto it = ids.find(model["unk_token"].get<std::string>());
-    if (it == ids.end()) fail_file(file, "unk_token '" + model["unk_token"].get<std::string>() + "' is not in the vocabulary");
+    if (it == ids.end())
+      fail_file(file, "unk_token '" + model["unk_token"].get<std::string>() + "' is not in the vocabulary");
     o.unk = it->second;
   }
   for (auto [key, field] : {std::pair{"continuing_subword_prefix", &o.continuing_subword_prefix},
@@ -91,7 +96,8 @@ BpeOptions bpe_options(const json& model, const std::unordered_map<std::string, 
     if (!model.contains(key) || !model[key].is_string()) continue;
     *field = model[key].get<std::string>();
     if (byte_level && !unicode::unicode_to_bytes(model[key].get<std::string>(), field))
-      fail_file(file, std::string(key) + " '" + model[key].get<std::string>() + "' is not spelled in the byte-level alphabet");
+      fail_file(file, std::string(key) + " '" + model[key].get<std::string>() +
+                          "' is not spelled in the byte-level alphabet");
   }
   return o;
 }
@@ -140,7 +146,8 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::tokenizer_json(const fs::path& path)
   auto tokens = read_vocab(model.value("vocab", json()), file, &ids, pipeline.byte_level());
   BpeOptions options = bpe_options(model, ids, pipeline.byte_level(), file);
   const std::string prefix = model.value("continuing_subword_prefix", json()).is_string()
-                                 ? model["continuing_subword_prefix"].get<std::string>() : "";
+                                 ? model["continuing_subword_prefix"].get<std::string>()
+                                 : "";
   std::vector<std::pair<int32_t, int32_t>> merges;
   const json list = model.value("merges", json::array());
   if (!list.is_array()) fail_file(file, "model.merges is not a list");
@@ -203,7 +210,8 @@ std::vector<AddedToken> BpeTokenizer::added_tokens_beside(const fs::path& dir) {
         key = json::parse(it.key());
       } catch (const json::exception&) {
       }
-      const int32_t id = checked_token_id(key, (dir / "tokenizer_config.json").string(), "added_tokens_decoder key '" + it.key() + "'");
+      const int32_t id = checked_token_id(key, (dir / "tokenizer_config.json").string(),
+                                          "added_tokens_decoder key '" + it.key() + "'");
       const bool special = it.value().value("special", false);
       added.push_back({it.value()["content"].get<std::string>(), id, special, it.value().value("normalized", !special),
                        it.value().value("lstrip", false), it.value().value("rstrip", false)});
@@ -277,8 +285,8 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_tiktoken(const fs::path& path) 
     if (parts.size() == 2) merges.emplace_back(parts[0], parts[1]);
   }
   // The special-token table of the released C3 (GOT-OCR2.0) tokenizer.
-  std::vector<AddedToken> added{{"<|endoftext|>", 151643, true}, {"<|im_start|>", 151644, true},
-                                {"<|im_end|>", 151645, true}};
+  std::vector<AddedToken> added{
+      {"<|endoftext|>", 151643, true}, {"<|im_start|>", 151644, true}, {"<|im_end|>", 151645, true}};
   for (int i = 0; i <= 204; ++i) added.push_back({"<|extra_" + std::to_string(i) + "|>", 151646 + i, true});
   int32_t id = 151851;
   for (const char* t : {"<ref>", "</ref>", "<box>", "</box>", "<quad>", "</quad>", "<img>", "</img>", "<imgpad>"})

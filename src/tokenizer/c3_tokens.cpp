@@ -30,12 +30,13 @@ std::vector<std::pair<std::string, int32_t>> write_tokenizer_with_c3_tokens(cons
   const bool has_json = fs::exists(source / "tokenizer.json", ec);
   const bool has_vocab = fs::exists(source / "vocab.json", ec) && fs::exists(source / "merges.txt", ec);
   if (!fs::is_directory(source, ec) || (!has_json && !has_vocab))
-    fail_file(source.string(), "the tokenizer lacks C3's image tokens and c3 can add them only to a folder with "
-                               "tokenizer.json or vocab.json + merges.txt");
+    fail_file(source.string(),
+              "the tokenizer lacks C3's image tokens and c3 can add them only to a folder with "
+              "tokenizer.json or vocab.json + merges.txt");
   copy_tokenizer_files(source, destination);
   auto entry = [](const std::string& content, int32_t id) {
-    return json{{"id", id},           {"content", content}, {"single_word", false}, {"lstrip", false},
-                {"rstrip", false},    {"normalized", false}, {"special", true}};
+    return json{{"id", id},        {"content", content},  {"single_word", false}, {"lstrip", false},
+                {"rstrip", false}, {"normalized", false}, {"special", true}};
   };
   if (has_json) {
     json doc = io::read_json_file(source / "tokenizer.json");
@@ -43,7 +44,8 @@ std::vector<std::pair<std::string, int32_t>> write_tokenizer_with_c3_tokens(cons
     for (const auto& [token, id] : added) doc["added_tokens"].push_back(entry(token, id));
     write_file_atomically(destination / "tokenizer.json", doc.dump(2) + "\n");
   } else {
-    json map = fs::exists(source / "added_tokens.json", ec) ? io::read_json_file(source / "added_tokens.json") : json::object();
+    json map = fs::exists(source / "added_tokens.json", ec) ? io::read_json_file(source / "added_tokens.json")
+                                                            : json::object();
     for (const auto& [token, id] : added) map[token] = id;
     write_file_atomically(destination / "added_tokens.json", map.dump(2) + "\n");
   }

@@ -22,8 +22,10 @@ std::unique_ptr<Tokenizer> load_tokenizer(const fs::path& path) {
     if (fs::exists(path / "vocab.json", ec) && fs::exists(path / "merges.txt", ec))
       return BpeTokenizer::from_vocab_merges(path / "vocab.json", path / "merges.txt");
     if (fs::exists(path / "qwen.tiktoken", ec)) return BpeTokenizer::from_tiktoken(path / "qwen.tiktoken");
-    if (fs::exists(path / "tokenizer.model", ec)) return std::make_unique<SentencePieceTokenizer>(path / "tokenizer.model");
-    fail_file(path.string(), "no tokenizer: expected tokenizer.json, vocab.json + merges.txt, qwen.tiktoken or tokenizer.model");
+    if (fs::exists(path / "tokenizer.model", ec))
+      return std::make_unique<SentencePieceTokenizer>(path / "tokenizer.model");
+    fail_file(path.string(),
+              "no tokenizer: expected tokenizer.json, vocab.json + merges.txt, qwen.tiktoken or tokenizer.model");
   }
   if (!fs::exists(path, ec)) fail_file(path.string(), "no such file or folder");
   const std::string name = path.filename().string();
@@ -33,7 +35,8 @@ std::unique_ptr<Tokenizer> load_tokenizer(const fs::path& path) {
     return BpeTokenizer::from_vocab_merges(path.parent_path() / "vocab.json", path.parent_path() / "merges.txt");
   if (ext == ".tiktoken") return BpeTokenizer::from_tiktoken(path);
   if (ext == ".model") return std::make_unique<SentencePieceTokenizer>(path);
-  fail_file(path.string(), "not a tokenizer file (expected tokenizer.json, vocab.json, merges.txt, *.tiktoken or *.model)");
+  fail_file(path.string(),
+            "not a tokenizer file (expected tokenizer.json, vocab.json, merges.txt, *.tiktoken or *.model)");
 }
 
 namespace {

@@ -40,8 +40,8 @@ std::vector<fs::path> shim_candidates() {
   const fs::path exe_dir = fs::read_symlink("/proc/self/exe", ec).parent_path();
   if (!ec) {
     paths.push_back(exe_dir / kShimName);
-    paths.push_back(exe_dir.parent_path() / kShimName);            // build/tests/x -> build/
-    paths.push_back(exe_dir.parent_path() / "lib" / kShimName);    // installed: bin/ -> lib/
+    paths.push_back(exe_dir.parent_path() / kShimName);          // build/tests/x -> build/
+    paths.push_back(exe_dir.parent_path() / "lib" / kShimName);  // installed: bin/ -> lib/
   }
   paths.emplace_back(C3_SPM_SHIM_BUILD_PATH);
   paths.emplace_back(C3_SPM_SHIM_INSTALL_PATH);  // a program linking the installed library
@@ -88,7 +88,9 @@ const SpmApi& spm() {
   return api;
 }
 
-void append_bytes(void* context, const char* data, size_t size) { static_cast<std::string*>(context)->append(data, size); }
+void append_bytes(void* context, const char* data, size_t size) {
+  static_cast<std::string*>(context)->append(data, size);
+}
 
 void append_ids(void* context, const int* ids, size_t count) {
   auto* out = static_cast<std::vector<int32_t>*>(context);

@@ -38,8 +38,8 @@ int c3spm_load(const char* path, void** handle, c3spm_bytes_sink error, void* co
 
 void c3spm_free(void* handle) { delete sp(handle); }
 
-int c3spm_encode(void* handle, const char* text, size_t size, c3spm_ids_sink out, void* context,
-                 c3spm_bytes_sink error, void* error_context) {
+int c3spm_encode(void* handle, const char* text, size_t size, c3spm_ids_sink out, void* context, c3spm_bytes_sink error,
+                 void* error_context) {
   std::vector<int> ids;
   const auto status = sp(handle)->Encode(std::string(text, size), &ids);
   if (!status.ok()) {

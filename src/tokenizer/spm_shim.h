@@ -16,8 +16,8 @@ typedef void (*c3spm_bytes_sink)(void* context, const char* data, size_t size);
 // Each returns 0 on success, else writes a message through `error` and returns non-zero.
 int c3spm_load(const char* path, void** handle, c3spm_bytes_sink error, void* context);
 void c3spm_free(void* handle);
-int c3spm_encode(void* handle, const char* text, size_t size, c3spm_ids_sink out, void* context,
-                 c3spm_bytes_sink error, void* error_context);
+int c3spm_encode(void* handle, const char* text, size_t size, c3spm_ids_sink out, void* context, c3spm_bytes_sink error,
+                 void* error_context);
 int c3spm_decode(void* handle, const int* ids, size_t count, c3spm_bytes_sink out, void* context,
                  c3spm_bytes_sink error, void* error_context);
 int c3spm_piece_size(void* handle);

@@ -1,7 +1,7 @@
 #include "c3/tokenizer/text_pipeline.h"
 
-#include <nlohmann/json.hpp>
 #include <utf8proc.h>
+#include <nlohmann/json.hpp>
 
 #include <cstdlib>
 #include <optional>
@@ -37,7 +37,9 @@ char32_t decode_char(std::string_view s, size_t i) {
 }
 
 // Rust's char::is_whitespace (the White_Space property).
-bool is_white_space(char32_t c) { return c != 0x1C && c != 0x1D && c != 0x1E && c != 0x1F && unicode::is_python_space(c); }
+bool is_white_space(char32_t c) {
+  return c != 0x1C && c != 0x1D && c != 0x1E && c != 0x1F && unicode::is_python_space(c);
+}
 
 // Rust's char::is_numeric: general categories Nd, Nl, No.
 bool is_numeric(char32_t c) {
@@ -95,22 +97,28 @@ std::vector<Range> apply_behavior(std::vector<Range> ranges, Behavior behavior) 
       return ranges;
     case Behavior::kContiguous:
       for (const Range& r : ranges) {
-        if (r.match == previous && !acc.empty()) acc.back().end = r.end;
-        else acc.push_back(r);
+        if (r.match == previous && !acc.empty())
+          acc.back().end = r.end;
+        else
+          acc.push_back(r);
         previous = r.match;
       }
       return acc;
     case Behavior::kMergedWithPrevious:
       for (const Range& r : ranges) {
-        if (r.match && !previous && !acc.empty()) acc.back().end = r.end;
-        else acc.push_back(r);
+        if (r.match && !previous && !acc.empty())
+          acc.back().end = r.end;
+        else
+          acc.push_back(r);
         previous = r.match;
       }
       return acc;
     case Behavior::kMergedWithNext:
       for (auto it = ranges.rbegin(); it != ranges.rend(); ++it) {
-        if (it->match && !previous && !acc.empty()) acc.back().start = it->start;
-        else acc.push_back(*it);
+        if (it->match && !previous && !acc.empty())
+          acc.back().start = it->start;
+        else
+          acc.push_back(*it);
         previous = it->match;
       }
       return {acc.rbegin(), acc.rend()};
@@ -126,8 +134,9 @@ std::string replace_all(std::string_view text, const std::vector<Range>& ranges,
 
 std::string utf8proc_normalize(std::string_view s, int options) {
   utf8proc_uint8_t* out = nullptr;
-  const auto n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(s.data()), static_cast<utf8proc_ssize_t>(s.size()),
-                              &out, static_cast<utf8proc_option_t>(UTF8PROC_STABLE | options));
+  const auto n =
+      utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(s.data()), static_cast<utf8proc_ssize_t>(s.size()), &out,
+                   static_cast<utf8proc_option_t>(UTF8PROC_STABLE | options));
   if (n < 0) throw Error(std::string("Unicode normalisation failed: ") + utf8proc_errmsg(n));
   std::string result(reinterpret_cast<char*>(out), static_cast<size_t>(n));
   std::free(out);
@@ -178,7 +187,8 @@ PrependScheme prepend_scheme(const json& step, const std::string& file) {
     if (s == "never") return PrependScheme::kNever;
     fail_file(file, "Metaspace prepend_scheme '" + s + "' is not always, first or never");
   }
-  return step.value("add_prefix_space", true) ? PrependScheme::kAlways : PrependScheme::kNever;  // before prepend_scheme
+  return step.value("add_prefix_space", true) ? PrependScheme::kAlways
+                                              : PrependScheme::kNever;  // before prepend_scheme
 }
 
 // The steps of `node` in order: a Sequence's members (nested ones too), else the node itself.
@@ -187,7 +197,8 @@ void flatten(const json& node, const char* members, const std::string& file, std
   if (!node.is_object() || !node.contains("type") || !node["type"].is_string())
     fail_file(file, "a tokenizer step without a type: " + node.dump().substr(0, 80));
   if (node["type"] == "Sequence") {
-    if (!node.contains(members) || !node[members].is_array()) fail_file(file, std::string("Sequence without ") + members);
+    if (!node.contains(members) || !node[members].is_array())
+      fail_file(file, std::string("Sequence without ") + members);
     for (const json& m : node[members]) flatten(m, members, file, out);
   } else {
     out->push_back(node);
@@ -204,23 +215,31 @@ int32_t special_id(const json& value, const std::string& file) {
 
 struct TextPipeline::Normalizer {
   enum Kind { kNfc, kNfd, kNfkc, kNfkd, kLowercase, kReplace, kPrepend, kStrip } kind;
-  std::string literal;            // Replace: its String pattern; Prepend: what it prepends
-  std::shared_ptr<Regex> regex;   // Replace: its Regex pattern
-  std::string content;            // Replace: the replacement
+  std::string literal;               // Replace: its String pattern; Prepend: what it prepends
+  std::shared_ptr<Regex> regex;      // Replace: its Regex pattern
+  std::string content;               // Replace: the replacement
   bool left = false, right = false;  // Strip
 
   std::string apply(std::string text) const {
     switch (kind) {
-      case kNfc: return unicode::nfc(text);
-      case kNfd: return utf8proc_normalize(text, UTF8PROC_DECOMPOSE);
-      case kNfkc: return utf8proc_normalize(text, UTF8PROC_COMPOSE | UTF8PROC_COMPAT);
-      case kNfkd: return utf8proc_normalize(text, UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT);
-      case kLowercase: return lowercase(text);
-      case kReplace: return replace_all(text, regex ? regex_ranges(*regex, text) : literal_ranges(literal, text), content);
-      case kPrepend: return text.empty() ? text : literal + text;
+      case kNfc:
+        return unicode::nfc(text);
+      case kNfd:
+        return utf8proc_normalize(text, UTF8PROC_DECOMPOSE);
+      case kNfkc:
+        return utf8proc_normalize(text, UTF8PROC_COMPOSE | UTF8PROC_COMPAT);
+      case kNfkd:
+        return utf8proc_normalize(text, UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT);
+      case kLowercase:
+        return lowercase(text);
+      case kReplace:
+        return replace_all(text, regex ? regex_ranges(*regex, text) : literal_ranges(literal, text), content);
+      case kPrepend:
+        return text.empty() ? text : literal + text;
       case kStrip: {
         size_t b = 0, e = text.size();
-        while (left && b < e && is_white_space(decode_char(text, b))) b += char_length(static_cast<unsigned char>(text[b]));
+        while (left && b < e && is_white_space(decode_char(text, b)))
+          b += char_length(static_cast<unsigned char>(text[b]));
         while (right && e > b) {
           size_t c = e - 1;
           while (c > b && (static_cast<unsigned char>(text[c]) & 0xC0) == 0x80) --c;
@@ -240,17 +259,24 @@ struct TextPipeline::PreTokenizer {
   std::string literal;           // Split (String); Metaspace: the replacement character
   Behavior behavior = Behavior::kIsolated;
   bool invert = false;
-  bool add_prefix_space = false;  // ByteLevel
+  bool add_prefix_space = false;                  // ByteLevel
   PrependScheme scheme = PrependScheme::kAlways;  // Metaspace
-  bool split = true;              // Metaspace
+  bool split = true;                              // Metaspace
 
   std::vector<Range> ranges(std::string_view text) const {
     std::vector<Range> r;
     switch (kind) {
-      case kDigits: r = char_ranges(text, is_numeric); break;
-      case kWhitespaceSplit: r = char_ranges(text, is_white_space); break;
-      case kMetaspace: r = literal_ranges(literal, text); break;
-      default: r = regex ? regex_ranges(*regex, text) : literal_ranges(literal, text);
+      case kDigits:
+        r = char_ranges(text, is_numeric);
+        break;
+      case kWhitespaceSplit:
+        r = char_ranges(text, is_white_space);
+        break;
+      case kMetaspace:
+        r = literal_ranges(literal, text);
+        break;
+      default:
+        r = regex ? regex_ranges(*regex, text) : literal_ranges(literal, text);
     }
     if (invert)
       for (Range& x : r) x.match = !x.match;
@@ -260,12 +286,12 @@ struct TextPipeline::PreTokenizer {
 
 struct TextPipeline::Decoder {
   enum Kind { kByteLevel, kMetaspace, kByteFallback, kFuse, kStrip, kReplace, kBpe, kWordPiece } kind;
-  std::string literal;            // Metaspace replacement; Strip content; Replace String; BPEDecoder suffix; WordPiece prefix
-  std::shared_ptr<Regex> regex;   // Replace (Regex)
-  std::string content;            // Replace
-  size_t start = 0, stop = 0;     // Strip
+  std::string literal;  // Metaspace replacement; Strip content; Replace String; BPEDecoder suffix; WordPiece prefix
+  std::shared_ptr<Regex> regex;                   // Replace (Regex)
+  std::string content;                            // Replace
+  size_t start = 0, stop = 0;                     // Strip
   PrependScheme scheme = PrependScheme::kAlways;  // Metaspace
-  bool cleanup = false;           // WordPiece
+  bool cleanup = false;                           // WordPiece
 
   void apply(std::vector<std::string>& tokens) const;
 };
@@ -279,14 +305,16 @@ void byte_fallback(std::vector<std::string>& tokens) {
   size_t count = 0;
   auto flush = [&] {
     if (count == 0) return;
-    if (unicode::is_valid_utf8(bytes)) out.push_back(bytes);
-    else for (size_t i = 0; i < count; ++i) out.emplace_back("\xEF\xBF\xBD");
+    if (unicode::is_valid_utf8(bytes))
+      out.push_back(bytes);
+    else
+      for (size_t i = 0; i < count; ++i) out.emplace_back("\xEF\xBF\xBD");
     bytes.clear();
     count = 0;
   };
   for (std::string& t : tokens) {
-    const bool hex = t.size() == 6 && t.compare(0, 3, "<0x") == 0 && t[5] == '>' && std::isxdigit(static_cast<unsigned char>(t[3])) &&
-                     std::isxdigit(static_cast<unsigned char>(t[4]));
+    const bool hex = t.size() == 6 && t.compare(0, 3, "<0x") == 0 && t[5] == '>' &&
+                     std::isxdigit(static_cast<unsigned char>(t[3])) && std::isxdigit(static_cast<unsigned char>(t[4]));
     if (hex) {
       bytes += static_cast<char>(std::strtol(t.substr(3, 2).c_str(), nullptr, 16));
       ++count;
@@ -302,7 +330,7 @@ void byte_fallback(std::vector<std::string>& tokens) {
 // The WordPiece decoder's cleanup of tokenization spaces (tokenizers' decoders::wordpiece::cleanup).
 std::string cleanup_spaces(std::string s) {
   static const std::pair<const char*, const char*> rules[] = {
-      {" .", "."}, {" ?", "?"}, {" !", "!"}, {" ,", ","}, {" ' ", "'"}, {" n't", "n't"},
+      {" .", "."},   {" ?", "?"},           {" !", "!"},   {" ,", ","},     {" ' ", "'"},   {" n't", "n't"},
       {" 'm", "'m"}, {" do not", " don't"}, {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}};
   for (const auto& [from, to] : rules) s = replace_all(s, literal_ranges(from, s), to);
   return s;
@@ -330,7 +358,9 @@ void TextPipeline::Decoder::apply(std::vector<std::string>& tokens) const {
         tokens[i] = std::move(out);
       }
       return;
-    case kByteFallback: byte_fallback(tokens); return;
+    case kByteFallback:
+      byte_fallback(tokens);
+      return;
     case kFuse: {
       std::string all;
       for (const auto& t : tokens) all += t;
@@ -341,13 +371,15 @@ void TextPipeline::Decoder::apply(std::vector<std::string>& tokens) const {
       for (std::string& t : tokens) {
         size_t b = 0, e = t.size();
         for (size_t n = 0; n < start && t.compare(b, literal.size(), literal) == 0 && b < e; ++n) b += literal.size();
-        for (size_t n = 0; n < stop && e >= b + literal.size() && t.compare(e - literal.size(), literal.size(), literal) == 0; ++n)
+        for (size_t n = 0;
+             n < stop && e >= b + literal.size() && t.compare(e - literal.size(), literal.size(), literal) == 0; ++n)
           e -= literal.size();
         t = t.substr(b, e - b);
       }
       return;
     case kReplace:
-      for (std::string& t : tokens) t = replace_all(t, regex ? regex_ranges(*regex, t) : literal_ranges(literal, t), content);
+      for (std::string& t : tokens)
+        t = replace_all(t, regex ? regex_ranges(*regex, t) : literal_ranges(literal, t), content);
       return;
     case kBpe:
       for (size_t i = 0; i < tokens.size(); ++i)
@@ -356,8 +388,10 @@ void TextPipeline::Decoder::apply(std::vector<std::string>& tokens) const {
     case kWordPiece:
       for (size_t i = 0; i < tokens.size(); ++i) {
         if (i != 0) {
-          if (tokens[i].compare(0, literal.size(), literal) == 0) tokens[i].erase(0, literal.size());
-          else tokens[i].insert(0, " ");
+          if (tokens[i].compare(0, literal.size(), literal) == 0)
+            tokens[i].erase(0, literal.size());
+          else
+            tokens[i].insert(0, " ");
         }
         if (cleanup) tokens[i] = cleanup_spaces(std::move(tokens[i]));
       }
@@ -389,11 +423,16 @@ TextPipeline TextPipeline::from_tokenizer_json(const json& doc, const std::strin
   for (const json& s : steps) {
     const std::string type = s["type"];
     Normalizer n{Normalizer::kNfc};
-    if (type == "NFC") n.kind = Normalizer::kNfc;
-    else if (type == "NFD") n.kind = Normalizer::kNfd;
-    else if (type == "NFKC") n.kind = Normalizer::kNfkc;
-    else if (type == "NFKD") n.kind = Normalizer::kNfkd;
-    else if (type == "Lowercase") n.kind = Normalizer::kLowercase;
+    if (type == "NFC")
+      n.kind = Normalizer::kNfc;
+    else if (type == "NFD")
+      n.kind = Normalizer::kNfd;
+    else if (type == "NFKC")
+      n.kind = Normalizer::kNfkc;
+    else if (type == "NFKD")
+      n.kind = Normalizer::kNfkd;
+    else if (type == "Lowercase")
+      n.kind = Normalizer::kLowercase;
     else if (type == "Replace") {
       n.kind = Normalizer::kReplace;
       read_pattern(s, file, &n.literal, &n.regex);
@@ -406,8 +445,9 @@ TextPipeline TextPipeline::from_tokenizer_json(const json& doc, const std::strin
       n.left = s.value("strip_left", true);
       n.right = s.value("strip_right", true);
     } else {
-      fail_file(file, "normalizer '" + type + "' is not supported (c3 has NFC, NFD, NFKC, NFKD, Lowercase, Replace, "
-                      "Prepend, Strip, Sequence)");
+      fail_file(file, "normalizer '" + type +
+                          "' is not supported (c3 has NFC, NFD, NFKC, NFKD, Lowercase, Replace, "
+                          "Prepend, Strip, Sequence)");
     }
     p.normalizers_.push_back(std::move(n));
   }
@@ -420,12 +460,18 @@ TextPipeline TextPipeline::from_tokenizer_json(const json& doc, const std::strin
     if (type == "Split") {
       read_pattern(s, file, &t.literal, &t.regex);
       const std::string b = string_field(s, "behavior", file, "Isolated");
-      if (b == "Removed") t.behavior = Behavior::kRemoved;
-      else if (b == "Isolated") t.behavior = Behavior::kIsolated;
-      else if (b == "MergedWithPrevious") t.behavior = Behavior::kMergedWithPrevious;
-      else if (b == "MergedWithNext") t.behavior = Behavior::kMergedWithNext;
-      else if (b == "Contiguous") t.behavior = Behavior::kContiguous;
-      else fail_file(file, "Split behavior '" + b + "' is not one of tokenizers' five");
+      if (b == "Removed")
+        t.behavior = Behavior::kRemoved;
+      else if (b == "Isolated")
+        t.behavior = Behavior::kIsolated;
+      else if (b == "MergedWithPrevious")
+        t.behavior = Behavior::kMergedWithPrevious;
+      else if (b == "MergedWithNext")
+        t.behavior = Behavior::kMergedWithNext;
+      else if (b == "Contiguous")
+        t.behavior = Behavior::kContiguous;
+      else
+        fail_file(file, "Split behavior '" + b + "' is not one of tokenizers' five");
       t.invert = s.value("invert", false);
     } else if (type == "ByteLevel") {
       t.kind = PreTokenizer::kByteLevel;
@@ -446,15 +492,17 @@ TextPipeline TextPipeline::from_tokenizer_json(const json& doc, const std::strin
       // \w+|[^\w\s]+ with Oniguruma's Unicode \w (UTS #18: Alphabetic, marks, decimal digits,
       // connector punctuation, joiners), which PCRE2's \w is not.
       t.regex = std::make_shared<Regex>(R"([\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\p{Join_Control}]+|)"
-                                        R"([^\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\p{Join_Control}\s]+)", file);
+                                        R"([^\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\p{Join_Control}\s]+)",
+                                        file);
       t.invert = true;
       t.behavior = Behavior::kRemoved;
     } else if (type == "WhitespaceSplit") {
       t.kind = PreTokenizer::kWhitespaceSplit;
       t.behavior = Behavior::kRemoved;
     } else {
-      fail_file(file, "pre_tokenizer '" + type + "' is not supported (c3 has Split, ByteLevel, Digits, Metaspace, "
-                      "Whitespace, WhitespaceSplit, Sequence)");
+      fail_file(file, "pre_tokenizer '" + type +
+                          "' is not supported (c3 has Split, ByteLevel, Digits, Metaspace, "
+                          "Whitespace, WhitespaceSplit, Sequence)");
     }
     p.pre_tokenizers_.push_back(std::move(t));
   }
@@ -465,13 +513,16 @@ TextPipeline TextPipeline::from_tokenizer_json(const json& doc, const std::strin
   for (const json& s : steps) {
     const std::string type = s["type"];
     Decoder d{Decoder::kByteLevel};
-    if (type == "ByteLevel") d.kind = Decoder::kByteLevel;
+    if (type == "ByteLevel")
+      d.kind = Decoder::kByteLevel;
     else if (type == "Metaspace") {
       d.kind = Decoder::kMetaspace;
       d.literal = replacement_char(s, file);
       d.scheme = prepend_scheme(s, file);
-    } else if (type == "ByteFallback") d.kind = Decoder::kByteFallback;
-    else if (type == "Fuse") d.kind = Decoder::kFuse;
+    } else if (type == "ByteFallback")
+      d.kind = Decoder::kByteFallback;
+    else if (type == "Fuse")
+      d.kind = Decoder::kFuse;
     else if (type == "Strip") {
       d.kind = Decoder::kStrip;
       d.literal = string_field(s, "content", file, " ");
@@ -489,8 +540,9 @@ TextPipeline TextPipeline::from_tokenizer_json(const json& doc, const std::strin
       d.literal = string_field(s, "prefix", file, "##");
       d.cleanup = s.value("cleanup", true);
     } else {
-      fail_file(file, "decoder '" + type + "' is not supported (c3 has ByteLevel, Metaspace, ByteFallback, Fuse, "
-                      "Strip, Replace, BPEDecoder, WordPiece, Sequence)");
+      fail_file(file, "decoder '" + type +
+                          "' is not supported (c3 has ByteLevel, Metaspace, ByteFallback, Fuse, "
+                          "Strip, Replace, BPEDecoder, WordPiece, Sequence)");
     }
     p.decoders_.push_back(std::move(d));
   }
@@ -513,25 +565,29 @@ TextPipeline TextPipeline::from_tokenizer_json(const json& doc, const std::strin
       bool after = false;
       for (const json& piece : single) {
         if (piece.contains("Sequence")) {
-          if (piece["Sequence"].value("id", std::string("A")) != "A") fail_file(file, "TemplateProcessing single names a sequence other than A");
+          if (piece["Sequence"].value("id", std::string("A")) != "A")
+            fail_file(file, "TemplateProcessing single names a sequence other than A");
           after = true;
         } else if (piece.contains("SpecialToken")) {
           const std::string name = piece["SpecialToken"].value("id", std::string());
           if (!specials.contains(name) || !specials[name].contains("ids") || !specials[name]["ids"].is_array())
             fail_file(file, "TemplateProcessing names special token '" + name + "' without ids");
-          for (const json& id : specials[name]["ids"]) (after ? p.suffix_ids_ : p.prefix_ids_).push_back(special_id(id, file));
+          for (const json& id : specials[name]["ids"])
+            (after ? p.suffix_ids_ : p.prefix_ids_).push_back(special_id(id, file));
         } else {
           fail_file(file, "TemplateProcessing piece " + piece.dump() + " is neither SpecialToken nor Sequence");
         }
       }
     } else if (type == "RobertaProcessing" || type == "BertProcessing") {
       for (const char* key : {"cls", "sep"})
-        if (!s.contains(key) || !s[key].is_array() || s[key].size() != 2) fail_file(file, type + "." + key + " is not [token, id]");
+        if (!s.contains(key) || !s[key].is_array() || s[key].size() != 2)
+          fail_file(file, type + "." + key + " is not [token, id]");
       p.prefix_ids_.push_back(special_id(s["cls"][1], file));
       p.suffix_ids_.push_back(special_id(s["sep"][1], file));
     } else {
-      fail_file(file, "post_processor '" + type + "' is not supported (c3 has TemplateProcessing, RobertaProcessing, "
-                      "BertProcessing, ByteLevel, Sequence)");
+      fail_file(file, "post_processor '" + type +
+                          "' is not supported (c3 has TemplateProcessing, RobertaProcessing, "
+                          "BertProcessing, ByteLevel, Sequence)");
     }
   }
   return p;
@@ -576,7 +632,8 @@ void TextPipeline::pre_tokenize_from(size_t step, std::string_view text, bool at
     // The common case (Qwen2, Llama 3): pieces go on as the regex finds them, with no range lists.
     size_t covered = 0;
     t.regex->find_all(text, [&](size_t start, size_t end) {
-      if (start > covered) pre_tokenize_from(step + 1, text.substr(covered, start - covered), at_start && covered == 0, emit);
+      if (start > covered)
+        pre_tokenize_from(step + 1, text.substr(covered, start - covered), at_start && covered == 0, emit);
       if (end > start) pre_tokenize_from(step + 1, text.substr(start, end - start), at_start && start == 0, emit);
       covered = end;
     });

@@ -62,7 +62,8 @@ std::string manifest_problem(const fs::path& dir, const nlohmann::json& manifest
     if (!entry.is_object() || !entry.contains("bytes") || !entry.contains("sha256_of_64MiB_chunks"))
       return "the manifest's entry for " + name + " is malformed";
     if (entry["bytes"] != bytes)
-      return name + " holds " + std::to_string(bytes) + " bytes, not the " + entry["bytes"].dump() + " it was saved with";
+      return name + " holds " + std::to_string(bytes) + " bytes, not the " + entry["bytes"].dump() +
+             " it was saved with";
     if (entry["sha256_of_64MiB_chunks"] != chunked_file_digest(file, hashing_threads()))
       return name + " is not what was saved (its checksum differs)";
   }
@@ -82,7 +83,8 @@ std::vector<fs::path> checkpoint_folders(const fs::path& output) {
   std::vector<std::pair<int64_t, fs::path>> found;
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(output, ec))
-    if (const auto step = step_of(entry.path()); step && entry.is_directory(ec)) found.emplace_back(*step, entry.path());
+    if (const auto step = step_of(entry.path()); step && entry.is_directory(ec))
+      found.emplace_back(*step, entry.path());
   std::sort(found.begin(), found.end());
   std::vector<fs::path> folders;
   for (auto& [step, path] : found) folders.push_back(path);
@@ -153,9 +155,9 @@ fs::path resolve_c3_checkpoint(const fs::path& path) {
     fail_file(path.string(), "not a C3 model (no config.json, and no checkpoint-N folders of a training run)");
   const auto json = io::read_json_file(config);
   const std::string type = json.is_object() ? json.value("model_type", std::string("(none)")) : "(none)";
-  fail_file(config.string(), "not a C3 model (model_type \"" + type + "\")" +
-                                 (type == "qwen2" ? ": a plain Qwen2 model, which c3 train takes as --encoder or --decoder"
-                                                  : ""));
+  fail_file(config.string(),
+            "not a C3 model (model_type \"" + type + "\")" +
+                (type == "qwen2" ? ": a plain Qwen2 model, which c3 train takes as --encoder or --decoder" : ""));
 }
 
 void save_training_checkpoint(const fs::path& dir, C3Model& model, const AdamW& optimizer, const TrainingState& state,
@@ -170,7 +172,8 @@ void save_training_checkpoint(const fs::path& dir, C3Model& model, const AdamW& 
     std::error_code ec;
     fs::create_directories(state_dir, ec);
     if (ec) fail_file(state_dir.string(), "cannot create folder: " + ec.message());
-    const std::string file = sharded ? "optimizer-rank-" + std::to_string(comm.rank()) + ".safetensors" : kOptimizerFile;
+    const std::string file =
+        sharded ? "optimizer-rank-" + std::to_string(comm.rank()) + ".safetensors" : kOptimizerFile;
     io::write_tensors(state_dir / file, optimizer.state(), {{"format", "pt"}});
   }
   if (sharded) comm.barrier();  // all parts are in the staging folder
@@ -243,7 +246,7 @@ std::string checkpoint_problem(const fs::path& dir) {
 
 fs::path choose_resume_checkpoint(const fs::path& output) {
   std::vector<fs::path> found = checkpoint_folders(output);
-  std::reverse(found.begin(), found.end());  // newest first
+  std::reverse(found.begin(), found.end());               // newest first
   std::vector<std::pair<fs::path, std::string>> damaged;  // newer than the one resumed from
   std::error_code ec;
   for (const auto& dir : found) {

@@ -41,9 +41,8 @@ class C10dCommunicator : public Communicator {
   int world_size() const override { return env_.world_size; }
 
   void all_reduce_sum(std::vector<at::Tensor>& tensors) override {
-    guarded("all-reduce", [&] {
-      in_buckets(tensors, [&](std::vector<at::Tensor>& flat) { return group_->allreduce(flat); });
-    });
+    guarded("all-reduce",
+            [&] { in_buckets(tensors, [&](std::vector<at::Tensor>& flat) { return group_->allreduce(flat); }); });
   }
 
   std::unique_ptr<Pending> reduce_sum_async(at::Tensor& flat, int root) override {
@@ -93,9 +92,9 @@ class C10dCommunicator : public Communicator {
   }
 
   std::string describe() const override {
-    return backend_ + ", rank " + std::to_string(env_.rank) + " of " + std::to_string(env_.world_size) + " (local rank " +
-           std::to_string(env_.local_rank) + "), rendezvous " + env_.master_addr + ":" + std::to_string(env_.master_port) +
-           " from " + env_.source;
+    return backend_ + ", rank " + std::to_string(env_.rank) + " of " + std::to_string(env_.world_size) +
+           " (local rank " + std::to_string(env_.local_rank) + "), rendezvous " + env_.master_addr + ":" +
+           std::to_string(env_.master_port) + " from " + env_.source;
   }
 
  private:
@@ -181,10 +180,12 @@ DistributedEnv detect_distributed_env() {
   } else if (e.source == "slurm") {
     if (env_value("MASTER_ADDR")) {
       e.master_addr = env_value("MASTER_ADDR");
-    } else if (const char* nodes = env_value("SLURM_JOB_NODELIST") ? env_value("SLURM_JOB_NODELIST") : env_value("SLURM_NODELIST")) {
+    } else if (const char* nodes =
+                   env_value("SLURM_JOB_NODELIST") ? env_value("SLURM_JOB_NODELIST") : env_value("SLURM_NODELIST")) {
       e.master_addr = first_slurm_host(nodes);
     } else {
-      throw UsageError("SLURM_NTASKS > 1 but neither MASTER_ADDR nor SLURM_JOB_NODELIST is set: cannot find rank 0's host");
+      throw UsageError(
+          "SLURM_NTASKS > 1 but neither MASTER_ADDR nor SLURM_JOB_NODELIST is set: cannot find rank 0's host");
     }
   }
   e.master_port = env_int("MASTER_PORT", 29500);

@@ -48,7 +48,9 @@ Qwen2Config side_geometry(const std::string& spec, const std::string& key, std::
     config = Qwen2Config::from_json(io::read_json_file(file), file.string());
   } else if (!fs::exists(spec, ec) && spec.rfind("preset:", 0) != 0 && !preset.empty()) {
     spdlog::warn("{} {} is not here: assuming the geometry of preset:{} (Qwen2.5-{})", key, spec, preset,
-                 preset == "3b" ? "3B" : preset == "1.5b" ? "1.5B" : "0.5B");
+                 preset == "3b"     ? "3B"
+                 : preset == "1.5b" ? "1.5B"
+                                    : "0.5B");
     config = Qwen2Config::preset(preset);
   } else {
     return architecture(spec, vocab, key);  // preset:NAME or a config.json file (else the error naming the key)
@@ -98,10 +100,12 @@ void print_dry_run(const TrainSettings& s, int world_size, std::ostream& out) {
   out << fmt::format(
       "c3 train --dry-run: encoder {:.2f}B + decoder {:.2f}B parameters (N = {}), all trained; micro-batch {} x {} "
       "tokens, {} accumulated; {} weights, {} masters; ZeRO stage {}; {} attention (LibTorch {})\n"
-      "Estimated peak memory per GPU, GiB (formulas in c3/train/memory_estimate.h; an estimate, not a measurement):\n\n",
-      config.encoder.parameter_count() / 1e9, config.decoder.parameter_count() / 1e9, config.latent_tokens, s.batch_size,
-      s.max_length, s.grad_accum, scalar_type_name(dtype), in.fp32_master && in.weight_bytes != 4 ? "fp32" : "no",
-      s.zero_stage, in.fused_attention ? "fused" : "eager", compat::torch_version());
+      "Estimated peak memory per GPU, GiB (formulas in c3/train/memory_estimate.h; an estimate, not a "
+      "measurement):\n\n",
+      config.encoder.parameter_count() / 1e9, config.decoder.parameter_count() / 1e9, config.latent_tokens,
+      s.batch_size, s.max_length, s.grad_accum, scalar_type_name(dtype),
+      in.fp32_master && in.weight_bytes != 4 ? "fp32" : "no", s.zero_stage, in.fused_attention ? "fused" : "eager",
+      compat::torch_version());
   out << "| GPUs | run | weights | gradients | optimizer state | activations, recompute | activations, none | logits | "
          "total |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|\n";
   std::set<int> sizes{1, 2, 4, 8, world_size};
@@ -117,8 +121,8 @@ void print_dry_run(const TrainSettings& s, int world_size, std::ostream& out) {
     const MemoryEstimate& configured = s.gradient_checkpointing ? with : without;
     out << fmt::format("| {} | c3, ZeRO-{}, recompute {} | {} | {} | {} | {} | {} | {} | **{}** |\n", n, s.zero_stage,
                        s.gradient_checkpointing ? "on" : "off", gib(with.weights), gib(with.gradients),
-                       gib(with.master + with.moments), gib(with.activations), gib(without.activations), gib(with.logits),
-                       gib(configured.total()));
+                       gib(with.master + with.moments), gib(with.activations), gib(without.activations),
+                       gib(with.logits), gib(configured.total()));
     const MemoryEstimate ref = estimate_deepspeed_zero2_memory(in, n);
     out << fmt::format("| {} | DeepSpeed ZeRO-2 (reference) | {} | {} | {} | {} | - | {} | {} |\n", n, gib(ref.weights),
                        gib(ref.gradients), gib(ref.master + ref.moments), gib(ref.activations), gib(ref.logits),

@@ -20,7 +20,8 @@ struct ReadyHook : torch::autograd::PostAccumulateGradHook {
 }  // namespace
 
 GradientReducer::GradientReducer(const std::vector<std::pair<at::Tensor, int>>& params, Communicator& comm,
-                                 size_t bucket_bytes, size_t max_in_flight, const std::vector<at::Tensor>& after_backward)
+                                 size_t bucket_bytes, size_t max_in_flight,
+                                 const std::vector<at::Tensor>& after_backward)
     : bucket_of_(params.size()), fired_(params.size(), false), comm_(comm), max_in_flight_(max_in_flight) {
   auto deferred = [&](const at::Tensor& p) {
     return std::any_of(after_backward.begin(), after_backward.end(), [&](const at::Tensor& d) { return d.is_same(p); });
@@ -71,8 +72,9 @@ GradientReducer::~GradientReducer() {
 
 void GradientReducer::ready(size_t param) {
   if (fired_[param])
-    throw Error("ZeRO-2: a parameter's gradient accumulated twice in one backward (used in two recomputed regions?); "
-                "its bucket already left");
+    throw Error(
+        "ZeRO-2: a parameter's gradient accumulated twice in one backward (used in two recomputed regions?); "
+        "its bucket already left");
   fired_[param] = true;
   ++buckets_[bucket_of_[param]].ready;
   while (next_ < buckets_.size() && buckets_[next_].ready == buckets_[next_].members.size()) launch(next_++);

@@ -53,7 +53,7 @@ class GradientReducer {
 
   std::vector<at::Tensor> params_;
   std::vector<size_t> bucket_of_;
-  std::vector<bool> fired_;  // this backward
+  std::vector<bool> fired_;      // this backward
   std::vector<Bucket> buckets_;  // in launch order
   size_t next_ = 0;              // the next bucket to launch
   size_t hooked_ = 0;            // params_[0, hooked_) have hooks; the rest wait for finish()

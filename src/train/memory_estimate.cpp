@@ -40,20 +40,20 @@ MemoryEstimate estimate_training_memory(const MemoryEstimateInput& in) {
   // GradientReducer); otherwise one micro-batch's gradients are whole, plus the all-reduce's
   // buckets in flight when there are several ranks. Plus the fp32 sums, sharded with ZeRO-2.
   const double bucket = static_cast<double>(kBucketBytes), in_flight = static_cast<double>(kBucketsInFlight);
-  const double held = gradient_shards > 1 ? params * in.weight_bytes / gradient_shards + (in_flight + gradient_shards) * bucket
-                                          : params * in.weight_bytes + (in.ranks > 1 ? in_flight * bucket : 0.0);
+  const double held = gradient_shards > 1
+                          ? params * in.weight_bytes / gradient_shards + (in_flight + gradient_shards) * bucket
+                          : params * in.weight_bytes + (in.ranks > 1 ? in_flight * bucket : 0.0);
   m.gradients = held + (masters && in.fp32_grad_accumulation ? params * 4 / gradient_shards : 0.0);
   m.master = masters ? params * 4 / shards : 0.0;
   m.moments = params * 2 * (masters ? 4 : in.weight_bytes) / shards;
   // The encoder's activations are released only after the decoder's backward reaches them, so
   // both stacks are alive at the peak.
-  m.activations = stack_bytes(in.config.encoder, in.encoder_tokens, in.batch, in.weight_bytes, in.recompute,
-                              in.fused_attention) +
-                  stack_bytes(in.config.decoder, in.decoder_tokens, in.batch, in.weight_bytes, in.recompute,
-                              in.fused_attention);
+  m.activations =
+      stack_bytes(in.config.encoder, in.encoder_tokens, in.batch, in.weight_bytes, in.recompute, in.fused_attention) +
+      stack_bytes(in.config.decoder, in.decoder_tokens, in.batch, in.weight_bytes, in.recompute, in.fused_attention);
   // One chunk of logits: activation dtype, its fp32 copy, and the fp32 gradient of that copy.
   const double rows = static_cast<double>(in.loss_chunk > 0 ? std::min(in.loss_chunk, in.batch * in.decoder_tokens)
-                                                             : in.batch * in.decoder_tokens);
+                                                            : in.batch * in.decoder_tokens);
   m.logits = rows * static_cast<double>(in.config.decoder.vocab_size) * (in.weight_bytes + 4 + 4);
   return m;
 }

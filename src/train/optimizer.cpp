@@ -77,7 +77,8 @@ void AdamW::step(double lr) {
   }
   for (auto& [key, b] : batches) {
     // The step count, as torch.optim keeps it for fused AdamW: a float32 scalar on the parameters' device.
-    const at::Tensor step = at::scalar_tensor(static_cast<double>(steps_), b.params.front().options().dtype(at::kFloat));
+    const at::Tensor step =
+        at::scalar_tensor(static_cast<double>(steps_), b.params.front().options().dtype(at::kFloat));
     at::_fused_adamw_(b.params, b.grads, b.exp_avgs, b.exp_avg_sqs, /*max_exp_avg_sqs=*/{},
                       std::vector<at::Tensor>(b.params.size(), step), lr * key.first, options_.beta1, options_.beta2,
                       key.second ? options_.weight_decay : 0.0, options_.eps, /*amsgrad=*/false, /*maximize=*/false);
@@ -97,7 +98,8 @@ void AdamW::accumulate_grads() {
       s.param.mutable_grad() = at::Tensor();  // reduced to its owner already
       continue;
     }
-    const bool own_dtype = s.param.scalar_type() == at::kFloat || !options_.fp32_master || !options_.fp32_grad_accumulation;
+    const bool own_dtype =
+        s.param.scalar_type() == at::kFloat || !options_.fp32_master || !options_.fp32_grad_accumulation;
     if (own_dtype || !s.param.grad().defined()) continue;  // autograd keeps summing into .grad
     if (s.grad32.defined()) {
       s.grad32.add_(s.param.grad());
@@ -115,17 +117,14 @@ std::vector<at::Tensor> AdamW::gradients() const {
   return out;
 }
 
-double AdamW::grad_norm() const {
-  std::vector<at::Tensor> norms;
-  for (const Slot& s : slots_)
-    if (s.grad().defined()) norms.push_back(s.grad().to(at::kFloat).norm());
-  if (norms.empty()) return 0.0;
-  return at::stack(norms).norm().item<double>();
-}
+double AdamW::grad_norm() const { return std::sqrt(grad_norm_squared()); }
 
 double AdamW::grad_norm_squared() const {
-  const double norm = grad_norm();
-  return norm * norm;
+  std::vector<at::Tensor> squares;
+  for (const Slot& s : slots_)
+    if (s.grad().defined()) squares.push_back(s.grad().to(at::kFloat).square().sum());
+  if (squares.empty()) return 0.0;
+  return at::stack(squares).sum().item<double>();
 }
 
 void AdamW::scale_grads(double factor) {

@@ -19,7 +19,7 @@ class TrainProgress {
   // An empty metrics_file (the ranks other than 0) records and logs nothing.
   TrainProgress(const std::filesystem::path& metrics_file, bool status_line, int64_t keep_up_to_step);
 
-  void status(const std::string& line);          // terminal only
+  void status(const std::string& line);                                     // terminal only
   void record(const nlohmann::json& metrics, const std::string& log_line);  // jsonl + spdlog
   // Whether metrics.jsonl holds a record of this type ("train", "validation") for this step: a
   // rerun of a finished run adds none twice.

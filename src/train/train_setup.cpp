@@ -15,8 +15,8 @@
 
 #include "c3/io/checkpoint_dir.h"
 #include "c3/model/c3_io.h"
-#include "c3/model/lora.h"
 #include "c3/model/checkpoint_info.h"
+#include "c3/model/lora.h"
 #include "c3/train/checkpoints.h"
 #include "c3/train/memory_estimate.h"
 #include "c3/util/error.h"
@@ -97,7 +97,8 @@ fs::path prepare_tokenizer(const TrainSettings& s, const fs::path& resume_dir, c
   const auto added = write_tokenizer_with_c3_tokens(source, *tokenizer, staged.path());
   std::string list;
   for (const auto& [token, id] : added) list += (list.empty() ? "" : ", ") + token + "=" + std::to_string(id);
-  if (!added.empty()) spdlog::info("added {} to the tokenizer from {} (saved with every checkpoint)", list, source.string());
+  if (!added.empty())
+    spdlog::info("added {} to the tokenizer from {} (saved with every checkpoint)", list, source.string());
   return staged.path();
 }
 
@@ -124,8 +125,10 @@ C3Model load_or_init_model(const TrainSettings& s, const Tokenizer& tokenizer, a
     throw UsageError("set model.checkpoint (a C3 folder), or both model.encoder and model.decoder");
   auto source = [&](const std::string& spec, const std::string& key) {
     Qwen2Source src;
-    if (is_dir(spec)) src.dir = spec;
-    else src.architecture = architecture(spec, tokenizer.vocab_size(), key);
+    if (is_dir(spec))
+      src.dir = spec;
+    else
+      src.architecture = architecture(spec, tokenizer.vocab_size(), key);
     return src;
   };
   const Qwen2Source encoder = source(s.encoder, "model.encoder"), decoder = source(s.decoder, "model.decoder");
@@ -163,12 +166,12 @@ void attach_lora(C3Model& model, const TrainSettings& s) {
     const LoraConfig want{s.lora_rank, s.lora_alpha, s.lora_dropout, resolve_lora_targets(side.targets, side.key)};
     if (!existing) {
       add_lora(*side.model, want, side.seed);
-      spdlog::info("{}: LoRA rank {}, alpha {}, dropout {} on {} (its weights frozen)", side.name, want.rank, want.alpha,
-                   want.dropout, joined(want.targets));
+      spdlog::info("{}: LoRA rank {}, alpha {}, dropout {} on {} (its weights frozen)", side.name, want.rank,
+                   want.alpha, want.dropout, joined(want.targets));
     } else if (existing->rank != want.rank || existing->alpha != want.alpha || existing->targets != want.targets) {
-      throw UsageError("the checkpoint's " + side.name + " adapter (rank " + std::to_string(existing->rank) + ", alpha " +
-                       fmt::format("{}", existing->alpha) + ", " + joined(existing->targets) + ") is not the one " +
-                       side.key + " and model.lora_rank/lora_alpha ask for");
+      throw UsageError("the checkpoint's " + side.name + " adapter (rank " + std::to_string(existing->rank) +
+                       ", alpha " + fmt::format("{}", existing->alpha) + ", " + joined(existing->targets) +
+                       ") is not the one " + side.key + " and model.lora_rank/lora_alpha ask for");
     }
     set_lora_dropout(*side.model, s.lora_dropout);
   }
@@ -209,7 +212,8 @@ bool same_value(const nlohmann::json& a, const nlohmann::json& b, bool is_path) 
   auto absolute = [](const nlohmann::json& v) {
     nlohmann::json out = v.is_array() ? v : nlohmann::json::array({v});
     for (auto& p : out)
-      if (p.is_string() && !p.get<std::string>().empty()) p = fs::absolute(p.get<std::string>()).lexically_normal().string();
+      if (p.is_string() && !p.get<std::string>().empty())
+        p = fs::absolute(p.get<std::string>()).lexically_normal().string();
     return out;
   };
   return absolute(a) == absolute(b);
@@ -227,7 +231,8 @@ std::vector<std::string> changed_keys(const nlohmann::json& before, const nlohma
     const auto section = now.value(name, nlohmann::json::object()), old = before.value(name, nlohmann::json::object());
     for (auto key = section.begin(); key != section.end(); ++key) {
       const std::string full = std::string(name) + "." + key.key();
-      if (old.contains(key.key()) && !same_value(old[key.key()], key.value(), path_keys.count(full) > 0)) out.push_back(full);
+      if (old.contains(key.key()) && !same_value(old[key.key()], key.value(), path_keys.count(full) > 0))
+        out.push_back(full);
     }
   }
   return out;
@@ -253,11 +258,12 @@ void log_memory_estimate(const TrainSettings& s, C3Model& model, const C3Prompt&
   in.recompute = s.gradient_checkpointing;
   in.loss_chunk = s.loss_chunk;
   const MemoryEstimate m = estimate_training_memory(in);
-  spdlog::info("{} of {} parameters train; estimated peak memory per device: {} (weights {}, gradients {}, fp32 master {}, "
-               "AdamW moments {}, activations {}, logits {}) for the longest sample",
-               human_count(in.trainable_parameters), human_count(in.config.parameter_count() + in.adapter_parameters),
-               human_bytes(m.total()), human_bytes(m.weights), human_bytes(m.gradients), human_bytes(m.master),
-               human_bytes(m.moments), human_bytes(m.activations), human_bytes(m.logits));
+  spdlog::info(
+      "{} of {} parameters train; estimated peak memory per device: {} (weights {}, gradients {}, fp32 master {}, "
+      "AdamW moments {}, activations {}, logits {}) for the longest sample",
+      human_count(in.trainable_parameters), human_count(in.config.parameter_count() + in.adapter_parameters),
+      human_bytes(m.total()), human_bytes(m.weights), human_bytes(m.gradients), human_bytes(m.master),
+      human_bytes(m.moments), human_bytes(m.activations), human_bytes(m.logits));
 }
 
 AdamW make_optimizer(C3Model& model, const TrainSettings& s, int rank, int world_size) {
@@ -295,7 +301,8 @@ void check_settings(const TrainSettings& s) {
   if (s.checkpoint.empty() && (s.encoder.empty() || s.decoder.empty()))
     throw UsageError("set model.checkpoint (a C3 folder), or both model.encoder and model.decoder");
   if (s.train_files.empty()) throw UsageError("data.train is empty: give at least one training file or folder");
-  if (s.batch_size <= 0 || s.grad_accum <= 0) throw UsageError("train.batch_size and train.grad_accum must be positive");
+  if (s.batch_size <= 0 || s.grad_accum <= 0)
+    throw UsageError("train.batch_size and train.grad_accum must be positive");
   if (s.steps < 0 || (s.steps == 0 && !(s.epochs > 0))) throw UsageError("set train.steps > 0 or train.epochs > 0");
   if (!(s.lr >= 0)) throw UsageError("optim.lr must be >= 0");
   if (!(s.clip_norm >= 0)) throw UsageError("optim.clip_norm must be >= 0");
@@ -313,15 +320,17 @@ void check_settings(const TrainSettings& s) {
   for (const auto& name : s.frozen) {
     bool known = false;
     for (C3Part part : all_c3_parts()) known = known || c3_part_name(part) == name;
-    if (!known) throw UsageError("optim.frozen: unknown part '" + name + "' (choose encoder, query, projector, decoder)");
+    if (!known)
+      throw UsageError("optim.frozen: unknown part '" + name + "' (choose encoder, query, projector, decoder)");
   }
   const bool any_lora = !s.lora_encoder.empty() || !s.lora_decoder.empty();
   if (any_lora && s.lora_rank <= 0) throw UsageError("model.lora_rank must be positive");
   if (any_lora && !(s.lora_alpha > 0)) throw UsageError("model.lora_alpha must be positive");
   if (!(s.lora_dropout >= 0 && s.lora_dropout < 1)) throw UsageError("model.lora_dropout must be in [0, 1)");
   if (any_lora && s.lora_dropout > 0 && s.gradient_checkpointing)
-    throw UsageError("model.lora_dropout > 0 with model.gradient_checkpointing: the recomputed forward would draw other "
-                     "dropout masks (set one of them off)");
+    throw UsageError(
+        "model.lora_dropout > 0 with model.gradient_checkpointing: the recomputed forward would draw other "
+        "dropout masks (set one of them off)");
   for (const auto& [targets, part, key] : {std::tuple{&s.lora_encoder, "encoder", "model.lora_encoder"},
                                            std::tuple{&s.lora_decoder, "decoder", "model.lora_decoder"}}) {
     resolve_lora_targets(*targets, key);

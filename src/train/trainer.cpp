@@ -8,8 +8,8 @@
 #include <ctime>
 #include <optional>
 
-#include "c3/infer/generate.h"
 #include "c3/eval/fox_metrics.h"
+#include "c3/infer/generate.h"
 #include "c3/model/c3_loss.h"
 #include "c3/model/c3_prompt.h"
 #include "c3/train/checkpoints.h"
@@ -58,8 +58,8 @@ std::optional<Validation> validate(C3Model& model, const C3Prompt& prompt, const
   double loss = 0, tokens = 0, precision = 0, interrupted = 0;
   for (size_t start = first; start < samples.size() && !interrupted; start += stride) {
     if ((interrupted = signals.received() ? 1 : 0)) break;
-    const auto out = c3_loss(model, make_c3_batch(prompt, ids_of(samples, batch_at(start, samples.size())), true).to(device),
-                             s.loss_chunk);
+    const auto out = c3_loss(
+        model, make_c3_batch(prompt, ids_of(samples, batch_at(start, samples.size())), true).to(device), s.loss_chunk);
     loss += out.loss_sum.item<double>(), tokens += static_cast<double>(out.tokens);
   }
   const auto precision_samples = static_cast<size_t>(std::min<int64_t>(s.eval_precision_samples, samples.size()));
@@ -109,7 +109,7 @@ struct Run {
   std::optional<C3Prompt> prompt;
   std::vector<Sample> train_samples, valid_samples;
   std::optional<AdamW> optimizer;
-  bool zero2 = false;  // gradients sharded too (ZeRO-2)
+  bool zero2 = false;                        // gradients sharded too (ZeRO-2)
   std::unique_ptr<GradientReducer> reducer;  // ZeRO-2: gradients to their owners during backward
   LrSchedule schedule;
   std::optional<Sampler> sampler;
@@ -121,8 +121,8 @@ struct Run {
 // A run killed mid-save (SIGKILL, a lost node) leaves a hidden staging folder of the checkpoint.
 void remove_half_written_checkpoints(const Run& run) {
   if (!run.is_main() || !fs::is_directory(run.output)) return;
-  const int64_t removed = remove_stale_temporaries(
-      run.output, [](const std::string& name) { return name.rfind("checkpoint-", 0) == 0; });
+  const int64_t removed =
+      remove_stale_temporaries(run.output, [](const std::string& name) { return name.rfind("checkpoint-", 0) == 0; });
   if (removed > 0) spdlog::info("removed {} half-written checkpoint folders left by an interrupted run", removed);
 }
 
@@ -143,7 +143,8 @@ void set_up_model(Run& run) {
   const int64_t rows = std::min(config.encoder.vocab_size, config.decoder.vocab_size);
   if (run.tokenizer->vocab_size() > rows)
     fail_file(run.tokenizer->source(), "the tokenizer has " + std::to_string(run.tokenizer->vocab_size()) +
-                                           " ids but the model's embedding tables have " + std::to_string(rows) + " rows");
+                                           " ids but the model's embedding tables have " + std::to_string(rows) +
+                                           " rows");
   run.prompt.emplace(*run.tokenizer, config.latent_tokens, run.s.prompt_template, run.s.instruction);
 }
 
@@ -151,7 +152,8 @@ void set_up_model(Run& run) {
 void set_up_data(Run& run) {
   const TrainSettings& s = run.s;
   SampleOptions sampling = s.sampling;
-  sampling.limit_tokens = s.max_length - std::max(run.prompt->encoder_extra_tokens(), run.prompt->decoder_extra_tokens());
+  sampling.limit_tokens =
+      s.max_length - std::max(run.prompt->encoder_extra_tokens(), run.prompt->decoder_extra_tokens());
   sampling.seed = s.data_seed;
   if (sampling.limit_tokens <= 0)
     throw UsageError("data.max_length " + std::to_string(s.max_length) + " leaves no room for text after the " +
@@ -177,22 +179,26 @@ void set_up_optimizer(Run& run) {
                                                     s.overlap_comm ? kBucketsInFlight : 0,
                                                     std::vector<at::Tensor>{run.model->decoder->output_embedding()});
   if (run.optimizer->shard_count() > 1)
-    spdlog::info("optimizer state{} sharded across {} ranks (ZeRO stage {}): this rank updates {} of {} parameter tensors",
-                 run.zero2 ? " and gradients" : "", run.optimizer->shard_count(), run.zero2 ? 2 : 1,
-                 run.optimizer->parameters_owned_by(run.comm.rank()).size(), run.model->parameters().size());
+    spdlog::info(
+        "optimizer state{} sharded across {} ranks (ZeRO stage {}): this rank updates {} of {} parameter tensors",
+        run.zero2 ? " and gradients" : "", run.optimizer->shard_count(), run.zero2 ? 2 : 1,
+        run.optimizer->parameters_owned_by(run.comm.rank()).size(), run.model->parameters().size());
   LrSchedule& schedule = run.schedule;
   schedule.kind = s.schedule;
   schedule.lr = s.lr;
   const double samples_per_step = static_cast<double>(s.batch_size * s.grad_accum * run.comm.world_size());
-  schedule.total_steps = s.steps > 0 ? s.steps
-                                     : static_cast<int64_t>(std::ceil(s.epochs * static_cast<double>(run.train_samples.size()) /
-                                                                      samples_per_step));
-  schedule.warmup_steps = s.warmup_steps >= 0 ? s.warmup_steps : warmup_steps_from_ratio(s.warmup_ratio, schedule.total_steps);
+  schedule.total_steps =
+      s.steps > 0 ? s.steps
+                  : static_cast<int64_t>(
+                        std::ceil(s.epochs * static_cast<double>(run.train_samples.size()) / samples_per_step));
+  schedule.warmup_steps =
+      s.warmup_steps >= 0 ? s.warmup_steps : warmup_steps_from_ratio(s.warmup_ratio, schedule.total_steps);
   schedule.factor(0);  // validates the kind
   if (schedule.warmup_steps >= schedule.total_steps && schedule.total_steps > 0)
-    spdlog::warn("the warmup ({} steps) is as long as the run ({} steps): the learning rate never reaches optim.lr {} "
-                 "(lower optim.warmup_steps or optim.warmup_ratio)",
-                 schedule.warmup_steps, schedule.total_steps, s.lr);
+    spdlog::warn(
+        "the warmup ({} steps) is as long as the run ({} steps): the learning rate never reaches optim.lr {} "
+        "(lower optim.warmup_steps or optim.warmup_ratio)",
+        schedule.warmup_steps, schedule.total_steps, s.lr);
 }
 
 // Resuming reads the optimizer and sampler state of the newest checkpoint; a new run starts every
@@ -201,7 +207,8 @@ void resume_or_start(Run& run) {
   run.sampler.emplace(static_cast<int64_t>(run.train_samples.size()), run.s.data_seed, run.comm.rank(),
                       run.comm.world_size());
   run.settings = run.s.resolved_config;
-  if (run.settings.contains("model")) run.settings["model"]["latent_tokens"] = run.model->config().latent_tokens;  // N as run
+  if (run.settings.contains("model"))
+    run.settings["model"]["latent_tokens"] = run.model->config().latent_tokens;  // N as run
   run.state.config = run.settings;
   if (run.resume_dir.empty()) {
     std::vector<at::Tensor> params;
@@ -212,7 +219,8 @@ void resume_or_start(Run& run) {
   run.state = load_training_state(run.resume_dir, *run.optimizer, run.device);
   run.sampler->set_consumed(run.state.consumed);
   const auto changed = changed_keys(run.state.config, run.settings, run.s.path_keys);
-  if (!changed.empty()) spdlog::warn("resuming with config keys that differ from the checkpoint's: {}", joined(changed));
+  if (!changed.empty())
+    spdlog::warn("resuming with config keys that differ from the checkpoint's: {}", joined(changed));
   run.state.config = run.settings;
   spdlog::info("resumed at step {} of {} (epoch {})", run.state.step, run.schedule.total_steps, run.sampler->epoch());
   if (run.state.step >= run.schedule.total_steps)
@@ -226,11 +234,12 @@ void create_output(const Run& run) {
   if (ec) fail_file(run.output.string(), "cannot create the output folder: " + ec.message());
   if (run.is_main()) write_file_atomically(run.output / "train_config.json", run.settings.dump(2) + "\n");
   const TrainSettings& s = run.s;
-  spdlog::info("training {} steps: {} samples per step ({} per micro-batch x {} accumulation x {} ranks), lr {} ({}, "
-               "{} warmup steps), dtype {}, device {}",
-               run.schedule.total_steps, s.batch_size * s.grad_accum * run.comm.world_size(), s.batch_size, s.grad_accum,
-               run.comm.world_size(), s.lr, s.schedule, run.schedule.warmup_steps, scalar_type_name(run.dtype),
-               run.device.str());
+  spdlog::info(
+      "training {} steps: {} samples per step ({} per micro-batch x {} accumulation x {} ranks), lr {} ({}, "
+      "{} warmup steps), dtype {}, device {}",
+      run.schedule.total_steps, s.batch_size * s.grad_accum * run.comm.world_size(), s.batch_size, s.grad_accum,
+      run.comm.world_size(), s.lr, s.schedule, run.schedule.warmup_steps, scalar_type_name(run.dtype),
+      run.device.str());
 }
 
 void set_up(Run& run) {
@@ -244,7 +253,7 @@ void set_up(Run& run) {
 
 // One step's forward and backward over its micro-batches, gradients reduced across ranks.
 struct StepResult {
-  double loss = 0;       // mean over every supervised token of the step, all ranks
+  double loss = 0;  // mean over every supervised token of the step, all ranks
   double grad_norm = 0;
   double supervised = 0;  // supervised tokens, all ranks
   int64_t tokens = 0;     // non-padding tokens through both LLMs, this rank
@@ -268,7 +277,7 @@ StepResult forward_backward(Run& run) {
     const C3LossOutput out = c3_loss(run.model, cpu_batch.to(run.device), s.loss_chunk);
     (out.loss_sum / r.supervised).backward();
     if (run.zero2) run.reducer->finish();  // this micro-batch's gradients are with their owners only
-    optimizer.accumulate_grads();  // into the fp32 sums when there are any; ZeRO-2: drops what is not owned
+    optimizer.accumulate_grads();          // into the fp32 sums when there are any; ZeRO-2: drops what is not owned
     loss_sum += out.loss_sum.item<double>();
     r.tokens += cpu_batch.encoder_mask.sum().item<int64_t>() + cpu_batch.decoder_mask.sum().item<int64_t>();
   }
@@ -289,7 +298,8 @@ bool update(Run& run, const StepResult& r, double lr) {
   const bool finite = std::isfinite(r.loss) && std::isfinite(r.grad_norm);
   if (finite) {
     state.bad_steps_in_row = 0;
-    if (run.s.clip_norm > 0 && r.grad_norm > run.s.clip_norm) optimizer.scale_grads(run.s.clip_norm / (r.grad_norm + 1e-6));
+    if (run.s.clip_norm > 0 && r.grad_norm > run.s.clip_norm)
+      optimizer.scale_grads(run.s.clip_norm / (r.grad_norm + 1e-6));
     optimizer.step(lr);
     // ZeRO-1: each rank updated only its own parameters; their owners hand them to the rest.
     if (optimizer.shard_count() > 1)
@@ -354,21 +364,30 @@ class StepLog {
     const int64_t total = run_.schedule.total_steps;
     // The steps left: to train.steps, or fewer where a time budget ends the run first.
     double steps_left = static_cast<double>(total - state.step);
-    if (budget_per_step_ema_ > 0) steps_left = std::min(steps_left, std::max(0.0, 1 - last_budget_used_) / budget_per_step_ema_);
+    if (budget_per_step_ema_ > 0)
+      steps_left = std::min(steps_left, std::max(0.0, 1 - last_budget_used_) / budget_per_step_ema_);
     const double eta = step_seconds_ema_ * steps_left;
     const double seconds = std::max(1e-9, std::chrono::duration<double>(clock::now() - start_).count());
-    progress_.status(fmt::format("step {}/{} | loss {:.4f} | lr {:.2e} | gnorm {:.3f} | {:.0f} tok/s | ETA {}", state.step,
-                                 total, r.loss, lr, r.grad_norm, tokens_ / seconds, format_duration(eta)));
+    progress_.status(fmt::format("step {}/{} | loss {:.4f} | lr {:.2e} | gnorm {:.3f} | {:.0f} tok/s | ETA {}",
+                                 state.step, total, r.loss, lr, r.grad_norm, tokens_ / seconds, format_duration(eta)));
     if (state.step % run_.s.log_every != 0 && state.step != total) return;
     const double tokens_per_second = static_cast<double>(tokens_) * run_.comm.world_size() / seconds;
     const double mean_loss = loss_tokens_ > 0 ? loss_ / loss_tokens_ : r.loss;
     const double epoch = static_cast<double>(state.consumed) / run_.train_samples.size();
-    progress_.record({{"type", "train"}, {"step", state.step}, {"epoch", epoch}, {"loss", mean_loss}, {"lr", lr},
-                      {"grad_norm", r.grad_norm}, {"tokens_per_second", tokens_per_second}, {"tokens_seen", state.tokens_seen},
-                      {"skipped_steps", state.skipped_steps}, {"elapsed_seconds", state.elapsed_seconds},
-                      {"cpu_seconds", state.cpu_seconds}},
-                     fmt::format("step {}/{} : epoch {:.2f} : loss {:.4f} : lr {:.3e} : gnorm {:.3f} : {:.0f} tok/s : ETA {}",
-                                 state.step, total, epoch, mean_loss, lr, r.grad_norm, tokens_per_second, format_duration(eta)));
+    progress_.record(
+        {{"type", "train"},
+         {"step", state.step},
+         {"epoch", epoch},
+         {"loss", mean_loss},
+         {"lr", lr},
+         {"grad_norm", r.grad_norm},
+         {"tokens_per_second", tokens_per_second},
+         {"tokens_seen", state.tokens_seen},
+         {"skipped_steps", state.skipped_steps},
+         {"elapsed_seconds", state.elapsed_seconds},
+         {"cpu_seconds", state.cpu_seconds}},
+        fmt::format("step {}/{} : epoch {:.2f} : loss {:.4f} : lr {:.3e} : gnorm {:.3f} : {:.0f} tok/s : ETA {}",
+                    state.step, total, epoch, mean_loss, lr, r.grad_norm, tokens_per_second, format_duration(eta)));
     start_ = clock::now(), loss_ = loss_tokens_ = 0, tokens_ = 0;
   }
 
@@ -411,8 +430,11 @@ void evaluate(Run& run, TrainProgress& progress, const StopSignals& signals) {
     spdlog::warn("validation at step {} interrupted by a stop signal", step);
     return;
   }
-  progress.record({{"type", "validation"}, {"step", step}, {"validation_loss", result->loss},
-                   {"validation_precision", result->precision}, {"precision_samples", result->precision_samples}},
+  progress.record({{"type", "validation"},
+                   {"step", step},
+                   {"validation_loss", result->loss},
+                   {"validation_precision", result->precision},
+                   {"precision_samples", result->precision_samples}},
                   fmt::format("step {} : validation loss {:.4f} : reconstruction precision {:.1f}% ({} samples)", step,
                               result->loss, 100 * result->precision, result->precision_samples));
 }
@@ -465,8 +487,10 @@ int train(const TrainSettings& s, const at::Device& device, Communicator& comm) 
   Run run(s, device, comm);
   set_up(run);
   TrainingState& state = run.state;
-  TrainProgress progress(run.is_main() ? run.output / "metrics.jsonl" : fs::path(), s.progress && run.is_main(), state.step);
-  if (state.step == 0 && s.eval_at_start && !validated_at(run, progress, 0)) evaluate(run, progress, signals);  // baseline
+  TrainProgress progress(run.is_main() ? run.output / "metrics.jsonl" : fs::path(), s.progress && run.is_main(),
+                         state.step);
+  if (state.step == 0 && s.eval_at_start && !validated_at(run, progress, 0))
+    evaluate(run, progress, signals);  // baseline
 
   StepLog log(run, progress);
   StopAgreement stop(signals, comm);
@@ -493,7 +517,9 @@ int train(const TrainSettings& s, const at::Device& device, Communicator& comm) 
     spdlog::warn("stopped by signal {} at step {}; resume by running the same command again", signal, state.step);
     return 128 + signal;
   }
-  if (out_of_time) spdlog::info("the time budget (train.max_minutes {}, train.max_cpu_minutes {}) was reached at step {}", s.max_minutes, s.max_cpu_minutes, state.step);
+  if (out_of_time)
+    spdlog::info("the time budget (train.max_minutes {}, train.max_cpu_minutes {}) was reached at step {}",
+                 s.max_minutes, s.max_cpu_minutes, state.step);
   if (s.eval_every > 0 && !validated_at(run, progress, state.step)) evaluate(run, progress, signals);  // none twice
   spdlog::info("done: {} steps, model in {}", state.step, checkpoint_path(run.output, state.step).string());
   return 0;

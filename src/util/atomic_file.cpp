@@ -4,8 +4,8 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <cctype>
+#include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <random>
@@ -87,8 +87,7 @@ void write_file_atomically(const fs::path& target, std::string_view contents) {
   file.commit();
 }
 
-AtomicDirectory::AtomicDirectory(fs::path target, bool overwrite)
-    : target_(std::move(target)), overwrite_(overwrite) {
+AtomicDirectory::AtomicDirectory(fs::path target, bool overwrite) : target_(std::move(target)), overwrite_(overwrite) {
   if (target_.filename().empty()) target_ = target_.parent_path();  // "out/" -> "out"
   std::error_code ec;
   if (fs::exists(target_, ec) && !overwrite_) {
@@ -210,8 +209,9 @@ void check_writable_folder(const fs::path& folder) {
   while (!fs::exists(existing, ec) && existing.has_relative_path() && existing != existing.parent_path())
     existing = existing.parent_path().empty() ? fs::path(".") : existing.parent_path();
   if (!fs::is_directory(existing, ec))
-    fail_file(existing.string(), existing == folder ? "is a file, not a folder to write into"
-                                                    : "is a file, so the folder " + folder.string() + " cannot be made");
+    fail_file(existing.string(), existing == folder
+                                     ? "is a file, not a folder to write into"
+                                     : "is a file, so the folder " + folder.string() + " cannot be made");
   if (::access(existing.c_str(), W_OK | X_OK) != 0)
     fail_file(existing.string(), std::string("cannot write there: ") + std::strerror(errno));
 }

@@ -67,8 +67,7 @@ bool Config::is_path(const std::string& key) const {
   return it != specs_.end() && it->second.is_path;
 }
 
-void Config::declare(const std::string& key, json default_value, std::string help,
-                     std::vector<std::string> choices) {
+void Config::declare(const std::string& key, json default_value, std::string help, std::vector<std::string> choices) {
   if (key.find('.') == std::string::npos) throw Error("config key '" + key + "' must be section.name");
   values_[key] = default_value;
   origins_.erase(key);
@@ -157,16 +156,15 @@ void Config::set_text(const std::string& key, const std::string& text, const std
   try {
     value = json::parse(text);
   } catch (const json::exception&) {
-    throw UsageError(source + ": config key '" + key + "' must be " + type_name(it->second.default_value) +
-                     ", got '" + text + "'");
+    throw UsageError(source + ": config key '" + key + "' must be " + type_name(it->second.default_value) + ", got '" +
+                     text + "'");
   }
   set(key, std::move(value), source);
 }
 
 void Config::set_assignment(const std::string& assignment) {
   const auto eq = assignment.find('=');
-  if (eq == std::string::npos || eq == 0)
-    throw UsageError("--set " + assignment + ": expected section.key=value");
+  if (eq == std::string::npos || eq == 0) throw UsageError("--set " + assignment + ": expected section.key=value");
   set_text(assignment.substr(0, eq), assignment.substr(eq + 1), "--set");
 }
 

@@ -13,10 +13,14 @@ at::ScalarType scalar_type_from_name(const std::string& name) {
 
 std::string scalar_type_name(at::ScalarType type) {
   switch (type) {
-    case at::kFloat: return "float32";
-    case at::kBFloat16: return "bfloat16";
-    case at::kHalf: return "float16";
-    default: return c10::toString(type);
+    case at::kFloat:
+      return "float32";
+    case at::kBFloat16:
+      return "bfloat16";
+    case at::kHalf:
+      return "float16";
+    default:
+      return c10::toString(type);
   }
 }
 

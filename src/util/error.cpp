@@ -2,8 +2,6 @@
 
 namespace c3 {
 
-void fail_file(const std::string& file, const std::string& problem) {
-  throw Error(file + ": " + problem);
-}
+void fail_file(const std::string& file, const std::string& problem) { throw Error(file + ": " + problem); }
 
 }  // namespace c3

@@ -82,8 +82,10 @@ FileSelection::Listing FileSelection::list(const fs::path& folder) {
     const fs::path relative = it->path().lexically_relative(folder);
     for (auto& g : include_) g.used = g.used || g.glob.matches(relative);
     for (auto& g : exclude_) g.used = g.used || g.glob.matches(relative);
-    if (takes(relative)) out.taken.push_back(relative);
-    else out.left_out.push_back(relative.string());
+    if (takes(relative))
+      out.taken.push_back(relative);
+    else
+      out.left_out.push_back(relative.string());
   }
   if (ec) fail_file(folder.string(), "cannot list the folder: " + ec.message());
   std::sort(out.taken.begin(), out.taken.end());

@@ -16,7 +16,8 @@ int env_int(const char* name, int fallback) {
   if (!v) return fallback;
   char* end = nullptr;
   const long n = std::strtol(v, &end, 10);
-  if (*end != '\0' || n < 0 || n > 1 << 30) throw UsageError(std::string(name) + "=" + v + ": expected a non-negative integer");
+  if (*end != '\0' || n < 0 || n > 1 << 30)
+    throw UsageError(std::string(name) + "=" + v + ": expected a non-negative integer");
   return static_cast<int>(n);
 }
 

@@ -97,16 +97,19 @@ std::vector<fs::path> foreign_files(const std::vector<fs::path>& outputs, const 
 }
 
 std::string foreign_file_message(const fs::path& path, size_t count) {
-  return path.string() + ": exists and is not a file c3 wrote (or it was changed since)" + (count > 1 ? "; so do " + std::to_string(count - 1) + " more outputs" : "") +
+  return path.string() + ": exists and is not a file c3 wrote (or it was changed since)" +
+         (count > 1 ? "; so do " + std::to_string(count - 1) + " more outputs" : "") +
          " (choose another output, or pass --force to replace " + (count > 1 ? "them" : "it") + ")";
 }
 
-std::vector<fs::path> claim_outputs(const std::vector<fs::path>& outputs, const WrittenByC3& written_by_c3, bool force) {
+std::vector<fs::path> claim_outputs(const std::vector<fs::path>& outputs, const WrittenByC3& written_by_c3,
+                                    bool force) {
   auto foreign = foreign_files(outputs, written_by_c3);
   if (foreign.empty()) return foreign;
   std::error_code ec;
   for (const auto& f : foreign)
-    if (fs::is_directory(f, ec)) throw Error(f.string() + ": is a folder, where c3 would write a file (choose another output)");
+    if (fs::is_directory(f, ec))
+      throw Error(f.string() + ": is a folder, where c3 would write a file (choose another output)");
   if (!force) throw Error(foreign_file_message(foreign.front(), foreign.size()));
   spdlog::warn("--force: replacing {} file{} that c3 did not write, starting with {}", foreign.size(),
                foreign.size() > 1 ? "s" : "", foreign.front().string());

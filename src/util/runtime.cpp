@@ -3,11 +3,11 @@
 #include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <malloc.h>
 
-#include <cstdlib>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
+#include <cstdlib>
 
 #include <thread>
 
@@ -61,8 +61,8 @@ c10::Device resolve_device(const std::string& name) {
   if (name == "cpu") return c10::Device(c10::kCPU);
   if (name == "cuda" || name == "auto") {
     if (cuda_available()) {
-      const c10::Device device = cuda_device_for_local_rank(launch_rank_from_env().local_rank,
-                                                             static_cast<int>(torch::cuda::device_count()));
+      const c10::Device device =
+          cuda_device_for_local_rank(launch_rank_from_env().local_rank, static_cast<int>(torch::cuda::device_count()));
       c10::impl::getDeviceGuardImpl(c10::DeviceType::CUDA)->setDevice(device);  // before cuBLAS or NCCL start
       return device;
     }

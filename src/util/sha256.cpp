@@ -112,7 +112,8 @@ std::string chunked_file_digest(const std::filesystem::path& path, int threads) 
     while (at < end) {
       const ssize_t n = ::pread(file.fd, buffer.data(), std::min<std::size_t>(buffer.size(), end - at), at);
       if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) fail_file(path.string(), n < 0 ? std::string("read failed: ") + std::strerror(errno) : "shorter than it was");
+      if (n <= 0)
+        fail_file(path.string(), n < 0 ? std::string("read failed: ") + std::strerror(errno) : "shorter than it was");
       h.update(buffer.data(), static_cast<std::size_t>(n));
       at += n;
     }

@@ -19,8 +19,7 @@ Result c3(const std::string& args, const TempDir& dir, const std::string& env) {
 Result c3(const std::string& args, const fs::path& dir, const std::string& env) {
   const auto out = dir / ".stdout", err = dir / ".stderr";
   const std::string cmd = "cd '" + dir.string() + "' && " + env + " '" C3_BINARY "' " + args + " >'" + out.string() +
-                          "' 2>'" + err.string() + "'" +
-                          (args.find('<') == std::string::npos ? " </dev/null" : "");
+                          "' 2>'" + err.string() + "'" + (args.find('<') == std::string::npos ? " </dev/null" : "");
   const int status = std::system(cmd.c_str());
   Result r{WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), read_bytes(out), read_bytes(err)};
   fs::remove(out);
@@ -72,21 +71,23 @@ TrainFixture::TrainFixture() {
 }
 
 std::string TrainFixture::args(const std::string& output, int steps) const {
-  return "--threads 1 train --encoder preset:tiny --decoder preset:tiny --tokenizer tok --data train.jsonl -o " + output +
-         " --latent-tokens 4 --batch-size 4 --grad-accum 1 --steps " + std::to_string(steps) +
+  return "--threads 1 train --encoder preset:tiny --decoder preset:tiny --tokenizer tok --data train.jsonl -o " +
+         output + " --latent-tokens 4 --batch-size 4 --grad-accum 1 --steps " + std::to_string(steps) +
          " --set train.log_every=1 --set train.eval_every=0 --set data.validation_samples=2";
 }
 
 TrainedModel::TrainedModel() {
   write_jsonl(dir / "train.jsonl", texts);
   train_test_tokenizer(random_texts(300, 10, 22), dir / "tok", 600);
-  const auto r = c3("--threads 1 train --encoder preset:tiny --decoder preset:tiny --tokenizer tok --data train.jsonl "
-                    "--validation train.jsonl -o run --latent-tokens 8 --batch-size 12 --grad-accum 1 --steps 150 "
-                    "--lr 3e-3 --set optim.warmup_steps=10 --set train.eval_every=150 --set train.eval_at_start=false "
-                    "--set train.eval_precision_samples=12",
-                    dir);
+  const auto r =
+      c3("--threads 1 train --encoder preset:tiny --decoder preset:tiny --tokenizer tok --data train.jsonl "
+         "--validation train.jsonl -o run --latent-tokens 8 --batch-size 12 --grad-accum 1 --steps 150 "
+         "--lr 3e-3 --set optim.warmup_steps=10 --set train.eval_every=150 --set train.eval_at_start=false "
+         "--set train.eval_precision_samples=12",
+         dir);
   EXPECT_EQ(r.code, 0) << r.err;
-  EXPECT_THAT(r.err, testing::HasSubstr("reconstruction precision 100.0%")) << "the fixture model must have learned its texts";
+  EXPECT_THAT(r.err, testing::HasSubstr("reconstruction precision 100.0%"))
+      << "the fixture model must have learned its texts";
 }
 
 const TrainedModel& trained_model() {

@@ -21,13 +21,13 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-using testing::HasSubstr;
-using testing::Not;
 using test::c3;
 using test::count;
 using test::files_under;
 using test::lines;
 using test::trained_model;
+using testing::HasSubstr;
+using testing::Not;
 
 TEST(Cli, VersionAndHelp) {
   test::TempDir dir;
@@ -290,7 +290,10 @@ TEST(CliTrain, PathsInAConfigFileAreTakenFromItsFolderAndMissingInputsNameTheKey
   EXPECT_FALSE(fs::exists(dir / "out"));
   r = c3("--threads 1 --config configs/run.json train --steps 1 --data train.jsonl --tokenizer tok2", dir);
   EXPECT_THAT(r.err, HasSubstr("tok2: no such file or folder (model.tokenizer, from --tokenizer)"));
-  r = c3("--threads 1 --config configs/run.json train --steps 1 --data train.jsonl --set model.encoder=pretrained/Qwen2.5-1.5B", dir);
+  r =
+      c3("--threads 1 --config configs/run.json train --steps 1 --data train.jsonl --set "
+         "model.encoder=pretrained/Qwen2.5-1.5B",
+         dir);
   EXPECT_THAT(r.err, HasSubstr("pretrained/Qwen2.5-1.5B: no such file or folder (model.encoder, from --set)"));
   EXPECT_THAT(r.err, Not(HasSubstr("model.tokenizer is required")));
 }
@@ -337,8 +340,8 @@ TEST(CliTrain, TrainsSavesTheReleasedLayoutAndLogsJson) {
 
 TEST(CliTrain, SigtermFinishesTheStepSavesAndExits143ThenResumes) {
   TrainFixture f;
-  const std::string command = std::string("exec '") + C3_BINARY + "' " + f.args("run", 100000) +
-                              " --set train.save_every=100000 2>stderr.txt";
+  const std::string command =
+      std::string("exec '") + C3_BINARY + "' " + f.args("run", 100000) + " --set train.save_every=100000 2>stderr.txt";
   const pid_t pid = test::spawn_shell("cd '" + f.dir.path().string() + "' && " + command);
   // Wait until training is under way (a few steps logged), then ask it to stop.
   test::wait_until([&] { return lines(test::read_bytes(f.dir / "run" / "metrics.jsonl")) >= 3; },
@@ -399,7 +402,8 @@ TEST(CliTrain, OutputAloneCarriesOnARunAndARerunOfAFinishedRunAddsNothing) {
   r = c3("--threads 1 train -o run --dump-config", f.dir);
   EXPECT_EQ(json::parse(r.out)["model"]["latent_tokens"], 4) << "--dump-config shows what a resume would use";
   // A warm start takes N from the checkpoint unless it is set.
-  r = c3("--threads 1 train --checkpoint run --data train.jsonl -o warm --steps 1 --batch-size 4 --grad-accum 1"
+  r =
+      c3("--threads 1 train --checkpoint run --data train.jsonl -o warm --steps 1 --batch-size 4 --grad-accum 1"
          " --set train.eval_every=0 --set data.validation_samples=2",
          f.dir);
   ASSERT_EQ(r.code, 0) << r.err;
@@ -425,7 +429,8 @@ TEST(CliTrain, MaxMinutesEndsTheRunSavedWithTheScheduleDecayedOverTheTime) {
   const auto steps = static_cast<int64_t>(lrs.size());
   ASSERT_GE(steps, 3);
   ASSERT_LT(steps, 100000);
-  EXPECT_THAT(r.err, HasSubstr("(train.max_minutes 0.01, train.max_cpu_minutes 0) was reached at step " + std::to_string(steps)));
+  EXPECT_THAT(r.err, HasSubstr("(train.max_minutes 0.01, train.max_cpu_minutes 0) was reached at step " +
+                               std::to_string(steps)));
   EXPECT_TRUE(fs::exists(f.dir / "run" / ("checkpoint-" + std::to_string(steps)) / "training_state" / "state.json"));
   // The warmup in steps (0, then half the peak; logged after each step), then cosine over the time,
   // not over 100000 steps: from the peak to near 0 at the end.
@@ -461,8 +466,8 @@ TEST(CliTrain, MaxCpuMinutesEndsTheRunOnTheProcessCpuTimeRecordedInMetricsAndSta
   for (size_t i = 1; i < cpu.size(); ++i) EXPECT_GT(cpu[i], cpu[i - 1]) << "step " << i + 1;
   EXPECT_GE(cpu.back(), 0.6);
   EXPECT_LT(cpu[cpu.size() - 2], 0.6) << "the run stopped at the first step past the budget";
-  const json state = json::parse(test::read_bytes(f.dir / "run" / ("checkpoint-" + std::to_string(steps)) /
-                                                  "training_state" / "state.json"));
+  const json state = json::parse(
+      test::read_bytes(f.dir / "run" / ("checkpoint-" + std::to_string(steps)) / "training_state" / "state.json"));
   EXPECT_DOUBLE_EQ(state["cpu_seconds"].get<double>(), cpu.back());
   // The CPU time is carried over a resume: nothing more to train.
   r = c3(args, f.dir);
@@ -492,7 +497,8 @@ TEST(CliTrain, DryRunNeedsNeitherWeightsNorATokenizer) {
   EXPECT_FALSE(fs::exists(dir / "out"));
   r = c3("train --dry-run --encoder missing --decoder preset:0.5b --data x.jsonl -o out", dir);
   EXPECT_EQ(r.code, 2);
-  EXPECT_THAT(r.err, HasSubstr("model.encoder 'missing' is neither a checkpoint folder, a config.json file nor preset:NAME"));
+  EXPECT_THAT(r.err,
+              HasSubstr("model.encoder 'missing' is neither a checkpoint folder, a config.json file nor preset:NAME"));
 }
 
 TEST(CliTrain, ShippedConfigsAreValid) {
@@ -503,7 +509,8 @@ TEST(CliTrain, ShippedConfigsAreValid) {
     const std::string name = entry.path().filename().string();
     if (entry.path().extension() != ".json" || name == "example.json") continue;
     // Recipe files are overlays on a paper config.
-    const std::string base = name.rfind("recipe-", 0) == 0 ? "--config '" + (configs / "paper-c3-32.json").string() + "' " : "";
+    const std::string base =
+        name.rfind("recipe-", 0) == 0 ? "--config '" + (configs / "paper-c3-32.json").string() + "' " : "";
     const auto r = c3(base + "--config '" + entry.path().string() + "' train --dump-config", dir);
     EXPECT_EQ(r.code, 0) << name << ": " << r.err;
     const auto j = json::parse(r.out);
@@ -511,7 +518,8 @@ TEST(CliTrain, ShippedConfigsAreValid) {
     ++checked;
   }
   EXPECT_GE(checked, 6);
-  const auto paper = json::parse(c3("--config '" + (configs / "paper-c3-32.json").string() + "' train --dump-config", dir).out);
+  const auto paper =
+      json::parse(c3("--config '" + (configs / "paper-c3-32.json").string() + "' train --dump-config", dir).out);
   EXPECT_EQ(paper["optim"]["lr"], 1e-5);
   EXPECT_EQ(paper["optim"]["schedule"], "cosine");
   EXPECT_EQ(paper["optim"]["warmup_ratio"], 0.01);
@@ -527,7 +535,8 @@ TEST(CliTrain, BadInputIsOneLineAndLeavesNoOutput) {
   TrainFixture f;
   test::write_bytes(f.dir / "broken.jsonl", "{\"text\": \"fine\"}\n{\"text\": \n");
   test::write_bytes(f.dir / "empty.jsonl", "");
-  const std::string base = "--threads 1 train --encoder preset:tiny --decoder preset:tiny --tokenizer tok -o out --steps 2 ";
+  const std::string base =
+      "--threads 1 train --encoder preset:tiny --decoder preset:tiny --tokenizer tok -o out --steps 2 ";
   struct Case {
     std::string args, message;
     int code;
@@ -573,7 +582,8 @@ TEST(CliCompress, FolderRoundTripIsExactAndBadFilesAreReported) {
   EXPECT_EQ(summary["failed"].size(), 2u);
   EXPECT_GT(summary["compression_ratio"].get<double>(), 3.0);
   std::vector<std::string> expected;
-  for (size_t i = 0; i < m.texts.size(); ++i) expected.push_back((i % 3 ? "" : "sub/") + ("d" + std::to_string(i)) + ".txt.c3");
+  for (size_t i = 0; i < m.texts.size(); ++i)
+    expected.push_back((i % 3 ? "" : "sub/") + ("d" + std::to_string(i)) + ".txt.c3");
   std::sort(expected.begin(), expected.end());
   EXPECT_EQ(files_under(dir / "lat"), expected) << "the tree is mirrored, nothing else is written";
   r = c3("--threads 1 reconstruct -m '" + m.model() + "' lat -o rec", dir);
@@ -737,7 +747,8 @@ TEST(CliCompress, PipesFromCompressToReconstructWarnsAboutCutOutputsAndNamesNonL
   test::TempDir dir;
   test::write_bytes(dir / "in.txt", m.texts[4]);
   const std::string model = " -m '" + m.model() + "' ";
-  auto r = c3("--threads 1 compress" + model + "- < in.txt | '" C3_BINARY "' --threads 1 reconstruct" + model + "-", dir);
+  auto r =
+      c3("--threads 1 compress" + model + "- < in.txt | '" C3_BINARY "' --threads 1 reconstruct" + model + "-", dir);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out, m.texts[4] + "\n");
   EXPECT_THAT(r.err, Not(HasSubstr("[warning]")));
@@ -808,7 +819,8 @@ TEST(CliCompress, ModelPathsNameTheRealProblemAndATrainingRunStandsForItsNewestC
   r = c3("info '" + run + "'", dir);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("checkpoint-150"));
-  EXPECT_THAT(r.out, HasSubstr("trained on    texts of up to 1024 tokens (in a window of 8192 tokens with the prompt)"));
+  EXPECT_THAT(r.out,
+              HasSubstr("trained on    texts of up to 1024 tokens (in a window of 8192 tokens with the prompt)"));
   EXPECT_THAT(r.out, HasSubstr("runs in       float32 on the CPU, bfloat16 on CUDA"));
   r = c3("tokenize --count --tokenizer '" + run + "' in.txt", dir);
   ASSERT_EQ(r.code, 0) << r.err;
@@ -835,7 +847,8 @@ TEST(CliCompress, LongDocumentsComeBackInOrder) {
   const std::string first = m.texts[0] + "\n";
   const int64_t cut = static_cast<int64_t>(tok->encode(first).size());
   test::write_bytes(dir / "long.txt", first + m.texts[1] + "\n");
-  auto r = c3("--threads 1 compress -m '" + m.model() + "' long.txt -o long.c3 --max-span-tokens " + std::to_string(cut), dir);
+  auto r = c3(
+      "--threads 1 compress -m '" + m.model() + "' long.txt -o long.c3 --max-span-tokens " + std::to_string(cut), dir);
   ASSERT_EQ(r.code, 0) << r.err;
   io::SafetensorsReader reader(dir / "long.c3");
   const auto bytes = json::parse(reader.metadata().at("span_bytes"));
@@ -852,10 +865,12 @@ TEST(CliCompress, ShardsCoverTheInputOnceAndOtherModelsAreRefused) {
   const auto& m = trained_model();
   test::TempDir dir;
   fs::create_directories(dir / "docs");
-  for (size_t i = 0; i < m.texts.size(); ++i) test::write_bytes(dir / "docs" / ("d" + std::to_string(i) + ".txt"), m.texts[i]);
+  for (size_t i = 0; i < m.texts.size(); ++i)
+    test::write_bytes(dir / "docs" / ("d" + std::to_string(i) + ".txt"), m.texts[i]);
   int written = 0;
   for (const char* shard : {"0/2", "1/2"}) {
-    const auto r = c3("--threads 1 compress -m '" + m.model() + "' docs -o lat --shard " + shard + " --summary s.json", dir);
+    const auto r =
+        c3("--threads 1 compress -m '" + m.model() + "' docs -o lat --shard " + shard + " --summary s.json", dir);
     ASSERT_EQ(r.code, 0) << r.err;
     written += json::parse(test::read_bytes(dir / "s.json"))["written"].get<int>();
   }
@@ -864,7 +879,8 @@ TEST(CliCompress, ShardsCoverTheInputOnceAndOtherModelsAreRefused) {
   EXPECT_EQ(c3("--threads 1 compress -m '" + m.model() + "' docs -o lat --shard 2/2", dir).code, 2);
   // Latents from another model (a fresh one of the same shape) are refused, naming their maker.
   auto r = c3("--threads 1 train --encoder preset:tiny --decoder preset:tiny --tokenizer '" + (m.dir / "tok").string() +
-                  "' --data '" + (m.dir / "train.jsonl").string() + "' -o other --latent-tokens 8 --steps 1 "
+                  "' --data '" + (m.dir / "train.jsonl").string() +
+                  "' -o other --latent-tokens 8 --steps 1 "
                   "--set train.eval_every=0 --set data.validation_samples=2 --set model.init_seed=5",
               dir);
   ASSERT_EQ(r.code, 0) << r.err;
@@ -892,12 +908,15 @@ TEST(CliCompress, AKilledRunResumesToExactlyTheUninterruptedOutputs) {
   const auto& m = trained_model();
   test::TempDir dir;
   fs::create_directories(dir / "docs");
-  for (int i = 0; i < 120; ++i) test::write_bytes(dir / "docs" / ("d" + std::to_string(1000 + i) + ".txt"), m.texts[i % 12]);
+  for (int i = 0; i < 120; ++i)
+    test::write_bytes(dir / "docs" / ("d" + std::to_string(1000 + i) + ".txt"), m.texts[i % 12]);
   auto r = c3("--threads 1 compress -m '" + m.model() + "' docs -o lat", dir);
   ASSERT_EQ(r.code, 0) << r.err;
   // Reconstruction is the slow half: kill it part way (SIGKILL, no chance to clean up).
-  const std::string args = "--threads 1 reconstruct -m '" + m.model() + "' lat -o rec --batch-size 4 --max-new-tokens 64";
-  const pid_t pid = test::spawn_shell("cd '" + dir.path().string() + "' && exec '" + C3_BINARY + "' " + args + " 2>/dev/null");
+  const std::string args =
+      "--threads 1 reconstruct -m '" + m.model() + "' lat -o rec --batch-size 4 --max-new-tokens 64";
+  const pid_t pid =
+      test::spawn_shell("cd '" + dir.path().string() + "' && exec '" + C3_BINARY + "' " + args + " 2>/dev/null");
   test::wait_until([&] { return fs::exists(dir / "rec") && files_under(dir / "rec").size() >= 8; });
   kill(pid, SIGKILL);
   test::wait_exit(pid);
@@ -911,7 +930,8 @@ TEST(CliCompress, AKilledRunResumesToExactlyTheUninterruptedOutputs) {
   ASSERT_EQ(r.code, 0) << r.err;
   const auto resumed = files_under(dir / "rec"), straight = files_under(dir / "straight");
   EXPECT_EQ(resumed, straight) << "the same files, and no stray temporaries";
-  for (const auto& f : straight) EXPECT_EQ(test::read_bytes(dir / "rec" / f), test::read_bytes(dir / "straight" / f)) << f;
+  for (const auto& f : straight)
+    EXPECT_EQ(test::read_bytes(dir / "rec" / f), test::read_bytes(dir / "straight" / f)) << f;
 }
 
 }  // namespace

@@ -84,12 +84,15 @@ struct Corpus {
   }
   // Global batch 8 per micro-batch x 2 accumulation, whatever the world size.
   std::string train_args(int world, const std::string& out, const std::string& extra = "", int steps = 6) const {
-    return "--threads 1 train --encoder preset:tiny --decoder preset:tiny --tokenizer tok --data train.jsonl -o " + out +
-           " --latent-tokens 8 --steps " + std::to_string(steps) + " --lr 2e-3 --grad-accum 2 --batch-size " + std::to_string(8 / world) +
-           " --set optim.warmup_steps=1 --set train.eval_every=0 --set data.validation_samples=0 --set train.log_every=1"
+    return "--threads 1 train --encoder preset:tiny --decoder preset:tiny --tokenizer tok --data train.jsonl -o " +
+           out + " --latent-tokens 8 --steps " + std::to_string(steps) + " --lr 2e-3 --grad-accum 2 --batch-size " +
+           std::to_string(8 / world) +
+           " --set optim.warmup_steps=1 --set train.eval_every=0 --set data.validation_samples=0 --set "
+           "train.log_every=1"
            " --set train.save_every=3 --set train.keep_checkpoints=5 --set train.dist_timeout=60"
            // lm_head chunks of 8 rows, each recomputed: its gradient accumulates per chunk (ZeRO-2 defers it)
-           " --set train.loss_chunk=8 " + extra;
+           " --set train.loss_chunk=8 " +
+           extra;
   }
 };
 
@@ -127,7 +130,8 @@ double expect_trained_alike(const Corpus& c, double tolerance) {
   const auto la = losses(c.dir / "one" / "metrics.jsonl"), lb = losses(c.dir / "two" / "metrics.jsonl");
   EXPECT_EQ(la.size(), 6u);
   EXPECT_EQ(lb.size(), la.size());
-  for (size_t i = 0; i < std::min(la.size(), lb.size()); ++i) EXPECT_NEAR(la[i], lb[i], tolerance * la[i]) << "step " << i + 1;
+  for (size_t i = 0; i < std::min(la.size(), lb.size()); ++i)
+    EXPECT_NEAR(la[i], lb[i], tolerance * la[i]) << "step " << i + 1;
   if (!la.empty()) {
     EXPECT_NE(la.front(), la.back()) << "it trained";
   }
@@ -142,10 +146,12 @@ TEST_P(DataParallel, RanksTrainAsOneProcessOnTheSameGlobalBatch) {
   const auto [world, zero] = GetParam();
   const Corpus c;
   ASSERT_EQ(test::c3(c.train_args(1, "one"), c.dir).code, 0);
-  const auto codes = run_ranks(c.dir, world, c.train_args(world, "two", "--set optim.zero_stage=" + std::to_string(zero)));
+  const auto codes =
+      run_ranks(c.dir, world, c.train_args(world, "two", "--set optim.zero_stage=" + std::to_string(zero)));
   ASSERT_EQ(codes, std::vector<int>(static_cast<size_t>(world), 0))
       << test::read_bytes(c.dir / "rank0.log") << (world > 1 ? test::read_bytes(c.dir / "rank1.log") : "");
-  EXPECT_THAT(test::read_bytes(c.dir / "rank0.log"), HasSubstr("data parallel: gloo, rank 0 of " + std::to_string(world)));
+  EXPECT_THAT(test::read_bytes(c.dir / "rank0.log"),
+              HasSubstr("data parallel: gloo, rank 0 of " + std::to_string(world)));
   if (world > 1) {
     EXPECT_EQ(test::read_bytes(c.dir / "rank1.log"), "") << "only rank 0 logs";
   }
@@ -178,8 +184,9 @@ std::vector<json> validations(const fs::path& metrics) {
 // validation spread over the ranks: the same training and the same validation records as one process.
 TEST(DataParallelBf16, TwoRanksWithFp32MastersTrainAndValidateAsOneProcess) {
   const Corpus c;
-  const std::string bf16 = "--set model.dtype=bfloat16 --set train.eval_every=3 --set data.validation_samples=6 "
-                           "--set train.eval_precision_samples=5 --set train.eval_max_new_tokens=12";
+  const std::string bf16 =
+      "--set model.dtype=bfloat16 --set train.eval_every=3 --set data.validation_samples=6 "
+      "--set train.eval_precision_samples=5 --set train.eval_max_new_tokens=12";
   auto r = test::c3(c.train_args(1, "one", bf16), c.dir);
   ASSERT_EQ(r.code, 0) << r.err;
   ASSERT_EQ(run_ranks(c.dir, 2, c.train_args(2, "two", bf16 + " --set optim.zero_stage=2")), (std::vector<int>{0, 0}))
@@ -238,8 +245,9 @@ TEST(DataParallelStop, ASignalToOneRankStopsAllAtTheSameSavedStep) {
   EXPECT_TRUE(fs::exists(saved[0] / "training_state" / "optimizer-rank-1.safetensors")) << "both shards saved";
   // Rerunning the same command resumes there.
   const int step = std::stoi(saved[0].filename().string().substr(11));
-  ASSERT_EQ(run_ranks(c.dir, 2, c.train_args(2, "run", "--set optim.zero_stage=2 --set train.save_every=1000", step + 2)),
-            (std::vector<int>{0, 0}));
+  ASSERT_EQ(
+      run_ranks(c.dir, 2, c.train_args(2, "run", "--set optim.zero_stage=2 --set train.save_every=1000", step + 2)),
+      (std::vector<int>{0, 0}));
   EXPECT_THAT(test::read_bytes(c.dir / "rank0.log"), HasSubstr("resumed at step " + std::to_string(step)));
 }
 

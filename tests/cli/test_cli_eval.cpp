@@ -3,9 +3,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <sstream>
 #include <signal.h>
 #include <sys/wait.h>
+#include <sstream>
 
 #include <chrono>
 
@@ -18,9 +18,9 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
+using test::c3;
 using testing::HasSubstr;
 using testing::Not;
-using test::c3;
 
 TEST(CliEval, ScoresPredictionsWithoutAModel) {
   test::TempDir dir;
@@ -107,8 +107,10 @@ TEST(CliEval, FoldersAreTakenAsCompressTakesThemAndBadPagesAreNamedAndLeftOut) {
 void write_fox_file(const fs::path& path, const std::vector<std::string>& texts) {
   json pages = json::array();
   for (size_t i = 0; i < texts.size(); ++i)
-    pages.push_back({{"image", "en_" + std::to_string(i) + ".png"},
-                     {"conversations", {{{"from", "human"}, {"value", "<image>\nOCR this image: "}}, {{"from", "gpt"}, {"value", texts[i]}}}}});
+    pages.push_back(
+        {{"image", "en_" + std::to_string(i) + ".png"},
+         {"conversations",
+          {{{"from", "human"}, {"value", "<image>\nOCR this image: "}}, {{"from", "gpt"}, {"value", texts[i]}}}}});
   test::write_bytes(path, pages.dump(1));
 }
 
@@ -116,16 +118,18 @@ TEST(CliEval, WritesTheReportAndResumesAKilledRun) {
   const auto& m = test::trained_model();
   test::TempDir dir;
   write_fox_file(dir / "pages.json", m.texts);
-  const std::string common = "--threads 1 eval -m '" + m.model() + "' pages.json --min-tokens 1 --max-tokens 400 "
+  const std::string common = "--threads 1 eval -m '" + m.model() +
+                             "' pages.json --min-tokens 1 --max-tokens 400 "
                              "--bucket-width 100 --perturb shuffle-words --perturb random-chars --batch-size 1 ";
   const std::string args = common + "--max-new-tokens 64 -o ";
   auto r = c3(args + "straight --progress-every 0.000001", dir);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.err, HasSubstr("] eval 36/36 pages | ")) << "progress lines in a batch log";
-  EXPECT_EQ(test::files_under(dir / "straight"),
-            (std::vector<std::string>{".pages.jsonl.c3-job", ".position_curve.svg.c3-job", ".precision_vs_ratio.svg.c3-job",
-                                      ".report.md.c3-job", ".summary.json.c3-job", "pages.jsonl", "position_curve.svg",
-                                      "precision_vs_ratio.svg", "report.md", "summary.json"}))
+  EXPECT_EQ(
+      test::files_under(dir / "straight"),
+      (std::vector<std::string>{".pages.jsonl.c3-job", ".position_curve.svg.c3-job", ".precision_vs_ratio.svg.c3-job",
+                                ".report.md.c3-job", ".summary.json.c3-job", "pages.jsonl", "position_curve.svg",
+                                "precision_vs_ratio.svg", "report.md", "summary.json"}))
       << "the outputs, each with the record that shows c3 wrote it";
   const json summary = json::parse(test::read_bytes(dir / "straight" / "summary.json"));
   const json& none = summary["conditions"]["none"]["overall"];
@@ -148,7 +152,8 @@ TEST(CliEval, WritesTheReportAndResumesAKilledRun) {
   EXPECT_THAT(r.err, HasSubstr("already holds a finished evaluation"));
 
   // Kill a run part way (SIGKILL: nothing is cleaned up); the next run finishes it.
-  const pid_t pid = test::spawn_shell("cd '" + dir.path().string() + "' && exec '" C3_BINARY "' " + args + "killed 2>/dev/null");
+  const pid_t pid =
+      test::spawn_shell("cd '" + dir.path().string() + "' && exec '" C3_BINARY "' " + args + "killed 2>/dev/null");
   const fs::path journal = dir / "killed" / "pages.partial.jsonl";
   test::wait_until([&] { return fs::exists(journal) && test::lines(test::read_bytes(journal)) >= 4; },
                    std::chrono::milliseconds(1));
@@ -172,8 +177,9 @@ TEST(CliEval, WritesTheReportAndResumesAKilledRun) {
   auto texts = m.texts;
   std::swap(texts[2], texts[3]);  // pages en_2 and en_3 now hold each other's text
   write_fox_file(dir / "edited.json", texts);
-  r = c3("--threads 1 eval -m '" + m.model() + "' edited.json --min-tokens 1 --max-tokens 400 --bucket-width 100 "
-         "--perturb shuffle-words --perturb random-chars --batch-size 1 --max-new-tokens 64 -o edited",
+  r = c3("--threads 1 eval -m '" + m.model() +
+             "' edited.json --min-tokens 1 --max-tokens 400 --bucket-width 100 "
+             "--perturb shuffle-words --perturb random-chars --batch-size 1 --max-new-tokens 64 -o edited",
          dir);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.err, HasSubstr("6 page results are out of date"));
@@ -197,7 +203,8 @@ TEST(CliEval, PagesLongerThanTheSpanLimitAreCutIntoSpansAndSaySo) {
   const auto& m = test::trained_model();
   test::TempDir dir;
   write_fox_file(dir / "pages.json", m.texts);
-  const std::string args = "--threads 1 eval -m '" + m.model() + "' pages.json --min-tokens 1 --max-tokens 400 "
+  const std::string args = "--threads 1 eval -m '" + m.model() +
+                           "' pages.json --min-tokens 1 --max-tokens 400 "
                            "--bucket-width 100 --batch-size 4 --max-new-tokens 32 ";
   auto r = c3(args + "-o whole", dir);
   ASSERT_EQ(r.code, 0) << r.err;
@@ -221,9 +228,11 @@ TEST(CliEval, PagesLongerThanTheSpanLimitAreCutIntoSpansAndSaySo) {
   EXPECT_THAT(r.err, HasSubstr(std::to_string(cut) + " of 12 pages have more than 8 text tokens (--max-span-tokens)"));
   EXPECT_EQ(summary["generation"]["pages_cut_into_spans"], cut);
   EXPECT_EQ(summary["generation"]["max_span_tokens"], 8);
-  EXPECT_THAT(test::read_bytes(dir / "cut" / "report.md"), HasSubstr("- spans: " + std::to_string(cut) + " pages longer than 8"));
+  EXPECT_THAT(test::read_bytes(dir / "cut" / "report.md"),
+              HasSubstr("- spans: " + std::to_string(cut) + " pages longer than 8"));
   EXPECT_LT(summary["conditions"]["none"]["overall"]["mean_ratio"].get<double>(),
-            json::parse(test::read_bytes(dir / "whole" / "summary.json"))["conditions"]["none"]["overall"]["mean_ratio"].get<double>());
+            json::parse(test::read_bytes(dir / "whole" / "summary.json"))["conditions"]["none"]["overall"]["mean_ratio"]
+                .get<double>());
 }
 
 }  // namespace

@@ -24,13 +24,13 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-using testing::HasSubstr;
-using testing::Not;
 using test::c3;
 using test::count;
 using test::files_under;
 using test::lines;
 using test::TrainFixture;
+using testing::HasSubstr;
+using testing::Not;
 
 // Runs `c3 ARGS` in `dir` under bash with standard output to `stdout_to` and standard error
 // through a pipe, so that a file-size limit (`limit_bytes` > 0, ulimit -f) applies to the files c3
@@ -79,8 +79,10 @@ TEST(CliFaults, AResumedRunKeepsSavingAfterRotationDeletesTheCheckpointItResumed
   ASSERT_EQ(r.code, 0) << r.err;  // before the fix: "run/checkpoint-6: cannot copy into run/.checkpoint-15.tmp-..."
   EXPECT_THAT(r.err, HasSubstr("resumed at step 6"));
   EXPECT_FALSE(fs::exists(f.dir / "run" / "checkpoint-6")) << "rotated away while the run went on";
-  EXPECT_EQ(list_checkpoints(f.dir / "run"), (std::vector<fs::path>{f.dir / "run" / "checkpoint-12", f.dir / "run" / "checkpoint-15"}));
-  EXPECT_EQ(test::read_bytes(f.dir / "run" / "checkpoint-15" / "tokenizer.model"), test::read_bytes(f.dir / "tok" / "tokenizer.model"));
+  EXPECT_EQ(list_checkpoints(f.dir / "run"),
+            (std::vector<fs::path>{f.dir / "run" / "checkpoint-12", f.dir / "run" / "checkpoint-15"}));
+  EXPECT_EQ(test::read_bytes(f.dir / "run" / "checkpoint-15" / "tokenizer.model"),
+            test::read_bytes(f.dir / "tok" / "tokenizer.model"));
   // The tokenizer the run trained with, even when model.tokenizer changes or disappears under it.
   EXPECT_EQ(checkpoint_problem(f.dir / "run" / "checkpoint-15"), "");
 }
@@ -92,11 +94,13 @@ TEST(CliFaults, ARunWhoseTemporaryFolderIsEmptiedKeepsSavingItsTokenizer) {
   const fs::path temp = f.dir / "private-tmp";
   fs::create_directories(temp);
   const int steps = 40;
-  const pid_t pid = test::spawn_shell("cd '" + f.dir.path().string() + "' && TMPDIR='" + temp.string() + "' exec '" C3_BINARY
-                                      "' " + f.args("run", steps) + " --set train.save_every=1 2>stderr.txt");
+  const pid_t pid =
+      test::spawn_shell("cd '" + f.dir.path().string() + "' && TMPDIR='" + temp.string() + "' exec '" C3_BINARY "' " +
+                        f.args("run", steps) + " --set train.save_every=1 2>stderr.txt");
   ASSERT_TRUE(test::wait_until([&] { return !list_checkpoints(f.dir / "run").empty(); }, std::chrono::milliseconds(2)));
   std::vector<std::string> removed;
-  for (const auto& e : fs::directory_iterator(temp)) removed.push_back(e.path().filename().string()), fs::remove_all(e.path());
+  for (const auto& e : fs::directory_iterator(temp))
+    removed.push_back(e.path().filename().string()), fs::remove_all(e.path());
   const int code = test::wait_exit(pid);
   const std::string err = test::read_bytes(f.dir / "stderr.txt");
   ASSERT_EQ(code, 0) << err;  // before the fix: "/tmp/c3-staged-...: cannot copy into run/.checkpoint-N.tmp-..."
@@ -122,8 +126,8 @@ TEST(CliFaults, KillNineAtRandomMomentsThenResumingEndsBitIdenticalToAnUninterru
     const pid_t pid = test::spawn_shell("cd '" + f.dir.path().string() + "' && exec '" C3_BINARY "' " +
                                         f.args("killed", steps) + every_step + " 2>" + err_file);
     // Wait until it has saved a new checkpoint, then kill it at a random moment after that.
-    const bool saved_one = test::wait_until([&] { return list_checkpoints(f.dir / "killed") != before; },
-                                            std::chrono::milliseconds(2));
+    const bool saved_one =
+        test::wait_until([&] { return list_checkpoints(f.dir / "killed") != before; }, std::chrono::milliseconds(2));
     std::this_thread::sleep_for(std::chrono::microseconds(std::uniform_int_distribution<int>(0, 120000)(rng)));
     kill(pid, SIGKILL);
     const int code = test::wait_exit(pid);
@@ -190,7 +194,8 @@ TEST(CliFaults, AFullDiskDuringCompressEvalOrOnStdoutFailsNamingThePathAndKeepsF
 
   // eval: its journal or its outputs cannot be written; the rerun with room finishes the job.
   test::write_jsonl(dir / "pages.jsonl", trained.texts);
-  const std::string eval = "--threads 1 eval -m '" + trained.model() + "' pages.jsonl -o eval --min-tokens 1 --batch-size 2";
+  const std::string eval =
+      "--threads 1 eval -m '" + trained.model() + "' pages.jsonl -o eval --min-tokens 1 --batch-size 2";
   r = c3_limited(eval, dir.path(), 2048);
   EXPECT_EQ(r.code, 1) << r.err;
   EXPECT_THAT(r.err, HasSubstr("eval/"));
@@ -204,9 +209,9 @@ TEST(CliFaults, AFullDiskDuringCompressEvalOrOnStdoutFailsNamingThePathAndKeepsF
 
   // Results on a full standard output are a failure, not exit 0.
   test::write_bytes(dir / "pairs.jsonl", json{{"reference", "a b c"}, {"prediction", "a b d"}}.dump() + "\n");
-  for (const std::string& args : {"tokenize --tokenizer '" + trained.model() + "' docs/doc0.txt",
-                                  "reconstruct -m '" + trained.model() + "' latents/doc0.txt.c3",
-                                  std::string("eval --score pairs.jsonl")}) {
+  for (const std::string& args :
+       {"tokenize --tokenizer '" + trained.model() + "' docs/doc0.txt",
+        "reconstruct -m '" + trained.model() + "' latents/doc0.txt.c3", std::string("eval --score pairs.jsonl")}) {
     r = c3_limited(args, dir.path(), 0, "/dev/full");
     EXPECT_EQ(r.code, 1) << args << "\n" << r.err;
     EXPECT_THAT(r.err, HasSubstr("standard output: write failed: No space left on device")) << args;
@@ -223,8 +228,9 @@ TEST(CliFaults, ADamagedNewestCheckpointIsSetAsideAndTheRunResumesFromTheIntactO
   EXPECT_THAT(checkpoint_problem(run / "checkpoint-4"), HasSubstr("model.safetensors is not what was saved"));
   auto r = c3(f.args("run", 6) + every2, f.dir);
   ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_THAT(r.err, HasSubstr("checkpoint-4: damaged (model.safetensors is not what was saved (its checksum differs)); "
-                               "moved to checkpoint-4.damaged"));
+  EXPECT_THAT(r.err,
+              HasSubstr("checkpoint-4: damaged (model.safetensors is not what was saved (its checksum differs)); "
+                        "moved to checkpoint-4.damaged"));
   EXPECT_THAT(r.err, HasSubstr("resumed at step 2"));
   EXPECT_TRUE(fs::exists(run / "checkpoint-4.damaged" / "model.safetensors")) << "kept for inspection";
   EXPECT_EQ(checkpoint_problem(run / "checkpoint-4"), "") << "saved again";
@@ -237,11 +243,13 @@ TEST(CliFaults, ADamagedNewestCheckpointIsSetAsideAndTheRunResumesFromTheIntactO
   EXPECT_THAT(r.err, HasSubstr("resumed at step 4"));
   // A lost state.json, and every checkpoint damaged: an error, and nothing trained from scratch.
   fs::remove(run / "checkpoint-8" / "training_state" / "state.json");
-  for (const char* step : {"2", "4", "6"}) flip_a_byte(run / ("checkpoint-" + std::string(step)) / "llm1" / "model.safetensors", 1);
+  for (const char* step : {"2", "4", "6"})
+    flip_a_byte(run / ("checkpoint-" + std::string(step)) / "llm1" / "model.safetensors", 1);
   const std::string metrics = test::read_bytes(run / "metrics.jsonl");
   r = c3(f.args("run", 10) + every2, f.dir);
   EXPECT_EQ(r.code, 1) << r.err;
-  EXPECT_THAT(r.err, HasSubstr("checkpoint-8: damaged (no training_state/state.json), and no older checkpoint is intact"));
+  EXPECT_THAT(r.err,
+              HasSubstr("checkpoint-8: damaged (no training_state/state.json), and no older checkpoint is intact"));
   EXPECT_EQ(lines(r.err), 1) << r.err;
   EXPECT_EQ(test::read_bytes(run / "metrics.jsonl"), metrics);
   EXPECT_TRUE(fs::exists(run / "checkpoint-8")) << "nothing is moved aside when there is nothing to resume from";
@@ -253,7 +261,8 @@ TEST(CliFaults, TwoCompressAndReconstructRunsOnOneFolderLeaveOnlyCompleteOutputs
   fs::create_directories(dir / "docs");
   for (int copy = 0; copy < 4; ++copy)
     for (size_t i = 0; i < trained.texts.size(); ++i)
-      test::write_bytes(dir / "docs" / ("doc" + std::to_string(copy) + "-" + std::to_string(i) + ".txt"), trained.texts[i]);
+      test::write_bytes(dir / "docs" / ("doc" + std::to_string(copy) + "-" + std::to_string(i) + ".txt"),
+                        trained.texts[i]);
   const std::string model = " -m '" + trained.model() + "'";
   ASSERT_EQ(c3("--threads 1 compress" + model + " docs -o alone", dir).code, 0);
   for (int round = 0; round < 3; ++round) {
@@ -265,7 +274,8 @@ TEST(CliFaults, TwoCompressAndReconstructRunsOnOneFolderLeaveOnlyCompleteOutputs
     EXPECT_EQ(test::wait_exit(b), 0) << test::read_bytes(dir / "b.txt");
     ASSERT_EQ(files_under(dir / "both"), files_under(dir / "alone")) << "round " << round;
     for (const auto& name : files_under(dir / "alone"))
-      EXPECT_TRUE(read_latent_file(dir / "both" / name).latents.equal(read_latent_file(dir / "alone" / name).latents)) << name;
+      EXPECT_TRUE(read_latent_file(dir / "both" / name).latents.equal(read_latent_file(dir / "alone" / name).latents))
+          << name;
     const pid_t c = test::spawn_shell(cmd + "reconstruct" + model + " both -o text" + force + " 2>c.txt");
     const pid_t d = test::spawn_shell(cmd + "reconstruct" + model + " both -o text" + force + " 2>d.txt");
     EXPECT_EQ(test::wait_exit(c), 0) << test::read_bytes(dir / "c.txt");
@@ -288,7 +298,8 @@ TEST(CliFaults, NothingReadFromAFileMakesC3WriteOutsideItsOutputFolder) {
   LatentFile file = read_latent_file(dir / "work" / "latents" / "a.txt.c3");
   file.source_path = "../../escaped.txt";
   write_latent_file(dir / "work" / "latents" / "a.txt.c3", file);
-  test::write_bytes(dir / "work" / "pages.jsonl", json{{"id", "../../escaped"}, {"text", trained.texts[0]}}.dump() + "\n");
+  test::write_bytes(dir / "work" / "pages.jsonl",
+                    json{{"id", "../../escaped"}, {"text", trained.texts[0]}}.dump() + "\n");
   auto r = c3("--threads 1 reconstruct" + model + " latents -o text", dir / "work");
   EXPECT_EQ(r.code, 0) << r.err;
   r = c3("--threads 1 eval" + model + " pages.jsonl -o eval --min-tokens 1", dir / "work");
@@ -302,11 +313,12 @@ TEST(CliFaults, NothingReadFromAFileMakesC3WriteOutsideItsOutputFolder) {
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_TRUE(fs::exists(f.dir / "run" / "checkpoint-2"));
   EXPECT_EQ(files_under(dir.path()),
-            (std::vector<std::string>{"work/docs/a.txt", "work/eval/.pages.jsonl.c3-job", "work/eval/.position_curve.svg.c3-job",
-                                      "work/eval/.precision_vs_ratio.svg.c3-job", "work/eval/.report.md.c3-job",
-                                      "work/eval/.summary.json.c3-job", "work/eval/pages.jsonl", "work/eval/position_curve.svg",
-                                      "work/eval/precision_vs_ratio.svg", "work/eval/report.md", "work/eval/summary.json",
-                                      "work/latents/a.txt.c3", "work/pages.jsonl", "work/text/.a.txt.c3-job", "work/text/a.txt"}));
+            (std::vector<std::string>{
+                "work/docs/a.txt", "work/eval/.pages.jsonl.c3-job", "work/eval/.position_curve.svg.c3-job",
+                "work/eval/.precision_vs_ratio.svg.c3-job", "work/eval/.report.md.c3-job",
+                "work/eval/.summary.json.c3-job", "work/eval/pages.jsonl", "work/eval/position_curve.svg",
+                "work/eval/precision_vs_ratio.svg", "work/eval/report.md", "work/eval/summary.json",
+                "work/latents/a.txt.c3", "work/pages.jsonl", "work/text/.a.txt.c3-job", "work/text/a.txt"}));
 }
 
 }  // namespace

@@ -105,10 +105,13 @@ TEST(CliModel, ShippedModelCutsLongTextsIntoSpansOfTheLengthItWasTrainedOn) {
     if (i + 1 < tokens.size()) EXPECT_GE(tokens[i], 96) << "span " << i << " ends in its last quarter";
   }
   const auto bytes = json::parse(io::SafetensorsReader(dir / "long.c3").metadata().at("span_bytes"));
-  auto space = [&](int64_t at) { return at >= 0 && at < static_cast<int64_t>(text.size()) && std::isspace(static_cast<unsigned char>(text[at])); };
+  auto space = [&](int64_t at) {
+    return at >= 0 && at < static_cast<int64_t>(text.size()) && std::isspace(static_cast<unsigned char>(text[at]));
+  };
   for (size_t i = 0; i + 1 < bytes.size(); ++i) {
     const int64_t end = bytes[i][1];
-    EXPECT_TRUE(space(end) || space(end - 1)) << "span " << i << " ends inside a word: ..." << text.substr(end - 10, 20);
+    EXPECT_TRUE(space(end) || space(end - 1))
+        << "span " << i << " ends inside a word: ..." << text.substr(end - 10, 20);
   }
 }
 

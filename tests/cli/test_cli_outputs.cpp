@@ -17,11 +17,11 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-using testing::HasSubstr;
-using testing::Not;
 using test::c3;
 using test::files_under;
 using test::trained_model;
+using testing::HasSubstr;
+using testing::Not;
 
 std::string model_flag() { return " -m '" + trained_model().model() + "' "; }
 
@@ -38,7 +38,8 @@ TEST(CliOutputs, RestoringIntoTheSourceFolderIsRefusedAndLeavesTheOriginals) {
   write_docs(dir, 4);
   ASSERT_EQ(c3("--threads 1 compress" + model_flag() + "docs -o lat", dir).code, 0);
   // The originals, edited by their owner so that a lossy reconstruction could not pass for them.
-  for (int i = 0; i < 4; ++i) test::write_bytes(dir / "docs" / ("d" + std::to_string(i) + ".txt"), "my own words " + std::to_string(i));
+  for (int i = 0; i < 4; ++i)
+    test::write_bytes(dir / "docs" / ("d" + std::to_string(i) + ".txt"), "my own words " + std::to_string(i));
   auto r = c3("--threads 1 reconstruct" + model_flag() + "lat -o docs", dir);
   EXPECT_EQ(r.code, 1);
   EXPECT_THAT(r.err, HasSubstr("docs/d0.txt: exists and is not a file c3 wrote"));
@@ -164,9 +165,10 @@ TEST(CliOutputs, ASignalStopsAJobSayingWhatWasKeptAndARerunFinishesIt) {
   ASSERT_EQ(c3("--threads 1 compress" + model_flag() + "docs -o lat", dir).code, 0);
   for (int signal : {SIGINT, SIGTERM}) {
     const std::string out = "rec" + std::to_string(signal);
-    const std::string args =
-        "--threads 1 reconstruct" + model_flag() + "lat -o " + out + " --batch-size 4 --max-new-tokens 64 --summary " + out + ".json";
-    const pid_t pid = test::spawn_shell("cd '" + dir.path().string() + "' && exec '" + C3_BINARY + "' " + args + " 2>" + out + ".err");
+    const std::string args = "--threads 1 reconstruct" + model_flag() + "lat -o " + out +
+                             " --batch-size 4 --max-new-tokens 64 --summary " + out + ".json";
+    const pid_t pid = test::spawn_shell("cd '" + dir.path().string() + "' && exec '" + C3_BINARY + "' " + args + " 2>" +
+                                        out + ".err");
     test::wait_until([&] { return fs::exists(dir / out) && files_under(dir / out).size() >= 8; });
     kill(pid, signal);
     EXPECT_EQ(test::wait_exit(pid), 128 + signal);
@@ -187,14 +189,18 @@ TEST(CliOutputs, ASignalStopsAJobSayingWhatWasKeptAndARerunFinishesIt) {
   }
   // eval: the journal keeps the finished pages.
   write_docs(dir, 40, "pages");
-  const std::string args = "--threads 1 eval" + model_flag() + "pages --min-tokens 1 --batch-size 2 --max-new-tokens 64 -o ev";
-  const pid_t pid = test::spawn_shell("cd '" + dir.path().string() + "' && exec '" + C3_BINARY + "' " + args + " 2>ev.err");
+  const std::string args =
+      "--threads 1 eval" + model_flag() + "pages --min-tokens 1 --batch-size 2 --max-new-tokens 64 -o ev";
+  const pid_t pid =
+      test::spawn_shell("cd '" + dir.path().string() + "' && exec '" + C3_BINARY + "' " + args + " 2>ev.err");
   test::wait_until([&] {
-    return fs::exists(dir / "ev" / "pages.partial.jsonl") && test::lines(test::read_bytes(dir / "ev" / "pages.partial.jsonl")) > 4;
+    return fs::exists(dir / "ev" / "pages.partial.jsonl") &&
+           test::lines(test::read_bytes(dir / "ev" / "pages.partial.jsonl")) > 4;
   });
   kill(pid, SIGINT);
   EXPECT_EQ(test::wait_exit(pid), 130);
-  EXPECT_THAT(test::read_bytes(dir / "ev.err"), HasSubstr("page results are kept in ev/pages.partial.jsonl; rerun the same command"));
+  EXPECT_THAT(test::read_bytes(dir / "ev.err"),
+              HasSubstr("page results are kept in ev/pages.partial.jsonl; rerun the same command"));
   const auto r = c3(args, dir);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.err, HasSubstr("resuming: "));
@@ -222,8 +228,9 @@ TEST(CliOutputs, EmptySpansAreNamedByTheirFiles) {
   ASSERT_EQ(c3("--threads 1 compress" + model_flag() + "docs -o lat", dir).code, 0);
   const auto r = c3("--threads 1 reconstruct -m mute lat -o rec --max-new-tokens 4 --summary s.json", dir);
   ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_THAT(r.err, HasSubstr("3 of 3 spans came back empty, in lat/d0.txt.c3, lat/d1.txt.c3, lat/d2.txt.c3: this model "
-                               "does not reconstruct"));
+  EXPECT_THAT(r.err,
+              HasSubstr("3 of 3 spans came back empty, in lat/d0.txt.c3, lat/d1.txt.c3, lat/d2.txt.c3: this model "
+                        "does not reconstruct"));
   EXPECT_EQ(json::parse(test::read_bytes(dir / "s.json"))["files_with_empty_spans"].size(), 3u);
 }
 
@@ -234,7 +241,8 @@ TEST(CliOutputs, ShardingFromTheEnvironmentIsAWarning) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.err, HasSubstr("[warning] shard 1/4: 2 of 8 files (from RANK/WORLD_SIZE"));
   EXPECT_THAT(r.err, HasSubstr("--shard 0/1"));
-  r = c3("--threads 1 compress" + model_flag() + "docs -o lat --shard 0/1", dir, "env -u OMP_WAIT_POLICY RANK=1 WORLD_SIZE=4");
+  r = c3("--threads 1 compress" + model_flag() + "docs -o lat --shard 0/1", dir,
+         "env -u OMP_WAIT_POLICY RANK=1 WORLD_SIZE=4");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(files_under(dir / "lat").size(), 8u);
   r = c3("--threads 1 compress" + model_flag() + "docs -o lat2 --shard 1/2", dir);

@@ -25,8 +25,9 @@ TEST(Documents, ReadsJsonlConversationsAndTextFolders) {
   ASSERT_EQ(docs.size(), 2u);
   EXPECT_EQ(docs[1].text, "second");
   EXPECT_THAT(docs[1].origin, HasSubstr("a.jsonl:3"));
-  test::write_bytes(dir / "conv.json",
-                    R"([{"conversations": [{"from": "context", "value": "THE TEXT"}, {"from": "human", "value": "<image>\nRepeat the text: "}, {"from": "gpt", "value": "THE TEXT"}]}])");
+  test::write_bytes(
+      dir / "conv.json",
+      R"([{"conversations": [{"from": "context", "value": "THE TEXT"}, {"from": "human", "value": "<image>\nRepeat the text: "}, {"from": "gpt", "value": "THE TEXT"}]}])");
   docs = read_documents(dir / "conv.json");
   ASSERT_EQ(docs.size(), 1u);
   EXPECT_EQ(docs[0].text, "THE TEXT");
@@ -121,7 +122,9 @@ TEST(Samples, TooLongForTheWindowIsAnErrorUnlessSplitting) {
   const std::string text(300, 'x');
   SampleOptions o;
   o.min_tokens = 10, o.max_tokens = 1000, o.limit_tokens = 120, o.split_long = false;
-  EXPECT_THAT(error_of([&] { make_samples({{text, "big.jsonl:7"}}, kTokenizer, o); }),
+  EXPECT_THAT(error_of([&] {
+                make_samples({{text, "big.jsonl:7"}}, kTokenizer, o);
+              }),
               HasSubstr("big.jsonl:7: sample has 300 tokens, more than the 120"));
   o.split_long = true;
   EXPECT_THROW(make_samples({{text, "d"}}, kTokenizer, o), UsageError) << "max_tokens over the window";

@@ -11,9 +11,9 @@
 #include "c3/eval/perturb.h"
 #include "c3/eval/position_curve.h"
 #include "c3/eval/report.h"
-#include "eval/svg_plot.h"
 #include "c3/tokenizer/unicode.h"
 #include "c3/util/error.h"
+#include "eval/svg_plot.h"
 #include "test_support.h"
 
 namespace c3 {
@@ -83,8 +83,12 @@ TEST(Perturb, ShufflingKeepsWordsAndLayoutRandomCharsKeepLengths) {
 TEST(EvalData, ReadsFoxPagesAndJsonl) {
   test::TempDir dir;
   const json fox = json::array(
-      {{{"image", "en_1.png"}, {"len", 3}, {"conversations", {{{"from", "human"}, {"value", "<image>\nOCR this image: "}}, {{"from", "gpt"}, {"value", " raw text \n"}}}}},
-       {{"image", "en_2.png"}, {"conversations", {{{"from", "human"}, {"value", "q"}}, {{"from", "gpt"}, {"value", "second"}}}}}});
+      {{{"image", "en_1.png"},
+        {"len", 3},
+        {"conversations",
+         {{{"from", "human"}, {"value", "<image>\nOCR this image: "}}, {{"from", "gpt"}, {"value", " raw text \n"}}}}},
+       {{"image", "en_2.png"},
+        {"conversations", {{{"from", "human"}, {"value", "q"}}, {{"from", "gpt"}, {"value", "second"}}}}}});
   test::write_bytes(dir / "fox.json", fox.dump(4));
   const auto pages = read_eval_data(dir / "fox.json").pages;
   ASSERT_EQ(pages.size(), 2u);
@@ -115,21 +119,25 @@ TEST(EvalData, ReadsFoxPagesAndJsonl) {
   EXPECT_EQ(one.pages[0].text, "see");
   // Errors name the file, and the line.
   test::write_bytes(dir / "bad.jsonl", "{\"text\": \"x\"}\n{\"txt\": 1}\n");
-  EXPECT_THAT(test::error_of<Error>([&] { read_eval_data(dir / "bad.jsonl"); }), HasSubstr("bad.jsonl:2: missing the string field \"text\""));
+  EXPECT_THAT(test::error_of<Error>([&] { read_eval_data(dir / "bad.jsonl"); }),
+              HasSubstr("bad.jsonl:2: missing the string field \"text\""));
   test::write_bytes(dir / "dup.jsonl", "{\"id\": 1, \"text\": \"x\"}\n{\"id\": 1, \"text\": \"y\"}\n");
   EXPECT_THAT(test::error_of<Error>([&] { read_eval_data(dir / "dup.jsonl"); }), HasSubstr("appears twice"));
   test::write_bytes(dir / "cut.json", "[{\"image\": ");
   EXPECT_THAT(test::error_of<Error>([&] { read_eval_data(dir / "cut.json"); }), HasSubstr("cut.json: not valid JSON"));
   EXPECT_THAT(test::error_of<Error>([&] { read_eval_data(dir / "none.json"); }), HasSubstr("none.json: no such file"));
   // Prediction files in both schemas.
-  test::write_bytes(dir / "s.jsonl", "{\"label\": \"a b\", \"answer\": \"a\"}\n{\"reference\": \"c\", \"prediction\": \"c\", \"id\": \"z\"}\n");
+  test::write_bytes(
+      dir / "s.jsonl",
+      "{\"label\": \"a b\", \"answer\": \"a\"}\n{\"reference\": \"c\", \"prediction\": \"c\", \"id\": \"z\"}\n");
   const auto pairs = read_scored_pairs((dir / "s.jsonl").string());
   ASSERT_EQ(pairs.size(), 2u);
   EXPECT_EQ(pairs[0].reference, "a b");
   EXPECT_EQ(pairs[0].prediction, "a");
   EXPECT_EQ(pairs[1].id, "z");
   test::write_bytes(dir / "s2.jsonl", "{\"label\": \"a\"}\n");
-  EXPECT_THAT(test::error_of<Error>([&] { read_scored_pairs((dir / "s2.jsonl").string()); }), HasSubstr("s2.jsonl:1: missing the string field \"answer\""));
+  EXPECT_THAT(test::error_of<Error>([&] { read_scored_pairs((dir / "s2.jsonl").string()); }),
+              HasSubstr("s2.jsonl:1: missing the string field \"answer\""));
 }
 
 TEST(EvalData, BucketsFollowTheDeepSeekProtocol) {
@@ -149,7 +157,8 @@ TEST(EvalData, BucketsFollowTheDeepSeekProtocol) {
 PageResult result(const std::string& id, const std::string& condition, const std::string& bucket, double ratio,
                   const std::string& truth, const std::string& output) {
   PageResult r;
-  r.id = id, r.condition = condition, r.bucket_label = bucket, r.ratio = ratio, r.text = truth, r.reconstruction = output;
+  r.id = id, r.condition = condition, r.bucket_label = bucket, r.ratio = ratio, r.text = truth,
+  r.reconstruction = output;
   r.scores = score_page(truth, output);
   r.position_curve = position_curve(unicode::code_points(truth), unicode::code_points(output));
   return r;

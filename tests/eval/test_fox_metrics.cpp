@@ -15,7 +15,10 @@ namespace {
 TEST(FoxMetrics, WordsAreSplitAsPythonSplits) {
   EXPECT_EQ(split_words("  a\tb\n\nc  "), (std::vector<std::string>{"a", "b", "c"}));
   // No-break space, ideographic space, line separator and U+001F are whitespace to Python...
-  EXPECT_EQ(split_words("a\u00a0b\u3000c\u2028d\x1f" "e").size(), 5u);
+  EXPECT_EQ(split_words("a\u00a0b\u3000c\u2028d\x1f"
+                        "e")
+                .size(),
+            5u);
   // ...a zero-width space is not.
   EXPECT_EQ(split_words("a\u200bb").size(), 1u);
   EXPECT_TRUE(split_words("").empty());
@@ -37,7 +40,6 @@ TEST(FoxMetrics, ExactSumRoundsLikeMathFsum) {
   EXPECT_EQ(exact_sum({1e100, 1.0, -1e100}), 1.0);
   EXPECT_EQ(exact_sum({}), 0.0);
 }
-
 
 TEST(FoxMetrics, BitParallelLevenshteinEqualsTheTable) {
   EXPECT_EQ(levenshtein(U"kitten", U"sitting"), 3);

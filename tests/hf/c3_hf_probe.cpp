@@ -22,9 +22,9 @@
 
 #include "c3/infer/generate.h"
 #include "c3/io/safetensors.h"
+#include "c3/io/tensor_io.h"
 #include "c3/model/c3_io.h"
 #include "c3/model/c3_prompt.h"
-#include "c3/io/tensor_io.h"
 #include "c3/model/qwen2_io.h"
 #include "c3/tokenizer/tokenizer.h"
 #include "c3/util/dtype.h"
@@ -66,8 +66,8 @@ void qwen2_forward(const std::string& model_dir, const SafetensorsReader& in, co
   c3::io::write_tensors(out, {{"logits", lm->logits(hidden)}, {"hidden", hidden}});
 }
 
-void qwen2_generate(const std::string& model_dir, const SafetensorsReader& in, const std::string& out,
-                    int64_t max_new, int64_t no_repeat, int32_t stop) {
+void qwen2_generate(const std::string& model_dir, const SafetensorsReader& in, const std::string& out, int64_t max_new,
+                    int64_t no_repeat, int32_t stop) {
   auto lm = load_fp32(model_dir);
   const at::Tensor ids = read(in, "input_ids");
   c3::GenerateOptions o;
@@ -108,11 +108,11 @@ void c3_model(const std::string& model_dir, const SafetensorsReader& in, const s
   o.max_new_tokens = max_new;
   const auto generated = c3::greedy_generate(model, prompt, latents, o);
   c3::io::write_tensors(out, {{"encoder_ids", portable(batch.encoder_ids)},
-                          {"latents", portable(latents)},
-                          {"decoder_ids", portable(batch.decoder_ids)},
-                          {"decoder_mask", portable(batch.decoder_mask)},
-                          {"decoder_logits", portable(logits)},
-                          {"generated", padded(generated, max_new)}});
+                              {"latents", portable(latents)},
+                              {"decoder_ids", portable(batch.decoder_ids)},
+                              {"decoder_mask", portable(batch.decoder_mask)},
+                              {"decoder_logits", portable(logits)},
+                              {"generated", padded(generated, max_new)}});
 }
 
 }  // namespace

@@ -27,7 +27,12 @@ TEST_P(CapturedStepDevice, WarmUpRunsCaptureRecordsReplaysRunAndAFailedCaptureLe
   EXPECT_EQ(counter.sum().item<double>(), 4.0) << "the warm-up is a real step";
 
   // A step that fails inside the capture: capture says why, and the device runs eager work after it.
-  const std::string failed = graph.capture([&] { counter.add_(1); throw std::runtime_error("no such kernel"); }, device);
+  const std::string failed = graph.capture(
+      [&] {
+        counter.add_(1);
+        throw std::runtime_error("no such kernel");
+      },
+      device);
   EXPECT_FALSE(graph.captured());
   if (device.is_cuda()) {
     EXPECT_THAT(failed, HasSubstr("no such kernel"));
@@ -53,7 +58,8 @@ TEST_P(CapturedStepDevice, WarmUpRunsCaptureRecordsReplaysRunAndAFailedCaptureLe
   EXPECT_FALSE(graph.captured());
 }
 
-INSTANTIATE_TEST_SUITE_P(DeviceDtype, CapturedStepDevice, testing::ValuesIn(test::device_dtype_params()), test::param_name);
+INSTANTIATE_TEST_SUITE_P(DeviceDtype, CapturedStepDevice, testing::ValuesIn(test::device_dtype_params()),
+                         test::param_name);
 
 }  // namespace
 }  // namespace c3

@@ -16,7 +16,8 @@ namespace fs = std::filesystem;
 TEST(FileJobs, FoldersAreMirroredAndFilteredByGlobs) {
   test::TempDir dir;
   fs::create_directories(dir / "in" / "a" / "deep");
-  for (const char* f : {"x.txt", "a/y.md", "a/deep/z.txt", "a/skip.json", "a/deep/notes.txt"}) test::write_bytes(dir / "in" / f, "t");
+  for (const char* f : {"x.txt", "a/y.md", "a/deep/z.txt", "a/skip.json", "a/deep/notes.txt"})
+    test::write_bytes(dir / "in" / f, "t");
   ListOptions o;
   o.include = {"*.txt", "*.md"};
   o.exclude = {"a/deep/notes.txt"};
@@ -33,7 +34,8 @@ TEST(FileJobs, FoldersAreMirroredAndFilteredByGlobs) {
   back.include = {"*.c3"};
   back.remove_suffix = ".c3";
   test::write_bytes(dir / "one.txt.c3", "t");
-  EXPECT_EQ(list_file_jobs({(dir / "one.txt.c3").string()}, back)[0].output, dir / "text") << "one input: OUTPUT is the file";
+  EXPECT_EQ(list_file_jobs({(dir / "one.txt.c3").string()}, back)[0].output, dir / "text")
+      << "one input: OUTPUT is the file";
   fs::create_directories(dir / "text");
   EXPECT_EQ(list_file_jobs({(dir / "one.txt.c3").string()}, back)[0].output, dir / "text" / "one.txt");
   back.output = dir.path().string() + "/fresh/";  // a trailing slash: a folder, made later

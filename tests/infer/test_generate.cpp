@@ -110,7 +110,8 @@ TEST_P(DecodeDeviceDtype, RowsEndingAtDifferentStepsLeaveTheBatchAndEachDecodesA
     if (padded) prompts[1].resize(2), prompts[4].resize(4);
     at::Tensor ids = at::zeros({6, 6}, at::kLong);
     for (size_t r = 0; r < prompts.size(); ++r)
-      for (size_t t = 0; t < prompts[r].size(); ++t) ids[static_cast<int64_t>(r)][static_cast<int64_t>(t)] = prompts[r][t];
+      for (size_t t = 0; t < prompts[r].size(); ++t)
+        ids[static_cast<int64_t>(r)][static_cast<int64_t>(t)] = prompts[r][t];
     const at::Tensor embeds = lm->embed(ids.to(device));
     GenerateOptions o;
     o.max_new_tokens = 24;
@@ -146,8 +147,9 @@ TEST_P(DecodeDeviceDtype, RowsEndingAtDifferentStepsLeaveTheBatchAndEachDecodesA
       o.stats = nullptr;
       for (size_t r = 0; r < prompts.size(); ++r) {
         const auto n = static_cast<int64_t>(prompts[r].size());
-        EXPECT_EQ(greedy_decode(lm, embeds[static_cast<int64_t>(r)].narrow(0, 0, n).unsqueeze(0), {prompts[r]}, stop, o)[0],
-                  want[r])
+        EXPECT_EQ(
+            greedy_decode(lm, embeds[static_cast<int64_t>(r)].narrow(0, 0, n).unsqueeze(0), {prompts[r]}, stop, o)[0],
+            want[r])
             << "row " << r << (padded ? ", padded prompts" : "");
       }
     }

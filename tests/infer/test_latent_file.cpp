@@ -21,7 +21,8 @@ TEST(Sha256, MatchesTheStandardVectors) {
             "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
   Sha256 pieces;  // the same bytes fed in uneven pieces across block boundaries
   const std::string million(1000000, 'a');
-  for (size_t at = 0; at < million.size(); at += 777) pieces.update(million.data() + at, std::min<size_t>(777, million.size() - at));
+  for (size_t at = 0; at < million.size(); at += 777)
+    pieces.update(million.data() + at, std::min<size_t>(777, million.size() - at));
   EXPECT_EQ(pieces.hex(), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
 }
 

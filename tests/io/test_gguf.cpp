@@ -35,7 +35,8 @@ std::string sample_file() {
   b.str("general.architecture").put<std::uint32_t>(8).str("llama");
   b.str("llama.block_count").put<std::uint32_t>(4).put<std::uint32_t>(7);
   b.str("tokenizer.ggml.tokens").put<std::uint32_t>(9).put<std::uint32_t>(8).put<std::uint64_t>(2).str("a").str("bc");
-  b.str("w").put<std::uint32_t>(2).put<std::uint64_t>(3).put<std::uint64_t>(2).put<std::uint32_t>(0).put<std::uint64_t>(0);
+  b.str("w").put<std::uint32_t>(2).put<std::uint64_t>(3).put<std::uint64_t>(2).put<std::uint32_t>(0).put<std::uint64_t>(
+      0);
   b.str("q").put<std::uint32_t>(1).put<std::uint64_t>(32).put<std::uint32_t>(8).put<std::uint64_t>(32);
   while (b.data.size() % 32) b.data += '\0';
   for (int i = 0; i < 6; ++i) b.put<float>(static_cast<float>(i));
@@ -72,7 +73,8 @@ TEST(Gguf, DamageIsRefusedNamingTheProblem) {
   const std::string file = sample_file();
   auto error = [](const std::string& bytes) { return test::error_of<Error>([&] { parse(bytes); }); };
   EXPECT_THAT(error(file.substr(0, file.size() - 1)), HasSubstr("tensor 'q' (34 bytes at 32) runs past the end"));
-  for (size_t cut : {size_t{3}, size_t{20}, size_t{60}, size_t{130}}) EXPECT_THAT(error(file.substr(0, cut)), HasSubstr("m.gguf:"));
+  for (size_t cut : {size_t{3}, size_t{20}, size_t{60}, size_t{130}})
+    EXPECT_THAT(error(file.substr(0, cut)), HasSubstr("m.gguf:"));
   std::string magic = file;
   magic[0] = 'X';
   EXPECT_THAT(error(magic), HasSubstr("not a GGUF file"));

@@ -81,10 +81,9 @@ TEST(Safetensors, WriterProducesTheReferenceLayoutByteForByte) {
       {"b", DType::BF16, {2}, bf16, 4}, {"a", DType::F32, {1}, &f32, 4}, {"c", DType::I64, {}, &i64, 8}};
   c3::io::write_safetensors(dir / "out.safetensors", tensors, {{"format", "pt"}});
   // Reference writer order: widest dtype first (I64, F32, BF16), then by name; metadata first.
-  const std::string header =
-      R"({"__metadata__":{"format":"pt"},"c":{"dtype":"I64","shape":[],"data_offsets":[0,8]},)"
-      R"("a":{"dtype":"F32","shape":[1],"data_offsets":[8,12]},)"
-      R"("b":{"dtype":"BF16","shape":[2],"data_offsets":[12,16]}})";
+  const std::string header = R"({"__metadata__":{"format":"pt"},"c":{"dtype":"I64","shape":[],"data_offsets":[0,8]},)"
+                             R"("a":{"dtype":"F32","shape":[1],"data_offsets":[8,12]},)"
+                             R"("b":{"dtype":"BF16","shape":[2],"data_offsets":[12,16]}})";
   const std::string data = std::string(reinterpret_cast<const char*>(&i64), 8) +
                            std::string(reinterpret_cast<const char*>(&f32), 4) +
                            std::string(reinterpret_cast<const char*>(bf16), 4);
@@ -95,18 +94,20 @@ TEST(Safetensors, WriterProducesTheReferenceLayoutByteForByte) {
 
 TEST(Safetensors, RoundTripsEveryDtype) {
   TempDir dir;
-  const DType all[] = {DType::BOOL, DType::U8, DType::I8, DType::I16, DType::U16, DType::F16, DType::BF16,
-                       DType::I32, DType::U32, DType::F32, DType::F64, DType::I64, DType::U64};
+  const DType all[] = {DType::BOOL, DType::U8,  DType::I8,  DType::I16, DType::U16, DType::F16, DType::BF16,
+                       DType::I32,  DType::U32, DType::F32, DType::F64, DType::I64, DType::U64};
   std::vector<std::string> payloads;
   std::vector<c3::io::TensorBytes> tensors;
   for (DType d : all) {
     const size_t n = 3 * c3::io::dtype_size(d);
     std::string bytes(n, '\0');
-    for (size_t i = 0; i < n; ++i) bytes[i] = static_cast<char>((i * 37 + static_cast<int>(d)) & (d == DType::BOOL ? 1 : 0xff));
+    for (size_t i = 0; i < n; ++i)
+      bytes[i] = static_cast<char>((i * 37 + static_cast<int>(d)) & (d == DType::BOOL ? 1 : 0xff));
     payloads.push_back(bytes);
   }
   for (size_t i = 0; i < std::size(all); ++i)
-    tensors.push_back({"t_" + std::string(c3::io::dtype_name(all[i])), all[i], {3}, payloads[i].data(), payloads[i].size()});
+    tensors.push_back(
+        {"t_" + std::string(c3::io::dtype_name(all[i])), all[i], {3}, payloads[i].data(), payloads[i].size()});
   c3::io::write_safetensors(dir / "all.safetensors", tensors, {{"k", "v"}});
   SafetensorsReader r(dir / "all.safetensors");
   ASSERT_EQ(r.tensors().size(), std::size(all));
@@ -145,8 +146,9 @@ TEST(Safetensors, WriterRejectsInconsistentInputAndLeavesNoFile) {
   TempDir dir;
   float v = 0;
   EXPECT_THROW(c3::io::write_safetensors(dir / "x.safetensors", {{"a", DType::F32, {2}, &v, 4}}), c3::Error);
-  EXPECT_THROW(c3::io::write_safetensors(dir / "x.safetensors", {{"a", DType::F32, {1}, &v, 4}, {"a", DType::F32, {1}, &v, 4}}),
-               c3::Error);
+  EXPECT_THROW(
+      c3::io::write_safetensors(dir / "x.safetensors", {{"a", DType::F32, {1}, &v, 4}, {"a", DType::F32, {1}, &v, 4}}),
+      c3::Error);
   EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
 }
 
@@ -155,17 +157,11 @@ const std::string kGood = R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8
 TEST(SafetensorsCorrupt, ShorterThanTheLengthField) { expect_rejected("abc", "shorter than the 8-byte header length"); }
 TEST(SafetensorsCorrupt, EmptyFile) { expect_rejected("", "shorter than the 8-byte header length"); }
 
-TEST(SafetensorsCorrupt, AbsurdHeaderLength) {
-  expect_rejected(le64(1ull << 60) + "{}", "exceeds the");
-}
+TEST(SafetensorsCorrupt, AbsurdHeaderLength) { expect_rejected(le64(1ull << 60) + "{}", "exceeds the"); }
 
-TEST(SafetensorsCorrupt, HeaderLongerThanTheFile) {
-  expect_rejected(le64(4096) + kGood, "runs past the end");
-}
+TEST(SafetensorsCorrupt, HeaderLongerThanTheFile) { expect_rejected(le64(4096) + kGood, "runs past the end"); }
 
-TEST(SafetensorsCorrupt, TruncatedData) {
-  expect_rejected(file_bytes(kGood, floats({1})), "past the");
-}
+TEST(SafetensorsCorrupt, TruncatedData) { expect_rejected(file_bytes(kGood, floats({1})), "past the"); }
 
 TEST(SafetensorsCorrupt, NotJson) { expect_rejected(file_bytes("{not json", ""), "not valid JSON"); }
 
@@ -203,8 +199,7 @@ TEST(SafetensorsCorrupt, TrailingBytesNotDescribed) {
 }
 
 TEST(SafetensorsCorrupt, ByteSizeDisagreesWithShape) {
-  expect_rejected(file_bytes(R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", floats({1, 2})),
-                  "needs 12");
+  expect_rejected(file_bytes(R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", floats({1, 2})), "needs 12");
 }
 
 TEST(SafetensorsCorrupt, DuplicateNames) {
@@ -222,15 +217,15 @@ TEST(SafetensorsCorrupt, NegativeOrFractionalShape) {
 }
 
 TEST(SafetensorsCorrupt, ShapeOverflow) {
-  expect_rejected(file_bytes(R"({"a":{"dtype":"F32","shape":[4294967296,4294967296,16],"data_offsets":[0,8]}})",
-                             floats({1, 2})),
-                  "overflows");
+  expect_rejected(
+      file_bytes(R"({"a":{"dtype":"F32","shape":[4294967296,4294967296,16],"data_offsets":[0,8]}})", floats({1, 2})),
+      "overflows");
 }
 
 TEST(SafetensorsCorrupt, MetadataMustBeStrings) {
-  expect_rejected(file_bytes(R"({"__metadata__":{"n":1},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})",
-                             floats({1, 2})),
-                  "__metadata__.n is not a string");
+  expect_rejected(
+      file_bytes(R"({"__metadata__":{"n":1},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", floats({1, 2})),
+      "__metadata__.n is not a string");
 }
 
 TEST(SafetensorsCorrupt, MissingFileIsNamed) {

@@ -127,9 +127,9 @@ TEST_P(C3ModelTest, LossIsTheMeanCrossEntropyOverSupervisedTokens) {
       model->decoder_embeds(batch.decoder_ids, batch.decoder_slots, latents), batch.decoder_mask);
   const at::Tensor logits = model->decoder->logits(hidden).to(at::kFloat);
   const int64_t t = logits.size(1);
-  const at::Tensor naive = at::cross_entropy_loss(logits.narrow(1, 0, t - 1).reshape({-1, logits.size(2)}),
-                                                  batch.labels.narrow(1, 1, t - 1).reshape(-1), {},
-                                                  at::Reduction::Mean, kIgnoreIndex);
+  const at::Tensor naive =
+      at::cross_entropy_loss(logits.narrow(1, 0, t - 1).reshape({-1, logits.size(2)}),
+                             batch.labels.narrow(1, 1, t - 1).reshape(-1), {}, at::Reduction::Mean, kIgnoreIndex);
   EXPECT_EQ(out.tokens, 7 + 9 + 2);
   EXPECT_NEAR((out.loss_sum / out.tokens).item<double>(), naive.item<double>(), dtype == at::kFloat ? 1e-5 : 1e-2);
   EXPECT_TRUE(std::isfinite(out.loss_sum.item<double>()));
@@ -274,7 +274,8 @@ TEST(C3Checkpoint, AnEncoderCutToItsFirstLayersAndTablesGrownForNewTokens) {
 
   const int64_t rows = arch.vocab_size + 3;
   C3Model grown = grow_vocabulary(cut, rows);
-  const at::Tensor before = cut->decoder->model->embed_tokens->weight, after = grown->decoder->model->embed_tokens->weight;
+  const at::Tensor before = cut->decoder->model->embed_tokens->weight,
+                   after = grown->decoder->model->embed_tokens->weight;
   ASSERT_EQ(after.size(0), rows);
   EXPECT_TRUE(after.narrow(0, 0, before.size(0)).equal(before));
   EXPECT_TRUE(after[rows - 1].allclose(before.mean(0)));

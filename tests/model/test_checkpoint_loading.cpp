@@ -3,8 +3,8 @@
 #include <gtest/gtest.h>
 
 #include "c3/io/checkpoint_dir.h"
-#include "c3/model/checkpoint_info.h"
 #include "c3/io/tensor_io.h"
+#include "c3/model/checkpoint_info.h"
 #include "c3/model/qwen2_io.h"
 #include "c3/util/atomic_file.h"
 #include "c3/util/error.h"
@@ -150,12 +150,12 @@ TEST(CheckpointLoading, MissingUnexpectedAndMisshapedTensorsAreNamed) {
   const auto file = (dir / "c" / "model.safetensors").string();
   write_checkpoint(dir / "c", cfg);
   rewrite_weights(dir / "c", [](auto& t) { t.erase("model.layers.1.mlp.up_proj.weight"); });
-  expect_error([&] { load_qwen2(dir / "c"); }, {"missing tensor 'model.layers.1.mlp.up_proj.weight'", "[176, 64]",
-                                                (dir / "c").string()});
+  expect_error([&] { load_qwen2(dir / "c"); },
+               {"missing tensor 'model.layers.1.mlp.up_proj.weight'", "[176, 64]", (dir / "c").string()});
   write_checkpoint(dir / "d", cfg);
   rewrite_weights(dir / "d", [](auto& t) { t["model.layers.0.self_attn.extra"] = torch::zeros({2}); });
-  expect_error([&] { load_qwen2(dir / "d"); }, {"unexpected tensor 'model.layers.0.self_attn.extra'",
-                                                (dir / "d" / "model.safetensors").string()});
+  expect_error([&] { load_qwen2(dir / "d"); },
+               {"unexpected tensor 'model.layers.0.self_attn.extra'", (dir / "d" / "model.safetensors").string()});
   write_checkpoint(dir / "e", cfg);
   rewrite_weights(dir / "e", [](auto& t) { t["model.norm.weight"] = torch::ones({65}); });
   expect_error([&] { load_qwen2(dir / "e"); },
@@ -170,7 +170,8 @@ TEST(CheckpointLoading, MissingUnexpectedAndMisshapedTensorsAreNamed) {
 TEST(CheckpointLoading, UnalignedTensorsCopyCorrectly) {
   // A U8 byte first puts the F32 tensor at an odd address in the mapping.
   test::TempDir dir;
-  std::string header = R"({"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"b":{"dtype":"F32","shape":[2],"data_offsets":[1,9]}})";
+  std::string header =
+      R"({"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"b":{"dtype":"F32","shape":[2],"data_offsets":[1,9]}})";
   header.append((8 - header.size() % 8) % 8, ' ');
   std::string bytes(8, '\0');
   for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>((header.size() >> (8 * i)) & 0xff);

@@ -93,7 +93,9 @@ TEST(Lora, TheAdapterRoundTripsThroughItsPeftFiles) {
 }
 
 TEST(Lora, UnknownTargetsAreRefusedByName) {
-  EXPECT_THAT(test::error_of<UsageError>([] { resolve_lora_targets({"q_proj", "qkv"}, "model.lora_encoder"); }),
+  EXPECT_THAT(test::error_of<UsageError>([] {
+                resolve_lora_targets({"q_proj", "qkv"}, "model.lora_encoder");
+              }),
               testing::HasSubstr("model.lora_encoder: unknown target 'qkv'"));
   EXPECT_EQ(resolve_lora_targets({"all-linear"}, "k").size(), lora_target_names().size());
 }

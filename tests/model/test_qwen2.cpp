@@ -99,7 +99,8 @@ TEST_P(Qwen2DeviceDtype, AReservedCacheIsNeverReallocatedAndDecodesTheSame) {
   KVCache reserved, grown;
   m->model->reserve(reserved, 2, 80, embeds.options());
   const void* storage = reserved.keys[0].data_ptr();
-  std::vector<torch::Tensor> a{m->forward(x.narrow(1, 0, 50), {}, {}, &reserved)}, b{m->forward(x.narrow(1, 0, 50), {}, {}, &grown)};
+  std::vector<torch::Tensor> a{m->forward(x.narrow(1, 0, 50), {}, {}, &reserved)},
+      b{m->forward(x.narrow(1, 0, 50), {}, {}, &grown)};
   for (int64_t t = 50; t < 80; ++t) {
     a.push_back(m->forward(x.narrow(1, t, 1), {}, {}, &reserved));
     b.push_back(m->forward(x.narrow(1, t, 1), {}, {}, &grown));

@@ -83,6 +83,7 @@ std::vector<std::string> random_texts(int count, int words, uint64_t seed);
 void write_jsonl(const std::filesystem::path& file, const std::vector<std::string>& texts);
 
 // Trains a small sentencepiece tokenizer (with the C3 special tokens) on `texts` into `dir`.
-void train_test_tokenizer(const std::vector<std::string>& texts, const std::filesystem::path& dir, int vocab_size = 300);
+void train_test_tokenizer(const std::vector<std::string>& texts, const std::filesystem::path& dir,
+                          int vocab_size = 300);
 
 }  // namespace c3::test

@@ -60,7 +60,8 @@ class Qwen2Tokenizers : public testing::Test {
     fs::copy(kData / "merges.txt", dir_->path() / "vm" / "merges.txt");
     json decoder = json::object();
     for (const auto& t : added) decoder[std::to_string(t["id"].get<int>())] = t;
-    write_file_atomically(dir_->path() / "vm" / "tokenizer_config.json", json{{"added_tokens_decoder", decoder}}.dump());
+    write_file_atomically(dir_->path() / "vm" / "tokenizer_config.json",
+                          json{{"added_tokens_decoder", decoder}}.dump());
     vm_ = load_tokenizer(dir_->path() / "vm").release();
     auto& bpe = dynamic_cast<BpeTokenizer&>(*vm_);
 
@@ -74,10 +75,14 @@ class Qwen2Tokenizers : public testing::Test {
                {"normalizer", {{"type", "NFC"}}},
                {"pre_tokenizer",
                 {{"type", "Sequence"},
-                 {"pretokenizers", json::array({{{"type", "Split"}, {"pattern", {{"Regex", kQwen2Pattern}}},
-                                                 {"behavior", "Isolated"}, {"invert", false}},
-                                                {{"type", "ByteLevel"}, {"add_prefix_space", false},
-                                                 {"trim_offsets", false}, {"use_regex", false}}})}}},
+                 {"pretokenizers", json::array({{{"type", "Split"},
+                                                 {"pattern", {{"Regex", kQwen2Pattern}}},
+                                                 {"behavior", "Isolated"},
+                                                 {"invert", false}},
+                                                {{"type", "ByteLevel"},
+                                                 {"add_prefix_space", false},
+                                                 {"trim_offsets", false},
+                                                 {"use_regex", false}}})}}},
                {"decoder", {{"type", "ByteLevel"}}},
                {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", merges}}}};
     write_file_atomically(dir_->path() / "tokenizer.json", tj.dump());
@@ -124,7 +129,8 @@ TEST_F(Qwen2Tokenizers, MatchesEveryHuggingFaceVectorInEveryLayout) {
   ASSERT_EQ(expected.size(), texts.size());
   int passed = 0;
   for (size_t i = 0; i < texts.size(); ++i) {
-    for (const Tokenizer* t : {vm_, json_, tiktoken_}) EXPECT_EQ(t->encode(texts[i]), expected[i]) << "vector " << i << " via " << t->source();
+    for (const Tokenizer* t : {vm_, json_, tiktoken_})
+      EXPECT_EQ(t->encode(texts[i]), expected[i]) << "vector " << i << " via " << t->source();
     passed += vm_->encode(texts[i]) == expected[i];
   }
   EXPECT_EQ(passed, 46);
@@ -157,12 +163,26 @@ TEST_F(Qwen2Tokenizers, SpecialTokenCases) {
 }
 
 TEST_F(Qwen2Tokenizers, AdversarialTextRoundTripsAndAgreesAcrossLayouts) {
-  const std::vector<std::string> cases = {
-      "", " ", "\n", "   \n\n  \t\t x", "a\r\nb\r\n\r\n", "1234567890 3.14159 1,000,000",
-      "DON'T You'LL we'Re it'S", "naïve café", "e\xCC\x81" "cole",  // e + combining acute: NFC composes it
-      "中文分词测试，你好世界", "日本語のテキスト", "🙂👍🏽 emoji 🇫🇷", "<|im_start|>glued<|im_end|>text<|endoftext|>",
-      "<|im_start|><|im_start|>", "<|im_start", "tabs\tand\vvertical\fforms", std::string(300, ' ') + "x",
-      std::string(5000, 'a'), "    leading and trailing    "};
+  const std::vector<std::string> cases = {"",
+                                          " ",
+                                          "\n",
+                                          "   \n\n  \t\t x",
+                                          "a\r\nb\r\n\r\n",
+                                          "1234567890 3.14159 1,000,000",
+                                          "DON'T You'LL we'Re it'S",
+                                          "naïve café",
+                                          "e\xCC\x81"
+                                          "cole",  // e + combining acute: NFC composes it
+                                          "中文分词测试，你好世界",
+                                          "日本語のテキスト",
+                                          "🙂👍🏽 emoji 🇫🇷",
+                                          "<|im_start|>glued<|im_end|>text<|endoftext|>",
+                                          "<|im_start|><|im_start|>",
+                                          "<|im_start",
+                                          "tabs\tand\vvertical\fforms",
+                                          std::string(300, ' ') + "x",
+                                          std::string(5000, 'a'),
+                                          "    leading and trailing    "};
   for (const auto& text : cases) {
     const auto ids = vm_->encode(text);
     EXPECT_EQ(json_->encode(text), ids) << text;
@@ -196,9 +216,9 @@ TEST_F(Qwen2Tokenizers, DecodeSkipsSpecialTokensOnRequest) {
 }
 
 TEST(Unicode, ReplacementFollowsMaximalSubparts) {
-  EXPECT_EQ(unicode::replace_invalid_utf8("a\xF0\x9F\x99z"), "a\xEF\xBF\xBDz");      // truncated 4-byte: one U+FFFD
+  EXPECT_EQ(unicode::replace_invalid_utf8("a\xF0\x9F\x99z"), "a\xEF\xBF\xBDz");  // truncated 4-byte: one U+FFFD
   EXPECT_EQ(unicode::replace_invalid_utf8("\xED\xA0\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");  // surrogate
-  EXPECT_EQ(unicode::replace_invalid_utf8("\xC0\xAF"), "\xEF\xBF\xBD\xEF\xBF\xBD");  // overlong
+  EXPECT_EQ(unicode::replace_invalid_utf8("\xC0\xAF"), "\xEF\xBF\xBD\xEF\xBF\xBD");                  // overlong
   EXPECT_EQ(unicode::replace_invalid_utf8("ok \xE2\x82\xAC"), "ok \xE2\x82\xAC");
   EXPECT_TRUE(unicode::is_valid_utf8("\xF0\x9F\x99\x82"));
   EXPECT_FALSE(unicode::is_valid_utf8("\xF4\x90\x80\x80"));  // above U+10FFFF
@@ -230,16 +250,24 @@ TEST(TokenizerFiles, BytesWithoutATokenAreDroppedAndUnsupportedBpeOptionsRefused
   test::TempDir dir;
   json vocab = json::parse(tiny_vocab());
   vocab.erase(unicode::byte_to_unicode()[0x07]);
-  json doc = {{"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", json::array({spelled("a") + " " + spelled("b")})}}},
-              {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}},
-              {"decoder", {{"type", "ByteLevel"}}}};
+  json doc = {
+      {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", json::array({spelled("a") + " " + spelled("b")})}}},
+      {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}},
+      {"decoder", {{"type", "ByteLevel"}}}};
   test::write_bytes(dir / "t.json", doc.dump());
-  EXPECT_EQ(load_tokenizer(dir / "t.json")->encode("a\x07" "b"), (std::vector<int32_t>{256})) << "dropped, then a+b merge";
+  EXPECT_EQ(load_tokenizer(dir / "t.json")
+                ->encode("a\x07"
+                         "b"),
+            (std::vector<int32_t>{256}))
+      << "dropped, then a+b merge";
   json with_unk = doc;
   with_unk["model"]["vocab"]["<unk>"] = 300;
   with_unk["model"]["unk_token"] = "<unk>";
   test::write_bytes(dir / "unk.json", with_unk.dump());
-  EXPECT_EQ(load_tokenizer(dir / "unk.json")->encode("a\x07" "b"), (std::vector<int32_t>{97, 300, 98}));
+  EXPECT_EQ(load_tokenizer(dir / "unk.json")
+                ->encode("a\x07"
+                         "b"),
+            (std::vector<int32_t>{97, 300, 98}));
   for (const auto& [key, value, message] : std::vector<std::tuple<std::string, json, std::string>>{
            {"byte_fallback", true, "byte_fallback=true with a ByteLevel pre-tokenizer is not supported"},
            {"dropout", 0.1, "BPE dropout 0.1 is not supported"},
@@ -278,7 +306,9 @@ TEST(TokenizerFiles, MalformedInputsAreNamed) {
 
   test::write_bytes(dir / "tokenizer.json", R"({"model": {"type": "Unigram", "vocab": []}})");
   expect_load_error(dir / "tokenizer.json", {"tokenizer.json", "model type 'Unigram' is not supported"});
-  test::write_bytes(dir / "t2.json", R"({"model": {"type": "BPE", "vocab": {}, "merges": []}, "pre_tokenizer": {"type": "Punctuation"}})");
+  test::write_bytes(
+      dir / "t2.json",
+      R"({"model": {"type": "BPE", "vocab": {}, "merges": []}, "pre_tokenizer": {"type": "Punctuation"}})");
   expect_load_error(dir / "t2.json", {"t2.json", "pre_tokenizer 'Punctuation' is not supported"});
   expect_load_error(dir / "missing-folder", {"missing-folder", "no such file"});
   fs::create_directories(dir / "empty");
@@ -297,9 +327,11 @@ TEST(TokenizerFiles, AbsurdIdsAndSizesAreErrorsNotAllocations) {
   test::write_bytes(dir / "ids" / "merges.txt", "a b\n");
   expect_load_error(dir / "ids", {"vocab.json", "has id 2000000000, expected an integer from 0 to 16777215"});
   test::write_bytes(dir / "ids" / "vocab.json", tiny_vocab());
-  test::write_bytes(dir / "ids" / "tokenizer_config.json", R"({"added_tokens_decoder": {"99999999999": {"content": "<x>"}}})");
+  test::write_bytes(dir / "ids" / "tokenizer_config.json",
+                    R"({"added_tokens_decoder": {"99999999999": {"content": "<x>"}}})");
   expect_load_error(dir / "ids", {"tokenizer_config.json", "99999999999"});
-  test::write_bytes(dir / "ids" / "tokenizer_config.json", R"({"added_tokens_decoder": {"300": {"content": "<x>", "special": "yes"}}})");
+  test::write_bytes(dir / "ids" / "tokenizer_config.json",
+                    R"({"added_tokens_decoder": {"300": {"content": "<x>", "special": "yes"}}})");
   expect_load_error(dir / "ids", {"tokenizer_config.json", "unexpected JSON"});
   fs::remove(dir / "ids" / "tokenizer_config.json");
   test::write_bytes(dir / "ids" / "added_tokens.json", R"({"<x>": -1})");
@@ -318,7 +350,8 @@ TEST(C3Tokens, AddedToAPlainQwen25TokenizerAsTheAuthorsDid) {
   fs::copy_file(kData / "vocab.json", dir / "qwen2.5" / "vocab.json");
   fs::copy_file(kData / "merges.txt", dir / "qwen2.5" / "merges.txt");
   json added = json::object();
-  for (const auto& t : io::read_json_file(kData / "added_tokens_qwen2.5.json")) added[t["content"].get<std::string>()] = t["id"];
+  for (const auto& t : io::read_json_file(kData / "added_tokens_qwen2.5.json"))
+    added[t["content"].get<std::string>()] = t["id"];
   test::write_bytes(dir / "qwen2.5" / "added_tokens.json", added.dump());
   const auto plain = load_tokenizer(dir / "qwen2.5");
   ASSERT_EQ(plain->vocab_size(), 151665);

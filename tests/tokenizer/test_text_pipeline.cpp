@@ -53,13 +53,20 @@ TEST(PreTokenizer, SplitKeepsWhatItsBehaviourSays) {
 }
 
 TEST(PreTokenizer, MetaspacePrependsWhereItsSchemeSays) {
-  const json first = {{"type", "Metaspace"}, {"replacement", "\xE2\x96\x81"}, {"prepend_scheme", "first"}, {"split", true}};
-  EXPECT_THAT(pieces(first, "a b"), ElementsAre("\xE2\x96\x81" "a", "\xE2\x96\x81" "b"));
-  EXPECT_THAT(pieces(first, "a b", false), ElementsAre("a", "\xE2\x96\x81" "b"));  // not where the input began
+  const json first = {
+      {"type", "Metaspace"}, {"replacement", "\xE2\x96\x81"}, {"prepend_scheme", "first"}, {"split", true}};
+  EXPECT_THAT(pieces(first, "a b"), ElementsAre("\xE2\x96\x81"
+                                                "a",
+                                                "\xE2\x96\x81"
+                                                "b"));
+  EXPECT_THAT(pieces(first, "a b", false), ElementsAre("a",
+                                                       "\xE2\x96\x81"
+                                                       "b"));  // not where the input began
   json never = first;
   never["prepend_scheme"] = "never";
   never["split"] = false;
-  EXPECT_THAT(pieces(never, "a b"), ElementsAre("a\xE2\x96\x81" "b"));
+  EXPECT_THAT(pieces(never, "a b"), ElementsAre("a\xE2\x96\x81"
+                                                "b"));
 }
 
 TEST(PreTokenizer, DigitsAndByteLevelPrefixSpace) {
@@ -76,29 +83,40 @@ TEST(Normalizer, StepsRunInOrder) {
                                                {{"type", "Prepend"}, {"prepend", ">"}}})}};
   const TextPipeline p = TextPipeline::from_tokenizer_json({{"normalizer", n}}, "t.json");
   EXPECT_EQ(p.normalize("\xEF\xAC\x81 x"), ">fi_x");  // the ligature ﬁ under NFKC
-  EXPECT_EQ(p.normalize(""), "");                    // Prepend leaves empty text empty
+  EXPECT_EQ(p.normalize(""), "");                     // Prepend leaves empty text empty
 }
 
 TEST(Decoder, TheLlama2ChainAndMetaspace) {
-  const json chain = {{"type", "Sequence"},
-                      {"decoders", json::array({{{"type", "Replace"}, {"pattern", {{"String", "\xE2\x96\x81"}}}, {"content", " "}},
-                                                {{"type", "ByteFallback"}},
-                                                {{"type", "Fuse"}},
-                                                {{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}}})}};
+  const json chain = {
+      {"type", "Sequence"},
+      {"decoders", json::array({{{"type", "Replace"}, {"pattern", {{"String", "\xE2\x96\x81"}}}, {"content", " "}},
+                                {{"type", "ByteFallback"}},
+                                {{"type", "Fuse"}},
+                                {{"type", "Strip"}, {"content", " "}, {"start", 1}, {"stop", 0}}})}};
   const TextPipeline p = TextPipeline::from_tokenizer_json({{"decoder", chain}}, "t.json");
-  EXPECT_EQ(p.decode({"\xE2\x96\x81" "a", "<0xE2>", "<0x82>", "<0xAC>", "\xE2\x96\x81" "b"}), "a\xE2\x82\xAC b");
+  EXPECT_EQ(p.decode({"\xE2\x96\x81"
+                      "a",
+                      "<0xE2>", "<0x82>", "<0xAC>",
+                      "\xE2\x96\x81"
+                      "b"}),
+            "a\xE2\x82\xAC b");
   EXPECT_EQ(p.decode({"<0xE2>", "<0x82>", "x"}), "\xEF\xBF\xBD\xEF\xBF\xBDx");  // one U+FFFD per byte token
   const TextPipeline m = TextPipeline::from_tokenizer_json(
       {{"decoder", {{"type", "Metaspace"}, {"replacement", "\xE2\x96\x81"}, {"prepend_scheme", "first"}}}}, "t.json");
-  EXPECT_EQ(m.decode({"\xE2\x96\x81\xE2\x96\x81" "a", "\xE2\x96\x81" "b"}), "a b");
+  EXPECT_EQ(m.decode({"\xE2\x96\x81\xE2\x96\x81"
+                      "a",
+                      "\xE2\x96\x81"
+                      "b"}),
+            "a b");
 }
 
 TEST(PostProcessor, TemplateAndBertTokens) {
-  const json t = {{"type", "TemplateProcessing"},
-                  {"single", json::array({{{"SpecialToken", {{"id", "<s>"}, {"type_id", 0}}}},
-                                          {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},
-                                          {{"SpecialToken", {{"id", "</s>"}, {"type_id", 0}}}}})},
-                  {"special_tokens", {{"<s>", {{"id", "<s>"}, {"ids", {1}}}}, {"</s>", {{"id", "</s>"}, {"ids", {2}}}}}}};
+  const json t = {
+      {"type", "TemplateProcessing"},
+      {"single", json::array({{{"SpecialToken", {{"id", "<s>"}, {"type_id", 0}}}},
+                              {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},
+                              {{"SpecialToken", {{"id", "</s>"}, {"type_id", 0}}}}})},
+      {"special_tokens", {{"<s>", {{"id", "<s>"}, {"ids", {1}}}}, {"</s>", {{"id", "</s>"}, {"ids", {2}}}}}}};
   const TextPipeline p = TextPipeline::from_tokenizer_json({{"post_processor", t}}, "t.json");
   EXPECT_THAT(p.prefix_ids(), ElementsAre(1));
   EXPECT_THAT(p.suffix_ids(), ElementsAre(2));
@@ -119,9 +137,11 @@ TEST(TextPipeline, WhatC3DoesNotImplementIsRefusedByName) {
   };
   EXPECT_THAT(error({{"normalizer", {{"type", "BertNormalizer"}}}}), HasSubstr("t.json: normalizer 'BertNormalizer'"));
   EXPECT_THAT(error({{"pre_tokenizer", {{"type", "Punctuation"}}}}), HasSubstr("pre_tokenizer 'Punctuation'"));
-  EXPECT_THAT(error({{"pre_tokenizer", {{"type", "ByteLevel"}}}}), HasSubstr("needs a decoder that starts with ByteLevel"));
+  EXPECT_THAT(error({{"pre_tokenizer", {{"type", "ByteLevel"}}}}),
+              HasSubstr("needs a decoder that starts with ByteLevel"));
   EXPECT_THAT(error({{"pre_tokenizer", split("Sideways")}}), HasSubstr("behavior 'Sideways'"));
-  EXPECT_THAT(error({{"post_processor", {{"type", "TemplateProcessing"}, {"single", json::array({{{"Sequence", {{"id", "B"}}}}})}}}}),
+  EXPECT_THAT(error({{"post_processor",
+                      {{"type", "TemplateProcessing"}, {"single", json::array({{{"Sequence", {{"id", "B"}}}}})}}}}),
               HasSubstr("other than A"));
 }
 

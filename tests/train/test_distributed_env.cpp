@@ -39,7 +39,8 @@ TEST(DistributedEnv, OneProcessNeedsNothing) {
 }
 
 TEST(DistributedEnv, ReadsTorchrun) {
-  LauncherEnv env({{"RANK", "3"}, {"WORLD_SIZE", "8"}, {"LOCAL_RANK", "1"}, {"MASTER_ADDR", "node7"}, {"MASTER_PORT", "29400"}});
+  LauncherEnv env(
+      {{"RANK", "3"}, {"WORLD_SIZE", "8"}, {"LOCAL_RANK", "1"}, {"MASTER_ADDR", "node7"}, {"MASTER_PORT", "29400"}});
   const auto e = detect_distributed_env();
   EXPECT_TRUE(e.active());
   EXPECT_EQ(e.rank, 3);
@@ -51,7 +52,10 @@ TEST(DistributedEnv, ReadsTorchrun) {
 }
 
 TEST(DistributedEnv, ReadsSlurmAndFindsTheFirstHost) {
-  LauncherEnv env({{"SLURM_PROCID", "5"}, {"SLURM_NTASKS", "16"}, {"SLURM_LOCALID", "1"}, {"SLURM_JOB_NODELIST", "gpu[012-015,20],cpu1"}});
+  LauncherEnv env({{"SLURM_PROCID", "5"},
+                   {"SLURM_NTASKS", "16"},
+                   {"SLURM_LOCALID", "1"},
+                   {"SLURM_JOB_NODELIST", "gpu[012-015,20],cpu1"}});
   const auto e = detect_distributed_env();
   EXPECT_EQ(e.rank, 5);
   EXPECT_EQ(e.world_size, 16);

@@ -16,8 +16,10 @@ namespace {
 C3Model backward_once(const TrainSettings& s) {
   C3Model model(test::tiny_c3_config(4));
   model->init_weights(5);
-  for (auto [side, targets] : {std::pair{model->encoder.get(), &s.lora_encoder}, std::pair{model->decoder.get(), &s.lora_decoder}})
-    if (!targets->empty()) add_lora(*side, LoraConfig{s.lora_rank, s.lora_alpha, 0, resolve_lora_targets(*targets, "t")}, 1);
+  for (auto [side, targets] :
+       {std::pair{model->encoder.get(), &s.lora_encoder}, std::pair{model->decoder.get(), &s.lora_decoder}})
+    if (!targets->empty())
+      add_lora(*side, LoraConfig{s.lora_rank, s.lora_alpha, 0, resolve_lora_targets(*targets, "t")}, 1);
   AdamW optimizer = train_setup::make_optimizer(model, s, 0, 1);
   const test::ByteTokenizer tokenizer;
   const C3Prompt prompt(tokenizer, 4);

@@ -34,7 +34,8 @@ TEST(AdamW, MatchesTorchAdamWStepForStep) {
     set_grads(ours, step), set_grads(theirs, step);
     opt.step(0.01);
     oracle.step();
-    for (size_t i = 0; i < ours.size(); ++i) EXPECT_TRUE(at::allclose(ours[i], theirs[i], 1e-6, 1e-7)) << "step " << step;
+    for (size_t i = 0; i < ours.size(); ++i)
+      EXPECT_TRUE(at::allclose(ours[i], theirs[i], 1e-6, 1e-7)) << "step " << step;
   }
   EXPECT_EQ(opt.steps(), 6);
 }
@@ -228,7 +229,8 @@ TEST(MemoryEstimate, CountsStateAndActivationsAsDocumented) {
   in.optimizer_shards = in.gradient_shards = 1, in.recompute = false;
   EXPECT_GT(estimate_training_memory(in).activations, m.activations);
   in.fused_attention = false;
-  EXPECT_GT(estimate_training_memory(in).activations, estimate_training_memory({in.config, 2, 100, 120, 2, true, false, false, true}).activations);
+  EXPECT_GT(estimate_training_memory(in).activations,
+            estimate_training_memory({in.config, 2, 100, 120, 2, true, false, false, true}).activations);
   in.weight_bytes = 4;
   EXPECT_DOUBLE_EQ(estimate_training_memory(in).master, 0.0) << "fp32 training needs no master copy";
 }

@@ -76,8 +76,8 @@ TEST(Trainer, LearnsToReconstructItsTrainingSamples) {
   const auto evals = metrics(s.output, "validation");
   ASSERT_EQ(evals.size(), 5u);  // steps 0, 100, 200, 300, 400
   for (const auto& e : evals)
-    std::printf("step %4lld  loss %.4f  precision %.3f\n", e["step"].get<long long>(), e["validation_loss"].get<double>(),
-                e["validation_precision"].get<double>());
+    std::printf("step %4lld  loss %.4f  precision %.3f\n", e["step"].get<long long>(),
+                e["validation_loss"].get<double>(), e["validation_precision"].get<double>());
   EXPECT_LT(evals.front()["validation_precision"].get<double>(), 0.05);
   EXPECT_GT(evals.back()["validation_precision"].get<double>(), 0.90);
   EXPECT_LT(evals.back()["validation_loss"].get<double>(), 0.25 * evals.front()["validation_loss"].get<double>());
@@ -204,7 +204,8 @@ TEST(Trainer, StartsFromTwoQwen2FoldersAndAddsTheImageTokens) {
   fs::copy_file(data / "vocab.json", corpus.dir / "Qwen2.5-tiny-dec" / "vocab.json");
   fs::copy_file(data / "merges.txt", corpus.dir / "Qwen2.5-tiny-dec" / "merges.txt");
   json added = json::object();
-  for (const auto& t : json::parse(test::read_bytes(data / "added_tokens_qwen2.5.json"))) added[t["content"].get<std::string>()] = t["id"];
+  for (const auto& t : json::parse(test::read_bytes(data / "added_tokens_qwen2.5.json")))
+    added[t["content"].get<std::string>()] = t["id"];
   test::write_bytes(corpus.dir / "Qwen2.5-tiny-dec" / "added_tokens.json", added.dump());
 
   TrainSettings s = tiny_settings(corpus, "from-hf");

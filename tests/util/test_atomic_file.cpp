@@ -80,7 +80,7 @@ TEST(StaleTemporaries, OnlyOwnedLeftoversOfDeadProcessesAreRemoved) {
   const std::string dead = std::to_string(dead_pid()), alive = std::to_string(::getpid());
   ASSERT_NE(dead, "0");
   test::write_bytes(dir / "a.txt", "done");
-  test::write_bytes(dir / ("a.txt.tmp-" + dead + "-3f2a"), "half");       // killed writer of an owned file
+  test::write_bytes(dir / ("a.txt.tmp-" + dead + "-3f2a"), "half");        // killed writer of an owned file
   test::write_bytes(dir / ("b.txt.tmp-" + alive + "-77"), "in progress");  // a live writer
   test::write_bytes(dir / ("c.txt.tmp-" + dead + "-1"), "half");           // not owned
   test::write_bytes(dir / ("a.txt.tmp-" + dead + "-xyz"), "not ours");     // not our pattern
@@ -89,7 +89,9 @@ TEST(StaleTemporaries, OnlyOwnedLeftoversOfDeadProcessesAreRemoved) {
   test::write_bytes(dir / (".checkpoint-7.tmp-" + dead + "-ab") / "model.safetensors", "x");
   fs::create_directories(dir / (".checkpoint-5.tmp-" + dead + "-cd.old"));
   fs::create_directories(dir / "checkpoint-4");
-  const auto owned = [](const std::string& name) { return name == "a.txt" || name == "b.txt" || name.rfind("checkpoint-", 0) == 0; };
+  const auto owned = [](const std::string& name) {
+    return name == "a.txt" || name == "b.txt" || name.rfind("checkpoint-", 0) == 0;
+  };
   EXPECT_EQ(remove_stale_temporaries(dir.path(), owned), 3);
   EXPECT_EQ(names_in(dir.path()),
             (std::set<std::string>{"a.txt", "b.txt.tmp-" + alive + "-77", "c.txt.tmp-" + dead + "-1",

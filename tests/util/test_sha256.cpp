@@ -23,13 +23,14 @@ TEST(Sha256, ChunkedFileDigestHashesTheChunkDigestsInOrder) {
   std::mt19937_64 rng(7);
   for (auto& b : bytes) b = static_cast<char>(rng());
   test::write_bytes(dir / "big.bin", bytes);
-  const std::string expected =
-      sha256_hex(sha256_hex(std::string_view(bytes).substr(0, chunk)) + sha256_hex(std::string_view(bytes).substr(chunk)));
+  const std::string expected = sha256_hex(sha256_hex(std::string_view(bytes).substr(0, chunk)) +
+                                          sha256_hex(std::string_view(bytes).substr(chunk)));
   EXPECT_EQ(chunked_file_digest(dir / "big.bin", 1), expected);
   EXPECT_EQ(chunked_file_digest(dir / "big.bin", 3), expected);
   test::write_bytes(dir / "empty.bin", "");
   EXPECT_EQ(chunked_file_digest(dir / "empty.bin", 2), sha256_hex(""));
-  EXPECT_THAT(test::error_of<Error>([&] { chunked_file_digest(dir / "missing.bin", 1); }), testing::HasSubstr("missing.bin: cannot open"));
+  EXPECT_THAT(test::error_of<Error>([&] { chunked_file_digest(dir / "missing.bin", 1); }),
+              testing::HasSubstr("missing.bin: cannot open"));
 }
 
 }  // namespace

@@ -50,7 +50,7 @@ std::vector<Sample> split_validation(std::vector<Sample>& samples, int64_t count
 class Sampler {
  public:
   Sampler(int64_t dataset_size, uint64_t seed, int64_t rank = 0, int64_t world = 1);
-  std::vector<int64_t> next(int64_t batch);  // for this rank; advances by world x batch
+  std::vector<int64_t> next(int64_t batch);       // for this rank; advances by world x batch
   int64_t consumed() const { return consumed_; }  // stream position (all ranks)
   void set_consumed(int64_t consumed) { consumed_ = consumed; }
   int64_t epoch() const { return consumed_ / size_; }

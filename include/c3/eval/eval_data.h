@@ -44,7 +44,7 @@ std::vector<ScoredPair> read_scored_pairs(const std::string& path);
 struct Buckets {
   int64_t min_tokens = 600, max_tokens = 1300, width = 100;
   int count() const;
-  int index(int64_t tokens) const;  // -1 outside [min_tokens, max_tokens]
+  int index(int64_t tokens) const;     // -1 outside [min_tokens, max_tokens]
   std::string label(int index) const;  // "600-700"
   void check() const;                  // UsageError unless 0 <= min < max and width > 0
 };

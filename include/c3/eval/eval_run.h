@@ -18,13 +18,13 @@ namespace c3 {
 
 struct EvalRunSettings {
   std::filesystem::path output;
-  std::string data;                      // the pages' source as the user named it (recorded)
-  std::vector<std::string> conditions;   // "none" first, then the perturbations' names (options.conditions)
-  int64_t limit = 0;                     // at most this many selected pages (0: all)
-  int64_t max_span_tokens = 0;           // longer pages are cut into spans (0: what the trained window leaves)
-  bool force = false;                    // replace eval's outputs (and a journal) in `output`, even files c3 did not write
+  std::string data;                     // the pages' source as the user named it (recorded)
+  std::vector<std::string> conditions;  // "none" first, then the perturbations' names (options.conditions)
+  int64_t limit = 0;                    // at most this many selected pages (0: all)
+  int64_t max_span_tokens = 0;          // longer pages are cut into spans (0: what the trained window leaves)
+  bool force = false;  // replace eval's outputs (and a journal) in `output`, even files c3 did not write
   std::vector<std::pair<std::string, std::string>> rejected;  // pages the data held that cannot be evaluated (recorded)
-  std::string device;                    // recorded
+  std::string device;                                         // recorded
   EvalOptions options;
 };
 

@@ -1,7 +1,7 @@
 // `c3 eval` with a model: select benchmark pages by text-token count, compress and reconstruct
 // each in length-sorted batches (whole, as one span of N latents; a page longer than the span limit
-// is cut into spans as compress cuts it, and its reconstruction joined as reconstruct joins it), and score every page with the
-// Fox scorer and the position curve, under each requested control condition.
+// is cut into spans as compress cuts it, and its reconstruction joined as reconstruct joins it), and score every page
+// with the Fox scorer and the position curve, under each requested control condition.
 #pragma once
 
 #include <cstdint>
@@ -39,7 +39,7 @@ struct EvalOptions {
   int64_t span_tokens = 0;  // a page with more text tokens is cut into spans of at most this many (0: never)
   GenerateOptions generate;
   bool progress = true;
-  int threads = 1;          // for scoring
+  int threads = 1;  // for scoring
 };
 
 struct PageResult {

@@ -17,9 +17,9 @@
 namespace c3 {
 
 struct CompressOptions {
-  int64_t batch_tokens = 16384;   // padded encoder tokens per batch
-  int64_t max_span_tokens = 0;    // longest span of text tokens (0: span_limit decides)
-  int64_t max_length = 0;         // a window to fit spans in (0: span_limit decides)
+  int64_t batch_tokens = 16384;       // padded encoder tokens per batch
+  int64_t max_span_tokens = 0;        // longest span of text tokens (0: span_limit decides)
+  int64_t max_length = 0;             // a window to fit spans in (0: span_limit decides)
   at::ScalarType dtype = at::kFloat;  // of the stored latents
   FileJobOptions files;
 };

@@ -27,10 +27,10 @@ class StopSignals;
 
 // How a batch job (compress, reconstruct) treats its files, whatever it does to them.
 struct FileJobOptions {
-  bool force = false;         // redo outputs that are up to date too, and replace files c3 did not write
-  bool fail_fast = false;     // stop at the first file that fails (else report it and go on)
-  bool progress = true;       // a status line on a terminal
-  int64_t window_files = 64;  // files read ahead and grouped together
+  bool force = false;                 // redo outputs that are up to date too, and replace files c3 did not write
+  bool fail_fast = false;             // stop at the first file that fails (else report it and go on)
+  bool progress = true;               // a status line on a terminal
+  int64_t window_files = 64;          // files read ahead and grouped together
   const StopSignals* stop = nullptr;  // when given, a stop signal ends the job after the files finished so far
 };
 
@@ -38,9 +38,9 @@ struct ListOptions {
   std::vector<std::string> include;  // gitignore-style globs below each folder (c3/util/file_selection.h)
   std::vector<std::string> exclude;
   bool warn_unmatched_include = true;  // false while `include` is the command's default
-  std::filesystem::path output;      // a folder (or, for a single input, a file); empty: stdout
-  std::string add_suffix;            // compress: ".c3"
-  std::string remove_suffix;         // reconstruct: ".c3"
+  std::filesystem::path output;        // a folder (or, for a single input, a file); empty: stdout
+  std::string add_suffix;              // compress: ".c3"
+  std::string remove_suffix;           // reconstruct: ".c3"
 };
 
 // Whether an output path means a folder: it is one, or it ends with '/' (`-o out/`).
@@ -86,11 +86,11 @@ std::string job_key(const nlohmann::json& parts);  // SHA-256 (hex) of parts.dum
 
 struct JobSummary {
   int64_t files = 0, written = 0, skipped = 0;
-  int64_t redone = 0;  // of `written`: outputs that existed but were out of date (or --force)
+  int64_t redone = 0;            // of `written`: outputs that existed but were out of date (or --force)
   int64_t replaced_foreign = 0;  // of `written`: files c3 had not written, replaced under --force
   std::vector<std::pair<std::string, std::string>> failed;  // (file, error)
   int64_t spans = 0, text_tokens = 0, latent_tokens = 0, generated_tokens = 0;
-  int64_t empty_spans = 0, spans_at_limit = 0;  // reconstruct: spans that came back empty / hit --max-new-tokens
+  int64_t empty_spans = 0, spans_at_limit = 0;      // reconstruct: spans that came back empty / hit --max-new-tokens
   std::vector<std::string> files_with_empty_spans;  // reconstruct: which files those empty spans belong to
   int interrupted_by = 0;  // the signal (SIGINT, SIGTERM) that stopped the job early, 0 for none
   double seconds = 0;

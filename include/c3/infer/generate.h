@@ -41,7 +41,7 @@ struct GenerateOptions {
 class NoRepeatNgram {
  public:
   explicit NoRepeatNgram(int64_t n) : n_(n) {}
-  void append(int32_t token);  // extends the sequence
+  void append(int32_t token);           // extends the sequence
   std::vector<int32_t> banned() const;  // tokens banned for the next position
 
  private:

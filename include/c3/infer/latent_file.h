@@ -13,7 +13,6 @@
 #include <utility>
 #include <vector>
 
-
 namespace c3 {
 
 inline constexpr const char* kLatentFormat = "c3-latents";
@@ -24,8 +23,8 @@ struct LatentFile {
   std::string model_fingerprint;
   std::string source_path;
   std::string source_sha256;
-  std::vector<int64_t> span_tokens;                       // text tokens per span
-  std::vector<std::pair<int64_t, int64_t>> span_bytes;    // [start, end) byte offsets in the source
+  std::vector<int64_t> span_tokens;                     // text tokens per span
+  std::vector<std::pair<int64_t, int64_t>> span_bytes;  // [start, end) byte offsets in the source
   // Whitespace that follows each span's text in the source (for the last span: the text's
   // trailing whitespace): reconstruction strips each span's output, so this restores the
   // boundaries when the spans are joined.
@@ -35,7 +34,6 @@ struct LatentFile {
   std::string job_key;  // see file_jobs.h; "" in files written before c3 recorded it
   int64_t latent_tokens() const { return latents.defined() ? latents.size(1) : 0; }
 };
-
 
 // Writes atomically (complete or not at all); latents are stored in their own dtype.
 void write_latent_file(const std::filesystem::path& path, const LatentFile& file);

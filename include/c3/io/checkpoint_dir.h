@@ -29,7 +29,7 @@ class CheckpointDir {
 
   std::vector<std::string> tensor_names() const;  // sorted
   bool contains(const std::string& name) const { return index_.count(name) > 0; }
-  const TensorInfo& tensor(const std::string& name) const;        // throws naming the folder
+  const TensorInfo& tensor(const std::string& name) const;  // throws naming the folder
   const std::filesystem::path& file_of(const std::string& name) const;
   void evict(const std::string& name) const;  // see SafetensorsReader::evict
   std::vector<std::filesystem::path> files() const;

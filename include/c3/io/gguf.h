@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
+#include <nlohmann/json.hpp>
 
 #include "c3/io/mapped_file.h"
 
@@ -20,8 +20,21 @@ namespace c3::io {
 
 // ggml's tensor types (ggml.h's enum ggml_type), the ones c3 names.
 enum class GgmlType : std::uint32_t {
-  F32 = 0, F16 = 1, Q4_0 = 2, Q4_1 = 3, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q8_1 = 9,
-  Q2_K = 10, Q3_K = 11, Q4_K = 12, Q5_K = 13, Q6_K = 14, Q8_K = 15, BF16 = 30,
+  F32 = 0,
+  F16 = 1,
+  Q4_0 = 2,
+  Q4_1 = 3,
+  Q5_0 = 6,
+  Q5_1 = 7,
+  Q8_0 = 8,
+  Q8_1 = 9,
+  Q2_K = 10,
+  Q3_K = 11,
+  Q4_K = 12,
+  Q5_K = 13,
+  Q6_K = 14,
+  Q8_K = 15,
+  BF16 = 30,
 };
 std::string ggml_type_name(std::uint32_t type);  // "Q4_K"; "type 99" for one c3 does not know
 bool can_dequantize(std::uint32_t type);         // F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q5_K Q6_K
@@ -38,7 +51,7 @@ struct GgufTensor {
 struct ParsedGguf {
   std::uint32_t version = 0;
   nlohmann::json metadata = nlohmann::json::object();  // key -> value (numbers, strings, bools, arrays)
-  std::vector<GgufTensor> tensors;                      // in file order
+  std::vector<GgufTensor> tensors;                     // in file order
 };
 
 // Parses and validates a GGUF file held in memory; errors name `source` and the problem.

@@ -71,8 +71,7 @@ struct ParsedSafetensors {
   std::vector<TensorInfo> tensors;
   std::map<std::string, std::string> metadata;
 };
-ParsedSafetensors parse_safetensors(const std::uint8_t* bytes, std::size_t size,
-                                    const std::string& source);
+ParsedSafetensors parse_safetensors(const std::uint8_t* bytes, std::size_t size, const std::string& source);
 
 struct TensorBytes {
   std::string name;
@@ -86,8 +85,7 @@ struct TensorBytes {
 // then tensors sorted by dtype (widest first) and name, compact JSON padded with spaces to a
 // multiple of 8. Returns the padded header; `order` receives the data order.
 std::string safetensors_header(const std::vector<TensorBytes>& tensors,
-                               const std::map<std::string, std::string>& metadata,
-                               std::vector<std::size_t>* order);
+                               const std::map<std::string, std::string>& metadata, std::vector<std::size_t>* order);
 
 // Writes atomically (temporary file, fsync, rename).
 void write_safetensors(const std::filesystem::path& path, const std::vector<TensorBytes>& tensors,

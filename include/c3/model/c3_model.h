@@ -73,8 +73,8 @@ class C3ModelImpl : public torch::nn::Module {
 
   Qwen2ForCausalLM encoder{nullptr};  // "llm1" in the checkpoint
   Qwen2ForCausalLM decoder{nullptr};
-  at::Tensor query;                   // [N, encoder hidden], "model.Q.weight"
-  Linear projector{nullptr};          // "model.mm_projector.{weight,bias}"
+  at::Tensor query;           // [N, encoder hidden], "model.Q.weight"
+  Linear projector{nullptr};  // "model.mm_projector.{weight,bias}"
 
  private:
   std::vector<int64_t> fingerprinted_versions() const;

@@ -23,7 +23,8 @@ class C3Prompt {
  public:
   // Special-token ids are resolved by string from `tokenizer`; a missing one is an error naming
   // the tokenizer's files. The template must contain {latents} exactly once.
-  C3Prompt(const Tokenizer& tokenizer, int64_t latent_tokens, const std::string& prompt_template = kDefaultPromptTemplate,
+  C3Prompt(const Tokenizer& tokenizer, int64_t latent_tokens,
+           const std::string& prompt_template = kDefaultPromptTemplate,
            const std::string& instruction = kDefaultInstruction);
 
   int64_t latent_tokens() const { return latent_tokens_; }
@@ -50,7 +51,7 @@ struct C3Batch {
   at::Tensor labels;                                    // [B, Td], aligned with decoder_ids (unshifted)
   int64_t supervised_tokens = 0;                        // labels != kIgnoreIndex after the shift
   int64_t size() const { return encoder_ids.size(0); }
-  C3Batch to(const at::Device& device) const;
+  C3Batch to(const at::Device& device) const;  // all but the masks, which only the host reads (token counts)
 };
 
 // with_answers: the decoder sequence is prompt + TEXT + <|im_end|> with TEXT and <|im_end|>

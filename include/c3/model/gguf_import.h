@@ -24,7 +24,8 @@ Qwen2Config gguf_model_config(const io::GgufReader& gguf);
 std::string hf_tensor_name(const std::string& gguf_name);
 
 // Every tensor as the transformers model holds it, float32.
-std::vector<std::pair<std::string, at::Tensor>> gguf_model_tensors(const io::GgufReader& gguf, const Qwen2Config& config);
+std::vector<std::pair<std::string, at::Tensor>> gguf_model_tensors(const io::GgufReader& gguf,
+                                                                   const Qwen2Config& config);
 
 // The file's tokenizer (tokenizer.ggml.*) as Hugging Face files: tokenizer.json and
 // tokenizer_config.json, as transformers' GGUF loader builds them (byte-level BPE, "gpt2": the
@@ -35,11 +36,12 @@ std::map<std::string, std::string> gguf_tokenizer_files(const io::GgufReader& gg
 struct GgufImportOptions {
   at::ScalarType dtype = at::kFloat;  // of the weights written
   bool overwrite = false;
-  bool weights_only = false;          // leave the tokenizer out (one c3 cannot convert)
+  bool weights_only = false;  // leave the tokenizer out (one c3 cannot convert)
 };
 
 // Writes config.json, model.safetensors and the tokenizer files into `out` (complete or not at
 // all). Returns the config.
-Qwen2Config import_gguf(const std::filesystem::path& gguf, const std::filesystem::path& out, const GgufImportOptions& options);
+Qwen2Config import_gguf(const std::filesystem::path& gguf, const std::filesystem::path& out,
+                        const GgufImportOptions& options);
 
 }  // namespace c3

@@ -42,8 +42,9 @@ InitRecipe make_init_recipe(const std::filesystem::path& encoder, const std::fil
 // Writes the lean part of `model` (loaded from a checkpoint whose tokenizer is in
 // `tokenizer_source`) against `base`, the C3 folder c3 init wrote (with its c3_init.json), into
 // `out`, complete or not at all. Returns the bytes of lean.safetensors.
-int64_t write_lean_part(C3Model& model, const std::filesystem::path& base, const std::filesystem::path& tokenizer_source,
-                        const std::filesystem::path& out, std::optional<at::ScalarType> dtype, bool overwrite);
+int64_t write_lean_part(C3Model& model, const std::filesystem::path& base,
+                        const std::filesystem::path& tokenizer_source, const std::filesystem::path& out,
+                        std::optional<at::ScalarType> dtype, bool overwrite);
 
 // The full checkpoint from a lean part and the base LLM folders (checked against the recipe's
 // digests), written to `out` complete or not at all.

@@ -55,7 +55,6 @@ bool has_adapter(const std::filesystem::path& dir);
 // wrong shape is an error naming the file.
 void load_adapter(Qwen2ForCausalLMImpl& model, const std::filesystem::path& dir);
 // Writes the model's adapter into `dir` (which exists), in `dtype` or the adapter's own.
-void write_adapter(Qwen2ForCausalLMImpl& model, const std::filesystem::path& dir,
-                   std::optional<at::ScalarType> dtype);
+void write_adapter(Qwen2ForCausalLMImpl& model, const std::filesystem::path& dir, std::optional<at::ScalarType> dtype);
 
 }  // namespace c3

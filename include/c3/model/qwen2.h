@@ -33,7 +33,6 @@ struct KVCache {
   void keep_rows(const at::Tensor& rows);
 
   int64_t capacity() const { return keys.empty() ? 0 : keys[0].size(2); }
-  void reset() { keys.clear(), values.clear(), length = 0, write_at = visible = at::Tensor(); }
 };
 
 class Qwen2RMSNormImpl : public torch::nn::Module {
@@ -70,8 +69,8 @@ class Qwen2AttentionImpl : public torch::nn::Module {
   // x [B, T, hidden]; cos/sin [B, T, D]; cache: this layer's slot (index) or nullptr.
   // rows: int64 [B, R] positions whose outputs are wanted (queries only there; keys and values
   // from every position), with `mask` given for those queries; undefined: every position.
-  at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
-                     const AttentionMask& mask, KVCache* cache, int64_t layer, const at::Tensor& rows = {});
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const AttentionMask& mask,
+                     KVCache* cache, int64_t layer, const at::Tensor& rows = {});
   Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
   Qwen2RMSNorm q_norm{nullptr}, k_norm{nullptr};  // qwen3: over each head, before RoPE; else null
 
@@ -93,8 +92,8 @@ class Qwen2DecoderLayerImpl : public torch::nn::Module {
  public:
   Qwen2DecoderLayerImpl(const Qwen2Config& config, int64_t layer_idx, const at::TensorOptions& options);
   // rows: as Qwen2Attention's; the output is [B, R, hidden] then.
-  at::Tensor forward(const at::Tensor& h, const at::Tensor& cos, const at::Tensor& sin,
-                     const AttentionMask& mask, KVCache* cache, const at::Tensor& rows = {});
+  at::Tensor forward(const at::Tensor& h, const at::Tensor& cos, const at::Tensor& sin, const AttentionMask& mask,
+                     KVCache* cache, const at::Tensor& rows = {});
   Qwen2Attention self_attn{nullptr};
   Qwen2MLP mlp{nullptr};
   Qwen2RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
@@ -123,8 +122,7 @@ class Qwen2ModelImpl : public torch::nn::Module {
   //   rows only (exact: no other position's output depends on them). Undefined: every position.
   // Returns the final hidden states after the final RMSNorm, [B, T, hidden] (or [B, R, hidden]).
   at::Tensor forward(const at::Tensor& inputs_embeds, const at::Tensor& attention_mask = {},
-                     const at::Tensor& position_ids = {}, KVCache* cache = nullptr,
-                     const at::Tensor& output_rows = {});
+                     const at::Tensor& position_ids = {}, KVCache* cache = nullptr, const at::Tensor& output_rows = {});
 
   Embedding embed_tokens{nullptr};
   torch::nn::ModuleList layers;
@@ -155,9 +153,9 @@ class Qwen2ForCausalLMImpl : public torch::nn::Module {
   explicit Qwen2ForCausalLMImpl(const Qwen2Config& config, const at::TensorOptions& options = {});
 
   const Qwen2Config& config() const { return config_; }
-  at::Tensor embed(const at::Tensor& input_ids);              // [B, T] -> [B, T, hidden]
-  at::Tensor logits(const at::Tensor& hidden_states);         // in the model's dtype
-  const at::Tensor& output_embedding() const;                 // lm_head weight (tied or not)
+  at::Tensor embed(const at::Tensor& input_ids);       // [B, T] -> [B, T, hidden]
+  at::Tensor logits(const at::Tensor& hidden_states);  // in the model's dtype
+  const at::Tensor& output_embedding() const;          // lm_head weight (tied or not)
 
   // input_ids [B, T] -> logits [B, T, vocab]; same mask/position/cache semantics as the body.
   at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask = {},

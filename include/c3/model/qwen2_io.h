@@ -34,8 +34,8 @@ void load_parameters(torch::nn::Module& module, const io::CheckpointDir& ckpt, c
 Qwen2ForCausalLM load_qwen2(const std::filesystem::path& dir, const LoadOptions& options = {});
 
 struct SaveOptions {
-  std::optional<at::ScalarType> dtype;          // default: keep each parameter's dtype
-  std::uint64_t max_shard_bytes = 5ull << 30;   // HF's save_pretrained default (5 GB)
+  std::optional<at::ScalarType> dtype;         // default: keep each parameter's dtype
+  std::uint64_t max_shard_bytes = 5ull << 30;  // HF's save_pretrained default (5 GB)
   bool overwrite = false;
   std::map<std::string, std::string> extra_files;  // name -> contents, written into the folder too (tokenizer files)
 };

@@ -27,7 +27,7 @@ struct AddedToken {
   std::string content;
   int32_t id = 0;
   bool special = false;
-  bool normalized = false;  // matched in the normalized text, as the normalizer spells it
+  bool normalized = false;              // matched in the normalized text, as the normalizer spells it
   bool lstrip = false, rstrip = false;  // the match takes in the whitespace to its left / right
 };
 
@@ -92,7 +92,7 @@ class BpeTokenizer : public Tokenizer {
   void merge_long(std::vector<int32_t>& symbols) const;
 
   std::vector<std::string> tokens_;
-  std::unordered_map<std::string, int32_t> token_index_;          // token text -> id (the vocabulary's)
+  std::unordered_map<std::string, int32_t> token_index_;             // token text -> id (the vocabulary's)
   std::unordered_map<uint64_t, std::pair<int32_t, int32_t>> ranks_;  // (left, right) -> (rank, merged)
   std::array<int32_t, 256> byte_ids_{};
   std::vector<AddedToken> added_;

@@ -28,7 +28,7 @@ class SentencePieceTokenizer : public Tokenizer {
 
  private:
   bool is_special(int32_t id) const;  // control pieces and the C3 special tokens
-  void* handle_ = nullptr;  // owned by libc3_sentencepiece.so (loaded at run time, isolated)
+  void* handle_ = nullptr;            // owned by libc3_sentencepiece.so (loaded at run time, isolated)
   std::string source_;
 };
 

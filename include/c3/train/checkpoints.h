@@ -29,8 +29,8 @@ struct TrainingState {
   int64_t skipped_steps = 0;     // all skipped updates
   int64_t tokens_seen = 0;
   double elapsed_seconds = 0;
-  double cpu_seconds = 0;        // this process's CPU time (all threads) in training steps
-  nlohmann::json config;         // the resolved config the run was started with
+  double cpu_seconds = 0;  // this process's CPU time (all threads) in training steps
+  nlohmann::json config;   // the resolved config the run was started with
   nlohmann::json to_json() const;
   static TrainingState from_json(const nlohmann::json& j, const std::string& source);
 };

@@ -12,18 +12,18 @@ namespace c3 {
 
 struct MemoryEstimateInput {
   C3Config config;
-  int64_t batch = 2;             // micro-batch per device
-  int64_t encoder_tokens = 0;    // longest encoder sequence (text + N + 2)
-  int64_t decoder_tokens = 0;    // longest decoder sequence (prompt + text + 1)
-  int64_t weight_bytes = 2;      // 2 for bf16 training, 4 for fp32
-  bool fp32_master = true;       // fp32 master weights and moments (else moments in weight dtype)
+  int64_t batch = 2;                    // micro-batch per device
+  int64_t encoder_tokens = 0;           // longest encoder sequence (text + N + 2)
+  int64_t decoder_tokens = 0;           // longest decoder sequence (prompt + text + 1)
+  int64_t weight_bytes = 2;             // 2 for bf16 training, 4 for fp32
+  bool fp32_master = true;              // fp32 master weights and moments (else moments in weight dtype)
   bool fp32_grad_accumulation = false;  // with masters: micro-batch gradients summed in fp32
-  bool recompute = true;         // activation recomputation per block
-  bool fused_attention = true;   // SDPA/flash (LibTorch 2.x): no [heads, T, T] scores stored
-  int64_t loss_chunk = 2048;     // supervised positions per lm_head chunk
-  int64_t optimizer_shards = 1;  // ranks sharing the fp32 masters and moments (ZeRO-1 and -2)
-  int64_t gradient_shards = 1;   // ranks sharing the gradients (ZeRO-2)
-  int64_t ranks = 1;             // data-parallel ranks (> 1: gradient buckets in flight)
+  bool recompute = true;                // activation recomputation per block
+  bool fused_attention = true;          // SDPA/flash (LibTorch 2.x): no [heads, T, T] scores stored
+  int64_t loss_chunk = 2048;            // supervised positions per lm_head chunk
+  int64_t optimizer_shards = 1;         // ranks sharing the fp32 masters and moments (ZeRO-1 and -2)
+  int64_t gradient_shards = 1;          // ranks sharing the gradients (ZeRO-2)
+  int64_t ranks = 1;                    // data-parallel ranks (> 1: gradient buckets in flight)
   // Parameters that train (gradients, masters and moments are theirs alone; frozen parts and the
   // weights under LoRA adapters have none); -1: all of the config's.
   int64_t trainable_parameters = -1;

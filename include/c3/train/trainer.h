@@ -9,8 +9,8 @@
 #include <cstdint>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <ostream>
 #include <optional>
+#include <ostream>
 #include <set>
 #include <string>
 #include <vector>
@@ -28,7 +28,7 @@ struct TrainSettings {
   // Face Qwen2 folder (pretrained) or an architecture for training from scratch: a config.json file
   // or "preset:NAME" (tiny, 0.5b, 1.5b, 3b), whose vocabulary is resized to the tokenizer's.
   std::string checkpoint, encoder, decoder;
-  std::string tokenizer;  // default: the checkpoint / decoder folder
+  std::string tokenizer;                 // default: the checkpoint / decoder folder
   std::optional<int64_t> latent_tokens;  // N; unset: the checkpoint's (warm start, resume), else 32
   bool resize_latents = false;
   std::string prompt_template = kDefaultPromptTemplate;
@@ -45,26 +45,26 @@ struct TrainSettings {
 
   // Data.
   std::vector<std::string> train_files;
-  std::string validation_file;   // else `validation_samples` are split off the training data
+  std::string validation_file;  // else `validation_samples` are split off the training data
   int64_t validation_samples = 16;
   std::string text_field = "text";
   SampleOptions sampling;
-  int64_t max_length = 8192;     // longest encoder or decoder sequence
+  int64_t max_length = 8192;  // longest encoder or decoder sequence
   uint64_t data_seed = 0;
 
   // Optimisation.
   double lr = 1e-5;
   AdamWOptions adamw;
-  int zero_stage = 0;  // 1: optimizer state sharded across data-parallel ranks (ZeRO-1); 2: gradients too
+  int zero_stage = 0;        // 1: optimizer state sharded across data-parallel ranks (ZeRO-1); 2: gradients too
   bool overlap_comm = true;  // ZeRO-2: reduce gradient buckets while backward goes on
   std::string schedule = "cosine";
   double warmup_ratio = 0.01;
-  int64_t warmup_steps = -1;  // >= 0 overrides warmup_ratio
-  double clip_norm = 1.0;     // 0: no clipping
-  std::vector<std::string> frozen;                 // part names
-  std::map<std::string, double> lr_scale;          // part name -> multiplier
+  int64_t warmup_steps = -1;               // >= 0 overrides warmup_ratio
+  double clip_norm = 1.0;                  // 0: no clipping
+  std::vector<std::string> frozen;         // part names
+  std::map<std::string, double> lr_scale;  // part name -> multiplier
   int64_t batch_size = 2, grad_accum = 16;
-  int64_t steps = 0;     // 0: from epochs
+  int64_t steps = 0;  // 0: from epochs
   double epochs = 5.0;
   // > 0: also stop (saved) once the training steps have taken this many minutes, summed over
   // resumes; the schedule then decays over whichever of steps and minutes ends first.

@@ -64,7 +64,8 @@ void remove_directory_atomically(const std::filesystem::path& dir);
 // "NAME.tmp-PID-HEX" and AtomicDirectory staging folders ".NAME.tmp-PID-HEX[.old]". Removes those in
 // `dir` whose NAME satisfies `owned` and whose PID is not a live process on this host (so a run
 // still writing is left alone); returns how many were removed.
-int64_t remove_stale_temporaries(const std::filesystem::path& dir, const std::function<bool(const std::string&)>& owned);
+int64_t remove_stale_temporaries(const std::filesystem::path& dir,
+                                 const std::function<bool(const std::string&)>& owned);
 
 // Checks, before any work is done, that files can be written into `folder` later: it is a folder
 // (or can be made: its nearest existing ancestor is one) and this process may write there. Errors

@@ -10,7 +10,7 @@
 namespace c3 {
 
 at::ScalarType scalar_type_from_name(const std::string& name);  // "bfloat16"/"bf16" -> kBFloat16
-std::string scalar_type_name(at::ScalarType type);                // kBFloat16 -> "bfloat16"
+std::string scalar_type_name(at::ScalarType type);              // kBFloat16 -> "bfloat16"
 
 // A dtype option's value: "auto" is bfloat16 on CUDA (tensor cores, half the memory) and float32
 // on the CPU (where bf16 inference rounds more and is not faster everywhere); else the name.

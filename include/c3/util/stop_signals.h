@@ -12,15 +12,16 @@ namespace c3 {
 
 class StopSignals {
  public:
-  StopSignals();  // installs the handlers (and clears the flag)
-  ~StopSignals(); // restores the ones before
+  StopSignals();   // installs the handlers (and clears the flag)
+  ~StopSignals();  // restores the ones before
   StopSignals(const StopSignals&) = delete;
   StopSignals& operator=(const StopSignals&) = delete;
 
   int received() const;  // the signal received, 0 for none
 
  private:
-  struct sigaction old_int_ {}, old_term_ {};
+  struct sigaction old_int_ {
+  }, old_term_{};
 };
 
 // Thrown by work that a stop signal cut short (a decoding loop); what it had done is lost, what

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The C++ sources follow .clang-format (clang-format from Debian, scripts/install-deps.sh):
+#   scripts/check-format.sh          lists the files that do not, exit 1 when any (the suite runs this)
+#   scripts/check-format.sh --fix    reformats them in place
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v clang-format >/dev/null || { echo "check-format.sh: clang-format is not installed (scripts/install-deps.sh)" >&2; exit 1; }
+mapfile -t files < <(git ls-files '*.cpp' '*.h' ':!:build*' ':!:.venv')
+if [[ ${1:-} == --fix ]]; then
+  clang-format -i "${files[@]}"
+  exit 0
+fi
+bad=()
+for f in "${files[@]}"; do
+  clang-format --dry-run --Werror "$f" >/dev/null 2>&1 || bad+=("$f")
+done
+if (( ${#bad[@]} )); then
+  printf 'check-format.sh: %s does not follow .clang-format (scripts/check-format.sh --fix)\n' "${bad[@]}" >&2
+  exit 1
+fi
+echo "check-format.sh: ${#files[@]} files follow .clang-format"
