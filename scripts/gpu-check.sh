@@ -3,7 +3,8 @@
 # registry: the Debian packages travel in .gpu-debs/, see scripts/gpu/fetch-debs.sh). In order:
 #   1. builds c3 and what the check needs against that Python's torch (scripts/gpu/build.sh);
 #   2. the CUDA tests (model and generation in fp32 and bf16), and `c3 train` steps on the device
-#      through a one-rank process group (NCCL; ZeRO-2);
+#      through a one-rank process group (NCCL; ZeRO-2), then as two ranks sharing it (Gloo; ZeRO-2
+#      with gradient accumulation, so the reducer runs with CUDA streams);
 #   3. parity at the paper's geometry with random weights (Qwen2.5-1.5B encoder, 3B decoder, N 32):
 #      c3 against HF transformers (SDPA) in fp32 with TF32 off and in bf16 (scripts/gpu/parity.py);
 #   4. speed and memory side by side with HF on the same checkpoint (bench/vs_hf.py --model): the
@@ -87,6 +88,26 @@ else
   status=1; tail -5 "$work/train.log" >&2
   echo "{\"steps\": 3, \"backend\": \"$backend\", \"ok\": false}" >"$out/train.json"
 fi
+# Two ranks on the one device, ZeRO-2 with 2 micro-batches each, over Gloo (NCCL refuses two ranks
+# on one GPU; Gloo takes CUDA tensors): the gradient reducer's buckets and streams and the
+# per-micro-batch sums run as they do on several GPUs. Both ranks are local rank 0 (two "nodes").
+port=$("$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+train_start=$SECONDS
+pids=()
+for rank in 0 1; do
+  RANK=$rank WORLD_SIZE=2 LOCAL_RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port \
+    "$build/c3" --device "$device" train --encoder preset:tiny --decoder preset:tiny \
+    --tokenizer "$work/tok" --data "$work/train.jsonl" -o "$work/run2" --latent-tokens 4 --batch-size 4 \
+    --grad-accum 2 --steps 3 --set train.eval_every=0 --set data.validation_samples=2 --set optim.zero_stage=2 \
+    --set train.dist_backend=gloo --set train.dist_timeout=120 2>"$work/train2-$rank.log" &
+  pids+=($!)
+done
+two_ok=true
+for pid in "${pids[@]}"; do wait "$pid" || two_ok=false; done
+grep -q "data parallel: gloo, rank 0 of 2" "$work/train2-0.log" || two_ok=false
+$two_ok || { status=1; tail -5 "$work/train2-0.log" "$work/train2-1.log" >&2; }
+echo "{\"steps\": 3, \"seconds\": $((SECONDS - train_start)), \"ranks\": 2, \"grad_accum\": 2, \"backend\": \"gloo\", \"ok\": $two_ok}" \
+  >"$out/train2.json"
 
 step "3/5 parity with HF transformers ($geometry geometry on $device)"
 "$python" scripts/gpu/parity.py --probe "$build/c3_hf_probe" --device "$device" --geometry "$geometry" \

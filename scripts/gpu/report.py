@@ -54,8 +54,8 @@ def read(folder, name):
 
 def main():
     folder = Path(sys.argv[1])
-    build, tests, train, parity, speed = (read(folder, n) for n in ("build.json", "tests.json", "train.json", "parity.json",
-                                                                    "speed.json"))
+    build, tests, train, train2, parity, speed = (
+        read(folder, n) for n in ("build.json", "tests.json", "train.json", "train2.json", "parity.json", "speed.json"))
     rows, ok = [], True
     rows.append(("build", f"{build['seconds']} s" if build else "missing", bool(build)))
     if tests:
@@ -65,6 +65,8 @@ def main():
         rows.append(("device tests", "missing", False))
     rows.append((f"c3 train, 3 steps, one-rank {(train or {}).get('backend', '?')}",
                  f"{train['seconds']} s" if train and train["ok"] else "failed", bool(train and train["ok"])))
+    rows.append(("c3 train, 3 steps, two ranks on one device (gloo, ZeRO-2, 2 micro-batches)",
+                 f"{train2['seconds']} s" if train2 and train2["ok"] else "failed", bool(train2 and train2["ok"])))
     if parity:
         for dtype in ("float32", "bfloat16"):
             p = parity.get(dtype)
@@ -81,7 +83,7 @@ def main():
     rows += speed_rows(speed) if speed else [("speed and memory against HF", "missing", False, None)]
     ok = all(good for _, _, good, _ in rows)
     report = {"ok": ok, "build": build, "tests": tests and {k: tests[k] for k in ("tests", "failures")},
-              "train": train, "parity": parity, "speed": speed,
+              "train": train, "train2": train2, "parity": parity, "speed": speed,
               "targets": {name: {"target": t[0], "met": t[1]} for name, _, _, t in rows if t}}
     (folder / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     device = (build or {}).get("device", "?")

@@ -49,6 +49,7 @@ nlohmann::json saved_settings(const Config& c) {
 struct TrainJob {
   TrainSettings train;
   double dist_timeout = 600;  // seconds
+  std::string dist_backend = "auto";
 };
 
 // Every key of train's sections, its flag, default and help, and the field it fills: one
@@ -188,6 +189,9 @@ void add_loop_keys(SettingsTable<TrainJob>& t) {
   t.value("", "train.dist_timeout", 600.0,
           "Seconds a multi-process rendezvous or collective may take before the run stops with an error",
           C3_FIELD(dist_timeout));
+  t.value("", "train.dist_backend", "auto",
+          "Process group: auto (NCCL on GPUs, Gloo on CPUs), nccl, or gloo (also on GPUs: ranks sharing one GPU)",
+          C3_FIELD(dist_backend));
   t.value("", "train.progress", true, "Show a status line on a terminal", C3_FIELD(train.progress));
 }
 
@@ -255,7 +259,9 @@ class TrainCommand : public Command {
       spdlog::set_level(spdlog::level::warn);
     const double timeout = job.dist_timeout;
     if (timeout <= 0) throw UsageError("train.dist_timeout must be positive (seconds)");
-    const auto comm = make_communicator(dist, device, std::chrono::milliseconds(static_cast<int64_t>(timeout * 1000)));
+    const std::string backend = choose_backend(job.dist_backend, device);
+    const auto comm =
+        make_communicator(dist, device, backend, std::chrono::milliseconds(static_cast<int64_t>(timeout * 1000)));
     if (dist.active()) spdlog::info("data parallel: {}", comm->describe());
     return train(s, device, *comm);
   }

@@ -193,8 +193,18 @@ DistributedEnv detect_distributed_env() {
   return e;
 }
 
+std::string choose_backend(const std::string& wanted, const c10::Device& device) {
+  if (wanted == "auto") return device.is_cuda() ? "nccl" : "gloo";
+  if (wanted == "gloo") return wanted;
+  if (wanted == "nccl") {
+    if (!device.is_cuda()) throw UsageError("train.dist_backend nccl needs a CUDA device (this run is on the CPU)");
+    return wanted;
+  }
+  throw UsageError("train.dist_backend " + wanted + ": choose auto, nccl or gloo");
+}
+
 std::unique_ptr<Communicator> make_communicator(const DistributedEnv& env, const c10::Device& device,
-                                                std::chrono::milliseconds timeout) {
+                                                const std::string& backend, std::chrono::milliseconds timeout) {
   if (!env.active()) return std::make_unique<LocalCommunicator>();
   const std::string where = env.master_addr + ":" + std::to_string(env.master_port);
   c10::intrusive_ptr<c10d::Store> store;
@@ -209,7 +219,7 @@ std::unique_ptr<Communicator> make_communicator(const DistributedEnv& env, const
   } catch (const std::exception& e) {
     throw Error(rendezvous_failure(env, where, timeout) + first_line(e.what()));
   }
-  if (device.is_cuda()) {
+  if (backend == "nccl") {
 #ifdef C3_WITH_NCCL
     auto options = c10d::ProcessGroupNCCL::Options::create();
     options->timeout = timeout;

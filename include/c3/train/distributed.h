@@ -29,10 +29,15 @@ DistributedEnv detect_distributed_env();
 // The first host of a SLURM node list: "gpu[003-005,9],cpu1" -> "gpu003".
 std::string first_slurm_host(const std::string& nodelist);
 
+// The process group's backend: "auto" (NCCL on CUDA devices, Gloo otherwise), "nccl" (CUDA only)
+// or "gloo" (also with CUDA tensors: several ranks sharing one GPU, which NCCL refuses). Anything
+// else, or NCCL without CUDA, is a UsageError naming train.dist_backend.
+std::string choose_backend(const std::string& wanted, const c10::Device& device);
+
 // One process: LocalCommunicator. Several: a TCPStore rendezvous at master_addr:master_port
-// (rank 0 serves it) and a c10d process group, NCCL for CUDA devices, Gloo otherwise. A rendezvous
+// (rank 0 serves it) and a c10d process group on `backend` (choose_backend's answer). A rendezvous
 // or collective that does not complete within `timeout` throws c3::Error saying which.
 std::unique_ptr<Communicator> make_communicator(const DistributedEnv& env, const c10::Device& device,
-                                                std::chrono::milliseconds timeout);
+                                                const std::string& backend, std::chrono::milliseconds timeout);
 
 }  // namespace c3
