@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <map>
+#include <numeric>
 
 #include "c3/util/error.h"
 
@@ -22,48 +23,73 @@ struct ReadyHook : torch::autograd::PostAccumulateGradHook {
 GradientReducer::GradientReducer(const std::vector<std::pair<at::Tensor, int>>& params, Communicator& comm,
                                  size_t bucket_bytes, size_t max_in_flight,
                                  const std::vector<at::Tensor>& after_backward)
-    : bucket_of_(params.size()), fired_(params.size(), false), comm_(comm), max_in_flight_(max_in_flight) {
+    : bucket_bytes_(bucket_bytes),
+      bucket_of_(params.size()),
+      fired_(params.size(), false),
+      comm_(comm),
+      max_in_flight_(max_in_flight) {
   auto deferred = [&](const at::Tensor& p) {
     return std::any_of(after_backward.begin(), after_backward.end(), [&](const at::Tensor& d) { return d.is_same(p); });
   };
-  // Backward order, roughly: the last registered first, the deferred ones after all. Each owner
-  // fills a bucket of its own; a bucket is closed (takes its place in the launch order) when full,
-  // the rest at the end.
-  std::vector<size_t> order;
-  for (size_t k = params.size(); k-- > 0;)
-    if (!deferred(params[k].first)) order.push_back(k);
-  const size_t hooked = order.size();
-  for (size_t k = params.size(); k-- > 0;)
-    if (deferred(params[k].first)) order.push_back(k);
+  // Backward order, roughly: the last given first, the deferred ones after all.
+  for (const bool later : {false, true})
+    for (size_t k = params.size(); k-- > 0;)
+      if (deferred(params[k].first) == later)
+        params_.push_back(params[k].first), owners_.push_back(params[k].second), given_index_.push_back(k);
+  hooked_ = static_cast<size_t>(
+      std::count_if(params.begin(), params.end(), [&](const auto& p) { return !deferred(p.first); }));
+  std::vector<size_t> order(params_.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  assign_buckets(order);
+  for (size_t i = 0; i < hooked_; ++i)
+    torch::autograd::impl::set_post_acc_grad_hooks(params_[i], std::make_unique<ReadyHook>([this, i] { ready(i); }));
+}
+
+void GradientReducer::assign_buckets(const std::vector<size_t>& order) {
+  buckets_.clear();
   std::map<int, Bucket> open;
   std::map<int, size_t> open_bytes;
+  auto close = [&](int owner) {
+    for (size_t m : open[owner].members) bucket_of_[m] = buckets_.size();
+    buckets_.push_back(std::move(open[owner]));
+    open.erase(owner), open_bytes[owner] = 0;
+  };
+  auto close_all = [&] {
+    while (!open.empty()) close(open.begin()->first);
+  };
   for (size_t position = 0; position < order.size(); ++position) {
-    if (position == hooked) {  // deferred parameters get buckets of their own
-      for (auto& [owner, b] : open) {
-        for (size_t m : b.members) bucket_of_[m] = buckets_.size();
-        buckets_.push_back(std::move(b));
-      }
-      open.clear(), open_bytes.clear();
-    }
-    const auto& [param, owner] = params[order[position]];
-    params_.push_back(param);
-    const size_t index = params_.size() - 1;
+    if (position == hooked_) close_all();  // deferred parameters get buckets of their own
+    const size_t index = order[position];
+    const int owner = owners_[index];
     Bucket& b = open[owner];
     b.owner = owner, b.members.push_back(index);
-    open_bytes[owner] += param.nbytes();
-    if (open_bytes[owner] >= bucket_bytes) {
-      for (size_t m : b.members) bucket_of_[m] = buckets_.size();
-      buckets_.push_back(std::move(b));
-      open.erase(owner), open_bytes[owner] = 0;
-    }
+    open_bytes[owner] += params_[index].nbytes();
+    if (open_bytes[owner] >= bucket_bytes_) close(owner);
   }
-  for (auto& [owner, b] : open) {
-    for (size_t m : b.members) bucket_of_[m] = buckets_.size();
-    buckets_.push_back(std::move(b));
-  }
-  for (size_t i = 0; i < hooked; ++i)
-    torch::autograd::impl::set_post_acc_grad_hooks(params_[i], std::make_unique<ReadyHook>([this, i] { ready(i); }));
-  hooked_ = hooked;
+  close_all();
+}
+
+void GradientReducer::reorder_by_readiness() {
+  reordered_ = true;
+  std::vector<int64_t> order(ready_order_.begin(), ready_order_.end());
+  for (size_t i = 0; i < params_.size(); ++i)  // never ready (no gradient): last among the hooked
+    if (i < hooked_ && !fired_[i]) order.push_back(static_cast<int64_t>(i));
+  for (size_t i = hooked_; i < params_.size(); ++i) order.push_back(static_cast<int64_t>(i));
+  // Collectives go in one order on every rank: rank 0's.
+  std::vector<at::Tensor> shared{at::tensor(order, at::kLong).to(params_.front().device())};
+  comm_.broadcast(shared, 0);
+  const at::Tensor agreed = shared[0].cpu();
+  std::vector<size_t> adopted(params_.size());
+  for (size_t i = 0; i < adopted.size(); ++i)
+    adopted[i] = static_cast<size_t>(agreed[static_cast<int64_t>(i)].item<int64_t>());
+  assign_buckets(adopted);
+}
+
+std::vector<size_t> GradientReducer::launch_order() const {
+  std::vector<size_t> out;
+  for (const Bucket& b : buckets_)
+    for (size_t m : b.members) out.push_back(given_index_[m]);
+  return out;
 }
 
 GradientReducer::~GradientReducer() {
@@ -76,6 +102,7 @@ void GradientReducer::ready(size_t param) {
         "ZeRO-2: a parameter's gradient accumulated twice in one backward (used in two recomputed regions?); "
         "its bucket already left");
   fired_[param] = true;
+  if (!reordered_) ready_order_.push_back(param);
   ++buckets_[bucket_of_[param]].ready;
   while (next_ < buckets_.size() && buckets_[next_].ready == buckets_[next_].members.size()) launch(next_++);
 }
@@ -113,6 +140,7 @@ void GradientReducer::complete_oldest() {
 void GradientReducer::finish() {
   while (next_ < buckets_.size()) launch(next_++);
   while (!in_flight_.empty()) complete_oldest();
+  if (!reordered_ && !params_.empty()) reorder_by_readiness();
   for (auto& b : buckets_) b.ready = 0;
   std::fill(fired_.begin(), fired_.end(), false);
   next_ = 0;

@@ -168,6 +168,25 @@ void set_up_data(Run& run) {
                run.valid_samples.size());
 }
 
+// The parameters in the order the forward pass uses them (Q is the encoder's input, the projector
+// joins the towers), so that ZeRO-2's first backward already fills buckets nearly as gradients
+// arrive; the reducer takes the order it actually saw from the second backward on.
+std::vector<std::pair<at::Tensor, int>> in_forward_order(const std::vector<std::pair<at::Tensor, int>>& owners,
+                                                         C3Model& model) {
+  std::vector<std::pair<at::Tensor, int>> out;
+  std::vector<bool> taken(owners.size(), false);
+  for (const C3Part part : {C3Part::query, C3Part::encoder, C3Part::projector, C3Part::decoder})
+    for (const auto& named : model->part_parameters(part))
+      for (size_t i = 0; i < owners.size(); ++i)
+        if (!taken[i] && owners[i].first.is_same(named.second)) {
+          out.push_back(owners[i]), taken[i] = true;
+          break;
+        }
+  for (size_t i = 0; i < owners.size(); ++i)
+    if (!taken[i]) out.push_back(owners[i]);
+  return out;
+}
+
 void set_up_optimizer(Run& run) {
   const TrainSettings& s = run.s;
   run.optimizer.emplace(make_optimizer(run.model, s, run.comm.rank(), run.comm.world_size()));
@@ -175,8 +194,8 @@ void set_up_optimizer(Run& run) {
   run.zero2 = s.zero_stage >= 2 && run.comm.world_size() > 1;
   if (run.zero2)
     // The lm_head's gradient accumulates once per recomputed loss chunk: reduced after backward.
-    run.reducer = std::make_unique<GradientReducer>(run.optimizer->parameter_owners(), run.comm, kBucketBytes,
-                                                    s.overlap_comm ? kBucketsInFlight : 0,
+    run.reducer = std::make_unique<GradientReducer>(in_forward_order(run.optimizer->parameter_owners(), run.model),
+                                                    run.comm, kBucketBytes, s.overlap_comm ? kBucketsInFlight : 0,
                                                     std::vector<at::Tensor>{run.model->decoder->output_embedding()});
   if (run.optimizer->shard_count() > 1)
     spdlog::info(

@@ -85,5 +85,90 @@ TEST(GradientReducer, AWeightAccumulatedTwicePerBackwardIsReducedAfterBackwardOr
   EXPECT_TRUE(body.grad().defined());
 }
 
+// Shaped like C3: an input parameter (Q) feeds tower A (the encoder), a late parameter (the
+// projector) joins it to tower B (the decoder), and they are given in registration order (A, B, Q,
+// projector), which is not the order backward makes their gradients ready (B, projector, A, Q). The
+// first backward fills buckets in the given order; from the second on, buckets follow the order the
+// first one saw, so every bucket leaves while backward runs and no rank holds the encoder's gradients
+// until Q's arrives. Another rank's view of that order is replaced by rank 0's.
+class OrderCommunicator : public RecordingCommunicator {
+ public:
+  std::unique_ptr<Pending> reduce_sum_async(at::Tensor& flat, int root) override {
+    if (!q_ready) ++before_q;
+    return RecordingCommunicator::reduce_sum_async(flat, root);
+  }
+  void broadcast(std::vector<at::Tensor>& tensors, int root) override {
+    broadcasts.push_back(root);
+    if (!rank0_order.empty()) tensors[0].copy_(at::tensor(rank0_order, at::kLong));
+  }
+  std::vector<int> broadcasts;
+  bool q_ready = false;              // Q's gradient is computed (the end of backward)
+  int before_q = 0;                  // buckets launched before that
+  std::vector<int64_t> rank0_order;  // what rank 0 sends, when set (indices into the reducer's own order)
+};
+
+struct TwoTowers {
+  std::vector<at::Tensor> a, b;
+  at::Tensor q, projector;
+  std::vector<std::pair<at::Tensor, int>> registered;  // A, B, Q, projector; owners alternate
+  bool q_hooked = false;
+  TwoTowers() {
+    torch::manual_seed(2);
+    for (int l = 0; l < 3; ++l) a.push_back(torch::randn({1000}).mul_(0.5).requires_grad_());
+    for (int l = 0; l < 3; ++l) b.push_back(torch::randn({1000}).mul_(0.5).requires_grad_());
+    q = torch::randn({1000}).requires_grad_(), projector = torch::randn({1000}).mul_(0.5).requires_grad_();
+    int owner = 0;
+    for (const auto* tower : {&a, &b})
+      for (const auto& w : *tower) registered.emplace_back(w, owner++ % 2);
+    registered.emplace_back(q, owner++ % 2), registered.emplace_back(projector, owner++ % 2);
+  }
+  void backward(OrderCommunicator& comm) {
+    for (auto* w : {&q, &projector}) w->mutable_grad() = at::Tensor();
+    for (auto* tower : {&a, &b})
+      for (auto& w : *tower) w.mutable_grad() = at::Tensor();
+    comm.q_ready = false, comm.before_q = 0;
+    if (!q_hooked) q.register_hook([&comm](const at::Tensor&) { comm.q_ready = true; }), q_hooked = true;
+    at::Tensor x = q;
+    for (const auto& w : a) x = torch::tanh(x * w);
+    x = x * projector;
+    for (const auto& w : b) x = torch::tanh(x * w);
+    comm.in_backward = true;
+    x.sum().backward();
+    comm.in_backward = false;
+  }
+};
+
+TEST(GradientReducer, BucketsFollowTheOrderGradientsBecameReadyOnTheFirstBackward) {
+  TwoTowers m;
+  OrderCommunicator comm;
+  GradientReducer reducer(m.registered, comm, 4000, /*max_in_flight=*/1);
+  m.backward(comm);
+  EXPECT_EQ(comm.before_q, 1) << "in the given order only the projector's bucket leaves before Q's gradient";
+  reducer.finish();
+  EXPECT_EQ(comm.broadcasts, std::vector<int>{0}) << "rank 0's order, once";
+  // Ready order: B from the last layer (given 5, 4, 3), the projector (7), A from its last (2, 1),
+  // then Q (6) and A's first layer (0), both from the one node that multiplies them.
+  EXPECT_EQ(reducer.launch_order(), (std::vector<size_t>{5, 4, 3, 7, 2, 1, 6, 0}));
+  for (int micro = 0; micro < 2; ++micro) {
+    comm.launches.clear();
+    m.backward(comm);
+    EXPECT_EQ(comm.before_q, 6) << "every bucket but Q's and A's first layer's leaves before Q's gradient exists";
+    reducer.finish();
+    ASSERT_EQ(comm.launches.size(), 8u);
+  }
+  EXPECT_EQ(comm.broadcasts.size(), 1u) << "the order is settled once";
+}
+
+TEST(GradientReducer, EveryRankTakesRankZerosOrder) {
+  TwoTowers m;
+  OrderCommunicator comm;
+  comm.rank0_order = {7, 6, 5, 4, 3, 2, 1, 0};  // the reverse of the order given, as rank 0 reports it
+  GradientReducer reducer(m.registered, comm, 4000, /*max_in_flight=*/1);
+  m.backward(comm);
+  reducer.finish();
+  // The reducer's own order is the reverse of the given one, so 7..0 is the given order 0..7.
+  EXPECT_EQ(reducer.launch_order(), (std::vector<size_t>{0, 1, 2, 3, 4, 5, 6, 7}));
+}
+
 }  // namespace
 }  // namespace c3

@@ -65,7 +65,7 @@ class AdamW {
 
   // The parameters whose update rank `rank` computes (all of them when not sharded).
   std::vector<at::Tensor> parameters_owned_by(int rank) const;
-  // Every parameter with the rank that owns it, in registration order (ZeRO-2's buckets).
+  // Every parameter with the rank that owns it, in registration order.
   std::vector<std::pair<at::Tensor, int>> parameter_owners() const;
   // Sum of squares of the gradients this rank holds (ZeRO-2: its own; the trainer sums over ranks).
   double grad_norm_squared() const;
