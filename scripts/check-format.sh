@@ -6,14 +6,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v clang-format >/dev/null || { echo "check-format.sh: clang-format is not installed (scripts/install-deps.sh)" >&2; exit 1; }
 mapfile -t files < <(git ls-files '*.cpp' '*.h' ':!:build*' ':!:.venv')
-if [[ ${1:-} == --fix ]]; then
-  clang-format -i "${files[@]}"
-  exit 0
-fi
 bad=()
 for f in "${files[@]}"; do
   clang-format --dry-run --Werror "$f" >/dev/null 2>&1 || bad+=("$f")
 done
+if [[ ${1:-} == --fix ]]; then  # only the files that change: the others keep their times (no rebuild)
+  (( ${#bad[@]} )) && clang-format -i "${bad[@]}"
+  echo "check-format.sh: reformatted ${#bad[@]} files"
+  exit 0
+fi
 if (( ${#bad[@]} )); then
   printf 'check-format.sh: %s does not follow .clang-format (scripts/check-format.sh --fix)\n' "${bad[@]}" >&2
   exit 1

@@ -276,7 +276,10 @@ AdamW make_optimizer(C3Model& model, const TrainSettings& s, int rank, int world
                       (part == C3Part::decoder && lora_config_of(*model->decoder));
     std::vector<std::pair<std::string, at::Tensor>> params;
     for (auto& [pname, p] : model->part_parameters(part)) {
-      const bool trains = !frozen && (!lora || is_lora_parameter(pname));
+      // The encoder's own lm_head (when untied) is never used: compress stops at the final norm. It
+      // gets no gradient, so it has no optimizer state and ZeRO-2 sends nothing for it.
+      const bool unused = pname == "llm1.lm_head.weight";
+      const bool trains = !frozen && !unused && (!lora || is_lora_parameter(pname));
       p.requires_grad_(trains);
       if (trains) params.emplace_back(pname, p);
     }

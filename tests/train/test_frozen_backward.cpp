@@ -13,8 +13,10 @@ namespace c3 {
 namespace {
 
 // One forward and backward of the C3 loss with the optimizer c3 train builds from `s`.
-C3Model backward_once(const TrainSettings& s) {
-  C3Model model(test::tiny_c3_config(4));
+C3Model backward_once(const TrainSettings& s, bool tied_encoder = true) {
+  C3Config config = test::tiny_c3_config(4);
+  config.encoder.tie_word_embeddings = tied_encoder;
+  C3Model model(config);
   model->init_weights(5);
   for (auto [side, targets] :
        {std::pair{model->encoder.get(), &s.lora_encoder}, std::pair{model->decoder.get(), &s.lora_decoder}})
@@ -52,6 +54,19 @@ TEST(FrozenBackward, ComputesNoGradientForFrozenPartsNorForTheWeightsUnderAnAdap
   expect_gradients(b, C3Part::encoder, false, false);
   expect_gradients(b, C3Part::decoder, false, false);
   expect_gradients(b, C3Part::projector, false, true);
+}
+
+// An untied encoder's lm_head is never used (compress stops at the final norm): it is not trained,
+// so it holds no optimizer state and ZeRO-2 has no zeros to send for it.
+TEST(FrozenBackward, AnUntiedEncodersLmHeadIsNotTrained) {
+  C3Model model = backward_once(TrainSettings{}, /*tied_encoder=*/false);
+  ASSERT_TRUE(model->encoder->lm_head);
+  EXPECT_FALSE(model->encoder->lm_head->weight.requires_grad());
+  EXPECT_FALSE(model->encoder->lm_head->weight.grad().defined());
+  TrainSettings s;
+  const AdamW optimizer = train_setup::make_optimizer(model, s, 0, 1);
+  for (const auto& [p, owner] : optimizer.parameter_owners()) EXPECT_FALSE(p.is_same(model->encoder->lm_head->weight));
+  EXPECT_TRUE(model->encoder->model->embed_tokens->weight.grad().defined()) << "the rest of the encoder trains";
 }
 
 }  // namespace
