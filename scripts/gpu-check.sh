@@ -44,6 +44,7 @@ fi
 export LD_LIBRARY_PATH="${C3_DEPS:-/opt/c3deps}/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 status=0
 step() { echo "gpu-check: $*" >&2; }
+free_port() { "$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 step "1/5 build ($build, torch of $python)"
 start=$SECONDS
@@ -75,7 +76,7 @@ open(sys.argv[1] + "/train.jsonl", "w").write("".join(json.dumps({"text": t}) + 
 PY
 # As torchrun --nproc-per-node 1 starts it: a one-rank process group, NCCL on CUDA (Gloo on the CPU).
 backend=$([ "$device" = cuda ] && echo nccl || echo gloo)
-port=$("$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 train_start=$SECONDS
 if "$build/c3" --log-level warn tokenizer train --input "$work/text.txt" -o "$work/tok" --vocab-size 300 2>"$work/train.log" &&
   RANK=0 WORLD_SIZE=1 LOCAL_RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=$port \
@@ -91,7 +92,7 @@ fi
 # Two ranks on the one device, ZeRO-2 with 2 micro-batches each, over Gloo (NCCL refuses two ranks
 # on one GPU; Gloo takes CUDA tensors): the gradient reducer's buckets and streams and the
 # per-micro-batch sums run as they do on several GPUs. Both ranks are local rank 0 (two "nodes").
-port=$("$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 train_start=$SECONDS
 pids=()
 for rank in 0 1; do

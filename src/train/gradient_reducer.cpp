@@ -32,12 +32,12 @@ GradientReducer::GradientReducer(const std::vector<std::pair<at::Tensor, int>>& 
     return std::any_of(after_backward.begin(), after_backward.end(), [&](const at::Tensor& d) { return d.is_same(p); });
   };
   // Backward order, roughly: the last given first, the deferred ones after all.
-  for (const bool later : {false, true})
+  for (const bool later : {false, true}) {
     for (size_t k = params.size(); k-- > 0;)
       if (deferred(params[k].first) == later)
         params_.push_back(params[k].first), owners_.push_back(params[k].second), given_index_.push_back(k);
-  hooked_ = static_cast<size_t>(
-      std::count_if(params.begin(), params.end(), [&](const auto& p) { return !deferred(p.first); }));
+    if (!later) hooked_ = params_.size();
+  }
   std::vector<size_t> order(params_.size());
   std::iota(order.begin(), order.end(), size_t{0});
   assign_buckets(order);
@@ -72,17 +72,16 @@ void GradientReducer::assign_buckets(const std::vector<size_t>& order) {
 void GradientReducer::reorder_by_readiness() {
   reordered_ = true;
   std::vector<int64_t> order(ready_order_.begin(), ready_order_.end());
-  for (size_t i = 0; i < params_.size(); ++i)  // never ready (no gradient): last among the hooked
-    if (i < hooked_ && !fired_[i]) order.push_back(static_cast<int64_t>(i));
+  for (size_t i = 0; i < hooked_; ++i)  // never ready (no gradient): last among the hooked
+    if (!fired_[i]) order.push_back(static_cast<int64_t>(i));
   for (size_t i = hooked_; i < params_.size(); ++i) order.push_back(static_cast<int64_t>(i));
   // Collectives go in one order on every rank: rank 0's.
   std::vector<at::Tensor> shared{at::tensor(order, at::kLong).to(params_.front().device())};
   comm_.broadcast(shared, 0);
-  const at::Tensor agreed = shared[0].cpu();
-  std::vector<size_t> adopted(params_.size());
-  for (size_t i = 0; i < adopted.size(); ++i)
-    adopted[i] = static_cast<size_t>(agreed[static_cast<int64_t>(i)].item<int64_t>());
-  assign_buckets(adopted);
+  const at::Tensor agreed = shared[0].cpu().contiguous();
+  const int64_t* first = agreed.data_ptr<int64_t>();
+  assign_buckets(std::vector<size_t>(first, first + agreed.numel()));
+  ready_order_ = {};
 }
 
 std::vector<size_t> GradientReducer::launch_order() const {

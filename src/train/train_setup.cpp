@@ -278,7 +278,8 @@ AdamW make_optimizer(C3Model& model, const TrainSettings& s, int rank, int world
     for (auto& [pname, p] : model->part_parameters(part)) {
       // The encoder's own lm_head (when untied) is never used: compress stops at the final norm. It
       // gets no gradient, so it has no optimizer state and ZeRO-2 sends nothing for it.
-      const bool unused = pname == "llm1.lm_head.weight";
+      const bool unused =
+          part == C3Part::encoder && model->encoder->lm_head && p.is_same(model->encoder->lm_head->weight);
       const bool trains = !frozen && !unused && (!lora || is_lora_parameter(pname));
       p.requires_grad_(trains);
       if (trains) params.emplace_back(pname, p);
