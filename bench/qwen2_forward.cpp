@@ -85,9 +85,9 @@ double run_case(const Case& c, double budget_s) {
   median_seconds(
       [&] {
         c3::KVCache cache;
-        model->forward(ids, {}, {}, &cache);
+        model->prefill(model->embed(ids), cache);
         const auto t0 = Clock::now();
-        for (int64_t s = 0; s < c.steps; ++s) model->forward(next, {}, {}, &cache);
+        for (int64_t s = 0; s < c.steps; ++s) model->logits(model->step(model->embed(next), cache));
         total += std::chrono::duration<double>(Clock::now() - t0).count();
         ++runs;
       },

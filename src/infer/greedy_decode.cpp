@@ -25,12 +25,10 @@ namespace {
 // (after one eager step on the capture's stream) and replayed; when capture fails it says why once and runs eagerly.
 class TokenStep {
  public:
-  TokenStep(Qwen2ForCausalLM& lm, KVCache& cache, at::Tensor mask, const std::vector<int64_t>& positions, bool graph)
-      : lm_(lm), cache_(cache), mask_(std::move(mask)), graph_wanted_(graph) {
+  TokenStep(Qwen2ForCausalLM& lm, KVCache& cache, int64_t rows, bool graph)
+      : lm_(lm), cache_(cache), graph_wanted_(graph) {
     const auto device = lm_->output_embedding().device();
-    const auto b = static_cast<int64_t>(positions.size());
-    tokens_ = at::zeros({b, 1}, at::TensorOptions().dtype(at::kLong).device(device));
-    positions_ = at::tensor(positions, at::kLong).to(device).view({b, 1});
+    tokens_ = at::zeros({rows, 1}, at::TensorOptions().dtype(at::kLong).device(device));
   }
 
   at::Tensor run(const std::vector<int64_t>& tokens) {
@@ -56,8 +54,6 @@ class TokenStep {
     const at::Tensor index = at::tensor(rows, at::kLong).to(tokens_.device());
     cache_.keep_rows(index);
     tokens_ = tokens_.index_select(0, index);
-    positions_ = positions_.index_select(0, index);
-    if (mask_.defined()) mask_ = mask_.index_select(0, index);
     graph_.reset(), warmed_up_ = false;  // shapes changed: capture again
   }
 
@@ -66,22 +62,12 @@ class TokenStep {
  private:
   at::Tensor forward() {
     RECORD_USER_SCOPE("c3::token_step");  // the ops a CUDA graph replays (counted by bench_reconstruct)
-    const at::Tensor embeds = lm_->embed(tokens_);
-    at::Tensor hidden;
-    if (cache_.fixed_shapes()) {
-      hidden = lm_->model->forward(embeds, {}, positions_, &cache_);
-      positions_.add_(1);
-    } else {
-      if (mask_.defined()) mask_ = at::cat({mask_, at::ones({mask_.size(0), 1}, mask_.options())}, 1);
-      hidden = lm_->model->forward(embeds, mask_, {}, &cache_);
-    }
-    return lm_->logits(hidden.select(1, 0)).to(at::kFloat);
+    return lm_->logits(lm_->step(lm_->embed(tokens_), cache_).select(1, 0)).to(at::kFloat);
   }
 
   Qwen2ForCausalLM& lm_;
   KVCache& cache_;
-  at::Tensor mask_;                // dynamic shapes with padded prompts: [B, filled]
-  at::Tensor tokens_, positions_;  // [B, 1]: the fed tokens; with fixed shapes, their positions
+  at::Tensor tokens_;  // [B, 1]: the fed tokens
   at::Tensor logits_;              // the captured step's output
   bool graph_wanted_;
   CapturedStep graph_;
@@ -142,7 +128,7 @@ void decode_recomputing(Qwen2ForCausalLM& lm, at::Tensor embeds, at::Tensor mask
   at::Tensor at_rows = at::tensor(last, at::kLong).to(device).view({b, 1});
   for (int64_t step = 0; step < max_new_tokens; ++step) {
     throw_if_stopped(stop);
-    at::Tensor logits = lm->logits(lm->model->forward(embeds, mask, {}, nullptr, at_rows).select(1, 0)).to(at::kFloat);
+    at::Tensor logits = lm->logits(lm->hidden_states(embeds, mask, at_rows).select(1, 0)).to(at::kFloat);
     d.ban(logits, rows);
     const auto [fed, running] = d.take(logits.argmax(-1).to(at::kCPU), rows);
     if (running.empty()) break;
@@ -186,15 +172,13 @@ std::vector<std::vector<int32_t>> greedy_decode(Qwen2ForCausalLM& lm, const at::
 
   // The prompt: only each row's last position is needed, so the last layer runs there alone.
   KVCache cache;
-  lm->model->reserve(cache, b, p + options.max_new_tokens, prompt_embeds.options());
+  lm->reserve(cache, b, p + options.max_new_tokens, prompt_embeds.options());
   const at::Tensor at_last = at::tensor(last, at::kLong).to(device).view({b, 1});
   at::Tensor logits =
-      lm->logits(lm->model->forward(prompt_embeds, mask, {}, &cache, at_last).select(1, 0)).to(at::kFloat);
+      lm->logits(lm->prefill(prompt_embeds, cache, mask, at_last).select(1, 0)).to(at::kFloat);
   const bool fixed = options.fixed_shapes.value_or(device.is_cuda());
-  if (fixed) cache.fix_shapes(mask);
-  std::vector<int64_t> positions(last);
-  for (auto& position : positions) ++position;
-  TokenStep feed(lm, cache, mask, positions, fixed && device.is_cuda() && options.cuda_graph);
+  if (fixed) cache.fix_shapes();
+  TokenStep feed(lm, cache, b, fixed && device.is_cuda() && options.cuda_graph);
 
   std::vector<int64_t> rows(static_cast<size_t>(b));  // batch row i decodes prompt rows[i]
   std::iota(rows.begin(), rows.end(), 0);

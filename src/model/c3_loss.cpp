@@ -18,7 +18,7 @@ C3LossOutput c3_loss(C3Model& model, const C3Batch& batch, int64_t chunk_rows) {
   const int64_t first = 1 + predicted.to(at::kByte).argmax().item<int64_t>();
   const at::Tensor rows = torch::arange(first - 1, t - 1, batch.labels.options()).unsqueeze(0).expand({b, t - first});
   // Right-padded: no attention mask; padding positions carry no label (see Qwen2Model::forward).
-  const at::Tensor states = model->decoder->model->forward(embeds, {}, {}, nullptr, rows);
+  const at::Tensor states = model->decoder->hidden_states(embeds, {}, rows);
 
   const at::Tensor targets_all = batch.labels.narrow(1, first, t - first);
   const at::Tensor supervised = targets_all.ne(kIgnoreIndex);

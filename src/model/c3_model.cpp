@@ -59,7 +59,7 @@ at::Tensor C3ModelImpl::compress(const at::Tensor& ids, const at::Tensor& slots)
   // Only the slots' final states are needed: the encoder's last layer runs at those rows alone.
   const at::Tensor positions = slots.nonzero().select(1, 1).view({b, n});  // row-major: slot order
   // Right-padded rows and slots inside each row's text: no attention mask (see Qwen2Model::forward).
-  return projector(encoder->model->forward(embeds, {}, {}, nullptr, positions));  // after the final norm
+  return projector(encoder->hidden_states(embeds, {}, positions));  // after the final norm
 }
 
 at::Tensor C3ModelImpl::decoder_embeds(const at::Tensor& ids, const at::Tensor& slots, const at::Tensor& latents) {

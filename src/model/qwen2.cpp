@@ -40,14 +40,17 @@ at::Tensor allowed_keys(const at::Tensor& query_pos, int64_t total, const at::Te
 }  // namespace
 
 // ---- KV cache
-void KVCache::fix_shapes(const at::Tensor& mask) {
-  if (keys.empty()) throw Error("KVCache::fix_shapes: reserve the cache and fill the prompt first");
+void KVCache::fix_shapes() {
+  if (keys.empty() || length == 0) throw Error("KVCache::fix_shapes: reserve the cache and fill the prompt first");
   const auto device = keys[0].device();
-  visible = at::zeros({keys[0].size(0), 1, 1, capacity()}, at::TensorOptions().dtype(at::kBool).device(device));
+  const auto b = keys[0].size(0);
+  visible = at::zeros({b, 1, 1, capacity()}, at::TensorOptions().dtype(at::kBool).device(device));
   if (mask.defined()) {
     visible.narrow(3, 0, length).copy_(mask.to(device, at::kBool).view({-1, 1, 1, length}));
+    next_position = mask.to(device, at::kLong).sum(1, /*keepdim=*/true);
   } else {
     visible.narrow(3, 0, length).fill_(true);
+    next_position = at::full({b, 1}, length, at::TensorOptions().dtype(at::kLong).device(device));
   }
   write_at = at::full({1}, length, at::TensorOptions().dtype(at::kLong).device(device));
   // Attention now reads the whole capacity: unfilled slots (uninitialised memory) must be finite,
@@ -59,7 +62,8 @@ void KVCache::fix_shapes(const at::Tensor& mask) {
 void KVCache::keep_rows(const at::Tensor& rows) {
   for (auto& k : keys) k = k.index_select(0, rows);
   for (auto& v : values) v = v.index_select(0, rows);
-  if (visible.defined()) visible = visible.index_select(0, rows);
+  for (auto* t : {&mask, &visible, &next_position})
+    if (t->defined()) *t = t->index_select(0, rows.to(t->device()));
 }
 
 // ---- RMSNorm: fp32 variance, cast back to the input dtype, then multiply by the weight.
@@ -143,7 +147,18 @@ at::Tensor Qwen2AttentionImpl::forward(const at::Tensor& x, const at::Tensor& co
     k = cache->keys[layer].narrow(2, 0, past + t);
     v = cache->values[layer].narrow(2, 0, past + t);
   }
-  at::Tensor out = compat::attention(q, k, v, mask.allowed, mask.causal, scaling_);
+  at::Tensor out;
+  if (r == 1 && num_heads_ != num_kv_heads_ && !mask.causal) {
+    // One query per row (a decoding step): the G query heads that share a kv head become G query
+    // rows of it (heads are grouped as HF's repeat_kv groups them), so attention needs no
+    // grouped-query support. With a mask, CUDA's fused kernels lack that support and the math
+    // kernel would copy K and V G times per step; this way nothing is repeated.
+    const int64_t g = num_heads_ / num_kv_heads_;
+    out = compat::attention(q.reshape({b, num_kv_heads_, g, head_dim_}), k, v, mask.allowed, false, scaling_)
+              .reshape({b, num_heads_, 1, head_dim_});
+  } else {
+    out = compat::attention(q, k, v, mask.allowed, mask.causal, scaling_);
+  }
   out = out.transpose(1, 2).reshape({b, r, num_heads_ * head_dim_});
   return o_proj(out);
 }
@@ -211,30 +226,58 @@ void Qwen2ModelImpl::reserve(KVCache& cache, int64_t batch, int64_t positions, c
   }
 }
 
+namespace {
+
+void check_mask(const at::Tensor& mask, int64_t b, int64_t t) {
+  if (mask.defined() && (mask.dim() != 2 || mask.size(0) != b || mask.size(1) != t))
+    throw Error("attention_mask must be [batch, new positions] = [" + std::to_string(b) + ", " + std::to_string(t) +
+                "]");
+}
+
+}  // namespace
+
 at::Tensor Qwen2ModelImpl::forward(const at::Tensor& inputs_embeds, const at::Tensor& attention_mask,
-                                   const at::Tensor& position_ids, KVCache* cache, const at::Tensor& output_rows) {
+                                   const at::Tensor& output_rows) {
+  check_mask(attention_mask, inputs_embeds.size(0), inputs_embeds.size(1));
+  return run_layers(inputs_embeds, attention_mask, nullptr, output_rows);
+}
+
+at::Tensor Qwen2ModelImpl::prefill(const at::Tensor& inputs_embeds, KVCache& cache, const at::Tensor& attention_mask,
+                                   const at::Tensor& output_rows) {
   const int64_t b = inputs_embeds.size(0), t = inputs_embeds.size(1);
-  if (cache && cache->fixed_shapes()) return forward_fixed(inputs_embeds, position_ids, *cache);
+  if (cache.fixed_shapes()) throw Error("prefill: the cache has fixed shapes (prefill before fix_shapes)");
+  check_mask(attention_mask, b, t);
+  at::Tensor mask;  // of everything the cache will hold
+  if (cache.mask.defined() || attention_mask.defined()) {
+    const auto opts = at::TensorOptions().dtype(at::kLong).device(inputs_embeds.device());
+    mask = at::cat({cache.mask.defined() ? cache.mask.to(opts) : at::ones({b, cache.length}, opts),
+                    attention_mask.defined() ? attention_mask.to(opts) : at::ones({b, t}, opts)},
+                   1);
+  }
+  const at::Tensor h = run_layers(inputs_embeds, mask, &cache, output_rows);
+  cache.mask = mask;
+  return h;
+}
+
+at::Tensor Qwen2ModelImpl::step(const at::Tensor& inputs_embeds, KVCache& cache) {
+  if (inputs_embeds.dim() != 3 || inputs_embeds.size(1) != 1) throw Error("step: one token per row ([B, 1, hidden])");
+  if (cache.length == 0) throw Error("step: the cache is empty (prefill a prompt first)");
+  if (cache.fixed_shapes()) return step_fixed(inputs_embeds, cache);
+  if (cache.mask.defined()) cache.mask = at::cat({cache.mask, at::ones({cache.mask.size(0), 1}, cache.mask.options())}, 1);
+  return run_layers(inputs_embeds, cache.mask, &cache, {});
+}
+
+at::Tensor Qwen2ModelImpl::run_layers(const at::Tensor& inputs_embeds, const at::Tensor& attention_mask,
+                                      KVCache* cache, const at::Tensor& output_rows) {
+  const int64_t b = inputs_embeds.size(0), t = inputs_embeds.size(1);
   const int64_t past = cache ? cache->length : 0, total = past + t;
   const auto device = inputs_embeds.device();
-  if (attention_mask.defined() &&
-      (attention_mask.dim() != 2 || attention_mask.size(0) != b || attention_mask.size(1) != total))
-    throw Error("attention_mask must be [batch, past + new] = [" + std::to_string(b) + ", " + std::to_string(total) +
-                "]");
-
-  at::Tensor positions = position_ids;
-  if (!positions.defined()) {
-    if (attention_mask.defined()) {
-      positions = (attention_mask.to(at::kLong).cumsum(-1) - 1).clamp_min(0).narrow(1, past, t);
-    } else {
-      positions = torch::arange(past, total, torch::TensorOptions().dtype(at::kLong).device(device))
-                      .unsqueeze(0)
-                      .expand({b, t});
-    }
-  }
+  const auto idx = torch::TensorOptions().dtype(at::kLong).device(device);
+  const at::Tensor positions =
+      attention_mask.defined() ? (attention_mask.to(at::kLong).cumsum(-1) - 1).clamp_min(0).narrow(1, past, t)
+                               : torch::arange(past, total, idx).unsqueeze(0).expand({b, t});
   auto [cos, sin] = rotary_emb_.forward(positions, inputs_embeds.scalar_type());
 
-  const auto idx = torch::TensorOptions().dtype(at::kLong).device(device);
   AttentionMask mask;
   if (attention_mask.defined() || (t > 1 && past > 0)) {
     mask.allowed = allowed_keys(torch::arange(past, total, idx).unsqueeze(0), total, attention_mask);
@@ -264,17 +307,15 @@ at::Tensor Qwen2ModelImpl::forward(const at::Tensor& inputs_embeds, const at::Te
   return norm(h);
 }
 
-at::Tensor Qwen2ModelImpl::forward_fixed(const at::Tensor& inputs_embeds, const at::Tensor& position_ids,
-                                         KVCache& cache) {
-  if (inputs_embeds.size(1) != 1 || !position_ids.defined())
-    throw Error("a fixed-shape cache takes one token per row and its position_ids");
-  auto [cos, sin] = rotary_emb_.forward(position_ids, inputs_embeds.scalar_type());
+at::Tensor Qwen2ModelImpl::step_fixed(const at::Tensor& inputs_embeds, KVCache& cache) {
+  auto [cos, sin] = rotary_emb_.forward(cache.next_position, inputs_embeds.scalar_type());
   cache.visible.index_fill_(3, cache.write_at, true);
   AttentionMask mask;
   mask.allowed = cache.visible;
   at::Tensor h = inputs_embeds;
   for (const auto& layer : *layers) h = layer->as<Qwen2DecoderLayer>()->forward(h, cos, sin, mask, &cache);
   cache.write_at.add_(1);
+  cache.next_position.add_(1);
   return norm(h);
 }
 
@@ -294,9 +335,8 @@ at::Tensor Qwen2ForCausalLMImpl::logits(const at::Tensor& hidden_states) {
   return at::linear(hidden_states, output_embedding());
 }
 
-at::Tensor Qwen2ForCausalLMImpl::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
-                                         const at::Tensor& position_ids, KVCache* cache) {
-  return logits(model->forward(embed(input_ids), attention_mask, position_ids, cache));
+at::Tensor Qwen2ForCausalLMImpl::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask) {
+  return logits(model->forward(embed(input_ids), attention_mask));
 }
 
 void Qwen2ForCausalLMImpl::init_weights(uint64_t seed) {

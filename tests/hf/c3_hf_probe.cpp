@@ -62,7 +62,7 @@ c3::Qwen2ForCausalLM load_fp32(const std::string& dir) {
 
 void qwen2_forward(const std::string& model_dir, const SafetensorsReader& in, const std::string& out) {
   auto lm = load_fp32(model_dir);
-  const at::Tensor hidden = lm->model->forward(lm->embed(read(in, "input_ids")), read(in, "attention_mask"));
+  const at::Tensor hidden = lm->hidden_states(lm->embed(read(in, "input_ids")), read(in, "attention_mask"));
   c3::io::write_tensors(out, {{"logits", lm->logits(hidden)}, {"hidden", hidden}});
 }
 
@@ -103,7 +103,7 @@ void c3_model(const std::string& model_dir, const SafetensorsReader& in, const s
   const at::Tensor latents = model->compress(batch.encoder_ids, batch.encoder_slots);
   const at::Tensor embeds = model->decoder_embeds(batch.decoder_ids, batch.decoder_slots, latents);
   // As c3 trains: the right-padded batch without a mask (real positions are what is compared).
-  const at::Tensor logits = model->decoder->logits(model->decoder->model->forward(embeds));
+  const at::Tensor logits = model->decoder->logits(model->decoder->hidden_states(embeds));
   c3::GenerateOptions o;
   o.max_new_tokens = max_new;
   const auto generated = c3::greedy_generate(model, prompt, latents, o);

@@ -96,7 +96,7 @@ TEST_P(C3ModelTest, SlotsAreOverwrittenWhereTheSpecSays) {
     const int64_t first = (r == 0 ? 7 : 9) + 1;  // after the text and <img>
     for (int64_t i = 0; i < 3; ++i) embeds[r][first + i] = model->query[i];
   }
-  const at::Tensor hidden = model->encoder->model->forward(embeds, batch.encoder_mask);
+  const at::Tensor hidden = model->encoder->hidden_states(embeds, batch.encoder_mask);
   at::Tensor states = at::stack({hidden[0].narrow(0, 8, 3), hidden[1].narrow(0, 10, 3)});
   const at::Tensor expected = model->projector(states);
   const at::Tensor latents = model->compress(batch.encoder_ids, batch.encoder_slots);
@@ -123,7 +123,7 @@ TEST_P(C3ModelTest, LossIsTheMeanCrossEntropyOverSupervisedTokens) {
   const C3LossOutput out = c3_loss(model, batch, /*chunk_rows=*/4);
   // The naive way: every position of both models, full logits, the mean over the shifted labels.
   const at::Tensor latents = model->compress(batch.encoder_ids, batch.encoder_slots);
-  const at::Tensor hidden = model->decoder->model->forward(
+  const at::Tensor hidden = model->decoder->hidden_states(
       model->decoder_embeds(batch.decoder_ids, batch.decoder_slots, latents), batch.decoder_mask);
   const at::Tensor logits = model->decoder->logits(hidden).to(at::kFloat);
   const int64_t t = logits.size(1);

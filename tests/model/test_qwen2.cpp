@@ -1,6 +1,9 @@
 #include "c3/model/qwen2.h"
 
+#include <ATen/record_function.h>
 #include <gtest/gtest.h>
+
+#include <set>
 
 #include "c3/model/qwen2_io.h"
 #include "test_support.h"
@@ -81,9 +84,9 @@ TEST_P(Qwen2DeviceDtype, IncrementalDecodingWithTheCacheMatchesAFullForward) {
   auto x = ids(2, 80, m->config().vocab_size);  // crosses the cache's first growth (64)
   auto full = m->forward(x);
   KVCache cache;
-  std::vector<torch::Tensor> parts{m->forward(x.narrow(1, 0, 20), {}, {}, &cache)};
-  parts.push_back(m->forward(x.narrow(1, 20, 30), {}, {}, &cache));  // chunked prefill after a prefix
-  for (int64_t t = 50; t < 80; ++t) parts.push_back(m->forward(x.narrow(1, t, 1), {}, {}, &cache));
+  std::vector<torch::Tensor> parts{m->logits(m->prefill(m->embed(x.narrow(1, 0, 20)), cache))};
+  parts.push_back(m->logits(m->prefill(m->embed(x.narrow(1, 20, 30)), cache)));  // chunked prefill after a prefix
+  for (int64_t t = 50; t < 80; ++t) parts.push_back(m->logits(m->step(m->embed(x.narrow(1, t, 1)), cache)));
   EXPECT_EQ(cache.length, 80);
   EXPECT_LT(rel_err(torch::cat(parts, 1), full), tolerance(GetParam().dtype));
 }
@@ -99,11 +102,11 @@ TEST_P(Qwen2DeviceDtype, AReservedCacheIsNeverReallocatedAndDecodesTheSame) {
   KVCache reserved, grown;
   m->model->reserve(reserved, 2, 80, embeds.options());
   const void* storage = reserved.keys[0].data_ptr();
-  std::vector<torch::Tensor> a{m->forward(x.narrow(1, 0, 50), {}, {}, &reserved)},
-      b{m->forward(x.narrow(1, 0, 50), {}, {}, &grown)};
+  std::vector<torch::Tensor> a{m->prefill(m->embed(x.narrow(1, 0, 50)), reserved)},
+      b{m->prefill(m->embed(x.narrow(1, 0, 50)), grown)};
   for (int64_t t = 50; t < 80; ++t) {
-    a.push_back(m->forward(x.narrow(1, t, 1), {}, {}, &reserved));
-    b.push_back(m->forward(x.narrow(1, t, 1), {}, {}, &grown));
+    a.push_back(m->step(m->embed(x.narrow(1, t, 1)), reserved));
+    b.push_back(m->step(m->embed(x.narrow(1, t, 1)), grown));
   }
   EXPECT_EQ(reserved.capacity(), 80);
   EXPECT_EQ(reserved.keys[0].data_ptr(), storage) << "reallocated while decoding";
@@ -162,12 +165,9 @@ TEST_P(Qwen2DeviceDtype, RightPaddedBatchDecodesWithTheCacheLikeEachSequenceAlon
   auto next = ids(B, steps, V);
   auto mask = right_padding(lengths, T, GetParam().device);
   KVCache cache;
-  m->forward(x, mask, {}, &cache);
+  m->prefill(m->embed(x), cache, mask);
   std::vector<torch::Tensor> batched;
-  for (int64_t s = 0; s < steps; ++s) {
-    mask = torch::cat({mask, torch::ones({B, 1}, mask.options())}, 1);
-    batched.push_back(m->forward(next.narrow(1, s, 1), mask, {}, &cache));
-  }
+  for (int64_t s = 0; s < steps; ++s) batched.push_back(m->logits(m->step(m->embed(next.narrow(1, s, 1)), cache)));
   for (int64_t b = 0; b < B; ++b) {
     auto seq = torch::cat({x[b].narrow(0, 0, lengths[b]), next[b]}).unsqueeze(0);
     auto alone = m->forward(seq).narrow(1, lengths[b], steps)[0];
@@ -193,7 +193,7 @@ TEST_P(Qwen2DeviceDtype, OutputRowsEqualTheFullForwardAtThoseRowsWithTheSameGrad
       std::vector<torch::Tensor> want_grads;
       for (const auto& p : m->parameters()) want_grads.push_back(p.grad().clone());
       m->zero_grad();
-      const auto got = m->model->forward(m->embed(x), padding, {}, nullptr, rows);
+      const auto got = m->hidden_states(m->embed(x), padding, rows);
       got.sum().backward();
       EXPECT_LT(rel_err(got, want), tolerance(GetParam().dtype));
       const auto params = m->parameters();
@@ -205,11 +205,82 @@ TEST_P(Qwen2DeviceDtype, OutputRowsEqualTheFullForwardAtThoseRowsWithTheSameGrad
   // With a cache: the prefill's rows are the cache's new positions, and the cache is still complete.
   torch::NoGradGuard g;
   KVCache cache, plain;
-  const auto last = m->model->forward(m->embed(x), {}, {}, &cache, torch::full({2, 1}, 8, torch::kLong).to(x.device()));
-  const auto full = m->model->forward(m->embed(x), {}, {}, &plain);
+  const auto last = m->prefill(m->embed(x), cache, {}, torch::full({2, 1}, 8, torch::kLong).to(x.device()));
+  const auto full = m->prefill(m->embed(x), plain);
   EXPECT_LT(rel_err(last.squeeze(1), full.select(1, 8)), tolerance(GetParam().dtype));
-  const auto next = ids(2, 1, m->config().vocab_size);
-  EXPECT_LT(rel_err(m->forward(next, {}, {}, &cache), m->forward(next, {}, {}, &plain)), tolerance(GetParam().dtype));
+  const auto next = m->embed(ids(2, 1, m->config().vocab_size));
+  EXPECT_LT(rel_err(m->step(next, cache), m->step(next, plain)), tolerance(GetParam().dtype));
+}
+
+// What scaled_dot_product_attention was called with on this thread while it lives: the query's and
+// the keys' head counts and enable_gqa per call, and every ATen operator's name (the kernel it chose).
+class AttentionCalls {
+ public:
+  struct Call {
+    int64_t query_heads, key_heads;
+    bool enable_gqa;
+  };
+  AttentionCalls() {
+    calls_.clear(), ops_.clear();
+    handle_ = at::addThreadLocalCallback(
+        at::RecordFunctionCallback(
+            [](const at::RecordFunction& fn) -> std::unique_ptr<at::ObserverContext> {
+              const std::string name = fn.name();
+              ops_.insert(name);
+              const auto inputs = fn.inputs();
+              if (name == "aten::scaled_dot_product_attention" && inputs.size() >= 8)
+                calls_.push_back({inputs[0].toTensor().size(1), inputs[1].toTensor().size(1), inputs[7].toBool()});
+              return nullptr;
+            })
+            .needsInputs(true)
+            .scopes({at::RecordScope::FUNCTION}));
+  }
+  ~AttentionCalls() { at::removeCallback(handle_); }
+  const std::vector<Call>& calls() const { return calls_; }
+  bool saw(const std::string& op) const { return ops_.count(op) > 0; }
+
+ private:
+  static inline thread_local std::vector<Call> calls_;
+  static inline thread_local std::set<std::string> ops_;
+  at::CallbackHandle handle_;
+};
+
+// A decoding step over a masked cache (prompts of unequal length, fixed shapes as on CUDA): the
+// query heads sharing a kv head are folded into query rows, so attention runs with as many query
+// heads as kv heads and without enable_gqa, which CUDA's fused kernels lack with a mask (the math
+// kernel would repeat K and V per step); on CUDA a fused kernel runs. The result equals the
+// dynamic-shape step's.
+TEST_P(Qwen2DeviceDtype, ADecodingStepOverAMaskedCacheTakesTheFusedPathWithoutRepeatingKeys) {
+  torch::NoGradGuard g;
+  torch::manual_seed(5);
+  auto m = model();
+  ASSERT_GT(m->config().num_attention_heads, m->config().num_key_value_heads) << "a grouped-query config";
+  const auto x = m->embed(ids(2, 7, m->config().vocab_size));
+  const auto mask = right_padding({7, 4}, 7, GetParam().device);
+  const auto next = m->embed(ids(2, 1, m->config().vocab_size));
+  KVCache fixed, dynamic;
+  m->reserve(fixed, 2, 16, x.options());
+  m->prefill(x, fixed, mask);
+  m->prefill(x, dynamic, mask);
+  fixed.fix_shapes();
+  at::Tensor got;
+  {
+    AttentionCalls seen;
+    got = m->step(next, fixed);
+    ASSERT_EQ(seen.calls().size(), static_cast<size_t>(m->config().num_hidden_layers));
+    for (const auto& call : seen.calls()) {
+      EXPECT_EQ(call.query_heads, call.key_heads);
+      EXPECT_FALSE(call.enable_gqa);
+    }
+    EXPECT_FALSE(seen.saw("aten::repeat_interleave"));
+    EXPECT_FALSE(seen.saw("aten::_scaled_dot_product_attention_math"));
+    if (GetParam().device.is_cuda()) {
+      EXPECT_TRUE(seen.saw("aten::_scaled_dot_product_efficient_attention") ||
+                  seen.saw("aten::_scaled_dot_product_flash_attention") ||
+                  seen.saw("aten::_scaled_dot_product_cudnn_attention"));
+    }
+  }
+  EXPECT_LT(rel_err(got, m->step(next, dynamic)), tolerance(GetParam().dtype));
 }
 
 TEST_P(Qwen2DeviceDtype, SavedCheckpointLoadsBackWithTheSameOutputs) {

@@ -13,22 +13,26 @@
 namespace c3 {
 
 // Keys and values of every layer, preallocated (Qwen2Model::reserve) or grown by doubling, so
-// decoding appends in place. Keys are stored after RoPE, as HF does.
+// decoding appends in place. Keys are stored after RoPE, as HF does. Filled by Qwen2Model::prefill
+// and step, which keep every field consistent.
 struct KVCache {
   std::vector<at::Tensor> keys;    // per layer [B, KV, capacity, D]
   std::vector<at::Tensor> values;  // per layer [B, KV, capacity, D]
   int64_t length = 0;              // filled positions (the same for every row of the batch)
+  // Which filled positions are tokens: [B, length], 1 for a token, 0 for padding; undefined when
+  // all are (the rows' prompts were of equal length).
+  at::Tensor mask;
 
   // Fixed shapes, for a one-token step that a CUDA graph can capture: the token's keys and values go
-  // to position `write_at` (int64 [1] on the device; the forward marks it visible and advances it),
-  // and attention covers the whole capacity where `visible` (bool [B, 1, 1, capacity]) is true. No
-  // host value changes from step to step (`length` stays). Set by fix_shapes(); undefined: the
-  // cache grows by `length` and attention covers the filled positions.
-  at::Tensor write_at, visible;
+  // to position `write_at` (int64 [1] on the device), at RoPE position `next_position` (int64 [B, 1],
+  // each row's count of tokens so far), and attention covers the whole capacity where `visible`
+  // (bool [B, 1, 1, capacity]) is true; step() advances all three on the device. No host value
+  // changes from step to step (`length` stays). Set by fix_shapes(); undefined: the cache grows by
+  // `length` and attention covers the filled positions.
+  at::Tensor write_at, visible, next_position;
   bool fixed_shapes() const { return write_at.defined(); }
-  // Switches to fixed shapes after a prefill: positions < length are visible where `mask` ([B,
-  // length], 1 for a token) says so, all of them when it is undefined.
-  void fix_shapes(const at::Tensor& mask);
+  // Switches to fixed shapes after a prefill: the filled positions are visible where `mask` says.
+  void fix_shapes();
   // Keeps batch rows `rows` (int64, on the cache's device) and drops the others.
   void keep_rows(const at::Tensor& rows);
 
@@ -108,21 +112,29 @@ class Qwen2ModelImpl : public torch::nn::Module {
  public:
   Qwen2ModelImpl(const Qwen2Config& config, const at::TensorOptions& options);
 
-  // inputs_embeds [B, T, hidden] (C3 overwrites slot rows before calling this).
-  // attention_mask: [B, past + T] of 1 (token) / 0 (padding), HF-style, or undefined. A
-  //   right-padded batch needs none: under causal attention no real token sees a padding one, so
-  //   without a mask attention takes the fused causal kernels and nothing waits for the host; the
-  //   outputs at padding positions are then not HF's, and must not be read. A mask is needed only
-  //   where a row's tokens are not a prefix of it: a cache holding rows of different lengths
-  //   (greedy_decode's prompts of unequal length); with a cache, padded slots stay masked.
-  // position_ids: [B, T], or undefined: counted from the mask (cumsum - 1), else past..past+T-1.
-  // cache: appended in place when given (with fixed shapes: one token, position_ids required).
-  // output_rows: int64 [B, R], positions (0..T-1 of this input) whose hidden states are wanted;
-  //   the last layer then computes its queries, attention output, MLP and the final norm at those
-  //   rows only (exact: no other position's output depends on them). Undefined: every position.
-  // Returns the final hidden states after the final RMSNorm, [B, T, hidden] (or [B, R, hidden]).
+  // The three ways to run the body. Each returns the final hidden states after the final RMSNorm,
+  // [B, T, hidden], or [B, R, hidden] at `output_rows`.
+  //   inputs_embeds [B, T, hidden] (C3 overwrites slot rows before calling these).
+  //   attention_mask [B, T] of 1 (token) / 0 (padding), HF-style, or undefined. A right-padded
+  //     batch needs none: under causal attention no real token sees a padding one, so without a
+  //     mask attention takes the fused causal kernels and nothing waits for the host; the outputs
+  //     at padding positions are then not HF's, and must not be read. A mask is needed only where
+  //     a row's tokens are not a prefix of it: a cache holding prompts of unequal length.
+  //     Positions are counted from it (cumsum - 1), else 0..T-1.
+  //   output_rows int64 [B, R]: positions (0..T-1 of this input) whose hidden states are wanted;
+  //     the last layer then computes its queries, attention output, MLP and the final norm at those
+  //     rows only (exact: no other position's output depends on them). Undefined: every position.
+
+  // Whole sequences, no cache (training, compression).
   at::Tensor forward(const at::Tensor& inputs_embeds, const at::Tensor& attention_mask = {},
-                     const at::Tensor& position_ids = {}, KVCache* cache = nullptr, const at::Tensor& output_rows = {});
+                     const at::Tensor& output_rows = {});
+  // Appends T positions to `cache`: a prompt into an empty cache, or a chunk after what it holds
+  // (which must not have fixed shapes). The cache keeps the mask for the steps that follow.
+  at::Tensor prefill(const at::Tensor& inputs_embeds, KVCache& cache, const at::Tensor& attention_mask = {},
+                     const at::Tensor& output_rows = {});
+  // One token per row, inputs_embeds [B, 1, hidden], after what the cache holds -> [B, 1, hidden].
+  // With fixed shapes (KVCache::fix_shapes) it reads and changes no host value (CUDA graphs).
+  at::Tensor step(const at::Tensor& inputs_embeds, KVCache& cache);
 
   Embedding embed_tokens{nullptr};
   torch::nn::ModuleList layers;
@@ -139,8 +151,12 @@ class Qwen2ModelImpl : public torch::nn::Module {
  private:
   // Grows the cache when `needed` positions do not fit: to the next power of two (at least 64).
   void ensure_capacity(KVCache& cache, int64_t batch, int64_t needed, const at::Tensor& like) const;
-  // One token per row into a fixed-shape cache (KVCache::fix_shapes): no host value read or changed.
-  at::Tensor forward_fixed(const at::Tensor& inputs_embeds, const at::Tensor& position_ids, KVCache& cache);
+  // The layers over `inputs_embeds` at positions past..past+T-1, where past is what `cache` holds (0
+  // without one); `mask` [B, past + T] covers them all, or is undefined.
+  at::Tensor run_layers(const at::Tensor& inputs_embeds, const at::Tensor& mask, KVCache* cache,
+                        const at::Tensor& output_rows);
+  // step() into a fixed-shape cache.
+  at::Tensor step_fixed(const at::Tensor& inputs_embeds, KVCache& cache);
   Qwen2Config config_;
   Qwen2RotaryEmbedding rotary_emb_;
 };
@@ -157,9 +173,22 @@ class Qwen2ForCausalLMImpl : public torch::nn::Module {
   at::Tensor logits(const at::Tensor& hidden_states);  // in the model's dtype
   const at::Tensor& output_embedding() const;          // lm_head weight (tied or not)
 
-  // input_ids [B, T] -> logits [B, T, vocab]; same mask/position/cache semantics as the body.
-  at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask = {},
-                     const at::Tensor& position_ids = {}, KVCache* cache = nullptr);
+  // input_ids [B, T] -> logits [B, T, vocab] (whole sequences, Qwen2Model::forward).
+  at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask = {});
+  // The body's hidden states (Qwen2Model's forward, prefill and step), for callers that take logits
+  // at a few positions only.
+  at::Tensor hidden_states(const at::Tensor& inputs_embeds, const at::Tensor& attention_mask = {},
+                           const at::Tensor& output_rows = {}) {
+    return model->forward(inputs_embeds, attention_mask, output_rows);
+  }
+  at::Tensor prefill(const at::Tensor& inputs_embeds, KVCache& cache, const at::Tensor& attention_mask = {},
+                     const at::Tensor& output_rows = {}) {
+    return model->prefill(inputs_embeds, cache, attention_mask, output_rows);
+  }
+  at::Tensor step(const at::Tensor& inputs_embeds, KVCache& cache) { return model->step(inputs_embeds, cache); }
+  void reserve(KVCache& cache, int64_t batch, int64_t positions, const at::TensorOptions& options) const {
+    model->reserve(cache, batch, positions, options);
+  }
 
   // HF's _init_weights: normal(0, initializer_range) for linear and embedding weights, zero
   // biases, unit RMSNorm weights.
