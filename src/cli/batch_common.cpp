@@ -8,25 +8,20 @@
 
 #include "c3/model/c3_io.h"
 #include "c3/model/qwen2.h"
-#include "c3/train/checkpoints.h"
+#include "c3/model/run_folder.h"
 #include "c3/util/atomic_file.h"
 #include "c3/util/error.h"
 #include "c3/util/stop_signals.h"
 
 namespace c3::cli {
 
-LoadedModel load_model_for(const std::string& model, const std::string& dtype, const Runtime& runtime) {
+C3Codec load_codec(const std::string& model, const std::string& dtype, const Runtime& runtime,
+                   const std::string& instruction) {
   if (model.empty()) throw UsageError("--model (a C3 checkpoint folder) is required");
   C3LoadOptions options;
   options.device = runtime.device;
   options.dtype = resolve_dtype(dtype, runtime.device);
-  options.merge_adapters = true;  // inference: LoRA folded into the weights, no extra matmuls
-  LoadedModel loaded;
-  loaded.folder = resolve_c3_checkpoint(model);
-  loaded.model = load_c3(loaded.folder, options);
-  loaded.model->eval();
-  loaded.tokenizer = load_tokenizer(loaded.folder);
-  return loaded;
+  return C3Codec::load(model, options, instruction);
 }
 
 namespace {

@@ -5,9 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "c3/infer/codec.h"
 #include "c3/infer/file_jobs.h"
-#include "c3/model/c3_model.h"
-#include "c3/tokenizer/tokenizer.h"
 #include "c3/util/dtype.h"
 #include "c3/util/output_record.h"
 #include "command.h"
@@ -43,14 +42,10 @@ void add_batch_settings(SettingsTable<Settings>& t, const std::string& section) 
   t.value("", section + ".progress", true, "Show a progress line on a terminal", C3_FIELD(options.files.progress));
 }
 
-// The model in `model` (a C3 folder, or a training run for its newest checkpoint) on the
-// runtime's device, in `dtype` (resolve_dtype), with its tokenizer.
-struct LoadedModel {
-  C3Model model{nullptr};
-  std::unique_ptr<Tokenizer> tokenizer;
-  std::filesystem::path folder;  // the checkpoint it was read from
-};
-LoadedModel load_model_for(const std::string& model, const std::string& dtype, const Runtime& runtime);
+// The codec of the model in `model` (a C3 folder, or a training run for its newest checkpoint) on
+// the runtime's device, in `dtype` (resolve_dtype), with the authors' prompt and `instruction`.
+C3Codec load_codec(const std::string& model, const std::string& dtype, const Runtime& runtime,
+                   const std::string& instruction = kDefaultInstruction);
 
 // The jobs of this shard (batch.shard, else the launcher's rank, which is warned about), checked
 // before any work: every output's folder can be written, the summary's folder is made, and outputs

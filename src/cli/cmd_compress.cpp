@@ -71,12 +71,11 @@ class CompressCommand : public Command {
     const auto jobs = prepare_jobs(s.batch, inputs_, list, is_c3_latent_file, o.files.force);
     if (jobs.size() == 1 && jobs[0].to_stdout() && isatty(STDOUT_FILENO))
       throw UsageError("a latent file is binary: give -o FILE or redirect stdout");
-    auto [model, tokenizer, folder] = load_model_for(s.batch.model, s.batch.dtype, runtime);
-    const C3Prompt prompt(*tokenizer, model->config().latent_tokens);
+    C3Codec codec = load_codec(s.batch.model, s.batch.dtype, runtime);
     o.dtype = resolve_dtype(s.latent_dtype, runtime.device);
     const StopSignals stop;
     o.files.stop = &stop;
-    return finish(s.batch, compress_files(model, *tokenizer, prompt, jobs, o), "compress");
+    return finish(s.batch, compress_files(codec, jobs, o), "compress");
   }
 
  private:

@@ -154,10 +154,10 @@ class EvalCommand : public Command {
     // Pages compress would refuse are named and left out, not scored as zeros.
     for (const auto& [where, why] : data.rejected) spdlog::error("{}: {} (left out)", where, why);
     settings.rejected = data.rejected;
-    auto [model, tokenizer, folder] = load_model_for(job.model, job.dtype, runtime);
+    C3Codec codec = load_codec(job.model, job.dtype, runtime);
     const StopSignals stop;
     settings.options.generate.stop = &stop;
-    const json summary = run_evaluation(model, *tokenizer, folder, data.pages, settings);
+    const json summary = run_evaluation(codec, data.pages, settings);
     const json& overall = summary["conditions"]["none"]["overall"];
     spdlog::info("{} pages: precision {:.2f}%, 1 - edit distance {:.2f}%, mean ratio {:.1f}x; report in {}",
                  overall["pages"].get<int64_t>(), 100 * overall["precision"].get<double>(),

@@ -7,7 +7,7 @@
 #include "c3/model/checkpoint_info.h"
 #include "c3/model/lean_part.h"
 #include "c3/model/lora.h"
-#include "c3/train/checkpoints.h"
+#include "c3/model/run_folder.h"
 #include "c3/util/dtype.h"
 #include "c3/util/error.h"
 #include "settings_table.h"

@@ -6,7 +6,7 @@
 
 #include "c3/infer/latent_file.h"
 #include "c3/model/checkpoint_info.h"
-#include "c3/train/checkpoints.h"
+#include "c3/model/run_folder.h"
 #include "command.h"
 
 namespace c3::cli {

@@ -59,12 +59,11 @@ class ReconstructCommand : public Command {
       throw UsageError(
           "'-' reads a latent file from standard input, which is a terminal: pipe one in (c3 compress ... | c3 "
           "reconstruct -m M -)");
-    auto [model, tokenizer, folder] = load_model_for(s.batch.model, s.batch.dtype, runtime);
-    const C3Prompt prompt(*tokenizer, model->config().latent_tokens, kDefaultPromptTemplate,
-                          s.instruction.empty() ? kDefaultInstruction : s.instruction);
+    C3Codec codec =
+        load_codec(s.batch.model, s.batch.dtype, runtime, s.instruction.empty() ? kDefaultInstruction : s.instruction);
     const StopSignals stop;
     s.options.files.stop = &stop;
-    return finish(s.batch, reconstruct_files(model, *tokenizer, prompt, jobs, s.options), "reconstruct");
+    return finish(s.batch, reconstruct_files(codec, jobs, s.options), "reconstruct");
   }
 
  private:

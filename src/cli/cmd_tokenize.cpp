@@ -5,8 +5,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "c3/model/run_folder.h"
 #include "c3/tokenizer/tokenizer.h"
-#include "c3/train/checkpoints.h"
 #include "c3/util/atomic_file.h"
 #include "c3/util/error.h"
 #include "command.h"

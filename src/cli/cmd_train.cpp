@@ -8,7 +8,7 @@
 
 #include "c3/io/checkpoint_dir.h"
 #include "c3/model/c3_prompt.h"
-#include "c3/train/checkpoints.h"
+#include "c3/model/run_folder.h"
 #include "c3/train/distributed.h"
 #include "c3/train/trainer.h"
 #include "c3/util/dtype.h"

@@ -6,7 +6,7 @@
 #include <set>
 #include <sstream>
 
-#include "c3/infer/compressor.h"
+#include "c3/infer/codec.h"
 #include "c3/util/atomic_file.h"
 #include "c3/util/error.h"
 #include "c3/util/file_selection.h"

@@ -12,10 +12,11 @@
 #include <map>
 
 #include "c3/eval/report.h"
-#include "c3/infer/compressor.h"
+#include "c3/infer/codec.h"
 #include "c3/infer/file_jobs.h"
 #include "c3/infer/latent_file.h"
 #include "c3/util/atomic_file.h"
+#include "c3/util/dtype.h"
 #include "c3/util/error.h"
 #include "c3/util/output_record.h"
 #include "c3/util/sha256.h"
@@ -185,13 +186,13 @@ int64_t set_span_limit(EvalRunSettings& s, const C3Model& model, const C3Prompt&
 }
 
 // What the summary records of the run.
-json run_record(C3Model& model, const fs::path& model_folder, const std::vector<EvalPage>& pages,
-                const std::vector<SelectedPage>& selected, const EvalRunSettings& s, int64_t cut) {
+json run_record(const C3Codec& codec, const std::vector<EvalPage>& pages, const std::vector<SelectedPage>& selected,
+                const EvalRunSettings& s, int64_t cut) {
   const EvalOptions& o = s.options;
   return {{"c3_version", C3_VERSION},
-          {"model", model_folder.string()},
-          {"model_fingerprint", model->fingerprint()},
-          {"latent_tokens", model->config().latent_tokens},
+          {"model", codec.folder().string()},
+          {"model_fingerprint", codec.fingerprint()},
+          {"latent_tokens", codec.model()->config().latent_tokens},
           {"data", s.data},
           {"pages_sha256", pages_digest(pages)},  // the report's record of the data
           {"selection", {{"pages_read", pages.size()}, {"pages_selected", selected.size()}, {"limit", s.limit}}},
@@ -201,7 +202,7 @@ json run_record(C3Model& model, const fs::path& model_folder, const std::vector<
             {"pages_cut_into_spans", cut},
             {"no_repeat_ngram", o.generate.no_repeat_ngram_size},
             {"batch_size", o.batch_size},
-            {"dtype", model->query.scalar_type() == at::kBFloat16 ? "bfloat16" : "float32"},
+            {"dtype", scalar_type_name(codec.model()->dtype())},
             {"device", s.device}}},
           {"conditions_requested", s.conditions},
           {"seed", o.seed}};
@@ -250,12 +251,11 @@ void check_eval_output(const fs::path& output, bool force) {
   claim_outputs(output_paths(output), written_by_eval, force);
 }
 
-json run_evaluation(C3Model& model, const Tokenizer& tokenizer, const fs::path& model_folder,
-                    const std::vector<EvalPage>& pages, EvalRunSettings s) {
-  const C3Prompt prompt(tokenizer, model->config().latent_tokens);
-  const auto selected = select(pages, tokenizer, s, prompt.latent_tokens());
-  const int64_t cut = set_span_limit(s, model, prompt, selected);
-  json run = run_record(model, model_folder, pages, selected, s, cut);
+json run_evaluation(C3Codec& codec, const std::vector<EvalPage>& pages, EvalRunSettings s) {
+  const C3Prompt& prompt = codec.prompt();
+  const auto selected = select(pages, codec.tokenizer(), s, prompt.latent_tokens());
+  const int64_t cut = set_span_limit(s, codec.model(), prompt, selected);
+  json run = run_record(codec, pages, selected, s, cut);
   // Checked again (check_eval_output ran before the model loaded): files may have appeared since.
   const auto foreign = foreign_files(output_paths(s.output), written_by_eval);
   if (!foreign.empty() && !s.force) throw Error(foreign_file_message(foreign.front(), foreign.size()));
@@ -270,7 +270,7 @@ json run_evaluation(C3Model& model, const Tokenizer& tokenizer, const fs::path& 
   const auto start = std::chrono::steady_clock::now();
   std::vector<PageResult> results;
   try {
-    results = evaluate(model, tokenizer, prompt, selected, s.options, journal.done(),
+    results = evaluate(codec, selected, s.options, journal.done(),
                        [&](const std::vector<PageResult>& batch) { journal.append(batch); });
   } catch (const Interrupted& stop) {
     spdlog::warn("interrupted by {}: {} of {} page results are kept in {}; rerun the same command to resume",

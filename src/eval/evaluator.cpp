@@ -10,10 +10,10 @@
 #include <map>
 
 #include "c3/eval/position_curve.h"
-#include "c3/infer/compressor.h"
-#include "c3/infer/file_jobs.h"
+#include "c3/infer/codec.h"
 #include "c3/tokenizer/unicode.h"
 #include "c3/util/parallel.h"
+#include "c3/util/status_line.h"
 #include "c3/util/stop_signals.h"
 
 using json = nlohmann::json;
@@ -120,31 +120,30 @@ Item plan_item(const SelectedPage& p, Perturbation condition, const Tokenizer& t
 
 // Compresses and reconstructs the spans order[start, end); returns the items whose last span
 // this batch decoded.
-std::vector<size_t> decode_batch(C3Model& model, const Tokenizer& tokenizer, const C3Prompt& prompt,
-                                 const EvalOptions& options, std::vector<Item>& todo,
+std::vector<size_t> decode_batch(C3Codec& codec, const EvalOptions& options, std::vector<Item>& todo,
                                  const std::vector<std::pair<size_t, size_t>>& order, size_t start, size_t end) {
   std::vector<const std::vector<int32_t>*> texts;
   for (size_t k = start; k < end; ++k) texts.push_back(&todo[order[k].first].spans[order[k].second].ids);
-  const C3Batch batch = make_c3_batch(prompt, texts, /*with_answers=*/false).to(model->query.device());
-  const at::Tensor z = model->compress(batch.encoder_ids, batch.encoder_slots);
-  const auto ids = greedy_generate(model, prompt, z, options.generate);
+  const auto ids = codec.generate(codec.compress(texts), options.generate);
   std::vector<size_t> completed;
   for (size_t k = start; k < end; ++k) {
     Item& item = todo[order[k].first];
     item.result.generated_tokens += static_cast<int64_t>(ids[k - start].size());
-    item.outputs[order[k].second] = decode_reconstruction(tokenizer, ids[k - start]);
+    item.outputs[order[k].second] = decode_reconstruction(codec.tokenizer(), ids[k - start]);
     if (--item.pending == 0) completed.push_back(order[k].first);
   }
   return completed;
 }
 
-// Joins a finished page's spans as reconstruct joins them (the whitespace at each cut restored)
-// and scores it; the character alignment is the slow part, so pages are scored on all threads.
+// Joins a finished page's spans as reconstruct joins them, stripped as the protocol strips a
+// reconstruction (which drops the page's trailing whitespace that the last joiner restores), and
+// scores it; the character alignment is the slow part, so pages are scored on all threads.
 void score_completed(std::vector<Item>& todo, const std::vector<size_t>& completed, int threads) {
   for (size_t i : completed) {
     Item& item = todo[i];
-    for (size_t s = 0; s < item.spans.size(); ++s)
-      item.result.reconstruction += item.outputs[s] + (s + 1 < item.spans.size() ? item.spans[s].joiner : "");
+    std::vector<std::string> joiners;
+    for (const auto& span : item.spans) joiners.push_back(span.joiner);
+    item.result.reconstruction = std::string(unicode::strip_ascii_space(join_spans(item.outputs, joiners)));
   }
   parallel_for_each(static_cast<int64_t>(completed.size()), threads, [&](int64_t k) {
     PageResult& r = todo[completed[k]].result;
@@ -155,8 +154,7 @@ void score_completed(std::vector<Item>& todo, const std::vector<size_t>& complet
 
 }  // namespace
 
-std::vector<PageResult> evaluate(C3Model& model, const Tokenizer& tokenizer, const C3Prompt& prompt,
-                                 const std::vector<SelectedPage>& pages, const EvalOptions& options,
+std::vector<PageResult> evaluate(C3Codec& codec, const std::vector<SelectedPage>& pages, const EvalOptions& options,
                                  const std::vector<PageResult>& done,
                                  const std::function<void(const std::vector<PageResult>&)>& on_batch) {
   torch::NoGradGuard no_grad;
@@ -166,21 +164,21 @@ std::vector<PageResult> evaluate(C3Model& model, const Tokenizer& tokenizer, con
   for (const auto condition : options.conditions)
     for (const auto& p : pages)
       if (!results.count({perturbation_name(condition), p.page.id}))
-        todo.push_back(plan_item(p, condition, tokenizer, options, prompt.latent_tokens()));
+        todo.push_back(plan_item(p, condition, codec.tokenizer(), options, codec.prompt().latent_tokens()));
   // Every span of every page, shortest first, so batches pad little.
-  std::vector<std::pair<size_t, size_t>> order;  // (item, span)
+  std::vector<std::pair<size_t, size_t>> spans, order;  // (item, span)
+  std::vector<int64_t> lengths;
   for (size_t i = 0; i < todo.size(); ++i)
-    for (size_t s = 0; s < todo[i].spans.size(); ++s) order.emplace_back(i, s);
-  std::stable_sort(order.begin(), order.end(), [&](const auto& a, const auto& b) {
-    return todo[a.first].spans[a.second].ids.size() < todo[b.first].spans[b.second].ids.size();
-  });
+    for (size_t s = 0; s < todo[i].spans.size(); ++s)
+      spans.emplace_back(i, s), lengths.push_back(static_cast<int64_t>(todo[i].spans[s].ids.size()));
+  for (const size_t k : shortest_first(lengths)) order.push_back(spans[k]);
 
   JobProgress status("eval", static_cast<int64_t>(todo.size()), options.progress, "pages");
   int64_t finished = 0, generated = 0;
   for (size_t start = 0; start < order.size(); start += static_cast<size_t>(options.batch_size)) {
     const size_t end = std::min(order.size(), start + static_cast<size_t>(options.batch_size));
     throw_if_stopped(options.generate.stop);  // (decoding checks it too, every step)
-    const std::vector<size_t> completed = decode_batch(model, tokenizer, prompt, options, todo, order, start, end);
+    const std::vector<size_t> completed = decode_batch(codec, options, todo, order, start, end);
     score_completed(todo, completed, options.threads);
     std::vector<PageResult> batch_results;
     for (size_t i : completed) {

@@ -161,24 +161,6 @@ std::vector<FileJob> take_shard(const std::vector<FileJob>& jobs, const Shard& s
   return out;
 }
 
-std::vector<std::pair<size_t, size_t>> length_batches(const std::vector<int64_t>& sorted_lengths, int64_t budget,
-                                                      int64_t max_rows) {
-  std::vector<std::pair<size_t, size_t>> out;
-  size_t i = 0;
-  while (i < sorted_lengths.size()) {
-    size_t j = i;
-    int64_t longest = 0;
-    while (j < sorted_lengths.size() && static_cast<int64_t>(j - i) < max_rows) {
-      const int64_t grown = std::max(longest, sorted_lengths[j]);
-      if (j > i && grown * static_cast<int64_t>(j - i + 1) > budget) break;
-      longest = grown, ++j;
-    }
-    out.emplace_back(i, j);
-    i = j;
-  }
-  return out;
-}
-
 std::string job_key(const nlohmann::json& parts) { return sha256_hex(parts.dump()); }
 
 nlohmann::json JobSummary::to_json() const {
@@ -205,25 +187,6 @@ nlohmann::json JobSummary::to_json() const {
   }
   if (latent_tokens > 0) j["compression_ratio"] = static_cast<double>(text_tokens) / static_cast<double>(latent_tokens);
   return j;
-}
-
-JobProgress::JobProgress(std::string verb, int64_t files, bool enabled, std::string unit)
-    : status_(enabled),
-      verb_(std::move(verb)),
-      unit_(std::move(unit)),
-      files_(files),
-      start_(std::chrono::steady_clock::now()) {}
-
-double JobProgress::seconds() const {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-}
-
-void JobProgress::update(int64_t processed, int64_t tokens) {
-  const double elapsed = std::max(1e-9, seconds());
-  const double rate = static_cast<double>(processed) / elapsed;
-  const double eta = processed > 0 ? static_cast<double>(files_ - processed) / rate : -1;  // unknown before the first
-  status_.update(fmt::format("{} {}/{} {} | {:.2f} {}/s | {:.0f} tokens/s | ETA {}", verb_, processed, files_, unit_,
-                             rate, unit_, static_cast<double>(tokens) / elapsed, format_duration(eta)));
 }
 
 }  // namespace c3

@@ -57,16 +57,4 @@ std::string decode_reconstruction(const Tokenizer& tokenizer, const std::vector<
   return std::string(decoded);
 }
 
-std::vector<std::string> reconstruct_texts(C3Model& model, const C3Prompt& prompt, const Tokenizer& tokenizer,
-                                           const std::vector<const std::vector<int32_t>*>& texts,
-                                           const GenerateOptions& options) {
-  torch::NoGradGuard no_grad;
-  const C3Batch batch = make_c3_batch(prompt, texts, /*with_answers=*/false).to(model->query.device());
-  const at::Tensor latents = model->compress(batch.encoder_ids, batch.encoder_slots);
-  std::vector<std::string> out;
-  for (const auto& ids : greedy_generate(model, prompt, latents, options))
-    out.push_back(decode_reconstruction(tokenizer, ids));
-  return out;
-}
-
 }  // namespace c3

@@ -68,7 +68,7 @@ class TokenStep {
   Qwen2ForCausalLM& lm_;
   KVCache& cache_;
   at::Tensor tokens_;  // [B, 1]: the fed tokens
-  at::Tensor logits_;              // the captured step's output
+  at::Tensor logits_;  // the captured step's output
   bool graph_wanted_;
   CapturedStep graph_;
   bool warmed_up_ = false;
@@ -174,8 +174,7 @@ std::vector<std::vector<int32_t>> greedy_decode(Qwen2ForCausalLM& lm, const at::
   KVCache cache;
   lm->reserve(cache, b, p + options.max_new_tokens, prompt_embeds.options());
   const at::Tensor at_last = at::tensor(last, at::kLong).to(device).view({b, 1});
-  at::Tensor logits =
-      lm->logits(lm->prefill(prompt_embeds, cache, mask, at_last).select(1, 0)).to(at::kFloat);
+  at::Tensor logits = lm->logits(lm->prefill(prompt_embeds, cache, mask, at_last).select(1, 0)).to(at::kFloat);
   const bool fixed = options.fixed_shapes.value_or(device.is_cuda());
   if (fixed) cache.fix_shapes();
   TokenStep feed(lm, cache, b, fixed && device.is_cuda() && options.cuda_graph);

@@ -30,7 +30,7 @@ struct Doc : JobDoc {
 
 // The job's latent file (from stdin for "-"), checked to come from this model; sets `bytes` to its
 // bytes (for the job key). Errors name the file.
-LatentFile read_checked(const FileJob& job, const std::string& fingerprint, C3Model& model, std::string& bytes) {
+LatentFile read_checked(const FileJob& job, const std::string& fingerprint, const C3Model& model, std::string& bytes) {
   bytes = job.from_stdin() ? std::string(std::istreambuf_iterator<char>(std::cin), {}) : read_text_file(job.source);
   LatentFile file = read_latent_bytes(bytes, job.name);
   const int64_t n = model->config().latent_tokens, hidden = model->config().decoder.hidden_size;
@@ -41,12 +41,6 @@ LatentFile read_checked(const FileJob& job, const std::string& fingerprint, C3Mo
                             fingerprint.substr(0, 12) + ", " + std::to_string(n) + " x " + std::to_string(hidden) +
                             ")");
   return file;
-}
-
-std::string joined_text(const Doc& doc) {
-  std::string out;
-  for (size_t s = 0; s < doc.texts.size(); ++s) out += doc.texts[s] + doc.file.span_joiners[s];
-  return out;
 }
 
 // To stdout, or to the output file with its record (the job key, and the digest that shows c3
@@ -65,25 +59,22 @@ void write_text(const FileJob& job, const std::string& text, const std::string& 
 
 class ReconstructStep : public SpanBatchJob<Doc> {
  public:
-  ReconstructStep(C3Model& model, const Tokenizer& tokenizer, const C3Prompt& prompt, const ReconstructOptions& options)
-      : model_(model),
-        tokenizer_(tokenizer),
-        prompt_(prompt),
+  ReconstructStep(C3Codec& codec, const ReconstructOptions& options)
+      : codec_(codec),
         options_(options),
-        fingerprint_(model->fingerprint()),
-        dtype_(model->decoder->model->norm->weight.scalar_type()),
+        fingerprint_(codec.fingerprint()),
         // What makes an output's bytes besides its latent file: the model (and the dtype it runs
         // in), the prompt, the generation settings.
         settings_({{"model", fingerprint_},
-                   {"dtype", scalar_type_name(dtype_)},
-                   {"prompt", prompt.decoder_prompt()},
+                   {"dtype", scalar_type_name(codec.model()->dtype())},
+                   {"prompt", codec.prompt().decoder_prompt()},
                    {"max_new_tokens", options.generate.max_new_tokens},
                    {"no_repeat_ngram_size", options.generate.no_repeat_ngram_size}}) {}
 
   int64_t open(Doc& doc) override {
     const FileJob& job = *doc.job;
     std::string bytes;
-    doc.file = read_checked(job, fingerprint_, model_, bytes);
+    doc.file = read_checked(job, fingerprint_, codec_.model(), bytes);
     nlohmann::json parts = settings_;
     parts["latents_sha256"] = sha256_hex(bytes);
     doc.key = job_key(parts);
@@ -107,14 +98,13 @@ class ReconstructStep : public SpanBatchJob<Doc> {
   void run(const std::vector<std::pair<Doc*, int64_t>>& spans, JobSummary& summary) override {
     std::vector<at::Tensor> rows;
     for (const auto& [doc, span] : spans) rows.push_back(doc->file.latents[span]);
-    const at::Tensor latents = at::stack(rows).to(model_->query.device(), dtype_);
     GenerateOptions generate = options_.generate;
     generate.stop = options_.files.stop;
-    const auto generated = greedy_generate(model_, prompt_, latents, generate);
+    const auto generated = codec_.generate(at::stack(rows), generate);
     for (size_t k = 0; k < spans.size(); ++k) {
       auto [doc, span] = spans[k];
       std::string& text = doc->texts[span];
-      text = decode_reconstruction(tokenizer_, generated[k]);
+      text = decode_reconstruction(codec_.tokenizer(), generated[k]);
       const auto length = static_cast<int64_t>(generated[k].size());
       summary.generated_tokens += length;
       if (doc->up_to_date) continue;  // computed only for a shared batch
@@ -125,7 +115,7 @@ class ReconstructStep : public SpanBatchJob<Doc> {
     }
   }
 
-  void write(Doc& doc) override { write_text(*doc.job, joined_text(doc), doc.key); }
+  void write(Doc& doc) override { write_text(*doc.job, join_spans(doc.texts, doc.file.span_joiners), doc.key); }
 
   bool written_by_c3(const fs::path& output) const override { return has_intact_record(output); }
 
@@ -138,21 +128,17 @@ class ReconstructStep : public SpanBatchJob<Doc> {
   int64_t progress_tokens(const JobSummary& summary) const override { return summary.generated_tokens; }
 
  private:
-  C3Model& model_;
-  const Tokenizer& tokenizer_;
-  const C3Prompt& prompt_;
+  C3Codec& codec_;
   const ReconstructOptions& options_;
   const std::string fingerprint_;
-  const at::ScalarType dtype_;
   const nlohmann::json settings_;
   std::set<std::string> files_with_empty_spans_;
 };
 
 }  // namespace
 
-JobSummary reconstruct_files(C3Model& model, const Tokenizer& tokenizer, const C3Prompt& prompt,
-                             const std::vector<FileJob>& jobs, const ReconstructOptions& options) {
-  ReconstructStep step(model, tokenizer, prompt, options);
+JobSummary reconstruct_files(C3Codec& codec, const std::vector<FileJob>& jobs, const ReconstructOptions& options) {
+  ReconstructStep step(codec, options);
   return run_span_batch_job<Doc>(jobs, step, "reconstruct", options.files);
 }
 

@@ -19,6 +19,7 @@
 
 #include <torch/torch.h>
 
+#include "c3/infer/codec.h"
 #include "c3/infer/file_jobs.h"
 #include "c3/util/error.h"
 #include "c3/util/output_record.h"
@@ -107,14 +108,13 @@ JobSummary run_span_batch_job(const std::vector<FileJob>& jobs, SpanBatchJob<Doc
         }
         docs.push_back(std::move(doc));
       }
-      std::vector<std::pair<size_t, int64_t>> order;  // (doc, span)
-      for (size_t d = 0; d < docs.size(); ++d)
-        for (int64_t s = 0; s < docs[d].pending; ++s) order.emplace_back(d, s);
-      std::stable_sort(order.begin(), order.end(), [&](const auto& x, const auto& y) {
-        return step.span_length(docs[x.first], x.second) < step.span_length(docs[y.first], y.second);
-      });
+      std::vector<std::pair<size_t, int64_t>> spans, order;  // (doc, span); order: shortest first
       std::vector<int64_t> lengths;
-      for (const auto& [d, s] : order) lengths.push_back(step.span_length(docs[d], s));
+      for (size_t d = 0; d < docs.size(); ++d)
+        for (int64_t s = 0; s < docs[d].pending; ++s)
+          spans.emplace_back(d, s), lengths.push_back(step.span_length(docs[d], s));
+      for (const size_t k : shortest_first(lengths)) order.push_back(spans[k]);
+      std::sort(lengths.begin(), lengths.end());
       for (const auto& [begin, end] : step.batches(lengths)) {
         throw_if_stopped(o.stop);
         std::vector<std::pair<Doc*, int64_t>> batch;

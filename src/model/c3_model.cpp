@@ -51,6 +51,8 @@ C3ModelImpl::C3ModelImpl(const C3Config& c, const at::TensorOptions& o) : config
   projector = register_module("mm_projector", Linear(c.encoder.hidden_size, c.decoder.hidden_size, true, o));
 }
 
+at::ScalarType C3ModelImpl::dtype() const { return decoder->output_embedding().scalar_type(); }
+
 at::Tensor C3ModelImpl::compress(const at::Tensor& ids, const at::Tensor& slots) {
   const int64_t b = ids.size(0), n = config_.latent_tokens;
   at::Tensor embeds = encoder->embed(ids);

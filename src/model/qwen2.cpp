@@ -263,19 +263,20 @@ at::Tensor Qwen2ModelImpl::step(const at::Tensor& inputs_embeds, KVCache& cache)
   if (inputs_embeds.dim() != 3 || inputs_embeds.size(1) != 1) throw Error("step: one token per row ([B, 1, hidden])");
   if (cache.length == 0) throw Error("step: the cache is empty (prefill a prompt first)");
   if (cache.fixed_shapes()) return step_fixed(inputs_embeds, cache);
-  if (cache.mask.defined()) cache.mask = at::cat({cache.mask, at::ones({cache.mask.size(0), 1}, cache.mask.options())}, 1);
+  if (cache.mask.defined())
+    cache.mask = at::cat({cache.mask, at::ones({cache.mask.size(0), 1}, cache.mask.options())}, 1);
   return run_layers(inputs_embeds, cache.mask, &cache, {});
 }
 
-at::Tensor Qwen2ModelImpl::run_layers(const at::Tensor& inputs_embeds, const at::Tensor& attention_mask,
-                                      KVCache* cache, const at::Tensor& output_rows) {
+at::Tensor Qwen2ModelImpl::run_layers(const at::Tensor& inputs_embeds, const at::Tensor& attention_mask, KVCache* cache,
+                                      const at::Tensor& output_rows) {
   const int64_t b = inputs_embeds.size(0), t = inputs_embeds.size(1);
   const int64_t past = cache ? cache->length : 0, total = past + t;
   const auto device = inputs_embeds.device();
   const auto idx = torch::TensorOptions().dtype(at::kLong).device(device);
-  const at::Tensor positions =
-      attention_mask.defined() ? (attention_mask.to(at::kLong).cumsum(-1) - 1).clamp_min(0).narrow(1, past, t)
-                               : torch::arange(past, total, idx).unsqueeze(0).expand({b, t});
+  const at::Tensor positions = attention_mask.defined()
+                                   ? (attention_mask.to(at::kLong).cumsum(-1) - 1).clamp_min(0).narrow(1, past, t)
+                                   : torch::arange(past, total, idx).unsqueeze(0).expand({b, t});
   auto [cos, sin] = rotary_emb_.forward(positions, inputs_embeds.scalar_type());
 
   AttentionMask mask;

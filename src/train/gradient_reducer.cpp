@@ -22,12 +22,13 @@ struct ReadyHook : torch::autograd::PostAccumulateGradHook {
 
 GradientReducer::GradientReducer(const std::vector<std::pair<at::Tensor, int>>& params, Communicator& comm,
                                  size_t bucket_bytes, size_t max_in_flight,
-                                 const std::vector<at::Tensor>& after_backward)
+                                 const std::vector<at::Tensor>& after_backward, std::optional<at::ScalarType> sum_dtype)
     : bucket_bytes_(bucket_bytes),
       bucket_of_(params.size()),
       fired_(params.size(), false),
       comm_(comm),
-      max_in_flight_(max_in_flight) {
+      max_in_flight_(max_in_flight),
+      sum_dtype_(sum_dtype) {
   auto deferred = [&](const at::Tensor& p) {
     return std::any_of(after_backward.begin(), after_backward.end(), [&](const at::Tensor& d) { return d.is_same(p); });
   };
@@ -114,7 +115,9 @@ void GradientReducer::launch(size_t k) {
     const at::Tensor& g = params_[i].grad();
     parts.push_back(g.defined() ? g.reshape({-1}) : at::zeros({params_[i].numel()}, params_[i].options()));
   }
-  InFlight job{k, at::cat(parts), nullptr};
+  at::Tensor flat = at::cat(parts);
+  if (sum_dtype_) flat = flat.to(*sum_dtype_);
+  InFlight job{k, flat, nullptr};
   parts.clear();
   for (size_t i : b.members) params_[i].mutable_grad() = at::Tensor();  // the flat bucket holds it now
   job.work = comm_.reduce_sum_async(job.flat, b.owner);

@@ -17,6 +17,7 @@
 
 #include <deque>
 #include <memory>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -29,8 +30,12 @@ class GradientReducer {
   // params: (parameter, owner rank) in the order the forward pass uses them; backward produces their
   // gradients roughly in reverse, which is how the first backward's buckets are filled.
   // after_backward: parameters (among them) reduced only after backward, in the last buckets.
+  // sum_dtype: what the ranks' gradients are summed in (the optimizer's accumulation dtype, float32
+  // for bf16 parameters with fp32 masters, so ZeRO-2 sums as stages 0 and 1 do); undefined: each
+  // parameter's own. The owner then holds its gradients in that dtype.
   GradientReducer(const std::vector<std::pair<at::Tensor, int>>& params, Communicator& comm, size_t bucket_bytes,
-                  size_t max_in_flight, const std::vector<at::Tensor>& after_backward = {});
+                  size_t max_in_flight, const std::vector<at::Tensor>& after_backward = {},
+                  std::optional<at::ScalarType> sum_dtype = std::nullopt);
   ~GradientReducer();  // removes the hooks
   GradientReducer(const GradientReducer&) = delete;
   GradientReducer& operator=(const GradientReducer&) = delete;
@@ -75,6 +80,7 @@ class GradientReducer {
   std::deque<InFlight> in_flight_;
   Communicator& comm_;
   size_t max_in_flight_;
+  std::optional<at::ScalarType> sum_dtype_;
 };
 
 }  // namespace c3

@@ -37,13 +37,17 @@ MemoryEstimate estimate_training_memory(const MemoryEstimateInput& in) {
   m.weights = all * in.weight_bytes;
   const bool masters = in.fp32_master && in.weight_bytes != 4;
   // ZeRO-2 keeps a rank's own gradients, plus the buckets in flight and filling (one per owner,
-  // GradientReducer); otherwise one micro-batch's gradients are whole, plus the all-reduce's
-  // buckets in flight when there are several ranks. Plus the fp32 sums, sharded with ZeRO-2.
+  // GradientReducer); with fp32 sums it sends and receives them in fp32, as stages 0 and 1 sum them.
+  // Otherwise one micro-batch's gradients are whole, plus the all-reduce's buckets in flight when
+  // there are several ranks. Plus the fp32 sums, sharded with ZeRO-2.
+  const bool fp32_sums = masters && in.fp32_grad_accumulation;
   const double bucket = static_cast<double>(kBucketBytes), in_flight = static_cast<double>(kBucketsInFlight);
+  const double sent_bytes = fp32_sums ? 4.0 : in.weight_bytes;
   const double held = gradient_shards > 1
-                          ? params * in.weight_bytes / gradient_shards + (in_flight + gradient_shards) * bucket
+                          ? params * sent_bytes / gradient_shards + in_flight * bucket * sent_bytes / in.weight_bytes +
+                                gradient_shards * bucket
                           : params * in.weight_bytes + (in.ranks > 1 ? in_flight * bucket : 0.0);
-  m.gradients = held + (masters && in.fp32_grad_accumulation ? params * 4 / gradient_shards : 0.0);
+  m.gradients = held + (fp32_sums ? params * 4 / gradient_shards : 0.0);
   m.master = masters ? params * 4 / shards : 0.0;
   m.moments = params * 2 * (masters ? 4 : in.weight_bytes) / shards;
   // The encoder's activations are released only after the decoder's backward reaches them, so

@@ -104,7 +104,7 @@ void AdamW::accumulate_grads() {
     if (s.grad32.defined()) {
       s.grad32.add_(s.param.grad());
     } else {
-      s.grad32 = s.param.grad().to(at::kFloat);
+      s.grad32 = s.param.grad().to(at::kFloat);  // ZeRO-2's arrive in fp32: taken as they are
     }
     s.param.mutable_grad() = at::Tensor();
   }

@@ -9,7 +9,7 @@
 #include <optional>
 
 #include "c3/eval/fox_metrics.h"
-#include "c3/infer/generate.h"
+#include "c3/infer/codec.h"
 #include "c3/model/c3_loss.h"
 #include "c3/model/c3_prompt.h"
 #include "c3/train/checkpoints.h"
@@ -44,9 +44,8 @@ struct Validation {
 // Spread over the ranks (rank r takes batches r, r + W, ...; the sums are all-reduced), so none
 // waits in a collective while another validates alone. Returns nullopt on every rank when a stop
 // signal reached any meanwhile: a scheduler's grace period is better spent saving.
-std::optional<Validation> validate(C3Model& model, const C3Prompt& prompt, const Tokenizer& tokenizer,
-                                   const std::vector<Sample>& samples, const TrainSettings& s, const at::Device& device,
-                                   const StopSignals& signals, Communicator& comm) {
+std::optional<Validation> validate(C3Codec& codec, const std::vector<Sample>& samples, const TrainSettings& s,
+                                   const at::Device& device, const StopSignals& signals, Communicator& comm) {
   torch::NoGradGuard no_grad;
   const auto batch = static_cast<size_t>(s.batch_size), first = batch * static_cast<size_t>(comm.rank()),
              stride = batch * static_cast<size_t>(comm.world_size());
@@ -59,7 +58,8 @@ std::optional<Validation> validate(C3Model& model, const C3Prompt& prompt, const
   for (size_t start = first; start < samples.size() && !interrupted; start += stride) {
     if ((interrupted = signals.received() ? 1 : 0)) break;
     const auto out = c3_loss(
-        model, make_c3_batch(prompt, ids_of(samples, batch_at(start, samples.size())), true).to(device), s.loss_chunk);
+        codec.model(), make_c3_batch(codec.prompt(), ids_of(samples, batch_at(start, samples.size())), true).to(device),
+        s.loss_chunk);
     loss += out.loss_sum.item<double>(), tokens += static_cast<double>(out.tokens);
   }
   const auto precision_samples = static_cast<size_t>(std::min<int64_t>(s.eval_precision_samples, samples.size()));
@@ -70,7 +70,7 @@ std::optional<Validation> validate(C3Model& model, const C3Prompt& prompt, const
     for (const int64_t i : index) longest = std::max<int64_t>(longest, static_cast<int64_t>(samples[i].ids.size()));
     GenerateOptions gen;
     gen.max_new_tokens = s.eval_max_new_tokens > 0 ? s.eval_max_new_tokens : longest + 32;
-    const auto out = reconstruct_texts(model, prompt, tokenizer, ids_of(samples, index), gen);
+    const auto out = codec.reconstruct(codec.compress(ids_of(samples, index)), gen);
     for (size_t k = 0; k < index.size(); ++k) {
       const std::string& truth = samples[index[k]].text;
       precision += score_page(truth, out[k]).precision;
@@ -103,10 +103,11 @@ struct Run {
   fs::path tokenizer_source;
   // Its files, read once: every checkpoint gets them even if the staged copy is gone (a /tmp cleaner).
   std::map<std::string, std::string> tokenizer_files;
-  std::unique_ptr<Tokenizer> tokenizer;
+  std::shared_ptr<const Tokenizer> tokenizer;
   at::ScalarType dtype = at::kFloat;
   C3Model model{nullptr};
   std::optional<C3Prompt> prompt;
+  std::optional<C3Codec> codec;  // validation's reconstructions
   std::vector<Sample> train_samples, valid_samples;
   std::optional<AdamW> optimizer;
   bool zero2 = false;                        // gradients sharded too (ZeRO-2)
@@ -146,6 +147,7 @@ void set_up_model(Run& run) {
                                            " ids but the model's embedding tables have " + std::to_string(rows) +
                                            " rows");
   run.prompt.emplace(*run.tokenizer, config.latent_tokens, run.s.prompt_template, run.s.instruction);
+  run.codec.emplace(run.model, run.tokenizer, *run.prompt);
 }
 
 // Every text must fit both windows with the prompt around it.
@@ -196,7 +198,8 @@ void set_up_optimizer(Run& run) {
     // The lm_head's gradient accumulates once per recomputed loss chunk: reduced after backward.
     run.reducer = std::make_unique<GradientReducer>(in_forward_order(run.optimizer->parameter_owners(), run.model),
                                                     run.comm, kBucketBytes, s.overlap_comm ? kBucketsInFlight : 0,
-                                                    std::vector<at::Tensor>{run.model->decoder->output_embedding()});
+                                                    std::vector<at::Tensor>{run.model->decoder->output_embedding()},
+                                                    run.optimizer->gradient_sum_dtype());
   if (run.optimizer->shard_count() > 1)
     spdlog::info(
         "optimizer state{} sharded across {} ranks (ZeRO stage {}): this rank updates {} of {} parameter tensors",
@@ -441,8 +444,7 @@ bool validated_at(Run& run, const TrainProgress& progress, int64_t step) {
 // Every rank validates its share; rank 0 records.
 void evaluate(Run& run, TrainProgress& progress, const StopSignals& signals) {
   if (run.valid_samples.empty() || run.s.eval_every <= 0) return;
-  const auto result =
-      validate(run.model, *run.prompt, *run.tokenizer, run.valid_samples, run.s, run.device, signals, run.comm);
+  const auto result = validate(*run.codec, run.valid_samples, run.s, run.device, signals, run.comm);
   const int64_t step = run.state.step;
   if (!run.is_main()) return;
   if (!result) {

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 
@@ -51,6 +52,25 @@ std::string format_duration(double seconds) {
   else
     std::snprintf(buf, sizeof buf, "%lld:%02lld", static_cast<long long>(s / 60), static_cast<long long>(s % 60));
   return buf;
+}
+
+JobProgress::JobProgress(std::string verb, int64_t files, bool enabled, std::string unit)
+    : status_(enabled),
+      verb_(std::move(verb)),
+      unit_(std::move(unit)),
+      files_(files),
+      start_(std::chrono::steady_clock::now()) {}
+
+double JobProgress::seconds() const {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+}
+
+void JobProgress::update(int64_t processed, int64_t tokens) {
+  const double elapsed = std::max(1e-9, seconds());
+  const double rate = static_cast<double>(processed) / elapsed;
+  const double eta = processed > 0 ? static_cast<double>(files_ - processed) / rate : -1;  // unknown before the first
+  status_.update(fmt::format("{} {}/{} {} | {:.2f} {}/s | {:.0f} tokens/s | ETA {}", verb_, processed, files_, unit_,
+                             rate, unit_, static_cast<double>(tokens) / elapsed, format_duration(eta)));
 }
 
 }  // namespace c3

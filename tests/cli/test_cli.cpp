@@ -10,6 +10,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "c3/infer/codec.h"
+#include "c3/infer/latent_file.h"
 #include "c3/io/safetensors.h"
 #include "c3/model/qwen2_config.h"
 #include "c3/tokenizer/tokenizer.h"
@@ -604,6 +606,31 @@ TEST(CliCompress, FolderRoundTripIsExactAndBadFilesAreReported) {
   EXPECT_THAT(r.err, HasSubstr("blank.md: empty"));
   EXPECT_THAT(r.err, HasSubstr("--fail-fast"));
   EXPECT_FALSE(fs::exists(dir / "fast")) << "nothing after the failure";
+}
+
+// The string API a C++ user calls (C3Codec::encode/decode) is the path the commands take: the same
+// spans and latents as `c3 compress` writes, and the texts back byte for byte from a trained model.
+TEST(CodecApi, StringsRoundTripAndTheLatentsAreThoseCompressWrites) {
+  const auto& m = trained_model();
+  test::TempDir dir;
+  fs::create_directories(dir / "docs");
+  std::vector<std::string> texts;
+  for (size_t i = 0; i < 4; ++i) {
+    texts.push_back(m.texts[i] + "\n");
+    test::write_bytes(dir / "docs" / ("d" + std::to_string(i) + ".txt"), texts.back());
+  }
+  const auto r = c3("--threads 1 compress -m '" + m.model() + "' docs -o lat", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  at::set_num_threads(1);
+  C3Codec codec = C3Codec::load(m.model());
+  const auto encoded = codec.encode(texts);
+  for (size_t i = 0; i < texts.size(); ++i) {
+    const LatentFile file = read_latent_file(dir / "lat" / ("d" + std::to_string(i) + ".txt.c3"));
+    EXPECT_EQ(file.model_fingerprint, codec.fingerprint());
+    ASSERT_EQ(file.latents.sizes(), encoded[i].latents.sizes());
+    EXPECT_TRUE(at::allclose(file.latents, encoded[i].latents, 1e-5, 1e-6)) << "text " << i;
+  }
+  EXPECT_EQ(codec.decode(encoded), texts);
 }
 
 TEST(CliCompress, RerunsRedoWhatIsOutOfDateAndKeepTheRest) {

@@ -6,7 +6,7 @@
 
 #include <cctype>
 
-#include "c3/infer/compressor.h"
+#include "c3/infer/codec.h"
 #include "c3/tokenizer/tokenizer.h"
 #include "test_support.h"
 

@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 
+#include "c3/infer/codec.h"
 #include "c3/infer/file_jobs.h"
 #include "c3/util/error.h"
 #include "test_support.h"

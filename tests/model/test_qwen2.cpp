@@ -223,15 +223,14 @@ class AttentionCalls {
   AttentionCalls() {
     calls_.clear(), ops_.clear();
     handle_ = at::addThreadLocalCallback(
-        at::RecordFunctionCallback(
-            [](const at::RecordFunction& fn) -> std::unique_ptr<at::ObserverContext> {
-              const std::string name = fn.name();
-              ops_.insert(name);
-              const auto inputs = fn.inputs();
-              if (name == "aten::scaled_dot_product_attention" && inputs.size() >= 8)
-                calls_.push_back({inputs[0].toTensor().size(1), inputs[1].toTensor().size(1), inputs[7].toBool()});
-              return nullptr;
-            })
+        at::RecordFunctionCallback([](const at::RecordFunction& fn) -> std::unique_ptr<at::ObserverContext> {
+          const std::string name = fn.name();
+          ops_.insert(name);
+          const auto inputs = fn.inputs();
+          if (name == "aten::scaled_dot_product_attention" && inputs.size() >= 8)
+            calls_.push_back({inputs[0].toTensor().size(1), inputs[1].toTensor().size(1), inputs[7].toBool()});
+          return nullptr;
+        })
             .needsInputs(true)
             .scopes({at::RecordScope::FUNCTION}));
   }

@@ -2,6 +2,9 @@
 // leave during backward, in one order, and afterwards only rank 0's parameters hold gradients.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <optional>
+
 #include "c3/train/communicator.h"
 #include "c3/util/error.h"
 #include "model/recompute.h"
@@ -52,6 +55,41 @@ TEST(GradientReducer, BucketsLeaveDuringBackwardAndOnlyOwnersKeepGradients) {
     EXPECT_EQ(comm.launches[k].numel, 1000);
   }
   for (int l = 0; l < 4; ++l) EXPECT_EQ(weights[l].grad().defined(), l % 2 == 0) << "layer " << l;
+}
+
+// Rank 0 of 2 whose partner's gradients are all `other`: the sum is taken in the flat bucket's
+// dtype, as Gloo and NCCL sum in the dtype they are given.
+class SummingCommunicator : public LocalCommunicator {
+ public:
+  explicit SummingCommunicator(double other) : other_(other) {}
+  int world_size() const override { return 2; }
+  std::unique_ptr<Pending> reduce_sum_async(at::Tensor& flat, int root) override {
+    dtypes.push_back(flat.scalar_type());
+    flat.add_(at::full_like(flat, other_));
+    return LocalCommunicator::reduce_sum_async(flat, root);
+  }
+  std::vector<at::ScalarType> dtypes;
+
+ private:
+  double other_;
+};
+
+// bf16 gradients with fp32 sums (stages 0 and 1 all-reduce the fp32 accumulators): ZeRO-2 sends them
+// in fp32 too, so 1 + 2^-9 survives the sum across ranks, which a bf16 sum rounds back to 1.
+TEST(GradientReducer, Bfloat16GradientsAreSummedAcrossRanksInTheOptimizersSumDtype) {
+  const double tiny = std::ldexp(1.0, -9);
+  for (const bool fp32_sums : {true, false}) {
+    at::Tensor w = torch::ones({8}, at::kBFloat16).requires_grad_();
+    SummingCommunicator comm(tiny);
+    GradientReducer reducer({{w, 0}}, comm, 4000, 0, {},
+                            fp32_sums ? std::optional<at::ScalarType>(at::kFloat) : std::nullopt);
+    w.sum().backward();  // a gradient of 1 on this rank
+    reducer.finish();
+    ASSERT_EQ(comm.dtypes.size(), 1u);
+    EXPECT_EQ(comm.dtypes[0], fp32_sums ? at::kFloat : at::kBFloat16);
+    const double got = w.grad().to(at::kDouble)[0].item<double>();
+    EXPECT_EQ(got, fp32_sums ? 1.0 + tiny : 1.0) << (fp32_sums ? "summed in fp32" : "a bf16 sum rounds");
+  }
 }
 
 // A weight used in two recomputed regions accumulates its gradient twice per backward (as the

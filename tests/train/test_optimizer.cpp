@@ -217,7 +217,9 @@ TEST(MemoryEstimate, CountsStateAndActivationsAsDocumented) {
   const double buckets = (kBucketsInFlight + 4) * static_cast<double>(kBucketBytes);  // in flight, filling per owner
   EXPECT_DOUBLE_EQ(estimate_training_memory(in).gradients, 0.5 * p + buckets) << "ZeRO-2 shards them";
   in.fp32_grad_accumulation = true;
-  EXPECT_DOUBLE_EQ(estimate_training_memory(in).gradients, 0.5 * p + buckets + 1 * p) << "and the fp32 sums";
+  const double fp32_buckets = (2 * kBucketsInFlight + 4) * static_cast<double>(kBucketBytes);  // in flight in fp32
+  EXPECT_DOUBLE_EQ(estimate_training_memory(in).gradients, 1 * p + fp32_buckets + 1 * p)
+      << "its own gradients arrive summed in fp32, beside the fp32 sums";
   in.fp32_grad_accumulation = false;
   // The reference: the ZeRO paper's 2 + (2 + 12) / N bytes per parameter, recomputed activations,
   // unchunked logits.

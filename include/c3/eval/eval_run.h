@@ -34,7 +34,6 @@ struct EvalRunSettings {
 void check_eval_output(const std::filesystem::path& output, bool force);
 
 // Evaluates `pages` (read from settings.data) and writes the outputs; returns the summary.
-nlohmann::json run_evaluation(C3Model& model, const Tokenizer& tokenizer, const std::filesystem::path& model_folder,
-                              const std::vector<EvalPage>& pages, EvalRunSettings settings);
+nlohmann::json run_evaluation(C3Codec& codec, const std::vector<EvalPage>& pages, EvalRunSettings settings);
 
 }  // namespace c3

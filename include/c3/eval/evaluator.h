@@ -1,7 +1,7 @@
 // `c3 eval` with a model: select benchmark pages by text-token count, compress and reconstruct
 // each in length-sorted batches (whole, as one span of N latents; a page longer than the span limit
-// is cut into spans as compress cuts it, and its reconstruction joined as reconstruct joins it), and score every page
-// with the Fox scorer and the position curve, under each requested control condition.
+// is cut into spans as compress cuts it, and its reconstruction joined as reconstruct joins it; all through C3Codec),
+// and score every page with the Fox scorer and the position curve, under each requested control condition.
 #pragma once
 
 #include <cstdint>
@@ -14,9 +14,8 @@
 #include "c3/eval/eval_data.h"
 #include "c3/eval/fox_metrics.h"
 #include "c3/eval/perturb.h"
+#include "c3/infer/codec.h"
 #include "c3/infer/generate.h"
-#include "c3/model/c3_model.h"
-#include "c3/model/c3_prompt.h"
 #include "c3/tokenizer/tokenizer.h"
 
 namespace c3 {
@@ -66,8 +65,7 @@ uint64_t page_seed(uint64_t seed, const std::string& id);
 // Evaluates every (condition, page) pair that `done` lacks; returns all results (done ones
 // included) ordered by condition, then page. `on_batch` receives each batch's new results as
 // soon as they exist (the CLI logs them, so an interrupted run resumes).
-std::vector<PageResult> evaluate(C3Model& model, const Tokenizer& tokenizer, const C3Prompt& prompt,
-                                 const std::vector<SelectedPage>& pages, const EvalOptions& options,
+std::vector<PageResult> evaluate(C3Codec& codec, const std::vector<SelectedPage>& pages, const EvalOptions& options,
                                  const std::vector<PageResult>& done,
                                  const std::function<void(const std::vector<PageResult>&)>& on_batch);
 

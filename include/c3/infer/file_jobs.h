@@ -69,12 +69,6 @@ struct Shard {
 // Job j belongs to shard j mod N: N processes split a list with no coordination.
 std::vector<FileJob> take_shard(const std::vector<FileJob>& jobs, const Shard& shard);
 
-// Consecutive batches [begin, end) over items already sorted by length: each batch holds at most
-// `max_rows` items and its padded size (rows x longest) stays within `budget` (a single item
-// larger than the budget gets a batch of its own).
-std::vector<std::pair<size_t, size_t>> length_batches(const std::vector<int64_t>& sorted_lengths, int64_t budget,
-                                                      int64_t max_rows);
-
 // Outputs of an earlier run. A finished output records its job key: the digest of everything that
 // made it (the input's bytes, the model fingerprint, each setting that changes the output's bytes).
 // A rerun keeps an output only when the key it would record now is the recorded one, and redoes
@@ -97,21 +91,6 @@ struct JobSummary {
   // Files neither written, kept nor failed: what an interrupted job left for a rerun.
   int64_t not_done() const { return files - written - skipped - static_cast<int64_t>(failed.size()); }
   nlohmann::json to_json() const;
-};
-
-// The status line of a batch job: "VERB done/total files | files/s | tokens/s | ETA" (terminal only).
-class JobProgress {
- public:
-  JobProgress(std::string verb, int64_t files, bool enabled, std::string unit = "files");
-  void update(int64_t processed, int64_t tokens);
-  void clear() { status_.clear(); }  // before a log line
-  double seconds() const;            // since construction
-
- private:
-  StatusLine status_;
-  std::string verb_, unit_;
-  int64_t files_;
-  std::chrono::steady_clock::time_point start_;
 };
 
 }  // namespace c3

@@ -69,9 +69,4 @@ std::vector<std::vector<int32_t>> greedy_generate(C3Model& model, const C3Prompt
 // trailing <|im_end|>, strip again.
 std::string decode_reconstruction(const Tokenizer& tokenizer, const std::vector<int32_t>& ids);
 
-// Compress + reconstruct texts (as one batch), decoded with decode_reconstruction.
-std::vector<std::string> reconstruct_texts(C3Model& model, const C3Prompt& prompt, const Tokenizer& tokenizer,
-                                           const std::vector<const std::vector<int32_t>*>& texts,
-                                           const GenerateOptions& options);
-
 }  // namespace c3

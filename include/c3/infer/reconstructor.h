@@ -4,11 +4,9 @@
 // what an uninterrupted run would.
 #pragma once
 
+#include "c3/infer/codec.h"
 #include "c3/infer/file_jobs.h"
 #include "c3/infer/generate.h"
-#include "c3/model/c3_model.h"
-#include "c3/model/c3_prompt.h"
-#include "c3/tokenizer/tokenizer.h"
 
 namespace c3 {
 
@@ -18,7 +16,6 @@ struct ReconstructOptions {
   FileJobOptions files;
 };
 
-JobSummary reconstruct_files(C3Model& model, const Tokenizer& tokenizer, const C3Prompt& prompt,
-                             const std::vector<FileJob>& jobs, const ReconstructOptions& options);
+JobSummary reconstruct_files(C3Codec& codec, const std::vector<FileJob>& jobs, const ReconstructOptions& options);
 
 }  // namespace c3

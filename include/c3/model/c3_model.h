@@ -43,6 +43,9 @@ class C3ModelImpl : public torch::nn::Module {
   C3ModelImpl(const C3Config& config, const at::TensorOptions& options = {});
 
   const C3Config& config() const { return config_; }
+  // Where the model runs, and the dtype the decoder computes in (latents are cast to it).
+  at::Device device() const { return query.device(); }
+  at::ScalarType dtype() const;
 
   // Encoder side. ids [B, T] right-padded (each row's tokens first, then padding), slots bool
   // [B, T] with exactly N true per row, among the row's tokens. Right padding needs no attention

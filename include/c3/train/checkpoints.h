@@ -14,12 +14,11 @@
 #include <vector>
 
 #include "c3/model/c3_model.h"
+#include "c3/model/run_folder.h"
 #include "c3/train/communicator.h"
 #include "c3/train/optimizer.h"
 
 namespace c3 {
-
-inline constexpr const char* kTrainingStateDir = "training_state";
 
 struct TrainingState {
   int64_t step = 0;              // completed training steps (updates and skipped ones)
@@ -34,20 +33,6 @@ struct TrainingState {
   nlohmann::json to_json() const;
   static TrainingState from_json(const nlohmann::json& j, const std::string& source);
 };
-
-std::filesystem::path checkpoint_path(const std::filesystem::path& output, int64_t step);
-
-// Complete checkpoints in `output`, oldest first.
-std::vector<std::filesystem::path> list_checkpoints(const std::filesystem::path& output);
-
-// A training output folder (no config.json, checkpoint-N folders) stands for its newest checkpoint,
-// said in the log; any other path is returned as it is.
-std::filesystem::path newest_checkpoint_of_run(const std::filesystem::path& path);
-
-// What a user may give where a C3 model is expected: a C3 checkpoint folder, or a training output
-// folder, which stands for its newest checkpoint. Anything else is an error that says what it is:
-// a missing path, a file (the weights, config.json), a plain Qwen2 model, a folder with no model.
-std::filesystem::path resolve_c3_checkpoint(const std::filesystem::path& path);
 
 // Called on every rank. Rank 0 stages the folder and writes the model, tokenizer and state; the
 // optimizer state goes to training_state/optimizer.safetensors, or, sharded (ZeRO-1), each rank

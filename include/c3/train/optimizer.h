@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -70,6 +71,12 @@ class AdamW {
   // Sum of squares of the gradients this rank holds (ZeRO-2: its own; the trainer sums over ranks).
   double grad_norm_squared() const;
   int shard_count() const { return options_.shard_count; }
+  // The dtype micro-batch gradients are summed in: float32 with fp32 masters and fp32 accumulation
+  // (for non-fp32 parameters), else undefined: each parameter's own.
+  std::optional<at::ScalarType> gradient_sum_dtype() const {
+    if (options_.fp32_master && options_.fp32_grad_accumulation) return at::kFloat;
+    return std::nullopt;
+  }
 
   // exp_avg.NAME, exp_avg_sq.NAME and, for non-fp32 parameters, master.NAME, of the parameters
   // this rank owns: names do not depend on the sharding, so state saved by any number of ranks

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <string>
 
 namespace c3 {
@@ -27,6 +28,22 @@ class StatusLine {
   bool logged_;    // log every interval
   std::chrono::steady_clock::time_point last_logged_;
   bool shown_ = false;
+};
+
+// The status line of a batch job (compress, reconstruct, eval): "VERB done/total files | files/s | tokens/s | ETA"
+// (terminal only).
+class JobProgress {
+ public:
+  JobProgress(std::string verb, int64_t files, bool enabled, std::string unit = "files");
+  void update(int64_t processed, int64_t tokens);
+  void clear() { status_.clear(); }  // before a log line
+  double seconds() const;            // since construction
+
+ private:
+  StatusLine status_;
+  std::string verb_, unit_;
+  int64_t files_;
+  std::chrono::steady_clock::time_point start_;
 };
 
 }  // namespace c3
