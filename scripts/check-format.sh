@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v clang-format >/dev/null || { echo "check-format.sh: clang-format is not installed (scripts/install-deps.sh)" >&2; exit 1; }
-mapfile -t files < <(git ls-files '*.cpp' '*.h' ':!:build*' ':!:.venv')
+# Tracked files and new ones not yet added (not ignored): what the next commit would hold.
+mapfile -t files < <(git ls-files --cached --others --exclude-standard '*.cpp' '*.h' ':!:build*' ':!:.venv')
 bad=()
 for f in "${files[@]}"; do
   clang-format --dry-run --Werror "$f" >/dev/null 2>&1 || bad+=("$f")

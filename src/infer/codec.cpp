@@ -205,8 +205,8 @@ std::vector<EncodedText> C3Codec::encode(const std::vector<std::string>& texts, 
     for (size_t k = begin; k < end; ++k) {
       auto [i, s] = spans[order[k]];
       if (!out[i].latents.defined())
-        out[i].latents = at::empty({static_cast<int64_t>(out[i].spans.size()), latents.size(1), latents.size(2)},
-                                   latents.options());
+        out[i].latents =
+            at::empty({static_cast<int64_t>(out[i].spans.size()), latents.size(1), latents.size(2)}, latents.options());
       out[i].latents[static_cast<int64_t>(s)].copy_(latents[static_cast<int64_t>(k - begin)]);
     }
   }

@@ -23,7 +23,8 @@ C3Codec tiny_codec() {
   return C3Codec(model, tokenizer, prompt);
 }
 
-const std::vector<std::string> kTexts{"alpha beta gamma delta epsilon\n", "zeta", "eta theta iota kappa lambda mu nu\n\n"};
+const std::vector<std::string> kTexts{"alpha beta gamma delta epsilon\n", "zeta",
+                                      "eta theta iota kappa lambda mu nu\n\n"};
 
 CodecOptions small_batches() {
   CodecOptions o;

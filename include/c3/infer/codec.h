@@ -100,7 +100,7 @@ class C3Codec {
   const C3Model& model() const { return model_; }
   const Tokenizer& tokenizer() const { return *tokenizer_; }
   const C3Prompt& prompt() const { return prompt_; }
-  const std::filesystem::path& folder() const { return folder_; }  // what load() read; empty otherwise
+  const std::filesystem::path& folder() const { return folder_; }    // what load() read; empty otherwise
   std::string fingerprint() const { return model_->fingerprint(); }  // what latent files record
 
   // One batch. Token ids (without special tokens) -> latents [B, N, decoder hidden] on the model's
