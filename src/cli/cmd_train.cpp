@@ -14,6 +14,7 @@
 #include "c3/util/dtype.h"
 #include "c3/util/error.h"
 #include "command.h"
+#include "dry_run.h"
 #include "settings_table.h"
 
 namespace c3::cli {
@@ -231,10 +232,11 @@ class TrainCommand : public Command {
     TrainJob job;
     train_table().read(c, job);
     TrainSettings& s = job.train;
-    s.resolved_config = saved_settings(c);
+    RunRecord record;
+    record.settings = saved_settings(c);
     for (const char* section : kSections)
-      for (const auto& [name, value] : s.resolved_config[section].items())
-        if (c.is_path(std::string(section) + "." + name)) s.path_keys.insert(std::string(section) + "." + name);
+      for (const auto& [name, value] : record.settings[section].items())
+        if (c.is_path(std::string(section) + "." + name)) record.path_keys.insert(std::string(section) + "." + name);
     // Several processes (torchrun, srun): rank 0 logs, every rank computes on its own device.
     const DistributedEnv dist = detect_distributed_env();
     // Inputs that are not there, named with the key and where it was set, before anything starts.
@@ -263,7 +265,7 @@ class TrainCommand : public Command {
     const auto comm =
         make_communicator(dist, device, backend, std::chrono::milliseconds(static_cast<int64_t>(timeout * 1000)));
     if (dist.active()) spdlog::info("data parallel: {}", comm->describe());
-    return train(s, device, *comm);
+    return train(s, device, *comm, record);
   }
 
  private:

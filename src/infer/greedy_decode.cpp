@@ -25,10 +25,10 @@ namespace {
 // (after one eager step on the capture's stream) and replayed; when capture fails it says why once and runs eagerly.
 class TokenStep {
  public:
-  TokenStep(Qwen2ForCausalLM& lm, KVCache& cache, int64_t rows, bool graph)
+  TokenStep(Qwen2ForCausalLM& lm, KVCache& cache, int64_t batch, bool graph)
       : lm_(lm), cache_(cache), graph_wanted_(graph) {
     const auto device = lm_->output_embedding().device();
-    tokens_ = at::zeros({rows, 1}, at::TensorOptions().dtype(at::kLong).device(device));
+    tokens_ = at::zeros({batch, 1}, at::TensorOptions().dtype(at::kLong).device(device));
   }
 
   at::Tensor run(const std::vector<int64_t>& tokens) {
@@ -49,9 +49,9 @@ class TokenStep {
     return forward();
   }
 
-  // Keeps batch rows `rows` (indices into the current batch) and drops the others.
-  void keep_rows(const std::vector<int64_t>& rows) {
-    const at::Tensor index = at::tensor(rows, at::kLong).to(tokens_.device());
+  // Keeps batch rows `kept` (indices into the current batch) and drops the others.
+  void keep_rows(const std::vector<int64_t>& kept) {
+    const at::Tensor index = at::tensor(kept, at::kLong).to(tokens_.device());
     cache_.keep_rows(index);
     tokens_ = tokens_.index_select(0, index);
     graph_.reset(), warmed_up_ = false;  // shapes changed: capture again
@@ -83,12 +83,12 @@ struct Decoding {
   int32_t stop_id;
 
   // Sets the logits of every token the n-gram rule bans to -inf, for the running ones among the
-  // batch's rows (`rows`: the prompt row of each).
-  void ban(at::Tensor& logits, const std::vector<int64_t>& rows) const {
+  // batch's rows (`prompt_of`: the prompt each row decodes).
+  void ban(at::Tensor& logits, const std::vector<int64_t>& prompt_of) const {
     std::vector<int64_t> ban_rows, ban_cols;
-    for (size_t i = 0; i < rows.size(); ++i) {
-      if (done[static_cast<size_t>(rows[i])]) continue;
-      for (int32_t t : ngrams[static_cast<size_t>(rows[i])].banned())
+    for (size_t i = 0; i < prompt_of.size(); ++i) {
+      if (done[static_cast<size_t>(prompt_of[i])]) continue;
+      for (int32_t t : ngrams[static_cast<size_t>(prompt_of[i])].banned())
         ban_rows.push_back(static_cast<int64_t>(i)), ban_cols.push_back(t);
     }
     if (ban_rows.empty()) return;
@@ -99,11 +99,12 @@ struct Decoding {
 
   // Takes each batch row's token (`next`, on the CPU): appended to its output, or its stop. Returns
   // the tokens to feed back (finished rows idle on the stop token) and the batch rows still running.
-  std::pair<std::vector<int64_t>, std::vector<int64_t>> take(const at::Tensor& next, const std::vector<int64_t>& rows) {
+  std::pair<std::vector<int64_t>, std::vector<int64_t>> take(const at::Tensor& next,
+                                                             const std::vector<int64_t>& prompt_of) {
     const auto ids = next.accessor<int64_t, 1>();
-    std::vector<int64_t> fed(rows.size()), running;
-    for (size_t i = 0; i < rows.size(); ++i) {
-      const auto r = static_cast<size_t>(rows[i]);
+    std::vector<int64_t> fed(prompt_of.size()), running;
+    for (size_t i = 0; i < prompt_of.size(); ++i) {
+      const auto r = static_cast<size_t>(prompt_of[i]);
       const auto token = static_cast<int32_t>(ids[static_cast<int64_t>(i)]);
       fed[i] = done[r] ? stop_id : token;
       if (done[r]) continue;
@@ -123,18 +124,18 @@ void decode_recomputing(Qwen2ForCausalLM& lm, at::Tensor embeds, at::Tensor mask
                         Decoding& d, int64_t max_new_tokens, const StopSignals* stop) {
   const auto device = embeds.device();
   const int64_t b = embeds.size(0);
-  std::vector<int64_t> rows(static_cast<size_t>(b));
-  std::iota(rows.begin(), rows.end(), 0);
-  at::Tensor at_rows = at::tensor(last, at::kLong).to(device).view({b, 1});
+  std::vector<int64_t> prompt_of(static_cast<size_t>(b));
+  std::iota(prompt_of.begin(), prompt_of.end(), 0);
+  at::Tensor last_positions = at::tensor(last, at::kLong).to(device).view({b, 1});
   for (int64_t step = 0; step < max_new_tokens; ++step) {
     throw_if_stopped(stop);
-    at::Tensor logits = lm->logits(lm->hidden_states(embeds, mask, at_rows).select(1, 0)).to(at::kFloat);
-    d.ban(logits, rows);
-    const auto [fed, running] = d.take(logits.argmax(-1).to(at::kCPU), rows);
+    at::Tensor logits = lm->logits(lm->hidden_states(embeds, mask, last_positions).select(1, 0)).to(at::kFloat);
+    d.ban(logits, prompt_of);
+    const auto [fed, running] = d.take(logits.argmax(-1).to(at::kCPU), prompt_of);
     if (running.empty()) break;
     embeds = at::cat({embeds, lm->embed(at::tensor(fed, at::kLong).to(device).view({b, 1}))}, 1);
     if (mask.defined()) mask = at::cat({mask, at::ones({b, 1}, mask.options())}, 1);
-    at_rows = at::full({b, 1}, embeds.size(1) - 1, at::kLong).to(device);
+    last_positions = at::full({b, 1}, embeds.size(1) - 1, at::kLong).to(device);
   }
 }
 
@@ -179,22 +180,22 @@ std::vector<std::vector<int32_t>> greedy_decode(Qwen2ForCausalLM& lm, const at::
   if (fixed) cache.fix_shapes();
   TokenStep feed(lm, cache, b, fixed && device.is_cuda() && options.cuda_graph);
 
-  std::vector<int64_t> rows(static_cast<size_t>(b));  // batch row i decodes prompt rows[i]
-  std::iota(rows.begin(), rows.end(), 0);
+  std::vector<int64_t> prompt_of(static_cast<size_t>(b));  // batch row i decodes prompt prompt_of[i]
+  std::iota(prompt_of.begin(), prompt_of.end(), 0);
   DecodeStats stats;
   for (int64_t step = 0; step < options.max_new_tokens; ++step) {
     throw_if_stopped(options.stop);
     ++stats.steps;
-    d.ban(logits, rows);
-    auto [fed, running] = d.take(logits.argmax(-1).to(at::kCPU), rows);  // the step's one transfer to the host
+    d.ban(logits, prompt_of);
+    auto [fed, running] = d.take(logits.argmax(-1).to(at::kCPU), prompt_of);  // the step's one transfer to the host
     if (running.empty() || step + 1 == options.max_new_tokens) break;
     // Finished rows leave once a quarter of the batch has: at most a few cache copies per batch.
-    if (4 * running.size() <= 3 * rows.size()) {
-      std::vector<int64_t> kept_rows, kept_fed;
+    if (4 * running.size() <= 3 * prompt_of.size()) {
+      std::vector<int64_t> kept_prompts, kept_fed;
       for (const int64_t i : running)
-        kept_rows.push_back(rows[static_cast<size_t>(i)]), kept_fed.push_back(fed[static_cast<size_t>(i)]);
+        kept_prompts.push_back(prompt_of[static_cast<size_t>(i)]), kept_fed.push_back(fed[static_cast<size_t>(i)]);
       feed.keep_rows(running);
-      rows = std::move(kept_rows), fed = std::move(kept_fed);
+      prompt_of = std::move(kept_prompts), fed = std::move(kept_fed);
       ++stats.batch_shrinks;
     }
     logits = feed.run(fed);

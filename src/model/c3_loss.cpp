@@ -5,20 +5,21 @@
 
 namespace c3 {
 
-C3LossOutput c3_loss(C3Model& model, const C3Batch& batch, int64_t chunk_rows) {
+C3LossOutput c3_loss(C3Model& model, const C3Batch& batch, int64_t chunk_tokens) {
   if (!batch.labels.defined()) throw Error("c3_loss needs a batch built with answers");
   const at::Tensor latents = model->compress(batch.encoder_ids, batch.encoder_slots);
   const at::Tensor embeds = model->decoder_embeds(batch.decoder_ids, batch.decoder_slots, latents);
 
   // Position t predicts label t + 1, so only positions from the first supervised column - 1 on
-  // need the decoder's output: its last layer runs at those rows alone (the prompt's are skipped).
+  // need the decoder's output: its last layer runs at those positions alone (the prompt's are skipped).
   const int64_t b = batch.labels.size(0), t = batch.labels.size(1);
   const at::Tensor predicted = batch.labels.narrow(1, 1, t - 1).ne(kIgnoreIndex).any(0);  // labels 1..t-1
   if (!predicted.any().item<bool>()) throw Error("batch has no supervised tokens");
   const int64_t first = 1 + predicted.to(at::kByte).argmax().item<int64_t>();
-  const at::Tensor rows = torch::arange(first - 1, t - 1, batch.labels.options()).unsqueeze(0).expand({b, t - first});
+  const at::Tensor positions =
+      torch::arange(first - 1, t - 1, batch.labels.options()).unsqueeze(0).expand({b, t - first});
   // Right-padded: no attention mask; padding positions carry no label (see Qwen2Model::forward).
-  const at::Tensor states = model->decoder->hidden_states(embeds, {}, rows);
+  const at::Tensor states = model->decoder->hidden_states(embeds, {}, positions);
 
   const at::Tensor targets_all = batch.labels.narrow(1, first, t - first);
   const at::Tensor supervised = targets_all.ne(kIgnoreIndex);
@@ -27,11 +28,11 @@ C3LossOutput c3_loss(C3Model& model, const C3Batch& batch, int64_t chunk_rows) {
   C3LossOutput out;
   out.tokens = hidden.size(0);
 
-  // With more rows than one chunk, each chunk's logits are recomputed in backward instead of kept;
+  // With more supervised tokens than one chunk, each chunk's logits are recomputed in backward instead of kept;
   // a single chunk is kept (the same peak memory, one lm_head product less).
   auto& decoder = model->decoder;
-  const bool chunked = chunk_rows > 0 && out.tokens > chunk_rows;
-  const int64_t step = chunked ? chunk_rows : out.tokens;
+  const bool chunked = chunk_tokens > 0 && out.tokens > chunk_tokens;
+  const int64_t step = chunked ? chunk_tokens : out.tokens;
   out.loss_sum = at::zeros({}, hidden.options().dtype(at::kFloat));
   for (int64_t start = 0; start < out.tokens; start += step) {
     const int64_t n = std::min(step, out.tokens - start);

@@ -15,10 +15,10 @@ at::Tensor rotate_half(const at::Tensor& x) {
   return at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
 }
 
-// x [B, T, X], rows int64 [B, R] -> [B, R, X]; x itself when rows is undefined.
-at::Tensor select_rows(const at::Tensor& x, const at::Tensor& rows) {
-  if (!rows.defined()) return x;
-  return x.gather(1, rows.unsqueeze(-1).expand({rows.size(0), rows.size(1), x.size(-1)}));
+// x [B, T, X], positions int64 [B, R] -> [B, R, X]; x itself when positions is undefined.
+at::Tensor select_positions(const at::Tensor& x, const at::Tensor& positions) {
+  if (!positions.defined()) return x;
+  return x.gather(1, positions.unsqueeze(-1).expand({positions.size(0), positions.size(1), x.size(-1)}));
 }
 
 // Which keys each query may attend to: key j (of `total`) is visible to a query at absolute
@@ -123,16 +123,16 @@ Qwen2AttentionImpl::Qwen2AttentionImpl(const Qwen2Config& c, const at::TensorOpt
 
 at::Tensor Qwen2AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
                                        const AttentionMask& mask, KVCache* cache, int64_t layer,
-                                       const at::Tensor& rows) {
-  const int64_t b = x.size(0), t = x.size(1), r = rows.defined() ? rows.size(1) : t;
-  at::Tensor q = q_proj(select_rows(x, rows)).view({b, r, num_heads_, head_dim_});
+                                       const at::Tensor& where) {
+  const int64_t b = x.size(0), t = x.size(1), r = where.defined() ? where.size(1) : t;
+  at::Tensor q = q_proj(select_positions(x, where)).view({b, r, num_heads_, head_dim_});
   at::Tensor k = k_proj(x).view({b, t, num_kv_heads_, head_dim_});
   if (q_norm) q = q_norm(q), k = k_norm(k);
   q = q.transpose(1, 2), k = k.transpose(1, 2);
   at::Tensor v = v_proj(x).view({b, t, num_kv_heads_, head_dim_}).transpose(1, 2);
 
   const at::Tensor c = cos.unsqueeze(1), s = sin.unsqueeze(1);  // broadcast over heads
-  const at::Tensor cq = select_rows(cos, rows).unsqueeze(1), sq = select_rows(sin, rows).unsqueeze(1);
+  const at::Tensor cq = select_positions(cos, where).unsqueeze(1), sq = select_positions(sin, where).unsqueeze(1);
   q = q * cq + rotate_half(q) * sq;
   k = k * c + rotate_half(k) * s;
 
@@ -183,8 +183,8 @@ Qwen2DecoderLayerImpl::Qwen2DecoderLayerImpl(const Qwen2Config& c, int64_t layer
 }
 
 at::Tensor Qwen2DecoderLayerImpl::forward(const at::Tensor& h, const at::Tensor& cos, const at::Tensor& sin,
-                                          const AttentionMask& mask, KVCache* cache, const at::Tensor& rows) {
-  at::Tensor x = select_rows(h, rows) + self_attn(input_layernorm(h), cos, sin, mask, cache, layer_idx_, rows);
+                                          const AttentionMask& mask, KVCache* cache, const at::Tensor& where) {
+  at::Tensor x = select_positions(h, where) + self_attn(input_layernorm(h), cos, sin, mask, cache, layer_idx_, where);
   return x + mlp(post_attention_layernorm(x));
 }
 
@@ -237,13 +237,13 @@ void check_mask(const at::Tensor& mask, int64_t b, int64_t t) {
 }  // namespace
 
 at::Tensor Qwen2ModelImpl::forward(const at::Tensor& inputs_embeds, const at::Tensor& attention_mask,
-                                   const at::Tensor& output_rows) {
+                                   const at::Tensor& output_positions) {
   check_mask(attention_mask, inputs_embeds.size(0), inputs_embeds.size(1));
-  return run_layers(inputs_embeds, attention_mask, nullptr, output_rows);
+  return run_layers(inputs_embeds, attention_mask, nullptr, output_positions);
 }
 
 at::Tensor Qwen2ModelImpl::prefill(const at::Tensor& inputs_embeds, KVCache& cache, const at::Tensor& attention_mask,
-                                   const at::Tensor& output_rows) {
+                                   const at::Tensor& output_positions) {
   const int64_t b = inputs_embeds.size(0), t = inputs_embeds.size(1);
   if (cache.fixed_shapes()) throw Error("prefill: the cache has fixed shapes (prefill before fix_shapes)");
   check_mask(attention_mask, b, t);
@@ -254,7 +254,7 @@ at::Tensor Qwen2ModelImpl::prefill(const at::Tensor& inputs_embeds, KVCache& cac
                     attention_mask.defined() ? attention_mask.to(opts) : at::ones({b, t}, opts)},
                    1);
   }
-  const at::Tensor h = run_layers(inputs_embeds, mask, &cache, output_rows);
+  const at::Tensor h = run_layers(inputs_embeds, mask, &cache, output_positions);
   cache.mask = mask;
   return h;
 }
@@ -269,15 +269,15 @@ at::Tensor Qwen2ModelImpl::step(const at::Tensor& inputs_embeds, KVCache& cache)
 }
 
 at::Tensor Qwen2ModelImpl::run_layers(const at::Tensor& inputs_embeds, const at::Tensor& attention_mask, KVCache* cache,
-                                      const at::Tensor& output_rows) {
+                                      const at::Tensor& output_positions) {
   const int64_t b = inputs_embeds.size(0), t = inputs_embeds.size(1);
   const int64_t past = cache ? cache->length : 0, total = past + t;
   const auto device = inputs_embeds.device();
   const auto idx = torch::TensorOptions().dtype(at::kLong).device(device);
-  const at::Tensor positions = attention_mask.defined()
-                                   ? (attention_mask.to(at::kLong).cumsum(-1) - 1).clamp_min(0).narrow(1, past, t)
-                                   : torch::arange(past, total, idx).unsqueeze(0).expand({b, t});
-  auto [cos, sin] = rotary_emb_.forward(positions, inputs_embeds.scalar_type());
+  const at::Tensor position_ids = attention_mask.defined()
+                                      ? (attention_mask.to(at::kLong).cumsum(-1) - 1).clamp_min(0).narrow(1, past, t)
+                                      : torch::arange(past, total, idx).unsqueeze(0).expand({b, t});
+  auto [cos, sin] = rotary_emb_.forward(position_ids, inputs_embeds.scalar_type());
 
   AttentionMask mask;
   if (attention_mask.defined() || (t > 1 && past > 0)) {
@@ -285,25 +285,25 @@ at::Tensor Qwen2ModelImpl::run_layers(const at::Tensor& inputs_embeds, const at:
   } else {
     mask.causal = t > 1;  // no cache: top-left causal; a single new token sees every cached key
   }
-  AttentionMask rows_mask;  // the last layer's, for queries at output_rows only
-  if (output_rows.defined()) rows_mask.allowed = allowed_keys(output_rows + past, total, attention_mask);
+  AttentionMask positions_mask;  // the last layer's, for queries at output_positions only
+  if (output_positions.defined()) positions_mask.allowed = allowed_keys(output_positions + past, total, attention_mask);
 
   if (cache) ensure_capacity(*cache, b, total, inputs_embeds);
   at::Tensor h = inputs_embeds;
   const int64_t last = static_cast<int64_t>(layers->size()) - 1;
   for (int64_t l = 0; l <= last; ++l) {
     auto* block = layers[static_cast<size_t>(l)]->as<Qwen2DecoderLayer>();
-    const at::Tensor rows = l == last ? output_rows : at::Tensor();
-    const AttentionMask& m = rows.defined() ? rows_mask : mask;
+    const at::Tensor where = l == last ? output_positions : at::Tensor();
+    const AttentionMask& m = where.defined() ? positions_mask : mask;
     if (gradient_checkpointing && !cache) {
       h = recompute([block, cos = cos, sin = sin, m,
-                     rows](const at::Tensor& x) { return block->forward(x, cos, sin, m, nullptr, rows); },
+                     where](const at::Tensor& x) { return block->forward(x, cos, sin, m, nullptr, where); },
                     h);
     } else {
-      h = block->forward(h, cos, sin, m, cache, rows);
+      h = block->forward(h, cos, sin, m, cache, where);
     }
   }
-  if (output_rows.defined() && last < 0) h = select_rows(h, output_rows);  // a model without layers
+  if (output_positions.defined() && last < 0) h = select_positions(h, output_positions);  // a model without layers
   if (cache) cache->length = total;
   return norm(h);
 }

@@ -203,6 +203,8 @@ std::string choose_backend(const std::string& wanted, const c10::Device& device)
   throw UsageError("train.dist_backend " + wanted + ": choose auto, nccl or gloo");
 }
 
+void set_nccl_environment() { ::setenv("TORCH_NCCL_BLOCKING_WAIT", "1", /*overwrite=*/0); }
+
 std::unique_ptr<Communicator> make_communicator(const DistributedEnv& env, const c10::Device& device,
                                                 const std::string& backend, std::chrono::milliseconds timeout) {
   if (!env.active()) return std::make_unique<LocalCommunicator>();
@@ -221,6 +223,7 @@ std::unique_ptr<Communicator> make_communicator(const DistributedEnv& env, const
   }
   if (backend == "nccl") {
 #ifdef C3_WITH_NCCL
+    set_nccl_environment();  // read by ProcessGroupNCCL's constructor
     auto options = c10d::ProcessGroupNCCL::Options::create();
     options->timeout = timeout;
     auto group = guarded("NCCL setup", [&] {

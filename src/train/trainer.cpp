@@ -92,9 +92,10 @@ std::optional<Validation> validate(C3Codec& codec, const std::vector<Sample>& sa
 // Everything a run holds. set_up() fills it in named steps; the loop in train() then reads
 // top to bottom: one step, its bookkeeping, logging, validation, saving.
 struct Run {
-  Run(const TrainSettings& settings, const at::Device& dev, Communicator& communicator)
-      : s(settings), device(dev), comm(communicator), output(settings.output) {}
+  Run(const TrainSettings& settings, const RunRecord& run_record, const at::Device& dev, Communicator& communicator)
+      : s(settings), record(run_record), device(dev), comm(communicator), output(settings.output) {}
   const TrainSettings& s;
+  const RunRecord& record;
   const at::Device device;
   Communicator& comm;
   const fs::path output;
@@ -228,7 +229,7 @@ void set_up_optimizer(Run& run) {
 void resume_or_start(Run& run) {
   run.sampler.emplace(static_cast<int64_t>(run.train_samples.size()), run.s.data_seed, run.comm.rank(),
                       run.comm.world_size());
-  run.settings = run.s.resolved_config;
+  run.settings = run.record.settings;
   if (run.settings.contains("model"))
     run.settings["model"]["latent_tokens"] = run.model->config().latent_tokens;  // N as run
   run.state.config = run.settings;
@@ -240,7 +241,7 @@ void resume_or_start(Run& run) {
   }
   run.state = load_training_state(run.resume_dir, *run.optimizer, run.device);
   run.sampler->set_consumed(run.state.consumed);
-  const auto changed = changed_keys(run.state.config, run.settings, run.s.path_keys);
+  const auto changed = changed_keys(run.state.config, run.settings, run.record.path_keys);
   if (!changed.empty())
     spdlog::warn("resuming with config keys that differ from the checkpoint's: {}", joined(changed));
   run.state.config = run.settings;
@@ -502,10 +503,10 @@ int64_t schedule_step(const LrSchedule& schedule, int64_t step, double time_used
 
 }  // namespace
 
-int train(const TrainSettings& s, const at::Device& device, Communicator& comm) {
+int train(const TrainSettings& s, const at::Device& device, Communicator& comm, const RunRecord& record) {
   check_settings(s);
   StopSignals signals;
-  Run run(s, device, comm);
+  Run run(s, record, device, comm);
   set_up(run);
   TrainingState& state = run.state;
   TrainProgress progress(run.is_main() ? run.output / "metrics.jsonl" : fs::path(), s.progress && run.is_main(),

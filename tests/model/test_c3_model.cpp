@@ -120,7 +120,7 @@ TEST_P(C3ModelTest, LossIsTheMeanCrossEntropyOverSupervisedTokens) {
   const auto a = ids("the cat"), b = ids("a dog sat");
   const C3Batch batch = make_c3_batch(prompt, {&a, &b}, true).to(device);
   torch::NoGradGuard no_grad;
-  const C3LossOutput out = c3_loss(model, batch, /*chunk_rows=*/4);
+  const C3LossOutput out = c3_loss(model, batch, /*chunk_tokens=*/4);
   // The naive way: every position of both models, full logits, the mean over the shifted labels.
   const at::Tensor latents = model->compress(batch.encoder_ids, batch.encoder_slots);
   const at::Tensor hidden = model->decoder->hidden_states(

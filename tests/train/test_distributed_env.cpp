@@ -116,5 +116,18 @@ TEST(DistributedEnv, EachLocalRankGetsItsOwnGpu) {
   if (!cuda_available()) EXPECT_EQ(resolve_device("auto"), c10::Device(c10::kCPU));
 }
 
+// NCCL's waits block and throw on a timeout (the one-line error Gloo gives) unless the user chose
+// otherwise.
+TEST(DistributedEnv, NcclWaitsBlockUnlessTheUserSaidOtherwise) {
+  ::unsetenv("TORCH_NCCL_BLOCKING_WAIT");
+  set_nccl_environment();
+  ASSERT_NE(std::getenv("TORCH_NCCL_BLOCKING_WAIT"), nullptr);
+  EXPECT_STREQ(std::getenv("TORCH_NCCL_BLOCKING_WAIT"), "1");
+  ::setenv("TORCH_NCCL_BLOCKING_WAIT", "0", 1);
+  set_nccl_environment();
+  EXPECT_STREQ(std::getenv("TORCH_NCCL_BLOCKING_WAIT"), "0") << "the user's setting stays";
+  ::unsetenv("TORCH_NCCL_BLOCKING_WAIT");
+}
+
 }  // namespace
 }  // namespace c3

@@ -15,8 +15,8 @@ struct C3LossOutput {
   int64_t tokens = 0;   // supervised tokens it sums over
 };
 
-// chunk_rows: supervised positions per lm_head chunk, each recomputed in backward when there is
+// chunk_tokens: supervised positions per lm_head chunk, each recomputed in backward when there is
 // more than one (0: all at once).
-C3LossOutput c3_loss(C3Model& model, const C3Batch& batch, int64_t chunk_rows = 2048);
+C3LossOutput c3_loss(C3Model& model, const C3Batch& batch, int64_t chunk_tokens = 2048);
 
 }  // namespace c3

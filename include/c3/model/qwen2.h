@@ -71,10 +71,10 @@ class Qwen2AttentionImpl : public torch::nn::Module {
  public:
   Qwen2AttentionImpl(const Qwen2Config& config, const at::TensorOptions& options);
   // x [B, T, hidden]; cos/sin [B, T, D]; cache: this layer's slot (index) or nullptr.
-  // rows: int64 [B, R] positions whose outputs are wanted (queries only there; keys and values
+  // where: int64 [B, R] positions whose outputs are wanted (queries only there; keys and values
   // from every position), with `mask` given for those queries; undefined: every position.
   at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const AttentionMask& mask,
-                     KVCache* cache, int64_t layer, const at::Tensor& rows = {});
+                     KVCache* cache, int64_t layer, const at::Tensor& where = {});
   Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
   Qwen2RMSNorm q_norm{nullptr}, k_norm{nullptr};  // qwen3: over each head, before RoPE; else null
 
@@ -95,9 +95,9 @@ TORCH_MODULE(Qwen2MLP);
 class Qwen2DecoderLayerImpl : public torch::nn::Module {
  public:
   Qwen2DecoderLayerImpl(const Qwen2Config& config, int64_t layer_idx, const at::TensorOptions& options);
-  // rows: as Qwen2Attention's; the output is [B, R, hidden] then.
+  // where: as Qwen2Attention's; the output is [B, R, hidden] then.
   at::Tensor forward(const at::Tensor& h, const at::Tensor& cos, const at::Tensor& sin, const AttentionMask& mask,
-                     KVCache* cache, const at::Tensor& rows = {});
+                     KVCache* cache, const at::Tensor& where = {});
   Qwen2Attention self_attn{nullptr};
   Qwen2MLP mlp{nullptr};
   Qwen2RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
@@ -113,7 +113,7 @@ class Qwen2ModelImpl : public torch::nn::Module {
   Qwen2ModelImpl(const Qwen2Config& config, const at::TensorOptions& options);
 
   // The three ways to run the body. Each returns the final hidden states after the final RMSNorm,
-  // [B, T, hidden], or [B, R, hidden] at `output_rows`.
+  // [B, T, hidden], or [B, R, hidden] at `output_positions`.
   //   inputs_embeds [B, T, hidden] (C3 overwrites slot rows before calling these).
   //   attention_mask [B, T] of 1 (token) / 0 (padding), HF-style, or undefined. A right-padded
   //     batch needs none: under causal attention no real token sees a padding one, so without a
@@ -121,17 +121,17 @@ class Qwen2ModelImpl : public torch::nn::Module {
   //     at padding positions are then not HF's, and must not be read. A mask is needed only where
   //     a row's tokens are not a prefix of it: a cache holding prompts of unequal length.
   //     Positions are counted from it (cumsum - 1), else 0..T-1.
-  //   output_rows int64 [B, R]: positions (0..T-1 of this input) whose hidden states are wanted;
+  //   output_positions int64 [B, R]: positions (0..T-1 of this input) whose hidden states are wanted;
   //     the last layer then computes its queries, attention output, MLP and the final norm at those
-  //     rows only (exact: no other position's output depends on them). Undefined: every position.
+  //     positions only (exact: no other position's output depends on them). Undefined: every position.
 
   // Whole sequences, no cache (training, compression).
   at::Tensor forward(const at::Tensor& inputs_embeds, const at::Tensor& attention_mask = {},
-                     const at::Tensor& output_rows = {});
+                     const at::Tensor& output_positions = {});
   // Appends T positions to `cache`: a prompt into an empty cache, or a chunk after what it holds
   // (which must not have fixed shapes). The cache keeps the mask for the steps that follow.
   at::Tensor prefill(const at::Tensor& inputs_embeds, KVCache& cache, const at::Tensor& attention_mask = {},
-                     const at::Tensor& output_rows = {});
+                     const at::Tensor& output_positions = {});
   // One token per row, inputs_embeds [B, 1, hidden], after what the cache holds -> [B, 1, hidden].
   // With fixed shapes (KVCache::fix_shapes) it reads and changes no host value (CUDA graphs).
   at::Tensor step(const at::Tensor& inputs_embeds, KVCache& cache);
@@ -154,7 +154,7 @@ class Qwen2ModelImpl : public torch::nn::Module {
   // The layers over `inputs_embeds` at positions past..past+T-1, where past is what `cache` holds (0
   // without one); `mask` [B, past + T] covers them all, or is undefined.
   at::Tensor run_layers(const at::Tensor& inputs_embeds, const at::Tensor& mask, KVCache* cache,
-                        const at::Tensor& output_rows);
+                        const at::Tensor& output_positions);
   // step() into a fixed-shape cache.
   at::Tensor step_fixed(const at::Tensor& inputs_embeds, KVCache& cache);
   Qwen2Config config_;
@@ -178,12 +178,12 @@ class Qwen2ForCausalLMImpl : public torch::nn::Module {
   // The body's hidden states (Qwen2Model's forward, prefill and step), for callers that take logits
   // at a few positions only.
   at::Tensor hidden_states(const at::Tensor& inputs_embeds, const at::Tensor& attention_mask = {},
-                           const at::Tensor& output_rows = {}) {
-    return model->forward(inputs_embeds, attention_mask, output_rows);
+                           const at::Tensor& output_positions = {}) {
+    return model->forward(inputs_embeds, attention_mask, output_positions);
   }
   at::Tensor prefill(const at::Tensor& inputs_embeds, KVCache& cache, const at::Tensor& attention_mask = {},
-                     const at::Tensor& output_rows = {}) {
-    return model->prefill(inputs_embeds, cache, attention_mask, output_rows);
+                     const at::Tensor& output_positions = {}) {
+    return model->prefill(inputs_embeds, cache, attention_mask, output_positions);
   }
   at::Tensor step(const at::Tensor& inputs_embeds, KVCache& cache) { return model->step(inputs_embeds, cache); }
   void reserve(KVCache& cache, int64_t batch, int64_t positions, const at::TensorOptions& options) const {

@@ -34,6 +34,15 @@ std::string first_slurm_host(const std::string& nodelist);
 // else, or NCCL without CUDA, is a UsageError naming train.dist_backend.
 std::string choose_backend(const std::string& wanted, const c10::Device& device);
 
+// What make_communicator sets before it creates an NCCL process group, unless the variable is set
+// already (the user's choice wins): TORCH_NCCL_BLOCKING_WAIT=1. Without it NCCL's wait() only
+// orders the caller's CUDA stream after the collective and returns, and a timeout or a dead peer is
+// found by NCCL's watchdog thread, which aborts the process (a core dump and a page of log) instead
+// of the one-line error and exit code 1 that Gloo gives. With it, wait() blocks the host until the
+// collective completes or train.dist_timeout passes, and throws. The cost: the host waits for each
+// gradient bucket it waits on (two are in flight) instead of queueing more backward kernels.
+void set_nccl_environment();
+
 // One process: LocalCommunicator. Several: a TCPStore rendezvous at master_addr:master_port
 // (rank 0 serves it) and a c10d process group on `backend` (choose_backend's answer). A rendezvous
 // or collective that does not complete within `timeout` throws c3::Error saying which.

@@ -83,17 +83,16 @@ struct TrainSettings {
   bool eval_at_start = true;
   int64_t eval_max_new_tokens = 0;  // 0: the sample's length + 32
   bool progress = true;             // status line (only ever on a terminal)
+};
 
-  nlohmann::json resolved_config;   // saved with every checkpoint
-  std::set<std::string> path_keys;  // its keys that hold paths (compared as paths on resume)
+// How the run was configured, as its caller resolved it (`c3 train`: every key with its value):
+// saved in every checkpoint, and compared on resume to warn about keys that changed.
+struct RunRecord {
+  nlohmann::json settings;
+  std::set<std::string> path_keys;  // its keys that hold paths (compared as paths)
 };
 
 // Returns the exit code: 0 done, 128+signal when stopped by SIGINT/SIGTERM (after saving).
-// `c3 train --dry-run`: resolves the architecture (config files only: no weights, no data) and
-// prints the estimated peak memory per GPU for 1, 2, 4, 8 and `world_size` GPUs at the window's
-// full length, with and without recomputation, next to DeepSpeed ZeRO-2 (the authors' setup).
-void print_dry_run(const TrainSettings& s, int world_size, std::ostream& out);
-
-int train(const TrainSettings& settings, const at::Device& device, Communicator& comm);
+int train(const TrainSettings& settings, const at::Device& device, Communicator& comm, const RunRecord& record = {});
 
 }  // namespace c3

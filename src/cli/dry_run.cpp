@@ -16,11 +16,12 @@
 #include "c3/train/trainer.h"
 #include "c3/util/dtype.h"
 #include "c3/util/error.h"
-#include "train_setup.h"
+#include "dry_run.h"
+#include "train/train_setup.h"
 
 namespace fs = std::filesystem;
 
-namespace c3 {
+namespace c3::cli {
 namespace {
 
 // The Qwen2.5 size a folder's name gives ("pretrained/Qwen2.5-1.5B" -> "1.5b"), or "".
@@ -131,4 +132,4 @@ void print_dry_run(const TrainSettings& s, int world_size, std::ostream& out) {
   out << "\nThis run: " << world_size << (world_size == 1 ? " process" : " processes") << ".\n";
 }
 
-}  // namespace c3
+}  // namespace c3::cli
