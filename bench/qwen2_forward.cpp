@@ -3,11 +3,17 @@
 // (each in a child process, since libgomp reads the policy only at start; c3 leaves the default,
 // spinning). Prints tables (and --json rows).
 //   bench_qwen2_forward [--quick] [--json FILE]
+// With --model DIR, a real Qwen2-family model folder (c3 import writes one from a GGUF) instead, at
+// the shapes a CPU user meets: prefill of 64-1024-token texts at batch 1 (what compress does on the
+// encoder), decode after a 64-token prompt at batch 1, 8 and 32, and the time to the first token
+// (prefill of 64 tokens and the logits of the last); bench/vs_llamacpp.py puts it beside llama.cpp.
+//   bench_qwen2_forward --model DIR [--dtype float32|bfloat16] [--threads N] [--quick] [--json FILE]
 #include <torch/torch.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -15,7 +21,10 @@
 #include <thread>
 #include <vector>
 
+#include "c3/io/checkpoint_dir.h"
 #include "c3/model/qwen2.h"
+#include "c3/model/qwen2_config.h"
+#include "c3/model/qwen2_io.h"
 #include "c3/torch_compat.h"
 #include "c3/util/dtype.h"
 #include "c3/util/runtime.h"
@@ -27,10 +36,11 @@ using Clock = std::chrono::steady_clock;
 struct Case {
   std::string model;
   c3::Qwen2Config config;
-  std::string mode;  // "prefill" or "decode"
+  std::string mode;  // "prefill", "decode" or "first" (seconds to the first token)
   int64_t batch, prompt, steps;
   at::ScalarType dtype;
   int threads;
+  std::string dir = "";  // a model folder to load (its config is `config`); "": random weights
 };
 
 std::string shape_label(const Case& c) {
@@ -69,13 +79,29 @@ double median_seconds(F&& fn, int min_repeats, double budget_s) {
 double run_case(const Case& c, double budget_s) {
   c3::configure_threads(c.threads);
   torch::NoGradGuard no_grad;
-  c3::Qwen2ForCausalLM model(c.config);
-  model->init_weights(0);
-  model->to(c.dtype);
+  c3::Qwen2ForCausalLM model{nullptr};
+  if (c.dir.empty()) {
+    model = c3::Qwen2ForCausalLM(c.config);
+    model->init_weights(0);
+    model->to(c.dtype);
+  } else {
+    c3::LoadOptions options;
+    options.dtype = c.dtype;
+    model = c3::load_qwen2(c.dir, options);
+  }
   const auto ids = torch::randint(0, c.config.vocab_size, {c.batch, c.prompt}, torch::kLong);
   if (c.mode == "prefill") {
     const double s = median_seconds([&] { model->forward(ids); }, 3, budget_s);
     return static_cast<double>(c.batch * c.prompt) / s;
+  }
+  if (c.mode == "first") {  // seconds to the first token: the prompt into a cache, the last logits
+    return median_seconds(
+        [&] {
+          c3::KVCache cache;
+          const auto last = torch::full({c.batch, 1}, c.prompt - 1, torch::kLong);
+          model->logits(model->prefill(model->embed(ids), cache, {}, last)).argmax(-1);
+        },
+        3, budget_s);
   }
   // decode: prefill once per repeat, then `steps` single-token steps with the cache; only the
   // steps are timed.
@@ -115,11 +141,40 @@ std::vector<double> run_policy_child(const char* self, const std::string& policy
   return out;
 }
 
+// --model DIR: the table a CPU user reads (bench/vs_llamacpp.py runs it beside llama.cpp).
+int run_model(const std::string& dir, at::ScalarType dtype, int threads, bool quick, const std::string& json_path) {
+  const std::string config_file = dir + "/config.json";
+  const c3::Qwen2Config config = c3::Qwen2Config::from_json(c3::io::read_json_file(config_file), config_file);
+  const std::string name = std::filesystem::path(dir).lexically_normal().filename().string();
+  const int64_t steps = quick ? 8 : 32;
+  std::vector<Case> cases;
+  for (int64_t prompt : {64, 256, 1024}) cases.push_back({name, config, "prefill", 1, prompt, 0, dtype, threads, dir});
+  cases.push_back({name, config, "first", 1, 64, 0, dtype, threads, dir});
+  for (int64_t batch : {1, 8, 32}) cases.push_back({name, config, "decode", batch, 64, steps, dtype, threads, dir});
+  std::printf("%s (%.1fM parameters) on CPU: LibTorch %s, BLAS %s, %d threads, %s\n", name.c_str(),
+              static_cast<double>(config.parameter_count()) / 1e6, c3::compat::torch_version().c_str(),
+              c3::blas_backend().c_str(), threads, c3::scalar_type_name(dtype).c_str());
+  std::printf("%-8s %-6s %-14s %14s\n", "mode", "batch", "prompt+steps", "tokens/s (s)");
+  nlohmann::json rows = nlohmann::json::array();
+  for (const auto& c : cases) {
+    const double value = run_case(c, quick ? 0.3 : 2.0);
+    std::printf("%-8s %-6lld %-14s %14.4g\n", c.mode.c_str(), static_cast<long long>(c.batch), shape_label(c).c_str(),
+                value);
+    std::fflush(stdout);
+    nlohmann::json r = row(c, c.mode == "first" ? 0.0 : value, "default");
+    if (c.mode == "first") r["seconds"] = value;
+    rows.push_back(r);
+  }
+  if (!json_path.empty()) std::ofstream(json_path) << rows.dump(2) << "\n";
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   bool quick = false, policy_child = false;
-  std::string json_path;
+  std::string json_path, model_dir, dtype_name = "float32";
+  int threads = 0;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--quick")
@@ -128,12 +183,23 @@ int main(int argc, char** argv) {
       policy_child = true;
     else if (a == "--json" && i + 1 < argc)
       json_path = argv[++i];
+    else if (a == "--model" && i + 1 < argc)
+      model_dir = argv[++i];
+    else if (a == "--dtype" && i + 1 < argc)
+      dtype_name = argv[++i];
+    else if (a == "--threads" && i + 1 < argc)
+      threads = std::stoi(argv[++i]);
     else {
-      std::fprintf(stderr, "usage: %s [--quick] [--json FILE]\n", argv[0]);
+      std::fprintf(stderr,
+                   "usage: %s [--quick] [--json FILE] | --model DIR [--dtype float32|bfloat16] [--threads N] [--quick] "
+                   "[--json FILE]\n",
+                   argv[0]);
       return 2;
     }
   }
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (!model_dir.empty())
+    return run_model(model_dir, c3::scalar_type_from_name(dtype_name), threads > 0 ? threads : cores, quick, json_path);
   const double budget = quick ? 0.3 : 2.0;
   c3::Qwen2Config tiny = c3::Qwen2Config::preset("tiny");
   c3::Qwen2Config small = c3::Qwen2Config::preset("0.5b");  // Qwen2.5-0.5B geometry, 4 of 24 layers
