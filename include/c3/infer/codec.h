@@ -115,7 +115,9 @@ class C3Codec {
   // Any number of texts. Each is cut into spans (unusable text is an error naming its index) and
   // every span of every text compressed in batches of options.batch_tokens.
   std::vector<EncodedText> encode(const std::vector<std::string>& texts, const CodecOptions& options = {});
-  // Their reconstructions, spans decoded options.batch_size at a time and joined (join_spans).
+  // Their reconstructions, spans decoded options.batch_size at a time and joined (join_spans). Of
+  // each span it reads the joiner, and the number of its ids to batch spans of similar length (an
+  // EncodedText made from a latent file: LatentFile::span_joiners and span_tokens).
   std::vector<std::string> decode(const std::vector<EncodedText>& encoded, const CodecOptions& options = {});
 
  private:
