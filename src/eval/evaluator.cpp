@@ -166,12 +166,10 @@ std::vector<PageResult> evaluate(C3Codec& codec, const std::vector<SelectedPage>
       if (!results.count({perturbation_name(condition), p.page.id}))
         todo.push_back(plan_item(p, condition, codec.tokenizer(), options, codec.prompt().latent_tokens()));
   // Every span of every page, shortest first, so batches pad little.
-  std::vector<std::pair<size_t, size_t>> spans, order;  // (item, span)
-  std::vector<int64_t> lengths;
-  for (size_t i = 0; i < todo.size(); ++i)
-    for (size_t s = 0; s < todo[i].spans.size(); ++s)
-      spans.emplace_back(i, s), lengths.push_back(static_cast<int64_t>(todo[i].spans[s].ids.size()));
-  for (const size_t k : shortest_first(lengths)) order.push_back(spans[k]);
+  std::vector<size_t> counts;
+  for (const Item& item : todo) counts.push_back(item.spans.size());
+  const std::vector<std::pair<size_t, size_t>> order =
+      order_spans(counts, [&](size_t i, size_t s) { return static_cast<int64_t>(todo[i].spans[s].ids.size()); }).spans;
 
   JobProgress status("eval", static_cast<int64_t>(todo.size()), options.progress, "pages");
   int64_t finished = 0, generated = 0;

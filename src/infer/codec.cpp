@@ -145,6 +145,16 @@ std::vector<size_t> shortest_first(const std::vector<int64_t>& lengths) {
   return order;
 }
 
+SpanOrder order_spans(const std::vector<size_t>& counts, const std::function<int64_t(size_t, size_t)>& length) {
+  std::vector<std::pair<size_t, size_t>> spans;
+  std::vector<int64_t> lengths;
+  for (size_t i = 0; i < counts.size(); ++i)
+    for (size_t s = 0; s < counts[i]; ++s) spans.emplace_back(i, s), lengths.push_back(length(i, s));
+  SpanOrder order;
+  for (const size_t k : shortest_first(lengths)) order.spans.push_back(spans[k]), order.lengths.push_back(lengths[k]);
+  return order;
+}
+
 C3Codec::C3Codec(C3Model model, std::shared_ptr<const Tokenizer> tokenizer, C3Prompt prompt)
     : model_(std::move(model)), tokenizer_(std::move(tokenizer)), prompt_(std::move(prompt)) {
   if (prompt_.latent_tokens() != model_->config().latent_tokens)
@@ -181,29 +191,31 @@ std::vector<std::string> C3Codec::reconstruct(const at::Tensor& latents, const G
   return texts;
 }
 
+std::vector<std::pair<size_t, size_t>> C3Codec::compress_batches(const std::vector<int64_t>& sorted_lengths,
+                                                                 int64_t batch_tokens) const {
+  std::vector<int64_t> padded;
+  for (const int64_t length : sorted_lengths) padded.push_back(length + prompt_.encoder_extra_tokens());
+  return length_batches(padded, batch_tokens, std::numeric_limits<int64_t>::max());
+}
+
 std::vector<EncodedText> C3Codec::encode(const std::vector<std::string>& texts, const CodecOptions& options) {
   const int64_t limit = span_limit(model_->config(), prompt_, options.max_span_tokens, 0).tokens;
   std::vector<EncodedText> out(texts.size());
-  std::vector<std::pair<size_t, size_t>> spans;  // (text, span)
-  std::vector<int64_t> padded;                   // encoder tokens of each
+  std::vector<size_t> counts;
   for (size_t i = 0; i < texts.size(); ++i) {
     if (const std::string problem = unusable_text_reason(texts[i]); !problem.empty())
       throw Error("text " + std::to_string(i) + ": " + problem);
     out[i].spans = cut_spans(texts[i], *tokenizer_, limit);
-    for (size_t s = 0; s < out[i].spans.size(); ++s) {
-      spans.emplace_back(i, s);
-      padded.push_back(static_cast<int64_t>(out[i].spans[s].ids.size()) + prompt_.encoder_extra_tokens());
-    }
+    counts.push_back(out[i].spans.size());
   }
-  const std::vector<size_t> order = shortest_first(padded);
-  std::vector<int64_t> sorted;
-  for (size_t k : order) sorted.push_back(padded[k]);
-  for (const auto& [begin, end] : length_batches(sorted, options.batch_tokens, std::numeric_limits<int64_t>::max())) {
+  const SpanOrder order =
+      order_spans(counts, [&](size_t i, size_t s) { return static_cast<int64_t>(out[i].spans[s].ids.size()); });
+  for (const auto& [begin, end] : compress_batches(order.lengths, options.batch_tokens)) {
     std::vector<const std::vector<int32_t>*> batch;
-    for (size_t k = begin; k < end; ++k) batch.push_back(&out[spans[order[k]].first].spans[spans[order[k]].second].ids);
+    for (size_t k = begin; k < end; ++k) batch.push_back(&out[order.spans[k].first].spans[order.spans[k].second].ids);
     const at::Tensor latents = compress(batch).to(at::kCPU);
     for (size_t k = begin; k < end; ++k) {
-      auto [i, s] = spans[order[k]];
+      auto [i, s] = order.spans[k];
       if (!out[i].latents.defined())
         out[i].latents =
             at::empty({static_cast<int64_t>(out[i].spans.size()), latents.size(1), latents.size(2)}, latents.options());
@@ -215,8 +227,7 @@ std::vector<EncodedText> C3Codec::encode(const std::vector<std::string>& texts, 
 
 std::vector<std::string> C3Codec::decode(const std::vector<EncodedText>& encoded, const CodecOptions& options) {
   const int64_t n = model_->config().latent_tokens, hidden = model_->config().decoder.hidden_size;
-  std::vector<std::pair<size_t, int64_t>> spans;  // (text, span)
-  std::vector<int64_t> lengths;                   // the text tokens each span held: its output's expected length
+  std::vector<size_t> counts;
   std::vector<std::vector<std::string>> outputs(encoded.size());
   for (size_t i = 0; i < encoded.size(); ++i) {
     const EncodedText& e = encoded[i];
@@ -226,17 +237,19 @@ std::vector<std::string> C3Codec::decode(const std::vector<EncodedText>& encoded
       throw Error("text " + std::to_string(i) + ": latents are not [" + std::to_string(count) + " spans, " +
                   std::to_string(n) + ", " + std::to_string(hidden) + "] for this model");
     outputs[i].resize(e.spans.size());
-    for (int64_t s = 0; s < count; ++s)
-      spans.emplace_back(i, s), lengths.push_back(static_cast<int64_t>(e.spans[s].ids.size()));
+    counts.push_back(e.spans.size());
   }
-  const std::vector<size_t> order = shortest_first(lengths);
+  // By the text tokens each span held, its output's expected length: rows of a batch end together.
+  const SpanOrder order =
+      order_spans(counts, [&](size_t i, size_t s) { return static_cast<int64_t>(encoded[i].spans[s].ids.size()); });
   const auto batch = static_cast<size_t>(std::max<int64_t>(1, options.batch_size));
-  for (size_t begin = 0; begin < order.size(); begin += batch) {
-    const size_t end = std::min(order.size(), begin + batch);
+  for (size_t begin = 0; begin < order.spans.size(); begin += batch) {
+    const size_t end = std::min(order.spans.size(), begin + batch);
     std::vector<at::Tensor> rows;
-    for (size_t k = begin; k < end; ++k) rows.push_back(encoded[spans[order[k]].first].latents[spans[order[k]].second]);
+    for (size_t k = begin; k < end; ++k)
+      rows.push_back(encoded[order.spans[k].first].latents[static_cast<int64_t>(order.spans[k].second)]);
     const std::vector<std::string> texts = reconstruct(at::stack(rows), options.generate);
-    for (size_t k = begin; k < end; ++k) outputs[spans[order[k]].first][spans[order[k]].second] = texts[k - begin];
+    for (size_t k = begin; k < end; ++k) outputs[order.spans[k].first][order.spans[k].second] = texts[k - begin];
   }
   std::vector<std::string> out;
   for (size_t i = 0; i < encoded.size(); ++i) {

@@ -102,11 +102,8 @@ class CompressStep : public SpanBatchJob<Doc> {
     return static_cast<int64_t>(doc.spans[span].ids.size());
   }
 
-  // Batches of at most options.batch_tokens padded encoder tokens (the text, N slots, 2 markers).
   std::vector<std::pair<size_t, size_t>> batches(const std::vector<int64_t>& lengths) const override {
-    std::vector<int64_t> padded;
-    for (int64_t length : lengths) padded.push_back(length + prompt_.encoder_extra_tokens());
-    return length_batches(padded, options_.batch_tokens, std::numeric_limits<int64_t>::max());
+    return codec_.compress_batches(lengths, options_.batch_tokens);
   }
 
   void run(const std::vector<std::pair<Doc*, int64_t>>& spans, JobSummary&) override {

@@ -108,20 +108,18 @@ JobSummary run_span_batch_job(const std::vector<FileJob>& jobs, SpanBatchJob<Doc
         }
         docs.push_back(std::move(doc));
       }
-      std::vector<std::pair<size_t, int64_t>> spans, order;  // (doc, span); order: shortest first
-      std::vector<int64_t> lengths;
-      for (size_t d = 0; d < docs.size(); ++d)
-        for (int64_t s = 0; s < docs[d].pending; ++s)
-          spans.emplace_back(d, s), lengths.push_back(step.span_length(docs[d], s));
-      for (const size_t k : shortest_first(lengths)) order.push_back(spans[k]);
-      std::sort(lengths.begin(), lengths.end());
-      for (const auto& [begin, end] : step.batches(lengths)) {
+      std::vector<size_t> counts;
+      for (const Doc& doc : docs) counts.push_back(static_cast<size_t>(doc.pending));
+      const SpanOrder order =
+          order_spans(counts, [&](size_t d, size_t s) { return step.span_length(docs[d], static_cast<int64_t>(s)); });
+      for (const auto& [begin, end] : step.batches(order.lengths)) {
         throw_if_stopped(o.stop);
         std::vector<std::pair<Doc*, int64_t>> batch;
         bool needed = false;
         for (size_t k = begin; k < end; ++k) {
-          batch.emplace_back(&docs[order[k].first], order[k].second);
-          needed = needed || !docs[order[k].first].up_to_date;
+          const auto [d, s] = order.spans[k];
+          batch.emplace_back(&docs[d], static_cast<int64_t>(s));
+          needed = needed || !docs[d].up_to_date;
         }
         if (needed) step.run(batch, summary);
         for (auto& [doc, span] : batch) {

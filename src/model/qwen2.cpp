@@ -63,7 +63,7 @@ void KVCache::keep_rows(const at::Tensor& rows) {
   for (auto& k : keys) k = k.index_select(0, rows);
   for (auto& v : values) v = v.index_select(0, rows);
   for (auto* t : {&mask, &visible, &next_position})
-    if (t->defined()) *t = t->index_select(0, rows.to(t->device()));
+    if (t->defined()) *t = t->index_select(0, rows);
 }
 
 // ---- RMSNorm: fp32 variance, cast back to the input dtype, then multiply by the weight.

@@ -110,16 +110,24 @@ void GradientReducer::ready(size_t param) {
 void GradientReducer::launch(size_t k) {
   torch::NoGradGuard no_grad;
   const Bucket& b = buckets_[k];
-  std::vector<at::Tensor> parts;
+  // One buffer in the dtype the ranks sum in; each gradient is copied (converted) into its slice.
+  int64_t numel = 0;
+  for (size_t i : b.members) numel += params_[i].numel();
+  const at::Tensor& first = params_[b.members.front()];
+  at::Tensor flat = at::empty({numel}, first.options().dtype(sum_dtype_.value_or(first.scalar_type())));
+  int64_t offset = 0;
   for (size_t i : b.members) {
+    at::Tensor slice = flat.narrow(0, offset, params_[i].numel());
     const at::Tensor& g = params_[i].grad();
-    parts.push_back(g.defined() ? g.reshape({-1}) : at::zeros({params_[i].numel()}, params_[i].options()));
+    if (g.defined()) {
+      slice.copy_(g.reshape({-1}));
+    } else {
+      slice.zero_();
+    }
+    offset += params_[i].numel();
+    params_[i].mutable_grad() = at::Tensor();  // the flat bucket holds it now
   }
-  at::Tensor flat = at::cat(parts);
-  if (sum_dtype_) flat = flat.to(*sum_dtype_);
   InFlight job{k, flat, nullptr};
-  parts.clear();
-  for (size_t i : b.members) params_[i].mutable_grad() = at::Tensor();  // the flat bucket holds it now
   job.work = comm_.reduce_sum_async(job.flat, b.owner);
   in_flight_.push_back(std::move(job));
   while (in_flight_.size() > max_in_flight_) complete_oldest();

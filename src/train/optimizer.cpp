@@ -98,8 +98,7 @@ void AdamW::accumulate_grads() {
       s.param.mutable_grad() = at::Tensor();  // reduced to its owner already
       continue;
     }
-    const bool own_dtype =
-        s.param.scalar_type() == at::kFloat || !options_.fp32_master || !options_.fp32_grad_accumulation;
+    const bool own_dtype = s.param.scalar_type() == at::kFloat || !gradient_sum_dtype();
     if (own_dtype || !s.param.grad().defined()) continue;  // autograd keeps summing into .grad
     if (s.grad32.defined()) {
       s.grad32.add_(s.param.grad());

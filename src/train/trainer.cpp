@@ -107,8 +107,7 @@ struct Run {
   std::shared_ptr<const Tokenizer> tokenizer;
   at::ScalarType dtype = at::kFloat;
   C3Model model{nullptr};
-  std::optional<C3Prompt> prompt;
-  std::optional<C3Codec> codec;  // validation's reconstructions
+  std::optional<C3Codec> codec;  // the model, tokenizer and prompt together (validation reconstructs through it)
   std::vector<Sample> train_samples, valid_samples;
   std::optional<AdamW> optimizer;
   bool zero2 = false;                        // gradients sharded too (ZeRO-2)
@@ -147,20 +146,20 @@ void set_up_model(Run& run) {
     fail_file(run.tokenizer->source(), "the tokenizer has " + std::to_string(run.tokenizer->vocab_size()) +
                                            " ids but the model's embedding tables have " + std::to_string(rows) +
                                            " rows");
-  run.prompt.emplace(*run.tokenizer, config.latent_tokens, run.s.prompt_template, run.s.instruction);
-  run.codec.emplace(run.model, run.tokenizer, *run.prompt);
+  run.codec.emplace(run.model, run.tokenizer,
+                    C3Prompt(*run.tokenizer, config.latent_tokens, run.s.prompt_template, run.s.instruction));
 }
 
 // Every text must fit both windows with the prompt around it.
 void set_up_data(Run& run) {
   const TrainSettings& s = run.s;
+  const C3Prompt& prompt = run.codec->prompt();
   SampleOptions sampling = s.sampling;
-  sampling.limit_tokens =
-      s.max_length - std::max(run.prompt->encoder_extra_tokens(), run.prompt->decoder_extra_tokens());
+  sampling.limit_tokens = s.max_length - std::max(prompt.encoder_extra_tokens(), prompt.decoder_extra_tokens());
   sampling.seed = s.data_seed;
   if (sampling.limit_tokens <= 0)
     throw UsageError("data.max_length " + std::to_string(s.max_length) + " leaves no room for text after the " +
-                     std::to_string(run.prompt->decoder_extra_tokens()) + "-token decoder prompt");
+                     std::to_string(prompt.decoder_extra_tokens()) + "-token decoder prompt");
   run.train_samples = load_samples(s.train_files, s, *run.tokenizer, sampling);
   if (run.train_samples.empty()) fail_file(joined(s.train_files), "no training samples (the files hold no text)");
   run.valid_samples = s.validation_file.empty() ? split_validation(run.train_samples, s.validation_samples, s.data_seed)
@@ -193,7 +192,7 @@ std::vector<std::pair<at::Tensor, int>> in_forward_order(const std::vector<std::
 void set_up_optimizer(Run& run) {
   const TrainSettings& s = run.s;
   run.optimizer.emplace(make_optimizer(run.model, s, run.comm.rank(), run.comm.world_size()));
-  log_memory_estimate(s, run.model, *run.prompt, run.train_samples, run.dtype);
+  log_memory_estimate(s, run.model, run.codec->prompt(), run.train_samples, run.dtype);
   run.zero2 = s.zero_stage >= 2 && run.comm.world_size() > 1;
   if (run.zero2)
     // The lm_head's gradient accumulates once per recomputed loss chunk: reduced after backward.
@@ -290,7 +289,8 @@ StepResult forward_backward(Run& run) {
   std::vector<C3Batch> micro;
   int64_t local_supervised = 0;
   for (int64_t a = 0; a < s.grad_accum; ++a) {
-    micro.push_back(make_c3_batch(*run.prompt, ids_of(run.train_samples, run.sampler->next(s.batch_size)), true));
+    micro.push_back(
+        make_c3_batch(run.codec->prompt(), ids_of(run.train_samples, run.sampler->next(s.batch_size)), true));
     local_supervised += micro.back().supervised_tokens;
   }
   StepResult r;

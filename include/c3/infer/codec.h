@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -66,6 +67,15 @@ std::string join_spans(const std::vector<std::string>& outputs, const std::vecto
 // Indices of `lengths`, shortest first, ties in index order.
 std::vector<size_t> shortest_first(const std::vector<int64_t>& lengths);
 
+// Every span of every item (a text, a page, a file), shortest first, ties in item then span order:
+// the order batches are cut from (length_batches), so that they pad little and depend only on the
+// lengths. counts[i]: item i's spans; length(i, s): span s of item i.
+struct SpanOrder {
+  std::vector<std::pair<size_t, size_t>> spans;  // (item, span)
+  std::vector<int64_t> lengths;                  // of each, ascending
+};
+SpanOrder order_spans(const std::vector<size_t>& counts, const std::function<int64_t(size_t, size_t)>& length);
+
 // Consecutive batches [begin, end) over items already sorted by length: each batch holds at most
 // `max_rows` items and its padded size (rows x longest) stays within `budget` (a single item
 // larger than the budget gets a batch of its own).
@@ -111,6 +121,11 @@ class C3Codec {
   std::vector<std::vector<int32_t>> generate(const at::Tensor& latents, const GenerateOptions& options);
   // The same, detokenised and stripped as the spec says (decode_reconstruction).
   std::vector<std::string> reconstruct(const at::Tensor& latents, const GenerateOptions& options);
+
+  // compress() batches over spans of these text lengths (sorted ascending): at most `batch_tokens`
+  // padded encoder tokens each (the text, N slots and 2 markers per row).
+  std::vector<std::pair<size_t, size_t>> compress_batches(const std::vector<int64_t>& sorted_lengths,
+                                                          int64_t batch_tokens) const;
 
   // Any number of texts. Each is cut into spans (unusable text is an error naming its index) and
   // every span of every text compressed in batches of options.batch_tokens.
