@@ -8,6 +8,8 @@
 // encoder), decode after a 64-token prompt at batch 1, 8 and 32, and the time to the first token
 // (prefill of 64 tokens and the logits of the last); bench/vs_llamacpp.py puts it beside llama.cpp.
 //   bench_qwen2_forward --model DIR [--dtype float32|bfloat16] [--threads N] [--quick] [--json FILE]
+// --profile adds where a batch-1 decoding step's time goes, operator by operator, and its op count;
+// --unfused measures the model without fused projections (Qwen2Model::fuse_projections).
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -28,6 +30,7 @@
 #include "c3/torch_compat.h"
 #include "c3/util/dtype.h"
 #include "c3/util/runtime.h"
+#include "op_profile.h"
 
 namespace {
 
@@ -41,6 +44,7 @@ struct Case {
   at::ScalarType dtype;
   int threads;
   std::string dir = "";  // a model folder to load (its config is `config`); "": random weights
+  bool fused = true;     // q/k/v and gate/up as one GEMM each (Qwen2Model::fuse_projections)
 };
 
 std::string shape_label(const Case& c) {
@@ -57,6 +61,7 @@ nlohmann::json row(const Case& c, double tokens_per_second, const std::string& w
           {"threads", c.threads},
           {"omp_wait_policy", wait_policy},
           {"tokens_per_second", tokens_per_second},
+          {"fused_projections", c.fused},
           {"parameters", c.config.parameter_count()}};
 }
 
@@ -76,19 +81,24 @@ double median_seconds(F&& fn, int min_repeats, double budget_s) {
   return times[times.size() / 2];
 }
 
+c3::Qwen2ForCausalLM load_model(const Case& c) {
+  if (!c.dir.empty()) {
+    c3::LoadOptions options;
+    options.dtype = c.dtype;
+    c3::Qwen2ForCausalLM model = c3::load_qwen2(c.dir, options);
+    if (c.fused) model->fuse_projections();  // as C3Codec::load does
+    return model;
+  }
+  c3::Qwen2ForCausalLM model(c.config);
+  model->init_weights(0);
+  model->to(c.dtype);
+  return model;
+}
+
 double run_case(const Case& c, double budget_s) {
   c3::configure_threads(c.threads);
   torch::NoGradGuard no_grad;
-  c3::Qwen2ForCausalLM model{nullptr};
-  if (c.dir.empty()) {
-    model = c3::Qwen2ForCausalLM(c.config);
-    model->init_weights(0);
-    model->to(c.dtype);
-  } else {
-    c3::LoadOptions options;
-    options.dtype = c.dtype;
-    model = c3::load_qwen2(c.dir, options);
-  }
+  c3::Qwen2ForCausalLM model = load_model(c);
   const auto ids = torch::randint(0, c.config.vocab_size, {c.batch, c.prompt}, torch::kLong);
   if (c.mode == "prefill") {
     const double s = median_seconds([&] { model->forward(ids); }, 3, budget_s);
@@ -121,6 +131,38 @@ double run_case(const Case& c, double budget_s) {
   return static_cast<double>(c.batch * c.steps * runs) / total;
 }
 
+// The operators of `c.steps` decoding steps after the prompt: calls and time per step, the busiest first.
+void profile_decode(const Case& c) {
+  c3::configure_threads(c.threads);
+  torch::NoGradGuard no_grad;
+  c3::Qwen2ForCausalLM model = load_model(c);
+  const auto ids = torch::randint(0, c.config.vocab_size, {c.batch, c.prompt}, torch::kLong);
+  const auto next = torch::randint(0, c.config.vocab_size, {c.batch, 1}, torch::kLong);
+  c3::KVCache cache;
+  model->prefill(model->embed(ids), cache);
+  for (int s = 0; s < 4; ++s) model->logits(model->step(model->embed(next), cache));  // warm-up
+  std::map<std::string, c3bench::OpProfile::Entry> entries;
+  {
+    c3bench::OpProfile profile;
+    for (int64_t s = 0; s < c.steps; ++s) model->logits(model->step(model->embed(next), cache));
+    entries = profile.entries();
+  }
+  std::vector<std::pair<std::string, c3bench::OpProfile::Entry>> sorted(entries.begin(), entries.end());
+  std::sort(sorted.begin(), sorted.end(),
+            [](const auto& a, const auto& b) { return a.second.seconds > b.second.seconds; });
+  double total = 0, calls = 0;
+  for (const auto& [name, e] : sorted) total += e.seconds, calls += static_cast<double>(e.calls);
+  const double steps = static_cast<double>(c.steps);
+  std::printf("\ndecode batch %lld, where a step's time goes (profiled: %.0f top-level ops and %.2f ms per step)\n",
+              static_cast<long long>(c.batch), calls / steps, total / steps * 1e3);
+  std::printf("%-36s %10s %10s %7s\n", "operator", "calls/step", "us/step", "share");
+  for (size_t i = 0; i < sorted.size() && i < 16; ++i) {
+    const auto& [name, e] = sorted[i];
+    std::printf("%-36s %10.1f %10.1f %6.1f%%\n", name.c_str(), static_cast<double>(e.calls) / steps,
+                e.seconds / steps * 1e6, 100 * e.seconds / total);
+  }
+}
+
 std::vector<Case> policy_cases(int cores, const c3::Qwen2Config& tiny, const c3::Qwen2Config& small) {
   return {{"tiny", tiny, "prefill", 4, 256, 0, at::kFloat, cores},
           {"tiny", tiny, "decode", 4, 64, 64, at::kFloat, cores},
@@ -142,7 +184,8 @@ std::vector<double> run_policy_child(const char* self, const std::string& policy
 }
 
 // --model DIR: the table a CPU user reads (bench/vs_llamacpp.py runs it beside llama.cpp).
-int run_model(const std::string& dir, at::ScalarType dtype, int threads, bool quick, const std::string& json_path) {
+int run_model(const std::string& dir, at::ScalarType dtype, int threads, bool quick, bool fused, bool profile,
+              const std::string& json_path) {
   const std::string config_file = dir + "/config.json";
   const c3::Qwen2Config config = c3::Qwen2Config::from_json(c3::io::read_json_file(config_file), config_file);
   const std::string name = std::filesystem::path(dir).lexically_normal().filename().string();
@@ -151,9 +194,10 @@ int run_model(const std::string& dir, at::ScalarType dtype, int threads, bool qu
   for (int64_t prompt : {64, 256, 1024}) cases.push_back({name, config, "prefill", 1, prompt, 0, dtype, threads, dir});
   cases.push_back({name, config, "first", 1, 64, 0, dtype, threads, dir});
   for (int64_t batch : {1, 8, 32}) cases.push_back({name, config, "decode", batch, 64, steps, dtype, threads, dir});
-  std::printf("%s (%.1fM parameters) on CPU: LibTorch %s, BLAS %s, %d threads, %s\n", name.c_str(),
+  for (auto& c : cases) c.fused = fused;
+  std::printf("%s (%.1fM parameters) on CPU: LibTorch %s, BLAS %s, %d threads, %s, projections %s\n", name.c_str(),
               static_cast<double>(config.parameter_count()) / 1e6, c3::compat::torch_version().c_str(),
-              c3::blas_backend().c_str(), threads, c3::scalar_type_name(dtype).c_str());
+              c3::blas_backend().c_str(), threads, c3::scalar_type_name(dtype).c_str(), fused ? "fused" : "unfused");
   std::printf("%-8s %-6s %-14s %14s\n", "mode", "batch", "prompt+steps", "tokens/s (s)");
   nlohmann::json rows = nlohmann::json::array();
   for (const auto& c : cases) {
@@ -166,19 +210,24 @@ int run_model(const std::string& dir, at::ScalarType dtype, int threads, bool qu
     rows.push_back(r);
   }
   if (!json_path.empty()) std::ofstream(json_path) << rows.dump(2) << "\n";
+  if (profile) profile_decode({name, config, "decode", 1, 64, steps, dtype, threads, dir, fused});
   return 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool quick = false, policy_child = false;
+  bool quick = false, policy_child = false, profile = false, fused = true;
   std::string json_path, model_dir, dtype_name = "float32";
   int threads = 0;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--quick")
       quick = true;
+    else if (a == "--profile")
+      profile = true;
+    else if (a == "--unfused")
+      fused = false;
     else if (a == "--policy-child")
       policy_child = true;
     else if (a == "--json" && i + 1 < argc)
@@ -192,14 +241,15 @@ int main(int argc, char** argv) {
     else {
       std::fprintf(stderr,
                    "usage: %s [--quick] [--json FILE] | --model DIR [--dtype float32|bfloat16] [--threads N] [--quick] "
-                   "[--json FILE]\n",
+                   "[--profile] [--unfused] [--json FILE]\n",
                    argv[0]);
       return 2;
     }
   }
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (!model_dir.empty())
-    return run_model(model_dir, c3::scalar_type_from_name(dtype_name), threads > 0 ? threads : cores, quick, json_path);
+    return run_model(model_dir, c3::scalar_type_from_name(dtype_name), threads > 0 ? threads : cores, quick, fused,
+                     profile, json_path);
   const double budget = quick ? 0.3 : 2.0;
   c3::Qwen2Config tiny = c3::Qwen2Config::preset("tiny");
   c3::Qwen2Config small = c3::Qwen2Config::preset("0.5b");  // Qwen2.5-0.5B geometry, 4 of 24 layers

@@ -167,6 +167,7 @@ C3Codec C3Codec::load(const std::filesystem::path& model, C3LoadOptions options,
   const std::filesystem::path folder = resolve_c3_checkpoint(model);
   C3Model loaded = load_c3(folder, options);
   loaded->eval();
+  loaded->fuse_projections();
   std::shared_ptr<const Tokenizer> tokenizer = load_tokenizer(folder);
   C3Prompt prompt(*tokenizer, loaded->config().latent_tokens, kDefaultPromptTemplate, instruction);
   C3Codec codec(std::move(loaded), std::move(tokenizer), std::move(prompt));

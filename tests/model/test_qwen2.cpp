@@ -5,6 +5,7 @@
 
 #include <set>
 
+#include "c3/model/lora.h"
 #include "c3/model/qwen2_io.h"
 #include "test_support.h"
 
@@ -280,6 +281,67 @@ TEST_P(Qwen2DeviceDtype, ADecodingStepOverAMaskedCacheTakesTheFusedPathWithoutRe
     }
   }
   EXPECT_LT(rel_err(got, m->step(next, dynamic)), tolerance(GetParam().dtype));
+}
+
+// Fused q/k/v and gate/up GEMMs (inference) give the unfused outputs: bit for bit in fp32 on the
+// CPU, within rounding where another GEMM shape may round differently. The fused weights are the
+// parts' own memory, so a weight changed after fusing is what the fused path computes with.
+TEST_P(Qwen2DeviceDtype, FusedProjectionsGiveTheUnfusedOutputsAndFollowTheirWeights) {
+  torch::manual_seed(3);
+  // The MLP width a multiple of 32: ATen runs an elementwise op 2 vectors at a time and the rest of
+  // each contiguous run in scalar code, whose silu rounds differently; the fused gate/up output is
+  // read row by row, so with 176 its rows would end in scalar code where the unfused ones do not.
+  Qwen2Config config = test::tiny_config(true);
+  config.intermediate_size = 192;
+  Qwen2ForCausalLM m(config);
+  m->init_weights(7);
+  m->to(GetParam().device, GetParam().dtype);
+  const auto x = ids(2, 24, m->config().vocab_size);
+  const auto mask = right_padding({24, 17}, 24, GetParam().device);
+  auto run = [&] {  // a padded forward, then a prefill and cached steps: every path through attention
+    std::vector<torch::Tensor> out{m->forward(x, mask).flatten()};
+    KVCache cache;
+    out.push_back(m->logits(m->prefill(m->embed(x.narrow(1, 0, 16)), cache)).flatten());
+    for (int64_t t = 16; t < 22; ++t) out.push_back(m->logits(m->step(m->embed(x.narrow(1, t, 1)), cache)).flatten());
+    return torch::cat(out).detach();
+  };
+  auto expect_same = [&](const torch::Tensor& got, const torch::Tensor& want) {
+    if (GetParam().device.is_cpu() && GetParam().dtype == torch::kFloat32)
+      EXPECT_TRUE(torch::equal(got, want)) << "largest difference " << (got - want).abs().max().item<double>();
+    else
+      EXPECT_LT(rel_err(got, want), tolerance(GetParam().dtype));
+  };
+  torch::Tensor unfused;
+  {
+    torch::NoGradGuard g;
+    unfused = run();
+  }
+  ASSERT_EQ(m->fuse_projections(), 2 * m->config().num_hidden_layers);
+  torch::NoGradGuard g;
+  {
+    SCOPED_TRACE("fused against unfused");
+    expect_same(run(), unfused);
+  }
+
+  auto& attention = *m->model->layers[0]->as<Qwen2DecoderLayer>()->self_attn;
+  attention.k_proj->weight.mul_(1.5);  // as a checkpoint load into the part would
+  const torch::Tensor fused = run();
+  torch::Tensor reference;  // with gradients on, the parts run one by one
+  {
+    torch::AutoGradMode grad(true);
+    reference = run();
+  }
+  EXPECT_FALSE(torch::equal(fused, unfused));
+  SCOPED_TRACE("after a weight changed, fused against gradients on");
+  expect_same(fused, reference);
+}
+
+TEST(Qwen2, ProjectionsWithLoraStayUnfused) {
+  auto m = make_model(true, 7);
+  LoraConfig lora;
+  lora.rank = 2, lora.alpha = 4, lora.targets = {"q_proj"};
+  add_lora(*m, lora, 1);
+  EXPECT_EQ(m->fuse_projections(), m->config().num_hidden_layers);  // the MLPs only
 }
 
 TEST_P(Qwen2DeviceDtype, SavedCheckpointLoadsBackWithTheSameOutputs) {

@@ -59,6 +59,8 @@ class C3ModelImpl : public torch::nn::Module {
   // Both LLMs as HF initialises them; Q and the projector normal(0, initializer_range), zero bias.
   void init_weights(uint64_t seed);
   void set_gradient_checkpointing(bool on);
+  // For inference: both LLMs' projections fused (Qwen2Model::fuse_projections); outputs unchanged.
+  int64_t fuse_projections() { return encoder->fuse_projections() + decoder->fuse_projections(); }
   // What training records in checkpoints: the window and the longest text (C3Config).
   void set_trained_lengths(int64_t max_length, int64_t max_text_tokens) {
     config_.max_length = max_length, config_.max_text_tokens = max_text_tokens;

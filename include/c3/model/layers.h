@@ -24,6 +24,27 @@ class LinearImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Linear);
 
+// Linear layers that read the same input (q, k and v; gate and up) run as one GEMM: a batch-1
+// decoding step is a chain of small GEMMs, each paying a dispatch and a thread fork-join. fuse()
+// concatenates the parts' weights and makes each part's weight (and bias) a view into the result,
+// so the fused weight costs no memory and is always what the parts hold (loading into a part
+// writes it). forward() is the parts' outputs side by side, bit-identical to running them one by one.
+// It applies only while no gradient is recorded and the parts still alias it: moving the model to
+// another device or dtype, replacing a weight, or adding LoRA ends it (usable() turns false).
+class FusedLinear {
+ public:
+  // Fuses when every part has the same input size, device and dtype, all or none have a bias,
+  // and none has LoRA; returns whether it did.
+  bool fuse(const std::vector<Linear>& parts);
+  bool usable() const;
+  at::Tensor forward(const at::Tensor& x) const;  // [..., sum of the parts' outputs]
+
+ private:
+  std::vector<Linear> parts_;
+  std::vector<const void*> weight_at_;  // where each part's weight starts in weight_
+  at::Tensor weight_, bias_;
+};
+
 class EmbeddingImpl : public torch::nn::Module {
  public:
   EmbeddingImpl(int64_t num_embeddings, int64_t dim, const at::TensorOptions& options);

@@ -70,17 +70,23 @@ struct AttentionMask {
 class Qwen2AttentionImpl : public torch::nn::Module {
  public:
   Qwen2AttentionImpl(const Qwen2Config& config, const at::TensorOptions& options);
-  // x [B, T, hidden]; cos/sin [B, T, D]; cache: this layer's slot (index) or nullptr.
+  // x [B, T, hidden]; cos/sin [B, T, D], sin with rotate_half's sign folded in (Qwen2Model::rope_tables);
+  // cache: this layer's slot (index) or nullptr.
   // where: int64 [B, R] positions whose outputs are wanted (queries only there; keys and values
   // from every position), with `mask` given for those queries; undefined: every position.
   at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const AttentionMask& mask,
                      KVCache* cache, int64_t layer, const at::Tensor& where = {});
+  // q, k and v as one GEMM while no gradient is recorded (FusedLinear); false when they cannot be.
+  bool fuse_projections();
   Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
   Qwen2RMSNorm q_norm{nullptr}, k_norm{nullptr};  // qwen3: over each head, before RoPE; else null
 
  private:
+  // q [B, R, heads, D], k and v [B, T, kv heads, D], before RoPE.
+  std::tuple<at::Tensor, at::Tensor, at::Tensor> project(const at::Tensor& x, const at::Tensor& where);
   int64_t num_heads_, num_kv_heads_, head_dim_;
   double scaling_;
+  FusedLinear qkv_;
 };
 TORCH_MODULE(Qwen2Attention);
 
@@ -88,7 +94,11 @@ class Qwen2MLPImpl : public torch::nn::Module {
  public:
   Qwen2MLPImpl(const Qwen2Config& config, const at::TensorOptions& options);
   at::Tensor forward(const at::Tensor& x);  // down(silu(gate(x)) * up(x))
+  bool fuse_projections();                  // gate and up as one GEMM, as Qwen2Attention's
   Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+
+ private:
+  FusedLinear gate_up_;
 };
 TORCH_MODULE(Qwen2MLP);
 
@@ -148,7 +158,14 @@ class Qwen2ModelImpl : public torch::nn::Module {
   // length up front: prompt + max_new_tokens), so no forward has to grow it and copy every layer.
   void reserve(KVCache& cache, int64_t batch, int64_t positions, const at::TensorOptions& options) const;
 
+  // For inference: each layer's q/k/v and gate/up projections as one GEMM (FusedLinear), which a
+  // batch-1 decoding step on a CPU feels. Returns how many groups were fused (2 per layer unless
+  // LoRA or mixed dtypes keep them apart). Outputs are bit-identical either way.
+  int64_t fuse_projections();
+
  private:
+  // RoPE's (cos, sin) at these positions, with rotate_half's sign folded into sin (see apply_rope).
+  std::pair<at::Tensor, at::Tensor> rope_tables(const at::Tensor& position_ids, at::ScalarType dtype);
   // Grows the cache when `needed` positions do not fit: to the next power of two (at least 64).
   void ensure_capacity(KVCache& cache, int64_t batch, int64_t needed, const at::Tensor& like) const;
   // The layers over `inputs_embeds` at positions past..past+T-1, where past is what `cache` holds (0
@@ -189,6 +206,7 @@ class Qwen2ForCausalLMImpl : public torch::nn::Module {
   void reserve(KVCache& cache, int64_t batch, int64_t positions, const at::TensorOptions& options) const {
     model->reserve(cache, batch, positions, options);
   }
+  int64_t fuse_projections() { return model->fuse_projections(); }
 
   // HF's _init_weights: normal(0, initializer_range) for linear and embedding weights, zero
   // biases, unit RMSNorm weights.
