@@ -9,7 +9,9 @@
 // (prefill of 64 tokens and the logits of the last); bench/vs_llamacpp.py puts it beside llama.cpp.
 //   bench_qwen2_forward --model DIR [--dtype float32|bfloat16] [--threads N] [--quick] [--json FILE]
 // --profile adds where a batch-1 decoding step's time goes, operator by operator, and its op count;
-// --unfused measures the model without fused projections (Qwen2Model::fuse_projections).
+// --fused measures the model with fused projections (Qwen2Model::fuse_projections, which c3 uses on
+// a GPU only); at the end, fused and unfused side by side, interleaved in one process; --int8
+// decodes with weight-only int8 copies (--quantize int8).
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -44,7 +46,8 @@ struct Case {
   at::ScalarType dtype;
   int threads;
   std::string dir = "";  // a model folder to load (its config is `config`); "": random weights
-  bool fused = true;     // q/k/v and gate/up as one GEMM each (Qwen2Model::fuse_projections)
+  bool fused = false;    // q/k/v and gate/up as one GEMM each (Qwen2Model::fuse_projections)
+  bool int8 = false;     // weight-only int8 copies for decoding (Qwen2ForCausalLM::quantize_int8)
 };
 
 std::string shape_label(const Case& c) {
@@ -62,6 +65,7 @@ nlohmann::json row(const Case& c, double tokens_per_second, const std::string& w
           {"omp_wait_policy", wait_policy},
           {"tokens_per_second", tokens_per_second},
           {"fused_projections", c.fused},
+          {"int8", c.int8},
           {"parameters", c.config.parameter_count()}};
 }
 
@@ -86,7 +90,8 @@ c3::Qwen2ForCausalLM load_model(const Case& c) {
     c3::LoadOptions options;
     options.dtype = c.dtype;
     c3::Qwen2ForCausalLM model = c3::load_qwen2(c.dir, options);
-    if (c.fused) model->fuse_projections();  // as C3Codec::load does
+    if (c.int8) model->quantize_int8();      // as C3Codec::load does for --quantize int8
+    if (c.fused) model->fuse_projections();  // as C3Codec::load does on a GPU
     return model;
   }
   c3::Qwen2ForCausalLM model(c.config);
@@ -163,6 +168,37 @@ void profile_decode(const Case& c) {
   }
 }
 
+// A case with and without fused projections, interleaved round by round in one process so that
+// both meet the same machine (on a shared host the speed drifts by 10% from run to run).
+void compare_fused(const Case& c, int rounds) {
+  c3::configure_threads(c.threads);
+  torch::NoGradGuard no_grad;
+  Case unfused_case = c;
+  unfused_case.fused = false;
+  std::vector<c3::Qwen2ForCausalLM> models{load_model(unfused_case), load_model(c)};
+  const auto ids = torch::randint(0, c.config.vocab_size, {c.batch, c.prompt}, torch::kLong);
+  const auto next = torch::randint(0, c.config.vocab_size, {c.batch, 1}, torch::kLong);
+  std::vector<std::vector<double>> seconds(2);
+  for (int r = 0; r < rounds; ++r) {
+    for (size_t m = 0; m < models.size(); ++m) {
+      auto& model = models[m];
+      c3::KVCache cache;
+      auto t0 = Clock::now();
+      model->prefill(model->embed(ids), cache);
+      if (c.mode == "decode") {
+        t0 = Clock::now();
+        for (int64_t s = 0; s < c.steps; ++s) model->logits(model->step(model->embed(next), cache));
+      }
+      if (r > 0) seconds[m].push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+    }
+  }
+  for (auto& v : seconds) std::sort(v.begin(), v.end());
+  const double tokens = static_cast<double>(c.batch * (c.mode == "decode" ? c.steps : c.prompt));
+  const double unfused = tokens / seconds[0][seconds[0].size() / 2], fused = tokens / seconds[1][seconds[1].size() / 2];
+  std::printf("%-8s %-6lld %-14s %14.1f %14.1f %9.2fx\n", c.mode.c_str(), static_cast<long long>(c.batch),
+              shape_label(c).c_str(), unfused, fused, fused / unfused);
+}
+
 std::vector<Case> policy_cases(int cores, const c3::Qwen2Config& tiny, const c3::Qwen2Config& small) {
   return {{"tiny", tiny, "prefill", 4, 256, 0, at::kFloat, cores},
           {"tiny", tiny, "decode", 4, 64, 64, at::kFloat, cores},
@@ -184,8 +220,8 @@ std::vector<double> run_policy_child(const char* self, const std::string& policy
 }
 
 // --model DIR: the table a CPU user reads (bench/vs_llamacpp.py runs it beside llama.cpp).
-int run_model(const std::string& dir, at::ScalarType dtype, int threads, bool quick, bool fused, bool profile,
-              const std::string& json_path) {
+int run_model(const std::string& dir, at::ScalarType dtype, int threads, bool quick, bool fused, bool int8,
+              bool profile, const std::string& json_path) {
   const std::string config_file = dir + "/config.json";
   const c3::Qwen2Config config = c3::Qwen2Config::from_json(c3::io::read_json_file(config_file), config_file);
   const std::string name = std::filesystem::path(dir).lexically_normal().filename().string();
@@ -194,10 +230,11 @@ int run_model(const std::string& dir, at::ScalarType dtype, int threads, bool qu
   for (int64_t prompt : {64, 256, 1024}) cases.push_back({name, config, "prefill", 1, prompt, 0, dtype, threads, dir});
   cases.push_back({name, config, "first", 1, 64, 0, dtype, threads, dir});
   for (int64_t batch : {1, 8, 32}) cases.push_back({name, config, "decode", batch, 64, steps, dtype, threads, dir});
-  for (auto& c : cases) c.fused = fused;
+  for (auto& c : cases) c.fused = fused, c.int8 = int8;
   std::printf("%s (%.1fM parameters) on CPU: LibTorch %s, BLAS %s, %d threads, %s, projections %s\n", name.c_str(),
               static_cast<double>(config.parameter_count()) / 1e6, c3::compat::torch_version().c_str(),
-              c3::blas_backend().c_str(), threads, c3::scalar_type_name(dtype).c_str(), fused ? "fused" : "unfused");
+              c3::blas_backend().c_str(), threads,
+              (c3::scalar_type_name(dtype) + (int8 ? ", int8 decoding" : "")).c_str(), fused ? "fused" : "unfused");
   std::printf("%-8s %-6s %-14s %14s\n", "mode", "batch", "prompt+steps", "tokens/s (s)");
   nlohmann::json rows = nlohmann::json::array();
   for (const auto& c : cases) {
@@ -210,14 +247,21 @@ int run_model(const std::string& dir, at::ScalarType dtype, int threads, bool qu
     rows.push_back(r);
   }
   if (!json_path.empty()) std::ofstream(json_path) << rows.dump(2) << "\n";
-  if (profile) profile_decode({name, config, "decode", 1, 64, steps, dtype, threads, dir, fused});
+  if (profile) profile_decode({name, config, "decode", 1, 64, steps, dtype, threads, dir, fused, int8});
+  std::printf("\nfused projections against unfused, interleaved in one process (median of %d rounds, tokens/s)\n",
+              quick ? 3 : 20);
+  std::printf("%-8s %-6s %-14s %14s %14s %10s\n", "mode", "batch", "prompt+steps", "unfused", "fused", "ratio");
+  for (const Case& c : {Case{name, config, "prefill", 1, 256, 0, dtype, threads, dir, true, int8},
+                        Case{name, config, "decode", 1, 64, 16, dtype, threads, dir, true, int8},
+                        Case{name, config, "decode", 8, 64, 16, dtype, threads, dir, true, int8}})
+    compare_fused(c, quick ? 4 : 21);
   return 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool quick = false, policy_child = false, profile = false, fused = true;
+  bool quick = false, policy_child = false, profile = false, fused = false, int8 = false;
   std::string json_path, model_dir, dtype_name = "float32";
   int threads = 0;
   for (int i = 1; i < argc; ++i) {
@@ -226,8 +270,10 @@ int main(int argc, char** argv) {
       quick = true;
     else if (a == "--profile")
       profile = true;
-    else if (a == "--unfused")
-      fused = false;
+    else if (a == "--fused")
+      fused = true;
+    else if (a == "--int8")
+      int8 = true;
     else if (a == "--policy-child")
       policy_child = true;
     else if (a == "--json" && i + 1 < argc)
@@ -241,7 +287,7 @@ int main(int argc, char** argv) {
     else {
       std::fprintf(stderr,
                    "usage: %s [--quick] [--json FILE] | --model DIR [--dtype float32|bfloat16] [--threads N] [--quick] "
-                   "[--profile] [--unfused] [--json FILE]\n",
+                   "[--profile] [--fused] [--int8] [--json FILE]\n",
                    argv[0]);
       return 2;
     }
@@ -249,7 +295,7 @@ int main(int argc, char** argv) {
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (!model_dir.empty())
     return run_model(model_dir, c3::scalar_type_from_name(dtype_name), threads > 0 ? threads : cores, quick, fused,
-                     profile, json_path);
+                     int8, profile, json_path);
   const double budget = quick ? 0.3 : 2.0;
   c3::Qwen2Config tiny = c3::Qwen2Config::preset("tiny");
   c3::Qwen2Config small = c3::Qwen2Config::preset("0.5b");  // Qwen2.5-0.5B geometry, 4 of 24 layers

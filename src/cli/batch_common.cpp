@@ -16,11 +16,12 @@
 namespace c3::cli {
 
 C3Codec load_codec(const std::string& model, const std::string& dtype, const Runtime& runtime,
-                   const std::string& instruction) {
+                   const std::string& instruction, const std::string& quantize) {
   if (model.empty()) throw UsageError("--model (a C3 checkpoint folder) is required");
   C3LoadOptions options;
   options.device = runtime.device;
   options.dtype = resolve_dtype(dtype, runtime.device);
+  options.quantize = quantize;
   return C3Codec::load(model, options, instruction);
 }
 

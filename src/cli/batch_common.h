@@ -43,9 +43,15 @@ void add_batch_settings(SettingsTable<Settings>& t, const std::string& section) 
 }
 
 // The codec of the model in `model` (a C3 folder, or a training run for its newest checkpoint) on
-// the runtime's device, in `dtype` (resolve_dtype), with the authors' prompt and `instruction`.
+// the runtime's device, in `dtype` (resolve_dtype), with the authors' prompt and `instruction`,
+// its decoder quantized as `quantize` says (C3LoadOptions::quantize).
 C3Codec load_codec(const std::string& model, const std::string& dtype, const Runtime& runtime,
-                   const std::string& instruction = kDefaultInstruction);
+                   const std::string& instruction = kDefaultInstruction, const std::string& quantize = "none");
+
+// SECTION.quantize (--quantize) for the commands that decode: reconstruct and eval.
+inline constexpr const char* kQuantizeHelp =
+    "Decoder weights for decoding steps on the CPU: int8 (weight-only, per output channel; 4x fewer bytes per "
+    "token than float32) or none (the float weights)";
 
 // The jobs of this shard (batch.shard, else the launcher's rank, which is warned about), checked
 // before any work: every output's folder can be written, the summary's folder is made, and outputs

@@ -50,7 +50,7 @@ int score_only(const std::string& file, bool per_page, int threads) {
 
 // What `c3 eval` runs with.
 struct EvalJob {
-  std::string model, dtype, score, output;
+  std::string model, dtype, quantize, score, output;
   std::vector<std::string> include, exclude;
   bool per_page = false, progress = true;
   EvalRunSettings run;
@@ -104,6 +104,7 @@ const SettingsTable<EvalJob>& eval_table() {
             C3_FIELD(run.options.generate.no_repeat_ngram_size));
     t.value("--dtype", "eval.dtype", "auto", std::string("Model dtype (") + kAutoDtypeHelp + ")", C3_FIELD(dtype),
             dtype_choices());
+    t.value("--quantize", "eval.quantize", "none", kQuantizeHelp, C3_FIELD(quantize), kQuantizeChoices);
     t.value("--force", "eval.force", false, "Replace an existing output folder (or an interrupted run's journal)",
             C3_FIELD(run.force));
     t.value("", "eval.progress", true, "Show a progress line on a terminal", C3_FIELD(run.options.progress));
@@ -154,7 +155,7 @@ class EvalCommand : public Command {
     // Pages compress would refuse are named and left out, not scored as zeros.
     for (const auto& [where, why] : data.rejected) spdlog::error("{}: {} (left out)", where, why);
     settings.rejected = data.rejected;
-    C3Codec codec = load_codec(job.model, job.dtype, runtime);
+    C3Codec codec = load_codec(job.model, job.dtype, runtime, kDefaultInstruction, job.quantize);
     const StopSignals stop;
     settings.options.generate.stop = &stop;
     const json summary = run_evaluation(codec, data.pages, settings);

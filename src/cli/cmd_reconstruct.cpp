@@ -14,7 +14,7 @@ namespace {
 // What `c3 reconstruct` runs with.
 struct ReconstructSettings {
   BatchSettings batch;
-  std::string instruction;
+  std::string instruction, quantize;
   ReconstructOptions options;
 };
 
@@ -30,6 +30,7 @@ const SettingsTable<ReconstructSettings>& reconstruct_table() {
     t.value("--no-repeat-ngram", "reconstruct.no_repeat_ngram", 20, "Ban repeating n-grams of this size (0: off)",
             C3_FIELD(options.generate.no_repeat_ngram_size));
     t.value("--batch-size", "reconstruct.batch_size", 16, "Sequences decoded together", C3_FIELD(options.batch_size));
+    t.value("--quantize", "reconstruct.quantize", "none", kQuantizeHelp, C3_FIELD(quantize), kQuantizeChoices);
     return t;
   }();
   return table;
@@ -59,8 +60,8 @@ class ReconstructCommand : public Command {
       throw UsageError(
           "'-' reads a latent file from standard input, which is a terminal: pipe one in (c3 compress ... | c3 "
           "reconstruct -m M -)");
-    C3Codec codec =
-        load_codec(s.batch.model, s.batch.dtype, runtime, s.instruction.empty() ? kDefaultInstruction : s.instruction);
+    C3Codec codec = load_codec(s.batch.model, s.batch.dtype, runtime,
+                               s.instruction.empty() ? kDefaultInstruction : s.instruction, s.quantize);
     const StopSignals stop;
     s.options.files.stop = &stop;
     return finish(s.batch, reconstruct_files(codec, jobs, s.options), "reconstruct");

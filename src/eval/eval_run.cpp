@@ -203,6 +203,7 @@ json run_record(const C3Codec& codec, const std::vector<EvalPage>& pages, const 
             {"no_repeat_ngram", o.generate.no_repeat_ngram_size},
             {"batch_size", o.batch_size},
             {"dtype", scalar_type_name(codec.model()->dtype())},
+            {"quantize", codec.quantize()},
             {"device", s.device}}},
           {"conditions_requested", s.conditions},
           {"seed", o.seed}};

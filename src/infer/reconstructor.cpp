@@ -67,6 +67,7 @@ class ReconstructStep : public SpanBatchJob<Doc> {
         // in), the prompt, the generation settings.
         settings_({{"model", fingerprint_},
                    {"dtype", scalar_type_name(codec.model()->dtype())},
+                   {"quantize", codec.quantize()},
                    {"prompt", codec.prompt().decoder_prompt()},
                    {"max_new_tokens", options.generate.max_new_tokens},
                    {"no_repeat_ngram_size", options.generate.no_repeat_ngram_size}}) {}

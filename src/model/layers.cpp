@@ -8,6 +8,7 @@ LinearImpl::LinearImpl(int64_t in_features, int64_t out_features, bool has_bias,
 }
 
 at::Tensor LinearImpl::forward(const at::Tensor& x) {
+  if (!lora_A && !at::GradMode::is_enabled() && int8.accepts(x)) return int8.linear(x, bias);
   at::Tensor y = at::linear(x, weight, bias);
   if (!lora_A) return y;
   const at::Tensor h = lora_dropout > 0 && is_training() ? at::dropout(x, lora_dropout, /*train=*/true) : x;
@@ -30,7 +31,7 @@ bool FusedLinear::fuse(const std::vector<Linear>& parts) {
   const at::Tensor& first = parts[0]->weight;
   std::vector<at::Tensor> weights, biases;
   for (const auto& p : parts) {
-    if (p->lora_A || !p->weight.is_contiguous() || p->weight.size(1) != first.size(1) ||
+    if (p->lora_A || p->int8.defined() || !p->weight.is_contiguous() || p->weight.size(1) != first.size(1) ||
         p->weight.device() != first.device() || p->weight.scalar_type() != first.scalar_type() ||
         p->bias.defined() != parts[0]->bias.defined())
       return false;
@@ -54,7 +55,7 @@ bool FusedLinear::fuse(const std::vector<Linear>& parts) {
 bool FusedLinear::usable() const {
   if (!weight_.defined() || at::GradMode::is_enabled()) return false;
   for (size_t i = 0; i < parts_.size(); ++i)
-    if (parts_[i]->lora_A || parts_[i]->weight.data_ptr() != weight_at_[i]) return false;
+    if (parts_[i]->lora_A || parts_[i]->int8.defined() || parts_[i]->weight.data_ptr() != weight_at_[i]) return false;
   return true;
 }
 

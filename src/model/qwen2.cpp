@@ -376,7 +376,20 @@ const at::Tensor& Qwen2ForCausalLMImpl::output_embedding() const {
 }
 
 at::Tensor Qwen2ForCausalLMImpl::logits(const at::Tensor& hidden_states) {
+  if (!at::GradMode::is_enabled() && output_int8_.accepts(hidden_states)) return output_int8_.linear(hidden_states);
   return at::linear(hidden_states, output_embedding());
+}
+
+int64_t Qwen2ForCausalLMImpl::quantize_int8() {
+  int64_t quantized = 0;
+  for (const auto& item : model->named_modules("", /*include_self=*/false)) {
+    auto* linear = dynamic_cast<LinearImpl*>(item.value().get());
+    if (!linear || linear->lora_A || item.key().find("lora_") != std::string::npos) continue;
+    linear->quantize_int8();
+    ++quantized;
+  }
+  output_int8_ = Int8Weight::quantize(output_embedding());
+  return quantized + 1;
 }
 
 at::Tensor Qwen2ForCausalLMImpl::forward(const at::Tensor& input_ids, const at::Tensor& attention_mask) {

@@ -934,6 +934,30 @@ TEST(CliCompress, LatentsFromABfloat16RunAreReadByAFloat32RunOfTheSameModel) {
   EXPECT_TRUE(fs::exists(dir / "rec" / "d0.txt"));
 }
 
+// --quantize int8 decodes on int8 weights: a setting that changes an output's bytes, so a run
+// without it redoes what a run with it wrote; it decodes in float32 on the CPU and says so.
+TEST(CliReconstruct, Int8DecodingIsARecordedSettingAndNeedsFloat32) {
+  const auto& m = trained_model();
+  test::TempDir dir;
+  fs::create_directories(dir / "docs");
+  test::write_bytes(dir / "docs" / "d0.txt", m.texts[0]);
+  auto r = c3("--threads 1 compress -m '" + m.model() + "' docs -o lat", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string reconstruct = "--threads 1 reconstruct -m '" + m.model() + "' lat -o rec --batch-size 1";
+  r = c3(reconstruct + " --quantize int8 --summary s.json", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(dir / "rec" / "d0.txt"));
+  r = c3(reconstruct + " --summary s.json", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(json::parse(test::read_bytes(dir / "s.json"))["redone"], 1) << "made with int8 weights: redone";
+  r = c3(reconstruct + " --quantize int8 --dtype bfloat16", dir);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("int8 quantization decodes on the CPU in float32"));
+  r = c3(reconstruct + " --quantize int4", dir);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("int4"));
+}
+
 TEST(CliCompress, AKilledRunResumesToExactlyTheUninterruptedOutputs) {
   const auto& m = trained_model();
   test::TempDir dir;

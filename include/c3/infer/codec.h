@@ -101,8 +101,9 @@ class C3Codec {
   C3Codec(C3Model model, std::shared_ptr<const Tokenizer> tokenizer, C3Prompt prompt);
 
   // A C3 checkpoint folder, or a training run (its newest checkpoint), with its tokenizer, the
-  // authors' prompt with `instruction`, LoRA adapters folded into the weights, in eval mode.
-  // Errors name the folder and the problem.
+  // authors' prompt with `instruction`, LoRA adapters folded into the weights, in eval mode, the
+  // projections fused on a GPU, and the decoder quantized as options.quantize says (int8: fp32 on
+  // the CPU only). Errors name the folder and the problem.
   static C3Codec load(const std::filesystem::path& model, C3LoadOptions options = {},
                       const std::string& instruction = kDefaultInstruction);
 
@@ -112,6 +113,7 @@ class C3Codec {
   const C3Prompt& prompt() const { return prompt_; }
   const std::filesystem::path& folder() const { return folder_; }    // what load() read; empty otherwise
   std::string fingerprint() const { return model_->fingerprint(); }  // what latent files record
+  const std::string& quantize() const { return quantize_; }          // C3LoadOptions::quantize
 
   // One batch. Token ids (without special tokens) -> latents [B, N, decoder hidden] on the model's
   // device. No gradient.
@@ -140,6 +142,7 @@ class C3Codec {
   std::shared_ptr<const Tokenizer> tokenizer_;
   C3Prompt prompt_;
   std::filesystem::path folder_;
+  std::string quantize_ = "none";
 };
 
 }  // namespace c3

@@ -26,7 +26,11 @@ struct C3LoadOptions {
   // encoder) are loaded onto their side; merged into the weights (inference at full speed) or kept
   // apart (training goes on with them).
   bool merge_adapters = false;
+  // "int8": C3Codec::load gives the decoder weight-only int8 copies for decoding on the CPU
+  // (Qwen2ForCausalLM::quantize_int8); "none": the float weights alone. kQuantizeChoices.
+  std::string quantize = "none";
 };
+inline const std::vector<std::string> kQuantizeChoices{"none", "int8"};
 
 bool is_c3_checkpoint(const std::filesystem::path& dir);  // config.json says model_type "C3"
 

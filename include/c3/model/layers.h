@@ -6,6 +6,8 @@
 
 #include <torch/torch.h>
 
+#include "c3/model/int8_weight.h"
+
 namespace c3 {
 
 class LinearImpl : public torch::nn::Module {
@@ -21,6 +23,12 @@ class LinearImpl : public torch::nn::Module {
   std::shared_ptr<LinearImpl> lora_A, lora_B;
   double lora_scale = 0;  // alpha / rank
   double lora_dropout = 0;
+
+  // Weight-only int8 for decoding (Int8Weight): forward uses it for up to Int8Weight::kMaxRows
+  // fp32 rows on the CPU while no gradient is recorded and the layer has no LoRA path; otherwise,
+  // or once the weight changes, the float weight as before.
+  void quantize_int8() { int8 = Int8Weight::quantize(weight); }
+  Int8Weight int8;
 };
 TORCH_MODULE(Linear);
 
@@ -34,7 +42,7 @@ TORCH_MODULE(Linear);
 class FusedLinear {
  public:
   // Fuses when every part has the same input size, device and dtype, all or none have a bias,
-  // and none has LoRA; returns whether it did.
+  // and none has LoRA or an int8 copy (Int8Weight); returns whether it did.
   bool fuse(const std::vector<Linear>& parts);
   bool usable() const;
   at::Tensor forward(const at::Tensor& x) const;  // [..., sum of the parts' outputs]

@@ -207,6 +207,9 @@ class Qwen2ForCausalLMImpl : public torch::nn::Module {
     model->reserve(cache, batch, positions, options);
   }
   int64_t fuse_projections() { return model->fuse_projections(); }
+  // Weight-only int8 copies of every projection and of the output embedding, for decoding steps
+  // on the CPU (Int8Weight; prompts keep the float weights). Returns how many weights it quantized.
+  int64_t quantize_int8();
 
   // HF's _init_weights: normal(0, initializer_range) for linear and embedding weights, zero
   // biases, unit RMSNorm weights.
@@ -217,6 +220,7 @@ class Qwen2ForCausalLMImpl : public torch::nn::Module {
 
  private:
   Qwen2Config config_;
+  Int8Weight output_int8_;  // quantize_int8's copy of output_embedding()
 };
 TORCH_MODULE(Qwen2ForCausalLM);
 
