@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "batch_common.h"
+#include "c3/eval/context_utility.h"
 #include "c3/eval/eval_data.h"
 #include "c3/eval/eval_run.h"
 #include "c3/eval/fox_metrics.h"
@@ -50,6 +51,8 @@ int score_only(const std::string& file, bool per_page, int threads) {
 
 // What `c3 eval` runs with.
 struct EvalJob {
+  std::string task = "reconstruct";
+  std::vector<int64_t> spans_back;
   std::string model, dtype, quantize, score, output;
   std::vector<std::string> include, exclude;
   bool per_page = false, progress = true;
@@ -61,6 +64,28 @@ const SettingsTable<EvalJob>& eval_table() {
   static const SettingsTable<EvalJob> table = [] {
     SettingsTable<EvalJob> t;
     t.path("-m,--model", "eval.model", "", "C3 checkpoint folder", C3_FIELD(model));
+    t.value("--task", "eval.task", "reconstruct",
+            "reconstruct: the Fox protocol; continue: the context utility of latents for continuing documents",
+            C3_FIELD(task), {"reconstruct", "continue"});
+    t.custom("--spans-back", "eval.spans_back", json::array({1, 2, 4, 8}),
+             "--task continue: numbers of spans of context before each span (repeat the flag for more)",
+             [](const Config& c, const std::string& key, EvalJob& j) {
+               j.spans_back.clear();
+               for (const auto& v : c.get<json>(key)) {  // numbers from a config file, strings from the flag
+                 const std::string text = v.is_string() ? v.get<std::string>() : v.dump();
+                 size_t used = 0;
+                 int64_t k = 0;
+                 try {
+                   k = std::stoll(text, &used);
+                 } catch (const std::exception&) {
+                 }
+                 if (used != text.size() || k < 1)
+                   throw UsageError("--spans-back " + text + ": expected a whole number of spans, at least 1");
+                 if (std::find(j.spans_back.begin(), j.spans_back.end(), k) == j.spans_back.end())
+                   j.spans_back.push_back(k);
+               }
+               std::sort(j.spans_back.begin(), j.spans_back.end());
+             });
     t.path("-o,--output", "eval.output", "", "Folder for pages.jsonl, summary.json, report.md and the plots",
            C3_FIELD(output));
     t.path("--score", "eval.score", "",
@@ -142,6 +167,7 @@ class EvalCommand : public Command {
       throw UsageError("--per-page goes with --score FILE (an evaluation writes every page to pages.jsonl)");
     if (data_.empty())
       throw UsageError("DATA (Fox page-OCR JSON, JSONL, a text file or a folder) is required, or --score FILE");
+    if (job.task == "continue") return run_continue(c, job, runtime);
     EvalRunSettings& settings = job.run;
     settings.output = job.output;
     if (settings.output.empty())
@@ -171,6 +197,42 @@ class EvalCommand : public Command {
   }
 
  private:
+  // --task continue: documents cut into spans, each scored given the spans before it.
+  int run_continue(const Config& c, const EvalJob& job, const Runtime& runtime) {
+    for (const char* key : {"eval.perturb", "eval.min_tokens", "eval.max_tokens", "eval.bucket_width",
+                            "eval.max_new_tokens", "eval.no_repeat_ngram", "eval.quantize"})
+      if (!c.origin(key).empty())
+        throw UsageError(std::string(key) +
+                         " is for --task reconstruct; --task continue scores losses, it generates nothing");
+    if (job.output.empty())
+      throw UsageError("--output FOLDER is required (report.md, summary.json and targets.jsonl go there)");
+    ContextUtilityRun run;
+    run.output = job.output, run.data = data_, run.device = runtime.device.str(), run.force = job.run.force;
+    run.options.spans_back = job.spans_back;
+    run.options.batch_size = job.run.options.batch_size;
+    run.options.limit = job.run.limit;
+    run.options.progress = job.run.options.progress;
+    if (job.run.max_span_tokens < 0 || job.run.limit < 0)
+      throw UsageError("--max-span-tokens and --limit must be >= 0");
+    check_context_utility_output(run.output, run.force);
+    const EvalData data = read_eval_data(data_, job.include, job.exclude);
+    for (const auto& [where, why] : data.rejected) spdlog::error("{}: {} (left out)", where, why);
+    C3Codec codec = load_codec(job.model, job.dtype, runtime, kDefaultInstruction, "none");
+    run.options.span_tokens = span_limit(codec.model()->config(), codec.prompt(), job.run.max_span_tokens, 0).tokens;
+    const StopSignals stop;
+    run.options.stop = &stop;
+    const json summary = run_context_utility(codec, data.pages, run);
+    for (const auto& row : summary["rows"])
+      spdlog::info(
+          "{} spans back ({} targets): loss {:.4f} without context, {:.4f} with latents, {:.4f} with the text; "
+          "utility {}",
+          row["spans_back"].get<int64_t>(), row["targets"].get<int64_t>(), row["loss_none"].get<double>(),
+          row["loss_latents"].get<double>(), row["loss_text"].get<double>(),
+          row["utility"].is_number() ? fmt::format("{:.3f}", row["utility"].get<double>()) : "-");
+    spdlog::info("report in {}", (run.output / "report.md").string());
+    return data.rejected.empty() ? 0 : 1;
+  }
+
   static void check_options(const EvalRunSettings& s) {
     s.options.buckets.check();
     const EvalOptions& o = s.options;

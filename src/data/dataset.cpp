@@ -179,6 +179,7 @@ std::vector<Sample> make_samples(const std::vector<Document>& documents, const T
                      std::to_string(options.limit_tokens) + " text tokens that fit in the window (data.max_length)");
   Cutter cutter(tokenizer, options);
   std::vector<Sample> samples;
+  int64_t document = -1, piece = 0;  // of the next sample emitted
   auto emit = [&](const std::string& text, std::vector<int32_t> ids, const std::string& origin) {
     if (ids.empty()) return;
     if (options.limit_tokens > 0 && static_cast<int64_t>(ids.size()) > options.limit_tokens) {
@@ -187,38 +188,42 @@ std::vector<Sample> make_samples(const std::vector<Document>& documents, const T
                               std::to_string(options.limit_tokens) +
                               " that fit in the window (raise data.max_length or set data.split_long=true)");
       for (auto& part : cutter.cut_ids(ids, options.limit_tokens))
-        samples.push_back({tokenizer.decode(part), part, origin});
+        samples.push_back({tokenizer.decode(part), part, origin, document, piece++});
       return;
     }
-    samples.push_back({text, std::move(ids), origin});
+    samples.push_back({text, std::move(ids), origin, document, piece++});
   };
   // Packing counts tokens additively (document + separator); the exact count is taken once per
   // pack, when it is emitted, so packing many small documents stays linear.
   const std::string separator = "\n\n";
   const auto separator_tokens = static_cast<int64_t>(tokenizer.encode_text(separator).size());
   std::string packed, packed_origin;
-  int64_t packed_tokens = 0;
+  int64_t packed_tokens = 0, packed_document = -1;
   auto flush_packed = [&] {
-    if (!packed.empty()) emit(packed, tokenizer.encode_text(packed), packed_origin);
+    if (!packed.empty())
+      document = packed_document, piece = 0, emit(packed, tokenizer.encode_text(packed), packed_origin);
     packed.clear(), packed_origin.clear(), packed_tokens = 0;
   };
-  for (const auto& doc : documents) {
+  for (size_t d = 0; d < documents.size(); ++d) {
+    const auto& doc = documents[d];
     auto ids = tokenizer.encode_text(doc.text);
     const auto n = static_cast<int64_t>(ids.size());
     if (n == 0) continue;
     if (n > options.max_tokens && options.split_long) {
       flush_packed();
-      for (auto& piece : cutter.cut(doc.text)) emit(piece, tokenizer.encode_text(piece), doc.origin);
+      document = static_cast<int64_t>(d), piece = 0;
+      for (auto& text : cutter.cut(doc.text)) emit(text, tokenizer.encode_text(text), doc.origin);
     } else if (n < options.min_tokens && options.pack_short) {
       if (!packed.empty() && packed_tokens + separator_tokens + n > options.max_tokens) flush_packed();
       if (packed.empty()) {
-        packed = doc.text, packed_origin = doc.origin, packed_tokens = n;
+        packed = doc.text, packed_origin = doc.origin, packed_tokens = n, packed_document = static_cast<int64_t>(d);
       } else {
         packed += separator + doc.text, packed_tokens += separator_tokens + n;
       }
       if (packed_tokens >= options.min_tokens) flush_packed();
     } else {
       flush_packed();
+      document = static_cast<int64_t>(d), piece = 0;
       emit(doc.text, std::move(ids), doc.origin);
     }
   }

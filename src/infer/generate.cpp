@@ -39,8 +39,11 @@ std::vector<int32_t> NoRepeatNgram::banned() const {
 std::vector<std::vector<int32_t>> greedy_generate(C3Model& model, const C3Prompt& prompt, const at::Tensor& latents,
                                                   const GenerateOptions& options) {
   torch::NoGradGuard no_grad;
-  const int64_t b = latents.size(0);
-  const auto& prompt_ids = prompt.decoder_prompt();
+  const int64_t b = latents.size(0), n = prompt.latent_tokens();
+  // [B, k N, H]: a context of k spans, k blocks in the prompt.
+  if (latents.dim() != 3 || latents.size(1) % n != 0 || latents.size(1) == 0)
+    throw Error("greedy_generate: latents are not [B, k x " + std::to_string(n) + ", H]");
+  const auto prompt_ids = prompt.decoder_prompt(latents.size(1) / n);
   const at::Tensor row = at::tensor(std::vector<int64_t>(prompt_ids.begin(), prompt_ids.end()), at::kLong);
   const at::Tensor ids = row.to(latents.device()).unsqueeze(0).expand({b, row.size(0)}).contiguous();
   const at::Tensor embeds = model->decoder_embeds(ids, ids.eq(prompt.imgpad()), latents);

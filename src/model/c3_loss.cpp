@@ -7,8 +7,10 @@ namespace c3 {
 
 C3LossOutput c3_loss(C3Model& model, const C3Batch& batch, int64_t chunk_tokens) {
   if (!batch.labels.defined()) throw Error("c3_loss needs a batch built with answers");
-  const at::Tensor latents = model->compress(batch.encoder_ids, batch.encoder_slots);
-  const at::Tensor embeds = model->decoder_embeds(batch.decoder_ids, batch.decoder_slots, latents);
+  const at::Tensor embeds = batch.has_context()
+                                ? model->decoder_embeds(batch.decoder_ids, batch.decoder_slots,
+                                                        model->compress(batch.encoder_ids, batch.encoder_slots))
+                                : model->decoder->embed(batch.decoder_ids);
 
   // Position t predicts label t + 1, so only positions from the first supervised column - 1 on
   // need the decoder's output: its last layer runs at those positions alone (the prompt's are skipped).
@@ -25,8 +27,11 @@ C3LossOutput c3_loss(C3Model& model, const C3Batch& batch, int64_t chunk_tokens)
   const at::Tensor supervised = targets_all.ne(kIgnoreIndex);
   const at::Tensor hidden = states.index({supervised});        // [M, H]
   const at::Tensor targets = targets_all.index({supervised});  // [M]
+  const at::Tensor rows =
+      torch::arange(b, batch.labels.options()).unsqueeze(1).expand_as(targets_all).index({supervised});
   C3LossOutput out;
   out.tokens = hidden.size(0);
+  out.row_loss_sum = at::zeros({b}, hidden.options().dtype(at::kFloat));
 
   // With more supervised tokens than one chunk, each chunk's logits are recomputed in backward instead of kept;
   // a single chunk is kept (the same peak memory, one lm_head product less).
@@ -38,10 +43,12 @@ C3LossOutput c3_loss(C3Model& model, const C3Batch& batch, int64_t chunk_tokens)
     const int64_t n = std::min(step, out.tokens - start);
     const at::Tensor chunk_targets = targets.narrow(0, start, n);
     auto chunk_loss = [&decoder, chunk_targets](const at::Tensor& h) {
-      return at::cross_entropy_loss(decoder->logits(h).to(at::kFloat), chunk_targets, {}, at::Reduction::Sum);
+      return at::cross_entropy_loss(decoder->logits(h).to(at::kFloat), chunk_targets, {}, at::Reduction::None);
     };
     const at::Tensor h = hidden.narrow(0, start, n);
-    out.loss_sum = out.loss_sum + (chunked ? recompute(chunk_loss, h) : chunk_loss(h));
+    const at::Tensor token_loss = chunked ? recompute(chunk_loss, h) : chunk_loss(h);
+    out.loss_sum = out.loss_sum + token_loss.sum();
+    out.row_loss_sum.index_add_(0, rows.narrow(0, start, n), token_loss.detach());
   }
   return out;
 }

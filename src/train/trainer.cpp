@@ -2,12 +2,15 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <csignal>
 #include <ctime>
 #include <optional>
 
+#include "c3/data/tasks.h"
 #include "c3/eval/fox_metrics.h"
 #include "c3/infer/codec.h"
 #include "c3/model/c3_loss.h"
@@ -35,7 +38,28 @@ std::vector<const std::vector<int32_t>*> ids_of(const std::vector<Sample>& sampl
   return out;
 }
 
+// Decoder rows for (task, example) picks: reconstruction rows take a sample as context and answer;
+// continuation rows the pieces before a piece as context, that piece as the answer.
+std::vector<C3Example> examples_of(const std::vector<std::pair<Task, int64_t>>& picks,
+                                   const std::vector<Sample>& samples,
+                                   const std::vector<ContinuationExample>& continuations, const C3Prompt& reconstruct,
+                                   const C3Prompt& continuation) {
+  std::vector<C3Example> out;
+  for (const auto& [task, index] : picks) {
+    if (task == Task::reconstruct) {
+      out.push_back({&reconstruct, {&samples[index].ids}, &samples[index].ids});
+      continue;
+    }
+    const ContinuationExample& e = continuations[index];
+    C3Example row{&continuation, {}, &samples[e.next].ids};
+    for (const int64_t piece : e.context) row.context.push_back(&samples[piece].ids);
+    out.push_back(std::move(row));
+  }
+  return out;
+}
+
 struct Validation {
+  double continue_loss = -1;  // < 0: no continuation examples to validate on
   double loss = 0;
   double precision = 0;
   int64_t precision_samples = 0;
@@ -44,8 +68,10 @@ struct Validation {
 // Spread over the ranks (rank r takes batches r, r + W, ...; the sums are all-reduced), so none
 // waits in a collective while another validates alone. Returns nullopt on every rank when a stop
 // signal reached any meanwhile: a scheduler's grace period is better spent saving.
-std::optional<Validation> validate(C3Codec& codec, const std::vector<Sample>& samples, const TrainSettings& s,
-                                   const at::Device& device, const StopSignals& signals, Communicator& comm) {
+std::optional<Validation> validate(C3Codec& codec, const std::vector<Sample>& samples,
+                                   const std::vector<ContinuationExample>& continuations, const C3Prompt& continuation,
+                                   const TrainSettings& s, const at::Device& device, const StopSignals& signals,
+                                   Communicator& comm) {
   torch::NoGradGuard no_grad;
   const auto batch = static_cast<size_t>(s.batch_size), first = batch * static_cast<size_t>(comm.rank()),
              stride = batch * static_cast<size_t>(comm.world_size());
@@ -61,6 +87,15 @@ std::optional<Validation> validate(C3Codec& codec, const std::vector<Sample>& sa
         codec.model(), make_c3_batch(codec.prompt(), ids_of(samples, batch_at(start, samples.size())), true).to(device),
         s.loss_chunk);
     loss += out.loss_sum.item<double>(), tokens += static_cast<double>(out.tokens);
+  }
+  double continue_loss = 0, continue_tokens = 0;
+  for (size_t start = first; start < continuations.size() && !interrupted; start += stride) {
+    if ((interrupted = signals.received() ? 1 : 0)) break;
+    std::vector<std::pair<Task, int64_t>> picks;
+    for (const int64_t i : batch_at(start, continuations.size())) picks.emplace_back(Task::continuation, i);
+    const C3Batch batch = make_c3_batch(examples_of(picks, samples, continuations, codec.prompt(), continuation));
+    const auto out = c3_loss(codec.model(), batch.to(device), s.loss_chunk);
+    continue_loss += out.loss_sum.item<double>(), continue_tokens += static_cast<double>(out.tokens);
   }
   const auto precision_samples = static_cast<size_t>(std::min<int64_t>(s.eval_precision_samples, samples.size()));
   for (size_t start = first; start < precision_samples && !interrupted; start += stride) {
@@ -80,10 +115,12 @@ std::optional<Validation> validate(C3Codec& codec, const std::vector<Sample>& sa
   if (comm.world_size() > 1) {
     interrupted = comm.all_reduce_sum(interrupted);
     loss = comm.all_reduce_sum(loss), tokens = comm.all_reduce_sum(tokens), precision = comm.all_reduce_sum(precision);
+    continue_loss = comm.all_reduce_sum(continue_loss), continue_tokens = comm.all_reduce_sum(continue_tokens);
   }
   if (interrupted > 0) return std::nullopt;
   Validation v;
   v.loss = tokens > 0 ? loss / tokens : 0.0;
+  if (continue_tokens > 0) v.continue_loss = continue_loss / continue_tokens;
   v.precision_samples = static_cast<int64_t>(precision_samples);
   if (precision_samples > 0) v.precision = precision / static_cast<double>(precision_samples);
   return v;
@@ -109,11 +146,18 @@ struct Run {
   C3Model model{nullptr};
   std::optional<C3Codec> codec;  // the model, tokenizer and prompt together (validation reconstructs through it)
   std::vector<Sample> train_samples, valid_samples;
+  // data.tasks: a weight per Task; the continuation examples over each set of samples, and their prompt.
+  std::vector<double> task_weights;
+  std::vector<ContinuationExample> train_continuations, valid_continuations;
+  std::optional<C3Prompt> continue_prompt;
+  bool mixed_tasks() const {
+    return std::count_if(task_weights.begin(), task_weights.end(), [](double w) { return w > 0; }) > 1;
+  }
   std::optional<AdamW> optimizer;
   bool zero2 = false;                        // gradients sharded too (ZeRO-2)
   std::unique_ptr<GradientReducer> reducer;  // ZeRO-2: gradients to their owners during backward
   LrSchedule schedule;
-  std::optional<Sampler> sampler;
+  std::optional<TaskSampler> sampler;
   TrainingState state;
   nlohmann::json settings;  // the resolved config, as saved with every checkpoint
   bool is_main() const { return comm.is_main(); }
@@ -150,6 +194,31 @@ void set_up_model(Run& run) {
                     C3Prompt(*run.tokenizer, config.latent_tokens, run.s.prompt_template, run.s.instruction));
 }
 
+// data.tasks: continuation examples need a decoder window for data.context_spans blocks of latents
+// and a piece after them.
+void set_up_tasks(Run& run) {
+  const TrainSettings& s = run.s;
+  run.task_weights = task_weights(s.tasks);
+  const C3Config& config = run.model->config();
+  run.continue_prompt.emplace(*run.tokenizer, config.latent_tokens, s.prompt_template, s.continue_instruction);
+  if (run.task_weights[static_cast<size_t>(Task::continuation)] <= 0) return;
+  const int64_t decoder_tokens =
+      static_cast<int64_t>(run.continue_prompt->decoder_prompt(s.context_spans).size()) + s.sampling.max_tokens + 1;
+  if (decoder_tokens > s.max_length)
+    throw UsageError("data.tasks: a continuation of data.context_spans " + std::to_string(s.context_spans) +
+                     " pieces takes up to " + std::to_string(decoder_tokens) +
+                     " decoder tokens, more than data.max_length " + std::to_string(s.max_length) +
+                     " (lower data.context_spans or data.max_tokens)");
+  run.train_continuations = continuation_examples(run.train_samples, s.context_spans, s.data_seed);
+  run.valid_continuations = continuation_examples(run.valid_samples, s.context_spans, s.data_seed + 1);
+  std::string weights;
+  for (int t = 0; t < kTaskCount; ++t)
+    if (run.task_weights[t] > 0)
+      weights += fmt::format("{}{} {:.2f}", weights.empty() ? "" : ", ", task_names()[t], run.task_weights[t]);
+  spdlog::info("tasks: {}; {} continuation examples (up to {} pieces of context), {} for validation", weights,
+               run.train_continuations.size(), s.context_spans, run.valid_continuations.size());
+}
+
 // Every text must fit both windows with the prompt around it.
 void set_up_data(Run& run) {
   const TrainSettings& s = run.s;
@@ -168,6 +237,7 @@ void set_up_data(Run& run) {
   for (const auto& sample : run.train_samples) train_tokens += static_cast<int64_t>(sample.ids.size());
   spdlog::info("data: {} training samples ({} tokens), {} validation samples", run.train_samples.size(), train_tokens,
                run.valid_samples.size());
+  set_up_tasks(run);
 }
 
 // The parameters in the order the forward pass uses them (Q is the encoder's input, the projector
@@ -226,8 +296,9 @@ void set_up_optimizer(Run& run) {
 // Resuming reads the optimizer and sampler state of the newest checkpoint; a new run starts every
 // rank from rank 0's weights.
 void resume_or_start(Run& run) {
-  run.sampler.emplace(static_cast<int64_t>(run.train_samples.size()), run.s.data_seed, run.comm.rank(),
-                      run.comm.world_size());
+  run.sampler.emplace(std::vector<int64_t>{static_cast<int64_t>(run.train_samples.size()),
+                                           static_cast<int64_t>(run.train_continuations.size())},
+                      run.task_weights, run.s.data_seed, run.comm.rank(), run.comm.world_size());
   run.settings = run.record.settings;
   if (run.settings.contains("model"))
     run.settings["model"]["latent_tokens"] = run.model->config().latent_tokens;  // N as run
@@ -244,7 +315,8 @@ void resume_or_start(Run& run) {
   if (!changed.empty())
     spdlog::warn("resuming with config keys that differ from the checkpoint's: {}", joined(changed));
   run.state.config = run.settings;
-  spdlog::info("resumed at step {} of {} (epoch {})", run.state.step, run.schedule.total_steps, run.sampler->epoch());
+  spdlog::info("resumed at step {} of {} (epoch {})", run.state.step, run.schedule.total_steps,
+               run.state.consumed / static_cast<int64_t>(run.train_samples.size()));
   if (run.state.step >= run.schedule.total_steps)
     spdlog::info("the run is finished: nothing to train (raise train.steps or train.epochs to go on)");
 }
@@ -279,7 +351,20 @@ struct StepResult {
   double grad_norm = 0;
   double supervised = 0;  // supervised tokens, all ranks
   int64_t tokens = 0;     // non-padding tokens through both LLMs, this rank
+  // With several tasks: each task's loss sum and supervised tokens, all ranks.
+  std::array<double, kTaskCount> task_loss{}, task_tokens{};
 };
+
+// Adds each row's loss and supervised tokens to its task's sums.
+void add_task_losses(const C3Batch& batch, const C3LossOutput& out, const std::vector<Task>& tasks, StepResult& r) {
+  const at::Tensor loss = out.row_loss_sum.cpu().to(at::kDouble);
+  const at::Tensor tokens = batch.labels.ne(kIgnoreIndex).sum(1).cpu();
+  for (size_t i = 0; i < tasks.size(); ++i) {
+    r.task_loss[static_cast<size_t>(tasks[i])] += loss[static_cast<int64_t>(i)].item<double>();
+    r.task_tokens[static_cast<size_t>(tasks[i])] +=
+        static_cast<double>(tokens[static_cast<int64_t>(i)].item<int64_t>());
+  }
+}
 
 StepResult forward_backward(Run& run) {
   const TrainSettings& s = run.s;
@@ -287,23 +372,33 @@ StepResult forward_backward(Run& run) {
   Communicator& comm = run.comm;
   optimizer.zero_grad();
   std::vector<C3Batch> micro;
+  std::vector<std::vector<Task>> micro_tasks;
   int64_t local_supervised = 0;
   for (int64_t a = 0; a < s.grad_accum; ++a) {
-    micro.push_back(
-        make_c3_batch(run.codec->prompt(), ids_of(run.train_samples, run.sampler->next(s.batch_size)), true));
+    const auto picks = run.sampler->next(s.batch_size);
+    micro.push_back(make_c3_batch(
+        examples_of(picks, run.train_samples, run.train_continuations, run.codec->prompt(), *run.continue_prompt)));
+    micro_tasks.emplace_back();
+    for (const auto& pick : picks) micro_tasks.back().push_back(pick.first);
     local_supervised += micro.back().supervised_tokens;
   }
   StepResult r;
   r.supervised = comm.all_reduce_sum(static_cast<double>(local_supervised));
   double loss_sum = 0;
-  for (const C3Batch& cpu_batch : micro) {
+  for (size_t m = 0; m < micro.size(); ++m) {
+    const C3Batch& cpu_batch = micro[m];
     const C3LossOutput out = c3_loss(run.model, cpu_batch.to(run.device), s.loss_chunk);
+    if (run.mixed_tasks()) add_task_losses(cpu_batch, out, micro_tasks[m], r);
     (out.loss_sum / r.supervised).backward();
     if (run.zero2) run.reducer->finish();  // this micro-batch's gradients are with their owners only
     optimizer.accumulate_grads();          // into the fp32 sums when there are any; ZeRO-2: drops what is not owned
     loss_sum += out.loss_sum.item<double>();
-    r.tokens += cpu_batch.encoder_mask.sum().item<int64_t>() + cpu_batch.decoder_mask.sum().item<int64_t>();
+    r.tokens += (cpu_batch.has_context() ? cpu_batch.encoder_mask.sum().item<int64_t>() : 0) +
+                cpu_batch.decoder_mask.sum().item<int64_t>();
   }
+  if (run.mixed_tasks() && comm.world_size() > 1)
+    for (int t = 0; t < kTaskCount; ++t)
+      r.task_loss[t] = comm.all_reduce_sum(r.task_loss[t]), r.task_tokens[t] = comm.all_reduce_sum(r.task_tokens[t]);
   if (!run.zero2) {
     std::vector<at::Tensor> grads = optimizer.gradients();
     comm.all_reduce_sum(grads);
@@ -373,6 +468,8 @@ class StepLog {
   // `budget_used`: the share of the time budget spent after this step (0 without one).
   void add(const StepResult& r, bool applied, double seconds, double budget_used) {
     if (applied) loss_ += r.loss * r.supervised, loss_tokens_ += r.supervised;
+    for (int t = 0; applied && t < kTaskCount; ++t)
+      task_loss_[t] += r.task_loss[t], task_tokens_[t] += r.task_tokens[t];
     tokens_ += r.tokens;
     step_seconds_ema_ = step_seconds_ema_ == 0 ? seconds : 0.9 * step_seconds_ema_ + 0.1 * seconds;
     if (budget_used > 0 && last_budget_used_ > 0) {
@@ -397,21 +494,32 @@ class StepLog {
     const double tokens_per_second = static_cast<double>(tokens_) * run_.comm.world_size() / seconds;
     const double mean_loss = loss_tokens_ > 0 ? loss_ / loss_tokens_ : r.loss;
     const double epoch = static_cast<double>(state.consumed) / run_.train_samples.size();
-    progress_.record(
-        {{"type", "train"},
-         {"step", state.step},
-         {"epoch", epoch},
-         {"loss", mean_loss},
-         {"lr", lr},
-         {"grad_norm", r.grad_norm},
-         {"tokens_per_second", tokens_per_second},
-         {"tokens_seen", state.tokens_seen},
-         {"skipped_steps", state.skipped_steps},
-         {"elapsed_seconds", state.elapsed_seconds},
-         {"cpu_seconds", state.cpu_seconds}},
-        fmt::format("step {}/{} : epoch {:.2f} : loss {:.4f} : lr {:.3e} : gnorm {:.3f} : {:.0f} tok/s : ETA {}",
-                    state.step, total, epoch, mean_loss, lr, r.grad_norm, tokens_per_second, format_duration(eta)));
+    nlohmann::json record{{"type", "train"},
+                          {"step", state.step},
+                          {"epoch", epoch},
+                          {"loss", mean_loss},
+                          {"lr", lr},
+                          {"grad_norm", r.grad_norm},
+                          {"tokens_per_second", tokens_per_second},
+                          {"tokens_seen", state.tokens_seen},
+                          {"skipped_steps", state.skipped_steps},
+                          {"elapsed_seconds", state.elapsed_seconds},
+                          {"cpu_seconds", state.cpu_seconds}};
+    std::string per_task;  // with several tasks: each one's mean loss ("loss_continue")
+    for (int t = 0; run_.mixed_tasks() && t < kTaskCount; ++t) {
+      if (run_.task_weights[t] <= 0) continue;
+      const bool drawn = task_tokens_[t] > 0;  // else null: no row of this task since the last record
+      record["loss_" + task_names()[t]] = drawn ? nlohmann::json(task_loss_[t] / task_tokens_[t]) : nlohmann::json();
+      per_task +=
+          " : " + task_names()[t] + " " + (drawn ? fmt::format("{:.4f}", task_loss_[t] / task_tokens_[t]) : "-");
+    }
+    progress_.record(record,
+                     fmt::format("step {}/{} : epoch {:.2f} : loss {:.4f}{} : lr {:.3e} : gnorm {:.3f} : {:.0f} "
+                                 "tok/s : ETA {}",
+                                 state.step, total, epoch, mean_loss, per_task, lr, r.grad_norm, tokens_per_second,
+                                 format_duration(eta)));
     start_ = clock::now(), loss_ = loss_tokens_ = 0, tokens_ = 0;
+    task_loss_.fill(0), task_tokens_.fill(0);
   }
 
  private:
@@ -420,6 +528,7 @@ class StepLog {
   TrainProgress& progress_;
   clock::time_point start_ = clock::now();
   double loss_ = 0, loss_tokens_ = 0, step_seconds_ema_ = 0;
+  std::array<double, kTaskCount> task_loss_{}, task_tokens_{};
   double last_budget_used_ = 0, budget_per_step_ema_ = 0;
   int64_t tokens_ = 0;
 };
@@ -445,20 +554,27 @@ bool validated_at(Run& run, const TrainProgress& progress, int64_t step) {
 // Every rank validates its share; rank 0 records.
 void evaluate(Run& run, TrainProgress& progress, const StopSignals& signals) {
   if (run.valid_samples.empty() || run.s.eval_every <= 0) return;
-  const auto result = validate(*run.codec, run.valid_samples, run.s, run.device, signals, run.comm);
+  const auto result = validate(*run.codec, run.valid_samples, run.valid_continuations, *run.continue_prompt, run.s,
+                               run.device, signals, run.comm);
   const int64_t step = run.state.step;
   if (!run.is_main()) return;
   if (!result) {
     spdlog::warn("validation at step {} interrupted by a stop signal", step);
     return;
   }
-  progress.record({{"type", "validation"},
-                   {"step", step},
-                   {"validation_loss", result->loss},
-                   {"validation_precision", result->precision},
-                   {"precision_samples", result->precision_samples}},
-                  fmt::format("step {} : validation loss {:.4f} : reconstruction precision {:.1f}% ({} samples)", step,
-                              result->loss, 100 * result->precision, result->precision_samples));
+  nlohmann::json record{{"type", "validation"},
+                        {"step", step},
+                        {"validation_loss", result->loss},
+                        {"validation_precision", result->precision},
+                        {"precision_samples", result->precision_samples}};
+  std::string continuation;
+  if (result->continue_loss >= 0) {
+    record["validation_loss_continue"] = result->continue_loss;
+    continuation = fmt::format(" : continuation loss {:.4f}", result->continue_loss);
+  }
+  progress.record(
+      record, fmt::format("step {} : validation loss {:.4f}{} : reconstruction precision {:.1f}% ({} samples)", step,
+                          result->loss, continuation, 100 * result->precision, result->precision_samples));
 }
 
 // A stop signal may reach only some ranks (scancel, a node's OOM killer): all ranks agree on

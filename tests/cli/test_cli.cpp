@@ -340,6 +340,28 @@ TEST(CliTrain, TrainsSavesTheReleasedLayoutAndLogsJson) {
   EXPECT_EQ(json::parse(r.out)["train"]["steps"], 3);
 }
 
+// data.tasks from the command line (a JSON object) reaches the trainer, is saved with the run, and
+// bad weights or names are one-line errors.
+TEST(CliTrain, TasksAreAJsonObjectOfWeights) {
+  TrainFixture f;
+  const std::string pieces = " --set data.min_tokens=4 --set data.max_tokens=6 --set data.context_spans=2";
+  auto r = c3(f.args("mixed", 3) + pieces + " --set 'data.tasks={\"reconstruct\": 1, \"continue\": 1}'", f.dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("tasks: reconstruct 0.50, continue 0.50"));
+  std::ifstream metrics(f.dir / "mixed" / "metrics.jsonl");
+  std::string line;
+  bool per_task = false;
+  while (std::getline(metrics, line)) per_task |= json::parse(line).contains("loss_continue");
+  EXPECT_TRUE(per_task);
+  EXPECT_EQ(json::parse(test::read_bytes(f.dir / "mixed" / "train_config.json"))["data"]["tasks"]["continue"], 1);
+  r = c3(f.args("bad", 1) + pieces + " --set 'data.tasks={\"continue\": \"lots\"}'", f.dir);
+  EXPECT_NE(r.code, 0);
+  EXPECT_THAT(r.err, HasSubstr("the weight of continue is not a number"));
+  r = c3(f.args("bad", 1) + " --set 'data.tasks={\"summarise\": 1}'", f.dir);
+  EXPECT_THAT(r.err, HasSubstr("unknown task 'summarise'"));
+  EXPECT_FALSE(fs::exists(f.dir / "bad"));
+}
+
 TEST(CliTrain, SigtermFinishesTheStepSavesAndExits143ThenResumes) {
   TrainFixture f;
   const std::string command =

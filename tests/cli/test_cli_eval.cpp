@@ -235,5 +235,54 @@ TEST(CliEval, PagesLongerThanTheSpanLimitAreCutIntoSpansAndSaySo) {
                 .get<double>());
 }
 
+// --task continue on documents cut into spans: one row per k that some span reaches, every row's
+// losses finite, the losses of each target recorded, and the same refusals as eval's.
+TEST(CliEval, ContinueTaskReportsTheContextUtilityPerSpansBack) {
+  const auto& m = test::trained_model();
+  test::TempDir dir;
+  std::vector<std::string> documents;  // 4 documents of 3 training texts each
+  for (size_t i = 0; i + 2 < m.texts.size(); i += 3)
+    documents.push_back(m.texts[i] + " " + m.texts[i + 1] + " " + m.texts[i + 2]);
+  test::write_jsonl(dir / "docs.jsonl", documents);
+  const std::string args = "--threads 1 eval --task continue -m '" + m.model() +
+                           "' docs.jsonl --max-span-tokens 8 --spans-back 1 --spans-back 2 --spans-back 64 ";
+  auto r = c3(args + "-o out", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json summary = json::parse(test::read_bytes(dir / "out" / "summary.json"));
+  EXPECT_EQ(summary["task"], "continue");
+  EXPECT_EQ(summary["documents"], 4);
+  ASSERT_EQ(summary["rows"].size(), 2u) << "no document has 64 spans";
+  EXPECT_EQ(summary["rows"][0]["spans_back"], 1);
+  EXPECT_EQ(summary["rows"][1]["spans_back"], 2);
+  EXPECT_EQ(summary["rows"][0]["targets"].get<int64_t>(), summary["spans"].get<int64_t>() - 4)
+      << "every span but each document's first";
+  EXPECT_LT(summary["rows"][1]["targets"].get<int64_t>(), summary["rows"][0]["targets"].get<int64_t>());
+  for (const char* loss : {"loss_none", "loss_latents", "loss_text"})
+    EXPECT_GT(summary["rows"][0][loss].get<double>(), 0) << loss;
+  std::istringstream targets(test::read_bytes(dir / "out" / "targets.jsonl"));
+  int64_t lines = 0;
+  for (std::string line; std::getline(targets, line); ++lines)
+    EXPECT_TRUE(json::parse(line)["spans_back"].contains("1"));
+  EXPECT_EQ(lines, summary["rows"][0]["targets"].get<int64_t>());
+  EXPECT_THAT(test::read_bytes(dir / "out" / "report.md"), HasSubstr("| spans back | targets |"));
+  EXPECT_TRUE(fs::exists(dir / "out" / "context_utility.svg"));
+  // A finished evaluation is not replaced without --force; a file of the user's neither.
+  r = c3(args + "-o out", dir);
+  EXPECT_NE(r.code, 0);
+  EXPECT_THAT(r.err, HasSubstr("already holds a finished evaluation"));
+  fs::create_directories(dir / "mine");
+  test::write_bytes(dir / "mine" / "report.md", "my notes");
+  r = c3(args + "-o mine", dir);
+  EXPECT_NE(r.code, 0);
+  EXPECT_EQ(test::read_bytes(dir / "mine" / "report.md"), "my notes");
+  // Options of the reconstruction protocol are refused, not ignored.
+  r = c3(args + "-o other --perturb shuffle-words", dir);
+  EXPECT_NE(r.code, 0);
+  EXPECT_THAT(r.err, HasSubstr("eval.perturb is for --task reconstruct"));
+  r = c3(args + "-o other --spans-back 0", dir);
+  EXPECT_THAT(r.err, HasSubstr("--spans-back 0"));
+  EXPECT_FALSE(fs::exists(dir / "other"));
+}
+
 }  // namespace
 }  // namespace c3

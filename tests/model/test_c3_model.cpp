@@ -80,6 +80,74 @@ TEST(C3Prompt, BatchSlotsAndLabels) {
   EXPECT_EQ(batch.decoder_mask[1].sum().item<int64_t>(), p + 3);
 }
 
+TEST(C3Prompt, AContextOfKSpansIsKBlocksInOrder) {
+  const C3Prompt prompt(kTokenizer, 2, "Q:{latents}|{instruction}|", kContinueInstruction);
+  EXPECT_EQ(kTokenizer.decode(prompt.decoder_prompt(0)), "Q:|Continue the text: |");
+  EXPECT_EQ(kTokenizer.decode(prompt.decoder_prompt(2)),
+            "Q:<img><imgpad><imgpad></img><img><imgpad><imgpad></img>|Continue the text: |");
+  EXPECT_EQ(prompt.decoder_prompt(1), prompt.decoder_prompt());
+  EXPECT_EQ(kTokenizer.decode(prompt.decoder_prompt_with_text(ids("plain"))), "Q:plain|Continue the text: |");
+  EXPECT_EQ(prompt.prefix_tokens(), 2);
+}
+
+// One batch of three kinds of rows: a continuation with two spans of context, a reconstruction,
+// and a row with no context at all.
+TEST(C3Prompt, MixedRowsLayOutTheirSpansBlocksAndAnswers) {
+  const C3Prompt repeat(kTokenizer, 2, "Q:{latents}|{instruction}|", "R: ");
+  const C3Prompt go_on(kTokenizer, 2, "Q:{latents}|{instruction}|", "C: ");
+  const auto s1 = ids("one "), s2 = ids("two "), s3 = ids("three"), r = ids("abc");
+  const C3Batch batch = make_c3_batch({{&go_on, {&s1, &s2}, &s3}, {&repeat, {&r}, &r}, {&go_on, {}, &s1}});
+  ASSERT_EQ(batch.size(), 3);
+  // Encoder rows: the context spans in order (row 0's two, then row 1's).
+  ASSERT_EQ(batch.encoder_ids.size(0), 3);
+  EXPECT_EQ(kTokenizer.decode(std::vector<int32_t>(batch.encoder_ids[1].data_ptr<int64_t>(),
+                                                   batch.encoder_ids[1].data_ptr<int64_t>() + 8)),
+            "two <img><imgpad><imgpad></img>");
+  EXPECT_TRUE(batch.encoder_slots[2].nonzero().view(-1).equal(at::tensor({4, 5}, at::kLong)));
+  // Decoder: row 0 has 2 blocks (4 slots), row 1 one, row 2 none.
+  EXPECT_TRUE(batch.decoder_slots.sum(1).equal(at::tensor({4, 2, 0}, at::kLong)));
+  EXPECT_TRUE(batch.decoder_slots[0].nonzero().view(-1).equal(at::tensor({3, 4, 7, 8}, at::kLong)));
+  EXPECT_TRUE(batch.decoder_ids.index({batch.decoder_slots}).eq(repeat.imgpad()).all().item<bool>());
+  // Labels: each row's answer and <|im_end|>, nothing of its prompt.
+  auto supervised_text = [&](int64_t row) {
+    std::vector<int32_t> out;
+    for (int64_t i = 0; i < batch.labels.size(1); ++i)
+      if (batch.labels[row][i].item<int64_t>() != kIgnoreIndex) out.push_back(batch.labels[row][i].item<int32_t>());
+    return kTokenizer.decode(out);
+  };
+  EXPECT_EQ(supervised_text(0), "three<|im_end|>");
+  EXPECT_EQ(supervised_text(1), "abc<|im_end|>");
+  EXPECT_EQ(supervised_text(2), "one <|im_end|>");
+  EXPECT_EQ(batch.supervised_tokens, 6 + 4 + 5);
+  const int64_t p0 = static_cast<int64_t>(go_on.decoder_prompt(2).size());
+  EXPECT_EQ(batch.labels[0][p0].item<int64_t>(), s3[0]) << "the answer starts right after the prompt";
+  EXPECT_EQ(batch.decoder_mask[2].sum().item<int64_t>(), static_cast<int64_t>(go_on.decoder_prompt(0).size()) + 5);
+  // No context anywhere: no encoder rows.
+  EXPECT_FALSE(make_c3_batch({{&go_on, {}, &s1}}).has_context());
+}
+
+// Each row of a mixed batch gets its own spans' latents: its loss is the loss of the row alone.
+TEST(C3Model, EachRowOfAMixedBatchHasTheLossItHasAlone) {
+  C3Model model = tiny_model(2);
+  torch::NoGradGuard no_grad;
+  const C3Prompt repeat(kTokenizer, 2);
+  const C3Prompt go_on(kTokenizer, 2, kDefaultPromptTemplate, kContinueInstruction);
+  const auto s1 = ids("one two "), s2 = ids("three four "), s3 = ids("five"), r = ids("a longer text here");
+  const std::vector<C3Example> rows{{&go_on, {&s1, &s2}, &s3}, {&repeat, {&r}, &r}, {&go_on, {}, &s2}};
+  const C3LossOutput together = c3_loss(model, make_c3_batch(rows), 0);
+  double sum = 0;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const C3LossOutput alone = c3_loss(model, make_c3_batch({rows[i]}), 0);
+    EXPECT_NEAR(together.row_loss_sum[static_cast<int64_t>(i)].item<double>(), alone.loss_sum.item<double>(), 1e-3)
+        << "row " << i;
+    sum += alone.loss_sum.item<double>();
+  }
+  EXPECT_NEAR(together.loss_sum.item<double>(), sum, 1e-3);
+  // The spans' order matters: swapped, row 0 sees another context.
+  const C3LossOutput swapped = c3_loss(model, make_c3_batch({{&go_on, {&s2, &s1}, &s3}}), 0);
+  EXPECT_GT(std::abs(swapped.loss_sum.item<double>() - together.row_loss_sum[0].item<double>()), 1e-4);
+}
+
 class C3ModelTest : public test::DeviceDtypeTest {};
 
 TEST_P(C3ModelTest, SlotsAreOverwrittenWhereTheSpecSays) {

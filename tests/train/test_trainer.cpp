@@ -118,6 +118,50 @@ TEST_P(TrainerResume, GivesTheSameLossesStepForStep) {
 
 INSTANTIATE_TEST_SUITE_P(Dtype, TrainerResume, testing::Values("float32", "bfloat16"));
 
+// Reconstruction and continuation mixed: each task's loss is logged, validation measures the
+// continuation loss, and a resumed run draws the same tasks and examples as the straight one.
+TEST(Trainer, MixedTasksLogEachTasksLossAndResumeExactly) {
+  Corpus corpus(6, 60);  // documents of ~60 words, cut into pieces of 12-24 tokens
+  TrainSettings a = tiny_settings(corpus, "straight");
+  a.sampling.min_tokens = 12, a.sampling.max_tokens = 24;
+  a.tasks = {{"reconstruct", 0.5}, {"continue", 0.5}};
+  a.context_spans = 3;
+  a.steps = 8, a.batch_size = 4, a.save_every = 4, a.keep_checkpoints = 5;
+  a.eval_every = 4, a.eval_at_start = false, a.eval_precision_samples = 0;
+  TrainSettings b = a;
+  b.output = (corpus.dir / "interrupted").string();
+  LocalCommunicator comm;
+  ASSERT_EQ(train(a, at::kCPU, comm), 0);
+  ASSERT_EQ(train(b, at::kCPU, comm), 0);
+  fs::remove_all(checkpoint_path(b.output, 8));
+  ASSERT_EQ(train(b, at::kCPU, comm), 0);
+  const auto la = metrics(a.output, "train"), lb = metrics(b.output, "train");
+  ASSERT_EQ(la.size(), 8u);
+  ASSERT_EQ(lb.size(), 8u);
+  int with_both = 0;
+  for (size_t i = 0; i < la.size(); ++i) {
+    EXPECT_EQ(lb[i]["loss"].get<double>(), la[i]["loss"].get<double>()) << "step " << i + 1;
+    EXPECT_EQ(lb[i]["loss_continue"], la[i]["loss_continue"]) << "step " << i + 1;
+    with_both += la[i]["loss_reconstruct"].is_number() && la[i]["loss_continue"].is_number();
+  }
+  EXPECT_GE(with_both, 4) << "steps of 4 rows drawn half and half mostly hold both tasks";
+  const auto valid = metrics(a.output, "validation");
+  ASSERT_EQ(valid.size(), 2u);
+  EXPECT_TRUE(valid[0]["validation_loss_continue"].is_number()) << "the validation file's documents continue too";
+  EXPECT_EQ(metrics(b.output, "validation").back()["validation_loss_continue"],
+            valid.back()["validation_loss_continue"]);
+  // Only reconstruction: no per-task fields, as before.
+  TrainSettings c = tiny_settings(corpus, "plain");
+  c.steps = 2;
+  ASSERT_EQ(train(c, at::kCPU, comm), 0);
+  EXPECT_FALSE(metrics(c.output, "train")[0].contains("loss_reconstruct"));
+  // A continuation that cannot fit the decoder window is refused before training.
+  TrainSettings d = a;
+  d.output = (corpus.dir / "too-long").string();
+  d.max_length = 150;  // room for one block and 24 tokens, not three blocks
+  EXPECT_THAT(test::error_of<UsageError>([&] { train(d, at::kCPU, comm); }), testing::HasSubstr("data.context_spans"));
+}
+
 TEST(Trainer, FrozenPartsStayBitIdenticalAndLrScalesApply) {
   Corpus corpus(16, 8);
   // Warm start from a C3 checkpoint whose weights we know.

@@ -36,6 +36,9 @@ struct Sample {
   std::string text;
   std::vector<int32_t> ids;  // tokenizer.encode(text)
   std::string origin;
+  // Which document it was cut from (its index in make_samples' input; a pack: its first's) and
+  // which piece of it: pieces (d, j) and (d, j + 1) are consecutive text.
+  int64_t document = -1, piece = 0;
 };
 
 std::vector<Sample> make_samples(const std::vector<Document>& documents, const Tokenizer& tokenizer,
@@ -54,9 +57,9 @@ class Sampler {
   int64_t consumed() const { return consumed_; }  // stream position (all ranks)
   void set_consumed(int64_t consumed) { consumed_ = consumed; }
   int64_t epoch() const { return consumed_ / size_; }
+  int64_t index_at(int64_t position);  // the sample at a stream position (a rank's slice aside)
 
  private:
-  int64_t index_at(int64_t position);
   int64_t size_;
   uint64_t seed_;
   int64_t rank_, world_;

@@ -11,8 +11,9 @@
 namespace c3 {
 
 struct C3LossOutput {
-  at::Tensor loss_sum;  // fp32 scalar: sum of the per-token cross-entropies
-  int64_t tokens = 0;   // supervised tokens it sums over
+  at::Tensor loss_sum;      // fp32 scalar: sum of the per-token cross-entropies
+  int64_t tokens = 0;       // supervised tokens it sums over
+  at::Tensor row_loss_sum;  // fp32 [B], detached: each batch row's share of loss_sum (per-task logging)
 };
 
 // chunk_tokens: supervised positions per lm_head chunk, each recomputed in backward when there is

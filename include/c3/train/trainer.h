@@ -51,6 +51,10 @@ struct TrainSettings {
   SampleOptions sampling;
   int64_t max_length = 8192;  // longest encoder or decoder sequence
   uint64_t data_seed = 0;
+  // What the rows are asked to do (c3/data/tasks.h): task name -> weight in the mix.
+  std::map<std::string, double> tasks{{"reconstruct", 1.0}};
+  int64_t context_spans = 1;  // most pieces of context before the piece a continuation predicts
+  std::string continue_instruction = kContinueInstruction;
 
   // Optimisation.
   double lr = 1e-5;
