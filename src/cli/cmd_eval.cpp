@@ -10,6 +10,7 @@
 #include "c3/eval/eval_data.h"
 #include "c3/eval/eval_run.h"
 #include "c3/eval/fox_metrics.h"
+#include "c3/eval/instruct_eval.h"
 #include "c3/util/dtype.h"
 #include "c3/util/error.h"
 #include "c3/util/file_selection.h"
@@ -65,8 +66,9 @@ const SettingsTable<EvalJob>& eval_table() {
     SettingsTable<EvalJob> t;
     t.path("-m,--model", "eval.model", "", "C3 checkpoint folder", C3_FIELD(model));
     t.value("--task", "eval.task", "reconstruct",
-            "reconstruct: the Fox protocol; continue: the context utility of latents for continuing documents",
-            C3_FIELD(task), {"reconstruct", "continue"});
+            "reconstruct: the Fox protocol; continue: the context utility of latents for continuing documents; "
+            "instruct: answers to records of context, instruction and answer (exact match, F1)",
+            C3_FIELD(task), {"reconstruct", "continue", "instruct"});
     t.custom("--spans-back", "eval.spans_back", json::array({1, 2, 4, 8}),
              "--task continue: numbers of spans of context before each span (repeat the flag for more)",
              [](const Config& c, const std::string& key, EvalJob& j) {
@@ -168,6 +170,7 @@ class EvalCommand : public Command {
     if (data_.empty())
       throw UsageError("DATA (Fox page-OCR JSON, JSONL, a text file or a folder) is required, or --score FILE");
     if (job.task == "continue") return run_continue(c, job, runtime);
+    if (job.task == "instruct") return run_instruct(c, job, runtime);
     EvalRunSettings& settings = job.run;
     settings.output = job.output;
     if (settings.output.empty())
@@ -231,6 +234,36 @@ class EvalCommand : public Command {
           row["utility"].is_number() ? fmt::format("{:.3f}", row["utility"].get<double>()) : "-");
     spdlog::info("report in {}", (run.output / "report.md").string());
     return data.rejected.empty() ? 0 : 1;
+  }
+
+  // --task instruct: each record answered from its context's latents, its text, and nothing.
+  int run_instruct(const Config& c, const EvalJob& job, const Runtime& runtime) {
+    for (const char* key : {"eval.perturb", "eval.min_tokens", "eval.max_tokens", "eval.bucket_width",
+                            "eval.spans_back", "eval.include", "eval.exclude"})
+      if (!c.origin(key).empty()) throw UsageError(std::string(key) + " does not apply to --task instruct");
+    if (job.output.empty())
+      throw UsageError("--output FOLDER is required (report.md, summary.json and answers.jsonl go there)");
+    InstructEvalRun run;
+    run.output = job.output, run.data = data_, run.device = runtime.device.str(), run.force = job.run.force;
+    run.limit = job.run.limit;
+    run.progress = job.run.options.progress;
+    run.generate = job.run.options.generate;
+    // Answers are short: a model that never says <|im_end|> should not generate 4096 tokens three times a record.
+    if (c.origin("eval.max_new_tokens").empty()) run.generate.max_new_tokens = 128;
+    if (job.run.max_span_tokens < 0 || job.run.limit < 0 || run.generate.max_new_tokens <= 0)
+      throw UsageError("--max-span-tokens and --limit must be >= 0, --max-new-tokens positive");
+    check_instruct_eval_output(run.output, run.force);
+    const auto records = read_instruct_records(data_);
+    C3Codec codec = load_codec(job.model, job.dtype, runtime, kDefaultInstruction, job.quantize);
+    run.span_tokens = span_limit(codec.model()->config(), codec.prompt(), job.run.max_span_tokens, 0).tokens;
+    const StopSignals stop;
+    run.generate.stop = &stop;
+    const json summary = run_instruct_eval(codec, records, run);
+    for (const auto& row : summary["rows"])
+      spdlog::info("context {}: exact match {:.1f}%, F1 {:.1f}%", row["context"].get<std::string>(),
+                   100 * row["exact_match"].get<double>(), 100 * row["f1"].get<double>());
+    spdlog::info("report in {}", (run.output / "report.md").string());
+    return 0;
   }
 
   static void check_options(const EvalRunSettings& s) {

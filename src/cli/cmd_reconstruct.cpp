@@ -14,7 +14,7 @@ namespace {
 // What `c3 reconstruct` runs with.
 struct ReconstructSettings {
   BatchSettings batch;
-  std::string instruction, quantize;
+  std::string task = "reconstruct", instruction, quantize;
   ReconstructOptions options;
 };
 
@@ -23,8 +23,14 @@ const SettingsTable<ReconstructSettings>& reconstruct_table() {
   static const SettingsTable<ReconstructSettings> table = [] {
     SettingsTable<ReconstructSettings> t;
     add_batch_settings(t, "reconstruct");
+    t.value("--task", "reconstruct.task", "reconstruct",
+            "reconstruct: each span back as text, joined; continue: what follows the file's text, from all its spans "
+            "as one context",
+            C3_FIELD(task), {"reconstruct", "continue"});
     t.value("--prompt", "reconstruct.prompt", "",
-            "Instruction instead of \"Repeat the text: \" (ask the document a question)", C3_FIELD(instruction));
+            "Instruction instead of \"Repeat the text: \" (ask the document a question), answered once from all its "
+            "spans as one context",
+            C3_FIELD(instruction));
     t.value("--max-new-tokens", "reconstruct.max_new_tokens", 4096, "Longest output per span",
             C3_FIELD(options.generate.max_new_tokens));
     t.value("--no-repeat-ngram", "reconstruct.no_repeat_ngram", 20, "Ban repeating n-grams of this size (0: off)",
@@ -60,8 +66,13 @@ class ReconstructCommand : public Command {
       throw UsageError(
           "'-' reads a latent file from standard input, which is a terminal: pipe one in (c3 compress ... | c3 "
           "reconstruct -m M -)");
-    C3Codec codec = load_codec(s.batch.model, s.batch.dtype, runtime,
-                               s.instruction.empty() ? kDefaultInstruction : s.instruction, s.quantize);
+    if (s.task == "continue" && !s.instruction.empty())
+      throw UsageError("--task continue has its own instruction (\"Continue the text: \"): leave out --prompt");
+    const std::string instruction = s.task == "continue"    ? kContinueInstruction
+                                    : s.instruction.empty() ? kDefaultInstruction
+                                                            : s.instruction;
+    s.options.whole_file = s.task == "continue" || !s.instruction.empty();
+    C3Codec codec = load_codec(s.batch.model, s.batch.dtype, runtime, instruction, s.quantize);
     const StopSignals stop;
     s.options.files.stop = &stop;
     return finish(s.batch, reconstruct_files(codec, jobs, s.options), "reconstruct");

@@ -113,17 +113,22 @@ void add_data_keys(SettingsTable<TrainJob>& t) {
           C3_FIELD(train.sampling.pack_short));
   t.value("", "data.max_length", 8192, "Longest encoder or decoder sequence (tokens)", C3_FIELD(train.max_length));
   t.value("", "data.seed", 0, "Seed for the validation split, piece lengths and shuffling", C3_FIELD(train.data_seed));
-  t.custom("", "data.tasks", json::object({{"reconstruct", 1.0}}),
-           "Tasks and their weights in the mix: reconstruct (the context is a piece, the answer that piece), continue "
-           "(the context is up to data.context_spans pieces of a document, the answer the piece after them)",
-           [](const Config& c, const std::string& key, TrainJob& j) {
-             j.train.tasks.clear();
-             const json tasks = c.get<json>(key);  // held: items() refers into it
-             for (const auto& [name, weight] : tasks.items()) {
-               if (!weight.is_number()) throw UsageError(key + ": the weight of " + name + " is not a number");
-               j.train.tasks[name] = weight.get<double>();
-             }
-           });
+  t.custom(
+      "", "data.tasks", json::object({{"reconstruct", 1.0}}),
+      "Tasks and their weights in the mix: reconstruct (the context is a piece, the answer that piece), continue "
+      "(the context is up to data.context_spans pieces of a document, the answer the piece after them), instruct (the "
+      "records of data.instruct)",
+      [](const Config& c, const std::string& key, TrainJob& j) {
+        j.train.tasks.clear();
+        const json tasks = c.get<json>(key);  // held: items() refers into it
+        for (const auto& [name, weight] : tasks.items()) {
+          if (!weight.is_number()) throw UsageError(key + ": the weight of " + name + " is not a number");
+          j.train.tasks[name] = weight.get<double>();
+        }
+      });
+  t.path("", "data.instruct", json::array(),
+         "instruct: records of context, instruction and answer (.jsonl, or the authors' conversations .json)",
+         C3_FIELD(train.instruct_files));
   t.value("", "data.context_spans", 1, "continue: most pieces of context before the piece to predict",
           C3_FIELD(train.context_spans));
   t.value("", "data.continue_instruction", kContinueInstruction, "continue: the instruction in the decoder prompt",

@@ -169,6 +169,76 @@ std::vector<Document> read_documents(const fs::path& path, const std::string& te
             "unknown data format (expected .jsonl, .json, a text file (.txt, .md, ...) or a folder of them)");
 }
 
+namespace {
+
+std::string required_string(const nlohmann::json& item, const std::string& field, const std::string& where) {
+  if (!item.is_object() || !item.contains(field) || !item[field].is_string())
+    fail_file(where, "expected an object with string fields \"context\", \"instruction\" and \"answer\" (no \"" +
+                         field + "\")");
+  return item[field].get<std::string>();
+}
+
+// The authors' conversation: the last context, human and gpt turns.
+InstructRecord from_conversation(const nlohmann::json& item, const std::string& where) {
+  InstructRecord r;
+  r.origin = where;
+  bool context = false, human = false, gpt = false;
+  for (const auto& turn : item["conversations"]) {
+    if (!turn.is_object() || !turn.contains("value") || !turn["value"].is_string()) continue;
+    const std::string from = turn.value("from", ""), value = turn["value"].get<std::string>();
+    if (from == "context") r.context = value, context = true;
+    if (from == "human") r.instruction = value, human = true;
+    if (from == "gpt") r.answer = value, gpt = true;
+  }
+  if (!context || !human || !gpt) fail_file(where, "conversation lacks a context, human or gpt turn");
+  for (const std::string marker : {"<image>\n", "<image>"}) {  // where the latents go in the authors' prompt
+    const size_t at = r.instruction.find(marker);
+    if (at != std::string::npos) r.instruction.erase(at, marker.size());
+  }
+  return r;
+}
+
+}  // namespace
+
+std::vector<InstructRecord> read_instruct_records(const fs::path& path) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) fail_file(path.string(), "no such file");
+  std::vector<InstructRecord> records;
+  auto add = [&](const nlohmann::json& item, const std::string& where) {
+    if (item.is_object() && item.contains("conversations") && item["conversations"].is_array())
+      return records.push_back(from_conversation(item, where));
+    records.push_back({required_string(item, "context", where), required_string(item, "instruction", where),
+                       required_string(item, "answer", where), where});
+  };
+  if (has_extension(path, ".jsonl")) {
+    std::ifstream in(path);
+    if (!in) fail_file(path.string(), "cannot open for reading");
+    std::string line;
+    for (int64_t number = 1; std::getline(in, line); ++number) {
+      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+      const std::string where = path.string() + ":" + std::to_string(number);
+      try {
+        add(nlohmann::json::parse(line), where);
+      } catch (const nlohmann::json::parse_error& e) {
+        fail_file(where, std::string("not valid JSON (") + e.what() + ")");
+      }
+    }
+  } else if (has_extension(path, ".json")) {
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(read_text_file(path));
+    } catch (const nlohmann::json::exception& e) {
+      fail_file(path.string(), std::string("not valid JSON (") + e.what() + ")");
+    }
+    if (!j.is_array()) fail_file(path.string(), "expected a JSON list of records");
+    for (size_t i = 0; i < j.size(); ++i) add(j[i], path.string() + "#" + std::to_string(i));
+  } else {
+    fail_file(path.string(), "unknown instruct data format (expected .jsonl or the conversations .json)");
+  }
+  if (records.empty()) fail_file(path.string(), "holds no records");
+  return records;
+}
+
 std::vector<Sample> make_samples(const std::vector<Document>& documents, const Tokenizer& tokenizer,
                                  const SampleOptions& options) {
   if (options.min_tokens <= 0 || options.max_tokens < options.min_tokens)

@@ -9,7 +9,7 @@
 namespace c3 {
 
 const std::vector<std::string>& task_names() {
-  static const std::vector<std::string> names{"reconstruct", "continue"};
+  static const std::vector<std::string> names{"reconstruct", "continue", "instruct"};
   return names;
 }
 
@@ -21,7 +21,8 @@ std::vector<double> task_weights(const std::map<std::string, double>& tasks) {
   for (const auto& [name, weight] : tasks) {
     const auto& names = task_names();
     const auto it = std::find(names.begin(), names.end(), name);
-    if (it == names.end()) throw UsageError("data.tasks: unknown task '" + name + "' (known: reconstruct, continue)");
+    if (it == names.end())
+      throw UsageError("data.tasks: unknown task '" + name + "' (known: reconstruct, continue, instruct)");
     if (!std::isfinite(weight) || weight < 0)
       throw UsageError("data.tasks: the weight of " + name + " must be a number >= 0");
     weights[static_cast<size_t>(it - names.begin())] = weight, total += weight;
@@ -52,6 +53,20 @@ std::vector<ContinuationExample> continuation_examples(const std::vector<Sample>
   return out;
 }
 
+std::vector<InstructExample> instruct_examples(const std::vector<InstructRecord>& records, const Tokenizer& tokenizer,
+                                               const SampleOptions& options) {
+  std::vector<InstructExample> out;
+  for (const auto& r : records) {
+    InstructExample e{{}, r.instruction, tokenizer.encode_text(r.answer), r.origin};
+    if (e.answer.empty()) fail_file(r.origin, "the answer is empty");
+    for (auto& piece : make_samples({{r.context, r.origin}}, tokenizer, options))
+      e.context.push_back(std::move(piece.ids));
+    if (e.context.empty()) fail_file(r.origin, "the context is empty");
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
 TaskSampler::TaskSampler(std::vector<int64_t> sizes, std::vector<double> weights, uint64_t seed, int64_t rank,
                          int64_t world)
     : seed_(seed), rank_(rank), world_(world), drawn_(sizes.size(), 0) {
@@ -64,7 +79,8 @@ TaskSampler::TaskSampler(std::vector<int64_t> sizes, std::vector<double> weights
                        " but the training data makes no " + task_name(static_cast<Task>(t)) + " example" +
                        (t == static_cast<size_t>(Task::continuation)
                             ? " (no document is long enough to cut into two pieces: lower data.max_tokens)"
-                            : ""));
+                        : t == static_cast<size_t>(Task::instruct) ? " (give data.instruct records)"
+                                                                   : ""));
     // Task 0 keeps the data seed, so a run of reconstruction alone samples as it always has.
     streams_.emplace_back(std::max<int64_t>(sizes[t], 1), seed + 0x51ed270b27ull * t, 0, 1);
     cumulative_.push_back(sum += weights[t]);

@@ -51,6 +51,24 @@ std::vector<std::vector<int32_t>> greedy_generate(C3Model& model, const C3Prompt
                        options);
 }
 
+std::vector<std::vector<int32_t>> generate_answers(C3Model& model, const std::vector<C3Example>& rows,
+                                                   const GenerateOptions& options) {
+  torch::NoGradGuard no_grad;
+  std::vector<C3Example> prompts(rows);
+  std::vector<std::vector<int32_t>> prompt_ids;
+  for (auto& row : prompts) {
+    row.answer = nullptr;
+    prompt_ids.push_back(row.context_text ? row.prompt->decoder_prompt_with_text(*row.context_text)
+                                          : row.prompt->decoder_prompt(static_cast<int64_t>(row.context.size())));
+  }
+  const C3Batch batch = make_c3_batch(prompts).to(model->device());
+  const at::Tensor embeds = batch.has_context()
+                                ? model->decoder_embeds(batch.decoder_ids, batch.decoder_slots,
+                                                        model->compress(batch.encoder_ids, batch.encoder_slots))
+                                : model->decoder->embed(batch.decoder_ids);
+  return greedy_decode(model->decoder, embeds, prompt_ids, rows.front().prompt->im_end(), options);
+}
+
 std::string decode_reconstruction(const Tokenizer& tokenizer, const std::vector<int32_t>& ids) {
   const std::string text = tokenizer.decode(ids);
   std::string_view decoded = unicode::strip_ascii_space(text);

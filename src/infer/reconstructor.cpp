@@ -69,6 +69,7 @@ class ReconstructStep : public SpanBatchJob<Doc> {
                    {"dtype", scalar_type_name(codec.model()->dtype())},
                    {"quantize", codec.quantize()},
                    {"prompt", codec.prompt().decoder_prompt()},
+                   {"whole_file", options.whole_file},
                    {"max_new_tokens", options.generate.max_new_tokens},
                    {"no_repeat_ngram_size", options.generate.no_repeat_ngram_size}}) {}
 
@@ -84,21 +85,29 @@ class ReconstructStep : public SpanBatchJob<Doc> {
       doc.up_to_date = !options_.files.force && recorded_job_key(job.output) == doc.key;
       doc.redo = !doc.up_to_date && fs::exists(job.output, ec);
     }
-    doc.texts.resize(doc.file.latents.size(0));
-    return doc.file.latents.size(0);
+    const int64_t sequences = options_.whole_file ? 1 : doc.file.latents.size(0);
+    doc.texts.resize(sequences);
+    return sequences;
   }
 
-  int64_t span_length(const Doc& doc, int64_t span) const override { return doc.file.span_tokens[span]; }
+  int64_t span_length(const Doc& doc, int64_t span) const override {
+    if (!options_.whole_file) return doc.file.span_tokens[span];
+    int64_t total = 0;
+    for (int64_t t : doc.file.span_tokens) total += t;
+    return total;
+  }
 
   // Batches of batch_size spans (by expected length, so their generations end close together).
+  // Whole files go one at a time: their contexts have different numbers of blocks.
   std::vector<std::pair<size_t, size_t>> batches(const std::vector<int64_t>& lengths) const override {
     return length_batches(std::vector<int64_t>(lengths.size(), 1), std::numeric_limits<int64_t>::max(),
-                          options_.batch_size);
+                          options_.whole_file ? 1 : options_.batch_size);
   }
 
   void run(const std::vector<std::pair<Doc*, int64_t>>& spans, JobSummary& summary) override {
     std::vector<at::Tensor> rows;
-    for (const auto& [doc, span] : spans) rows.push_back(doc->file.latents[span]);
+    for (const auto& [doc, span] : spans)  // [N, H], or the whole file's [k N, H]
+      rows.push_back(options_.whole_file ? doc->file.latents.flatten(0, 1) : doc->file.latents[span]);
     GenerateOptions generate = options_.generate;
     generate.stop = options_.files.stop;
     const auto generated = codec_.generate(at::stack(rows), generate);
@@ -116,7 +125,9 @@ class ReconstructStep : public SpanBatchJob<Doc> {
     }
   }
 
-  void write(Doc& doc) override { write_text(*doc.job, join_spans(doc.texts, doc.file.span_joiners), doc.key); }
+  void write(Doc& doc) override {
+    write_text(*doc.job, options_.whole_file ? doc.texts[0] : join_spans(doc.texts, doc.file.span_joiners), doc.key);
+  }
 
   bool written_by_c3(const fs::path& output) const override { return has_intact_record(output); }
 

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <csignal>
 #include <ctime>
+#include <map>
 #include <optional>
 
 #include "c3/data/tasks.h"
@@ -38,22 +39,45 @@ std::vector<const std::vector<int32_t>*> ids_of(const std::vector<Sample>& sampl
   return out;
 }
 
+// What each task's rows are made of, over one set of samples (training or validation).
+struct TaskData {
+  const std::vector<Sample>* samples = nullptr;
+  std::vector<ContinuationExample> continuations;
+  std::vector<InstructExample> instructs;
+  std::vector<int64_t> sizes() const {
+    return {static_cast<int64_t>(samples->size()), static_cast<int64_t>(continuations.size()),
+            static_cast<int64_t>(instructs.size())};
+  }
+};
+
+// The prompt each task's rows follow: instruct rows their record's instruction.
+struct TaskPrompts {
+  const C3Prompt* reconstruct = nullptr;
+  std::optional<C3Prompt> continuation;
+  std::map<std::string, C3Prompt> instruct;  // by instruction
+};
+
 // Decoder rows for (task, example) picks: reconstruction rows take a sample as context and answer;
-// continuation rows the pieces before a piece as context, that piece as the answer.
-std::vector<C3Example> examples_of(const std::vector<std::pair<Task, int64_t>>& picks,
-                                   const std::vector<Sample>& samples,
-                                   const std::vector<ContinuationExample>& continuations, const C3Prompt& reconstruct,
-                                   const C3Prompt& continuation) {
+// continuation rows the pieces before a piece as context, that piece as the answer; instruct rows
+// a record's context pieces and its answer.
+std::vector<C3Example> examples_of(const std::vector<std::pair<Task, int64_t>>& picks, const TaskData& data,
+                                   const TaskPrompts& prompts) {
+  const std::vector<Sample>& samples = *data.samples;
   std::vector<C3Example> out;
   for (const auto& [task, index] : picks) {
     if (task == Task::reconstruct) {
-      out.push_back({&reconstruct, {&samples[index].ids}, &samples[index].ids});
-      continue;
+      out.push_back({prompts.reconstruct, {&samples[index].ids}, &samples[index].ids});
+    } else if (task == Task::continuation) {
+      const ContinuationExample& e = data.continuations[index];
+      C3Example row{&*prompts.continuation, {}, &samples[e.next].ids};
+      for (const int64_t piece : e.context) row.context.push_back(&samples[piece].ids);
+      out.push_back(std::move(row));
+    } else {
+      const InstructExample& e = data.instructs[index];
+      C3Example row{&prompts.instruct.at(e.instruction), {}, &e.answer};
+      for (const auto& piece : e.context) row.context.push_back(&piece);
+      out.push_back(std::move(row));
     }
-    const ContinuationExample& e = continuations[index];
-    C3Example row{&continuation, {}, &samples[e.next].ids};
-    for (const int64_t piece : e.context) row.context.push_back(&samples[piece].ids);
-    out.push_back(std::move(row));
   }
   return out;
 }
@@ -68,10 +92,10 @@ struct Validation {
 // Spread over the ranks (rank r takes batches r, r + W, ...; the sums are all-reduced), so none
 // waits in a collective while another validates alone. Returns nullopt on every rank when a stop
 // signal reached any meanwhile: a scheduler's grace period is better spent saving.
-std::optional<Validation> validate(C3Codec& codec, const std::vector<Sample>& samples,
-                                   const std::vector<ContinuationExample>& continuations, const C3Prompt& continuation,
-                                   const TrainSettings& s, const at::Device& device, const StopSignals& signals,
-                                   Communicator& comm) {
+std::optional<Validation> validate(C3Codec& codec, const std::vector<Sample>& samples, const TaskData& tasks,
+                                   const TaskPrompts& prompts, const TrainSettings& s, const at::Device& device,
+                                   const StopSignals& signals, Communicator& comm) {
+  const auto& continuations = tasks.continuations;
   torch::NoGradGuard no_grad;
   const auto batch = static_cast<size_t>(s.batch_size), first = batch * static_cast<size_t>(comm.rank()),
              stride = batch * static_cast<size_t>(comm.world_size());
@@ -93,7 +117,7 @@ std::optional<Validation> validate(C3Codec& codec, const std::vector<Sample>& sa
     if ((interrupted = signals.received() ? 1 : 0)) break;
     std::vector<std::pair<Task, int64_t>> picks;
     for (const int64_t i : batch_at(start, continuations.size())) picks.emplace_back(Task::continuation, i);
-    const C3Batch batch = make_c3_batch(examples_of(picks, samples, continuations, codec.prompt(), continuation));
+    const C3Batch batch = make_c3_batch(examples_of(picks, tasks, prompts));
     const auto out = c3_loss(codec.model(), batch.to(device), s.loss_chunk);
     continue_loss += out.loss_sum.item<double>(), continue_tokens += static_cast<double>(out.tokens);
   }
@@ -148,8 +172,8 @@ struct Run {
   std::vector<Sample> train_samples, valid_samples;
   // data.tasks: a weight per Task; the continuation examples over each set of samples, and their prompt.
   std::vector<double> task_weights;
-  std::vector<ContinuationExample> train_continuations, valid_continuations;
-  std::optional<C3Prompt> continue_prompt;
+  TaskData train_tasks, valid_tasks;
+  TaskPrompts prompts;
   bool mixed_tasks() const {
     return std::count_if(task_weights.begin(), task_weights.end(), [](double w) { return w > 0; }) > 1;
   }
@@ -194,29 +218,64 @@ void set_up_model(Run& run) {
                     C3Prompt(*run.tokenizer, config.latent_tokens, run.s.prompt_template, run.s.instruction));
 }
 
-// data.tasks: continuation examples need a decoder window for data.context_spans blocks of latents
-// and a piece after them.
+// Whether `rows` (their longest context and answer) fit the decoder window; else a UsageError.
+void check_decoder_window(const std::vector<C3Example>& rows, int64_t max_length, const std::string& what) {
+  for (const auto& row : rows) {
+    const auto tokens = static_cast<int64_t>(
+        row.prompt->decoder_prompt(static_cast<int64_t>(row.context.size())).size() + row.answer->size() + 1);
+    if (tokens > max_length)
+      throw UsageError(what + " takes " + std::to_string(tokens) + " decoder tokens, more than data.max_length " +
+                       std::to_string(max_length));
+  }
+}
+
+// data.tasks: the examples of each task with a weight, over the training and validation samples.
 void set_up_tasks(Run& run) {
   const TrainSettings& s = run.s;
   run.task_weights = task_weights(s.tasks);
-  const C3Config& config = run.model->config();
-  run.continue_prompt.emplace(*run.tokenizer, config.latent_tokens, s.prompt_template, s.continue_instruction);
-  if (run.task_weights[static_cast<size_t>(Task::continuation)] <= 0) return;
-  const int64_t decoder_tokens =
-      static_cast<int64_t>(run.continue_prompt->decoder_prompt(s.context_spans).size()) + s.sampling.max_tokens + 1;
-  if (decoder_tokens > s.max_length)
-    throw UsageError("data.tasks: a continuation of data.context_spans " + std::to_string(s.context_spans) +
-                     " pieces takes up to " + std::to_string(decoder_tokens) +
-                     " decoder tokens, more than data.max_length " + std::to_string(s.max_length) +
-                     " (lower data.context_spans or data.max_tokens)");
-  run.train_continuations = continuation_examples(run.train_samples, s.context_spans, s.data_seed);
-  run.valid_continuations = continuation_examples(run.valid_samples, s.context_spans, s.data_seed + 1);
+  const int64_t n = run.model->config().latent_tokens;
+  run.prompts.reconstruct = &run.codec->prompt();
+  run.prompts.continuation.emplace(*run.tokenizer, n, s.prompt_template, s.continue_instruction);
+  run.train_tasks.samples = &run.train_samples, run.valid_tasks.samples = &run.valid_samples;
+  auto weighted = [&](Task t) { return run.task_weights[static_cast<size_t>(t)] > 0; };
+  if (weighted(Task::continuation)) {
+    const int64_t decoder_tokens =
+        static_cast<int64_t>(run.prompts.continuation->decoder_prompt(s.context_spans).size()) + s.sampling.max_tokens +
+        1;
+    if (decoder_tokens > s.max_length)
+      throw UsageError("data.tasks: a continuation of data.context_spans " + std::to_string(s.context_spans) +
+                       " pieces takes up to " + std::to_string(decoder_tokens) +
+                       " decoder tokens, more than data.max_length " + std::to_string(s.max_length) +
+                       " (lower data.context_spans or data.max_tokens)");
+    run.train_tasks.continuations = continuation_examples(run.train_samples, s.context_spans, s.data_seed);
+    run.valid_tasks.continuations = continuation_examples(run.valid_samples, s.context_spans, s.data_seed + 1);
+  }
+  if (weighted(Task::instruct) && s.instruct_files.empty())
+    throw UsageError("data.tasks: instruct has a weight but data.instruct names no records");
+  for (const auto& file : weighted(Task::instruct) ? s.instruct_files : std::vector<std::string>{}) {
+    SampleOptions pieces = s.sampling;
+    pieces.seed = s.data_seed;
+    auto more = instruct_examples(read_instruct_records(file), *run.tokenizer, pieces);
+    for (auto& e : more) {
+      if (!run.prompts.instruct.count(e.instruction))
+        run.prompts.instruct.emplace(e.instruction, C3Prompt(*run.tokenizer, n, s.prompt_template, e.instruction));
+      C3Example row{&run.prompts.instruct.at(e.instruction), {}, &e.answer};
+      for (const auto& piece : e.context) row.context.push_back(&piece);
+      check_decoder_window({row}, s.max_length,
+                           e.origin + ": its context in " + std::to_string(e.context.size()) +
+                               " pieces with its instruction and answer");
+      run.train_tasks.instructs.push_back(std::move(e));
+    }
+  }
   std::string weights;
   for (int t = 0; t < kTaskCount; ++t)
     if (run.task_weights[t] > 0)
       weights += fmt::format("{}{} {:.2f}", weights.empty() ? "" : ", ", task_names()[t], run.task_weights[t]);
-  spdlog::info("tasks: {}; {} continuation examples (up to {} pieces of context), {} for validation", weights,
-               run.train_continuations.size(), s.context_spans, run.valid_continuations.size());
+  spdlog::info(
+      "tasks: {}; {} continuation examples (up to {} pieces of context, {} for validation), {} instruct "
+      "records",
+      weights, run.train_tasks.continuations.size(), s.context_spans, run.valid_tasks.continuations.size(),
+      run.train_tasks.instructs.size());
 }
 
 // Every text must fit both windows with the prompt around it.
@@ -296,9 +355,8 @@ void set_up_optimizer(Run& run) {
 // Resuming reads the optimizer and sampler state of the newest checkpoint; a new run starts every
 // rank from rank 0's weights.
 void resume_or_start(Run& run) {
-  run.sampler.emplace(std::vector<int64_t>{static_cast<int64_t>(run.train_samples.size()),
-                                           static_cast<int64_t>(run.train_continuations.size())},
-                      run.task_weights, run.s.data_seed, run.comm.rank(), run.comm.world_size());
+  run.sampler.emplace(run.train_tasks.sizes(), run.task_weights, run.s.data_seed, run.comm.rank(),
+                      run.comm.world_size());
   run.settings = run.record.settings;
   if (run.settings.contains("model"))
     run.settings["model"]["latent_tokens"] = run.model->config().latent_tokens;  // N as run
@@ -376,8 +434,7 @@ StepResult forward_backward(Run& run) {
   int64_t local_supervised = 0;
   for (int64_t a = 0; a < s.grad_accum; ++a) {
     const auto picks = run.sampler->next(s.batch_size);
-    micro.push_back(make_c3_batch(
-        examples_of(picks, run.train_samples, run.train_continuations, run.codec->prompt(), *run.continue_prompt)));
+    micro.push_back(make_c3_batch(examples_of(picks, run.train_tasks, run.prompts)));
     micro_tasks.emplace_back();
     for (const auto& pick : picks) micro_tasks.back().push_back(pick.first);
     local_supervised += micro.back().supervised_tokens;
@@ -554,8 +611,8 @@ bool validated_at(Run& run, const TrainProgress& progress, int64_t step) {
 // Every rank validates its share; rank 0 records.
 void evaluate(Run& run, TrainProgress& progress, const StopSignals& signals) {
   if (run.valid_samples.empty() || run.s.eval_every <= 0) return;
-  const auto result = validate(*run.codec, run.valid_samples, run.valid_continuations, *run.continue_prompt, run.s,
-                               run.device, signals, run.comm);
+  const auto result =
+      validate(*run.codec, run.valid_samples, run.valid_tasks, run.prompts, run.s, run.device, signals, run.comm);
   const int64_t step = run.state.step;
   if (!run.is_main()) return;
   if (!result) {

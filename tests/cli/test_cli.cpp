@@ -911,6 +911,18 @@ TEST(CliCompress, LongDocumentsComeBackInOrder) {
   r = c3("--threads 1 reconstruct -m '" + m.model() + "' long.c3 -o long.out", dir);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(test::read_bytes(dir / "long.out"), first + m.texts[1] + "\n");
+  // The spans as one context: one continuation (or answer) per file, a job of its own.
+  const std::string whole = "--threads 1 reconstruct -m '" + m.model() + "' long.c3 --max-new-tokens 12 ";
+  r = c3(whole + "--task continue -o next.txt", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(dir / "next.txt"));
+  EXPECT_THAT(c3(whole + "--task continue -o next.txt", dir).err, HasSubstr("up to date"));
+  r = c3(whole + "--prompt 'What is the first word? ' -o next.txt", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.err, Not(HasSubstr("up to date"))) << "another instruction, another output";
+  r = c3(whole + "--task continue --prompt 'Why? '", dir);
+  EXPECT_NE(r.code, 0);
+  EXPECT_THAT(r.err, HasSubstr("leave out --prompt"));
 }
 
 TEST(CliCompress, ShardsCoverTheInputOnceAndOtherModelsAreRefused) {

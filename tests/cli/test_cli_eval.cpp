@@ -5,6 +5,7 @@
 
 #include <signal.h>
 #include <sys/wait.h>
+#include <fstream>
 #include <sstream>
 
 #include <chrono>
@@ -282,6 +283,36 @@ TEST(CliEval, ContinueTaskReportsTheContextUtilityPerSpansBack) {
   r = c3(args + "-o other --spans-back 0", dir);
   EXPECT_THAT(r.err, HasSubstr("--spans-back 0"));
   EXPECT_FALSE(fs::exists(dir / "other"));
+}
+
+// --task instruct: the fixture model, asked "Repeat the text: " about its own training texts,
+// answers from their latents exactly; from nothing it cannot.
+TEST(CliEval, InstructTaskScoresAnswersFromLatentsTextAndNothing) {
+  const auto& m = test::trained_model();
+  test::TempDir dir;
+  std::ofstream records(dir / "qa.jsonl");
+  for (size_t i = 0; i < 4; ++i)
+    records << json{{"context", m.texts[i]}, {"instruction", "Repeat the text: "}, {"answer", m.texts[i]}}.dump()
+            << "\n";
+  records.close();
+  auto r = c3("--threads 1 eval --task instruct -m '" + m.model() + "' qa.jsonl -o out --max-new-tokens 32", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json summary = json::parse(test::read_bytes(dir / "out" / "summary.json"));
+  EXPECT_EQ(summary["records"], 4);
+  ASSERT_EQ(summary["rows"].size(), 3u);
+  EXPECT_EQ(summary["rows"][0]["context"], "latents");
+  EXPECT_DOUBLE_EQ(summary["rows"][0]["exact_match"].get<double>(), 1.0) << r.err;
+  EXPECT_LT(summary["rows"][2]["f1"].get<double>(), 0.5) << "no context, no answer";
+  std::istringstream answers(test::read_bytes(dir / "out" / "answers.jsonl"));
+  std::string line;
+  ASSERT_TRUE(std::getline(answers, line));
+  EXPECT_EQ(json::parse(line)["latents"]["prediction"], m.texts[0]);
+  EXPECT_THAT(test::read_bytes(dir / "out" / "report.md"), HasSubstr("| latents | 100.0% |"));
+  r = c3("--threads 1 eval --task instruct -m '" + m.model() + "' qa.jsonl -o out", dir);
+  EXPECT_THAT(r.err, HasSubstr("already holds a finished evaluation"));
+  r = c3("--threads 1 eval --task instruct -m '" + m.model() + "' missing.jsonl -o other", dir);
+  EXPECT_NE(r.code, 0);
+  EXPECT_THAT(r.err, HasSubstr("missing.jsonl: no such file"));
 }
 
 }  // namespace

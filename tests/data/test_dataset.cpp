@@ -155,6 +155,34 @@ TEST(Samples, ValidationSplitIsSeededAndDisjoint) {
   EXPECT_THROW(split_validation(small, 20, 7), UsageError);
 }
 
+TEST(InstructRecords, ReadJsonlAndTheAuthorsConversations) {
+  test::TempDir dir;
+  test::write_bytes(dir / "qa.jsonl",
+                    "{\"context\": \"Ann met Bob.\", \"instruction\": \"Who met Bob? \", \"answer\": \"Ann\"}\n\n");
+  auto records = read_instruct_records(dir / "qa.jsonl");
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].instruction, "Who met Bob? ");
+  EXPECT_EQ(records[0].answer, "Ann");
+  EXPECT_THAT(records[0].origin, HasSubstr("qa.jsonl:1"));
+  test::write_bytes(
+      dir / "conv.json",
+      R"([{"conversations": [{"from": "context", "value": "THE TEXT"}, {"from": "human", "value": "<image>\nWhat is it? "}, {"from": "gpt", "value": "text"}]}])");
+  records = read_instruct_records(dir / "conv.json");
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].context, "THE TEXT");
+  EXPECT_EQ(records[0].instruction, "What is it? ") << "the image marker is where the latents go";
+  EXPECT_EQ(records[0].answer, "text");
+  test::write_bytes(dir / "bad.jsonl", "{\"context\": \"c\", \"answer\": \"a\"}\n");
+  EXPECT_THAT(error_of([&] { read_instruct_records(dir / "bad.jsonl"); }),
+              HasSubstr("bad.jsonl:1: expected an object"));
+  test::write_bytes(dir / "broken.jsonl", "{\"context\": \"c\", \"instruction\": \"i\", \"answer\": \"a\"}\n{oops\n");
+  EXPECT_THAT(error_of([&] { read_instruct_records(dir / "broken.jsonl"); }),
+              HasSubstr("broken.jsonl:2: not valid JSON"));
+  test::write_bytes(dir / "half.json", R"([{"conversations": [{"from": "context", "value": "x"}]}])");
+  EXPECT_THAT(error_of([&] { read_instruct_records(dir / "half.json"); }), HasSubstr("half.json#0"));
+  EXPECT_THAT(error_of([&] { read_instruct_records(dir / "none.jsonl"); }), HasSubstr("no such file"));
+}
+
 TEST(Sampler, EpochsArePermutationsAndPositionsRestore) {
   Sampler s(10, 42);
   std::vector<int64_t> first;

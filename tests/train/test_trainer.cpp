@@ -162,6 +162,32 @@ TEST(Trainer, MixedTasksLogEachTasksLossAndResumeExactly) {
   EXPECT_THAT(test::error_of<UsageError>([&] { train(d, at::kCPU, comm); }), testing::HasSubstr("data.context_spans"));
 }
 
+// Instruct records beside reconstruction: their rows train (loss_instruct), and a weight without
+// records is refused.
+TEST(Trainer, InstructRecordsTrainBesideReconstruction) {
+  Corpus corpus(12, 12);
+  std::ofstream records(corpus.dir / "qa.jsonl");
+  for (const auto& text : corpus.texts)
+    records
+        << json{{"context", text}, {"instruction", "First word? "}, {"answer", text.substr(0, text.find(' '))}}.dump()
+        << "\n";
+  records.close();
+  TrainSettings s = tiny_settings(corpus, "qa");
+  s.tasks = {{"reconstruct", 1}, {"instruct", 1}};
+  s.instruct_files = {(corpus.dir / "qa.jsonl").string()};
+  s.sampling.min_tokens = 6, s.sampling.max_tokens = 10;  // contexts of two or three pieces
+  s.steps = 4;
+  LocalCommunicator comm;
+  ASSERT_EQ(train(s, at::kCPU, comm), 0);
+  int instruct = 0;
+  for (const auto& record : metrics(s.output, "train")) instruct += record["loss_instruct"].is_number();
+  EXPECT_GE(instruct, 3);
+  TrainSettings none = s;
+  none.output = (corpus.dir / "none").string();
+  none.instruct_files.clear();
+  EXPECT_THAT(test::error_of<UsageError>([&] { train(none, at::kCPU, comm); }), testing::HasSubstr("data.instruct"));
+}
+
 TEST(Trainer, FrozenPartsStayBitIdenticalAndLrScalesApply) {
   Corpus corpus(16, 8);
   // Warm start from a C3 checkpoint whose weights we know.

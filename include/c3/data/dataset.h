@@ -23,6 +23,19 @@ struct Document {
 // file under it, in sorted order). Errors name the file (and line).
 std::vector<Document> read_documents(const std::filesystem::path& path, const std::string& text_field = "text");
 
+// A question (or any instruction) about a context, with its answer: what the instruct task trains
+// on and `c3 eval --task instruct` scores.
+struct InstructRecord {
+  std::string context, instruction, answer;
+  std::string origin;  // "FILE:LINE" or "FILE#ITEM"
+};
+
+// A .jsonl file of {"context", "instruction", "answer"} objects, or the authors' conversations
+// .json ({"conversations": [{"from": "context"}, {"from": "human"}, {"from": "gpt"}]}: the human
+// turn, less its "<image>" marker, is the instruction; the gpt turn the answer). Errors name the
+// file and line (item).
+std::vector<InstructRecord> read_instruct_records(const std::filesystem::path& path);
+
 struct SampleOptions {
   int64_t min_tokens = 256;  // target range for pieces cut from long documents
   int64_t max_tokens = 1024;

@@ -2,7 +2,8 @@
 // tasks a run trains on (data.tasks):
 //   reconstruct  the context is one piece; the answer is that piece (C3 as the paper trains it);
 //   continue     the context is up to data.context_spans consecutive pieces of a document; the
-//                answer is the piece after them, after the instruction "Continue the text: ".
+//                answer is the piece after them, after the instruction "Continue the text: ";
+//   instruct     a record's context (its pieces), its own instruction and answer (data.instruct).
 #pragma once
 
 #include <cstdint>
@@ -15,9 +16,9 @@
 
 namespace c3 {
 
-enum class Task { reconstruct, continuation };
-inline constexpr int kTaskCount = 2;
-const std::vector<std::string>& task_names();  // by Task: "reconstruct", "continue"
+enum class Task { reconstruct, continuation, instruct };
+inline constexpr int kTaskCount = 3;
+const std::vector<std::string>& task_names();  // by Task: "reconstruct", "continue", "instruct"
 const std::string& task_name(Task task);
 
 // data.tasks ({"reconstruct": 0.7, "continue": 0.3}) as one weight per Task, summing to 1. Unknown
@@ -35,6 +36,17 @@ struct ContinuationExample {
 // count is a seeded draw, so that every context length up to max_context is trained.
 std::vector<ContinuationExample> continuation_examples(const std::vector<Sample>& samples, int64_t max_context,
                                                        uint64_t seed);
+
+// An instruct record cut for training: its context in pieces of the training range (each one block
+// of latents), its instruction, and the answer's ids.
+struct InstructExample {
+  std::vector<std::vector<int32_t>> context;
+  std::string instruction;
+  std::vector<int32_t> answer;
+  std::string origin;
+};
+std::vector<InstructExample> instruct_examples(const std::vector<InstructRecord>& records, const Tokenizer& tokenizer,
+                                               const SampleOptions& options);
 
 // A deterministic endless stream of (task, example index): stream position p draws its task from
 // the weights with a seeded hash of p, and each task visits its own examples as Sampler does (its

@@ -65,6 +65,12 @@ std::vector<std::vector<int32_t>> greedy_decode(Qwen2ForCausalLM& lm, const at::
 std::vector<std::vector<int32_t>> greedy_generate(C3Model& model, const C3Prompt& prompt, const at::Tensor& latents,
                                                   const GenerateOptions& options);
 
+// Answers to rows laid out as make_c3_batch lays them (their prompts and contexts, of latents or of
+// text; answers are ignored): one greedy decoding over the right-padded batch, each row stopping at
+// its own <|im_end|>. Returns each row's generated ids without it.
+std::vector<std::vector<int32_t>> generate_answers(C3Model& model, const std::vector<C3Example>& rows,
+                                                   const GenerateOptions& options);
+
 // Generated ids -> text as the spec says: decode without skipping special tokens, strip, drop a
 // trailing <|im_end|>, strip again.
 std::string decode_reconstruction(const Tokenizer& tokenizer, const std::vector<int32_t>& ids);

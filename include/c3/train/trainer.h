@@ -53,7 +53,8 @@ struct TrainSettings {
   uint64_t data_seed = 0;
   // What the rows are asked to do (c3/data/tasks.h): task name -> weight in the mix.
   std::map<std::string, double> tasks{{"reconstruct", 1.0}};
-  int64_t context_spans = 1;  // most pieces of context before the piece a continuation predicts
+  int64_t context_spans = 1;                // most pieces of context before the piece a continuation predicts
+  std::vector<std::string> instruct_files;  // instruct records (c3/data/dataset.h: read_instruct_records)
   std::string continue_instruction = kContinueInstruction;
 
   // Optimisation.
