@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <random>
 
@@ -16,29 +17,28 @@ namespace {
 
 bool has_extension(const fs::path& path, const std::string& ext) { return path.extension() == ext; }
 
-std::vector<Document> read_jsonl(const fs::path& path, const std::string& field) {
-  std::ifstream in(path);
-  if (!in) fail_file(path.string(), "cannot open for reading");
-  std::vector<Document> docs;
-  std::string line;
-  for (int64_t number = 1; std::getline(in, line); ++number) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const std::string where = path.string() + ":" + std::to_string(number);
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception& e) {
-      fail_file(where, std::string("not valid JSON (") + e.what() + ")");
+// Calls take(item, where) for each record of a .jsonl file (a JSON value per non-blank line,
+// where = "FILE:LINE") or of a .json list (where = "FILE#INDEX").
+void for_each_json_record(const fs::path& path,
+                          const std::function<void(const nlohmann::json&, const std::string&)>& take) {
+  if (has_extension(path, ".jsonl")) {
+    std::ifstream in(path);
+    if (!in) fail_file(path.string(), "cannot open for reading");
+    std::string line;
+    for (int64_t number = 1; std::getline(in, line); ++number) {
+      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+      const std::string where = path.string() + ":" + std::to_string(number);
+      nlohmann::json j;
+      try {
+        j = nlohmann::json::parse(line);
+      } catch (const nlohmann::json::exception& e) {
+        fail_file(where, std::string("not valid JSON (") + e.what() + ")");
+      }
+      take(j, where);
     }
-    if (!j.is_object() || !j.contains(field) || !j[field].is_string())
-      fail_file(where, "expected an object with a string field \"" + field + "\"");
-    docs.push_back({j[field].get<std::string>(), where});
+    if (in.bad()) fail_file(path.string(), "read error");
+    return;
   }
-  if (in.bad()) fail_file(path.string(), "read error");
-  return docs;
-}
-
-std::vector<Document> read_json(const fs::path& path, const std::string& field) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(read_text_file(path));
@@ -46,10 +46,22 @@ std::vector<Document> read_json(const fs::path& path, const std::string& field) 
     fail_file(path.string(), std::string("not valid JSON (") + e.what() + ")");
   }
   if (!j.is_array()) fail_file(path.string(), "expected a JSON list of samples");
+  for (size_t i = 0; i < j.size(); ++i) take(j[i], path.string() + "#" + std::to_string(i));
+}
+
+std::vector<Document> read_jsonl(const fs::path& path, const std::string& field) {
   std::vector<Document> docs;
-  for (size_t i = 0; i < j.size(); ++i) {
-    const std::string where = path.string() + "#" + std::to_string(i);
-    const auto& item = j[i];
+  for_each_json_record(path, [&](const nlohmann::json& j, const std::string& where) {
+    if (!j.is_object() || !j.contains(field) || !j[field].is_string())
+      fail_file(where, "expected an object with a string field \"" + field + "\"");
+    docs.push_back({j[field].get<std::string>(), where});
+  });
+  return docs;
+}
+
+std::vector<Document> read_json(const fs::path& path, const std::string& field) {
+  std::vector<Document> docs;
+  for_each_json_record(path, [&](const nlohmann::json& item, const std::string& where) {
     if (item.is_object() && item.contains("conversations") && item["conversations"].is_array()) {
       const nlohmann::json* context = nullptr;
       for (const auto& turn : item["conversations"])
@@ -63,7 +75,7 @@ std::vector<Document> read_json(const fs::path& path, const std::string& field) 
     } else {
       fail_file(where, "expected {\"conversations\": [...]} or an object with a string field \"" + field + "\"");
     }
-  }
+  });
   return docs;
 }
 
@@ -203,38 +215,15 @@ InstructRecord from_conversation(const nlohmann::json& item, const std::string& 
 std::vector<InstructRecord> read_instruct_records(const fs::path& path) {
   std::error_code ec;
   if (!fs::exists(path, ec)) fail_file(path.string(), "no such file");
+  if (!has_extension(path, ".jsonl") && !has_extension(path, ".json"))
+    fail_file(path.string(), "unknown instruct data format (expected .jsonl or the conversations .json)");
   std::vector<InstructRecord> records;
-  auto add = [&](const nlohmann::json& item, const std::string& where) {
+  for_each_json_record(path, [&](const nlohmann::json& item, const std::string& where) {
     if (item.is_object() && item.contains("conversations") && item["conversations"].is_array())
       return records.push_back(from_conversation(item, where));
     records.push_back({required_string(item, "context", where), required_string(item, "instruction", where),
                        required_string(item, "answer", where), where});
-  };
-  if (has_extension(path, ".jsonl")) {
-    std::ifstream in(path);
-    if (!in) fail_file(path.string(), "cannot open for reading");
-    std::string line;
-    for (int64_t number = 1; std::getline(in, line); ++number) {
-      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-      const std::string where = path.string() + ":" + std::to_string(number);
-      try {
-        add(nlohmann::json::parse(line), where);
-      } catch (const nlohmann::json::parse_error& e) {
-        fail_file(where, std::string("not valid JSON (") + e.what() + ")");
-      }
-    }
-  } else if (has_extension(path, ".json")) {
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(read_text_file(path));
-    } catch (const nlohmann::json::exception& e) {
-      fail_file(path.string(), std::string("not valid JSON (") + e.what() + ")");
-    }
-    if (!j.is_array()) fail_file(path.string(), "expected a JSON list of records");
-    for (size_t i = 0; i < j.size(); ++i) add(j[i], path.string() + "#" + std::to_string(i));
-  } else {
-    fail_file(path.string(), "unknown instruct data format (expected .jsonl or the conversations .json)");
-  }
+  });
   if (records.empty()) fail_file(path.string(), "holds no records");
   return records;
 }

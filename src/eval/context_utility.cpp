@@ -8,6 +8,7 @@
 #include <deque>
 #include <map>
 
+#include "c3/eval/eval_run.h"
 #include "c3/model/c3_loss.h"
 #include "c3/util/atomic_file.h"
 #include "c3/util/dtype.h"
@@ -202,12 +203,7 @@ std::vector<fs::path> context_utility_outputs(const fs::path& output) {
 }
 
 void check_context_utility_output(const fs::path& output, bool force) {
-  std::error_code ec;
-  if (fs::exists(output, ec) && !fs::is_directory(output, ec)) fail_file(output.string(), "exists and is not a folder");
-  if (!fs::exists(output, ec)) check_writable_folder(output);
-  if (has_intact_record(output / "summary.json") && !force)
-    fail_file(output.string(), "already holds a finished evaluation (pass --force to replace it)");
-  claim_outputs(context_utility_outputs(output), has_intact_record, force);
+  check_eval_folder(output, context_utility_outputs(output), has_intact_record, force);
 }
 
 json run_context_utility(C3Codec& codec, const std::vector<EvalPage>& documents, const ContextUtilityRun& run) {

@@ -243,13 +243,18 @@ void write_outputs(const fs::path& out, const std::vector<PageResult>& results, 
 
 }  // namespace
 
-void check_eval_output(const fs::path& output, bool force) {
+void check_eval_folder(const fs::path& output, const std::vector<fs::path>& outputs, const WrittenByC3& written_by_c3,
+                       bool force) {
   std::error_code ec;
   if (fs::exists(output, ec) && !fs::is_directory(output, ec)) fail_file(output.string(), "exists and is not a folder");
   if (!fs::exists(output, ec)) check_writable_folder(output);
-  if (written_by_eval(output / "summary.json") && !force)
+  if (written_by_c3(output / "summary.json") && !force)
     fail_file(output.string(), "already holds a finished evaluation (pass --force to replace it)");
-  claim_outputs(output_paths(output), written_by_eval, force);
+  claim_outputs(outputs, written_by_c3, force);
+}
+
+void check_eval_output(const fs::path& output, bool force) {
+  check_eval_folder(output, output_paths(output), written_by_eval, force);
 }
 
 json run_evaluation(C3Codec& codec, const std::vector<EvalPage>& pages, EvalRunSettings s) {

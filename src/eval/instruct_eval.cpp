@@ -6,6 +6,7 @@
 #include <map>
 #include <sstream>
 
+#include "c3/eval/eval_run.h"
 #include "c3/util/atomic_file.h"
 #include "c3/util/dtype.h"
 #include "c3/util/error.h"
@@ -82,12 +83,7 @@ std::vector<fs::path> instruct_eval_outputs(const fs::path& output) {
 }
 
 void check_instruct_eval_output(const fs::path& output, bool force) {
-  std::error_code ec;
-  if (fs::exists(output, ec) && !fs::is_directory(output, ec)) fail_file(output.string(), "exists and is not a folder");
-  if (!fs::exists(output, ec)) check_writable_folder(output);
-  if (has_intact_record(output / "summary.json") && !force)
-    fail_file(output.string(), "already holds a finished evaluation (pass --force to replace it)");
-  claim_outputs(instruct_eval_outputs(output), has_intact_record, force);
+  check_eval_folder(output, instruct_eval_outputs(output), has_intact_record, force);
 }
 
 namespace {

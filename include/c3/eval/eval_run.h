@@ -13,6 +13,7 @@
 #include "c3/eval/evaluator.h"
 #include "c3/model/c3_model.h"
 #include "c3/tokenizer/tokenizer.h"
+#include "c3/util/output_record.h"
 
 namespace c3 {
 
@@ -29,9 +30,12 @@ struct EvalRunSettings {
 };
 
 // Refuses, before any model is loaded, an output that is not a folder (or cannot be made), that
-// holds a finished evaluation, or that holds files under eval's names that c3 did not write
-// (without force: c3 replaces only files it can show it wrote; with it, says how many it will).
-void check_eval_output(const std::filesystem::path& output, bool force);
+// holds a finished evaluation (its summary.json), or that holds files among `outputs` that c3 did
+// not write (without force: c3 replaces only files it can show it wrote; with it, says how many it
+// will). Every eval mode checks its folder so.
+void check_eval_folder(const std::filesystem::path& output, const std::vector<std::filesystem::path>& outputs,
+                       const WrittenByC3& written_by_c3, bool force);
+void check_eval_output(const std::filesystem::path& output, bool force);  // the reconstruction protocol's
 
 // Evaluates `pages` (read from settings.data) and writes the outputs; returns the summary.
 nlohmann::json run_evaluation(C3Codec& codec, const std::vector<EvalPage>& pages, EvalRunSettings settings);
