@@ -57,6 +57,11 @@ def pct(x):
     return "-" if x is None else f"{100 * x:.1f}%"
 
 
+def number(x):
+    """A loss, or '-' where the run logged none (it ended by its time budget before train.log_every steps)."""
+    return "-" if x is None else f"{x:.3f}"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("work", type=Path)
@@ -92,7 +97,7 @@ def main():
     for r in runs:
         h, f = r["heldout"], r["fox"]
         lines.append(f"{r['latent_tokens']:>3} {r['steps']:>7} {r['tokens_seen']:>11} {r['minutes']:>5} "
-                     f"{r['tokens_per_second'] or 0:>9.0f} {r['final_train_loss']:>7.3f} {pct(h['precision']):>10} "
+                     f"{r['tokens_per_second'] or 0:>9.0f} {number(r['final_train_loss']):>7} {pct(h['precision']):>10} "
                      f"{h['mean_ratio']:>5.1f}x {pct(f and f['precision']):>7} "
                      f"{'-' if not f else format(f['mean_ratio'], '.1f') + 'x':>9}")
     files = ", ".join(f"{s['file']} {s['bytes'] / 2**20:.1f} MiB" for s in shipped)
