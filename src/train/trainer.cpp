@@ -536,7 +536,9 @@ class StepLog {
     last_budget_used_ = budget_used;
   }
 
-  void log(const StepResult& r, double lr) {
+  // `last`: the run ends after this step (its time budget is spent), so it is recorded whatever
+  // train.log_every says: metrics.jsonl always holds the final loss.
+  void log(const StepResult& r, double lr, bool last) {
     const TrainingState& state = run_.state;
     const int64_t total = run_.schedule.total_steps;
     // The steps left: to train.steps, or fewer where a time budget ends the run first.
@@ -547,7 +549,7 @@ class StepLog {
     const double seconds = std::max(1e-9, std::chrono::duration<double>(clock::now() - start_).count());
     progress_.status(fmt::format("step {}/{} | loss {:.4f} | lr {:.2e} | gnorm {:.3f} | {:.0f} tok/s | ETA {}",
                                  state.step, total, r.loss, lr, r.grad_norm, tokens_ / seconds, format_duration(eta)));
-    if (state.step % run_.s.log_every != 0 && state.step != total) return;
+    if (state.step % run_.s.log_every != 0 && state.step != total && !last) return;
     const double tokens_per_second = static_cast<double>(tokens_) * run_.comm.world_size() / seconds;
     const double mean_loss = loss_tokens_ > 0 ? loss_ / loss_tokens_ : r.loss;
     const double epoch = static_cast<double>(state.consumed) / run_.train_samples.size();
@@ -703,7 +705,7 @@ int train(const TrainSettings& s, const at::Device& device, Communicator& comm, 
     count_step(run, step, seconds, process_cpu_seconds() - cpu_start);
     time_used = time_budget_used(run);
     log.add(step, applied, seconds, time_used);
-    log.log(step, lr);
+    log.log(step, lr, time_used >= 1);
     if (s.eval_every > 0 && state.step % s.eval_every == 0) evaluate(run, progress, signals);
     if (state.step % s.save_every == 0) save(run, state.step), last_saved = state.step;
   }

@@ -469,6 +469,15 @@ TEST(CliTrain, MaxMinutesEndsTheRunSavedWithTheScheduleDecayedOverTheTime) {
   EXPECT_THAT(r.err, HasSubstr("resumed at step " + std::to_string(steps)));
   EXPECT_EQ(lines(test::read_bytes(f.dir / "run" / "metrics.jsonl")), steps);
   EXPECT_EQ(c3(f.args("bad", 10) + " --max-minutes -1", f.dir).code, 2);
+  // A run the budget ends between log lines still records its last step.
+  r = c3(f.args("sparse", 100000) + " --max-minutes 0.005 --set train.log_every=100000", f.dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string reached = "was reached at step ";
+  const auto at = r.err.find(reached);
+  ASSERT_NE(at, std::string::npos) << r.err;
+  const int64_t last = std::stoll(r.err.substr(at + reached.size()));
+  const json record = json::parse(test::read_bytes(f.dir / "sparse" / "metrics.jsonl"));
+  EXPECT_EQ(record["step"], last) << "one record: the last step's";
 }
 
 TEST(CliTrain, MaxCpuMinutesEndsTheRunOnTheProcessCpuTimeRecordedInMetricsAndState) {
