@@ -176,7 +176,9 @@ std::string report_markdown(const json& summary) {
                       row["targets"].get<int64_t>(), row["tokens"].get<int64_t>(), cell(row["loss_none"]),
                       cell(row["loss_latents"]), cell(row["loss_text"]), cell(row["utility"]));
   md += "\nA utility of `-` means the text itself did not lower the loss (no utility is defined there).\n";
-  md += "The plot is `context_utility.svg`; every target's losses are in `targets.jsonl`.\n";
+  md +=
+      "The plots are `context_utility.svg` and `context_losses.svg` (the three losses by k); every target's "
+      "losses are in `targets.jsonl`.\n";
   return md;
 }
 
@@ -196,10 +198,28 @@ std::string utility_svg(const json& summary) {
   return plot.render();
 }
 
+// The three losses by k: readable where the utility is not defined (the text does not help).
+std::string losses_svg(const json& summary) {
+  SvgPlot plot("Loss of the next span by spans of context", "spans back (k)", "mean loss per token (nats)");
+  const std::pair<const char*, const char*> series[] = {
+      {"loss_none", "#7f7f7f"}, {"loss_latents", "#1f77b4"}, {"loss_text", "#ff7f0e"}};
+  for (const auto& [key, color] : series) {
+    SvgPlot::Points points;
+    for (const auto& row : summary["rows"])
+      if (row[key].is_number())
+        points.emplace_back(static_cast<double>(row["spans_back"].get<int64_t>()), row[key].get<double>());
+    const std::string legend = std::string(key).substr(5);  // none, latents, text
+    plot.add_line(legend, color, points, std::string(key) == "loss_none");
+    plot.add_points("", color, points);
+  }
+  return plot.render();
+}
+
 }  // namespace
 
 std::vector<fs::path> context_utility_outputs(const fs::path& output) {
-  return {output / "targets.jsonl", output / "report.md", output / "context_utility.svg", output / "summary.json"};
+  return {output / "targets.jsonl", output / "report.md", output / "context_utility.svg", output / "context_losses.svg",
+          output / "summary.json"};
 }
 
 void check_context_utility_output(const fs::path& output, bool force) {
@@ -240,6 +260,7 @@ json run_context_utility(C3Codec& codec, const std::vector<EvalPage>& documents,
   write_recorded_output(run.output / "targets.jsonl", lines, key);
   write_recorded_output(run.output / "report.md", report_markdown(summary), key);
   write_recorded_output(run.output / "context_utility.svg", utility_svg(summary), key);
+  write_recorded_output(run.output / "context_losses.svg", losses_svg(summary), key);
   write_recorded_output(run.output / "summary.json", summary.dump(2) + "\n", key);  // last: its presence means finished
   return summary;
 }

@@ -267,6 +267,7 @@ TEST(CliEval, ContinueTaskReportsTheContextUtilityPerSpansBack) {
   EXPECT_EQ(lines, summary["rows"][0]["targets"].get<int64_t>());
   EXPECT_THAT(test::read_bytes(dir / "out" / "report.md"), HasSubstr("| spans back | targets |"));
   EXPECT_TRUE(fs::exists(dir / "out" / "context_utility.svg"));
+  EXPECT_THAT(test::read_bytes(dir / "out" / "context_losses.svg"), HasSubstr("latents"));
   // A finished evaluation is not replaced without --force; a file of the user's neither.
   r = c3(args + "-o out", dir);
   EXPECT_NE(r.code, 0);
