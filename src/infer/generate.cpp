@@ -58,8 +58,7 @@ std::vector<std::vector<int32_t>> generate_answers(C3Model& model, const std::ve
   std::vector<std::vector<int32_t>> prompt_ids;
   for (auto& row : prompts) {
     row.answer = nullptr;
-    prompt_ids.push_back(row.context_text ? row.prompt->decoder_prompt_with_text(*row.context_text)
-                                          : row.prompt->decoder_prompt(static_cast<int64_t>(row.context.size())));
+    prompt_ids.push_back(decoder_prompt_of(row));
   }
   const C3Batch batch = make_c3_batch(prompts).to(model->device());
   const at::Tensor embeds = batch.has_context()

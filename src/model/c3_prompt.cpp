@@ -104,6 +104,11 @@ C3Batch C3Batch::to(const at::Device& device) const {
   return out;
 }
 
+std::vector<int32_t> decoder_prompt_of(const C3Example& e) {
+  return e.context_text ? e.prompt->decoder_prompt_with_text(*e.context_text)
+                        : e.prompt->decoder_prompt(static_cast<int64_t>(e.context.size()));
+}
+
 C3Batch make_c3_batch(const std::vector<C3Example>& examples) {
   if (examples.empty()) throw Error("empty batch");
   const int64_t b = static_cast<int64_t>(examples.size());
@@ -114,8 +119,7 @@ C3Batch make_c3_batch(const std::vector<C3Example>& examples) {
   for (const auto& e : examples) {
     if (e.prompt->latent_tokens() != n) throw Error("make_c3_batch: prompts with different numbers of latents");
     if (e.context_text && !e.context.empty()) throw Error("make_c3_batch: a context of latents or of text, not both");
-    prompts.push_back(e.context_text ? e.prompt->decoder_prompt_with_text(*e.context_text)
-                                     : e.prompt->decoder_prompt(static_cast<int64_t>(e.context.size())));
+    prompts.push_back(decoder_prompt_of(e));
     spans += static_cast<int64_t>(e.context.size());
     for (const auto* span : e.context) te = std::max<int64_t>(te, static_cast<int64_t>(span->size()) + n + 2);
     const int64_t answer = e.answer ? static_cast<int64_t>(e.answer->size()) + (e.answer_ends ? 1 : 0) : 0;

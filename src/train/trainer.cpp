@@ -218,17 +218,6 @@ void set_up_model(Run& run) {
                     C3Prompt(*run.tokenizer, config.latent_tokens, run.s.prompt_template, run.s.instruction));
 }
 
-// Whether `rows` (their longest context and answer) fit the decoder window; else a UsageError.
-void check_decoder_window(const std::vector<C3Example>& rows, int64_t max_length, const std::string& what) {
-  for (const auto& row : rows) {
-    const auto tokens = static_cast<int64_t>(
-        row.prompt->decoder_prompt(static_cast<int64_t>(row.context.size())).size() + row.answer->size() + 1);
-    if (tokens > max_length)
-      throw UsageError(what + " takes " + std::to_string(tokens) + " decoder tokens, more than data.max_length " +
-                       std::to_string(max_length));
-  }
-}
-
 // data.tasks: the examples of each task with a weight, over the training and validation samples.
 void set_up_tasks(Run& run) {
   const TrainSettings& s = run.s;
@@ -252,21 +241,21 @@ void set_up_tasks(Run& run) {
   }
   if (weighted(Task::instruct) && s.instruct_files.empty())
     throw UsageError("data.tasks: instruct has a weight but data.instruct names no records");
-  for (const auto& file : weighted(Task::instruct) ? s.instruct_files : std::vector<std::string>{}) {
-    SampleOptions pieces = s.sampling;
-    pieces.seed = s.data_seed;
-    auto more = instruct_examples(read_instruct_records(file), *run.tokenizer, pieces);
-    for (auto& e : more) {
-      if (!run.prompts.instruct.count(e.instruction))
-        run.prompts.instruct.emplace(e.instruction, C3Prompt(*run.tokenizer, n, s.prompt_template, e.instruction));
-      C3Example row{&run.prompts.instruct.at(e.instruction), {}, &e.answer};
-      for (const auto& piece : e.context) row.context.push_back(&piece);
-      check_decoder_window({row}, s.max_length,
-                           e.origin + ": its context in " + std::to_string(e.context.size()) +
-                               " pieces with its instruction and answer");
+  SampleOptions pieces = s.sampling;
+  pieces.seed = s.data_seed;
+  for (const auto& file : weighted(Task::instruct) ? s.instruct_files : std::vector<std::string>{})
+    for (auto& e : instruct_examples(read_instruct_records(file), *run.tokenizer, pieces)) {
+      const C3Prompt& prompt =
+          run.prompts.instruct.try_emplace(e.instruction, *run.tokenizer, n, s.prompt_template, e.instruction)
+              .first->second;
+      const auto tokens = static_cast<int64_t>(prompt.decoder_prompt(static_cast<int64_t>(e.context.size())).size() +
+                                               e.answer.size() + 1);
+      if (tokens > s.max_length)
+        fail_file(e.origin, "its context in " + std::to_string(e.context.size()) +
+                                " pieces with its instruction and answer takes " + std::to_string(tokens) +
+                                " decoder tokens, more than data.max_length " + std::to_string(s.max_length));
       run.train_tasks.instructs.push_back(std::move(e));
     }
-  }
   std::string weights;
   for (int t = 0; t < kTaskCount; ++t)
     if (run.task_weights[t] > 0)

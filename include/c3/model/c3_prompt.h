@@ -77,6 +77,9 @@ struct C3Example {
   bool answer_ends = true;  // the answer is followed by <|im_end|>, supervised; false: the text alone is scored
 };
 
+// The decoder prompt of a row: its prompt around its blocks of latents, or around its text context.
+std::vector<int32_t> decoder_prompt_of(const C3Example& example);
+
 // Labels are defined when some example has an answer. Every prompt must have the same N.
 C3Batch make_c3_batch(const std::vector<C3Example>& examples);
 
