@@ -125,7 +125,9 @@ const SettingsTable<EvalJob>& eval_table() {
         "Pages with more text tokens are cut into spans of this many, as compress cuts them (0: what the length the "
         "model was trained on leaves, as compress)",
         C3_FIELD(run.max_span_tokens));
-    t.value("--max-new-tokens", "eval.max_new_tokens", 4096, "Longest reconstruction",
+    t.value("--max-new-tokens", "eval.max_new_tokens", 4096,
+            "Longest reconstruction (--task instruct: answer, default 128; --task continue: continuation, default "
+            "the length of the span it continues, 0 for losses only)",
             C3_FIELD(run.options.generate.max_new_tokens));
     t.value("--no-repeat-ngram", "eval.no_repeat_ngram", 20, "Ban repeating n-grams of this size (0: off)",
             C3_FIELD(run.options.generate.no_repeat_ngram_size));
@@ -202,11 +204,8 @@ class EvalCommand : public Command {
  private:
   // --task continue: documents cut into spans, each scored given the spans before it.
   int run_continue(const Config& c, const EvalJob& job, const Runtime& runtime) {
-    for (const char* key : {"eval.perturb", "eval.min_tokens", "eval.max_tokens", "eval.bucket_width",
-                            "eval.max_new_tokens", "eval.no_repeat_ngram", "eval.quantize"})
-      if (!c.origin(key).empty())
-        throw UsageError(std::string(key) +
-                         " is for --task reconstruct; --task continue scores losses, it generates nothing");
+    for (const char* key : {"eval.perturb", "eval.min_tokens", "eval.max_tokens", "eval.bucket_width", "eval.quantize"})
+      if (!c.origin(key).empty()) throw UsageError(std::string(key) + " is for --task reconstruct");
     if (job.output.empty())
       throw UsageError("--output FOLDER is required (report.md, summary.json and targets.jsonl go there)");
     ContextUtilityRun run;
@@ -215,8 +214,13 @@ class EvalCommand : public Command {
     run.options.batch_size = job.run.options.batch_size;
     run.options.limit = job.run.limit;
     run.options.progress = job.run.options.progress;
-    if (job.run.max_span_tokens < 0 || job.run.limit < 0)
-      throw UsageError("--max-span-tokens and --limit must be >= 0");
+    // Each continuation as long as the span it continues, unless set (0: losses only).
+    if (!c.origin("eval.max_new_tokens").empty())
+      run.options.continuation_tokens = job.run.options.generate.max_new_tokens;
+    run.options.no_repeat_ngram_size = job.run.options.generate.no_repeat_ngram_size;
+    if (job.run.max_span_tokens < 0 || job.run.limit < 0 || run.options.continuation_tokens < -1 ||
+        run.options.no_repeat_ngram_size < 0)
+      throw UsageError("--max-span-tokens, --max-new-tokens, --no-repeat-ngram and --limit must be >= 0");
     check_context_utility_output(run.output, run.force);
     const EvalData data = read_eval_data(data_, job.include, job.exclude);
     for (const auto& [where, why] : data.rejected) spdlog::error("{}: {} (left out)", where, why);
@@ -228,10 +232,15 @@ class EvalCommand : public Command {
     for (const auto& row : summary["rows"])
       spdlog::info(
           "{} spans back ({} targets): loss {:.4f} without context, {:.4f} with latents, {:.4f} with the text; "
-          "utility {}",
+          "utility {}{}",
           row["spans_back"].get<int64_t>(), row["targets"].get<int64_t>(), row["loss_none"].get<double>(),
           row["loss_latents"].get<double>(), row["loss_text"].get<double>(),
-          row["utility"].is_number() ? fmt::format("{:.3f}", row["utility"].get<double>()) : "-");
+          row["utility"].is_number() ? fmt::format("{:.3f}", row["utility"].get<double>()) : "-",
+          row["precision_latents"].is_number()
+              ? fmt::format("; continuation precision {:.1f}% / {:.1f}% / {:.1f}%",
+                            100 * row["precision_none"].get<double>(), 100 * row["precision_latents"].get<double>(),
+                            100 * row["precision_text"].get<double>())
+              : "");
     spdlog::info("report in {}", (run.output / "report.md").string());
     return data.rejected.empty() ? 0 : 1;
   }

@@ -129,6 +129,13 @@ void add_data_keys(SettingsTable<TrainJob>& t) {
   t.path("", "data.instruct", json::array(),
          "instruct: records of context, instruction and answer (.jsonl, or the authors' conversations .json)",
          C3_FIELD(train.instruct_files));
+  t.path("", "data.instruct_validation", json::array(),
+         "instruct: held-out records for validation (else data.instruct_validation_records are split off "
+         "data.instruct)",
+         C3_FIELD(train.instruct_validation_files));
+  t.value("", "data.instruct_validation_records", 16,
+          "instruct: records of data.instruct held out for validation when data.instruct_validation names none",
+          C3_FIELD(train.instruct_validation_records));
   t.value("", "data.context_spans", 1, "continue: most pieces of context before the piece to predict",
           C3_FIELD(train.context_spans));
   t.value("", "data.continue_instruction", kContinueInstruction, "continue: the instruction in the decoder prompt",

@@ -295,13 +295,7 @@ std::vector<Sample> split_validation(std::vector<Sample>& samples, int64_t count
   if (count >= static_cast<int64_t>(samples.size()))
     throw UsageError("data.validation_samples is " + std::to_string(count) + " but the training data has only " +
                      std::to_string(samples.size()) + " samples (lower it, or give data.validation)");
-  const auto perm = seeded_permutation(static_cast<int64_t>(samples.size()), seed ^ 0x9e3779b97f4a7c15ull);
-  std::vector<bool> chosen(samples.size(), false);
-  for (int64_t i = 0; i < count; ++i) chosen[perm[i]] = true;
-  std::vector<Sample> train, valid;
-  for (size_t i = 0; i < samples.size(); ++i) (chosen[i] ? valid : train).push_back(std::move(samples[i]));
-  samples = std::move(train);
-  return valid;
+  return split_off(samples, count, seed);
 }
 
 std::vector<int64_t> seeded_permutation(int64_t n, uint64_t seed) {

@@ -9,6 +9,9 @@
 #include <map>
 
 #include "c3/eval/eval_run.h"
+#include "c3/eval/fox_metrics.h"
+#include "c3/eval/result_journal.h"
+#include "c3/infer/generate.h"
 #include "c3/model/c3_loss.h"
 #include "c3/util/atomic_file.h"
 #include "c3/util/dtype.h"
@@ -29,38 +32,88 @@ double context_utility(double loss_none, double loss_latents, double loss_text) 
   return (loss_none - loss_latents) / (loss_none - loss_text);
 }
 
+namespace {
+
+json number(double x) { return std::isfinite(x) ? json(x) : json(); }
+double number_of(const json& j) { return j.is_number() ? j.get<double>() : std::nan(""); }
+
+}  // namespace
+
 json UtilityRow::to_json() const {
-  auto number = [](double x) { return std::isfinite(x) ? json(x) : json(); };
   return {{"spans_back", spans_back},
           {"targets", targets},
           {"tokens", tokens},
           {"loss_none", number(loss_none)},
           {"loss_latents", number(loss_latents)},
           {"loss_text", number(loss_text)},
-          {"utility", number(utility)}};
+          {"utility", number(utility)},
+          {"precision_none", number(precision_none)},
+          {"precision_latents", number(precision_latents)},
+          {"precision_text", number(precision_text)}};
 }
 
 json TargetLosses::to_json() const {
   json back = json::object();
-  for (const auto& [k, pair] : by_k) back[std::to_string(k)] = {{"latents", pair.first}, {"text", pair.second}};
-  return {{"document", document}, {"span", span}, {"tokens", tokens}, {"loss_none", none}, {"spans_back", back}};
+  for (const auto& [k, pair] : by_k) {
+    json one = {{"latents", pair.first}, {"text", pair.second}};
+    if (const auto it = precision_by_k.find(k); it != precision_by_k.end())
+      one["latents_precision"] = number(it->second.first), one["text_precision"] = number(it->second.second);
+    back[std::to_string(k)] = one;
+  }
+  return {{"document", document}, {"document_sha256", document_sha256},       {"span", span},      {"tokens", tokens},
+          {"loss_none", none},    {"precision_none", number(precision_none)}, {"spans_back", back}};
 }
+
+TargetLosses TargetLosses::from_json(const json& j) {
+  TargetLosses t;
+  t.document = j.at("document").get<std::string>();
+  t.span = j.at("span").get<int64_t>(), t.tokens = j.at("tokens").get<int64_t>();
+  t.none = j.at("loss_none").get<double>();
+  t.document_sha256 = j.value("document_sha256", "");
+  t.precision_none = number_of(j.value("precision_none", json()));
+  for (const auto& [k, one] : j.at("spans_back").items()) {
+    const int64_t back = std::stoll(k);
+    t.by_k[back] = {one.at("latents").get<double>(), one.at("text").get<double>()};
+    if (one.contains("latents_precision"))
+      t.precision_by_k[back] = {number_of(one["latents_precision"]), number_of(one["text_precision"])};
+  }
+  return t;
+}
+
+namespace {
+
+// Means of the precisions that were measured (NaN when none was).
+struct PrecisionMean {
+  double sum = 0;
+  int64_t count = 0;
+  void add(double p) {
+    if (std::isfinite(p)) sum += p, ++count;
+  }
+  double mean() const { return count > 0 ? sum / static_cast<double>(count) : std::nan(""); }
+};
+
+}  // namespace
 
 std::vector<UtilityRow> utility_rows(const std::vector<TargetLosses>& targets, const std::vector<int64_t>& spans_back) {
   std::vector<UtilityRow> rows;
   for (int64_t k : spans_back) {
     UtilityRow row{k};
     double none = 0, latents = 0, text = 0;
+    PrecisionMean p_none, p_latents, p_text;
     for (const auto& t : targets) {
       const auto it = t.by_k.find(k);
       if (it == t.by_k.end()) continue;
       ++row.targets, row.tokens += t.tokens;
       none += t.none, latents += it->second.first, text += it->second.second;
+      p_none.add(t.precision_none);
+      if (const auto p = t.precision_by_k.find(k); p != t.precision_by_k.end())
+        p_latents.add(p->second.first), p_text.add(p->second.second);
     }
     if (row.targets == 0) continue;
     const auto n = static_cast<double>(row.tokens);
     row.loss_none = none / n, row.loss_latents = latents / n, row.loss_text = text / n;
     row.utility = context_utility(row.loss_none, row.loss_latents, row.loss_text);
+    row.precision_none = p_none.mean(), row.precision_latents = p_latents.mean(), row.precision_text = p_text.mean();
     rows.push_back(row);
   }
   return rows;
@@ -78,10 +131,96 @@ struct Row {
   C3Example example;
 };
 
+std::string target_key(const std::string& document, int64_t span) { return document + '\0' + std::to_string(span); }
+
+// The targets and their rows, every span after a document's first, with the spans and texts the
+// rows point into.
+struct Targets {
+  std::deque<std::vector<int32_t>> spans, texts;  // stable addresses for the rows' pointers
+  std::vector<TargetLosses> sums;
+  std::vector<std::string> references;  // each target's text
+  std::vector<Row> rows;
+};
+
+void add_document(Targets& t, ContextUtility& out, const EvalPage& doc, const Tokenizer& tokenizer,
+                  const C3Prompt& prompt, const ContextUtilityOptions& o) {
+  ++out.documents;
+  const std::string digest = sha256_hex(doc.text);
+  const size_t first = t.spans.size();
+  std::vector<std::string> span_texts;
+  for (auto& span : cut_spans(doc.text, tokenizer, o.span_tokens)) {
+    span_texts.push_back(doc.text.substr(static_cast<size_t>(span.begin), static_cast<size_t>(span.end - span.begin)));
+    t.spans.push_back(std::move(span.ids));
+  }
+  const auto count = static_cast<int64_t>(t.spans.size() - first);
+  out.spans += count;
+  for (size_t j = first; j < t.spans.size(); ++j) out.span_tokens += static_cast<int64_t>(t.spans[j].size());
+  for (int64_t i = 1; i < count; ++i) {
+    const auto index = static_cast<int64_t>(t.sums.size());
+    const std::vector<int32_t>* target = &t.spans[first + i];
+    TargetLosses sums;
+    sums.document = doc.id, sums.span = i, sums.tokens = static_cast<int64_t>(target->size());
+    sums.document_sha256 = digest;
+    t.sums.push_back(sums);
+    t.references.push_back(span_texts[i]);
+    t.rows.push_back({index, kNone, 0, {&prompt, {}, target, nullptr, false}});
+    for (int64_t k : o.spans_back) {
+      if (k > i) continue;
+      C3Example latents{&prompt, {}, target, nullptr, false};
+      std::vector<int32_t> text;
+      for (int64_t j = i - k; j < i; ++j) {
+        latents.context.push_back(&t.spans[first + j]);
+        text.insert(text.end(), t.spans[first + j].begin(), t.spans[first + j].end());
+      }
+      t.texts.push_back(std::move(text));
+      t.rows.push_back({index, kLatents, k, latents});
+      t.rows.push_back({index, kText, k, {&prompt, {}, target, &t.texts.back(), false}});
+    }
+  }
+}
+
+// Where a row's loss or precision goes.
+double& loss_slot(TargetLosses& s, const Row& row) {
+  if (row.context == kNone) return s.none;
+  auto& pair = s.by_k[row.k];
+  return row.context == kLatents ? pair.first : pair.second;
+}
+double& precision_slot(TargetLosses& s, const Row& row) {
+  if (row.context == kNone) return s.precision_none;
+  auto& pair = s.precision_by_k.try_emplace(row.k, std::nan(""), std::nan("")).first->second;
+  return row.context == kLatents ? pair.first : pair.second;
+}
+
+// Greedy continuations of a batch of rows, each at most its target's length (or the set number of
+// tokens), scored by word precision against the target's text.
+void score_continuations(C3Codec& codec, const std::vector<Row>& rows, size_t start, size_t end, Targets& t,
+                         const ContextUtilityOptions& o) {
+  std::vector<C3Example> batch;
+  int64_t longest = 0;
+  for (size_t r = start; r < end; ++r) {
+    batch.push_back(rows[r].example);
+    longest = std::max(longest, t.sums[rows[r].target].tokens);
+  }
+  GenerateOptions generate;
+  generate.max_new_tokens = o.continuation_tokens > 0 ? o.continuation_tokens : longest;
+  generate.no_repeat_ngram_size = o.no_repeat_ngram_size;
+  generate.stop = o.stop;
+  auto ids = generate_answers(codec.model(), batch, generate);
+  for (size_t r = start; r < end; ++r) {
+    const Row& row = rows[r];
+    auto& out = ids[r - start];
+    const int64_t limit = o.continuation_tokens > 0 ? o.continuation_tokens : t.sums[row.target].tokens;
+    if (static_cast<int64_t>(out.size()) > limit) out.resize(static_cast<size_t>(limit));
+    const std::string continuation = decode_reconstruction(codec.tokenizer(), out);
+    precision_slot(t.sums[row.target], row) = score_page(t.references[row.target], continuation).precision;
+  }
+}
+
 }  // namespace
 
 ContextUtility measure_context_utility(C3Codec& codec, const std::vector<EvalPage>& documents,
-                                       const ContextUtilityOptions& o) {
+                                       const ContextUtilityOptions& o, const std::vector<TargetLosses>& done,
+                                       const std::function<void(const std::vector<TargetLosses>&)>& on_targets) {
   if (o.span_tokens <= 0 || o.batch_size <= 0) throw UsageError("--max-span-tokens and --batch-size must be positive");
   for (int64_t k : o.spans_back)
     if (k < 1) throw UsageError("--spans-back: each number of spans must be at least 1");
@@ -89,47 +228,42 @@ ContextUtility measure_context_utility(C3Codec& codec, const std::vector<EvalPag
   const C3Prompt prompt(codec.tokenizer(), config.latent_tokens, codec.prompt().prompt_template(),
                         kContinueInstruction);
   ContextUtility out;
-  std::deque<std::vector<int32_t>> spans, texts;  // stable addresses for the rows' pointers
-  std::vector<TargetLosses> sums;
-  std::vector<Row> rows;
+  Targets t;
   for (const auto& doc : documents) {
     if (o.limit > 0 && out.documents >= o.limit) break;
-    ++out.documents;
-    const size_t first = spans.size();
-    for (auto& span : cut_spans(doc.text, codec.tokenizer(), o.span_tokens)) spans.push_back(std::move(span.ids));
-    const auto count = static_cast<int64_t>(spans.size() - first);
-    out.spans += count;
-    for (size_t j = first; j < spans.size(); ++j) out.span_tokens += static_cast<int64_t>(spans[j].size());
-    for (int64_t i = 1; i < count; ++i) {
-      const auto t = static_cast<int64_t>(sums.size());
-      const std::vector<int32_t>* target = &spans[first + i];
-      sums.push_back({doc.id, i, static_cast<int64_t>(target->size())});
-      rows.push_back({t, kNone, 0, {&prompt, {}, target, nullptr, false}});
-      for (int64_t k : o.spans_back) {
-        if (k > i) continue;
-        C3Example latents{&prompt, {}, target, nullptr, false};
-        std::vector<int32_t> text;
-        for (int64_t j = i - k; j < i; ++j) {
-          latents.context.push_back(&spans[first + j]);
-          text.insert(text.end(), spans[first + j].begin(), spans[first + j].end());
-        }
-        texts.push_back(std::move(text));
-        rows.push_back({t, kLatents, k, latents});
-        rows.push_back({t, kText, k, {&prompt, {}, target, &texts.back(), false}});
-      }
-    }
+    add_document(t, out, doc, codec.tokenizer(), prompt, o);
   }
-  if (sums.empty())
+  if (t.sums.empty())
     throw UsageError("no document is long enough for two spans of " + std::to_string(o.span_tokens) +
                      " tokens: nothing to continue (lower --max-span-tokens)");
+  // Targets the journal holds are taken from it, their rows left out.
+  std::map<std::string, const TargetLosses*> finished;
+  for (const auto& d : done) finished[target_key(d.document, d.span)] = &d;
+  std::vector<bool> resumed(t.sums.size(), false);
+  for (size_t i = 0; i < t.sums.size(); ++i) {
+    const auto it = finished.find(target_key(t.sums[i].document, t.sums[i].span));
+    if (it != finished.end() && it->second->document_sha256 == t.sums[i].document_sha256)
+      t.sums[i] = *it->second, resumed[i] = true, ++out.resumed;
+  }
+  std::vector<Row> rows;
+  for (const auto& row : t.rows)
+    if (!resumed[row.target]) rows.push_back(row);
   spdlog::info(
       "{} documents cut into {} spans of at most {} tokens ({} latents each): {} spans to continue, {} "
-      "decoder rows",
-      out.documents, out.spans, o.span_tokens, config.latent_tokens, sums.size(), rows.size());
+      "decoder rows{}",
+      out.documents, out.spans, o.span_tokens, config.latent_tokens, t.sums.size(), t.rows.size(),
+      rows.size() < t.rows.size() ? fmt::format(" ({} to score, the rest resumed)", rows.size()) : "");
 
   torch::NoGradGuard no_grad;
   JobProgress progress("scoring", static_cast<int64_t>(rows.size()), o.progress, "rows");
   int64_t tokens = 0;
+  size_t flushed = 0;  // targets (in order) handed to on_targets or resumed
+  auto flush_until = [&](size_t limit) {
+    std::vector<TargetLosses> ready;
+    for (; flushed < limit; ++flushed)
+      if (!resumed[flushed]) ready.push_back(t.sums[flushed]);
+    if (!ready.empty() && on_targets) on_targets(ready);
+  };
   for (size_t start = 0; start < rows.size(); start += static_cast<size_t>(o.batch_size)) {
     throw_if_stopped(o.stop);
     const size_t end = std::min(rows.size(), start + static_cast<size_t>(o.batch_size));
@@ -137,21 +271,19 @@ ContextUtility measure_context_utility(C3Codec& codec, const std::vector<EvalPag
     for (size_t r = start; r < end; ++r) batch.push_back(rows[r].example);
     const C3LossOutput loss = c3_loss(codec.model(), make_c3_batch(batch).to(codec.model()->device()), 0);
     const at::Tensor row_loss = loss.row_loss_sum.cpu().to(at::kDouble);
-    for (size_t r = start; r < end; ++r) {
-      const double value = row_loss[static_cast<int64_t>(r - start)].item<double>();
-      TargetLosses& s = sums[rows[r].target];
-      if (rows[r].context == kNone)
-        s.none = value;
-      else
-        (rows[r].context == kLatents ? s.by_k[rows[r].k].first : s.by_k[rows[r].k].second) = value;
-    }
+    for (size_t r = start; r < end; ++r)
+      loss_slot(t.sums[rows[r].target], rows[r]) = row_loss[static_cast<int64_t>(r - start)].item<double>();
+    if (o.continuation_tokens != 0) score_continuations(codec, rows, start, end, t, o);
     tokens += loss.tokens;
     progress.update(static_cast<int64_t>(end), tokens);
+    // Rows come target by target: the targets before the next row's are finished.
+    flush_until(end < rows.size() ? static_cast<size_t>(rows[end].target) : t.sums.size());
   }
+  flush_until(t.sums.size());
   progress.clear();
 
-  out.rows = utility_rows(sums, o.spans_back);
-  out.targets = std::move(sums);
+  out.rows = utility_rows(t.sums, o.spans_back);
+  out.targets = std::move(t.sums);
   return out;
 }
 
@@ -176,6 +308,19 @@ std::string report_markdown(const json& summary) {
                       row["targets"].get<int64_t>(), row["tokens"].get<int64_t>(), cell(row["loss_none"]),
                       cell(row["loss_latents"]), cell(row["loss_text"]), cell(row["utility"]));
   md += "\nA utility of `-` means the text itself did not lower the loss (no utility is defined there).\n";
+  if (summary["continuation_tokens"].get<int64_t>() != 0) {
+    auto percent = [](const json& v) {
+      return v.is_number() ? fmt::format("{:.1f}%", 100 * v.get<double>()) : std::string("-");
+    };
+    md += "\nWord precision of the greedy continuation (no_repeat_ngram " +
+          std::to_string(summary["no_repeat_ngram"].get<int64_t>()) +
+          ") against the real next span, mean over targets: the share of the continuation's words that the span "
+          "holds, as the Fox protocol scores a reconstruction.\n\n";
+    md += "| spans back | no context | latents | text |\n|---:|---:|---:|---:|\n";
+    for (const auto& row : summary["rows"])
+      md += fmt::format("| {} | {} | {} | {} |\n", row["spans_back"].get<int64_t>(), percent(row["precision_none"]),
+                        percent(row["precision_latents"]), percent(row["precision_text"]));
+  }
   md +=
       "The plots are `context_utility.svg` and `context_losses.svg` (the three losses by k); every target's "
       "losses are in `targets.jsonl`.\n";
@@ -217,19 +362,59 @@ std::string losses_svg(const json& summary) {
 
 }  // namespace
 
+namespace {
+
+constexpr const char* kTargetsJournal = "targets.partial.jsonl";
+
+// A journaled target is current when its document is still read with the same text.
+ResultJournal::StillCurrent document_unchanged(const std::vector<EvalPage>& documents) {
+  std::map<std::string, std::string> digests;
+  for (const auto& d : documents) digests[d.id] = sha256_hex(d.text);
+  return ResultJournal::input_unchanged(std::move(digests), "document", "document_sha256");
+}
+
+}  // namespace
+
 std::vector<fs::path> context_utility_outputs(const fs::path& output) {
-  return {output / "targets.jsonl", output / "report.md", output / "context_utility.svg", output / "context_losses.svg",
-          output / "summary.json"};
+  return {output / "targets.jsonl",      output / "report.md",    output / "context_utility.svg",
+          output / "context_losses.svg", output / "summary.json", output / kTargetsJournal};
 }
 
 void check_context_utility_output(const fs::path& output, bool force) {
-  check_eval_folder(output, context_utility_outputs(output), has_intact_record, force);
+  check_eval_folder(output, context_utility_outputs(output), written_by_eval, force);
 }
 
 json run_context_utility(C3Codec& codec, const std::vector<EvalPage>& documents, const ContextUtilityRun& run) {
   const auto start = std::chrono::steady_clock::now();
-  const ContextUtility result = measure_context_utility(codec, documents, run.options);
+  const ContextUtilityOptions& o = run.options;
   const int64_t n = codec.model()->config().latent_tokens;
+  // What a journaled target must have been made with to be kept.
+  const json key{{"task", "continue"},
+                 {"model_fingerprint", codec.fingerprint()},
+                 {"latent_tokens", n},
+                 {"span_tokens", o.span_tokens},
+                 {"spans_back", o.spans_back},
+                 {"instruction", kContinueInstruction},
+                 {"continuation_tokens", o.continuation_tokens},
+                 {"no_repeat_ngram", o.no_repeat_ngram_size},
+                 {"dtype", scalar_type_name(codec.model()->dtype())},
+                 {"device", run.device}};
+  const size_t foreign = prepare_eval_outputs(context_utility_outputs(run.output), run.force);
+  ResultJournal journal(run.output / kTargetsJournal, key, document_unchanged(documents), "target results");
+  std::vector<TargetLosses> done;
+  for (const auto& r : journal.done()) done.push_back(TargetLosses::from_json(r));
+  ContextUtility result;
+  try {
+    result = measure_context_utility(codec, documents, o, done, [&](const std::vector<TargetLosses>& finished) {
+      std::vector<json> lines;
+      for (const auto& t : finished) lines.push_back(t.to_json());
+      journal.append(lines);
+    });
+  } catch (const Interrupted& stop) {
+    spdlog::warn("interrupted by {}: {} target results are kept in {}; rerun the same command to resume",
+                 Interrupted::signal_name(stop.signal()), journal.results(), journal.path().string());
+    throw;
+  }
   json rows = json::array();
   for (const auto& row : result.rows) rows.push_back(row.to_json());
   std::string all;
@@ -243,25 +428,29 @@ json run_context_utility(C3Codec& codec, const std::vector<EvalPage>& documents,
                {"documents_sha256", sha256_hex(all)},
                {"documents", result.documents},
                {"spans", result.spans},
-               {"span_tokens", run.options.span_tokens},
+               {"span_tokens", o.span_tokens},
                {"mean_ratio", static_cast<double>(result.span_tokens) / static_cast<double>(result.spans * n)},
                {"instruction", kContinueInstruction},
-               {"spans_back", run.options.spans_back},
+               {"spans_back", o.spans_back},
+               {"continuation_tokens", o.continuation_tokens},
+               {"no_repeat_ngram", o.no_repeat_ngram_size},
                {"dtype", scalar_type_name(codec.model()->dtype())},
                {"device", run.device},
+               {"foreign_files_replaced", foreign},
+               {"resumed_targets", result.resumed},
                {"rows", rows}};
   summary["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  // Checked again (before the model loaded too): files may have appeared since.
-  claim_outputs(context_utility_outputs(run.output), has_intact_record, run.force);
+  const std::string record_key = sha256_hex(summary.dump());
   make_folder(run.output);
-  const std::string key = sha256_hex(summary.dump());
   std::string lines;
   for (const auto& t : result.targets) lines += t.to_json().dump() + "\n";
-  write_recorded_output(run.output / "targets.jsonl", lines, key);
-  write_recorded_output(run.output / "report.md", report_markdown(summary), key);
-  write_recorded_output(run.output / "context_utility.svg", utility_svg(summary), key);
-  write_recorded_output(run.output / "context_losses.svg", losses_svg(summary), key);
-  write_recorded_output(run.output / "summary.json", summary.dump(2) + "\n", key);  // last: its presence means finished
+  write_recorded_output(run.output / "targets.jsonl", lines, record_key);
+  write_recorded_output(run.output / "report.md", report_markdown(summary), record_key);
+  write_recorded_output(run.output / "context_utility.svg", utility_svg(summary), record_key);
+  write_recorded_output(run.output / "context_losses.svg", losses_svg(summary), record_key);
+  // Last: its presence means finished.
+  write_recorded_output(run.output / "summary.json", summary.dump(2) + "\n", record_key);
+  journal.remove();
   return summary;
 }
 

@@ -1,17 +1,13 @@
 #include "c3/eval/eval_run.h"
 
 #include <spdlog/spdlog.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
-#include <cstdio>
-#include <cstring>
-#include <fstream>
 #include <map>
 
 #include "c3/eval/report.h"
+#include "c3/eval/result_journal.h"
 #include "c3/infer/codec.h"
 #include "c3/infer/file_jobs.h"
 #include "c3/infer/latent_file.h"
@@ -40,109 +36,11 @@ std::string pages_digest(const std::vector<EvalPage>& pages) {
   return sha256_hex(all);
 }
 
-// The page results a killed run logged, one JSON line each after a header holding the run's key.
-// Results are kept only when still up to date: made with the same model and settings (`key`) from
-// a page that is still selected with the same text. The others are redone.
-class Journal {
- public:
-  Journal(const fs::path& path, const json& key, const std::vector<SelectedPage>& pages) : path_(path) {
-    std::error_code ec;
-    if (fs::exists(path, ec)) done_ = read_up_to_date(key, pages);
-    if (!done_.empty())
-      spdlog::info("resuming: {} page results from the interrupted run in {}", done_.size(), path.string());
-    // Rewritten with what is kept (a cut-off last line is dropped), then appended to.
-    std::string kept = json{{"resume_key", key}}.dump() + "\n";
-    for (const auto& r : done_) kept += r.to_json().dump() + "\n";
-    write_file_atomically(path, kept);
-    file_ = std::fopen(path.c_str(), "a");
-    if (!file_) fail_file(path.string(), "cannot open for appending");
-  }
-  ~Journal() {
-    if (file_) std::fclose(file_);
-  }
-  Journal(const Journal&) = delete;
-  Journal& operator=(const Journal&) = delete;
-
-  const std::vector<PageResult>& done() const { return done_; }
-
-  size_t pages() const { return done_.size() + appended_; }  // results it holds
-
-  void append(const std::vector<PageResult>& batch) {
-    appended_ += batch.size();
-    std::string lines;
-    for (const auto& r : batch) lines += r.to_json().dump() + "\n";
-    if (std::fwrite(lines.data(), 1, lines.size(), file_) != lines.size() || std::fflush(file_) != 0)
-      fail_file(path_.string(), std::string("write failed: ") + std::strerror(errno));
-    ::fsync(fileno(file_));
-  }
-
-  void remove() {
-    std::fclose(file_);
-    file_ = nullptr;
-    std::error_code ec;
-    fs::remove(path_, ec);
-  }
-
- private:
-  std::vector<PageResult> read_all(json& header) const {
-    std::ifstream in(path_);
-    std::string line;
-    if (!std::getline(in, line)) return {};
-    try {
-      header = json::parse(line);
-    } catch (const json::exception&) {
-      fail_file(path_.string(), "not a c3 eval journal (pass --force to start over)");
-    }
-    std::vector<PageResult> found;
-    while (std::getline(in, line)) {
-      try {
-        found.push_back(PageResult::from_json(json::parse(line)));
-      } catch (const json::exception&) {
-        break;  // the line a kill cut short; what follows it cannot exist
-      }
-    }
-    return found;
-  }
-
-  std::vector<PageResult> read_up_to_date(const json& key, const std::vector<SelectedPage>& pages) const {
-    json header;
-    std::vector<PageResult> found = read_all(header);
-    if (header.value("resume_key", json()) != key) {
-      if (!found.empty())
-        spdlog::warn("{}: its {} page results were made with another model or settings: redoing them", path_.string(),
-                     found.size());
-      return {};
-    }
-    std::map<std::string, std::string> digests;
-    for (const auto& p : pages) digests[p.page.id] = sha256_hex(p.page.text);
-    std::vector<PageResult> done;
-    for (auto& r : found) {
-      const auto it = digests.find(r.id);
-      if (it != digests.end() && it->second == r.page_sha256) done.push_back(std::move(r));
-    }
-    if (done.size() < found.size())
-      spdlog::info("{}: {} page results are out of date (their page changed or left the selection): redoing them",
-                   path_.string(), found.size() - done.size());
-    return done;
-  }
-
-  fs::path path_;
-  std::FILE* file_ = nullptr;
-  std::vector<PageResult> done_;
-  size_t appended_ = 0;
-};
-
-// A journal shows that c3 wrote it by its first line, the run's key.
-bool is_eval_journal(const fs::path& path) {
-  std::ifstream in(path);
-  std::string line;
-  if (!std::getline(in, line)) return false;
-  try {
-    const json header = json::parse(line);
-    return header.is_object() && header.contains("resume_key");
-  } catch (const json::exception&) {
-    return false;
-  }
+// A journaled page result is current when its page is still selected with the same text.
+ResultJournal::StillCurrent page_unchanged(const std::vector<SelectedPage>& pages) {
+  std::map<std::string, std::string> digests;
+  for (const auto& p : pages) digests[p.page.id] = sha256_hex(p.page.text);
+  return ResultJournal::input_unchanged(std::move(digests), "id", "page_sha256");
 }
 
 // What eval writes into its folder, each with the test that shows c3 wrote it.
@@ -150,10 +48,6 @@ std::vector<fs::path> output_paths(const fs::path& out) {
   std::vector<fs::path> paths;
   for (const char* name : kOutputs) paths.push_back(out / name);
   return paths;
-}
-
-bool written_by_eval(const fs::path& path) {
-  return path.filename() == kJournal ? is_eval_journal(path) : has_intact_record(path);
 }
 
 std::vector<SelectedPage> select(const std::vector<EvalPage>& pages, const Tokenizer& tokenizer,
@@ -222,16 +116,10 @@ json resume_key(const json& run, const Buckets& buckets) {
   return key;
 }
 
-void prepare_output(const fs::path& out, bool force) {
-  std::error_code ec;
-  if (force)  // only what eval writes (checked by check_eval_output): the folder may hold other things
-    for (const auto& path : output_paths(out)) fs::remove(path, ec);
-  make_folder(out);
-}
-
 // Each output with its record (c3/util/output_record.h), so a rerun knows them for c3's.
 void write_outputs(const fs::path& out, const std::vector<PageResult>& results, const json& summary,
                    const std::string& key) {
+  make_folder(out);
   std::string lines;
   for (const auto& r : results) lines += r.to_json().dump() + "\n";
   write_recorded_output(out / "pages.jsonl", lines, key);
@@ -242,6 +130,24 @@ void write_outputs(const fs::path& out, const std::vector<PageResult>& results, 
 }
 
 }  // namespace
+
+bool written_by_eval(const fs::path& path) {
+  const std::string name = path.filename().string();
+  const std::string journal = ".partial.jsonl";
+  const bool is_journal =
+      name.size() > journal.size() && name.compare(name.size() - journal.size(), journal.size(), journal) == 0;
+  return is_journal ? ResultJournal::written_by_c3(path) : has_intact_record(path);
+}
+
+size_t prepare_eval_outputs(const std::vector<fs::path>& outputs, bool force) {
+  // Warned of (or refused) by check_eval_folder before the model loaded; refused here if new.
+  const auto foreign = foreign_files(outputs, written_by_eval);
+  if (!foreign.empty() && !force) throw Error(foreign_file_message(foreign.front(), foreign.size()));
+  std::error_code ec;
+  if (force)  // only what eval writes: the folder may hold other things
+    for (const auto& path : outputs) fs::remove(path, ec);
+  return foreign.size();
+}
 
 void check_eval_folder(const fs::path& output, const std::vector<fs::path>& outputs, const WrittenByC3& written_by_c3,
                        bool force) {
@@ -262,25 +168,27 @@ json run_evaluation(C3Codec& codec, const std::vector<EvalPage>& pages, EvalRunS
   const auto selected = select(pages, codec.tokenizer(), s, prompt.latent_tokens());
   const int64_t cut = set_span_limit(s, codec.model(), prompt, selected);
   json run = run_record(codec, pages, selected, s, cut);
-  // Checked again (check_eval_output ran before the model loaded): files may have appeared since.
-  const auto foreign = foreign_files(output_paths(s.output), written_by_eval);
-  if (!foreign.empty() && !s.force) throw Error(foreign_file_message(foreign.front(), foreign.size()));
-  run["foreign_files_replaced"] = foreign.size();
   json rejected = json::array();
   for (const auto& [where, why] : s.rejected) rejected.push_back({{"page", where}, {"error", why}});
   run["rejected_pages"] = rejected;
-  prepare_output(s.output, s.force);
+  // Checked again (check_eval_output ran before the model loaded): files may have appeared since.
+  run["foreign_files_replaced"] = prepare_eval_outputs(output_paths(s.output), s.force);
   const json key = resume_key(run, s.options.buckets);
-  Journal journal(s.output / kJournal, key, selected);
+  ResultJournal journal(s.output / kJournal, key, page_unchanged(selected), "page results");
+  std::vector<PageResult> done;
+  for (const auto& r : journal.done()) done.push_back(PageResult::from_json(r));
 
   const auto start = std::chrono::steady_clock::now();
   std::vector<PageResult> results;
   try {
-    results = evaluate(codec, selected, s.options, journal.done(),
-                       [&](const std::vector<PageResult>& batch) { journal.append(batch); });
+    results = evaluate(codec, selected, s.options, done, [&](const std::vector<PageResult>& batch) {
+      std::vector<json> lines;
+      for (const auto& r : batch) lines.push_back(r.to_json());
+      journal.append(lines);
+    });
   } catch (const Interrupted& stop) {
     spdlog::warn("interrupted by {}: {} of {} page results are kept in {}; rerun the same command to resume",
-                 Interrupted::signal_name(stop.signal()), journal.pages(), selected.size() * s.conditions.size(),
+                 Interrupted::signal_name(stop.signal()), journal.results(), selected.size() * s.conditions.size(),
                  (s.output / kJournal).string());
     throw;
   }
@@ -288,7 +196,7 @@ json run_evaluation(C3Codec& codec, const std::vector<EvalPage>& pages, EvalRunS
   for (const auto& r : results) generated += r.generated_tokens;
   run["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   run["generated_tokens"] = generated;
-  run["resumed_pages"] = journal.done().size();
+  run["resumed_pages"] = done.size();
   const json summary = summarize(results, s.options.buckets, s.conditions, run);
   write_outputs(s.output, results, summary, job_key(key));
   journal.remove();

@@ -13,7 +13,9 @@
 
 #include "c3/data/tasks.h"
 #include "c3/eval/fox_metrics.h"
+#include "c3/eval/instruct_eval.h"
 #include "c3/infer/codec.h"
+#include "c3/infer/generate.h"
 #include "c3/model/c3_loss.h"
 #include "c3/model/c3_prompt.h"
 #include "c3/train/checkpoints.h"
@@ -84,9 +86,25 @@ std::vector<C3Example> examples_of(const std::vector<std::pair<Task, int64_t>>& 
 
 struct Validation {
   double continue_loss = -1;  // < 0: no continuation examples to validate on
+  double instruct_loss = -1;  // < 0: no instruct records to validate on
   double loss = 0;
   double precision = 0;
   int64_t precision_samples = 0;
+  double instruct_exact_match = 0, instruct_f1 = 0;  // of answers generated from latents
+  int64_t instruct_samples = 0;
+};
+
+// Sums a rank adds up over its share of the validation data, then all-reduced.
+struct ValidationSums {
+  double loss = 0, tokens = 0, precision = 0;
+  double continue_loss = 0, continue_tokens = 0;
+  double instruct_loss = 0, instruct_tokens = 0, instruct_exact_match = 0, instruct_f1 = 0;
+  double interrupted = 0;
+  void all_reduce(Communicator& comm) {
+    for (double* v : {&loss, &tokens, &precision, &continue_loss, &continue_tokens, &instruct_loss, &instruct_tokens,
+                      &instruct_exact_match, &instruct_f1, &interrupted})
+      *v = comm.all_reduce_sum(*v);
+  }
 };
 
 // Spread over the ranks (rank r takes batches r, r + W, ...; the sums are all-reduced), so none
@@ -95,7 +113,6 @@ struct Validation {
 std::optional<Validation> validate(C3Codec& codec, const std::vector<Sample>& samples, const TaskData& tasks,
                                    const TaskPrompts& prompts, const TrainSettings& s, const at::Device& device,
                                    const StopSignals& signals, Communicator& comm) {
-  const auto& continuations = tasks.continuations;
   torch::NoGradGuard no_grad;
   const auto batch = static_cast<size_t>(s.batch_size), first = batch * static_cast<size_t>(comm.rank()),
              stride = batch * static_cast<size_t>(comm.world_size());
@@ -104,27 +121,32 @@ std::optional<Validation> validate(C3Codec& codec, const std::vector<Sample>& sa
     for (size_t i = start; i < std::min(end, start + batch); ++i) index.push_back(static_cast<int64_t>(i));
     return index;
   };
-  double loss = 0, tokens = 0, precision = 0, interrupted = 0;
-  for (size_t start = first; start < samples.size() && !interrupted; start += stride) {
-    if ((interrupted = signals.received() ? 1 : 0)) break;
-    const auto out = c3_loss(
-        codec.model(), make_c3_batch(codec.prompt(), ids_of(samples, batch_at(start, samples.size())), true).to(device),
-        s.loss_chunk);
-    loss += out.loss_sum.item<double>(), tokens += static_cast<double>(out.tokens);
-  }
-  double continue_loss = 0, continue_tokens = 0;
-  for (size_t start = first; start < continuations.size() && !interrupted; start += stride) {
-    if ((interrupted = signals.received() ? 1 : 0)) break;
-    std::vector<std::pair<Task, int64_t>> picks;
-    for (const int64_t i : batch_at(start, continuations.size())) picks.emplace_back(Task::continuation, i);
-    const C3Batch batch = make_c3_batch(examples_of(picks, tasks, prompts));
-    const auto out = c3_loss(codec.model(), batch.to(device), s.loss_chunk);
-    continue_loss += out.loss_sum.item<double>(), continue_tokens += static_cast<double>(out.tokens);
-  }
+  ValidationSums sums;
+  // Calls `f` with each batch of this rank's share of [0, count) until a stop signal comes.
+  auto for_each_batch = [&](size_t count, const auto& f) {
+    for (size_t start = first; start < count && sums.interrupted == 0; start += stride) {
+      if ((sums.interrupted = signals.received() ? 1 : 0)) break;
+      f(batch_at(start, count));
+    }
+  };
+  for_each_batch(samples.size(), [&](const std::vector<int64_t>& index) {
+    const auto out =
+        c3_loss(codec.model(), make_c3_batch(codec.prompt(), ids_of(samples, index), true).to(device), s.loss_chunk);
+    sums.loss += out.loss_sum.item<double>(), sums.tokens += static_cast<double>(out.tokens);
+  });
+  auto task_loss = [&](Task task, size_t count, double& loss, double& tokens) {
+    for_each_batch(count, [&](const std::vector<int64_t>& index) {
+      std::vector<std::pair<Task, int64_t>> picks;
+      for (const int64_t i : index) picks.emplace_back(task, i);
+      const auto out =
+          c3_loss(codec.model(), make_c3_batch(examples_of(picks, tasks, prompts)).to(device), s.loss_chunk);
+      loss += out.loss_sum.item<double>(), tokens += static_cast<double>(out.tokens);
+    });
+  };
+  task_loss(Task::continuation, tasks.continuations.size(), sums.continue_loss, sums.continue_tokens);
+  task_loss(Task::instruct, tasks.instructs.size(), sums.instruct_loss, sums.instruct_tokens);
   const auto precision_samples = static_cast<size_t>(std::min<int64_t>(s.eval_precision_samples, samples.size()));
-  for (size_t start = first; start < precision_samples && !interrupted; start += stride) {
-    if ((interrupted = signals.received() ? 1 : 0)) break;
-    const std::vector<int64_t> index = batch_at(start, precision_samples);
+  for_each_batch(precision_samples, [&](const std::vector<int64_t>& index) {
     int64_t longest = 0;
     for (const int64_t i : index) longest = std::max<int64_t>(longest, static_cast<int64_t>(samples[i].ids.size()));
     GenerateOptions gen;
@@ -132,21 +154,43 @@ std::optional<Validation> validate(C3Codec& codec, const std::vector<Sample>& sa
     const auto out = codec.reconstruct(codec.compress(ids_of(samples, index)), gen);
     for (size_t k = 0; k < index.size(); ++k) {
       const std::string& truth = samples[index[k]].text;
-      precision += score_page(truth, out[k]).precision;
+      sums.precision += score_page(truth, out[k]).precision;
       spdlog::debug("validation sample {}: expected {:?} got {:?}", index[k], truth, out[k]);
     }
-  }
-  if (comm.world_size() > 1) {
-    interrupted = comm.all_reduce_sum(interrupted);
-    loss = comm.all_reduce_sum(loss), tokens = comm.all_reduce_sum(tokens), precision = comm.all_reduce_sum(precision);
-    continue_loss = comm.all_reduce_sum(continue_loss), continue_tokens = comm.all_reduce_sum(continue_tokens);
-  }
-  if (interrupted > 0) return std::nullopt;
+  });
+  // Instruct answers generated from the latents, scored as `c3 eval --task instruct` scores them.
+  const auto instruct_samples =
+      static_cast<size_t>(std::min<int64_t>(s.eval_precision_samples, static_cast<int64_t>(tasks.instructs.size())));
+  for_each_batch(instruct_samples, [&](const std::vector<int64_t>& index) {
+    std::vector<std::pair<Task, int64_t>> picks;
+    int64_t longest = 0;
+    for (const int64_t i : index) {
+      picks.emplace_back(Task::instruct, i);
+      longest = std::max<int64_t>(longest, static_cast<int64_t>(tasks.instructs[i].answer.size()));
+    }
+    GenerateOptions gen;
+    gen.max_new_tokens = s.eval_max_new_tokens > 0 ? s.eval_max_new_tokens : longest + 32;
+    const auto ids = generate_answers(codec.model(), examples_of(picks, tasks, prompts), gen);
+    for (size_t k = 0; k < index.size(); ++k) {
+      const std::string answer = decode_reconstruction(codec.tokenizer(), ids[k]);
+      const std::string truth = decode_reconstruction(codec.tokenizer(), tasks.instructs[index[k]].answer);
+      sums.instruct_exact_match += squad_exact_match(answer, truth) ? 1 : 0;
+      sums.instruct_f1 += squad_f1(answer, truth);
+    }
+  });
+  if (comm.world_size() > 1) sums.all_reduce(comm);
+  if (sums.interrupted > 0) return std::nullopt;
   Validation v;
-  v.loss = tokens > 0 ? loss / tokens : 0.0;
-  if (continue_tokens > 0) v.continue_loss = continue_loss / continue_tokens;
+  v.loss = sums.tokens > 0 ? sums.loss / sums.tokens : 0.0;
+  if (sums.continue_tokens > 0) v.continue_loss = sums.continue_loss / sums.continue_tokens;
+  if (sums.instruct_tokens > 0) v.instruct_loss = sums.instruct_loss / sums.instruct_tokens;
   v.precision_samples = static_cast<int64_t>(precision_samples);
-  if (precision_samples > 0) v.precision = precision / static_cast<double>(precision_samples);
+  if (precision_samples > 0) v.precision = sums.precision / static_cast<double>(precision_samples);
+  v.instruct_samples = static_cast<int64_t>(instruct_samples);
+  if (instruct_samples > 0) {
+    v.instruct_exact_match = sums.instruct_exact_match / static_cast<double>(instruct_samples);
+    v.instruct_f1 = sums.instruct_f1 / static_cast<double>(instruct_samples);
+  }
   return v;
 }
 
@@ -218,6 +262,50 @@ void set_up_model(Run& run) {
                     C3Prompt(*run.tokenizer, config.latent_tokens, run.s.prompt_template, run.s.instruction));
 }
 
+// The instruct records of `files` as examples, each refused (naming its record) when its decoder row
+// would not fit data.max_length; their prompts are made once per instruction.
+std::vector<InstructExample> load_instruct(Run& run, const std::vector<std::string>& files) {
+  const TrainSettings& s = run.s;
+  SampleOptions pieces = s.sampling;
+  pieces.seed = s.data_seed;
+  std::vector<InstructExample> out;
+  for (const auto& file : files)
+    for (auto& e : instruct_examples(read_instruct_records(file), *run.tokenizer, pieces)) {
+      const C3Prompt& prompt = run.prompts.instruct
+                                   .try_emplace(e.instruction, *run.tokenizer, run.model->config().latent_tokens,
+                                                s.prompt_template, e.instruction)
+                                   .first->second;
+      const auto tokens = static_cast<int64_t>(prompt.decoder_prompt(static_cast<int64_t>(e.context.size())).size() +
+                                               e.answer.size() + 1);
+      if (tokens > s.max_length)
+        fail_file(e.origin, "its context in " + std::to_string(e.context.size()) +
+                                " pieces with its instruction and answer takes " + std::to_string(tokens) +
+                                " decoder tokens, more than data.max_length " + std::to_string(s.max_length));
+      out.push_back(std::move(e));
+    }
+  return out;
+}
+
+// data.instruct for training; data.instruct_validation, or records split off data.instruct, for
+// validation (the same split on every rank and every resume: it follows data.seed).
+void set_up_instruct(Run& run) {
+  const TrainSettings& s = run.s;
+  if (s.instruct_files.empty())
+    throw UsageError("data.tasks: instruct has a weight but data.instruct names no records");
+  run.train_tasks.instructs = load_instruct(run, s.instruct_files);
+  if (!s.instruct_validation_files.empty()) {
+    run.valid_tasks.instructs = load_instruct(run, s.instruct_validation_files);
+    return;
+  }
+  const int64_t count = s.instruct_validation_records;
+  if (count < 0) throw UsageError("data.instruct_validation_records must be >= 0");
+  if (count > 0 && count >= static_cast<int64_t>(run.train_tasks.instructs.size()))
+    throw UsageError("data.instruct_validation_records is " + std::to_string(count) + " but data.instruct holds only " +
+                     std::to_string(run.train_tasks.instructs.size()) +
+                     " records (lower it, or give data.instruct_validation)");
+  run.valid_tasks.instructs = split_off(run.train_tasks.instructs, count, s.data_seed + 2);
+}
+
 // data.tasks: the examples of each task with a weight, over the training and validation samples.
 void set_up_tasks(Run& run) {
   const TrainSettings& s = run.s;
@@ -239,32 +327,16 @@ void set_up_tasks(Run& run) {
     run.train_tasks.continuations = continuation_examples(run.train_samples, s.context_spans, s.data_seed);
     run.valid_tasks.continuations = continuation_examples(run.valid_samples, s.context_spans, s.data_seed + 1);
   }
-  if (weighted(Task::instruct) && s.instruct_files.empty())
-    throw UsageError("data.tasks: instruct has a weight but data.instruct names no records");
-  SampleOptions pieces = s.sampling;
-  pieces.seed = s.data_seed;
-  for (const auto& file : weighted(Task::instruct) ? s.instruct_files : std::vector<std::string>{})
-    for (auto& e : instruct_examples(read_instruct_records(file), *run.tokenizer, pieces)) {
-      const C3Prompt& prompt =
-          run.prompts.instruct.try_emplace(e.instruction, *run.tokenizer, n, s.prompt_template, e.instruction)
-              .first->second;
-      const auto tokens = static_cast<int64_t>(prompt.decoder_prompt(static_cast<int64_t>(e.context.size())).size() +
-                                               e.answer.size() + 1);
-      if (tokens > s.max_length)
-        fail_file(e.origin, "its context in " + std::to_string(e.context.size()) +
-                                " pieces with its instruction and answer takes " + std::to_string(tokens) +
-                                " decoder tokens, more than data.max_length " + std::to_string(s.max_length));
-      run.train_tasks.instructs.push_back(std::move(e));
-    }
+  if (weighted(Task::instruct)) set_up_instruct(run);
   std::string weights;
   for (int t = 0; t < kTaskCount; ++t)
     if (run.task_weights[t] > 0)
       weights += fmt::format("{}{} {:.2f}", weights.empty() ? "" : ", ", task_names()[t], run.task_weights[t]);
   spdlog::info(
       "tasks: {}; {} continuation examples (up to {} pieces of context, {} for validation), {} instruct "
-      "records",
+      "records ({} for validation)",
       weights, run.train_tasks.continuations.size(), s.context_spans, run.valid_tasks.continuations.size(),
-      run.train_tasks.instructs.size());
+      run.train_tasks.instructs.size(), run.valid_tasks.instructs.size());
 }
 
 // Every text must fit both windows with the prompt around it.
@@ -615,14 +687,25 @@ void evaluate(Run& run, TrainProgress& progress, const StopSignals& signals) {
                         {"validation_loss", result->loss},
                         {"validation_precision", result->precision},
                         {"precision_samples", result->precision_samples}};
-  std::string continuation;
+  std::string tasks;
   if (result->continue_loss >= 0) {
     record["validation_loss_continue"] = result->continue_loss;
-    continuation = fmt::format(" : continuation loss {:.4f}", result->continue_loss);
+    tasks += fmt::format(" : continuation loss {:.4f}", result->continue_loss);
+  }
+  if (result->instruct_loss >= 0) {
+    record["validation_loss_instruct"] = result->instruct_loss;
+    tasks += fmt::format(" : instruct loss {:.4f}", result->instruct_loss);
+  }
+  if (result->instruct_samples > 0) {
+    record["validation_instruct_exact_match"] = result->instruct_exact_match;
+    record["validation_instruct_f1"] = result->instruct_f1;
+    record["instruct_samples"] = result->instruct_samples;
+    tasks += fmt::format(" : instruct exact match {:.1f}%, F1 {:.1f}% ({} records)", 100 * result->instruct_exact_match,
+                         100 * result->instruct_f1, result->instruct_samples);
   }
   progress.record(
-      record, fmt::format("step {} : validation loss {:.4f}{} : reconstruction precision {:.1f}% ({} samples)", step,
-                          result->loss, continuation, 100 * result->precision, result->precision_samples));
+      record, fmt::format("step {} : validation loss {:.4f} : reconstruction precision {:.1f}% ({} samples){}", step,
+                          result->loss, 100 * result->precision, result->precision_samples, tasks));
 }
 
 // A stop signal may reach only some ranks (scancel, a node's OOM killer): all ranks agree on

@@ -266,6 +266,13 @@ TEST(CliEval, ContinueTaskReportsTheContextUtilityPerSpansBack) {
     EXPECT_TRUE(json::parse(line)["spans_back"].contains("1"));
   EXPECT_EQ(lines, summary["rows"][0]["targets"].get<int64_t>());
   EXPECT_THAT(test::read_bytes(dir / "out" / "report.md"), HasSubstr("| spans back | targets |"));
+  // Greedy continuations under each context, scored against the real next span.
+  for (const char* precision : {"precision_none", "precision_latents", "precision_text"}) {
+    ASSERT_TRUE(summary["rows"][0][precision].is_number()) << precision;
+    EXPECT_GE(summary["rows"][0][precision].get<double>(), 0.0);
+    EXPECT_LE(summary["rows"][0][precision].get<double>(), 1.0);
+  }
+  EXPECT_THAT(test::read_bytes(dir / "out" / "report.md"), HasSubstr("| spans back | no context | latents | text |"));
   EXPECT_TRUE(fs::exists(dir / "out" / "context_utility.svg"));
   EXPECT_THAT(test::read_bytes(dir / "out" / "context_losses.svg"), HasSubstr("latents"));
   // A finished evaluation is not replaced without --force; a file of the user's neither.
@@ -284,6 +291,73 @@ TEST(CliEval, ContinueTaskReportsTheContextUtilityPerSpansBack) {
   r = c3(args + "-o other --spans-back 0", dir);
   EXPECT_THAT(r.err, HasSubstr("--spans-back 0"));
   EXPECT_FALSE(fs::exists(dir / "other"));
+}
+
+// Losses alone (--max-new-tokens 0) are the losses of the run that also generates.
+TEST(CliEval, ContinueTaskWithoutContinuationsScoresTheSameLosses) {
+  const auto& m = test::trained_model();
+  test::TempDir dir;
+  test::write_jsonl(dir / "docs.jsonl", {m.texts[0] + " " + m.texts[1] + " " + m.texts[2]});
+  const std::string args =
+      "--threads 1 eval --task continue -m '" + m.model() + "' docs.jsonl --max-span-tokens 8 --spans-back 1 ";
+  auto r = c3(args + "-o with", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = c3(args + "--max-new-tokens 0 -o without", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json with = json::parse(test::read_bytes(dir / "with" / "summary.json"));
+  const json without = json::parse(test::read_bytes(dir / "without" / "summary.json"));
+  EXPECT_TRUE(without["rows"][0]["precision_latents"].is_null());
+  EXPECT_EQ(without["rows"][0]["loss_latents"], with["rows"][0]["loss_latents"]);
+  EXPECT_THAT(test::read_bytes(dir / "without" / "report.md"), Not(HasSubstr("no context | latents | text")));
+}
+
+// A killed continue run resumes from its journal (targets.partial.jsonl) to the straight run's
+// results; targets of a document whose text changed are redone.
+TEST(CliEval, ContinueTaskResumesAKilledRun) {
+  const auto& m = test::trained_model();
+  test::TempDir dir;
+  std::vector<std::string> documents;
+  for (size_t i = 0; i + 2 < m.texts.size(); i += 3)
+    documents.push_back(m.texts[i] + " " + m.texts[i + 1] + " " + m.texts[i + 2]);
+  test::write_jsonl(dir / "docs.jsonl", documents);
+  const std::string args = "--threads 1 eval --task continue -m '" + m.model() +
+                           "' docs.jsonl --max-span-tokens 8 --spans-back 1 --spans-back 2 --batch-size 1 -o ";
+  auto r = c3(args + "straight", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string straight = test::read_bytes(dir / "straight" / "targets.jsonl");
+
+  const pid_t pid =
+      test::spawn_shell("cd '" + dir.path().string() + "' && exec '" C3_BINARY "' " + args + "killed 2>/dev/null");
+  const fs::path journal = dir / "killed" / "targets.partial.jsonl";
+  test::wait_until([&] { return fs::exists(journal) && test::lines(test::read_bytes(journal)) >= 3; },
+                   std::chrono::milliseconds(1));
+  kill(pid, SIGKILL);
+  test::wait_exit(pid);
+  ASSERT_FALSE(fs::exists(dir / "killed" / "summary.json")) << "killed part way";
+  const std::string journal_text = test::read_bytes(journal);
+  const std::string header = journal_text.substr(0, journal_text.find('\n') + 1);
+  const int kept = test::lines(journal_text) - 1;
+  r = c3(args + "killed", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("resuming: " + std::to_string(kept) + " target results"));
+  EXPECT_EQ(test::read_bytes(dir / "killed" / "targets.jsonl"), straight);
+  EXPECT_FALSE(fs::exists(journal));
+  EXPECT_EQ(json::parse(test::read_bytes(dir / "killed" / "summary.json"))["resumed_targets"], kept);
+
+  // Every target journaled, then the first two documents swap texts: their targets are redone.
+  fs::create_directories(dir / "edited");
+  test::write_bytes(dir / "edited" / "targets.partial.jsonl", header + straight);
+  std::swap(documents[0], documents[1]);
+  test::write_jsonl(dir / "docs.jsonl", documents);
+  r = c3(args + "edited", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("target results are out of date"));
+  EXPECT_NE(test::read_bytes(dir / "edited" / "targets.jsonl"), straight);
+  r = c3(args + "swapped-straight", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(test::read_bytes(dir / "edited" / "targets.jsonl"),
+            test::read_bytes(dir / "swapped-straight" / "targets.jsonl"))
+      << "the redone targets are those of the new texts";
 }
 
 // --task instruct: the fixture model, asked "Repeat the text: " about its own training texts,
@@ -314,6 +388,38 @@ TEST(CliEval, InstructTaskScoresAnswersFromLatentsTextAndNothing) {
   r = c3("--threads 1 eval --task instruct -m '" + m.model() + "' missing.jsonl -o other", dir);
   EXPECT_NE(r.code, 0);
   EXPECT_THAT(r.err, HasSubstr("missing.jsonl: no such file"));
+}
+
+// A killed instruct run resumes from its journal (answers.partial.jsonl) to the straight run's answers.
+TEST(CliEval, InstructTaskResumesAKilledRun) {
+  const auto& m = test::trained_model();
+  test::TempDir dir;
+  std::ofstream records(dir / "qa.jsonl");
+  for (const auto& text : m.texts)
+    records << json{{"context", text}, {"instruction", "Repeat the text: "}, {"answer", text}}.dump() << "\n";
+  records.close();
+  const std::string args = "--threads 1 eval --task instruct -m '" + m.model() + "' qa.jsonl --max-new-tokens 32 -o ";
+  auto r = c3(args + "straight", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const pid_t pid =
+      test::spawn_shell("cd '" + dir.path().string() + "' && exec '" C3_BINARY "' " + args + "killed 2>/dev/null");
+  const fs::path journal = dir / "killed" / "answers.partial.jsonl";
+  test::wait_until([&] { return fs::exists(journal) && test::lines(test::read_bytes(journal)) >= 2; },
+                   std::chrono::milliseconds(1));
+  kill(pid, SIGKILL);
+  test::wait_exit(pid);
+  ASSERT_FALSE(fs::exists(dir / "killed" / "summary.json")) << "killed part way";
+  const int kept = test::lines(test::read_bytes(journal)) - 1;
+  r = c3(args + "killed", dir);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("resuming: " + std::to_string(kept) + " record results"));
+  EXPECT_EQ(test::read_bytes(dir / "killed" / "answers.jsonl"), test::read_bytes(dir / "straight" / "answers.jsonl"));
+  const json a = json::parse(test::read_bytes(dir / "straight" / "summary.json"));
+  const json b = json::parse(test::read_bytes(dir / "killed" / "summary.json"));
+  EXPECT_EQ(a["rows"], b["rows"]);
+  EXPECT_EQ(a["generated_tokens"], b["generated_tokens"]);
+  EXPECT_EQ(b["resumed_records"], kept);
+  EXPECT_FALSE(fs::exists(journal));
 }
 
 }  // namespace

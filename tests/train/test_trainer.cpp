@@ -177,11 +177,30 @@ TEST(Trainer, InstructRecordsTrainBesideReconstruction) {
   s.instruct_files = {(corpus.dir / "qa.jsonl").string()};
   s.sampling.min_tokens = 6, s.sampling.max_tokens = 10;  // contexts of two or three pieces
   s.steps = 4;
+  s.eval_every = 2, s.eval_precision_samples = 16;
   LocalCommunicator comm;
+  EXPECT_THAT(test::error_of<UsageError>([&] { train(s, at::kCPU, comm); }),
+              testing::HasSubstr("data.instruct_validation_records is 16 but data.instruct holds only 12 records"));
+  s.instruct_validation_records = 4;  // 8 records train, 4 validate
   ASSERT_EQ(train(s, at::kCPU, comm), 0);
   int instruct = 0;
   for (const auto& record : metrics(s.output, "train")) instruct += record["loss_instruct"].is_number();
   EXPECT_GE(instruct, 3);
+  const auto validations = metrics(s.output, "validation");
+  ASSERT_EQ(validations.size(), 3u);  // steps 0, 2, 4
+  for (const auto& v : validations) {
+    EXPECT_GT(v["validation_loss_instruct"].get<double>(), 0);
+    EXPECT_EQ(v["instruct_samples"], 4) << "the held-out records, answered from their latents";
+    EXPECT_GE(v["validation_instruct_f1"].get<double>(), v["validation_instruct_exact_match"].get<double>());
+    EXPECT_LE(v["validation_instruct_f1"].get<double>(), 1.0);
+  }
+  // Held-out records of their own: all 12 validate (and all 12 train).
+  TrainSettings held = s;
+  held.output = (corpus.dir / "held").string();
+  held.instruct_validation_files = s.instruct_files;
+  held.steps = 1;
+  ASSERT_EQ(train(held, at::kCPU, comm), 0);
+  EXPECT_EQ(metrics(held.output, "validation").at(0)["instruct_samples"], 12);
   TrainSettings none = s;
   none.output = (corpus.dir / "none").string();
   none.instruct_files.clear();

@@ -60,6 +60,23 @@ std::vector<Sample> make_samples(const std::vector<Document>& documents, const T
 // Moves a seeded random `count` samples out of `samples` into the returned validation set.
 std::vector<Sample> split_validation(std::vector<Sample>& samples, int64_t count, uint64_t seed);
 
+// Seeded Fisher-Yates with our own uniform draw, so orders are the same on every platform.
+std::vector<int64_t> seeded_permutation(int64_t n, uint64_t seed);
+
+// Moves `count` (< items.size()) items chosen by `seed` out of `items` into the result; both keep
+// their order.
+template <typename T>
+std::vector<T> split_off(std::vector<T>& items, int64_t count, uint64_t seed) {
+  if (count <= 0) return {};
+  const auto perm = seeded_permutation(static_cast<int64_t>(items.size()), seed ^ 0x9e3779b97f4a7c15ull);
+  std::vector<bool> chosen(items.size(), false);
+  for (int64_t i = 0; i < count; ++i) chosen[static_cast<size_t>(perm[static_cast<size_t>(i)])] = true;
+  std::vector<T> kept, taken;
+  for (size_t i = 0; i < items.size(); ++i) (chosen[i] ? taken : kept).push_back(std::move(items[i]));
+  items = std::move(kept);
+  return taken;
+}
+
 // A deterministic endless stream of sample indices: epoch e visits a permutation drawn from
 // (seed, e). With several data-parallel ranks each global micro-batch is world x batch
 // consecutive indices of that stream, and rank r takes its r-th slice.
@@ -80,8 +97,5 @@ class Sampler {
   int64_t perm_epoch_ = -1;
   std::vector<int64_t> perm_;
 };
-
-// Seeded Fisher-Yates with our own uniform draw, so orders are the same on every platform.
-std::vector<int64_t> seeded_permutation(int64_t n, uint64_t seed);
 
 }  // namespace c3

@@ -5,11 +5,16 @@
 // for each k of spans_back. The context utility per k is
 //   (L_none - L_latents) / (L_none - L_text),
 // 1 when the latents help as much as the text itself, 0 when they do not help at all: does
-// compressed context serve like real context, and how far back does it reach.
+// compressed context serve like real context, and how far back does it reach. Under each context
+// the decoder also continues greedily, and the continuation's word precision against the real span
+// says the same in words. Finished targets are journaled (targets.partial.jsonl): a killed run
+// resumes where it stopped.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <string>
 #include <utility>
@@ -32,6 +37,10 @@ struct ContextUtilityOptions {
   std::vector<int64_t> spans_back{1, 2, 4, 8};
   int64_t batch_size = 8;  // decoder rows scored together
   int64_t limit = 0;       // at most this many documents (0: all)
+  // Greedy continuation of each target under each context, scored by word precision against it:
+  // -1 as many tokens as the target has, 0 none (losses only), N at most N tokens.
+  int64_t continuation_tokens = -1;
+  int64_t no_repeat_ngram_size = 20;
   bool progress = true;
   const StopSignals* stop = nullptr;
 };
@@ -41,17 +50,24 @@ struct ContextUtilityOptions {
 struct UtilityRow {
   int64_t spans_back = 0, targets = 0, tokens = 0;
   double loss_none = 0, loss_latents = 0, loss_text = 0, utility = 0;
+  // Mean word precision of the targets' greedy continuations (NaN: none generated).
+  double precision_none = std::nan(""), precision_latents = std::nan(""), precision_text = std::nan("");
   nlohmann::json to_json() const;
 };
 
 // One target span's loss sums (nats, over its tokens): without context, and per k with the
-// latents and with the text of the k spans before it (only for k no larger than its index).
+// latents and with the text of the k spans before it (only for k no larger than its index); and
+// the word precision of the greedy continuation under each (NaN: not generated).
 struct TargetLosses {
   std::string document;
   int64_t span = 0, tokens = 0;
   double none = 0;
   std::map<int64_t, std::pair<double, double>> by_k;  // k -> (latents, text)
+  double precision_none = std::nan("");
+  std::map<int64_t, std::pair<double, double>> precision_by_k;  // k -> (latents, text)
+  std::string document_sha256;                                  // of the document's text (resuming)
   nlohmann::json to_json() const;
+  static TargetLosses from_json(const nlohmann::json& j);  // what to_json wrote
 };
 
 // Per k of spans_back that some target reaches: the targets that reach it, their mean per-token
@@ -61,11 +77,15 @@ std::vector<UtilityRow> utility_rows(const std::vector<TargetLosses>& targets, c
 struct ContextUtility {
   std::vector<UtilityRow> rows;                       // one per k that some target reaches
   int64_t documents = 0, spans = 0, span_tokens = 0;  // span_tokens: of all spans together
+  int64_t resumed = 0;                                // targets taken from `done`
   std::vector<TargetLosses> targets;
 };
 
+// Scores every target that `done` lacks (matched by document, span and the document's digest);
+// `on_targets` receives the targets each batch finishes, in order. `targets` holds all of them.
 ContextUtility measure_context_utility(C3Codec& codec, const std::vector<EvalPage>& documents,
-                                       const ContextUtilityOptions& options);
+                                       const ContextUtilityOptions& options, const std::vector<TargetLosses>& done = {},
+                                       const std::function<void(const std::vector<TargetLosses>&)>& on_targets = {});
 
 struct ContextUtilityRun {
   std::filesystem::path output;
@@ -74,7 +94,8 @@ struct ContextUtilityRun {
   ContextUtilityOptions options;
 };
 
-// What it writes into `output`: targets.jsonl, report.md, context_utility.svg, summary.json (last).
+// What it writes into `output`: targets.jsonl, report.md, the two plots, summary.json (last); and,
+// while it runs, its journal.
 std::vector<std::filesystem::path> context_utility_outputs(const std::filesystem::path& output);
 // Refuses, before a model is loaded, what check_eval_output refuses for eval's outputs.
 void check_context_utility_output(const std::filesystem::path& output, bool force);

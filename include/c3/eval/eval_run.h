@@ -37,6 +37,15 @@ void check_eval_folder(const std::filesystem::path& output, const std::vector<st
                        const WrittenByC3& written_by_c3, bool force);
 void check_eval_output(const std::filesystem::path& output, bool force);  // the reconstruction protocol's
 
+// Whether c3 wrote an eval output: a journal (*.partial.jsonl) by its header, any other file by its
+// record (has_intact_record).
+bool written_by_eval(const std::filesystem::path& path);
+
+// Claims `outputs` again (files may have appeared since the check; returns how many foreign files
+// force replaces) and removes them under force (a journal too: the run starts over). Every eval
+// mode calls it before it opens its journal; the folder is made when the first file is written.
+size_t prepare_eval_outputs(const std::vector<std::filesystem::path>& outputs, bool force);
+
 // Evaluates `pages` (read from settings.data) and writes the outputs; returns the summary.
 nlohmann::json run_evaluation(C3Codec& codec, const std::vector<EvalPage>& pages, EvalRunSettings settings);
 

@@ -55,6 +55,9 @@ struct TrainSettings {
   std::map<std::string, double> tasks{{"reconstruct", 1.0}};
   int64_t context_spans = 1;                // most pieces of context before the piece a continuation predicts
   std::vector<std::string> instruct_files;  // instruct records (c3/data/dataset.h: read_instruct_records)
+  // Held-out instruct records, else `instruct_validation_records` are split off instruct_files.
+  std::vector<std::string> instruct_validation_files;
+  int64_t instruct_validation_records = 16;
   std::string continue_instruction = kContinueInstruction;
 
   // Optimisation.
