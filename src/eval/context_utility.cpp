@@ -320,6 +320,7 @@ std::string report_markdown(const json& summary) {
     for (const auto& row : summary["rows"])
       md += fmt::format("| {} | {} | {} | {} |\n", row["spans_back"].get<int64_t>(), percent(row["precision_none"]),
                         percent(row["precision_latents"]), percent(row["precision_text"]));
+    md += "\n";
   }
   md +=
       "The plots are `context_utility.svg` and `context_losses.svg` (the three losses by k); every target's "
