@@ -115,6 +115,22 @@ void write_fox_file(const fs::path& path, const std::vector<std::string>& texts)
   test::write_bytes(path, pages.dump(1));
 }
 
+// Starts `c3 ARGS FOLDER` in `dir` and SIGKILLs it (nothing is cleaned up) once its journal
+// FOLDER/JOURNAL holds at least `lines` lines; returns the journal's text. The run must not have
+// finished.
+std::string kill_once_journaled(const test::TempDir& dir, const std::string& args, const std::string& folder,
+                                const std::string& journal, int lines) {
+  const pid_t pid =
+      test::spawn_shell("cd '" + dir.path().string() + "' && exec '" C3_BINARY "' " + args + folder + " 2>/dev/null");
+  const fs::path path = dir / folder / journal;
+  test::wait_until([&] { return fs::exists(path) && test::lines(test::read_bytes(path)) >= lines; },
+                   std::chrono::milliseconds(1));
+  kill(pid, SIGKILL);
+  test::wait_exit(pid);
+  EXPECT_FALSE(fs::exists(dir / folder / "summary.json")) << "killed part way";
+  return test::read_bytes(path);
+}
+
 TEST(CliEval, WritesTheReportAndResumesAKilledRun) {
   const auto& m = test::trained_model();
   test::TempDir dir;
@@ -152,16 +168,9 @@ TEST(CliEval, WritesTheReportAndResumesAKilledRun) {
   EXPECT_EQ(r.code, 1);
   EXPECT_THAT(r.err, HasSubstr("already holds a finished evaluation"));
 
-  // Kill a run part way (SIGKILL: nothing is cleaned up); the next run finishes it.
-  const pid_t pid =
-      test::spawn_shell("cd '" + dir.path().string() + "' && exec '" C3_BINARY "' " + args + "killed 2>/dev/null");
+  // Kill a run part way; the next run finishes it.
   const fs::path journal = dir / "killed" / "pages.partial.jsonl";
-  test::wait_until([&] { return fs::exists(journal) && test::lines(test::read_bytes(journal)) >= 4; },
-                   std::chrono::milliseconds(1));
-  kill(pid, SIGKILL);
-  test::wait_exit(pid);
-  ASSERT_FALSE(fs::exists(dir / "killed" / "summary.json")) << "killed part way";
-  const std::string journal_text = test::read_bytes(journal);
+  const std::string journal_text = kill_once_journaled(dir, args, "killed", "pages.partial.jsonl", 4);
   const std::string header = journal_text.substr(0, journal_text.find('\n') + 1);
   const int kept = test::lines(journal_text) - 1;
   r = c3(args + "killed", dir);
@@ -326,15 +335,8 @@ TEST(CliEval, ContinueTaskResumesAKilledRun) {
   ASSERT_EQ(r.code, 0) << r.err;
   const std::string straight = test::read_bytes(dir / "straight" / "targets.jsonl");
 
-  const pid_t pid =
-      test::spawn_shell("cd '" + dir.path().string() + "' && exec '" C3_BINARY "' " + args + "killed 2>/dev/null");
   const fs::path journal = dir / "killed" / "targets.partial.jsonl";
-  test::wait_until([&] { return fs::exists(journal) && test::lines(test::read_bytes(journal)) >= 3; },
-                   std::chrono::milliseconds(1));
-  kill(pid, SIGKILL);
-  test::wait_exit(pid);
-  ASSERT_FALSE(fs::exists(dir / "killed" / "summary.json")) << "killed part way";
-  const std::string journal_text = test::read_bytes(journal);
+  const std::string journal_text = kill_once_journaled(dir, args, "killed", "targets.partial.jsonl", 3);
   const std::string header = journal_text.substr(0, journal_text.find('\n') + 1);
   const int kept = test::lines(journal_text) - 1;
   r = c3(args + "killed", dir);
@@ -401,15 +403,8 @@ TEST(CliEval, InstructTaskResumesAKilledRun) {
   const std::string args = "--threads 1 eval --task instruct -m '" + m.model() + "' qa.jsonl --max-new-tokens 32 -o ";
   auto r = c3(args + "straight", dir);
   ASSERT_EQ(r.code, 0) << r.err;
-  const pid_t pid =
-      test::spawn_shell("cd '" + dir.path().string() + "' && exec '" C3_BINARY "' " + args + "killed 2>/dev/null");
   const fs::path journal = dir / "killed" / "answers.partial.jsonl";
-  test::wait_until([&] { return fs::exists(journal) && test::lines(test::read_bytes(journal)) >= 2; },
-                   std::chrono::milliseconds(1));
-  kill(pid, SIGKILL);
-  test::wait_exit(pid);
-  ASSERT_FALSE(fs::exists(dir / "killed" / "summary.json")) << "killed part way";
-  const int kept = test::lines(test::read_bytes(journal)) - 1;
+  const int kept = test::lines(kill_once_journaled(dir, args, "killed", "answers.partial.jsonl", 2)) - 1;
   r = c3(args + "killed", dir);
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_THAT(r.err, HasSubstr("resuming: " + std::to_string(kept) + " record results"));
