@@ -232,10 +232,12 @@ class EvalCommand : public Command {
     for (const auto& row : summary["rows"])
       spdlog::info(
           "{} spans back ({} targets): loss {:.4f} without context, {:.4f} with latents, {:.4f} with the text; "
-          "utility {}{}",
+          "utility {}; another document's latents {}, content utility {}{}",
           row["spans_back"].get<int64_t>(), row["targets"].get<int64_t>(), row["loss_none"].get<double>(),
           row["loss_latents"].get<double>(), row["loss_text"].get<double>(),
           row["utility"].is_number() ? fmt::format("{:.3f}", row["utility"].get<double>()) : "-",
+          row["loss_other"].is_number() ? fmt::format("{:.4f}", row["loss_other"].get<double>()) : "-",
+          row["content_utility"].is_number() ? fmt::format("{:.3f}", row["content_utility"].get<double>()) : "-",
           row["precision_latents"].is_number()
               ? fmt::format("; continuation precision {:.1f}% / {:.1f}% / {:.1f}%",
                             100 * row["precision_none"].get<double>(), 100 * row["precision_latents"].get<double>(),

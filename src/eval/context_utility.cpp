@@ -49,7 +49,9 @@ json UtilityRow::to_json() const {
           {"utility", number(utility)},
           {"precision_none", number(precision_none)},
           {"precision_latents", number(precision_latents)},
-          {"precision_text", number(precision_text)}};
+          {"precision_text", number(precision_text)},
+          {"loss_other", number(loss_other)},
+          {"content_utility", number(content_utility)}};
 }
 
 json TargetLosses::to_json() const {
@@ -58,10 +60,17 @@ json TargetLosses::to_json() const {
     json one = {{"latents", pair.first}, {"text", pair.second}};
     if (const auto it = precision_by_k.find(k); it != precision_by_k.end())
       one["latents_precision"] = number(it->second.first), one["text_precision"] = number(it->second.second);
+    if (const auto it = other_by_k.find(k); it != other_by_k.end()) one["other_latents"] = it->second;
     back[std::to_string(k)] = one;
   }
-  return {{"document", document}, {"document_sha256", document_sha256},       {"span", span},      {"tokens", tokens},
-          {"loss_none", none},    {"precision_none", number(precision_none)}, {"spans_back", back}};
+  return {{"document", document},
+          {"control_sha256", control_sha256},
+          {"document_sha256", document_sha256},
+          {"span", span},
+          {"tokens", tokens},
+          {"loss_none", none},
+          {"precision_none", number(precision_none)},
+          {"spans_back", back}};
 }
 
 TargetLosses TargetLosses::from_json(const json& j) {
@@ -70,12 +79,14 @@ TargetLosses TargetLosses::from_json(const json& j) {
   t.span = j.at("span").get<int64_t>(), t.tokens = j.at("tokens").get<int64_t>();
   t.none = j.at("loss_none").get<double>();
   t.document_sha256 = j.value("document_sha256", "");
+  t.control_sha256 = j.value("control_sha256", "");
   t.precision_none = number_of(j.value("precision_none", json()));
   for (const auto& [k, one] : j.at("spans_back").items()) {
     const int64_t back = std::stoll(k);
     t.by_k[back] = {one.at("latents").get<double>(), one.at("text").get<double>()};
     if (one.contains("latents_precision"))
       t.precision_by_k[back] = {number_of(one["latents_precision"]), number_of(one["text_precision"])};
+    if (one.contains("other_latents")) t.other_by_k[back] = one["other_latents"].get<double>();
   }
   return t;
 }
@@ -98,7 +109,8 @@ std::vector<UtilityRow> utility_rows(const std::vector<TargetLosses>& targets, c
   std::vector<UtilityRow> rows;
   for (int64_t k : spans_back) {
     UtilityRow row{k};
-    double none = 0, latents = 0, text = 0;
+    double none = 0, latents = 0, text = 0, other = 0;
+    int64_t with_other = 0;
     PrecisionMean p_none, p_latents, p_text;
     for (const auto& t : targets) {
       const auto it = t.by_k.find(k);
@@ -106,6 +118,7 @@ std::vector<UtilityRow> utility_rows(const std::vector<TargetLosses>& targets, c
       ++row.targets, row.tokens += t.tokens;
       none += t.none, latents += it->second.first, text += it->second.second;
       p_none.add(t.precision_none);
+      if (const auto o = t.other_by_k.find(k); o != t.other_by_k.end()) other += o->second, ++with_other;
       if (const auto p = t.precision_by_k.find(k); p != t.precision_by_k.end())
         p_latents.add(p->second.first), p_text.add(p->second.second);
     }
@@ -114,6 +127,11 @@ std::vector<UtilityRow> utility_rows(const std::vector<TargetLosses>& targets, c
     row.loss_none = none / n, row.loss_latents = latents / n, row.loss_text = text / n;
     row.utility = context_utility(row.loss_none, row.loss_latents, row.loss_text);
     row.precision_none = p_none.mean(), row.precision_latents = p_latents.mean(), row.precision_text = p_text.mean();
+    if (with_other == row.targets) {
+      row.loss_other = other / n;
+      if (row.loss_none > row.loss_text)
+        row.content_utility = (row.loss_other - row.loss_latents) / (row.loss_none - row.loss_text);
+    }
     rows.push_back(row);
   }
   return rows;
@@ -121,7 +139,9 @@ std::vector<UtilityRow> utility_rows(const std::vector<TargetLosses>& targets, c
 
 namespace {
 
-enum Context { kNone = 0, kLatents = 1, kText = 2 };
+// kOther: the control, latents of k spans of another document in the same place (what latents
+// give that is not their content).
+enum Context { kNone = 0, kLatents = 1, kText = 2, kOther = 3 };
 
 // One decoder row to score: a target span under one context.
 struct Row {
@@ -140,48 +160,89 @@ struct Targets {
   std::vector<TargetLosses> sums;
   std::vector<std::string> references;  // each target's text
   std::vector<Row> rows;
+  // Per document: its first span in `spans`, its span count and the spans' texts.
+  std::vector<std::pair<size_t, int64_t>> documents;
+  std::vector<std::vector<std::string>> span_texts;
 };
 
-void add_document(Targets& t, ContextUtility& out, const EvalPage& doc, const Tokenizer& tokenizer,
-                  const C3Prompt& prompt, const ContextUtilityOptions& o) {
+// Cuts a document into spans (all documents are cut before any rows are made: the control rows
+// point into other documents).
+void cut_document(Targets& t, ContextUtility& out, const EvalPage& doc, const Tokenizer& tokenizer,
+                  const ContextUtilityOptions& o) {
   ++out.documents;
-  const std::string digest = sha256_hex(doc.text);
   const size_t first = t.spans.size();
-  std::vector<std::string> span_texts;
+  std::vector<std::string> texts;
   for (auto& span : cut_spans(doc.text, tokenizer, o.span_tokens)) {
-    span_texts.push_back(doc.text.substr(static_cast<size_t>(span.begin), static_cast<size_t>(span.end - span.begin)));
+    texts.push_back(doc.text.substr(static_cast<size_t>(span.begin), static_cast<size_t>(span.end - span.begin)));
     t.spans.push_back(std::move(span.ids));
   }
   const auto count = static_cast<int64_t>(t.spans.size() - first);
   out.spans += count;
   for (size_t j = first; j < t.spans.size(); ++j) out.span_tokens += static_cast<int64_t>(t.spans[j].size());
+  t.documents.emplace_back(first, count);
+  t.span_texts.push_back(std::move(texts));
+}
+
+// The control's k spans for span i of document d: from the next document (cyclically) with at
+// least k spans, the k before its span i (or its last k when it is shorter). Empty when none has
+// k; `source` is then left alone, else set to that document's index.
+std::vector<const std::vector<int32_t>*> other_context(const Targets& t, size_t d, int64_t i, int64_t k,
+                                                       size_t& source) {
+  for (size_t step = 1; step < t.documents.size(); ++step) {
+    const size_t o = (d + step) % t.documents.size();
+    const auto [first, count] = t.documents[o];
+    if (count < k) continue;
+    source = o;
+    const int64_t end = std::min(i, count);
+    std::vector<const std::vector<int32_t>*> context;
+    for (int64_t j = end - k; j < end; ++j) context.push_back(&t.spans[first + static_cast<size_t>(j)]);
+    return context;
+  }
+  return {};
+}
+
+// Every span of document d after its first is a target, scored under each context.
+void add_targets(Targets& t, size_t d, const std::vector<EvalPage>& documents, const C3Prompt& prompt,
+                 const ContextUtilityOptions& o) {
+  const EvalPage& doc = documents[d];
+  const std::string digest = sha256_hex(doc.text);
+  const auto [first, count] = t.documents[d];
   for (int64_t i = 1; i < count; ++i) {
     const auto index = static_cast<int64_t>(t.sums.size());
-    const std::vector<int32_t>* target = &t.spans[first + i];
+    const std::vector<int32_t>* target = &t.spans[first + static_cast<size_t>(i)];
     TargetLosses sums;
     sums.document = doc.id, sums.span = i, sums.tokens = static_cast<int64_t>(target->size());
     sums.document_sha256 = digest;
-    t.sums.push_back(sums);
-    t.references.push_back(span_texts[i]);
+    std::string controls;  // the documents the controls come from: a target is redone when one changes
+    t.references.push_back(t.span_texts[d][static_cast<size_t>(i)]);
     t.rows.push_back({index, kNone, 0, {&prompt, {}, target, nullptr, false}});
     for (int64_t k : o.spans_back) {
       if (k > i) continue;
       C3Example latents{&prompt, {}, target, nullptr, false};
       std::vector<int32_t> text;
       for (int64_t j = i - k; j < i; ++j) {
-        latents.context.push_back(&t.spans[first + j]);
-        text.insert(text.end(), t.spans[first + j].begin(), t.spans[first + j].end());
+        latents.context.push_back(&t.spans[first + static_cast<size_t>(j)]);
+        text.insert(text.end(), t.spans[first + static_cast<size_t>(j)].begin(),
+                    t.spans[first + static_cast<size_t>(j)].end());
       }
       t.texts.push_back(std::move(text));
       t.rows.push_back({index, kLatents, k, latents});
       t.rows.push_back({index, kText, k, {&prompt, {}, target, &t.texts.back(), false}});
+      size_t source = d;
+      C3Example other{&prompt, other_context(t, d, i, k, source), target, nullptr, false};
+      if (other.context.empty()) continue;
+      t.rows.push_back({index, kOther, k, other});
+      controls += documents[source].id + '\0' + documents[source].text + '\0';
     }
+    sums.control_sha256 = sha256_hex(controls);
+    t.sums.push_back(sums);
   }
 }
 
 // Where a row's loss or precision goes.
 double& loss_slot(TargetLosses& s, const Row& row) {
   if (row.context == kNone) return s.none;
+  if (row.context == kOther) return s.other_by_k[row.k];
   auto& pair = s.by_k[row.k];
   return row.context == kLatents ? pair.first : pair.second;
 }
@@ -196,19 +257,22 @@ double& precision_slot(TargetLosses& s, const Row& row) {
 void score_continuations(C3Codec& codec, const std::vector<Row>& rows, size_t start, size_t end, Targets& t,
                          const ContextUtilityOptions& o) {
   std::vector<C3Example> batch;
+  std::vector<size_t> which;  // the rows generated for: not the control's
   int64_t longest = 0;
   for (size_t r = start; r < end; ++r) {
-    batch.push_back(rows[r].example);
+    if (rows[r].context == kOther) continue;
+    batch.push_back(rows[r].example), which.push_back(r);
     longest = std::max(longest, t.sums[rows[r].target].tokens);
   }
+  if (batch.empty()) return;
   GenerateOptions generate;
   generate.max_new_tokens = o.continuation_tokens > 0 ? o.continuation_tokens : longest;
   generate.no_repeat_ngram_size = o.no_repeat_ngram_size;
   generate.stop = o.stop;
   auto ids = generate_answers(codec.model(), batch, generate);
-  for (size_t r = start; r < end; ++r) {
-    const Row& row = rows[r];
-    auto& out = ids[r - start];
+  for (size_t b = 0; b < which.size(); ++b) {
+    const Row& row = rows[which[b]];
+    auto& out = ids[b];
     const int64_t limit = o.continuation_tokens > 0 ? o.continuation_tokens : t.sums[row.target].tokens;
     if (static_cast<int64_t>(out.size()) > limit) out.resize(static_cast<size_t>(limit));
     const std::string continuation = decode_reconstruction(codec.tokenizer(), out);
@@ -231,8 +295,9 @@ ContextUtility measure_context_utility(C3Codec& codec, const std::vector<EvalPag
   Targets t;
   for (const auto& doc : documents) {
     if (o.limit > 0 && out.documents >= o.limit) break;
-    add_document(t, out, doc, codec.tokenizer(), prompt, o);
+    cut_document(t, out, doc, codec.tokenizer(), o);
   }
+  for (size_t d = 0; d < t.documents.size(); ++d) add_targets(t, d, documents, prompt, o);
   if (t.sums.empty())
     throw UsageError("no document is long enough for two spans of " + std::to_string(o.span_tokens) +
                      " tokens: nothing to continue (lower --max-span-tokens)");
@@ -242,7 +307,8 @@ ContextUtility measure_context_utility(C3Codec& codec, const std::vector<EvalPag
   std::vector<bool> resumed(t.sums.size(), false);
   for (size_t i = 0; i < t.sums.size(); ++i) {
     const auto it = finished.find(target_key(t.sums[i].document, t.sums[i].span));
-    if (it != finished.end() && it->second->document_sha256 == t.sums[i].document_sha256)
+    if (it != finished.end() && it->second->document_sha256 == t.sums[i].document_sha256 &&
+        it->second->control_sha256 == t.sums[i].control_sha256)
       t.sums[i] = *it->second, resumed[i] = true, ++out.resumed;
   }
   std::vector<Row> rows;
@@ -300,14 +366,22 @@ std::string report_markdown(const json& summary) {
       summary["model"].get<std::string>(), summary["latent_tokens"].get<int64_t>(), summary["data"].get<std::string>(),
       summary["documents"].get<int64_t>(), summary["spans"].get<int64_t>(), summary["span_tokens"].get<int64_t>(),
       summary["mean_ratio"].get<double>(), kContinueInstruction);
-  md += "| spans back | targets | tokens | loss, no context | loss, latents | loss, text | utility |\n";
-  md += "|---:|---:|---:|---:|---:|---:|---:|\n";
+  md +=
+      "| spans back | targets | tokens | loss, no context | loss, latents | loss, text | utility | loss, other "
+      "document's latents | content utility |\n";
+  md += "|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
   auto cell = [](const json& v) { return v.is_number() ? fmt::format("{:.4f}", v.get<double>()) : std::string("-"); };
   for (const auto& row : summary["rows"])
-    md += fmt::format("| {} | {} | {} | {} | {} | {} | {} |\n", row["spans_back"].get<int64_t>(),
+    md += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n", row["spans_back"].get<int64_t>(),
                       row["targets"].get<int64_t>(), row["tokens"].get<int64_t>(), cell(row["loss_none"]),
-                      cell(row["loss_latents"]), cell(row["loss_text"]), cell(row["utility"]));
+                      cell(row["loss_latents"]), cell(row["loss_text"]), cell(row["utility"]), cell(row["loss_other"]),
+                      cell(row["content_utility"]));
   md += "\nA utility of `-` means the text itself did not lower the loss (no utility is defined there).\n";
+  md +=
+      "The control scores each span given the latents of k spans of another document (the next one with k "
+      "spans) in the same place: latents can lower the loss without carrying their span, as a learned prompt for "
+      "the corpus does. Content utility = (other - latents) / (none - text) counts only what the span's own "
+      "latents add.\n";
   if (summary["continuation_tokens"].get<int64_t>() != 0) {
     auto percent = [](const json& v) {
       return v.is_number() ? fmt::format("{:.1f}%", 100 * v.get<double>()) : std::string("-");
@@ -395,6 +469,7 @@ json run_context_utility(C3Codec& codec, const std::vector<EvalPage>& documents,
                  {"latent_tokens", n},
                  {"span_tokens", o.span_tokens},
                  {"spans_back", o.spans_back},
+                 {"control", "other-document latents"},
                  {"instruction", kContinueInstruction},
                  {"continuation_tokens", o.continuation_tokens},
                  {"no_repeat_ngram", o.no_repeat_ngram_size},

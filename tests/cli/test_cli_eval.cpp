@@ -282,6 +282,9 @@ TEST(CliEval, ContinueTaskReportsTheContextUtilityPerSpansBack) {
     EXPECT_LE(summary["rows"][0][precision].get<double>(), 1.0);
   }
   EXPECT_THAT(test::read_bytes(dir / "out" / "report.md"), HasSubstr("| spans back | no context | latents | text |"));
+  // The control, latents of another document's spans, is scored for every target.
+  EXPECT_GT(summary["rows"][0]["loss_other"].get<double>(), 0);
+  EXPECT_NE(summary["rows"][0]["loss_other"], summary["rows"][0]["loss_latents"]);
   EXPECT_TRUE(fs::exists(dir / "out" / "context_utility.svg"));
   EXPECT_THAT(test::read_bytes(dir / "out" / "context_losses.svg"), HasSubstr("latents"));
   // A finished evaluation is not replaced without --force; a file of the user's neither.

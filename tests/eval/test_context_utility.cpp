@@ -81,5 +81,22 @@ TEST(ContextUtility, PrecisionsAverageOverTargetsAndSurviveTheJournal) {
   EXPECT_TRUE(rows[0].to_json()["precision_latents"].is_null());
 }
 
+// The control (another document's latents) gives the content utility, only when every target of
+// k has it.
+TEST(ContextUtility, ContentUtilityCountsWhatTheSpansOwnLatentsAddOverAnyLatents) {
+  std::vector<TargetLosses> targets(2);
+  targets[0] = target("a", 1, 10, 40.0, {{1, {30.0, 20.0}}});
+  targets[0].other_by_k = {{1, 36.0}};
+  targets[1] = target("b", 2, 10, 40.0, {{1, {30.0, 20.0}}, {2, {25.0, 20.0}}});
+  targets[1].other_by_k = {{1, 34.0}};
+  const auto rows = utility_rows(targets, {1, 2});
+  // k = 1: none 4, latents 3, text 2, other (36 + 34) / 20 = 3.5: utility 0.5, content utility 0.25.
+  EXPECT_DOUBLE_EQ(rows[0].utility, 0.5);
+  EXPECT_DOUBLE_EQ(rows[0].loss_other, 3.5);
+  EXPECT_DOUBLE_EQ(rows[0].content_utility, 0.25);
+  EXPECT_TRUE(std::isnan(rows[1].loss_other)) << "target b has no control at k = 2";
+  EXPECT_DOUBLE_EQ(TargetLosses::from_json(targets[1].to_json()).other_by_k.at(1), 34.0);
+}
+
 }  // namespace
 }  // namespace c3

@@ -52,6 +52,10 @@ struct UtilityRow {
   double loss_none = 0, loss_latents = 0, loss_text = 0, utility = 0;
   // Mean word precision of the targets' greedy continuations (NaN: none generated).
   double precision_none = std::nan(""), precision_latents = std::nan(""), precision_text = std::nan("");
+  // The control: mean loss given the latents of k spans of another document (NaN unless every
+  // target has it), and the content utility (other - latents) / (none - text): what the latents
+  // give beyond what any latents give.
+  double loss_other = std::nan(""), content_utility = std::nan("");
   nlohmann::json to_json() const;
 };
 
@@ -65,7 +69,9 @@ struct TargetLosses {
   std::map<int64_t, std::pair<double, double>> by_k;  // k -> (latents, text)
   double precision_none = std::nan("");
   std::map<int64_t, std::pair<double, double>> precision_by_k;  // k -> (latents, text)
-  std::string document_sha256;                                  // of the document's text (resuming)
+  std::map<int64_t, double> other_by_k;  // k -> loss sum given another document's latents (the control)
+  std::string document_sha256;           // of the document's text (resuming)
+  std::string control_sha256;            // of the texts of the documents its controls came from (resuming)
   nlohmann::json to_json() const;
   static TargetLosses from_json(const nlohmann::json& j);  // what to_json wrote
 };
