@@ -463,7 +463,7 @@ json run_context_utility(C3Codec& codec, const std::vector<EvalPage>& documents,
   const auto start = std::chrono::steady_clock::now();
   const ContextUtilityOptions& o = run.options;
   const int64_t n = codec.model()->config().latent_tokens;
-  // What a journaled target must have been made with to be kept.
+  // What a journaled target must have been made with to be kept; the summary records it too.
   const json key{{"task", "continue"},
                  {"model_fingerprint", codec.fingerprint()},
                  {"latent_tokens", n},
@@ -495,26 +495,17 @@ json run_context_utility(C3Codec& codec, const std::vector<EvalPage>& documents,
   for (const auto& row : result.rows) rows.push_back(row.to_json());
   std::string all;
   for (const auto& d : documents) all += d.id + '\0' + d.text + '\0';
-  json summary{{"c3_version", C3_VERSION},
-               {"task", "continue"},
-               {"model", codec.folder().string()},
-               {"model_fingerprint", codec.fingerprint()},
-               {"latent_tokens", n},
-               {"data", run.data},
-               {"documents_sha256", sha256_hex(all)},
-               {"documents", result.documents},
-               {"spans", result.spans},
-               {"span_tokens", o.span_tokens},
-               {"mean_ratio", static_cast<double>(result.span_tokens) / static_cast<double>(result.spans * n)},
-               {"instruction", kContinueInstruction},
-               {"spans_back", o.spans_back},
-               {"continuation_tokens", o.continuation_tokens},
-               {"no_repeat_ngram", o.no_repeat_ngram_size},
-               {"dtype", scalar_type_name(codec.model()->dtype())},
-               {"device", run.device},
-               {"foreign_files_replaced", foreign},
-               {"resumed_targets", result.resumed},
-               {"rows", rows}};
+  json summary = key;
+  summary.update({{"c3_version", C3_VERSION},
+                  {"model", codec.folder().string()},
+                  {"data", run.data},
+                  {"documents_sha256", sha256_hex(all)},
+                  {"documents", result.documents},
+                  {"spans", result.spans},
+                  {"mean_ratio", static_cast<double>(result.span_tokens) / static_cast<double>(result.spans * n)},
+                  {"foreign_files_replaced", foreign},
+                  {"resumed_targets", result.resumed},
+                  {"rows", rows}});
   summary["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const std::string record_key = sha256_hex(summary.dump());
   make_folder(run.output);

@@ -161,7 +161,7 @@ json run_instruct_eval(C3Codec& codec, const std::vector<InstructRecord>& record
   const C3Config& config = codec.model()->config();
   const size_t count =
       run.limit > 0 ? std::min<size_t>(records.size(), static_cast<size_t>(run.limit)) : records.size();
-  // What a journaled answer must have been made with to be kept.
+  // What a journaled answer must have been made with to be kept; the summary records it too.
   const json key{{"task", "instruct"},
                  {"model_fingerprint", codec.fingerprint()},
                  {"latent_tokens", config.latent_tokens},
@@ -211,25 +211,19 @@ json run_instruct_eval(C3Codec& codec, const std::vector<InstructRecord>& record
   const auto n = static_cast<double>(count);
   json rows = json::array();
   for (const char* c : kContexts) rows.push_back({{"context", c}, {"exact_match", em[c] / n}, {"f1", f1[c] / n}});
-  json summary{{"c3_version", C3_VERSION},
-               {"task", "instruct"},
-               {"model", codec.folder().string()},
-               {"model_fingerprint", codec.fingerprint()},
-               {"latent_tokens", config.latent_tokens},
-               {"data", run.data},
-               {"records_sha256", sha256_hex(all)},
-               {"records", count},
-               {"span_tokens", run.span_tokens},
-               {"mean_spans", static_cast<double>(spans) / n},
-               {"mean_ratio", static_cast<double>(context_tokens) / static_cast<double>(spans * config.latent_tokens)},
-               {"max_new_tokens", run.generate.max_new_tokens},
-               {"no_repeat_ngram", run.generate.no_repeat_ngram_size},
-               {"dtype", scalar_type_name(codec.model()->dtype())},
-               {"device", run.device},
-               {"generated_tokens", all_generated},
-               {"foreign_files_replaced", foreign},
-               {"resumed_records", done.size()},
-               {"rows", rows}};
+  json summary = key;
+  summary.update(
+      {{"c3_version", C3_VERSION},
+       {"model", codec.folder().string()},
+       {"data", run.data},
+       {"records_sha256", sha256_hex(all)},
+       {"records", count},
+       {"mean_spans", static_cast<double>(spans) / n},
+       {"mean_ratio", static_cast<double>(context_tokens) / static_cast<double>(spans * config.latent_tokens)},
+       {"generated_tokens", all_generated},
+       {"foreign_files_replaced", foreign},
+       {"resumed_records", done.size()},
+       {"rows", rows}});
   summary["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const std::string record_key = sha256_hex(summary.dump());
   make_folder(run.output);

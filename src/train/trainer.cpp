@@ -107,6 +107,13 @@ struct ValidationSums {
   }
 };
 
+// Validation's greedy decoding: train.eval_max_new_tokens, else room for the longest expected text.
+GenerateOptions validation_generation(const TrainSettings& s, int64_t longest_expected) {
+  GenerateOptions gen;
+  gen.max_new_tokens = s.eval_max_new_tokens > 0 ? s.eval_max_new_tokens : longest_expected + 32;
+  return gen;
+}
+
 // Spread over the ranks (rank r takes batches r, r + W, ...; the sums are all-reduced), so none
 // waits in a collective while another validates alone. Returns nullopt on every rank when a stop
 // signal reached any meanwhile: a scheduler's grace period is better spent saving.
@@ -149,9 +156,7 @@ std::optional<Validation> validate(C3Codec& codec, const std::vector<Sample>& sa
   for_each_batch(precision_samples, [&](const std::vector<int64_t>& index) {
     int64_t longest = 0;
     for (const int64_t i : index) longest = std::max<int64_t>(longest, static_cast<int64_t>(samples[i].ids.size()));
-    GenerateOptions gen;
-    gen.max_new_tokens = s.eval_max_new_tokens > 0 ? s.eval_max_new_tokens : longest + 32;
-    const auto out = codec.reconstruct(codec.compress(ids_of(samples, index)), gen);
+    const auto out = codec.reconstruct(codec.compress(ids_of(samples, index)), validation_generation(s, longest));
     for (size_t k = 0; k < index.size(); ++k) {
       const std::string& truth = samples[index[k]].text;
       sums.precision += score_page(truth, out[k]).precision;
@@ -168,9 +173,8 @@ std::optional<Validation> validate(C3Codec& codec, const std::vector<Sample>& sa
       picks.emplace_back(Task::instruct, i);
       longest = std::max<int64_t>(longest, static_cast<int64_t>(tasks.instructs[i].answer.size()));
     }
-    GenerateOptions gen;
-    gen.max_new_tokens = s.eval_max_new_tokens > 0 ? s.eval_max_new_tokens : longest + 32;
-    const auto ids = generate_answers(codec.model(), examples_of(picks, tasks, prompts), gen);
+    const auto ids =
+        generate_answers(codec.model(), examples_of(picks, tasks, prompts), validation_generation(s, longest));
     for (size_t k = 0; k < index.size(); ++k) {
       const std::string answer = decode_reconstruction(codec.tokenizer(), ids[k]);
       const std::string truth = decode_reconstruction(codec.tokenizer(), tasks.instructs[index[k]].answer);

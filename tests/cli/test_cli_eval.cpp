@@ -247,12 +247,18 @@ TEST(CliEval, PagesLongerThanTheSpanLimitAreCutIntoSpansAndSaySo) {
 
 // --task continue on documents cut into spans: one row per k that some span reaches, every row's
 // losses finite, the losses of each target recorded, and the same refusals as eval's.
+// The fixture's texts as 4 documents of 3 texts each (several spans each at 8 tokens a span).
+std::vector<std::string> fixture_documents(const test::TrainedModel& m) {
+  std::vector<std::string> documents;
+  for (size_t i = 0; i + 2 < m.texts.size(); i += 3)
+    documents.push_back(m.texts[i] + " " + m.texts[i + 1] + " " + m.texts[i + 2]);
+  return documents;
+}
+
 TEST(CliEval, ContinueTaskReportsTheContextUtilityPerSpansBack) {
   const auto& m = test::trained_model();
   test::TempDir dir;
-  std::vector<std::string> documents;  // 4 documents of 3 training texts each
-  for (size_t i = 0; i + 2 < m.texts.size(); i += 3)
-    documents.push_back(m.texts[i] + " " + m.texts[i + 1] + " " + m.texts[i + 2]);
+  const std::vector<std::string> documents = fixture_documents(m);
   test::write_jsonl(dir / "docs.jsonl", documents);
   const std::string args = "--threads 1 eval --task continue -m '" + m.model() +
                            "' docs.jsonl --max-span-tokens 8 --spans-back 1 --spans-back 2 --spans-back 64 ";
@@ -328,9 +334,7 @@ TEST(CliEval, ContinueTaskWithoutContinuationsScoresTheSameLosses) {
 TEST(CliEval, ContinueTaskResumesAKilledRun) {
   const auto& m = test::trained_model();
   test::TempDir dir;
-  std::vector<std::string> documents;
-  for (size_t i = 0; i + 2 < m.texts.size(); i += 3)
-    documents.push_back(m.texts[i] + " " + m.texts[i + 1] + " " + m.texts[i + 2]);
+  std::vector<std::string> documents = fixture_documents(m);
   test::write_jsonl(dir / "docs.jsonl", documents);
   const std::string args = "--threads 1 eval --task continue -m '" + m.model() +
                            "' docs.jsonl --max-span-tokens 8 --spans-back 1 --spans-back 2 --batch-size 1 -o ";
