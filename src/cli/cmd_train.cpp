@@ -70,6 +70,12 @@ void add_model_keys(SettingsTable<TrainJob>& t) {
            });
   t.value("", "model.resize_latents", false, "Allow a C3 checkpoint with a different N: Q is re-initialised (logged)",
           C3_FIELD(train.resize_latents));
+  t.value("", "model.projector_init", "keep",
+          "How a new run starts the projector: keep (the checkpoint's; normal for a C3 of two LLMs) or whiten "
+          "(each slot's mean removed, the rest whitened, latents at the decoder's embedding norm)",
+          C3_FIELD(train.projector_init), {"keep", "whiten"});
+  t.value("", "model.projector_init_spans", 512, "Training pieces whose slot states model.projector_init whiten uses",
+          C3_FIELD(train.projector_init_spans));
   t.value("", "model.prompt_template", kDefaultPromptTemplate,
           "Decoder prompt: {latents} becomes <img><imgpad>xN</img>, {instruction} the instruction",
           C3_FIELD(train.prompt_template));

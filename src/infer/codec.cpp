@@ -192,6 +192,12 @@ at::Tensor C3Codec::compress(const std::vector<const std::vector<int32_t>*>& tex
   return model_->compress(batch.encoder_ids, batch.encoder_slots);
 }
 
+at::Tensor C3Codec::slot_states(const std::vector<const std::vector<int32_t>*>& texts) {
+  torch::NoGradGuard no_grad;
+  const C3Batch batch = make_c3_batch(prompt_, texts, /*with_answers=*/false).to(model_->device());
+  return model_->slot_states(batch.encoder_ids, batch.encoder_slots);
+}
+
 std::vector<std::vector<int32_t>> C3Codec::generate(const at::Tensor& latents, const GenerateOptions& options) {
   torch::NoGradGuard no_grad;
   return greedy_generate(model_, prompt_, latents.to(model_->device(), model_->dtype()), options);

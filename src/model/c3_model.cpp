@@ -54,6 +54,10 @@ C3ModelImpl::C3ModelImpl(const C3Config& c, const at::TensorOptions& o) : config
 at::ScalarType C3ModelImpl::dtype() const { return decoder->output_embedding().scalar_type(); }
 
 at::Tensor C3ModelImpl::compress(const at::Tensor& ids, const at::Tensor& slots) {
+  return projector(slot_states(ids, slots));
+}
+
+at::Tensor C3ModelImpl::slot_states(const at::Tensor& ids, const at::Tensor& slots) {
   const int64_t b = ids.size(0), n = config_.latent_tokens;
   at::Tensor embeds = encoder->embed(ids);
   // masked_scatter fills the slots in row-major order, so slot i of every row gets Q row i.
@@ -61,7 +65,7 @@ at::Tensor C3ModelImpl::compress(const at::Tensor& ids, const at::Tensor& slots)
   // Only the slots' final states are needed: the encoder's last layer runs at those rows alone.
   const at::Tensor positions = slots.nonzero().select(1, 1).view({b, n});  // row-major: slot order
   // Right-padded rows and slots inside each row's text: no attention mask (see Qwen2Model::forward).
-  return projector(encoder->hidden_states(embeds, {}, positions));  // after the final norm
+  return encoder->hidden_states(embeds, {}, positions);  // after the final norm
 }
 
 at::Tensor C3ModelImpl::decoder_embeds(const at::Tensor& ids, const at::Tensor& slots, const at::Tensor& latents) {

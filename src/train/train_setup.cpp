@@ -317,6 +317,9 @@ void check_settings(const TrainSettings& s) {
     throw UsageError("optim.zero_stage must be 0 (replicated), 1 (optimizer state sharded) or 2 (gradients too)");
   if (s.save_every <= 0 || s.log_every <= 0) throw UsageError("train.save_every and train.log_every must be positive");
   if (s.max_bad_steps <= 0) throw UsageError("train.max_bad_steps must be positive");
+  if (s.projector_init != "keep" && s.projector_init != "whiten")
+    throw UsageError("model.projector_init must be keep or whiten");
+  if (s.projector_init_spans < 2) throw UsageError("model.projector_init_spans must be at least 2");
   if (!(s.max_minutes >= 0)) throw UsageError("train.max_minutes must be 0 (no limit) or positive");
   if (!(s.max_cpu_minutes >= 0)) throw UsageError("train.max_cpu_minutes must be 0 (no limit) or positive");
   for (const auto& [part, scale] : s.lr_scale)

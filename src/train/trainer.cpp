@@ -18,6 +18,7 @@
 #include "c3/infer/generate.h"
 #include "c3/model/c3_loss.h"
 #include "c3/model/c3_prompt.h"
+#include "c3/model/projector_init.h"
 #include "c3/train/checkpoints.h"
 #include "c3/train/schedule.h"
 #include "c3/util/atomic_file.h"
@@ -383,6 +384,39 @@ std::vector<std::pair<at::Tensor, int>> in_forward_order(const std::vector<std::
   return out;
 }
 
+// model.projector_init "whiten" (c3/model/projector_init.h): rank 0 computes the projector from the
+// slot states of training pieces spread evenly over the data, and every rank takes its weights.
+void whiten_projector(Run& run) {
+  C3ModelImpl& model = *run.model;
+  if (run.is_main()) {
+    const size_t count = std::min<size_t>(run.train_samples.size(), run.s.projector_init_spans);
+    const bool training = model.is_training();
+    model.eval();  // no LoRA dropout
+    std::vector<at::Tensor> states;
+    constexpr size_t kBatch = 16;
+    for (size_t first = 0; first < count; first += kBatch) {
+      std::vector<const std::vector<int32_t>*> texts;
+      for (size_t i = first; i < std::min(count, first + kBatch); ++i)
+        texts.push_back(&run.train_samples[i * run.train_samples.size() / count].ids);
+      states.push_back(run.codec->slot_states(texts).to(at::kCPU, at::kFloat));
+    }
+    model.train(training);
+    const at::Tensor embeddings = model.decoder->model->embed_tokens->weight.detach().to(at::kFloat);
+    const double target_norm = embeddings.norm(2, -1).mean().item<double>();
+    const ProjectorWeights w =
+        whitening_projector(at::cat(states), model.projector->weight.size(0), target_norm, run.s.init_seed + 3);
+    torch::NoGradGuard no_grad;
+    model.projector->weight.copy_(w.weight);
+    model.projector->bias.copy_(w.bias);
+    spdlog::info(
+        "projector whitened from the slot states of {} training pieces (latents at the decoder's mean "
+        "embedding norm, {:.3f})",
+        count, target_norm);
+  }
+  std::vector<at::Tensor> projector{model.projector->weight, model.projector->bias};
+  run.comm.broadcast(projector);
+}
+
 void set_up_optimizer(Run& run) {
   const TrainSettings& s = run.s;
   run.optimizer.emplace(make_optimizer(run.model, s, run.comm.rank(), run.comm.world_size()));
@@ -463,6 +497,7 @@ void set_up(Run& run) {
   remove_half_written_checkpoints(run);
   set_up_model(run);
   set_up_data(run);
+  if (run.resume_dir.empty() && run.s.projector_init == "whiten") whiten_projector(run);
   set_up_optimizer(run);
   resume_or_start(run);
   create_output(run);

@@ -8,6 +8,7 @@
 
 #include <fstream>
 
+#include "c3/infer/codec.h"
 #include "c3/model/c3_io.h"
 #include "c3/model/qwen2_io.h"
 #include "c3/train/checkpoints.h"
@@ -237,6 +238,46 @@ TEST(Trainer, FrozenPartsStayBitIdenticalAndLrScalesApply) {
     EXPECT_EQ(all_equal, !should_change) << c3_part_name(part);
   }
   EXPECT_TRUE(fs::exists(checkpoint_path(s.output, 3) / "tokenizer.model")) << "tokenizer travels with the model";
+}
+
+// model.projector_init whiten: a new run starts from a projector that removes each slot's mean and
+// hands the decoder latents at its mean embedding norm; nothing else moves (all else frozen, lr 0).
+TEST(Trainer, WhitenedProjectorStartsAtTheDecodersEmbeddingNorm) {
+  Corpus corpus(48, 8);
+  C3Config config = test::tiny_c3_config(8);
+  const auto tok = load_tokenizer(corpus.dir / "tok");
+  config.encoder.vocab_size = config.decoder.vocab_size = tok->vocab_size();
+  C3Model initial(config);
+  initial->init_weights(21);
+  save_c3(initial, corpus.dir / "init", {}, corpus.dir / "tok");
+
+  TrainSettings s = tiny_settings(corpus, "whiten");
+  s.encoder = s.decoder = "";
+  s.checkpoint = (corpus.dir / "init").string();
+  s.tokenizer = "";
+  s.validation_file = "", s.validation_samples = 2;
+  s.steps = 1;
+  s.frozen = {"decoder", "encoder", "projector"};
+  s.lr_scale = {{"query", 0.0}};
+  s.projector_init = "whiten";
+  LocalCommunicator comm;
+  ASSERT_EQ(train(s, at::kCPU, comm), 0);
+
+  C3Codec whitened = C3Codec::load(s.output);
+  EXPECT_FALSE(whitened.model()->projector->weight.equal(initial->projector->weight));
+  EXPECT_TRUE(whitened.model()->query.equal(initial->query));
+  std::vector<std::vector<int32_t>> ids;
+  for (const auto& text : corpus.texts) ids.push_back(tok->encode(text));
+  std::vector<const std::vector<int32_t>*> texts;
+  for (const auto& row : ids) texts.push_back(&row);
+  const at::Tensor latents = whitened.compress(texts);                        // [48, 8, hidden]
+  const at::Tensor before = initial->projector(whitened.slot_states(texts));  // the authors' init
+  const double embedding_norm = initial->decoder->model->embed_tokens->weight.norm(2, -1).mean().item<double>();
+  EXPECT_NEAR(latents.norm(2, -1).mean().item<double>() / embedding_norm, 1.0, 0.1);
+  // Each slot's mean is what the whitening removes: small beside the latents, unlike before.
+  const double slot_mean = latents.mean(0).norm(2, -1).mean().item<double>();
+  EXPECT_LT(slot_mean / latents.norm(2, -1).mean().item<double>(), 0.3);
+  EXPECT_GT(before.mean(0).norm(2, -1).mean().item<double>() / before.norm(2, -1).mean().item<double>(), 0.5);
 }
 
 TEST(Trainer, DivergenceStopsWithAClearError) {

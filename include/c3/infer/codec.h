@@ -118,6 +118,8 @@ class C3Codec {
   // One batch. Token ids (without special tokens) -> latents [B, N, decoder hidden] on the model's
   // device. No gradient.
   at::Tensor compress(const std::vector<const std::vector<int32_t>*>& texts);
+  // What compress hands the projector: the encoder's slot states [B, N, encoder hidden].
+  at::Tensor slot_states(const std::vector<const std::vector<int32_t>*>& texts);
   // Latents [B, N, decoder hidden] (any device and dtype) -> each row's generated ids, without the
   // closing <|im_end|>.
   std::vector<std::vector<int32_t>> generate(const at::Tensor& latents, const GenerateOptions& options);

@@ -51,6 +51,8 @@ class C3ModelImpl : public torch::nn::Module {
   // [B, T] with exactly N true per row, among the row's tokens. Right padding needs no attention
   // mask (Qwen2Model::forward). Returns the projected latents [B, N, decoder hidden].
   at::Tensor compress(const at::Tensor& ids, const at::Tensor& slots);
+  // What compress projects: the encoder's final-norm states at the slots [B, N, encoder hidden].
+  at::Tensor slot_states(const at::Tensor& ids, const at::Tensor& slots);
 
   // Decoder input embeddings: the decoder's token embeddings with the N slot rows of each row
   // replaced by that row's latents. ids/slots [B, T]; latents [B, N, decoder hidden].

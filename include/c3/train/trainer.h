@@ -31,6 +31,11 @@ struct TrainSettings {
   std::string tokenizer;                 // default: the checkpoint / decoder folder
   std::optional<int64_t> latent_tokens;  // N; unset: the checkpoint's (warm start, resume), else 32
   bool resize_latents = false;
+  // How a new run starts the projector: "keep" (the checkpoint's, or normal(0, init range) for a C3
+  // assembled from two LLMs) or "whiten" (c3/model/projector_init.h, from the slot states of
+  // `projector_init_spans` training pieces). A resumed run keeps its checkpoint's either way.
+  std::string projector_init = "keep";
+  int64_t projector_init_spans = 512;
   std::string prompt_template = kDefaultPromptTemplate;
   std::string instruction = kDefaultInstruction;
   std::string dtype = "auto";  // auto (bf16 on CUDA, fp32 on CPU) | float32 | bfloat16
