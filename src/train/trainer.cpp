@@ -384,27 +384,33 @@ std::vector<std::pair<at::Tensor, int>> in_forward_order(const std::vector<std::
   return out;
 }
 
-// model.projector_init "whiten" (c3/model/projector_init.h): rank 0 computes the projector from the
-// slot states of training pieces spread evenly over the data, and every rank takes its weights.
+// The slot states [count, N, encoder hidden] of `count` training pieces spread evenly over the data,
+// on the CPU in float32, computed in eval mode (no LoRA dropout).
+at::Tensor training_slot_states(Run& run, size_t count) {
+  const bool training = run.model->is_training();
+  run.model->eval();
+  std::vector<at::Tensor> states;
+  constexpr size_t kBatch = 16;
+  for (size_t first = 0; first < count; first += kBatch) {
+    std::vector<const std::vector<int32_t>*> texts;
+    for (size_t i = first; i < std::min(count, first + kBatch); ++i)
+      texts.push_back(&run.train_samples[i * run.train_samples.size() / count].ids);
+    states.push_back(run.codec->slot_states(texts).to(at::kCPU, at::kFloat));
+  }
+  run.model->train(training);
+  return at::cat(states);
+}
+
+// model.projector_init "whiten" (c3/model/projector_init.h): rank 0 computes the projector, every
+// rank takes its weights.
 void whiten_projector(Run& run) {
   C3ModelImpl& model = *run.model;
   if (run.is_main()) {
     const size_t count = std::min<size_t>(run.train_samples.size(), run.s.projector_init_spans);
-    const bool training = model.is_training();
-    model.eval();  // no LoRA dropout
-    std::vector<at::Tensor> states;
-    constexpr size_t kBatch = 16;
-    for (size_t first = 0; first < count; first += kBatch) {
-      std::vector<const std::vector<int32_t>*> texts;
-      for (size_t i = first; i < std::min(count, first + kBatch); ++i)
-        texts.push_back(&run.train_samples[i * run.train_samples.size() / count].ids);
-      states.push_back(run.codec->slot_states(texts).to(at::kCPU, at::kFloat));
-    }
-    model.train(training);
-    const at::Tensor embeddings = model.decoder->model->embed_tokens->weight.detach().to(at::kFloat);
-    const double target_norm = embeddings.norm(2, -1).mean().item<double>();
-    const ProjectorWeights w =
-        whitening_projector(at::cat(states), model.projector->weight.size(0), target_norm, run.s.init_seed + 3);
+    const double target_norm =
+        model.decoder->model->embed_tokens->weight.detach().to(at::kFloat).norm(2, -1).mean().item<double>();
+    const ProjectorWeights w = whitening_projector(training_slot_states(run, count), model.projector->weight.size(0),
+                                                   target_norm, run.s.init_seed + 3);
     torch::NoGradGuard no_grad;
     model.projector->weight.copy_(w.weight);
     model.projector->bias.copy_(w.bias);

@@ -208,21 +208,29 @@ TEST(Trainer, InstructRecordsTrainBesideReconstruction) {
   EXPECT_THAT(test::error_of<UsageError>([&] { train(none, at::kCPU, comm); }), testing::HasSubstr("data.instruct"));
 }
 
+// A warm start from a tiny C3 checkpoint whose weights we know (`initial`, saved in DIR/init).
+struct WarmStart {
+  C3Model initial{nullptr};
+  TrainSettings settings;
+  WarmStart(const Corpus& corpus, const std::string& output) {
+    C3Config config = test::tiny_c3_config(8);
+    const auto tok = load_tokenizer(corpus.dir / "tok");
+    config.encoder.vocab_size = config.decoder.vocab_size = tok->vocab_size();
+    initial = C3Model(config);
+    initial->init_weights(21);
+    save_c3(initial, corpus.dir / "init", {}, corpus.dir / "tok");
+    settings = tiny_settings(corpus, output);
+    settings.encoder = settings.decoder = settings.tokenizer = "";
+    settings.checkpoint = (corpus.dir / "init").string();
+    settings.validation_file = "", settings.validation_samples = 2;
+  }
+};
+
 TEST(Trainer, FrozenPartsStayBitIdenticalAndLrScalesApply) {
   Corpus corpus(16, 8);
-  // Warm start from a C3 checkpoint whose weights we know.
-  C3Config config = test::tiny_c3_config(8);
-  const auto tok = load_tokenizer(corpus.dir / "tok");
-  config.encoder.vocab_size = config.decoder.vocab_size = tok->vocab_size();
-  C3Model initial(config);
-  initial->init_weights(21);
-  save_c3(initial, corpus.dir / "init", {}, corpus.dir / "tok");
-
-  TrainSettings s = tiny_settings(corpus, "frozen");
-  s.encoder = s.decoder = "";
-  s.checkpoint = (corpus.dir / "init").string();
-  s.tokenizer = "";
-  s.validation_file = "", s.validation_samples = 2;
+  WarmStart warm(corpus, "frozen");
+  C3Model& initial = warm.initial;
+  TrainSettings& s = warm.settings;
   s.steps = 3;
   s.frozen = {"decoder"};
   s.lr_scale = {{"projector", 0.0}};
@@ -244,18 +252,9 @@ TEST(Trainer, FrozenPartsStayBitIdenticalAndLrScalesApply) {
 // hands the decoder latents at its mean embedding norm; nothing else moves (all else frozen, lr 0).
 TEST(Trainer, WhitenedProjectorStartsAtTheDecodersEmbeddingNorm) {
   Corpus corpus(48, 8);
-  C3Config config = test::tiny_c3_config(8);
-  const auto tok = load_tokenizer(corpus.dir / "tok");
-  config.encoder.vocab_size = config.decoder.vocab_size = tok->vocab_size();
-  C3Model initial(config);
-  initial->init_weights(21);
-  save_c3(initial, corpus.dir / "init", {}, corpus.dir / "tok");
-
-  TrainSettings s = tiny_settings(corpus, "whiten");
-  s.encoder = s.decoder = "";
-  s.checkpoint = (corpus.dir / "init").string();
-  s.tokenizer = "";
-  s.validation_file = "", s.validation_samples = 2;
+  WarmStart warm(corpus, "whiten");
+  C3Model& initial = warm.initial;
+  TrainSettings& s = warm.settings;
   s.steps = 1;
   s.frozen = {"decoder", "encoder", "projector"};
   s.lr_scale = {{"query", 0.0}};
@@ -267,7 +266,7 @@ TEST(Trainer, WhitenedProjectorStartsAtTheDecodersEmbeddingNorm) {
   EXPECT_FALSE(whitened.model()->projector->weight.equal(initial->projector->weight));
   EXPECT_TRUE(whitened.model()->query.equal(initial->query));
   std::vector<std::vector<int32_t>> ids;
-  for (const auto& text : corpus.texts) ids.push_back(tok->encode(text));
+  for (const auto& text : corpus.texts) ids.push_back(whitened.tokenizer().encode(text));
   std::vector<const std::vector<int32_t>*> texts;
   for (const auto& row : ids) texts.push_back(&row);
   const at::Tensor latents = whitened.compress(texts);                        // [48, 8, hidden]
